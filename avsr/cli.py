@@ -1,0 +1,83 @@
+"""The ``avsr`` command. Each subcommand parses its arguments and calls one library function."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import warnings
+
+import avsr
+
+LIP_ROI_EXAMPLES = """examples:
+  avsr lip-roi talk.mp4 -o rois/ --preview
+  avsr lip-roi videos/ '*.mov' @more.txt -o rois/ --workers 2 --detect-every 2
+"""
+
+
+def _one_line_warnings() -> None:
+    warnings.formatwarning = lambda message, category, *args, **kwargs: f"warning: {message}\n"
+
+
+def _add_lip_roi(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "lip-roi", help="cut 25 fps mouth crops (96x96 grayscale) from videos into .npz files",
+        description="Track the face with MediaPipe, align it and cut a steady mouth crop per 25 fps frame. "
+        "Writes OUT_DIR/<stem>.npz with arrays roi, face_found, timestamps_s, mouth_landmarks, fps.",
+        epilog=LIP_ROI_EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("inputs", nargs="+", metavar="VIDEO", help="files, folders (recursive), globs or @list.txt")
+    parser.add_argument("-o", "--output-dir", required=True, help="folder for the .npz (and .png) outputs")
+    parser.add_argument("--detect-every", type=int, default=1, metavar="K",
+                        help="run the landmarker on every K-th frame and interpolate (default 1; 2-3 is ~2-3x faster)")
+    parser.add_argument("--detect-max-side", type=int, default=None, metavar="PX",
+                        help="downscale frames to this longer side for face detection")
+    parser.add_argument("--workers", type=int, default=1, help="parallel worker processes (default 1)")
+    parser.add_argument("--preview", action="store_true", help="also write <stem>.png, a contact sheet of the crops")
+    parser.add_argument("--overwrite", action="store_true", help="recompute even when the cached output is current")
+    parser.add_argument("--landmarker-model", default=None, metavar="TASK",
+                        help="another MediaPipe face_landmarker.task (default: the bundled one)")
+    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    parser.set_defaults(handler=_run_lip_roi)
+
+
+def _run_lip_roi(args: argparse.Namespace) -> int:
+    from avsr.io.inputs import expand_inputs
+    from avsr.io.lip_roi import LipRoiOptions
+    from avsr.io.roi_batch import run_lip_roi
+
+    try:
+        options = LipRoiOptions(detect_every=args.detect_every, detect_max_side=args.detect_max_side,
+                                landmarker_model=args.landmarker_model)
+    except ValueError as error:
+        print(f"avsr lip-roi: error: {error}", file=sys.stderr)
+        return 2
+    paths = expand_inputs(args.inputs)
+    if not paths:
+        print("avsr lip-roi: error: no media files found in the inputs given", file=sys.stderr)
+        return 2
+    results = run_lip_roi(paths, args.output_dir, options, workers=args.workers, preview=args.preview,
+                          overwrite=args.overwrite, progress=not args.quiet)
+    failed = [r for r in results if r.status == "failed"]
+    for result in failed:
+        print(f"failed: {result.error}", file=sys.stderr)
+    done = sum(r.status == "done" for r in results)
+    skipped = sum(r.status == "skipped" for r in results)
+    print(f"{done} done, {skipped} skipped (cache current), {len(failed)} failed -> {args.output_dir}")
+    return 1 if failed else 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="avsr", description="Audio-visual speech recognition toolkit.")
+    parser.add_argument("--version", action="version", version=f"avsr {avsr.__version__}")
+    subparsers = parser.add_subparsers(title="commands", metavar="COMMAND", required=True)
+    _add_lip_roi(subparsers)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    _one_line_warnings()
+    args = build_parser().parse_args(argv)
+    return args.handler(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

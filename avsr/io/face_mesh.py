@@ -1,0 +1,208 @@
+"""MediaPipe Face Landmarker (Tasks API) wrapped for video: model loading, face choice, tracking.
+
+mediapipe >= 0.10.30 has no ``mp.solutions`` and no model inside the wheel, so the face landmarker
+bundle ships with this package (``avsr/assets/face_landmarker.task``) and is hash-checked at load.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+# Silence MediaPipe's glog/TFLite chatter before the library is first imported.
+os.environ.setdefault("GLOG_minloglevel", "2")
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+DEFAULT_MODEL_PATH = Path(__file__).resolve().parent.parent / "assets" / "face_landmarker.task"
+# Google's float16 face_landmarker bundle (Apache-2.0), as recorded in shared/models/README.md.
+DEFAULT_MODEL_SHA256 = "64184e229b263107bc2b804c6625db1341ff2bb731874b0bcc2fe6544e0bc9ff"
+
+# Indices into MediaPipe's 478-point face mesh (canonical face model topology).
+RIGHT_EYE_OUTER, RIGHT_EYE_INNER, LEFT_EYE_INNER, LEFT_EYE_OUTER = 33, 133, 362, 263
+NOSE_BRIDGE, NOSE_TIP = 168, 1
+MOUTH_RIGHT_CORNER, MOUTH_LEFT_CORNER = 61, 291
+LIPS_OUTER = (61, 146, 91, 181, 84, 17, 314, 405, 321, 375, 291, 409, 270, 269, 267, 0, 37, 39, 40, 185)
+LIPS_INNER = (78, 95, 88, 178, 87, 14, 317, 402, 318, 324, 308, 415, 310, 311, 312, 13, 82, 81, 80, 191)
+FACE_OVAL = (10, 338, 297, 332, 284, 251, 389, 356, 454, 323, 361, 288, 397, 365, 379, 378, 400, 377,
+             152, 148, 176, 149, 150, 136, 172, 58, 132, 93, 234, 127, 162, 21, 54, 103, 67, 109)
+STABLE = (RIGHT_EYE_OUTER, RIGHT_EYE_INNER, LEFT_EYE_INNER, LEFT_EYE_OUTER, NOSE_BRIDGE, NOSE_TIP)
+
+# The subset of mesh points this package keeps per frame, and where each group sits in it.
+KEPT_POINTS = STABLE + LIPS_OUTER + LIPS_INNER + FACE_OVAL
+STABLE_SLICE = slice(0, len(STABLE))
+LIPS_SLICE = slice(len(STABLE), len(STABLE) + len(LIPS_OUTER) + len(LIPS_INNER))
+OVAL_SLICE = slice(LIPS_SLICE.stop, len(KEPT_POINTS))
+
+
+class ModelFileError(ValueError):
+    """The face landmarker model file is missing or not the expected bundle."""
+
+
+def check_model(path: str | Path | None = None) -> Path:
+    """Return the landmarker model path, verifying the vendored bundle's SHA-256.
+
+    A user-supplied path is only checked for existence: it may be another valid bundle.
+    """
+    if path is None:
+        path = DEFAULT_MODEL_PATH
+        if not path.is_file():
+            raise ModelFileError(f"{path}: vendored face landmarker missing; reinstall avsr")
+        digest = hashlib.sha256(path.read_bytes()).hexdigest()
+        if digest != DEFAULT_MODEL_SHA256:
+            raise ModelFileError(
+                f"{path}: sha256 {digest[:12]}… is not the expected face_landmarker bundle "
+                f"({DEFAULT_MODEL_SHA256[:12]}…); reinstall avsr or pass --landmarker-model"
+            )
+        return path
+    path = Path(path)
+    if not path.is_file():
+        raise ModelFileError(f"{path}: face landmarker model not found; pass an existing .task file")
+    return path
+
+
+def face_size(points: np.ndarray) -> float:
+    """Width of the face-oval bounding box in pixels, for kept points ``(P, 2)``."""
+    oval = points[OVAL_SLICE]
+    return float(np.ptp(oval[:, 0]))
+
+
+@contextlib.contextmanager
+def _native_stderr_silenced() -> Iterator[None]:
+    """Discard what native code writes to file descriptor 2 (MediaPipe's glog/TFLite set-up lines).
+
+    Those lines ignore GLOG_minloglevel in mediapipe 1.2.x; Python exceptions are unaffected.
+    """
+    try:
+        fd = sys.stderr.fileno()
+    except (AttributeError, OSError, ValueError):  # no real stderr (e.g. captured): nothing to silence
+        yield
+        return
+    sys.stderr.flush()
+    saved = os.dup(fd)
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, fd)
+        yield
+    finally:
+        os.dup2(saved, fd)
+        os.close(saved)
+        os.close(devnull)
+
+
+@dataclass
+class _Target:
+    center: np.ndarray  # (2,) pixels
+    size: float  # face width in pixels
+
+
+class FaceMeshTracker:
+    """Run MediaPipe's FaceLandmarker in VIDEO mode and follow one face through a clip.
+
+    The first detection picks the largest face; later frames keep the face nearest to the one
+    followed so far (not whichever MediaPipe lists first). When the followed face has been missing
+    for more than ``reacquire_after`` detection calls, the largest face is picked again.
+
+    Args:
+        model_path: a ``.task`` bundle; ``None`` uses the vendored, hash-checked one.
+        max_faces: how many faces MediaPipe may return; > 1 so that the largest can be chosen.
+        detect_max_side: downscale frames so their longer side is at most this before detection
+            (``None``: full resolution). Landmarks come back in full-resolution pixels.
+        min_confidence: MediaPipe's detection / presence / tracking confidence thresholds.
+        reacquire_after: detection calls without the followed face before it is re-chosen.
+    """
+
+    def __init__(
+        self,
+        model_path: str | Path | None = None,
+        max_faces: int = 4,
+        detect_max_side: int | None = None,
+        min_confidence: float = 0.5,
+        reacquire_after: int = 12,
+    ) -> None:
+        from mediapipe.tasks.python import BaseOptions, vision
+
+        options = vision.FaceLandmarkerOptions(
+            base_options=BaseOptions(model_asset_path=str(check_model(model_path))),
+            running_mode=vision.RunningMode.VIDEO,
+            num_faces=max_faces,
+            min_face_detection_confidence=min_confidence,
+            min_face_presence_confidence=min_confidence,
+            min_tracking_confidence=min_confidence,
+        )
+        with _native_stderr_silenced():
+            self._landmarker = vision.FaceLandmarker.create_from_options(options)
+        self._detect_max_side = detect_max_side
+        self._reacquire_after = reacquire_after
+        self._target: _Target | None = None
+        self._misses = 0
+        self._last_timestamp_ms = -1
+        self._calls = 0
+
+    def __enter__(self) -> "FaceMeshTracker":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def close(self) -> None:
+        if self._landmarker is not None:
+            self._landmarker.close()
+            self._landmarker = None
+
+    def detect_faces(self, frame: np.ndarray, timestamp_ms: int) -> list[np.ndarray]:
+        """All faces in an RGB frame ``(H, W, 3) uint8`` as kept points ``(P, 2)`` in pixels."""
+        import mediapipe as mp
+
+        height, width = frame.shape[:2]
+        image = frame
+        if self._detect_max_side and max(height, width) > self._detect_max_side:
+            import cv2
+
+            scale = self._detect_max_side / max(height, width)
+            size = (max(1, round(width * scale)), max(1, round(height * scale)))
+            image = cv2.resize(frame, size, interpolation=cv2.INTER_AREA)
+        # VIDEO mode requires strictly increasing timestamps.
+        timestamp_ms = max(timestamp_ms, self._last_timestamp_ms + 1)
+        self._last_timestamp_ms = timestamp_ms
+        mp_image = mp.Image(image_format=mp.ImageFormat.SRGB, data=np.ascontiguousarray(image))
+        if self._calls == 0:  # the first inference prints more set-up lines
+            with _native_stderr_silenced():
+                result = self._landmarker.detect_for_video(mp_image, timestamp_ms)
+        else:
+            result = self._landmarker.detect_for_video(mp_image, timestamp_ms)
+        self._calls += 1
+        faces = []
+        for landmarks in result.face_landmarks:
+            points = np.array([(landmarks[i].x, landmarks[i].y) for i in KEPT_POINTS], np.float32)
+            faces.append(points * np.array([width, height], np.float32))
+        return faces
+
+    def track(self, frame: np.ndarray, timestamp_ms: int) -> np.ndarray | None:
+        """Kept points ``(P, 2)`` of the followed face in this frame, or ``None`` if absent."""
+        faces = self.detect_faces(frame, timestamp_ms)
+        chosen = self._choose(faces)
+        if chosen is None:
+            self._misses += 1
+            if self._misses > self._reacquire_after:
+                self._target = None
+            return None
+        self._misses = 0
+        self._target = _Target(center=chosen[OVAL_SLICE].mean(axis=0), size=face_size(chosen))
+        return chosen
+
+    def _choose(self, faces: list[np.ndarray]) -> np.ndarray | None:
+        if not faces:
+            return None
+        if self._target is None:
+            return max(faces, key=face_size)
+        distances = [np.linalg.norm(f[OVAL_SLICE].mean(axis=0) - self._target.center) for f in faces]
+        best = int(np.argmin(distances))
+        # A face whose centre jumped by more than half a face width is another person.
+        return faces[best] if distances[best] < 0.5 * self._target.size else None

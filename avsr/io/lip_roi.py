@@ -1,0 +1,295 @@
+"""Mouth regions of interest: track the face, align it, cut a steady grayscale crop per frame.
+
+The pipeline per clip (25 fps):
+
+1. MediaPipe's face landmarker runs on every ``detect_every``-th frame and follows one face
+   (the largest at first, then the same one; :class:`~avsr.io.face_mesh.FaceMeshTracker`).
+2. Gaps in the landmark track up to ``max_gap_frames`` are filled by linear interpolation;
+   longer gaps are marked ``face_found = False`` and their crops are zeroed.
+3. The stable points (eye corners, nose) are smoothed over time and a similarity transform maps
+   them onto a canonical frontal face, so head roll and scale are removed.
+4. The crop is centred on the clip's median mouth position in that canonical frame, so it only
+   moves with the (smoothed) head, not with the opening and closing of the lips.
+
+Only the landmark track is kept for the whole clip; frames are cached up to ``frame_cache_mb``
+and decoded a second time beyond that, so memory stays bounded on long videos.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+from scipy.ndimage import gaussian_filter1d
+
+from avsr.io.face_mesh import KEPT_POINTS, LIPS_OUTER, LIPS_SLICE, STABLE_SLICE, FaceMeshTracker
+from avsr.io.media import VIDEO_FPS, iter_media_chunks
+
+# Canonical frontal face: the STABLE points (right eye outer, right eye inner, left eye inner, left
+# eye outer, nose bridge, nose tip) in units of the outer-eye-corner distance, origin between the
+# outer eye corners, y down. Mean of MediaPipe landmarks on the four frontal portraits in
+# shared/media/faces, made left-right symmetric.
+CANONICAL_STABLE = np.array(
+    [[-0.5, 0.0], [-0.198, 0.018], [0.198, 0.018], [0.5, 0.0], [0.0, -0.045], [0.0, 0.463]], np.float32
+)
+# Mouth-corner distance of the same faces in those units (0.70-0.86 across the four).
+CANONICAL_MOUTH_WIDTH = 0.727
+LIPS_OUTER_COUNT = len(LIPS_OUTER)
+
+
+@dataclass(frozen=True)
+class LipRoiOptions:
+    """How mouth crops are found and cut."""
+
+    crop_size: int = 96  # side of the square grayscale crop, pixels
+    mouth_width_fraction: float = 0.55  # an average mouth spans this fraction of the crop width
+    detect_every: int = 1  # run the landmarker on every k-th frame and interpolate in between
+    detect_max_side: int | None = None  # downscale frames to this longer side for detection
+    max_faces: int = 4  # faces MediaPipe may report per frame (the largest one is followed)
+    max_gap_frames: int = 12  # longer runs without a face are face_found=False (12 = 0.48 s)
+    smooth_sigma_frames: float = 1.5  # Gaussian smoothing of the head pose over time, frames
+    landmarker_model: str | None = None  # another face_landmarker .task bundle
+    frame_cache_mb: int = 512  # frames kept between the two passes; longer clips are decoded twice
+
+    def __post_init__(self) -> None:
+        if self.crop_size < 16:
+            raise ValueError(f"crop_size={self.crop_size} is too small; use at least 16")
+        if self.detect_every < 1:
+            raise ValueError(f"detect_every={self.detect_every} must be >= 1")
+        if self.max_gap_frames < self.detect_every - 1:
+            raise ValueError(
+                f"max_gap_frames={self.max_gap_frames} is shorter than the frames skipped between "
+                f"detections (detect_every={self.detect_every}); use max_gap_frames >= {self.detect_every - 1}"
+            )
+        if self.detect_max_side is not None and self.detect_max_side < 64:
+            raise ValueError(f"detect_max_side={self.detect_max_side} is too small; use >= 64 or None")
+        if not 0.1 <= self.mouth_width_fraction <= 0.9:
+            raise ValueError(f"mouth_width_fraction={self.mouth_width_fraction} must be in [0.1, 0.9]")
+        if self.smooth_sigma_frames < 0:
+            raise ValueError(f"smooth_sigma_frames={self.smooth_sigma_frames} must be >= 0")
+
+
+@dataclass
+class LipRoi:
+    """Mouth crops of one clip at ``fps`` frames per second.
+
+    Attributes:
+        roi: grayscale crops ``(T, S, S) uint8``; all zero where ``face_found`` is False.
+        face_found: ``(T,) bool``.
+        mouth_landmarks: 40 lip points (outer then inner contour) in crop pixels ``(T, 40, 2)``;
+            NaN where no face was found.
+        timestamps_s: start time of each frame ``(T,) float64``.
+        transforms: image-to-crop affine matrices ``(T, 2, 3) float32``; NaN where no face.
+        fps: frames per second (25).
+    """
+
+    roi: np.ndarray
+    face_found: np.ndarray
+    mouth_landmarks: np.ndarray
+    timestamps_s: np.ndarray
+    transforms: np.ndarray
+    fps: float = VIDEO_FPS
+
+    def __len__(self) -> int:
+        return len(self.roi)
+
+    def save(self, path: str | os.PathLike, **metadata: str) -> None:
+        """Write an ``.npz`` atomically (temporary file + rename); ``metadata`` is stored as strings."""
+        path = Path(path)
+        tmp = path.with_name(f".{path.name}.tmp.npz")
+        extra = {f"meta_{k}": np.array(v) for k, v in metadata.items()}
+        np.savez_compressed(tmp, **{k: np.asarray(v) for k, v in asdict(self).items()}, **extra)
+        os.replace(tmp, path)
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> "LipRoi":
+        with np.load(path) as data:
+            return cls(**{k: data[k] for k in data.files if not k.startswith("meta_")}
+                       | {"fps": float(data["fps"])})
+
+
+def fill_gaps(points: np.ndarray, max_gap: int) -> tuple[np.ndarray, np.ndarray]:
+    """Interpolate missing frames of a landmark track.
+
+    Args:
+        points: ``(T, P, 2)`` with NaN rows where no landmarks were obtained.
+        max_gap: the longest run of missing frames to fill (ends of the clip: held, not interpolated).
+
+    Returns:
+        ``(filled, found)``: filled points ``(T, P, 2)`` (NaN where still missing) and ``(T,) bool``.
+    """
+    valid = ~np.isnan(points[:, 0, 0])
+    filled = points.copy()
+    found = valid.copy()
+    known = np.flatnonzero(valid)
+    if len(known) == 0:
+        return filled, found
+    # Interior gaps.
+    for left, right in zip(known[:-1], known[1:]):
+        gap = right - left - 1
+        if 0 < gap <= max_gap:
+            weights = (np.arange(1, gap + 1) / (gap + 1))[:, None, None]
+            filled[left + 1 : right] = (1 - weights) * points[left] + weights * points[right]
+            found[left + 1 : right] = True
+    # Leading and trailing runs: hold the nearest detection.
+    if known[0] <= max_gap:
+        filled[: known[0]] = points[known[0]]
+        found[: known[0]] = True
+    if len(points) - 1 - known[-1] <= max_gap:
+        filled[known[-1] + 1 :] = points[known[-1]]
+        found[known[-1] + 1 :] = True
+    return filled, found
+
+
+def _runs(mask: np.ndarray) -> Iterator[tuple[int, int]]:
+    """``(start, stop)`` of each run of True in a 1-D bool array."""
+    edges = np.diff(np.concatenate([[0], mask.astype(np.int8), [0]]))
+    yield from zip(np.flatnonzero(edges == 1), np.flatnonzero(edges == -1))
+
+
+def smooth_track(points: np.ndarray, found: np.ndarray, sigma: float) -> np.ndarray:
+    """Gaussian-smooth ``(T, P, 2)`` points over time within each run of found frames."""
+    smoothed = points.copy()
+    if sigma <= 0:
+        return smoothed
+    for start, stop in _runs(found):
+        smoothed[start:stop] = gaussian_filter1d(points[start:stop], sigma, axis=0, mode="nearest")
+    return smoothed
+
+
+def similarity_transforms(source: np.ndarray, target: np.ndarray) -> np.ndarray:
+    """Least-squares similarity transforms (rotation, uniform scale, translation), no reflection.
+
+    Args:
+        source: points per frame ``(T, N, 2)``.
+        target: the points they should land on ``(N, 2)``.
+
+    Returns:
+        Affine matrices ``(T, 2, 3)`` mapping source to target coordinates.
+    """
+    z = source[..., 0] + 1j * source[..., 1]  # (T, N)
+    w = target[:, 0] + 1j * target[:, 1]  # (N,)
+    z_mean, w_mean = z.mean(axis=1, keepdims=True), w.mean()
+    zc, wc = z - z_mean, w - w_mean
+    a = (np.conj(zc) * wc).sum(axis=1) / (np.abs(zc) ** 2).sum(axis=1)  # (T,) = scale * e^{i angle}
+    shift = w_mean - a * z_mean[:, 0]
+    matrices = np.empty((len(source), 2, 3), np.float64)
+    matrices[:, 0] = np.stack([a.real, -a.imag, shift.real], axis=1)
+    matrices[:, 1] = np.stack([a.imag, a.real, shift.imag], axis=1)
+    return matrices
+
+
+def apply_affine(matrices: np.ndarray, points: np.ndarray) -> np.ndarray:
+    """Map ``(T, P, 2)`` points with ``(T, 2, 3)`` matrices."""
+    return np.einsum("tij,tpj->tpi", matrices[:, :, :2], points) + matrices[:, None, :, 2]
+
+
+def crop_transforms(track: np.ndarray, found: np.ndarray, options: LipRoiOptions) -> np.ndarray:
+    """Image-to-crop affine matrices ``(T, 2, 3)`` from a gap-filled kept-point track ``(T, P, 2)``."""
+    transforms = np.full((len(track), 2, 3), np.nan)
+    if not found.any():
+        return transforms
+    smoothed = smooth_track(track, found, options.smooth_sigma_frames)[found]
+    to_canonical = similarity_transforms(smoothed[:, STABLE_SLICE], CANONICAL_STABLE)
+    outer_lips = smoothed[:, LIPS_SLICE][:, :LIPS_OUTER_COUNT]
+    mouth_centre = np.median(apply_affine(to_canonical, outer_lips).mean(axis=1), axis=0)  # (2,)
+    scale = options.mouth_width_fraction * options.crop_size / CANONICAL_MOUTH_WIDTH
+    centre = (options.crop_size - 1) / 2
+    to_crop = np.array([[scale, 0, centre - scale * mouth_centre[0]],
+                        [0, scale, centre - scale * mouth_centre[1]], [0, 0, 1]])
+    homogeneous = np.concatenate([to_canonical, np.tile([[[0, 0, 1]]], (len(smoothed), 1, 1))], axis=1)
+    transforms[found] = (to_crop @ homogeneous)[:, :2]
+    return transforms
+
+
+def _rgb_frames(source: str | os.PathLike | np.ndarray) -> Iterator[np.ndarray]:
+    if isinstance(source, np.ndarray):
+        yield from source
+        return
+    for chunk in iter_media_chunks(source, chunk_s=4.0, audio=False):
+        yield from chunk.video
+
+
+def _gray(frame: np.ndarray) -> np.ndarray:
+    return cv2.cvtColor(frame, cv2.COLOR_RGB2GRAY)
+
+
+def extract_lip_roi(source: str | os.PathLike | np.ndarray, options: LipRoiOptions = LipRoiOptions()) -> LipRoi:
+    """Find, align and cut the mouth in every 25 fps frame of a clip.
+
+    Args:
+        source: a media file (decoded and resampled to 25 fps) or RGB frames ``(T, H, W, 3) uint8``
+            already at 25 fps.
+        options: see :class:`LipRoiOptions`.
+
+    Raises:
+        MediaError: ``source`` is a file that cannot be read or has no video stream.
+    """
+    if isinstance(source, np.ndarray) and (source.ndim != 4 or source.shape[-1] != 3 or len(source) == 0):
+        raise ValueError(f"frames must be (T, H, W, 3) uint8 with T > 0, got shape {source.shape}")
+    missing = np.full((len(KEPT_POINTS), 2), np.nan, np.float32)
+    rows: list[np.ndarray] = []
+    cache: list[np.ndarray] | None = []
+    cache_bytes, cache_limit = 0, options.frame_cache_mb * 2**20
+    with FaceMeshTracker(
+        options.landmarker_model,
+        max_faces=options.max_faces,
+        detect_max_side=options.detect_max_side,
+        reacquire_after=max(1, options.max_gap_frames // options.detect_every),
+    ) as tracker:
+        for index, frame in enumerate(_rgb_frames(source)):
+            points = None
+            if index % options.detect_every == 0:
+                points = tracker.track(frame, round(index * 1000 / VIDEO_FPS))
+            rows.append(missing if points is None else points)
+            if cache is not None:
+                cache.append(_gray(frame))
+                cache_bytes += cache[-1].nbytes
+                if cache_bytes > cache_limit:
+                    cache = None  # too long to keep: decode again in the second pass
+    track, found = fill_gaps(np.stack(rows), options.max_gap_frames)
+    transforms = crop_transforms(track, found, options)
+    size = options.crop_size
+    roi = np.zeros((len(track), size, size), np.uint8)
+    frames = cache if cache is not None else (_gray(f) for f in _rgb_frames(source))
+    count = 0
+    for index, gray in enumerate(frames):
+        count += 1
+        if found[index]:
+            roi[index] = cv2.warpAffine(gray, transforms[index], (size, size), flags=cv2.INTER_LINEAR,
+                                        borderMode=cv2.BORDER_REPLICATE)
+    assert count == len(track), "second decoding pass returned a different number of frames"
+    return LipRoi(
+        roi=roi,
+        face_found=found,
+        mouth_landmarks=apply_affine(transforms, track[:, LIPS_SLICE]).astype(np.float32),
+        timestamps_s=np.arange(len(track)) / VIDEO_FPS,
+        transforms=transforms.astype(np.float32),
+    )
+
+
+def steadiness_percent(lip_roi: LipRoi, options: LipRoiOptions = LipRoiOptions()) -> float:
+    """Median second difference of the crop centre (image pixels) as % of the inter-ocular distance.
+
+    Lower is steadier. Computed over consecutive found frames; NaN if fewer than three.
+    ``options`` must be those the crops were cut with (they fix the crop scale).
+    """
+    found = lip_roi.face_found
+    matrices = lip_roi.transforms[found].astype(np.float64)
+    if len(matrices) < 3:
+        return float("nan")
+    linear, shift = matrices[:, :, :2], matrices[:, :, 2]
+    inverse = np.linalg.inv(linear)
+    centre = np.full(2, (lip_roi.roi.shape[1] - 1) / 2)
+    centres = np.einsum("tij,tj->ti", inverse, centre - shift)  # crop centre in image pixels
+    scale = np.sqrt(np.abs(np.linalg.det(linear)))  # crop pixels per image pixel
+    crop_px_per_iod = options.crop_size * options.mouth_width_fraction / CANONICAL_MOUTH_WIDTH
+    interocular = crop_px_per_iod / scale
+    index = np.flatnonzero(found)
+    consecutive = (index[2:] - index[:-2]) == 2
+    second = np.linalg.norm(centres[2:] - 2 * centres[1:-1] + centres[:-2], axis=1)
+    return float(np.median((second / interocular[1:-1])[consecutive]) * 100)

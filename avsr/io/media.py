@@ -1,0 +1,320 @@
+"""Decode any media file PyAV opens into 25 fps RGB video and 16 kHz mono float32 audio.
+
+One streaming reader (:func:`iter_media_chunks`) does the work; :func:`load_media` collects its
+chunks for short files. Frames are resampled to a constant rate by presentation timestamp (each
+output frame takes the source frame nearest in time), so 29.97, 30, 23.976, 50 fps and variable
+frame rate inputs all come out at exactly ``fps`` frames per second and stay in sync with the audio.
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import av
+import numpy as np
+
+VIDEO_FPS = 25
+AUDIO_SAMPLE_RATE = 16_000
+
+
+class MediaError(Exception):
+    """A file could not be read as media. ``reason`` is one of :attr:`REASONS`."""
+
+    REASONS = ("missing", "empty", "not_media", "corrupt", "no_streams", "no_video", "no_audio")
+
+    def __init__(self, path: str | os.PathLike, reason: str, message: str) -> None:
+        assert reason in self.REASONS, reason
+        self.path = str(path)
+        self.reason = reason
+        super().__init__(f"{self.path}: {message}")
+
+
+@dataclass
+class MediaChunk:
+    """A stretch of a file, ``start_s`` seconds from its start.
+
+    Attributes:
+        start_s: time of the first video frame / audio sample of the chunk.
+        video: RGB frames ``(T, H, W, 3) uint8`` at the reader's fps, or ``None`` without video.
+        audio: mono samples ``(N,) float32`` at the reader's sample rate, or ``None`` without audio.
+    """
+
+    start_s: float
+    video: np.ndarray | None
+    audio: np.ndarray | None
+
+
+@dataclass
+class Media:
+    """A whole decoded file. ``video`` is ``(T, H, W, 3) uint8``; ``audio`` is ``(N,) float32``."""
+
+    path: str
+    video: np.ndarray | None
+    audio: np.ndarray | None
+    fps: float
+    sample_rate: int
+
+    @property
+    def duration_s(self) -> float:
+        if self.video is not None:
+            return len(self.video) / self.fps
+        return 0.0 if self.audio is None else len(self.audio) / self.sample_rate
+
+
+def _looks_like_text(path: Path) -> bool:
+    head = path.read_bytes()[:4096] if path.stat().st_size < 4096 else path.open("rb").read(4096)
+    if b"\x00" in head:
+        return False
+    try:
+        head.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
+
+
+def open_media(path: str | os.PathLike) -> av.container.InputContainer:
+    """Open ``path`` with PyAV, raising :class:`MediaError` with the cause and the fix."""
+    path = Path(path)
+    if not path.exists():
+        raise MediaError(path, "missing", "file not found; check the path")
+    if not path.is_file():
+        raise MediaError(path, "missing", "is not a file; pass a media file (folders are expanded by the CLI)")
+    if path.stat().st_size == 0:
+        raise MediaError(path, "empty", "file is empty (0 bytes); re-export or re-download it")
+    try:
+        container = av.open(str(path))
+    except (av.FFmpegError, UnicodeDecodeError) as error:
+        if _looks_like_text(path):
+            raise MediaError(path, "not_media", "is a text file, not audio or video; pass a media file") from None
+        raise MediaError(
+            path, "corrupt", f"FFmpeg cannot open it ({error.__class__.__name__}: corrupt or truncated); "
+            "re-encode or re-download it"
+        ) from None
+    if not container.streams.video and not container.streams.audio:
+        container.close()
+        raise MediaError(path, "no_streams", "holds no audio or video stream; pass a media file")
+    return container
+
+
+def _rotate(image: np.ndarray, rotation: int) -> np.ndarray:
+    """Apply a display-matrix rotation (degrees counter-clockwise, FFmpeg's convention)."""
+    quarter_turns = round(rotation / 90) % 4  # np.rot90 turns counter-clockwise for k > 0
+    return np.ascontiguousarray(np.rot90(image, k=quarter_turns)) if quarter_turns else image
+
+
+class _FrameResampler:
+    """Turns decoded frames with timestamps into a constant-rate sequence (nearest in time)."""
+
+    def __init__(self, fps: float) -> None:
+        self.fps = fps
+        self.next_index = 0
+        self._previous: av.VideoFrame | None = None
+        self._previous_time = 0.0
+        self._previous_array: np.ndarray | None = None
+        self.frame_duration_s = 0.0
+
+    def _array(self) -> np.ndarray:
+        if self._previous_array is None:
+            frame = self._previous
+            self._previous_array = _rotate(frame.to_ndarray(format="rgb24"), frame.rotation or 0)
+        return self._previous_array
+
+    def push(self, frame: av.VideoFrame, time_s: float) -> list[np.ndarray]:
+        out: list[np.ndarray] = []
+        if self._previous is not None:
+            if time_s <= self._previous_time:  # out-of-order or duplicate timestamp: keep the first
+                return out
+            self.frame_duration_s = time_s - self._previous_time
+            boundary = (self._previous_time + time_s) / 2
+            while self.next_index / self.fps < boundary:
+                out.append(self._array())
+                self.next_index += 1
+        self._previous, self._previous_time, self._previous_array = frame, time_s, None
+        return out
+
+    def finish(self, fallback_duration_s: float) -> list[np.ndarray]:
+        if self._previous is None:
+            return []
+        duration = self.frame_duration_s or fallback_duration_s
+        end_s = self._previous_time + duration
+        out = []
+        while self.next_index < round(end_s * self.fps):
+            out.append(self._array())
+            self.next_index += 1
+        return out
+
+
+class _AudioCollector:
+    """Resamples audio frames to mono float32 and aligns the first sample to time zero."""
+
+    def __init__(self, sample_rate: int) -> None:
+        self.sample_rate = sample_rate
+        self._resampler = av.AudioResampler(format="flt", layout="mono", rate=sample_rate)
+        self._started = False
+        self._skip = 0
+
+    def _samples(self, frames: list[av.AudioFrame]) -> list[np.ndarray]:
+        return [f.to_ndarray().reshape(-1).astype(np.float32, copy=False) for f in frames]
+
+    def push(self, frame: av.AudioFrame, time_s: float | None) -> list[np.ndarray]:
+        out = []
+        if not self._started:
+            self._started = True
+            offset = round((time_s or 0.0) * self.sample_rate)
+            if offset > 0:
+                out.append(np.zeros(offset, np.float32))  # audio starts after the video
+            else:
+                self._skip = -offset  # audio starts before time zero
+        out += self._samples(self._resampler.resample(frame))
+        return self._trim(out)
+
+    def finish(self) -> list[np.ndarray]:
+        return self._trim(self._samples(self._resampler.resample(None)))
+
+    def _trim(self, pieces: list[np.ndarray]) -> list[np.ndarray]:
+        kept = []
+        for piece in pieces:
+            if self._skip:
+                cut = min(self._skip, len(piece))
+                piece, self._skip = piece[cut:], self._skip - cut
+            if len(piece):
+                kept.append(piece)
+        return kept
+
+
+def _select_stream(container, kind: str, wanted: bool, path) -> av.stream.Stream | None:
+    streams = getattr(container.streams, kind)
+    if not wanted:
+        return None
+    if not streams:
+        warnings.warn(f"{path}: no {kind} track; {kind} is None", stacklevel=3)
+        return None
+    return streams[0]
+
+
+def iter_media_chunks(
+    path: str | os.PathLike,
+    chunk_s: float = 10.0,
+    *,
+    video: bool = True,
+    audio: bool = True,
+    fps: float = VIDEO_FPS,
+    sample_rate: int = AUDIO_SAMPLE_RATE,
+) -> Iterator[MediaChunk]:
+    """Yield a file as consecutive chunks of ``chunk_s`` seconds; the last one may be shorter.
+
+    Only one chunk (plus a few decoded frames) is in memory at a time, so hour-long files stream
+    in bounded memory. Each video chunk holds ``round(chunk_s * fps)`` frames and each audio chunk
+    the same duration of samples. ``video=False`` / ``audio=False`` skip decoding that stream.
+
+    Raises:
+        MediaError: the file is missing, empty, not media, corrupt, or lacks every requested stream.
+    """
+    chunk_frames = round(chunk_s * fps)
+    chunk_samples = round(chunk_frames * sample_rate / fps)
+    if chunk_frames < 1:
+        raise ValueError(f"chunk_s={chunk_s} holds no frame at {fps} fps; use chunk_s >= {1 / fps}")
+    container = open_media(path)
+    with container:
+        video_stream = _select_stream(container, "video", video, path)
+        audio_stream = _select_stream(container, "audio", audio, path)
+        if video_stream is None and audio_stream is None:
+            missing = "video" if video else "audio"
+            raise MediaError(path, f"no_{missing}", f"has no {missing} stream; pass a file with {missing}")
+        if video_stream is not None:
+            video_stream.thread_type = "AUTO"
+        origin_s = (container.start_time or 0) / av.time_base
+        resampler = _FrameResampler(fps)
+        collector = _AudioCollector(sample_rate)
+        frames: list[np.ndarray] = []
+        samples: list[np.ndarray] = []
+        start_index = 0
+
+        def ready(final: bool) -> bool:
+            if final:
+                return bool(frames) or bool(samples)
+            return (video_stream is None or len(frames) >= chunk_frames) and (
+                audio_stream is None or sum(map(len, samples)) >= chunk_samples
+            )
+
+        def take() -> MediaChunk:
+            nonlocal frames, samples, start_index
+            chunk_video = chunk_audio = None
+            if video_stream is not None:
+                head = frames[:chunk_frames]
+                chunk_video = np.stack(head) if head else np.zeros((0, *frame_shape), np.uint8)
+                frames = frames[chunk_frames:]
+            if audio_stream is not None:
+                joined = np.concatenate(samples) if samples else np.zeros(0, np.float32)
+                chunk_audio, rest = joined[:chunk_samples], joined[chunk_samples:]
+                samples = [rest] if len(rest) else []
+            chunk = MediaChunk(start_s=start_index / fps, video=chunk_video, audio=chunk_audio)
+            start_index += chunk_frames
+            return chunk
+
+        decoded_video = decoded_audio = 0
+        frame_shape: tuple[int, ...] = (0, 0, 3)
+        streams = [s for s in (video_stream, audio_stream) if s is not None]
+        try:
+            for frame in container.decode(*streams):
+                time_s = None if frame.time is None else frame.time - origin_s
+                if isinstance(frame, av.VideoFrame):
+                    decoded_video += 1
+                    if time_s is None:
+                        time_s = decoded_video / float(video_stream.average_rate or fps)
+                    frames += resampler.push(frame, time_s)
+                    frame_shape = frames[-1].shape if frames else frame_shape
+                else:
+                    decoded_audio += 1
+                    samples += collector.push(frame, time_s)
+                while ready(final=False):
+                    yield take()
+            rate = video_stream.average_rate if video_stream is not None else None
+            frames += resampler.finish(1.0 / float(rate) if rate else 1.0 / fps)
+            samples += collector.finish()
+        except av.FFmpegError as error:
+            raise MediaError(
+                path, "corrupt", f"decoding failed ({error.__class__.__name__}: {error.strerror or error}); "
+                "the file is corrupt or truncated: re-encode or re-download it"
+            ) from None
+        if (video_stream is not None and decoded_video == 0) or (audio_stream is not None and decoded_audio == 0):
+            kind = "video" if video_stream is not None and decoded_video == 0 else "audio"
+            raise MediaError(path, "corrupt", f"no {kind} frame could be decoded (corrupt or truncated); re-encode it")
+        while ready(final=False):
+            yield take()
+        while ready(final=True):
+            yield take()
+
+
+def load_media(
+    path: str | os.PathLike,
+    *,
+    video: bool = True,
+    audio: bool = True,
+    fps: float = VIDEO_FPS,
+    sample_rate: int = AUDIO_SAMPLE_RATE,
+) -> Media:
+    """Decode a whole file: video ``(T, H, W, 3) uint8`` at ``fps``, audio ``(N,) float32`` mono.
+
+    A missing stream comes back as ``None`` with a warning. For long files use
+    :func:`iter_media_chunks`, which never holds the whole file.
+    """
+    videos, audios = [], []
+    for chunk in iter_media_chunks(path, 60.0, video=video, audio=audio, fps=fps, sample_rate=sample_rate):
+        if chunk.video is not None and len(chunk.video):
+            videos.append(chunk.video)
+        if chunk.audio is not None:
+            audios.append(chunk.audio)
+    has_video = video and bool(videos)
+    has_audio = audio and bool(audios)
+    return Media(
+        path=str(path),
+        video=np.concatenate(videos) if has_video else None,
+        audio=np.concatenate(audios) if has_audio else None,
+        fps=fps,
+        sample_rate=sample_rate,
+    )

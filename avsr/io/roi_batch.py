@@ -1,0 +1,127 @@
+"""Lip ROIs for many files: parallel workers, a content-hash cache, and per-file failure reports."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import multiprocessing
+import time
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+
+from avsr.io.lip_roi import LipRoi, LipRoiOptions, extract_lip_roi
+from avsr.io.media import MediaError
+from avsr.io.preview import save_contact_sheet
+
+# Bump when the crops computed for the same file and options change.
+ROI_FORMAT_VERSION = "1"
+
+
+@dataclass
+class RoiJobResult:
+    """What happened to one input: ``status`` is ``done``, ``skipped`` (cache current) or ``failed``."""
+
+    path: str
+    status: str
+    output: str | None = None
+    frames: int = 0
+    face_found_rate: float = 0.0
+    seconds: float = 0.0
+    error: str | None = None
+
+
+def file_sha256(path: str | Path, block_size: int = 1 << 20) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        while block := handle.read(block_size):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def cache_key(path: str | Path, options: LipRoiOptions) -> str:
+    """Content hash of the file plus every option that changes the crops."""
+    settings = {k: v for k, v in asdict(options).items() if k != "frame_cache_mb"}
+    if options.landmarker_model is not None:
+        settings["landmarker_model"] = file_sha256(options.landmarker_model)
+    text = json.dumps({"file": file_sha256(path), "options": settings, "format": ROI_FORMAT_VERSION}, sort_keys=True)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def stored_key(npz_path: Path) -> str | None:
+    """The cache key inside an existing output, or ``None`` if absent or unreadable."""
+    try:
+        with np.load(npz_path) as data:
+            return str(data["meta_cache_key"]) if "meta_cache_key" in data.files else None
+    except (OSError, ValueError, KeyError):
+        return None
+
+
+def output_names(paths: list[Path]) -> list[str]:
+    """``<stem>`` per input; inputs sharing a stem get ``<stem>-<hash of the path>``."""
+    stems = [p.stem for p in paths]
+    return [s if stems.count(s) == 1 else f"{s}-{hashlib.sha1(str(p).encode()).hexdigest()[:8]}"
+            for s, p in zip(stems, paths)]
+
+
+def _process_one(path: Path, output: Path, options: LipRoiOptions, preview: bool, overwrite: bool) -> RoiJobResult:
+    started = time.perf_counter()
+    try:
+        key = cache_key(path, options) if path.is_file() else ""
+        if key and not overwrite and output.exists() and stored_key(output) == key:
+            return RoiJobResult(str(path), "skipped", str(output), seconds=time.perf_counter() - started)
+        lip_roi = extract_lip_roi(path, options)
+        lip_roi.save(output, cache_key=key, source=str(path))
+        if preview:
+            save_contact_sheet(lip_roi, output.with_suffix(".png"))
+    except (MediaError, OSError, ValueError) as error:
+        message = str(error) if str(path) in str(error) else f"{path}: {error}"
+        return RoiJobResult(str(path), "failed", error=message, seconds=time.perf_counter() - started)
+    return RoiJobResult(str(path), "done", str(output), frames=len(lip_roi),
+                        face_found_rate=float(lip_roi.face_found.mean()), seconds=time.perf_counter() - started)
+
+
+def _quiet_worker() -> None:
+    import warnings
+
+    warnings.simplefilter("ignore")
+
+
+def run_lip_roi(
+    paths: list[Path],
+    out_dir: str | Path,
+    options: LipRoiOptions = LipRoiOptions(),
+    workers: int = 1,
+    preview: bool = False,
+    overwrite: bool = False,
+    progress: bool = True,
+) -> list[RoiJobResult]:
+    """Write ``out_dir/<stem>.npz`` (and ``<stem>.png`` with ``preview``) for each input.
+
+    Inputs whose output holds the same cache key (file content + options) are skipped. A failing
+    input is reported in its :class:`RoiJobResult` and never stops the others. Results follow the
+    order of ``paths``.
+    """
+    from tqdm import tqdm
+
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    outputs = [out_dir / f"{name}.npz" for name in output_names(paths)]
+    jobs = list(zip(paths, outputs))
+    results: list[RoiJobResult | None] = [None] * len(jobs)
+    bar = tqdm(total=len(jobs), unit="file", disable=not progress, dynamic_ncols=True)
+    if workers <= 1:
+        for i, (path, output) in enumerate(jobs):
+            results[i] = _process_one(path, output, options, preview, overwrite)
+            bar.update()
+    else:
+        context = multiprocessing.get_context("spawn")  # MediaPipe's threads do not survive fork
+        with ProcessPoolExecutor(workers, mp_context=context, initializer=_quiet_worker) as pool:
+            futures = {pool.submit(_process_one, p, o, options, preview, overwrite): i for i, (p, o) in enumerate(jobs)}
+            for future in as_completed(futures):
+                results[futures[future]] = future.result()
+                bar.update()
+    bar.close()
+    return results
