@@ -8,8 +8,8 @@ The pipeline per clip (25 fps):
    longer gaps are marked ``face_found = False`` and their crops are zeroed.
 3. The stable points (eye corners, nose) are smoothed over time and a similarity transform maps
    them onto a canonical frontal face, so head roll and scale are removed.
-4. The crop is centred on the clip's median mouth position in that canonical frame, so it only
-   moves with the (smoothed) head, not with the opening and closing of the lips.
+4. The crop is centred on the mouth position in that canonical frame, smoothed over a wider
+   window, so it follows the head and slow changes (pitch) but not each opening of the jaw.
 
 Only the landmark track is kept for the whole clip; frames are cached up to ``frame_cache_mb``
 and decoded a second time beyond that, so memory stays bounded on long videos.
@@ -52,6 +52,7 @@ class LipRoiOptions:
     max_faces: int = 4  # faces MediaPipe may report per frame (the largest one is followed)
     max_gap_frames: int = 12  # longer runs without a face are face_found=False (12 = 0.48 s)
     smooth_sigma_frames: float = 1.5  # Gaussian smoothing of the head pose over time, frames
+    mouth_smooth_sigma_frames: float = 4.0  # smoothing of the mouth position in the face, frames
     landmarker_model: str | None = None  # another face_landmarker .task bundle
     frame_cache_mb: int = 512  # frames kept between the two passes; longer clips are decoded twice
 
@@ -189,20 +190,24 @@ def apply_affine(matrices: np.ndarray, points: np.ndarray) -> np.ndarray:
 
 
 def crop_transforms(track: np.ndarray, found: np.ndarray, options: LipRoiOptions) -> np.ndarray:
-    """Image-to-crop affine matrices ``(T, 2, 3)`` from a gap-filled kept-point track ``(T, P, 2)``."""
+    """Image-to-crop affine matrices ``(T, 2, 3)`` from a gap-filled kept-point track ``(T, P, 2)``.
+
+    Frames where ``found`` is False get NaN matrices.
+    """
     transforms = np.full((len(track), 2, 3), np.nan)
     if not found.any():
         return transforms
-    smoothed = smooth_track(track, found, options.smooth_sigma_frames)[found]
-    to_canonical = similarity_transforms(smoothed[:, STABLE_SLICE], CANONICAL_STABLE)
+    smoothed = smooth_track(track, found, options.smooth_sigma_frames)
+    to_canonical = np.full((len(track), 2, 3), np.nan)
+    to_canonical[found] = similarity_transforms(smoothed[found][:, STABLE_SLICE], CANONICAL_STABLE)
+    # The mouth centre in the canonical face frame moves slowly with head pitch and fast with the
+    # jaw; a wide temporal smoothing follows the first and damps the second.
     outer_lips = smoothed[:, LIPS_SLICE][:, :LIPS_OUTER_COUNT]
-    mouth_centre = np.median(apply_affine(to_canonical, outer_lips).mean(axis=1), axis=0)  # (2,)
+    centres = apply_affine(to_canonical, outer_lips).mean(axis=1)  # (T, 2)
+    mouth_centre = smooth_track(centres[:, None], found, options.mouth_smooth_sigma_frames)[:, 0]  # (T, 2)
     scale = options.mouth_width_fraction * options.crop_size / CANONICAL_MOUTH_WIDTH
-    centre = (options.crop_size - 1) / 2
-    to_crop = np.array([[scale, 0, centre - scale * mouth_centre[0]],
-                        [0, scale, centre - scale * mouth_centre[1]], [0, 0, 1]])
-    homogeneous = np.concatenate([to_canonical, np.tile([[[0, 0, 1]]], (len(smoothed), 1, 1))], axis=1)
-    transforms[found] = (to_crop @ homogeneous)[:, :2]
+    transforms = to_canonical * scale
+    transforms[:, :, 2] += (options.crop_size - 1) / 2 - scale * mouth_centre
     return transforms
 
 

@@ -149,21 +149,22 @@ class _FrameResampler:
 
 
 class _AudioCollector:
-    """Resamples audio frames to mono float32 and aligns the first sample to time zero."""
+    """Resamples audio to mono float32 (the mean of the channels) and aligns it to time zero."""
 
     def __init__(self, sample_rate: int) -> None:
         self.sample_rate = sample_rate
-        self._resampler = av.AudioResampler(format="flt", layout="mono", rate=sample_rate)
-        self._started = False
+        self._resampler: av.AudioResampler | None = None
         self._skip = 0
 
     def _samples(self, frames: list[av.AudioFrame]) -> list[np.ndarray]:
-        return [f.to_ndarray().reshape(-1).astype(np.float32, copy=False) for f in frames]
+        # Planar float frames are (channels, samples); average the channels rather than letting
+        # FFmpeg's downmix scale stereo by sqrt(2).
+        return [f.to_ndarray().mean(axis=0, dtype=np.float32) for f in frames]
 
     def push(self, frame: av.AudioFrame, time_s: float | None) -> list[np.ndarray]:
         out = []
-        if not self._started:
-            self._started = True
+        if self._resampler is None:
+            self._resampler = av.AudioResampler(format="fltp", layout=frame.layout.name, rate=self.sample_rate)
             offset = round((time_s or 0.0) * self.sample_rate)
             if offset > 0:
                 out.append(np.zeros(offset, np.float32))  # audio starts after the video
@@ -173,6 +174,8 @@ class _AudioCollector:
         return self._trim(out)
 
     def finish(self) -> list[np.ndarray]:
+        if self._resampler is None:
+            return []
         return self._trim(self._samples(self._resampler.resample(None)))
 
     def _trim(self, pieces: list[np.ndarray]) -> list[np.ndarray]:

@@ -1,0 +1,88 @@
+"""Write video (and audio) files with PyAV: ordinary files any player opens."""
+
+from __future__ import annotations
+
+import os
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import numpy as np
+
+# Container suffix -> (video codec, audio codec, pixel format) that FFmpeg muxes into it.
+CODECS = {
+    ".mp4": ("libx264", "aac", "yuv420p"),
+    ".mov": ("libx264", "aac", "yuv420p"),
+    ".mkv": ("libx264", "aac", "yuv420p"),
+    ".avi": ("mpeg4", "pcm_s16le", "yuv420p"),  # MP3 in AVI would keep its encoder delay
+    ".mpg": ("mpeg2video", "mp2", "yuv420p"),
+    ".webm": ("libvpx", "libopus", "yuv420p"),
+}
+
+
+def write_video(
+    path: str | os.PathLike,
+    frames: np.ndarray | None,
+    fps: float | Fraction = 25,
+    audio: np.ndarray | None = None,
+    sample_rate: int = 16_000,
+    *,
+    timestamps_s: np.ndarray | None = None,
+    rotation: int = 0,
+    video_codec: str | None = None,
+    audio_codec: str | None = None,
+    quality_crf: int = 18,
+) -> Path:
+    """Encode RGB frames ``(T, H, W, 3) uint8`` and mono audio ``(N,) float32`` into one file.
+
+    Args:
+        fps: nominal frame rate (a ``Fraction`` such as ``Fraction(30000, 1001)`` for NTSC rates).
+        timestamps_s: per-frame presentation times ``(T,)`` for variable frame rate output.
+        rotation: display rotation (degrees counter-clockwise) stored as metadata.
+        video_codec, audio_codec: override the defaults for the file's suffix (see ``CODECS``).
+        quality_crf: x264 constant rate factor (lower is better; 18 is visually lossless).
+
+    The file is written to a temporary name and renamed when complete.
+    """
+    path = Path(path)
+    default_video, default_audio, pixel_format = CODECS.get(path.suffix.lower(), CODECS[".mp4"])
+    tmp = path.with_name(f".{path.stem}.tmp{path.suffix}")
+    rate = Fraction(fps).limit_denominator(100_000)
+    with av.open(str(tmp), "w") as container:
+        video_stream = audio_stream = None
+        if frames is not None:
+            video_stream = container.add_stream(video_codec or default_video, rate=rate)
+            video_stream.height, video_stream.width = frames.shape[1:3]
+            video_stream.pix_fmt = pixel_format
+            if (video_codec or default_video) == "libx264":
+                video_stream.options = {"crf": str(quality_crf), "preset": "veryfast"}
+            if timestamps_s is not None:
+                video_stream.codec_context.time_base = Fraction(1, 1000)
+            if rotation:
+                video_stream.set_display_rotation(rotation)
+        if audio is not None:
+            audio_stream = container.add_stream(audio_codec or default_audio, rate=sample_rate)
+            audio_stream.layout = "mono"
+        if video_stream is not None:
+            for index, image in enumerate(frames):
+                frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(image), format="rgb24")
+                if timestamps_s is not None:
+                    frame.pts, frame.time_base = round(timestamps_s[index] * 1000), Fraction(1, 1000)
+                container.mux(video_stream.encode(frame))
+            container.mux(video_stream.encode())
+        if audio_stream is not None:
+            _encode_audio(container, audio_stream, np.asarray(audio, np.float32), sample_rate)
+    os.replace(tmp, path)
+    return path
+
+
+def _encode_audio(container, stream, audio: np.ndarray, sample_rate: int) -> None:
+    frame = av.AudioFrame.from_ndarray(audio.reshape(1, -1), format="flt", layout="mono")
+    frame.sample_rate = sample_rate
+    frame.pts = 0
+    # The resampler splits the signal into frames of the size and sample format the encoder wants.
+    resampler = av.AudioResampler(format=stream.codec_context.format.name, layout="mono", rate=sample_rate,
+                                  frame_size=stream.codec_context.frame_size or None)
+    for piece in resampler.resample(frame) + resampler.resample(None):
+        container.mux(stream.encode(piece))
+    container.mux(stream.encode())
