@@ -7,6 +7,7 @@ import json
 import multiprocessing
 import time
 from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -89,6 +90,33 @@ def _quiet_worker() -> None:
     warnings.simplefilter("ignore")
 
 
+def _run_in_pool(jobs, results, workers, bar, *job_args) -> None:
+    """Fill ``results`` using worker processes; a worker that dies (e.g. a native crash on one
+    file) costs that file only: unfinished files are retried in a fresh pool, and a file that was
+    among those in flight during two crashes is reported as failed."""
+    context = multiprocessing.get_context("spawn")  # MediaPipe's threads do not survive fork
+    crashes = [0] * len(jobs)
+    pending = list(range(len(jobs)))
+    while pending:
+        with ProcessPoolExecutor(workers, mp_context=context, initializer=_quiet_worker) as pool:
+            futures = {pool.submit(_process_one, *jobs[i], *job_args): i for i in pending}
+            try:
+                for future in as_completed(futures):
+                    results[futures[future]] = future.result()
+                    bar.update()
+            except BrokenProcessPool:
+                pass
+        pending = [i for i in pending if results[i] is None]
+        # The pool hands out jobs in order, so the crash happened in one of the first few left.
+        for i in pending[: workers + 1]:
+            crashes[i] += 1
+            if crashes[i] >= 2:
+                results[i] = RoiJobResult(str(jobs[i][0]), "failed", error=f"{jobs[i][0]}: the worker process "
+                                          "crashed while reading this file; re-encode it or run with --workers 1")
+                bar.update()
+        pending = [i for i in pending if results[i] is None]
+
+
 def run_lip_roi(
     paths: list[Path],
     out_dir: str | Path,
@@ -117,11 +145,6 @@ def run_lip_roi(
             results[i] = _process_one(path, output, options, preview, overwrite)
             bar.update()
     else:
-        context = multiprocessing.get_context("spawn")  # MediaPipe's threads do not survive fork
-        with ProcessPoolExecutor(workers, mp_context=context, initializer=_quiet_worker) as pool:
-            futures = {pool.submit(_process_one, p, o, options, preview, overwrite): i for i, (p, o) in enumerate(jobs)}
-            for future in as_completed(futures):
-                results[futures[future]] = future.result()
-                bar.update()
+        _run_in_pool(jobs, results, workers, bar, options, preview, overwrite)
     bar.close()
     return results
