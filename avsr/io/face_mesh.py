@@ -73,6 +73,14 @@ def face_size(points: np.ndarray) -> float:
     return float(np.ptp(oval[:, 0]))
 
 
+def detection_size(width: int, height: int, max_side: int | None) -> tuple[int, int]:
+    """``(width, height)`` scaled so the longer side is at most ``max_side`` (even numbers)."""
+    if not max_side or max(width, height) <= max_side:
+        return width, height
+    scale = max_side / max(width, height)
+    return max(2, round(width * scale / 2) * 2), max(2, round(height * scale / 2) * 2)
+
+
 @contextlib.contextmanager
 def _native_stderr_silenced() -> Iterator[None]:
     """Discard what native code writes to file descriptor 2 (MediaPipe's glog/TFLite set-up lines).
@@ -156,17 +164,23 @@ class FaceMeshTracker:
             self._landmarker.close()
             self._landmarker = None
 
-    def detect_faces(self, frame: np.ndarray, timestamp_ms: int) -> list[np.ndarray]:
-        """All faces in an RGB frame ``(H, W, 3) uint8`` as kept points ``(P, 2)`` in pixels."""
+    def detect_faces(self, frame: np.ndarray, timestamp_ms: int,
+                     output_size: tuple[int, int] | None = None) -> list[np.ndarray]:
+        """All faces in an RGB frame ``(H, W, 3) uint8`` as kept points ``(P, 2)`` in pixels.
+
+        ``output_size`` ``(width, height)``: the size the points refer to when ``frame`` is a
+        scaled-down copy of the real frame (default: ``frame``'s own size).
+        """
         import mediapipe as mp
 
         height, width = frame.shape[:2]
+        if output_size is not None:
+            width, height = output_size
         image = frame
-        if self._detect_max_side and max(height, width) > self._detect_max_side:
+        if self._detect_max_side and max(image.shape[:2]) > self._detect_max_side:
             import cv2
 
-            scale = self._detect_max_side / max(height, width)
-            size = (max(1, round(width * scale)), max(1, round(height * scale)))
+            size = detection_size(image.shape[1], image.shape[0], self._detect_max_side)
             image = cv2.resize(frame, size, interpolation=cv2.INTER_AREA)
         # VIDEO mode requires strictly increasing timestamps.
         timestamp_ms = max(timestamp_ms, self._last_timestamp_ms + 1)
@@ -184,9 +198,10 @@ class FaceMeshTracker:
             faces.append(points * np.array([width, height], np.float32))
         return faces
 
-    def track(self, frame: np.ndarray, timestamp_ms: int) -> np.ndarray | None:
+    def track(self, frame: np.ndarray, timestamp_ms: int,
+              output_size: tuple[int, int] | None = None) -> np.ndarray | None:
         """Kept points ``(P, 2)`` of the followed face in this frame, or ``None`` if absent."""
-        faces = self.detect_faces(frame, timestamp_ms)
+        faces = self.detect_faces(frame, timestamp_ms, output_size)
         chosen = self._choose(faces)
         if chosen is None:
             self._misses += 1

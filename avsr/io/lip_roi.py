@@ -22,12 +22,13 @@ from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+import av
 import cv2
 import numpy as np
 from scipy.ndimage import gaussian_filter1d
 
-from avsr.io.face_mesh import KEPT_POINTS, LIPS_OUTER, LIPS_SLICE, STABLE_SLICE, FaceMeshTracker
-from avsr.io.media import VIDEO_FPS, iter_media_chunks
+from avsr.io.face_mesh import KEPT_POINTS, LIPS_OUTER, LIPS_SLICE, STABLE_SLICE, FaceMeshTracker, detection_size
+from avsr.io.media import VIDEO_FPS, frame_to_gray, frame_to_rgb, iter_video_frames
 
 # Canonical frontal face: the STABLE points (right eye outer, right eye inner, left eye inner, left
 # eye outer, nose bridge, nose tip) in units of the outer-eye-corner distance, origin between the
@@ -211,16 +212,45 @@ def crop_transforms(track: np.ndarray, found: np.ndarray, options: LipRoiOptions
     return transforms
 
 
-def _rgb_frames(source: str | os.PathLike | np.ndarray) -> Iterator[np.ndarray]:
+class _Frame:
+    """One 25 fps frame, converted on demand: grayscale for the crop, RGB only for detection."""
+
+    def __init__(self, source: np.ndarray | av.VideoFrame) -> None:
+        self._source = source
+        self._gray: np.ndarray | None = None
+
+    @property
+    def size(self) -> tuple[int, int]:
+        if isinstance(self._source, np.ndarray):
+            return self._source.shape[1], self._source.shape[0]
+        return self.gray().shape[1], self.gray().shape[0]  # after display rotation
+
+    def gray(self) -> np.ndarray:
+        if self._gray is None:
+            if isinstance(self._source, np.ndarray):
+                self._gray = cv2.cvtColor(self._source, cv2.COLOR_RGB2GRAY)
+            else:
+                self._gray = frame_to_gray(self._source)
+        return self._gray
+
+    def rgb(self, max_side: int | None) -> np.ndarray:
+        if isinstance(self._source, np.ndarray):
+            return self._source  # the tracker downscales arrays itself
+        frame = self._source
+        width, height = detection_size(frame.width, frame.height, max_side)  # scaled in the decoder
+        return frame_to_rgb(frame, width, height)
+
+
+def _frames(source: str | os.PathLike | np.ndarray) -> Iterator[_Frame]:
     if isinstance(source, np.ndarray):
-        yield from source
+        for image in source:
+            yield _Frame(image)
         return
-    for chunk in iter_media_chunks(source, chunk_s=4.0, audio=False):
-        yield from chunk.video
-
-
-def _gray(frame: np.ndarray) -> np.ndarray:
-    return cv2.cvtColor(frame, cv2.COLOR_RGB2GRAY)
+    previous, wrapped = None, None
+    for frame in iter_video_frames(source):
+        if frame is not previous:  # a source frame repeated by 25 fps resampling is converted once
+            previous, wrapped = frame, _Frame(frame)
+        yield wrapped
 
 
 def extract_lip_roi(source: str | os.PathLike | np.ndarray, options: LipRoiOptions = LipRoiOptions()) -> LipRoi:
@@ -246,13 +276,14 @@ def extract_lip_roi(source: str | os.PathLike | np.ndarray, options: LipRoiOptio
         detect_max_side=options.detect_max_side,
         reacquire_after=max(1, options.max_gap_frames // options.detect_every),
     ) as tracker:
-        for index, frame in enumerate(_rgb_frames(source)):
+        for index, frame in enumerate(_frames(source)):
             points = None
             if index % options.detect_every == 0:
-                points = tracker.track(frame, round(index * 1000 / VIDEO_FPS))
+                rgb = frame.rgb(options.detect_max_side)
+                points = tracker.track(rgb, round(index * 1000 / VIDEO_FPS), output_size=frame.size)
             rows.append(missing if points is None else points)
             if cache is not None:
-                cache.append(_gray(frame))
+                cache.append(frame.gray())
                 cache_bytes += cache[-1].nbytes
                 if cache_bytes > cache_limit:
                     cache = None  # too long to keep: decode again in the second pass
@@ -260,7 +291,7 @@ def extract_lip_roi(source: str | os.PathLike | np.ndarray, options: LipRoiOptio
     transforms = crop_transforms(track, found, options)
     size = options.crop_size
     roi = np.zeros((len(track), size, size), np.uint8)
-    frames = cache if cache is not None else (_gray(f) for f in _rgb_frames(source))
+    frames = cache if cache is not None else (f.gray() for f in _frames(source))
     count = 0
     for index, gray in enumerate(frames):
         count += 1

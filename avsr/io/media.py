@@ -106,44 +106,50 @@ def _rotate(image: np.ndarray, rotation: int) -> np.ndarray:
     return np.ascontiguousarray(np.rot90(image, k=quarter_turns)) if quarter_turns else image
 
 
+def frame_to_rgb(frame: av.VideoFrame, width: int | None = None, height: int | None = None) -> np.ndarray:
+    """RGB ``(H, W, 3) uint8`` of a decoded frame, display rotation applied, optionally scaled."""
+    return _rotate(frame.to_ndarray(format="rgb24", width=width, height=height), frame.rotation or 0)
+
+
+def frame_to_gray(frame: av.VideoFrame) -> np.ndarray:
+    """Luma ``(H, W) uint8`` of a decoded frame (full range), display rotation applied."""
+    return _rotate(frame.to_ndarray(format="gray"), frame.rotation or 0)
+
+
 class _FrameResampler:
-    """Turns decoded frames with timestamps into a constant-rate sequence (nearest in time)."""
+    """Turns decoded frames with timestamps into a constant-rate sequence (nearest in time).
+
+    Output frames are the decoded ``av.VideoFrame`` objects, the same object repeated where a
+    source frame fills several output slots; source frames that fill none are never converted.
+    """
 
     def __init__(self, fps: float) -> None:
         self.fps = fps
         self.next_index = 0
         self._previous: av.VideoFrame | None = None
         self._previous_time = 0.0
-        self._previous_array: np.ndarray | None = None
         self.frame_duration_s = 0.0
 
-    def _array(self) -> np.ndarray:
-        if self._previous_array is None:
-            frame = self._previous
-            self._previous_array = _rotate(frame.to_ndarray(format="rgb24"), frame.rotation or 0)
-        return self._previous_array
-
-    def push(self, frame: av.VideoFrame, time_s: float) -> list[np.ndarray]:
-        out: list[np.ndarray] = []
+    def push(self, frame: av.VideoFrame, time_s: float) -> list[av.VideoFrame]:
+        out = []
         if self._previous is not None:
             if time_s <= self._previous_time:  # out-of-order or duplicate timestamp: keep the first
                 return out
             self.frame_duration_s = time_s - self._previous_time
             boundary = (self._previous_time + time_s) / 2
             while self.next_index / self.fps < boundary:
-                out.append(self._array())
+                out.append(self._previous)
                 self.next_index += 1
-        self._previous, self._previous_time, self._previous_array = frame, time_s, None
+        self._previous, self._previous_time = frame, time_s
         return out
 
-    def finish(self, fallback_duration_s: float) -> list[np.ndarray]:
+    def finish(self, fallback_duration_s: float) -> list[av.VideoFrame]:
         if self._previous is None:
             return []
-        duration = self.frame_duration_s or fallback_duration_s
-        end_s = self._previous_time + duration
+        end_s = self._previous_time + (self.frame_duration_s or fallback_duration_s)
         out = []
         while self.next_index < round(end_s * self.fps):
-            out.append(self._array())
+            out.append(self._previous)
             self.next_index += 1
         return out
 
@@ -199,6 +205,67 @@ def _select_stream(container, kind: str, wanted: bool, path) -> av.stream.Stream
     return streams[0]
 
 
+def _decode(path, video: bool, audio: bool, fps: float, sample_rate: int) -> Iterator[tuple[str, object]]:
+    """Yield ``("streams", (has_video, has_audio))`` first, then ``("video", av.VideoFrame)`` at
+    ``fps`` and ``("audio", samples)`` in decode order."""
+    container = open_media(path)
+    with container:
+        video_stream = _select_stream(container, "video", video, path)
+        audio_stream = _select_stream(container, "audio", audio, path)
+        if video_stream is None and audio_stream is None:
+            missing = "video" if video else "audio"
+            raise MediaError(path, f"no_{missing}", f"has no {missing} stream; pass a file with {missing}")
+        if video_stream is not None:
+            video_stream.thread_type = "AUTO"
+        yield "streams", (video_stream is not None, audio_stream is not None)
+        origin_s = (container.start_time or 0) / av.time_base
+        resampler = _FrameResampler(fps)
+        collector = _AudioCollector(sample_rate)
+        decoded = {"video": 0, "audio": 0}
+        streams = [s for s in (video_stream, audio_stream) if s is not None]
+        try:
+            for frame in container.decode(*streams):
+                time_s = None if frame.time is None else frame.time - origin_s
+                if isinstance(frame, av.VideoFrame):
+                    decoded["video"] += 1
+                    if time_s is None:
+                        time_s = decoded["video"] / float(video_stream.average_rate or fps)
+                    for out in resampler.push(frame, time_s):
+                        yield "video", out
+                else:
+                    decoded["audio"] += 1
+                    for samples in collector.push(frame, time_s):
+                        yield "audio", samples
+            rate = video_stream.average_rate if video_stream is not None else None
+            for out in resampler.finish(1.0 / float(rate) if rate else 1.0 / fps):
+                yield "video", out
+            for samples in collector.finish():
+                yield "audio", samples
+        except av.FFmpegError as error:
+            raise MediaError(
+                path, "corrupt", f"decoding failed ({error.__class__.__name__}: {error.strerror or error}); "
+                "the file is corrupt or truncated: re-encode or re-download it"
+            ) from None
+        for kind, stream in (("video", video_stream), ("audio", audio_stream)):
+            if stream is not None and decoded[kind] == 0:
+                raise MediaError(path, "corrupt", f"no {kind} frame could be decoded (corrupt or truncated); "
+                                 "re-encode it")
+
+
+def iter_video_frames(path: str | os.PathLike, fps: float = VIDEO_FPS) -> Iterator[av.VideoFrame]:
+    """Yield the decoded frames of a file's video at exactly ``fps`` (nearest in time), unconverted.
+
+    For callers that pick their own conversion (:func:`frame_to_rgb`, :func:`frame_to_gray`, a
+    smaller size). A source frame that fills several slots is yielded several times.
+
+    Raises:
+        MediaError: as :func:`iter_media_chunks`, or ``reason="no_video"`` without a video stream.
+    """
+    for kind, frame in _decode(path, video=True, audio=False, fps=fps, sample_rate=AUDIO_SAMPLE_RATE):
+        if kind == "video":
+            yield frame
+
+
 def iter_media_chunks(
     path: str | os.PathLike,
     chunk_s: float = 10.0,
@@ -221,76 +288,43 @@ def iter_media_chunks(
     chunk_samples = round(chunk_frames * sample_rate / fps)
     if chunk_frames < 1:
         raise ValueError(f"chunk_s={chunk_s} holds no frame at {fps} fps; use chunk_s >= {1 / fps}")
-    container = open_media(path)
-    with container:
-        video_stream = _select_stream(container, "video", video, path)
-        audio_stream = _select_stream(container, "audio", audio, path)
-        if video_stream is None and audio_stream is None:
-            missing = "video" if video else "audio"
-            raise MediaError(path, f"no_{missing}", f"has no {missing} stream; pass a file with {missing}")
-        if video_stream is not None:
-            video_stream.thread_type = "AUTO"
-        origin_s = (container.start_time or 0) / av.time_base
-        resampler = _FrameResampler(fps)
-        collector = _AudioCollector(sample_rate)
-        frames: list[np.ndarray] = []
-        samples: list[np.ndarray] = []
-        start_index = 0
+    frames: list[np.ndarray] = []
+    samples: list[np.ndarray] = []
+    has = {"video": False, "audio": False}
+    start_index = 0
+    last: tuple[av.VideoFrame | None, np.ndarray | None] = (None, None)
 
-        def ready(final: bool) -> bool:
-            if final:
-                return bool(frames) or bool(samples)
-            return (video_stream is None or len(frames) >= chunk_frames) and (
-                audio_stream is None or sum(map(len, samples)) >= chunk_samples
-            )
+    def take() -> MediaChunk:
+        nonlocal frames, samples, start_index
+        chunk_video = chunk_audio = None
+        if has["video"]:
+            head, frames = frames[:chunk_frames], frames[chunk_frames:]
+            chunk_video = np.stack(head) if head else np.zeros((0, *last[1].shape), np.uint8)
+        if has["audio"]:
+            joined = np.concatenate(samples) if samples else np.zeros(0, np.float32)
+            chunk_audio, rest = joined[:chunk_samples], joined[chunk_samples:]
+            samples = [rest] if len(rest) else []
+        chunk = MediaChunk(start_s=start_index / fps, video=chunk_video, audio=chunk_audio)
+        start_index += chunk_frames
+        return chunk
 
-        def take() -> MediaChunk:
-            nonlocal frames, samples, start_index
-            chunk_video = chunk_audio = None
-            if video_stream is not None:
-                head = frames[:chunk_frames]
-                chunk_video = np.stack(head) if head else np.zeros((0, *frame_shape), np.uint8)
-                frames = frames[chunk_frames:]
-            if audio_stream is not None:
-                joined = np.concatenate(samples) if samples else np.zeros(0, np.float32)
-                chunk_audio, rest = joined[:chunk_samples], joined[chunk_samples:]
-                samples = [rest] if len(rest) else []
-            chunk = MediaChunk(start_s=start_index / fps, video=chunk_video, audio=chunk_audio)
-            start_index += chunk_frames
-            return chunk
+    def full() -> bool:
+        return (not has["video"] or len(frames) >= chunk_frames) and (
+            not has["audio"] or sum(map(len, samples)) >= chunk_samples)
 
-        decoded_video = decoded_audio = 0
-        frame_shape: tuple[int, ...] = (0, 0, 3)
-        streams = [s for s in (video_stream, audio_stream) if s is not None]
-        try:
-            for frame in container.decode(*streams):
-                time_s = None if frame.time is None else frame.time - origin_s
-                if isinstance(frame, av.VideoFrame):
-                    decoded_video += 1
-                    if time_s is None:
-                        time_s = decoded_video / float(video_stream.average_rate or fps)
-                    frames += resampler.push(frame, time_s)
-                    frame_shape = frames[-1].shape if frames else frame_shape
-                else:
-                    decoded_audio += 1
-                    samples += collector.push(frame, time_s)
-                while ready(final=False):
-                    yield take()
-            rate = video_stream.average_rate if video_stream is not None else None
-            frames += resampler.finish(1.0 / float(rate) if rate else 1.0 / fps)
-            samples += collector.finish()
-        except av.FFmpegError as error:
-            raise MediaError(
-                path, "corrupt", f"decoding failed ({error.__class__.__name__}: {error.strerror or error}); "
-                "the file is corrupt or truncated: re-encode or re-download it"
-            ) from None
-        if (video_stream is not None and decoded_video == 0) or (audio_stream is not None and decoded_audio == 0):
-            kind = "video" if video_stream is not None and decoded_video == 0 else "audio"
-            raise MediaError(path, "corrupt", f"no {kind} frame could be decoded (corrupt or truncated); re-encode it")
-        while ready(final=False):
+    for kind, item in _decode(path, video, audio, fps, sample_rate):
+        if kind == "streams":
+            has["video"], has["audio"] = item
+        elif kind == "video":
+            if item is not last[0]:  # convert each source frame once, even when repeated
+                last = (item, frame_to_rgb(item))
+            frames.append(last[1])
+        else:
+            samples.append(item)
+        while full():
             yield take()
-        while ready(final=True):
-            yield take()
+    while frames or samples:
+        yield take()
 
 
 def load_media(
