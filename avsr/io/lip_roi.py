@@ -40,6 +40,8 @@ CANONICAL_STABLE = np.array(
 # Mouth-corner distance of the same faces in those units (0.70-0.86 across the four).
 CANONICAL_MOUTH_WIDTH = 0.727
 LIPS_OUTER_COUNT = len(LIPS_OUTER)
+# Distance between the eye centres (midpoints of each eye's two corners) in the same units.
+CANONICAL_EYE_CENTRE_DISTANCE = float(np.linalg.norm(CANONICAL_STABLE[2:4].mean(0) - CANONICAL_STABLE[0:2].mean(0)))
 
 
 @dataclass(frozen=True)
@@ -253,19 +255,9 @@ def _frames(source: str | os.PathLike | np.ndarray) -> Iterator[_Frame]:
         yield wrapped
 
 
-def extract_lip_roi(source: str | os.PathLike | np.ndarray, options: LipRoiOptions = LipRoiOptions()) -> LipRoi:
-    """Find, align and cut the mouth in every 25 fps frame of a clip.
-
-    Args:
-        source: a media file (decoded and resampled to 25 fps) or RGB frames ``(T, H, W, 3) uint8``
-            already at 25 fps.
-        options: see :class:`LipRoiOptions`.
-
-    Raises:
-        MediaError: ``source`` is a file that cannot be read or has no video stream.
-    """
-    if isinstance(source, np.ndarray) and (source.ndim != 4 or source.shape[-1] != 3 or len(source) == 0):
-        raise ValueError(f"frames must be (T, H, W, 3) uint8 with T > 0, got shape {source.shape}")
+def _track_face(source, options: LipRoiOptions) -> tuple[np.ndarray, list[np.ndarray] | None]:
+    """First pass: kept face points per frame ``(T, P, 2)`` (NaN where not detected) and the
+    grayscale frames, or ``None`` when they exceed ``frame_cache_mb``."""
     missing = np.full((len(KEPT_POINTS), 2), np.nan, np.float32)
     rows: list[np.ndarray] = []
     cache: list[np.ndarray] | None = []
@@ -287,7 +279,24 @@ def extract_lip_roi(source: str | os.PathLike | np.ndarray, options: LipRoiOptio
                 cache_bytes += cache[-1].nbytes
                 if cache_bytes > cache_limit:
                     cache = None  # too long to keep: decode again in the second pass
-    track, found = fill_gaps(np.stack(rows), options.max_gap_frames)
+    return np.stack(rows), cache
+
+
+def extract_lip_roi(source: str | os.PathLike | np.ndarray, options: LipRoiOptions = LipRoiOptions()) -> LipRoi:
+    """Find, align and cut the mouth in every 25 fps frame of a clip.
+
+    Args:
+        source: a media file (decoded and resampled to 25 fps) or RGB frames ``(T, H, W, 3) uint8``
+            already at 25 fps.
+        options: see :class:`LipRoiOptions`.
+
+    Raises:
+        MediaError: ``source`` is a file that cannot be read or has no video stream.
+    """
+    if isinstance(source, np.ndarray) and (source.ndim != 4 or source.shape[-1] != 3 or len(source) == 0):
+        raise ValueError(f"frames must be (T, H, W, 3) uint8 with T > 0, got shape {source.shape}")
+    track, cache = _track_face(source, options)
+    track, found = fill_gaps(track, options.max_gap_frames)
     transforms = crop_transforms(track, found, options)
     size = options.crop_size
     roi = np.zeros((len(track), size, size), np.uint8)
@@ -311,7 +320,8 @@ def extract_lip_roi(source: str | os.PathLike | np.ndarray, options: LipRoiOptio
 def steadiness_percent(lip_roi: LipRoi, options: LipRoiOptions = LipRoiOptions()) -> float:
     """Median second difference of the crop centre (image pixels) as % of the inter-ocular distance.
 
-    Lower is steadier. Computed over consecutive found frames; NaN if fewer than three.
+    The inter-ocular distance is taken between the eye centres (midpoints of each eye's corners)
+    of the canonical face at the frame's scale. Lower is steadier. Computed over consecutive found frames; NaN if fewer than three.
     ``options`` must be those the crops were cut with (they fix the crop scale).
     """
     found = lip_roi.face_found
@@ -323,8 +333,8 @@ def steadiness_percent(lip_roi: LipRoi, options: LipRoiOptions = LipRoiOptions()
     centre = np.full(2, (lip_roi.roi.shape[1] - 1) / 2)
     centres = np.einsum("tij,tj->ti", inverse, centre - shift)  # crop centre in image pixels
     scale = np.sqrt(np.abs(np.linalg.det(linear)))  # crop pixels per image pixel
-    crop_px_per_iod = options.crop_size * options.mouth_width_fraction / CANONICAL_MOUTH_WIDTH
-    interocular = crop_px_per_iod / scale
+    crop_px_per_unit = options.crop_size * options.mouth_width_fraction / CANONICAL_MOUTH_WIDTH
+    interocular = crop_px_per_unit * CANONICAL_EYE_CENTRE_DISTANCE / scale  # image pixels
     index = np.flatnonzero(found)
     consecutive = (index[2:] - index[:-2]) == 2
     second = np.linalg.norm(centres[2:] - 2 * centres[1:-1] + centres[:-2], axis=1)

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import itertools
 import os
+from collections.abc import Iterable
 from fractions import Fraction
 from pathlib import Path
 
@@ -22,7 +24,7 @@ CODECS = {
 
 def write_video(
     path: str | os.PathLike,
-    frames: np.ndarray | None,
+    frames: np.ndarray | Iterable[np.ndarray] | None,
     fps: float | Fraction = 25,
     audio: np.ndarray | None = None,
     sample_rate: int = 16_000,
@@ -34,6 +36,8 @@ def write_video(
     quality_crf: int = 18,
 ) -> Path:
     """Encode RGB frames ``(T, H, W, 3) uint8`` and mono audio ``(N,) float32`` into one file.
+
+    ``frames`` may also be any iterable of ``(H, W, 3)`` frames, encoded as they come (long videos).
 
     Args:
         fps: nominal frame rate (a ``Fraction`` such as ``Fraction(30000, 1001)`` for NTSC rates).
@@ -51,8 +55,11 @@ def write_video(
     with av.open(str(tmp), "w") as container:
         video_stream = audio_stream = None
         if frames is not None:
+            frames = iter(frames)
+            first = next(frames)
+            frames = itertools.chain([first], frames)
             video_stream = container.add_stream(video_codec or default_video, rate=rate)
-            video_stream.height, video_stream.width = frames.shape[1:3]
+            video_stream.height, video_stream.width = first.shape[:2]
             video_stream.pix_fmt = pixel_format
             if (video_codec or default_video) == "libx264":
                 video_stream.options = {"crf": str(quality_crf), "preset": "veryfast"}

@@ -159,3 +159,10 @@ def test_carphone_frames_match_the_source_frames():
     for j in (0, 1, 37, 99):
         nearest = min(round(j / 25 * 30000 / 1001), 119)
         np.testing.assert_array_equal(video[j], source[nearest])
+
+
+def test_writer_takes_a_generator_of_frames(tmp_path):
+    frames = index_frames(30)
+    path = write_video(tmp_path / "gen.mkv", (f for f in frames), 25, video_codec="ffv1")
+    np.testing.assert_array_equal(decoded_indices(load_media(path, audio=False).video), np.arange(30))
+    assert not list(tmp_path.glob(".*")), "no temporary file left"

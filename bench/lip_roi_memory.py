@@ -1,0 +1,64 @@
+"""Peak memory of the lip-ROI stage on long 640x360 videos, each run in a fresh process.
+
+    python bench/lip_roi_memory.py [--minutes 0.33 2 10]
+
+Each clip is the real carphone sequence upscaled to 640x360 and looped (29.97 fps). The peak
+resident set size (ru_maxrss) of a child process that imports avsr and extracts the ROIs is
+printed, with the default frame cache (512 MB) and with the cache off (frames decoded twice).
+"""
+
+from __future__ import annotations
+
+import argparse
+import resource
+import subprocess
+import sys
+import tempfile
+from fractions import Fraction
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from lip_roi_speed import CARPHONE, make_clip  # noqa: E402
+
+from avsr.io.media import load_media  # noqa: E402
+from avsr.io.writer import write_video  # noqa: E402
+
+CHILD = """
+import resource, sys, time
+from avsr.io.lip_roi import LipRoiOptions, extract_lip_roi
+started = time.perf_counter()
+roi = extract_lip_roi(sys.argv[1], LipRoiOptions(detect_every=3, frame_cache_mb=int(sys.argv[2])))
+print(len(roi), time.perf_counter() - started, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
+"""
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--minutes", type=float, nargs="+", default=[1 / 3, 2, 10])
+    args = parser.parse_args()
+    source = load_media(CARPHONE, audio=False).video
+    with tempfile.TemporaryDirectory() as tmp:
+        base = make_clip(source, 640, 360, Path(tmp) / "base.mp4")
+        base_frames = load_media(base, audio=False, fps=30000 / 1001).video
+        baseline = subprocess.run([sys.executable, "-c", "import avsr.io.lip_roi, resource;"
+                                   "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)"],
+                                  capture_output=True, text=True, check=True)
+        print(f"python + imports alone: {int(baseline.stdout) / 1024:.0f} MB peak RSS")
+        print(f"{'clip':<20}{'frames':>8}{'cache':>10}{'seconds':>9}{'peak RSS MB':>13}")
+        for minutes in args.minutes:
+            repeats = int(np.ceil(minutes * 60 * 30000 / 1001 / len(base_frames)))
+            path = Path(tmp) / f"long_{minutes:g}min.mp4"
+            write_video(path, (f for _ in range(repeats) for f in base_frames), Fraction(30000, 1001))
+            for cache_mb in (512, 0):
+                out = subprocess.run([sys.executable, "-c", CHILD, str(path), str(cache_mb)],
+                                     capture_output=True, text=True, check=True).stdout.split()
+                frames, seconds, peak_kb = int(out[0]), float(out[1]), int(out[2])
+                print(f"{f'{minutes:g} min 640x360':<20}{frames:>8}{f'{cache_mb} MB':>10}{seconds:>9.1f}"
+                      f"{peak_kb / 1024:>13.0f}", flush=True)
+            path.unlink()
+
+
+if __name__ == "__main__":
+    main()
