@@ -28,7 +28,7 @@ import numpy as np
 from scipy.ndimage import gaussian_filter1d
 
 from avsr.io.face_mesh import KEPT_POINTS, LIPS_OUTER, LIPS_SLICE, STABLE_SLICE, FaceMeshTracker, detection_size
-from avsr.io.media import VIDEO_FPS, frame_to_gray, frame_to_rgb, iter_video_frames
+from avsr.io.media import VIDEO_FPS, frame_to_gray, frame_to_rgb, iter_video_frames, probe_video
 
 # Canonical frontal face: the STABLE points (right eye outer, right eye inner, left eye inner, left
 # eye outer, nose bridge, nose tip) in units of the outer-eye-corner distance, origin between the
@@ -57,7 +57,7 @@ class LipRoiOptions:
     smooth_sigma_frames: float = 1.5  # Gaussian smoothing of the head pose over time, frames
     mouth_smooth_sigma_frames: float = 4.0  # smoothing of the mouth position in the face, frames
     landmarker_model: str | None = None  # another face_landmarker .task bundle
-    frame_cache_mb: int = 512  # frames kept between the two passes; longer clips are decoded twice
+    frame_cache_mb: int = 256  # grayscale frames kept between the passes; longer clips are decoded twice
 
     def __post_init__(self) -> None:
         if self.crop_size < 16:
@@ -255,13 +255,24 @@ def _frames(source: str | os.PathLike | np.ndarray) -> Iterator[_Frame]:
         yield wrapped
 
 
+def _expected_gray_bytes(source: str | os.PathLike | np.ndarray) -> float:
+    """Bytes the grayscale frames of ``source`` will take, from the file header."""
+    if isinstance(source, np.ndarray):
+        return source[..., 0].nbytes
+    probe = probe_video(source)
+    if probe is None:
+        return 0.0  # the decoder will report the missing video stream
+    duration_s, width, height = probe
+    return duration_s * VIDEO_FPS * width * height
+
+
 def _track_face(source, options: LipRoiOptions) -> tuple[np.ndarray, list[np.ndarray] | None]:
     """First pass: kept face points per frame ``(T, P, 2)`` (NaN where not detected) and the
     grayscale frames, or ``None`` when they exceed ``frame_cache_mb``."""
     missing = np.full((len(KEPT_POINTS), 2), np.nan, np.float32)
     rows: list[np.ndarray] = []
-    cache: list[np.ndarray] | None = []
     cache_bytes, cache_limit = 0, options.frame_cache_mb * 2**20
+    cache: list[np.ndarray] | None = [] if _expected_gray_bytes(source) <= cache_limit else None
     with FaceMeshTracker(
         options.landmarker_model,
         max_faces=options.max_faces,

@@ -100,6 +100,16 @@ def open_media(path: str | os.PathLike) -> av.container.InputContainer:
     return container
 
 
+def probe_video(path: str | os.PathLike) -> tuple[float, int, int] | None:
+    """``(duration_s, width, height)`` of a file's first video stream from its header, or ``None``
+    without video. The duration is the container's estimate (0.0 when it states none)."""
+    with open_media(path) as container:
+        if not container.streams.video:
+            return None
+        stream = container.streams.video[0]
+        return (container.duration or 0) / av.time_base, stream.width, stream.height
+
+
 def _rotate(image: np.ndarray, rotation: int) -> np.ndarray:
     """Apply a display-matrix rotation (degrees counter-clockwise, FFmpeg's convention)."""
     quarter_turns = round(rotation / 90) % 4  # np.rot90 turns counter-clockwise for k > 0
