@@ -165,12 +165,22 @@ class _FrameResampler:
 
 
 class _AudioCollector:
-    """Resamples audio to mono float32 (the mean of the channels) and aligns it to time zero."""
+    """Resamples audio to mono float32 (the mean of the channels) and aligns it to time zero.
 
-    def __init__(self, sample_rate: int) -> None:
+    The last ``HOLDBACK`` samples are held until the end, where samples past the stream's stated
+    end (``end_s``, e.g. from an mp4 edit list) are dropped: that is the encoder's padding of the
+    last frame (AAC pads to 1024 samples), not signal.
+    """
+
+    HOLDBACK = 4096
+
+    def __init__(self, sample_rate: int, end_s: float | None = None) -> None:
         self.sample_rate = sample_rate
         self._resampler: av.AudioResampler | None = None
         self._skip = 0
+        self._end = None if end_s is None else round(end_s * sample_rate)
+        self._released = 0
+        self._tail = np.zeros(0, np.float32)
 
     def _samples(self, frames: list[av.AudioFrame]) -> list[np.ndarray]:
         # Planar float frames are (channels, samples); average the channels rather than letting
@@ -187,12 +197,27 @@ class _AudioCollector:
             else:
                 self._skip = -offset  # audio starts before time zero
         out += self._samples(self._resampler.resample(frame))
-        return self._trim(out)
+        return self._hold(self._trim(out))
 
     def finish(self) -> list[np.ndarray]:
         if self._resampler is None:
             return []
-        return self._trim(self._samples(self._resampler.resample(None)))
+        tail = np.concatenate([self._tail] + self._trim(self._samples(self._resampler.resample(None))))
+        if self._end is not None:
+            excess = self._released + len(tail) - self._end
+            if 0 < excess <= self.HOLDBACK:
+                tail = tail[: len(tail) - excess]
+        self._tail = np.zeros(0, np.float32)
+        return [tail] if len(tail) else []
+
+    def _hold(self, pieces: list[np.ndarray]) -> list[np.ndarray]:
+        if not pieces:
+            return []
+        joined = np.concatenate([self._tail] + pieces)
+        cut = max(len(joined) - self.HOLDBACK, 0)
+        self._tail = joined[cut:]
+        self._released += cut
+        return [joined[:cut]] if cut else []
 
     def _trim(self, pieces: list[np.ndarray]) -> list[np.ndarray]:
         kept = []
@@ -203,6 +228,13 @@ class _AudioCollector:
             if len(piece):
                 kept.append(piece)
         return kept
+
+
+def _stream_end_s(stream: av.stream.Stream | None, origin_s: float) -> float | None:
+    """Where a stream says it ends, relative to ``origin_s``; ``None`` if it does not say."""
+    if stream is None or not stream.duration or stream.time_base is None:
+        return None
+    return float((stream.start_time or 0) * stream.time_base + stream.duration * stream.time_base) - origin_s
 
 
 def _select_stream(container, kind: str, wanted: bool, path) -> av.stream.Stream | None:
@@ -230,7 +262,7 @@ def _decode(path, video: bool, audio: bool, fps: float, sample_rate: int) -> Ite
         yield "streams", (video_stream is not None, audio_stream is not None)
         origin_s = (container.start_time or 0) / av.time_base
         resampler = _FrameResampler(fps)
-        collector = _AudioCollector(sample_rate)
+        collector = _AudioCollector(sample_rate, _stream_end_s(audio_stream, origin_s))
         decoded = {"video": 0, "audio": 0}
         streams = [s for s in (video_stream, audio_stream) if s is not None]
         try:

@@ -1,0 +1,203 @@
+"""``avsr synth``: a synthetic audio-visual speech corpus from real face photos and espeak-ng.
+
+Layout of ``OUT_DIR`` (paths in the manifests are relative to it)::
+
+    speakers.json                      every speaker: face, voice, split
+    train.jsonl, val.jsonl, test.jsonl one record per utterance: id, video, text, speaker, duration_s, split
+    <split>/<speaker>/<id>.mp4         25 fps video (H.264) + 16 kHz AAC audio
+    <split>/<speaker>/<id>.json        word, phone and viseme timings and the per-frame mouth parameters
+
+Everything is drawn from ``seed``: the same options give the same files.
+"""
+
+from __future__ import annotations
+
+import json
+import multiprocessing
+import os
+import warnings
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+
+from avsr.synth.face_rig import FaceImageError, FaceRig, build_rig, find_faces, read_photo
+from avsr.synth.text import grid_sentence, read_sentences
+from avsr.synth.tts import ENGLISH_VOICES, VARIANTS, Voice, VoiceError
+
+DEFAULT_FACES_DIR = Path(__file__).resolve().parent.parent / "assets" / "faces"
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp"}
+SPLITS = ("train", "val", "test")
+
+
+@dataclass(frozen=True)
+class SynthOptions:
+    """What corpus to make."""
+
+    num_utterances: int = 200
+    speakers: int = 6
+    test_speakers: int = 1  # speakers held out for the test split
+    val_speakers: int = 1  # speakers held out for the validation split
+    faces_dir: str | None = None  # photos to animate (default: the bundled ones)
+    voices: tuple[str, ...] = ENGLISH_VOICES  # espeak-ng base voices to draw from
+    text_file: str | None = None  # one sentence per line; default: the GRID grammar
+    seed: int = 0
+    frame_size: int = 224  # square video frames, pixels
+    workers: int = 1
+
+    def __post_init__(self) -> None:
+        if self.num_utterances < 1 or self.speakers < 1:
+            raise ValueError("num_utterances and speakers must be >= 1")
+        if self.test_speakers + self.val_speakers >= self.speakers:
+            raise ValueError(f"{self.test_speakers} test + {self.val_speakers} val speakers leave no training "
+                             f"speaker out of {self.speakers}; raise --speakers or lower --test-speakers")
+        if self.frame_size < 96:
+            raise ValueError(f"frame_size={self.frame_size} is too small for a face; use >= 96")
+
+
+@dataclass(frozen=True)
+class Speaker:
+    id: str
+    face: str  # "<photo file>#<face index>"
+    voice: Voice
+    split: str
+    crf: int  # H.264 quality of this speaker's videos (higher: more compression)
+    seed: int
+
+
+@dataclass(frozen=True)
+class UtteranceJob:
+    id: str
+    text: str
+    speaker: Speaker
+    video: str  # relative to the corpus folder
+    seed: int
+
+
+def load_faces(faces_dir: str | Path | None, frame_size: int) -> list[FaceRig]:
+    """A rig per face in the photos of ``faces_dir`` (sorted by file name, faces left to right)."""
+    folder = Path(faces_dir) if faces_dir else DEFAULT_FACES_DIR
+    if not folder.is_dir():
+        raise FaceImageError(f"{folder}: no such folder of face photos; pass --faces DIR")
+    photos = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+    if not photos:
+        raise FaceImageError(f"{folder}: holds no .jpg/.png photo; add frontal face photos")
+    rigs = []
+    for path in photos:
+        photo = read_photo(path)
+        faces = find_faces(photo)
+        if not faces:
+            raise FaceImageError(f"{path}: no face found; use a frontal photo where a face is at least 60 pixels wide")
+        rigs += [build_rig(photo, points, frame_size, f"{path.name}#{i}") for i, points in enumerate(faces)]
+    return rigs
+
+
+def make_speakers(options: SynthOptions, rigs: list[FaceRig]) -> list[Speaker]:
+    """Draw each speaker's face, voice, rate, pitch and compression; split them disjointly."""
+    rng = np.random.default_rng([options.seed, 1])
+    order = rng.permutation(len(rigs))
+    counts = {"test": options.test_speakers, "val": options.val_speakers}
+    splits = ["train"] * (options.speakers - sum(counts.values())) + ["val"] * counts["val"] + ["test"] * counts["test"]
+    speakers = []
+    for index in range(options.speakers):
+        rig = rigs[order[index % len(rigs)]]
+        voice = Voice(name=options.voices[rng.integers(len(options.voices))], variant=VARIANTS[rng.integers(len(VARIANTS))],
+                      rate_wpm=int(rng.integers(140, 201)), pitch=int(rng.integers(30, 71)))
+        speakers.append(Speaker(f"s{index + 1:02d}", rig.source, voice, splits[index], int(rng.integers(20, 29)),
+                                int(rng.integers(2**31))))
+    if options.speakers > len(rigs):
+        warnings.warn(f"{options.speakers} speakers but {len(rigs)} faces: faces are reused, so the splits share "
+                      "faces (voices differ); add photos with --faces for fully disjoint speakers", stacklevel=2)
+    return speakers
+
+
+def make_jobs(options: SynthOptions, speakers: list[Speaker]) -> list[UtteranceJob]:
+    rng = np.random.default_rng([options.seed, 2])
+    sentences = read_sentences(options.text_file) if options.text_file else None
+    jobs = []
+    for index in range(options.num_utterances):
+        speaker = speakers[index % len(speakers)]
+        text = sentences[index % len(sentences)] if sentences else grid_sentence(rng)
+        utterance_id = f"{speaker.id}_{index:05d}"
+        jobs.append(UtteranceJob(utterance_id, text, speaker, f"{speaker.split}/{speaker.id}/{utterance_id}.mp4",
+                                 int(rng.integers(2**31))))
+    return jobs
+
+
+# Per worker process: one espeak-ng engine and one animator per face.
+_WORKER: dict = {}
+
+
+def _init_worker(rigs: dict[str, FaceRig], out_dir: str) -> None:
+    import warnings as _warnings
+
+    from avsr.synth.face_rig import MouthAnimator
+    from avsr.synth.tts import Synthesizer
+
+    _warnings.simplefilter("ignore")
+    _WORKER.update(synthesizer=Synthesizer(), rigs=rigs, animators={}, out_dir=Path(out_dir))
+
+
+def _run_job(job: UtteranceJob) -> dict:
+    from avsr.synth.face_rig import MouthAnimator
+    from avsr.synth.utterance import render_utterance
+
+    animators = _WORKER["animators"]
+    if job.speaker.face not in animators:
+        animators[job.speaker.face] = MouthAnimator(_WORKER["rigs"][job.speaker.face])
+    return render_utterance(job, animators[job.speaker.face], _WORKER["synthesizer"], _WORKER["out_dir"])
+
+
+def synthesize_corpus(out_dir: str | Path, options: SynthOptions = SynthOptions(), progress: bool = True) -> dict[str, list[dict]]:
+    """Make the corpus in ``out_dir``; returns the manifest records per split.
+
+    Utterances already on disk (mp4 + json) are kept, so an interrupted run resumes.
+
+    Raises:
+        FaceImageError, VoiceError, TextError, ValueError: unusable faces, voices, text or options.
+    """
+    from tqdm import tqdm
+
+    from avsr.synth.tts import Synthesizer
+
+    out_dir = Path(out_dir)
+    synthesizer = Synthesizer()  # also checks every voice before any work starts
+    for name in options.voices:
+        synthesizer.set_voice(Voice(name))
+    rigs = load_faces(options.faces_dir, options.frame_size)
+    speakers = make_speakers(options, rigs)
+    jobs = make_jobs(options, speakers)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    used = {s.face for s in speakers}
+    face_rigs = {r.source: r for r in rigs if r.source in used}
+    bar = tqdm(total=len(jobs), unit="utt", disable=not progress, dynamic_ncols=True)
+    records: list[dict] = []
+    if options.workers <= 1:
+        _init_worker(face_rigs, str(out_dir))
+        for job in jobs:
+            records.append(_run_job(job))
+            bar.update()
+    else:
+        context = multiprocessing.get_context("spawn")
+        with ProcessPoolExecutor(options.workers, mp_context=context, initializer=_init_worker,
+                                 initargs=(face_rigs, str(out_dir))) as pool:
+            for record in pool.map(_run_job, jobs, chunksize=4):
+                records.append(record)
+                bar.update()
+    bar.close()
+    by_split = {split: [r for r in records if r["split"] == split] for split in SPLITS}
+    for split, rows in by_split.items():
+        _write_lines(out_dir / f"{split}.jsonl", rows)
+    speakers_json = [asdict(s) | {"voice": s.voice.espeak_name, "rate_wpm": s.voice.rate_wpm, "pitch": s.voice.pitch}
+                     for s in speakers]
+    tmp = out_dir / ".speakers.json.tmp"
+    tmp.write_text(json.dumps(speakers_json, indent=1))
+    os.replace(tmp, out_dir / "speakers.json")
+    return by_split
+
+
+def _write_lines(path: Path, rows: list[dict]) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text("".join(json.dumps(row) + "\n" for row in rows))
+    os.replace(tmp, path)

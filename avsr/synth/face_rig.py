@@ -1,0 +1,240 @@
+"""Animate the mouth of a real face photo: a smooth image warp driven by mouth parameters.
+
+A :class:`FaceRig` is built once per photo: the face is located with the project's landmarker,
+cropped to a square frame, and displacement fields are prepared around the mouth. Each video frame
+then (1) warps the jaw and lower lip down and the lip corners out or in, (2) darkens the opening
+between the lips in proportion to its height, with a hint of teeth, and (3) moves the head a little.
+Only the two mouth parameters (``open``, ``spread``) drive it, so only visemic information reaches
+the picture.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from avsr.io.face_mesh import LIPS_SLICE, OVAL_SLICE, STABLE_SLICE, FaceMeshTracker, face_size
+
+MOUTH_DARK = np.array([38, 14, 17], np.float32)  # RGB of the inside of the mouth
+TEETH = np.array([205, 198, 188], np.float32)
+
+
+class FaceImageError(ValueError):
+    """A face photo that cannot be read or shows no usable face."""
+
+
+@dataclass
+class FaceRig:
+    """A face photo prepared for animation.
+
+    Attributes:
+        image: the square face frame ``(S, S, 3) uint8`` (RGB).
+        lips: the 40 lip points (outer then inner contour) in frame pixels ``(40, 2)``.
+        mouth_centre: ``(2,)``; mouth_width: corner-to-corner distance in pixels.
+        down: unit vector pointing from the eyes to the mouth ``(2,)``.
+        source: the photo's file name and face index, for the manifest.
+    """
+
+    image: np.ndarray
+    lips: np.ndarray
+    mouth_centre: np.ndarray
+    mouth_width: float
+    down: np.ndarray
+    source: str
+
+    @property
+    def size(self) -> int:
+        return self.image.shape[0]
+
+
+def read_photo(path: str | Path) -> np.ndarray:
+    """RGB ``(H, W, 3) uint8`` of an image file, or :class:`FaceImageError`."""
+    image = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    if image is None:
+        raise FaceImageError(f"{path}: cannot be read as an image; pass a JPEG or PNG photo")
+    return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+
+
+def find_faces(photo: np.ndarray, min_face_px: int = 60) -> list[np.ndarray]:
+    """Kept landmark points ``(P, 2)`` of every face in a photo, left to right.
+
+    MediaPipe's short-range detector misses small faces in wide shots, so the photo is also
+    searched in overlapping zoomed tiles; duplicates are merged.
+    """
+    height, width = photo.shape[:2]
+    # Zoomed tiles first: where a face is found twice, the more detailed mesh is kept.
+    tile_w, tile_h = int(width * 0.6), int(height * 0.6)
+    windows = [(x, y, tile_w, tile_h) for y in (0, height - tile_h) for x in (0, (width - tile_w) // 2, width - tile_w)]
+    windows.append((0, 0, width, height))
+    faces: list[tuple[np.ndarray, np.ndarray]] = []  # (box, points)
+    for x, y, w, h in windows:
+        with FaceMeshTracker(max_faces=8) as tracker:  # fresh tracker: each window is a new image
+            found = tracker.detect_faces(np.ascontiguousarray(photo[y:y + h, x:x + w]), 0)
+        for points in found:
+            low, high = points[OVAL_SLICE].min(axis=0), points[OVAL_SLICE].max(axis=0)
+            margin = 0.02 * max(w, h)
+            if face_size(points) < min_face_px or (low < margin).any() or (high > np.array([w, h]) - margin).any():
+                continue  # too small, or cut by the window edge (its mesh is unreliable)
+            box = np.concatenate([low + [x, y], high + [x, y]])
+            if all(_overlap(box, other) < 0.3 for other, _ in faces):
+                faces.append((box, points + np.array([x, y], np.float32)))
+    return [points for box, points in sorted(faces, key=lambda f: float(f[0][0]))]
+
+
+def _overlap(a: np.ndarray, b: np.ndarray) -> float:
+    """Intersection over union of two boxes ``(x0, y0, x1, y1)``."""
+    inter = np.clip(np.minimum(a[2:], b[2:]) - np.maximum(a[:2], b[:2]), 0, None).prod()
+    union = (a[2:] - a[:2]).prod() + (b[2:] - b[:2]).prod() - inter
+    return float(inter / union) if union > 0 else 0.0
+
+
+def build_rig(photo: np.ndarray, points: np.ndarray, frame_size: int = 224, source: str = "") -> FaceRig:
+    """Crop a square frame around one face (``points`` from :func:`find_faces`) and set up the rig."""
+    oval = points[OVAL_SLICE]
+    centre = (oval.min(axis=0) + oval.max(axis=0)) / 2
+    side = 1.6 * float(np.ptp(oval, axis=0).max())
+    scale = frame_size / side
+    # Similarity from photo to frame: the face centre lands in the frame centre.
+    matrix = np.array([[scale, 0, frame_size / 2 - scale * centre[0]],
+                       [0, scale, frame_size / 2 - scale * centre[1]]], np.float32)
+    image = cv2.warpAffine(photo, matrix, (frame_size, frame_size), flags=cv2.INTER_AREA if scale < 1 else cv2.INTER_CUBIC,
+                           borderMode=cv2.BORDER_REFLECT)
+    moved = points @ matrix[:, :2].T + matrix[:, 2]
+    lips = moved[LIPS_SLICE]
+    stable = moved[STABLE_SLICE]
+    eyes_mid = (stable[0] + stable[3]) / 2
+    mouth_centre = lips[:20].mean(axis=0)
+    down = (mouth_centre - eyes_mid) / np.linalg.norm(mouth_centre - eyes_mid)
+    return FaceRig(image=image, lips=lips, mouth_centre=mouth_centre,
+                   mouth_width=float(np.linalg.norm(lips[0] - lips[10])), down=down.astype(np.float32), source=source)
+
+
+def _sigmoid(x: np.ndarray) -> np.ndarray:
+    return 1.0 / (1.0 + np.exp(-x))
+
+
+class MouthAnimator:
+    """Renders frames of one rig for given mouth parameters (``open``, ``spread``).
+
+    The forward displacement of a point is linear in the parameters:
+    ``d(p) = open * (jaw(p) + lift(p)) + spread * corners(p)``, with fields fixed per rig, so a
+    frame costs one remap, one polygon fill and one affine warp.
+    """
+
+    JAW_DROP = 0.30  # lower-lip travel at open = 1, in mouth widths
+    LIP_LIFT = 0.05  # upper-lip lift at open = 1
+    CORNER_PULL = 0.13  # corner travel at |spread| = 1
+
+    def __init__(self, rig: FaceRig) -> None:
+        self.rig = rig
+        size = rig.size
+        ys, xs = np.mgrid[0:size, 0:size].astype(np.float32)
+        self._grid = np.stack([xs, ys], axis=-1)  # (S, S, 2)
+        self._open_field, self._spread_field, close = self._fields(self._grid)  # (S, S, 2) each
+        self._base_map = self._grid - close
+
+    def _fields(self, points: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Displacements at ``points`` ``(..., 2)``: per unit ``open``, per unit ``spread``, and the
+        constant one that closes the photo's own lip gap (so ``open = 0`` means lips together)."""
+        rig = self.rig
+        down = rig.down
+        right = np.array([down[1], -down[0]], np.float32)
+        width = rig.mouth_width
+        inner = (rig.lips[20:] - rig.mouth_centre) / width
+        inner_x, inner_y = inner @ right, inner @ down  # (20,) lower lip 0-10, upper 10-19 (+ corner 0)
+        rel = points - rig.mouth_centre
+        x, y = rel @ right / width, rel @ down / width  # face coordinates, in mouth widths
+        # The inner contours of the two lips as functions of x, to close the photo's own gap exactly.
+        upper = np.r_[10:20, 0]
+        order_u, order_l = np.argsort(inner_x[upper]), np.argsort(inner_x[0:11])
+        upper_y = np.interp(x, inner_x[upper][order_u], inner_y[upper][order_u])
+        lower_y = np.interp(x, inner_x[0:11][order_l], inner_y[0:11][order_l])
+        photo_gap = np.maximum(lower_y - upper_y, 0.0)
+        below = _sigmoid(np.clip((y - upper_y - 0.005) / 0.02, -50, 50))
+        jaw = below * np.exp(-x**2 / (2 * 0.4**2)) * np.exp(-np.maximum(y - 1.2, 0) ** 2 / (2 * 0.3**2))
+        lift = (1 - below) * np.exp(-x**2 / (2 * 0.45**2) - (y - upper_y) ** 2 / (2 * 0.18**2))
+        corners = np.sign(x) * np.exp(-(np.abs(x) - 0.5) ** 2 / (2 * 0.16**2) - (y - upper_y) ** 2 / (2 * 0.2**2))
+        open_field = (self.JAW_DROP * jaw - self.LIP_LIFT * lift)[..., None] * down * width
+        spread_field = (self.CORNER_PULL * corners)[..., None] * right * width
+        close_field = (-photo_gap * below)[..., None] * down * width
+        return open_field.astype(np.float32), spread_field.astype(np.float32), close_field.astype(np.float32)
+
+    def mouth_frame(self, open_: float, spread: float) -> np.ndarray:
+        """The face with the mouth at these parameters, before head motion: ``(S, S, 3) uint8``."""
+        maps = self._base_map - (open_ * self._open_field + spread * self._spread_field)  # backward map
+        frame = cv2.remap(self.rig.image, maps[..., 0], maps[..., 1], cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT)
+        self._darken_opening(frame, open_, spread)
+        return frame
+
+    def _darken_opening(self, frame: np.ndarray, open_: float, spread: float) -> None:
+        inner = self.rig.lips[20:]
+        open_at, spread_at, close_at = self._fields(inner)
+        moved = inner + close_at + open_ * open_at + spread * spread_at  # (20, 2): lower lip 0-10, upper 10-19
+        gap = float((moved[5] - moved[15]) @ self.rig.down)  # lower-centre below upper-centre
+        alpha = np.clip((gap - 0.5) / 3.0, 0.0, 1.0) * 0.95
+        if alpha <= 0:
+            return
+        mask = np.zeros(frame.shape[:2], np.uint8)
+        cv2.fillPoly(mask, [np.round(moved * 16).astype(np.int32)], 255, cv2.LINE_AA, shift=4)
+        upper = moved[10:].tolist() + [moved[0].tolist()]
+        teeth_height = min(0.25 * gap, 0.08 * self.rig.mouth_width)
+        band = np.array(upper + [[x, y + teeth_height] for x, y in reversed(upper)], np.float32)
+        teeth = np.zeros_like(mask)
+        cv2.fillPoly(teeth, [np.round(band * 16).astype(np.int32)], 255, cv2.LINE_AA, shift=4)
+        inside = cv2.GaussianBlur(mask, (3, 3), 0).astype(np.float32)[..., None] / 255 * alpha
+        teeth_show = np.clip(gap / (0.15 * self.rig.mouth_width) - 0.5, 0.0, 0.6)
+        teeth_alpha = (np.minimum(teeth, mask).astype(np.float32)[..., None] / 255) * teeth_show * alpha
+        colour = (1 - teeth_alpha) * MOUTH_DARK + teeth_alpha * TEETH
+        frame[:] = np.clip(frame * (1 - inside) + colour * inside, 0, 255).astype(np.uint8)
+
+
+@dataclass(frozen=True)
+class HeadMotion:
+    """Small head movement and lighting change over a clip, drawn from a seed."""
+
+    drift_px: float
+    drift_hz: float
+    roll_deg: float
+    jitter_px: float
+    gain: float
+    gain_wobble: float
+    phase: float
+
+    @classmethod
+    def random(cls, rng: np.random.Generator) -> "HeadMotion":
+        return cls(drift_px=rng.uniform(0.5, 2.5), drift_hz=rng.uniform(0.1, 0.4), roll_deg=rng.uniform(0.3, 1.5),
+                   jitter_px=rng.uniform(0.1, 0.35), gain=rng.uniform(0.88, 1.1), gain_wobble=rng.uniform(0.0, 0.05),
+                   phase=rng.uniform(0, 2 * np.pi))
+
+    def matrices(self, frame_count: int, size: int, rng: np.random.Generator, fps: float = 25.0) -> np.ndarray:
+        """Affine matrices ``(T, 2, 3)`` moving the frame about its centre."""
+        t = np.arange(frame_count) / fps
+        wave = 2 * np.pi * self.drift_hz * t + self.phase
+        dx = self.drift_px * np.sin(wave) + rng.normal(0, self.jitter_px, frame_count)
+        dy = 0.6 * self.drift_px * np.sin(1.7 * wave + 1.0) + rng.normal(0, self.jitter_px, frame_count)
+        roll = self.roll_deg * np.sin(0.8 * wave + 2.0)
+        centre = (size / 2, size / 2)
+        out = np.stack([cv2.getRotationMatrix2D(centre, float(r), 1.0) for r in roll])
+        out[:, 0, 2] += dx
+        out[:, 1, 2] += dy
+        return out.astype(np.float32)
+
+    def gains(self, frame_count: int, rng: np.random.Generator, fps: float = 25.0) -> np.ndarray:
+        t = np.arange(frame_count) / fps
+        return self.gain * (1 + self.gain_wobble * np.sin(2 * np.pi * 0.3 * t + self.phase)) + rng.normal(0, 0.004, frame_count)
+
+
+def render_clip(animator: MouthAnimator, mouth: np.ndarray, motion: HeadMotion, rng: np.random.Generator) -> np.ndarray:
+    """Frames ``(T, S, S, 3) uint8`` for mouth parameters ``(T, 2)`` (open, spread)."""
+    size = animator.rig.size
+    matrices = motion.matrices(len(mouth), size, rng)
+    gains = motion.gains(len(mouth), rng)
+    frames = np.empty((len(mouth), size, size, 3), np.uint8)
+    for t, (open_, spread) in enumerate(mouth):
+        face = animator.mouth_frame(float(open_), float(spread))
+        moved = cv2.warpAffine(face, matrices[t], (size, size), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT)
+        frames[t] = cv2.convertScaleAbs(moved, alpha=float(gains[t]))
+    return frames

@@ -1,0 +1,65 @@
+"""One synthetic utterance: speech, visemes, mouth animation, and the mp4 + timing files."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from dataclasses import asdict
+from pathlib import Path
+
+import numpy as np
+from scipy.signal import resample_poly
+
+from avsr.io.media import AUDIO_SAMPLE_RATE, VIDEO_FPS
+from avsr.io.writer import write_video
+from avsr.synth.face_rig import FaceRig, HeadMotion, MouthAnimator, render_clip
+from avsr.synth.tts import Synthesizer, Utterance
+from avsr.synth.visemes import VISEMES, mouth_track, phones_to_visemes
+
+
+def to_16k(utterance: Utterance) -> np.ndarray:
+    """espeak-ng's audio resampled to 16 kHz (polyphase, exact rational ratio)."""
+    ratio = math.gcd(AUDIO_SAMPLE_RATE, utterance.sample_rate)
+    return resample_poly(utterance.audio, AUDIO_SAMPLE_RATE // ratio, utterance.sample_rate // ratio).astype(np.float32)
+
+
+def _write_json(path: Path, data: dict) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(json.dumps(data, indent=1))
+    os.replace(tmp, path)
+
+
+def render_utterance(job, animator: MouthAnimator, synthesizer: Synthesizer, out_dir: Path) -> dict:
+    """Write ``<id>.mp4`` and ``<id>.json`` for a job (skipped when both exist); return its manifest record."""
+    video_path = out_dir / job.video
+    side_path = video_path.with_suffix(".json")
+    if video_path.exists() and side_path.exists():
+        side = json.loads(side_path.read_text())
+        return _record(job, side["duration_s"])
+    utterance = synthesizer.synthesize(job.text, job.speaker.voice)
+    audio = to_16k(utterance)
+    frame_count = math.ceil(len(audio) / AUDIO_SAMPLE_RATE * VIDEO_FPS)
+    samples_per_frame = AUDIO_SAMPLE_RATE // VIDEO_FPS
+    audio = np.pad(audio, (0, frame_count * samples_per_frame - len(audio)))  # audio and video end together
+    segments = phones_to_visemes(utterance.phones)
+    mouth = mouth_track(segments, frame_count, VIDEO_FPS)
+    rng = np.random.default_rng(job.seed)
+    frames = render_clip(animator, mouth, HeadMotion.random(rng), rng)
+    video_path.parent.mkdir(parents=True, exist_ok=True)
+    write_video(video_path, frames, VIDEO_FPS, audio, AUDIO_SAMPLE_RATE, quality_crf=job.speaker.crf)
+    duration_s = frame_count / VIDEO_FPS
+    _write_json(side_path, {
+        "id": job.id, "text": job.text, "speaker": job.speaker.id, "duration_s": duration_s,
+        "words": [asdict(w) for w in utterance.words],
+        "phones": [asdict(p) for p in utterance.phones],
+        "visemes": [{"viseme": VISEMES[s.viseme].name, "start_s": s.start_s, "end_s": s.end_s} for s in segments],
+        "mouth_open": np.round(mouth[:, 0], 4).tolist(),
+        "mouth_spread": np.round(mouth[:, 1], 4).tolist(),
+    })
+    return _record(job, duration_s)
+
+
+def _record(job, duration_s: float) -> dict:
+    return {"id": job.id, "video": job.video, "text": job.text, "speaker": job.speaker.id,
+            "duration_s": round(duration_s, 3), "split": job.speaker.split}
