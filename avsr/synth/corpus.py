@@ -164,7 +164,7 @@ def synthesize_corpus(out_dir: str | Path, options: SynthOptions = SynthOptions(
     out_dir = Path(out_dir)
     synthesizer = Synthesizer()  # also checks every voice before any work starts
     for name in options.voices:
-        synthesizer.set_voice(Voice(name))
+        synthesizer.check_voice(Voice(name))
     rigs = load_faces(options.faces_dir, options.frame_size)
     speakers = make_speakers(options, rigs)
     jobs = make_jobs(options, speakers)

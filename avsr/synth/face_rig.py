@@ -202,19 +202,24 @@ class HeadMotion:
     gain: float
     gain_wobble: float
     phase: float
+    noise_seed: int
 
     @classmethod
     def random(cls, rng: np.random.Generator) -> "HeadMotion":
         return cls(drift_px=rng.uniform(0.5, 2.5), drift_hz=rng.uniform(0.1, 0.4), roll_deg=rng.uniform(0.3, 1.5),
                    jitter_px=rng.uniform(0.1, 0.35), gain=rng.uniform(0.88, 1.1), gain_wobble=rng.uniform(0.0, 0.05),
-                   phase=rng.uniform(0, 2 * np.pi))
+                   phase=rng.uniform(0, 2 * np.pi), noise_seed=int(rng.integers(2**31)))
 
-    def matrices(self, frame_count: int, size: int, rng: np.random.Generator, fps: float = 25.0) -> np.ndarray:
+    def _noise(self, stream: int, frame_count: int, scale: float) -> np.ndarray:
+        """Per-frame noise whose first frames do not depend on the clip's length."""
+        return np.random.default_rng([self.noise_seed, stream]).normal(0, scale, frame_count)
+
+    def matrices(self, frame_count: int, size: int, fps: float = 25.0) -> np.ndarray:
         """Affine matrices ``(T, 2, 3)`` moving the frame about its centre."""
         t = np.arange(frame_count) / fps
         wave = 2 * np.pi * self.drift_hz * t + self.phase
-        dx = self.drift_px * np.sin(wave) + rng.normal(0, self.jitter_px, frame_count)
-        dy = 0.6 * self.drift_px * np.sin(1.7 * wave + 1.0) + rng.normal(0, self.jitter_px, frame_count)
+        dx = self.drift_px * np.sin(wave) + self._noise(0, frame_count, self.jitter_px)
+        dy = 0.6 * self.drift_px * np.sin(1.7 * wave + 1.0) + self._noise(1, frame_count, self.jitter_px)
         roll = self.roll_deg * np.sin(0.8 * wave + 2.0)
         centre = (size / 2, size / 2)
         out = np.stack([cv2.getRotationMatrix2D(centre, float(r), 1.0) for r in roll])
@@ -222,16 +227,18 @@ class HeadMotion:
         out[:, 1, 2] += dy
         return out.astype(np.float32)
 
-    def gains(self, frame_count: int, rng: np.random.Generator, fps: float = 25.0) -> np.ndarray:
+    def gains(self, frame_count: int, fps: float = 25.0) -> np.ndarray:
+        """Brightness gain per frame ``(T,)``."""
         t = np.arange(frame_count) / fps
-        return self.gain * (1 + self.gain_wobble * np.sin(2 * np.pi * 0.3 * t + self.phase)) + rng.normal(0, 0.004, frame_count)
+        wobble = 1 + self.gain_wobble * np.sin(2 * np.pi * 0.3 * t + self.phase)
+        return self.gain * wobble + self._noise(2, frame_count, 0.004)
 
 
-def render_clip(animator: MouthAnimator, mouth: np.ndarray, motion: HeadMotion, rng: np.random.Generator) -> np.ndarray:
+def render_clip(animator: MouthAnimator, mouth: np.ndarray, motion: HeadMotion) -> np.ndarray:
     """Frames ``(T, S, S, 3) uint8`` for mouth parameters ``(T, 2)`` (open, spread)."""
     size = animator.rig.size
-    matrices = motion.matrices(len(mouth), size, rng)
-    gains = motion.gains(len(mouth), rng)
+    matrices = motion.matrices(len(mouth), size)
+    gains = motion.gains(len(mouth))
     frames = np.empty((len(mouth), size, size, 3), np.uint8)
     for t, (open_, spread) in enumerate(mouth):
         face = animator.mouth_frame(float(open_), float(spread))

@@ -95,27 +95,58 @@ class Utterance:
 
 
 class Synthesizer:
-    """espeak-ng in synchronous mode. Not thread-safe; one per process."""
+    """espeak-ng in synchronous mode; deterministic: the same text and voice give the same samples.
 
-    def __init__(self) -> None:
+    espeak-ng keeps state between utterances in static variables (e.g. the phase of the glottal
+    pulse), which shifts samples and phone times from call to call. So each process loads its own
+    copy of the library and reloads it (about 3 ms) before every utterance. Every
+    ``Synthesizer()`` in a process is the same object; it is not thread-safe.
+    """
+
+    _instance: "Synthesizer | None" = None
+
+    def __new__(cls) -> "Synthesizer":
+        if cls._instance is None:
+            cls._instance = super().__new__(cls)
+            cls._instance._setup()
+        return cls._instance
+
+    def _setup(self) -> None:
+        import atexit
+        import shutil
+        import tempfile
+
         import espeakng_loader
 
-        self._lib = ctypes.CDLL(espeakng_loader.get_library_path())
-        self._lib.espeak_Initialize.restype = ctypes.c_int
-        self._lib.espeak_Initialize.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_char_p, ctypes.c_int]
-        self._lib.espeak_SetVoiceByName.argtypes = [ctypes.c_char_p]
-        self._lib.espeak_Synth.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_uint, ctypes.c_int,
-                                           ctypes.c_uint, ctypes.c_uint, ctypes.c_void_p, ctypes.c_void_p]
-        data_path = espeakng_loader.get_data_path().encode()
-        self.sample_rate = self._lib.espeak_Initialize(
-            _AUDIO_OUTPUT_SYNCHRONOUS, 0, data_path, _INITIALIZE_PHONEME_EVENTS | _INITIALIZE_DONT_EXIT)
-        if self.sample_rate <= 0:
-            raise RuntimeError(f"espeak-ng failed to initialise with data at {data_path.decode()}")
+        folder = tempfile.mkdtemp(prefix="avsr-espeak-")
+        atexit.register(shutil.rmtree, folder, True)
+        self._library_path = shutil.copy(espeakng_loader.get_library_path(), folder)
+        self._data_path = espeakng_loader.get_data_path().encode()
+        self._callback = _CALLBACK(self._collect)  # kept alive: the library holds the pointer
+        self._lib = None
         self._samples: list[np.ndarray] = []
         self._events: list[tuple[int, int, int, int, bytes]] = []
-        self._callback = _CALLBACK(self._collect)  # keep a reference: the library holds the pointer
-        self._lib.espeak_SetSynthCallback(self._callback)
-        self._voice: Voice | None = None
+        self._load()
+
+    def _load(self) -> None:
+        """(Re)load the private library copy, so that every static variable starts afresh."""
+        import _ctypes
+
+        if self._lib is not None:
+            self._lib.espeak_Terminate()
+            _ctypes.dlclose(self._lib._handle)
+        lib = ctypes.CDLL(self._library_path)
+        lib.espeak_Initialize.restype = ctypes.c_int
+        lib.espeak_Initialize.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_char_p, ctypes.c_int]
+        lib.espeak_SetVoiceByName.argtypes = [ctypes.c_char_p]
+        lib.espeak_Synth.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_uint, ctypes.c_int,
+                                     ctypes.c_uint, ctypes.c_uint, ctypes.c_void_p, ctypes.c_void_p]
+        self.sample_rate = lib.espeak_Initialize(_AUDIO_OUTPUT_SYNCHRONOUS, 0, self._data_path,
+                                                 _INITIALIZE_PHONEME_EVENTS | _INITIALIZE_DONT_EXIT)
+        if self.sample_rate <= 0:
+            raise RuntimeError(f"espeak-ng failed to initialise with data at {self._data_path.decode()}")
+        lib.espeak_SetSynthCallback(self._callback)
+        self._lib = lib
 
     def _collect(self, wav, count: int, events) -> int:
         if count > 0:
@@ -128,20 +159,22 @@ class Synthesizer:
             i += 1
         return 0
 
-    def set_voice(self, voice: Voice) -> None:
-        if voice == self._voice:
-            return
+    def check_voice(self, voice: Voice) -> None:
+        """Raise :class:`VoiceError` if espeak-ng does not know the voice."""
+        self._set_voice(voice)
+
+    def _set_voice(self, voice: Voice) -> None:
         if self._lib.espeak_SetVoiceByName(voice.espeak_name.encode()) != 0:
             raise VoiceError(f"unknown espeak-ng voice {voice.espeak_name!r}; use one of "
                              f"{', '.join(ENGLISH_VOICES)} with an optional +variant ({', '.join(VARIANTS)})")
         self._lib.espeak_SetParameter(_PARAM_RATE, voice.rate_wpm, 0)
         self._lib.espeak_SetParameter(_PARAM_PITCH, voice.pitch, 0)
         self._lib.espeak_SetParameter(_PARAM_RANGE, voice.pitch_range, 0)
-        self._voice = voice
 
     def synthesize(self, text: str, voice: Voice = Voice()) -> Utterance:
         """Speak ``text``; words and phones are timed from the engine's own events."""
-        self.set_voice(voice)
+        self._load()
+        self._set_voice(voice)
         self._samples, self._events = [], []
         encoded = text.encode("utf-8")
         buffer = ctypes.create_string_buffer(encoded)

@@ -44,8 +44,7 @@ def render_utterance(job, animator: MouthAnimator, synthesizer: Synthesizer, out
     audio = np.pad(audio, (0, frame_count * samples_per_frame - len(audio)))  # audio and video end together
     segments = phones_to_visemes(utterance.phones)
     mouth = mouth_track(segments, frame_count, VIDEO_FPS)
-    rng = np.random.default_rng(job.seed)
-    frames = render_clip(animator, mouth, HeadMotion.random(rng), rng)
+    frames = render_clip(animator, mouth, HeadMotion.random(np.random.default_rng(job.seed)))
     video_path.parent.mkdir(parents=True, exist_ok=True)
     write_video(video_path, frames, VIDEO_FPS, audio, AUDIO_SAMPLE_RATE, quality_crf=job.speaker.crf)
     duration_s = frame_count / VIDEO_FPS

@@ -52,12 +52,12 @@ _GROUPS = {
     "p_b_m": "p b m",
     "f_v": "f v",
     "th": "T D",
-    "t_d_n_l": "t d n l t# t2 d# n- l/ L",
+    "t_d_n_l": "t d n l t# t2 t[ d# n- l/ L",
     "k_g_ng": "k g N x h ? k# g#",
     "ch_j_sh": "S Z tS dZ",
     "s_z": "s z",
     "r": "r r- R",
-    "w_uw": "w W",
+    "w_uw": "w W w#",
     "vowel_open": "a aa A: A@ A a2 aI@",
     "vowel_mid": "E E2 E3 e@ @ @2 @5 @L 3 3: V a# I@ e",
     "vowel_spread": "i i: I I# I2 i@ i@3 j y",
@@ -68,6 +68,7 @@ DIPHTHONGS = {
     "aI": ("vowel_open", "vowel_spread"), "aU": ("vowel_open", "vowel_rounded"),
     "eI": ("vowel_mid", "vowel_spread"), "oU": ("vowel_rounded", "w_uw"),
     "OI": ("vowel_rounded", "vowel_spread"), "aI3": ("vowel_open", "vowel_spread"),
+    "aI2": ("vowel_open", "vowel_spread"),
     "aU@": ("vowel_open", "vowel_rounded"), "eI@": ("vowel_mid", "vowel_spread"),
 }
 

@@ -1,0 +1,166 @@
+"""The synthetic corpus on real faces and real speech synthesis, checked with the project's own
+media loader and lip-ROI stage."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from dataclasses import replace
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from avsr.io.lip_roi import extract_lip_roi
+from avsr.io.media import load_media
+from avsr.synth.corpus import SynthOptions, UtteranceJob, load_faces, make_speakers, synthesize_corpus
+from avsr.synth.face_rig import FaceImageError, MouthAnimator
+from avsr.synth.text import TextError
+from avsr.synth.tts import Synthesizer, VoiceError
+from avsr.synth.utterance import render_utterance
+
+OPTIONS = SynthOptions(num_utterances=8, speakers=4, test_speakers=1, val_speakers=1, seed=0)
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("corpus")
+    synthesize_corpus(out, OPTIONS, progress=False)
+    return out
+
+
+def records(folder: Path) -> list[dict]:
+    return [json.loads(line) for split in ("train", "val", "test") for line in (folder / f"{split}.jsonl").open()]
+
+
+def test_manifests_and_layout(corpus):
+    rows = records(corpus)
+    assert len(rows) == 8 and len({r["id"] for r in rows}) == 8
+    assert {r["split"] for r in rows} == {"train", "val", "test"}
+    by_split = {}
+    for row in rows:
+        by_split.setdefault(row["split"], set()).add(row["speaker"])
+        assert (corpus / row["video"]).is_file() and (corpus / row["video"]).with_suffix(".json").is_file()
+        assert len(row["text"].split()) == 6  # GRID: six slots
+    assert not (by_split["train"] & by_split["test"]) and not (by_split["train"] & by_split["val"])
+    speakers = json.loads((corpus / "speakers.json").read_text())
+    faces = {s["split"]: s["face"] for s in speakers}
+    assert len({s["face"] for s in speakers}) == 4  # disjoint faces too
+
+
+def test_videos_open_in_sync_and_the_face_is_found(corpus):
+    for row in records(corpus):
+        media = load_media(corpus / row["video"])
+        assert media.video.shape[1:] == (224, 224, 3)
+        assert abs(len(media.audio) / 16_000 - len(media.video) / 25) <= 0.040
+        assert abs(row["duration_s"] - len(media.video) / 25) <= 0.040
+        assert extract_lip_roi(media.video).face_found.mean() >= 0.98
+
+
+def test_mouth_opening_follows_the_jaw_and_the_audio(corpus):
+    openings, jaws, envelopes = [], [], []
+    for row in records(corpus):
+        media = load_media(corpus / row["video"])
+        side = json.loads((corpus / row["video"]).with_suffix(".json").read_text())
+        lips = extract_lip_roi(media.video).mouth_landmarks[:, :20, 1]  # outer lip contour, y
+        opening = lips[:, 5] - lips[:, 15]  # lower-lip centre below upper-lip centre
+        jaw = np.array(side["mouth_open"])
+        assert np.corrcoef(opening, jaw)[0, 1] > 0.8, row["id"]
+        frames = media.audio[: len(opening) * 640].reshape(-1, 640)
+        openings.append(opening - opening.mean())
+        envelopes.append(np.log(np.sqrt((frames**2).mean(axis=1)) + 1e-4))
+        envelopes[-1] -= envelopes[-1].mean()
+    opening, envelope = np.concatenate(openings), np.concatenate(envelopes)
+    lags = range(-5, 6)
+    scores = [np.corrcoef(np.roll(opening, lag), envelope)[0, 1] for lag in lags]
+    assert abs(list(lags)[int(np.argmax(scores))]) <= 1 and max(scores) > 0.3
+
+
+def _render(tmp_path: Path, text: str, name: str) -> tuple[np.ndarray, dict]:
+    rigs = load_faces(None, 224)
+    speaker = make_speakers(OPTIONS, rigs)[0]
+    rig = next(r for r in rigs if r.source == speaker.face)
+    job = UtteranceJob(name, text, speaker, f"{name}.mp4", seed=7)
+    render_utterance(job, MouthAnimator(rig), Synthesizer(), tmp_path)
+    side = json.loads((tmp_path / f"{name}.json").read_text())
+    roi = extract_lip_roi(tmp_path / f"{name}.mp4").roi.astype(np.float32)
+    return roi, side
+
+
+def test_one_word_changes_only_its_own_span(tmp_path):
+    first, side = _render(tmp_path, "set green by d seven now", "a")
+    second, _ = _render(tmp_path, "set green by d seven soon", "b")
+    word = side["words"][-1]
+    start = int(word["start_s"] * 25)
+    before = np.abs(first[: start - 8] - second[: start - 8]).mean()  # > 0.3 s before the word
+    count = min(len(first), len(second))
+    inside = np.abs(first[start:count] - second[start:count]).mean()
+    assert inside > 3 * before and before < 2.0
+
+
+def _track_distance(first: dict, second: dict, frames: int = 10) -> float:
+    """Mean absolute difference of the rendered jaw tracks over the first word, best of +-1 frame
+    (espeak-ng's aspirated p is a few ms longer than b)."""
+    a = np.array(first["mouth_open"][: frames + 2])
+    b = np.array(second["mouth_open"][: frames + 2])
+    return min(np.abs(a[1 : frames + 1] - b[1 + lag : frames + 1 + lag]).mean() for lag in (-1, 0, 1))
+
+
+def test_bin_and_pin_look_alike(tmp_path):
+    _, bin_side = _render(tmp_path, "bin blue at f two now", "bin")
+    _, pin_side = _render(tmp_path, "pin blue at f two now", "pin")
+    _, fin_side = _render(tmp_path, "fin blue at f two now", "fin")
+    assert _track_distance(bin_side, pin_side) < 0.02
+    assert _track_distance(bin_side, fin_side) > 2 * _track_distance(bin_side, pin_side)
+
+
+def test_same_seed_same_corpus_other_seed_other_corpus(tmp_path, corpus):
+    small = replace(OPTIONS, num_utterances=3)
+    synthesize_corpus(tmp_path / "a", small, progress=False)
+    synthesize_corpus(tmp_path / "b", replace(small, seed=1), progress=False)
+    again = records(tmp_path / "a")
+    original = {r["id"]: r for r in records(corpus)}
+    for row in again:
+        assert row == original[row["id"]]
+        np.testing.assert_array_equal(load_media(tmp_path / "a" / row["video"]).video,
+                                      load_media(corpus / row["video"]).video)
+    other = records(tmp_path / "b")
+    assert [r["text"] for r in other] != [r["text"] for r in again]
+
+
+def test_bad_inputs_give_one_clear_error_each(tmp_path):
+    with pytest.raises(VoiceError, match="unknown espeak-ng voice"):
+        synthesize_corpus(tmp_path / "v", replace(OPTIONS, voices=("en-us", "zz-nowhere")), progress=False)
+    unreadable = tmp_path / "unreadable"
+    unreadable.mkdir()
+    (unreadable / "face.jpg").write_text("not an image")
+    with pytest.raises(FaceImageError, match="face.jpg: cannot be read as an image"):
+        synthesize_corpus(tmp_path / "u", replace(OPTIONS, faces_dir=str(unreadable)), progress=False)
+    faceless = tmp_path / "faceless"
+    faceless.mkdir()
+    sky = np.zeros((300, 400, 3), np.uint8)
+    sky[:] = (235, 206, 135)
+    cv2.imwrite(str(faceless / "sky.png"), sky)
+    with pytest.raises(FaceImageError, match="sky.png: no face found"):
+        synthesize_corpus(tmp_path / "f", replace(OPTIONS, faces_dir=str(faceless)), progress=False)
+    (tmp_path / "empty.txt").write_text("")
+    with pytest.raises(TextError, match="holds no sentence"):
+        synthesize_corpus(tmp_path / "t", replace(OPTIONS, text_file=str(tmp_path / "empty.txt")), progress=False)
+
+
+def test_cli_with_a_text_file_and_two_workers(tmp_path):
+    sentences = tmp_path / "sentences.txt"
+    sentences.write_text("The quick brown fox.\nJumps over the lazy dog!\n")
+    out = tmp_path / "corpus"
+    avsr = str(Path(sys.executable).with_name("avsr"))
+    result = subprocess.run([avsr, "synth", str(out), "--num-utterances", "4", "--speakers", "3", "--workers", "2",
+                             "--text-file", str(sentences), "--quiet"], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    texts = sorted(r["text"] for r in records(out))
+    assert texts == ["jumps over the lazy dog", "jumps over the lazy dog", "the quick brown fox", "the quick brown fox"]
+    bad = subprocess.run([avsr, "synth", str(tmp_path / "x"), "--voices", "nope"], capture_output=True, text=True)
+    assert bad.returncode == 2 and bad.stderr.strip().count("\n") == 0 and "unknown espeak-ng voice" in bad.stderr
+    shutil.rmtree(out)
