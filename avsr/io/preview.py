@@ -11,10 +11,10 @@ import numpy as np
 from avsr.io.lip_roi import LipRoi
 
 
-def contact_sheet(lip_roi: LipRoi, columns: int = 10, max_tiles: int = 40) -> np.ndarray:
-    """An RGB image ``(H, W, 3) uint8`` of evenly spaced crops with their lip landmarks and times.
+def contact_sheet(lip_roi: LipRoi, columns: int = 10, max_tiles: int = 40, landmarks: bool = True) -> np.ndarray:
+    """An RGB image ``(H, W, 3) uint8`` of evenly spaced crops with their times.
 
-    Frames without a face get a red frame; landmarks are drawn as green dots.
+    Frames without a face get a red frame; with ``landmarks`` the lip points are green dots.
     """
     count = len(lip_roi)
     indices = np.unique(np.linspace(0, count - 1, min(count, max_tiles)).round().astype(int))
@@ -22,10 +22,10 @@ def contact_sheet(lip_roi: LipRoi, columns: int = 10, max_tiles: int = 40) -> np
     tiles = []
     for index in indices:
         tile = cv2.cvtColor(lip_roi.roi[index], cv2.COLOR_GRAY2RGB)
-        if lip_roi.face_found[index]:
+        if lip_roi.face_found[index] and landmarks:
             for x, y in lip_roi.mouth_landmarks[index]:
                 cv2.circle(tile, (int(round(x)), int(round(y))), 1, (0, 230, 0), -1)
-        else:
+        elif not lip_roi.face_found[index]:
             cv2.rectangle(tile, (0, 0), (size - 1, size - 1), (230, 0, 0), 3)
         cv2.putText(tile, f"{lip_roi.timestamps_s[index]:.2f}s", (3, size - 5), cv2.FONT_HERSHEY_SIMPLEX,
                     0.33, (255, 255, 0), 1, cv2.LINE_AA)
