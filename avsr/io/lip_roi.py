@@ -54,7 +54,7 @@ class LipRoiOptions:
     detect_max_side: int | None = None  # downscale frames to this longer side for detection
     max_faces: int = 4  # faces MediaPipe may report per frame (the largest one is followed)
     max_gap_frames: int = 12  # longer runs without a face are face_found=False (12 = 0.48 s)
-    smooth_sigma_frames: float = 1.5  # Gaussian smoothing of the head pose over time, frames
+    smooth_sigma_frames: float = 2.5  # Gaussian smoothing of the head pose over time, frames
     mouth_smooth_sigma_frames: float = 4.0  # smoothing of the mouth position in the face, frames
     landmarker_model: str | None = None  # another face_landmarker .task bundle
     frame_cache_mb: int = 256  # grayscale frames kept between the passes; longer clips are decoded twice

@@ -80,6 +80,9 @@ def _process_one(path: Path, output: Path, options: LipRoiOptions, preview: bool
     except (MediaError, OSError, ValueError) as error:
         message = str(error) if str(path) in str(error) else f"{path}: {error}"
         return RoiJobResult(str(path), "failed", error=message, seconds=time.perf_counter() - started)
+    except Exception as error:  # one file's unexpected failure must not end the batch
+        message = f"{path}: {error.__class__.__name__}: {error}; please report this with the file"
+        return RoiJobResult(str(path), "failed", error=message, seconds=time.perf_counter() - started)
     return RoiJobResult(str(path), "done", str(output), frames=len(lip_roi),
                         face_found_rate=float(lip_roi.face_found.mean()), seconds=time.perf_counter() - started)
 
