@@ -1,0 +1,110 @@
+"""The audio-visual CTC model: two encoders, a fusion (reliability gate by default), a shared
+encoder and a CTC head, with auxiliary per-stream CTC heads. Presets: :func:`tiny`, :func:`base`."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import torch
+from torch import nn
+
+from avsr.models.audio_encoder import AudioEncoder
+from avsr.models.conformer import Conformer
+from avsr.models.fusion import ConcatFusion, ReliabilityGate, SumFusion, reliability_cues
+from avsr.models.video_encoder import VideoEncoder
+
+MODES = ("av", "audio", "video")
+FUSIONS = {"gate": ReliabilityGate, "concat": ConcatFusion, "sum": SumFusion}
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """Sizes of an :class:`AVSRModel`."""
+
+    vocab_size: int = 29  # CTC blank + characters
+    dim: int = 144  # width of every stream
+    num_heads: int = 4
+    ffn_dim: int = 576
+    kernel_size: int = 15  # Conformer depthwise convolution
+    audio_layers: int = 2
+    video_layers: int = 2
+    fusion_layers: int = 1  # shared Conformer layers after fusion
+    video_channels: tuple[int, ...] = (16, 32, 64)  # ResNet stage widths of the video trunk
+    fusion: str = "gate"  # gate | concat | sum
+    dropout: float = 0.1
+
+    def __post_init__(self) -> None:
+        if self.fusion not in FUSIONS:
+            raise ValueError(f"fusion={self.fusion!r}; use one of {', '.join(FUSIONS)}")
+        if self.dim % self.num_heads:
+            raise ValueError(f"dim={self.dim} must be divisible by num_heads={self.num_heads}")
+
+    def to_dict(self) -> dict:
+        return asdict(self) | {"video_channels": list(self.video_channels)}
+
+
+@dataclass
+class ModelOutput:
+    """log_probs ``(B, T, V)`` with lengths ``(B,)``; ``audio_weight`` ``(B, T)`` (gate only);
+    per-stream log probs for the auxiliary CTC losses."""
+
+    log_probs: torch.Tensor
+    lengths: torch.Tensor
+    audio_weight: torch.Tensor | None
+    audio_log_probs: torch.Tensor
+    video_log_probs: torch.Tensor
+
+
+class AVSRModel(nn.Module):
+    def __init__(self, config: ModelConfig) -> None:
+        super().__init__()
+        self.config = config
+        c = config
+        self.audio_encoder = AudioEncoder(c.dim, c.audio_layers, c.num_heads, c.ffn_dim, kernel_size=c.kernel_size,
+                                          dropout=c.dropout)
+        self.video_encoder = VideoEncoder(c.dim, c.video_channels, c.video_layers, c.num_heads, c.ffn_dim,
+                                          kernel_size=c.kernel_size, dropout=c.dropout)
+        self.fusion = FUSIONS[c.fusion](c.dim)
+        self.shared = Conformer(c.dim, c.num_heads, c.ffn_dim, c.fusion_layers, c.kernel_size, c.dropout)
+        self.head = nn.Linear(c.dim, c.vocab_size)
+        self.audio_head = nn.Linear(c.dim, c.vocab_size)
+        self.video_head = nn.Linear(c.dim, c.vocab_size)
+
+    def forward(self, audio: torch.Tensor, audio_lengths: torch.Tensor, video: torch.Tensor,
+                video_lengths: torch.Tensor, face_found: torch.Tensor, mode: str = "av") -> ModelOutput:
+        """
+        Args:
+            audio: 16 kHz samples ``(B, N)`` with ``audio_lengths`` ``(B,)`` = 640 x frames.
+            video: normalised mouth crops ``(B, T, H, W)`` with ``video_lengths`` ``(B,)``.
+            face_found: ``(B, T)`` bool.
+            mode: ``av`` (gated), ``audio`` or ``video`` (the other stream's weight forced to 0).
+        """
+        if mode not in MODES:
+            raise ValueError(f"mode={mode!r}; use one of {', '.join(MODES)}")
+        audio_features, audio_frames, logmel = self.audio_encoder(audio, audio_lengths)  # (B, T, D)
+        frames = video.shape[1]
+        audio_features = nn.functional.pad(audio_features, (0, 0, 0, max(frames - audio_features.shape[1], 0)))
+        audio_features = audio_features[:, :frames]
+        video_features = self.video_encoder(video, video_lengths)  # (B, T, D)
+        lengths = torch.minimum(audio_frames, video_lengths)
+        cues = reliability_cues(logmel, audio_lengths, face_found)
+        force = None
+        if mode != "av":
+            force = torch.zeros(*video_features.shape[:2], 2, device=video.device)
+            force[..., 0 if mode == "audio" else 1] = 1.0
+        fused, audio_weight = self.fusion(audio_features, video_features, cues, force)
+        shared = self.shared(fused, lengths)
+        log_softmax = lambda x: nn.functional.log_softmax(x.float(), dim=-1)
+        return ModelOutput(log_softmax(self.head(shared)), lengths, audio_weight,
+                           log_softmax(self.audio_head(audio_features)), log_softmax(self.video_head(video_features)))
+
+
+def tiny(fusion: str = "gate", vocab_size: int = 29) -> ModelConfig:
+    """CPU-trainable (< 5 M parameters; a light video trunk of 16-64 channels)."""
+    return ModelConfig(vocab_size=vocab_size, fusion=fusion)
+
+
+def base(fusion: str = "gate", vocab_size: int = 29) -> ModelConfig:
+    """GPU, LRS3-scale; widths close to auto_avsr's (d=768 there, 12 layers per encoder)."""
+    return ModelConfig(vocab_size=vocab_size, dim=512, num_heads=8, ffn_dim=2048, kernel_size=31, audio_layers=12,
+                       video_layers=12, fusion_layers=2, video_channels=(64, 128, 256, 512), fusion=fusion)
