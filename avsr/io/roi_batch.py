@@ -4,10 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-import multiprocessing
 import time
-from concurrent.futures import ProcessPoolExecutor, as_completed
-from concurrent.futures.process import BrokenProcessPool
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -16,6 +13,7 @@ import numpy as np
 from avsr.io.lip_roi import LipRoi, LipRoiOptions, extract_lip_roi
 from avsr.io.media import MediaError
 from avsr.io.preview import save_contact_sheet
+from avsr.parallel import run_jobs
 
 # Bump when the crops computed for the same file and options change.
 ROI_FORMAT_VERSION = "1"
@@ -87,39 +85,6 @@ def _process_one(path: Path, output: Path, options: LipRoiOptions, preview: bool
                         face_found_rate=float(lip_roi.face_found.mean()), seconds=time.perf_counter() - started)
 
 
-def _quiet_worker() -> None:
-    import warnings
-
-    warnings.simplefilter("ignore")
-
-
-def _run_in_pool(jobs, results, workers, bar, *job_args) -> None:
-    """Fill ``results`` using worker processes; a worker that dies (e.g. a native crash on one
-    file) costs that file only: unfinished files are retried in a fresh pool, and a file that was
-    among those in flight during two crashes is reported as failed."""
-    context = multiprocessing.get_context("spawn")  # MediaPipe's threads do not survive fork
-    crashes = [0] * len(jobs)
-    pending = list(range(len(jobs)))
-    while pending:
-        with ProcessPoolExecutor(workers, mp_context=context, initializer=_quiet_worker) as pool:
-            futures = {pool.submit(_process_one, *jobs[i], *job_args): i for i in pending}
-            try:
-                for future in as_completed(futures):
-                    results[futures[future]] = future.result()
-                    bar.update()
-            except BrokenProcessPool:
-                pass
-        pending = [i for i in pending if results[i] is None]
-        # The pool hands out jobs in order, so the crash happened in one of the first few left.
-        for i in pending[: workers + 1]:
-            crashes[i] += 1
-            if crashes[i] >= 2:
-                results[i] = RoiJobResult(str(jobs[i][0]), "failed", error=f"{jobs[i][0]}: the worker process "
-                                          "crashed while reading this file; re-encode it or run with --workers 1")
-                bar.update()
-        pending = [i for i in pending if results[i] is None]
-
-
 def run_lip_roi(
     paths: list[Path],
     out_dir: str | Path,
@@ -135,19 +100,13 @@ def run_lip_roi(
     input is reported in its :class:`RoiJobResult` and never stops the others. Results follow the
     order of ``paths``.
     """
-    from tqdm import tqdm
-
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     outputs = [out_dir / f"{name}.npz" for name in output_names(paths)]
-    jobs = list(zip(paths, outputs))
-    results: list[RoiJobResult | None] = [None] * len(jobs)
-    bar = tqdm(total=len(jobs), unit="file", disable=not progress, dynamic_ncols=True)
-    if workers <= 1:
-        for i, (path, output) in enumerate(jobs):
-            results[i] = _process_one(path, output, options, preview, overwrite)
-            bar.update()
-    else:
-        _run_in_pool(jobs, results, workers, bar, options, preview, overwrite)
-    bar.close()
-    return results
+    jobs = [(path, output, options, preview, overwrite) for path, output in zip(paths, outputs)]
+    return run_jobs(_process_one, jobs, workers, _crashed, progress=progress)
+
+
+def _crashed(job: tuple) -> RoiJobResult:
+    return RoiJobResult(str(job[0]), "failed", error=f"{job[0]}: the worker process crashed while reading this "
+                        "file; re-encode it or run with --workers 1")
