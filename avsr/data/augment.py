@@ -1,0 +1,90 @@
+"""On-the-fly augmentation of one utterance: noise, modality dropout, crop, flip, time masking.
+
+Every random choice comes from a generator seeded by (seed, epoch, index), so a run is repeatable.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from avsr.data.noise import NoiseFolder, babble, mix_at_snr, white_noise
+
+
+@dataclass(frozen=True)
+class AugmentOptions:
+    """Training-time augmentation. Evaluation uses ``AugmentOptions.evaluation()``."""
+
+    noise_prob: float = 0.5  # share of utterances that get additive noise
+    snr_db_range: tuple[float, float] = (-5.0, 20.0)  # SNR drawn uniformly in this range
+    noise_types: tuple[str, ...] = ("white", "babble")  # and "folder" with noise_dir
+    noise_dir: str | None = None  # MUSAN-style folder of noise recordings
+    babble_speakers: int = 4  # utterances summed into babble
+    drop_audio_prob: float = 0.1  # audio replaced by silence
+    drop_video_prob: float = 0.1  # all frames blanked, face_found False
+    blank_span_prob: float = 0.2  # one random span of frames blanked (face lost for a while)
+    crop_size: int = 88  # 96 -> 88
+    random_crop: bool = True  # centre crop when False
+    flip_prob: float = 0.5  # horizontal flip
+    time_mask_prob: float = 0.2  # one span of audio and frames zeroed together
+
+    def __post_init__(self) -> None:
+        unknown = set(self.noise_types) - {"white", "babble", "folder"}
+        if unknown:
+            raise ValueError(f"noise_types {sorted(unknown)}; use white, babble and/or folder")
+        if "folder" in self.noise_types and not self.noise_dir:
+            raise ValueError("noise type 'folder' needs noise_dir")
+
+    @classmethod
+    def evaluation(cls) -> "AugmentOptions":
+        return cls(noise_prob=0.0, drop_audio_prob=0.0, drop_video_prob=0.0, blank_span_prob=0.0,
+                   random_crop=False, flip_prob=0.0, time_mask_prob=0.0)
+
+
+class Augmenter:
+    """Applies :class:`AugmentOptions` to ``(video (T, 96, 96) uint8, face_found (T,), audio (640 T,))``."""
+
+    def __init__(self, options: AugmentOptions) -> None:
+        self.options = options
+        self._folder = NoiseFolder(options.noise_dir) if options.noise_dir else None
+
+    def __call__(self, video: np.ndarray, face_found: np.ndarray, audio: np.ndarray, rng: np.random.Generator,
+                 others: list[np.ndarray] = ()) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        o = self.options
+        video, face_found, audio = self._crop(video, rng), face_found.copy(), audio.astype(np.float32)
+        if rng.random() < o.flip_prob:
+            video = video[:, :, ::-1]
+        if rng.random() < o.noise_prob:
+            audio = mix_at_snr(audio, self._noise(len(audio), rng, others), rng.uniform(*o.snr_db_range))
+        frames = len(video)
+        if rng.random() < o.drop_audio_prob:
+            audio = np.zeros_like(audio)
+        elif rng.random() < o.drop_video_prob:
+            video, face_found = np.zeros_like(video), np.zeros_like(face_found)
+        elif rng.random() < o.blank_span_prob and frames > 2:
+            start, stop = sorted(rng.integers(0, frames, 2))
+            video[start:stop + 1], face_found[start:stop + 1] = 0, False
+        if rng.random() < o.time_mask_prob and frames > 4:
+            width = int(rng.integers(1, max(frames // 5, 2)))
+            start = int(rng.integers(0, frames - width))
+            video[start:start + width] = 0
+            audio[start * 640:(start + width) * 640] = 0
+        return np.ascontiguousarray(video), face_found, audio
+
+    def _crop(self, video: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        size, side = self.options.crop_size, video.shape[1]
+        if self.options.random_crop:
+            top, left = rng.integers(0, side - size + 1, 2)
+        else:
+            top = left = (side - size) // 2
+        return video[:, top:top + size, left:left + size].copy()
+
+    def _noise(self, length: int, rng: np.random.Generator, others: list[np.ndarray]) -> np.ndarray:
+        kinds = [k for k in self.options.noise_types if k != "babble" or len(others) > 0]
+        kind = kinds[int(rng.integers(len(kinds)))]
+        if kind == "white":
+            return white_noise(length, rng)
+        if kind == "babble":
+            return babble(list(others), length, rng)
+        return self._folder.sample(length, rng)

@@ -1,0 +1,138 @@
+"""The training/evaluation dataset over prepared manifests, length bucketing, and collation."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset, Sampler
+
+from avsr.data.augment import Augmenter, AugmentOptions
+from avsr.data.manifest import read_jsonl, resolve
+from avsr.data.tokenizer import CharTokenizer
+
+# Mouth-crop normalisation (mean, std of grey levels / 255), the LRS3 values used by auto_avsr.
+VIDEO_MEAN, VIDEO_STD = 0.421, 0.165
+
+
+def load_features(path: str | Path) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``roi (T, 96, 96) uint8``, ``face_found (T,) bool``, ``audio (640 T,) float32`` of a prepared utterance."""
+    with np.load(path) as data:
+        return data["roi"], data["face_found"], data["audio"].astype(np.float32) / 32768.0
+
+
+class AVDataset(Dataset):
+    """Utterances of one or more prepared manifests (``avsr prepare manifest``).
+
+    Items: ``dict(id, video (T, 88, 88) uint8, face_found (T,), audio (640 T,), tokens (L,))``.
+    """
+
+    def __init__(self, manifests: str | list[str], tokenizer: CharTokenizer = CharTokenizer(),
+                 augment: AugmentOptions | None = None, seed: int = 0) -> None:
+        manifests = [manifests] if isinstance(manifests, (str, Path)) else manifests
+        self.records = [r | {"features": str(resolve(m, r["features"]))}
+                        for m in manifests for r in read_jsonl(m, required=("id", "text", "features", "num_frames"))]
+        self.tokenizer = tokenizer
+        self.augment = Augmenter(augment or AugmentOptions.evaluation())
+        self.seed = seed
+        self.epoch = 0
+
+    def __len__(self) -> int:
+        return len(self.records)
+
+    @property
+    def lengths(self) -> list[int]:
+        return [int(r["num_frames"]) for r in self.records]
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __getitem__(self, index: int) -> dict:
+        record = self.records[index]
+        rng = np.random.default_rng([self.seed, self.epoch, index])
+        video, face_found, audio = load_features(record["features"])
+        others = []
+        if self.augment.options.noise_prob > 0 and "babble" in self.augment.options.noise_types and len(self) > 1:
+            picks = rng.choice(len(self), size=min(self.augment.options.babble_speakers, len(self) - 1), replace=False)
+            others = [load_features(self.records[i]["features"])[2] for i in picks if i != index]
+        video, face_found, audio = self.augment(video, face_found, audio, rng, others)
+        return {"id": record["id"], "text": record["text"], "video": video, "face_found": face_found,
+                "audio": audio, "tokens": torch.tensor(self.tokenizer.encode(record["text"]), dtype=torch.long)}
+
+
+@dataclass
+class Batch:
+    """Padded tensors with their lengths: audio ``(B, N)``, video ``(B, T, H, W)`` (normalised),
+    face_found ``(B, T)``, targets ``(B, L)`` (0-padded)."""
+
+    ids: list[str]
+    texts: list[str]
+    audio: torch.Tensor
+    audio_lengths: torch.Tensor
+    video: torch.Tensor
+    video_lengths: torch.Tensor
+    face_found: torch.Tensor
+    targets: torch.Tensor
+    target_lengths: torch.Tensor
+
+    def to(self, device, **kwargs) -> "Batch":
+        for name in ("audio", "audio_lengths", "video", "video_lengths", "face_found", "targets", "target_lengths"):
+            setattr(self, name, getattr(self, name).to(device, **kwargs))
+        return self
+
+
+def collate(items: list[dict]) -> Batch:
+    frames = torch.tensor([len(item["video"]) for item in items])
+    size = items[0]["video"].shape[1:]
+    video = torch.zeros(len(items), int(frames.max()), *size)
+    face_found = torch.zeros(len(items), int(frames.max()), dtype=torch.bool)
+    audio = torch.zeros(len(items), int(frames.max()) * 640)
+    targets = torch.nn.utils.rnn.pad_sequence([item["tokens"] for item in items], batch_first=True)
+    for i, item in enumerate(items):
+        count = len(item["video"])
+        video[i, :count] = (torch.from_numpy(item["video"]).float() / 255 - VIDEO_MEAN) / VIDEO_STD
+        face_found[i, :count] = torch.from_numpy(item["face_found"])
+        audio[i, : count * 640] = torch.from_numpy(item["audio"][: count * 640])
+    return Batch([item["id"] for item in items], [item["text"] for item in items], audio, frames * 640, video,
+                 frames, face_found, targets, torch.tensor([len(item["tokens"]) for item in items]))
+
+
+class BucketBatchSampler(Sampler[list[int]]):
+    """Batches of similar length whose total frames stay under ``max_frames``; batch order is
+    shuffled per epoch (seeded), and so are utterances of equal length."""
+
+    def __init__(self, lengths: list[int], max_frames: int, shuffle: bool = True, seed: int = 0) -> None:
+        if max(lengths, default=0) > max_frames:
+            raise ValueError(f"an utterance has {max(lengths)} frames, more than max_frames={max_frames}; "
+                             "raise max_frames")
+        self.lengths, self.max_frames, self.shuffle, self.seed = lengths, max_frames, shuffle, seed
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def _batches(self) -> list[list[int]]:
+        rng = np.random.default_rng([self.seed, self.epoch])
+        jitter = rng.random(len(self.lengths)) if self.shuffle else np.zeros(len(self.lengths))
+        order = np.lexsort((jitter, np.asarray(self.lengths)))
+        batches, current, longest = [], [], 0
+        for index in order:
+            longest_if_added = max(longest, self.lengths[index])
+            if current and longest_if_added * (len(current) + 1) > self.max_frames:
+                batches.append(current)
+                current, longest_if_added = [], self.lengths[index]
+            current.append(int(index))
+            longest = longest_if_added
+        if current:
+            batches.append(current)
+        if self.shuffle:
+            rng.shuffle(batches)
+        return batches
+
+    def __iter__(self):
+        return iter(self._batches())
+
+    def __len__(self) -> int:
+        return len(self._batches())

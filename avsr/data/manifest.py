@@ -1,0 +1,45 @@
+"""JSONL manifests: one utterance per line. Relative paths are relative to the manifest's folder."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+
+class ManifestError(ValueError):
+    """A manifest line that cannot be used."""
+
+
+def read_jsonl(path: str | Path, required: tuple[str, ...] = ("id",)) -> list[dict]:
+    """Records of a JSONL file, each checked for the ``required`` fields."""
+    path = Path(path)
+    if not path.is_file():
+        raise ManifestError(f"{path}: manifest not found; check the path")
+    records = []
+    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError as error:
+            raise ManifestError(f"{path}:{number}: not valid JSON ({error.msg}); one JSON object per line") from None
+        missing = [key for key in required if key not in record]
+        if missing:
+            raise ManifestError(f"{path}:{number}: missing field(s) {', '.join(missing)}")
+        records.append(record)
+    return records
+
+
+def resolve(manifest: str | Path, relative: str) -> Path:
+    """A path from a manifest, relative to the manifest's folder unless absolute."""
+    candidate = Path(relative)
+    return candidate if candidate.is_absolute() else Path(manifest).resolve().parent / candidate
+
+
+def write_jsonl(path: str | Path, records: list[dict]) -> None:
+    """Write records atomically (temporary file + rename)."""
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text("".join(json.dumps(r) + "\n" for r in records), encoding="utf-8")
+    os.replace(tmp, path)
