@@ -1,11 +1,19 @@
-"""Training entry point: ``python train.py fit --config configs/<name>.yaml``.
+"""Train an AV model: ``python train.py fit --config configs/<name>.yaml``.
 
-The LightningCLI, model and data module arrive with the model issue (#4); until then this
-script says so instead of pretending to train.
+LightningCLI: every argument of ``AVSRLightning``, ``AVDataModule`` and the ``Trainer`` can be set
+in the YAML or on the command line (``--trainer.max_epochs 5``); the resolved configuration is
+saved beside the logs and inside every checkpoint. Resume with ``--ckpt_path``.
 """
 
-import sys
+from lightning.pytorch.cli import LightningCLI
+
+from avsr.training.data_module import AVDataModule
+from avsr.training.lightning_module import AVSRLightning
+
+
+def main() -> None:
+    LightningCLI(AVSRLightning, AVDataModule, save_config_kwargs={"overwrite": True})
+
 
 if __name__ == "__main__":
-    sys.exit("train.py: training is not available yet (the AV model and Lightning CLI land with issue #4); "
-             "for now use `avsr lip-roi` to prepare mouth crops")
+    main()

@@ -118,12 +118,72 @@ def _run_synth(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_prepare(subparsers) -> None:
+    parser = subparsers.add_parser("prepare", help="prepare data for training (lip ROIs + 16 kHz audio cache)")
+    recipes = parser.add_subparsers(title="recipes", metavar="RECIPE", required=True)
+    manifest = recipes.add_parser(
+        "manifest", help="any JSONL manifest of {id, video, text[, audio]}",
+        description="Cut lip ROIs and extract 16 kHz audio for every line; write OUT_DIR/features/<id>.npz, "
+        "the prepared manifest OUT_DIR/<name>.jsonl and OUT_DIR/prepare_summary.jsonl. Re-running skips "
+        "utterances whose features are current.")
+    manifest.add_argument("manifest", metavar="MANIFEST.jsonl")
+    manifest.add_argument("output_dir", metavar="OUT_DIR")
+    manifest.add_argument("--workers", type=int, default=1)
+    manifest.add_argument("--detect-every", type=int, default=1, metavar="K")
+    manifest.add_argument("--quiet", action="store_true")
+    manifest.set_defaults(handler=_run_prepare_manifest)
+
+
+def _run_prepare_manifest(args: argparse.Namespace) -> int:
+    from avsr.data.manifest import ManifestError
+    from avsr.data.prepare import prepare_manifest
+    from avsr.io.lip_roi import LipRoiOptions
+
+    try:
+        target, summary = prepare_manifest(args.manifest, args.output_dir, LipRoiOptions(detect_every=args.detect_every),
+                                           workers=args.workers, progress=not args.quiet)
+    except (ManifestError, ValueError) as error:
+        print(f"avsr prepare manifest: error: {error}", file=sys.stderr)
+        return 2
+    failed = [r for r in summary if r["status"] == "failed"]
+    for result in failed:
+        print(f"failed: {result['error']}", file=sys.stderr)
+    done = sum(r["status"] == "done" for r in summary)
+    skipped = sum(r["status"] == "skipped" for r in summary)
+    print(f"{done} done, {skipped} skipped (current), {len(failed)} failed -> {target}")
+    return 1 if failed else 0
+
+
+def _add_export(subparsers) -> None:
+    parser = subparsers.add_parser("export", help="turn a training checkpoint into an inference bundle",
+                                   description="Write the model of a Lightning checkpoint as a bundle (weights, "
+                                   "model config, tokenizer) that loads with torch.load(weights_only=True).")
+    parser.add_argument("checkpoint", metavar="CKPT")
+    parser.add_argument("output", metavar="BUNDLE.pt")
+    parser.add_argument("--half", action="store_true", help="store weights as float16 (half the size)")
+    parser.add_argument("--note", default="", help="free text stored in the bundle's metadata")
+    parser.set_defaults(handler=_run_export)
+
+
+def _run_export(args: argparse.Namespace) -> int:
+    from avsr.models.bundle import save_bundle
+    from avsr.training.lightning_module import AVSRLightning
+
+    module = AVSRLightning.load_from_checkpoint(args.checkpoint, map_location="cpu")
+    save_bundle(args.output, module.model, module.tokenizer, {"checkpoint": args.checkpoint, "note": args.note},
+                half=args.half)
+    print(f"bundle -> {args.output}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="avsr", description="Audio-visual speech recognition toolkit.")
     parser.add_argument("--version", action="version", version=f"avsr {avsr.__version__}")
     subparsers = parser.add_subparsers(title="commands", metavar="COMMAND", required=True)
     _add_lip_roi(subparsers)
     _add_synth(subparsers)
+    _add_prepare(subparsers)
+    _add_export(subparsers)
     return parser
 
 

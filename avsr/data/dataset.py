@@ -37,7 +37,6 @@ class AVDataset(Dataset):
         self.tokenizer = tokenizer
         self.augment = Augmenter(augment or AugmentOptions.evaluation())
         self.seed = seed
-        self.epoch = 0
 
     def __len__(self) -> int:
         return len(self.records)
@@ -46,12 +45,12 @@ class AVDataset(Dataset):
     def lengths(self) -> list[int]:
         return [int(r["num_frames"]) for r in self.records]
 
-    def set_epoch(self, epoch: int) -> None:
-        self.epoch = epoch
-
-    def __getitem__(self, index: int) -> dict:
+    def __getitem__(self, key: int | tuple[int, int]) -> dict:
+        """``key``: an index, or ``(index, epoch)`` as :class:`BucketBatchSampler` yields, which seeds
+        the augmentation per epoch (also inside data-loading worker processes)."""
+        index, epoch = key if isinstance(key, tuple) else (key, 0)
         record = self.records[index]
-        rng = np.random.default_rng([self.seed, self.epoch, index])
+        rng = np.random.default_rng([self.seed, epoch, index])
         video, face_found, audio = load_features(record["features"])
         others = []
         if self.augment.options.noise_prob > 0 and "babble" in self.augment.options.noise_types and len(self) > 1:
@@ -99,9 +98,10 @@ def collate(items: list[dict]) -> Batch:
                  frames, face_found, targets, torch.tensor([len(item["tokens"]) for item in items]))
 
 
-class BucketBatchSampler(Sampler[list[int]]):
-    """Batches of similar length whose total frames stay under ``max_frames``; batch order is
-    shuffled per epoch (seeded), and so are utterances of equal length."""
+class BucketBatchSampler(Sampler[list[tuple[int, int]]]):
+    """Batches of similar length whose padded frames stay under ``max_frames``; batch order is
+    shuffled per epoch (seeded), and so are utterances of equal length. Yields ``(index, epoch)``
+    keys; Lightning calls :meth:`set_epoch` at every epoch."""
 
     def __init__(self, lengths: list[int], max_frames: int, shuffle: bool = True, seed: int = 0) -> None:
         if max(lengths, default=0) > max_frames:
@@ -132,7 +132,7 @@ class BucketBatchSampler(Sampler[list[int]]):
         return batches
 
     def __iter__(self):
-        return iter(self._batches())
+        return iter([[(index, self.epoch) for index in batch] for batch in self._batches()])
 
     def __len__(self) -> int:
         return len(self._batches())

@@ -1,0 +1,56 @@
+"""Inference bundles: weights + model config + tokenizer in one file that loads without pickled code.
+
+A bundle is a ``torch.save`` of plain containers (dicts, lists, strings, numbers, tensors), so
+``torch.load(..., weights_only=True)`` reads it; a file that needs any other Python object is
+refused rather than executed.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import torch
+
+from avsr.data.tokenizer import CharTokenizer
+from avsr.models.av_model import AVSRModel, ModelConfig
+
+BUNDLE_FORMAT = "avsr-bundle-1"
+
+
+class BundleError(ValueError):
+    """A file that is not a usable avsr bundle."""
+
+
+def save_bundle(path: str | Path, model: AVSRModel, tokenizer: CharTokenizer = CharTokenizer(),
+                metadata: dict | None = None, half: bool = False) -> Path:
+    """Write ``model`` as a bundle (atomically). ``half`` stores float weights as float16."""
+    path = Path(path)
+    state = {k: (v.half() if half and v.is_floating_point() else v).detach().cpu().contiguous()
+             for k, v in model.state_dict().items()}
+    payload = {"format": BUNDLE_FORMAT, "config": model.config.to_dict(), "tokenizer": tokenizer.characters,
+               "state_dict": state, "metadata": {k: str(v) for k, v in (metadata or {}).items()}}
+    tmp = path.with_name(f".{path.name}.tmp")
+    torch.save(payload, tmp)
+    os.replace(tmp, path)
+    return path
+
+
+def load_bundle(path: str | Path, device: str = "cpu") -> tuple[AVSRModel, CharTokenizer, dict]:
+    """``(model in eval mode, tokenizer, metadata)``; :class:`BundleError` for anything else."""
+    path = Path(path)
+    if not path.is_file():
+        raise BundleError(f"{path}: model bundle not found; check the path")
+    try:
+        payload = torch.load(path, map_location=device, weights_only=True)
+    except Exception as error:  # weights_only refuses pickled code with an UnpicklingError
+        raise BundleError(f"{path}: not a safe avsr bundle ({error.__class__.__name__}); bundles hold only "
+                          "weights and plain data — re-export it with avsr.models.bundle.save_bundle") from None
+    if not isinstance(payload, dict) or payload.get("format") != BUNDLE_FORMAT:
+        raise BundleError(f"{path}: not an avsr bundle (format {payload.get('format') if isinstance(payload, dict) else '?'}); "
+                          "a Lightning checkpoint is converted with `avsr export`")
+    config = dict(payload["config"])
+    config["video_channels"] = tuple(config["video_channels"])
+    model = AVSRModel(ModelConfig(**config))
+    model.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in payload["state_dict"].items()})
+    return model.to(device).eval(), CharTokenizer(payload["tokenizer"]), payload.get("metadata", {})

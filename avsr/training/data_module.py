@@ -1,0 +1,42 @@
+"""Lightning data module over prepared manifests, batched by total frames."""
+
+from __future__ import annotations
+
+import lightning as L
+from torch.utils.data import DataLoader
+
+from avsr.data.augment import AugmentOptions
+from avsr.data.dataset import AVDataset, BucketBatchSampler, collate
+
+
+class AVDataModule(L.LightningDataModule):
+    """
+    Args:
+        train_manifests, val_manifests: prepared manifests (``avsr prepare manifest``).
+        max_frames: video frames per batch (padded), which sets the batch size by length.
+        augment: training augmentation; validation always uses ``AugmentOptions.evaluation()``.
+        num_workers: data-loading processes.
+    """
+
+    def __init__(self, train_manifests: list[str], val_manifests: list[str], max_frames: int = 1200,
+                 augment: AugmentOptions = AugmentOptions(), num_workers: int = 0, seed: int = 0) -> None:
+        super().__init__()
+        self.save_hyperparameters()
+        # Lightning keeps hyperparameters as plain dicts (also when reloading): rebuild the dataclass.
+        self.augment = AugmentOptions(**augment) if isinstance(augment, dict) else augment
+
+    def setup(self, stage: str | None = None) -> None:
+        h = self.hparams
+        self.train_set = AVDataset(h.train_manifests, augment=self.augment, seed=h.seed)
+        self.val_set = AVDataset(h.val_manifests)
+
+    def _loader(self, dataset: AVDataset, shuffle: bool) -> DataLoader:
+        sampler = BucketBatchSampler(dataset.lengths, self.hparams.max_frames, shuffle=shuffle, seed=self.hparams.seed)
+        return DataLoader(dataset, batch_sampler=sampler, collate_fn=collate, num_workers=self.hparams.num_workers,
+                          persistent_workers=self.hparams.num_workers > 0)
+
+    def train_dataloader(self) -> DataLoader:
+        return self._loader(self.train_set, shuffle=True)
+
+    def val_dataloader(self) -> DataLoader:
+        return self._loader(self.val_set, shuffle=False)
