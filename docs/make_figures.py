@@ -17,7 +17,7 @@ import numpy as np
 
 from avsr.io.lip_roi import extract_lip_roi
 from avsr.io.preview import contact_sheet, save_contact_sheet
-from avsr.synth.corpus import SynthOptions, UtteranceJob, load_faces, make_speakers
+from avsr.synth.corpus import SynthOptions, UtteranceJob, load_faces, make_speakers, speaker_rig
 from avsr.synth.face_rig import MouthAnimator
 from avsr.synth.tts import Synthesizer
 from avsr.synth.utterance import render_utterance
@@ -28,12 +28,12 @@ SENTENCE = "place blue at f two now"
 
 
 def synth_rows(tmp: Path) -> np.ndarray:
-    rigs = {r.source: r for r in load_faces(None, 224)}
-    speakers = make_speakers(SynthOptions(speakers=6, test_speakers=2), list(rigs.values()))
+    faces = load_faces(None)
+    speakers = make_speakers(SynthOptions(speakers=6, test_speakers=2), faces)
     rows = []
     for speaker in speakers[:2]:
         job = UtteranceJob(speaker.id, SENTENCE, speaker, f"{speaker.id}.mp4", seed=1)
-        render_utterance(job, MouthAnimator(rigs[speaker.face]), Synthesizer(), tmp)
+        render_utterance(job, MouthAnimator(speaker_rig(faces, speaker, 224)), Synthesizer(), tmp)
         roi = extract_lip_roi(tmp / f"{speaker.id}.mp4")
         roi.roi, roi.mouth_landmarks = roi.roi[:40], roi.mouth_landmarks[:40]  # the first 1.6 s
         roi.face_found, roi.timestamps_s = roi.face_found[:40], roi.timestamps_s[:40]

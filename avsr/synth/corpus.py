@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from avsr.synth.face_rig import FaceImageError, FaceRig, build_rig, find_faces, read_photo
+from avsr.synth.face_rig import FaceImageError, FaceLook, FaceRig, build_rig, find_faces, read_photo
 from avsr.synth.text import grid_sentence, read_sentences
 from avsr.synth.tts import ENGLISH_VOICES, VARIANTS, Voice, VoiceError
 
@@ -64,6 +64,7 @@ class Speaker:
     split: str
     crf: int  # H.264 quality of this speaker's videos (higher: more compression)
     seed: int
+    look: FaceLook = FaceLook()
 
 
 @dataclass(frozen=True)
@@ -75,41 +76,80 @@ class UtteranceJob:
     seed: int
 
 
-def load_faces(faces_dir: str | Path | None, frame_size: int) -> list[FaceRig]:
-    """A rig per face in the photos of ``faces_dir`` (sorted by file name, faces left to right)."""
+@dataclass(frozen=True)
+class FaceSource:
+    """One face found in a photo: ``source`` is ``"<file>#<index>"``; points as :func:`find_faces`."""
+
+    source: str
+    photo: np.ndarray
+    points: np.ndarray
+
+
+def load_faces(faces_dir: str | Path | None) -> list[FaceSource]:
+    """Every face in the photos of ``faces_dir`` (sorted by file name, faces left to right)."""
     folder = Path(faces_dir) if faces_dir else DEFAULT_FACES_DIR
     if not folder.is_dir():
         raise FaceImageError(f"{folder}: no such folder of face photos; pass --faces DIR")
     photos = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
     if not photos:
         raise FaceImageError(f"{folder}: holds no .jpg/.png photo; add frontal face photos")
-    rigs = []
+    faces = []
     for path in photos:
         photo = read_photo(path)
-        faces = find_faces(photo)
-        if not faces:
+        found = find_faces(photo)
+        if not found:
             raise FaceImageError(f"{path}: no face found; use a frontal photo where a face is at least 60 pixels wide")
-        rigs += [build_rig(photo, points, frame_size, f"{path.name}#{i}") for i, points in enumerate(faces)]
-    return rigs
+        faces += [FaceSource(f"{path.name}#{i}", photo, points) for i, points in enumerate(found)]
+    return faces
 
 
-def make_speakers(options: SynthOptions, rigs: list[FaceRig]) -> list[Speaker]:
-    """Draw each speaker's face, voice, rate, pitch and compression; split them disjointly."""
+def _assign_faces(count: int, splits: list[str], faces: int, rng: np.random.Generator) -> list[int]:
+    """A face index per speaker such that test and val speakers' faces never appear in train."""
+    order = [int(i) for i in rng.permutation(faces)]
+    held = {split: splits.count(split) for split in ("test", "val")}
+    if faces < held["test"] + held["val"] + 1:
+        warnings.warn(f"{faces} faces cannot keep {held['test']} test and {held['val']} val speakers' faces out of "
+                      "training: faces are shared across splits (voices differ); add photos with --faces",
+                      stacklevel=3)
+        return [order[i % faces] for i in range(count)]
+    pools = {"test": order[: held["test"]], "val": order[held["test"]: held["test"] + held["val"]],
+             "train": order[held["test"] + held["val"]:]}
+    seen = {split: 0 for split in pools}
+    assigned = []
+    for split in splits:
+        assigned.append(pools[split][seen[split] % len(pools[split])])
+        seen[split] += 1
+    return assigned
+
+
+def make_speakers(options: SynthOptions, faces: list[FaceSource]) -> list[Speaker]:
+    """Draw each speaker's face, look, voice, rate, pitch and compression; split them disjointly.
+
+    Test and val speakers get faces no training speaker has. When speakers outnumber faces, a face
+    is reused with another look (mirrored, zoomed, tinted) and another voice.
+    """
     rng = np.random.default_rng([options.seed, 1])
-    order = rng.permutation(len(rigs))
     counts = {"test": options.test_speakers, "val": options.val_speakers}
     splits = ["train"] * (options.speakers - sum(counts.values())) + ["val"] * counts["val"] + ["test"] * counts["test"]
+    face_of = _assign_faces(options.speakers, splits, len(faces), rng)
+    uses: dict[int, int] = {}
     speakers = []
     for index in range(options.speakers):
-        rig = rigs[order[index % len(rigs)]]
+        face = face_of[index]
+        uses[face] = uses.get(face, 0) + 1
+        look = FaceLook() if uses[face] == 1 else FaceLook(
+            mirror=uses[face] % 2 == 0, zoom=float(rng.uniform(0.88, 1.12)),
+            tint=tuple(float(g) for g in rng.uniform(0.85, 1.15, 3)))
         voice = Voice(name=options.voices[rng.integers(len(options.voices))], variant=VARIANTS[rng.integers(len(VARIANTS))],
                       rate_wpm=int(rng.integers(140, 201)), pitch=int(rng.integers(30, 71)))
-        speakers.append(Speaker(f"s{index + 1:02d}", rig.source, voice, splits[index], int(rng.integers(20, 29)),
-                                int(rng.integers(2**31))))
-    if options.speakers > len(rigs):
-        warnings.warn(f"{options.speakers} speakers but {len(rigs)} faces: faces are reused, so the splits share "
-                      "faces (voices differ); add photos with --faces for fully disjoint speakers", stacklevel=2)
+        speakers.append(Speaker(f"s{index + 1:02d}", faces[face].source, voice, splits[index], int(rng.integers(20, 29)),
+                                int(rng.integers(2**31)), look))
     return speakers
+
+
+def speaker_rig(faces: list[FaceSource], speaker: Speaker, frame_size: int) -> FaceRig:
+    face = next(f for f in faces if f.source == speaker.face)
+    return build_rig(face.photo, face.points, frame_size, face.source, speaker.look)
 
 
 def make_jobs(options: SynthOptions, speakers: list[Speaker]) -> list[UtteranceJob]:
@@ -144,9 +184,9 @@ def _run_job(job: UtteranceJob) -> dict:
     from avsr.synth.utterance import render_utterance
 
     animators = _WORKER["animators"]
-    if job.speaker.face not in animators:
-        animators[job.speaker.face] = MouthAnimator(_WORKER["rigs"][job.speaker.face])
-    return render_utterance(job, animators[job.speaker.face], _WORKER["synthesizer"], _WORKER["out_dir"])
+    if job.speaker.id not in animators:
+        animators[job.speaker.id] = MouthAnimator(_WORKER["rigs"][job.speaker.id])
+    return render_utterance(job, animators[job.speaker.id], _WORKER["synthesizer"], _WORKER["out_dir"])
 
 
 def synthesize_corpus(out_dir: str | Path, options: SynthOptions = SynthOptions(), progress: bool = True) -> dict[str, list[dict]]:
@@ -165,12 +205,11 @@ def synthesize_corpus(out_dir: str | Path, options: SynthOptions = SynthOptions(
     synthesizer = Synthesizer()  # also checks every voice before any work starts
     for name in options.voices:
         synthesizer.check_voice(Voice(name))
-    rigs = load_faces(options.faces_dir, options.frame_size)
-    speakers = make_speakers(options, rigs)
+    faces = load_faces(options.faces_dir)
+    speakers = make_speakers(options, faces)
     jobs = make_jobs(options, speakers)
     out_dir.mkdir(parents=True, exist_ok=True)
-    used = {s.face for s in speakers}
-    face_rigs = {r.source: r for r in rigs if r.source in used}
+    face_rigs = {s.id: speaker_rig(faces, s, options.frame_size) for s in speakers}
     bar = tqdm(total=len(jobs), unit="utt", disable=not progress, dynamic_ncols=True)
     records: list[dict] = []
     if options.workers <= 1:

@@ -91,17 +91,30 @@ def _overlap(a: np.ndarray, b: np.ndarray) -> float:
     return float(inter / union) if union > 0 else 0.0
 
 
-def build_rig(photo: np.ndarray, points: np.ndarray, frame_size: int = 224, source: str = "") -> FaceRig:
+@dataclass(frozen=True)
+class FaceLook:
+    """How a speaker's copy of a face differs from the photo: mirrored, zoomed, tinted."""
+
+    mirror: bool = False
+    zoom: float = 1.0  # > 1: the face fills more of the frame
+    tint: tuple[float, float, float] = (1.0, 1.0, 1.0)  # RGB gains (lighting colour)
+
+
+def build_rig(photo: np.ndarray, points: np.ndarray, frame_size: int = 224, source: str = "",
+              look: FaceLook = FaceLook()) -> FaceRig:
     """Crop a square frame around one face (``points`` from :func:`find_faces`) and set up the rig."""
     oval = points[OVAL_SLICE]
     centre = (oval.min(axis=0) + oval.max(axis=0)) / 2
-    side = 1.6 * float(np.ptp(oval, axis=0).max())
+    side = 1.6 * float(np.ptp(oval, axis=0).max()) / look.zoom
     scale = frame_size / side
-    # Similarity from photo to frame: the face centre lands in the frame centre.
-    matrix = np.array([[scale, 0, frame_size / 2 - scale * centre[0]],
+    # Similarity from photo to frame: the face centre lands in the frame centre (mirrored if asked).
+    sign = -1.0 if look.mirror else 1.0
+    matrix = np.array([[sign * scale, 0, frame_size / 2 - sign * scale * centre[0]],
                        [0, scale, frame_size / 2 - scale * centre[1]]], np.float32)
     image = cv2.warpAffine(photo, matrix, (frame_size, frame_size), flags=cv2.INTER_AREA if scale < 1 else cv2.INTER_CUBIC,
                            borderMode=cv2.BORDER_REFLECT)
+    if look.tint != (1.0, 1.0, 1.0):
+        image = np.clip(image * np.array(look.tint, np.float32), 0, 255).astype(np.uint8)
     moved = points @ matrix[:, :2].T + matrix[:, 2]
     lips = moved[LIPS_SLICE]
     stable = moved[STABLE_SLICE]

@@ -16,7 +16,7 @@ import pytest
 
 from avsr.io.lip_roi import extract_lip_roi
 from avsr.io.media import load_media
-from avsr.synth.corpus import SynthOptions, UtteranceJob, load_faces, make_speakers, synthesize_corpus
+from avsr.synth.corpus import SynthOptions, UtteranceJob, load_faces, make_speakers, speaker_rig, synthesize_corpus
 from avsr.synth.face_rig import FaceImageError, MouthAnimator
 from avsr.synth.text import TextError
 from avsr.synth.tts import Synthesizer, VoiceError
@@ -80,9 +80,9 @@ def test_mouth_opening_follows_the_jaw_and_the_audio(corpus):
 
 
 def _render(tmp_path: Path, text: str, name: str) -> tuple[np.ndarray, dict]:
-    rigs = load_faces(None, 224)
-    speaker = make_speakers(OPTIONS, rigs)[0]
-    rig = next(r for r in rigs if r.source == speaker.face)
+    faces = load_faces(None)
+    speaker = make_speakers(OPTIONS, faces)[0]
+    rig = speaker_rig(faces, speaker, 224)
     job = UtteranceJob(name, text, speaker, f"{name}.mp4", seed=7)
     render_utterance(job, MouthAnimator(rig), Synthesizer(), tmp_path)
     side = json.loads((tmp_path / f"{name}.json").read_text())
