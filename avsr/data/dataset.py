@@ -101,7 +101,8 @@ def collate(items: list[dict]) -> Batch:
 class BucketBatchSampler(Sampler[list[tuple[int, int]]]):
     """Batches of similar length whose padded frames stay under ``max_frames``; batch order is
     shuffled per epoch (seeded), and so are utterances of equal length. Yields ``(index, epoch)``
-    keys; Lightning calls :meth:`set_epoch` at every epoch."""
+    keys; Lightning calls :meth:`set_epoch` at every epoch. Shards itself under DDP (so the
+    trainer's ``use_distributed_sampler`` must be off)."""
 
     def __init__(self, lengths: list[int], max_frames: int, shuffle: bool = True, seed: int = 0) -> None:
         if max(lengths, default=0) > max_frames:
@@ -131,8 +132,18 @@ class BucketBatchSampler(Sampler[list[tuple[int, int]]]):
             rng.shuffle(batches)
         return batches
 
+    def _shard(self, batches: list[list[int]]) -> list[list[int]]:
+        """Under DDP, each process takes every world_size-th batch (equal counts per process)."""
+        import torch.distributed as dist
+
+        if not (dist.is_available() and dist.is_initialized()):
+            return batches
+        rank, world = dist.get_rank(), dist.get_world_size()
+        usable = len(batches) // world * world
+        return batches[:usable][rank::world]
+
     def __iter__(self):
-        return iter([[(index, self.epoch) for index in batch] for batch in self._batches()])
+        return iter([[(index, self.epoch) for index in batch] for batch in self._shard(self._batches())])
 
     def __len__(self) -> int:
-        return len(self._batches())
+        return len(self._shard(self._batches()))

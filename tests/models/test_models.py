@@ -1,0 +1,119 @@
+"""Model modules: shapes, exactness under padding, learning, and bundles."""
+
+from __future__ import annotations
+
+import pickle
+
+import pytest
+import torch
+
+from avsr.data.tokenizer import CharTokenizer
+from avsr.models.audio_encoder import AudioEncoder
+from avsr.models.av_model import AVSRModel, ModelConfig, base, tiny
+from avsr.models.bundle import BundleError, load_bundle, save_bundle
+from avsr.models.conformer import Conformer
+from avsr.models.fusion import reliability_cues
+from avsr.models.video_encoder import VideoEncoder
+
+SMALL = ModelConfig(dim=32, num_heads=2, ffn_dim=64, audio_layers=1, video_layers=1, fusion_layers=1,
+                    video_channels=(8, 16), dropout=0.0)
+
+
+def inputs(batch: int, frames: list[int], seed: int = 0):
+    generator = torch.Generator().manual_seed(seed)
+    longest = max(frames)
+    audio = torch.zeros(batch, longest * 640)
+    video = torch.zeros(batch, longest, 88, 88)
+    face = torch.zeros(batch, longest, dtype=torch.bool)
+    for i, count in enumerate(frames):
+        audio[i, : count * 640] = 0.1 * torch.randn(count * 640, generator=generator)
+        video[i, :count] = torch.randn(count, 88, 88, generator=generator)
+        face[i, :count] = True
+    lengths = torch.tensor(frames)
+    return audio, lengths * 640, video, lengths, face
+
+
+def test_module_shapes():
+    audio, audio_lengths, video, video_lengths, face = inputs(3, [20, 17, 9])
+    features, frames, logmel = AudioEncoder(32, 1, 2, 64)(audio, audio_lengths)
+    assert features.shape == (3, 20, 32) and frames.tolist() == [20, 17, 9] and logmel.shape == (3, 80, 80)
+    assert VideoEncoder(32, (8, 16), 1, 2, 64)(video, video_lengths).shape == (3, 20, 32)
+    assert Conformer(32, 2, 64, 2)(torch.randn(3, 20, 32), video_lengths).shape == (3, 20, 32)
+    cues = reliability_cues(logmel, audio_lengths, face)
+    assert cues.shape == (3, 20, 3) and (cues[2, 9:] == 0).all()
+    out = AVSRModel(SMALL).eval()(audio, audio_lengths, video, video_lengths, face)
+    assert out.log_probs.shape == (3, 20, 29) and out.audio_weight.shape == (3, 20)
+    assert torch.allclose(out.log_probs.exp().sum(-1), torch.ones(3, 20), atol=1e-4)
+    assert ((out.audio_weight >= 0) & (out.audio_weight <= 1)).all()
+
+
+@pytest.mark.parametrize("fusion", ["gate", "concat", "sum"])
+def test_a_sample_is_the_same_alone_and_in_a_padded_batch(fusion):
+    torch.manual_seed(0)
+    model = AVSRModel(ModelConfig(**{**SMALL.__dict__, "fusion": fusion})).eval()
+    batch = inputs(3, [23, 11, 16], seed=1)
+    alone = tuple(x[1:2, : (11 * 640 if i == 0 else 11)] if i in (0, 2, 4) else x[1:2] for i, x in enumerate(batch))
+    with torch.no_grad():
+        together = model(*batch)
+        single = model(*alone)
+    torch.testing.assert_close(together.log_probs[1, :11], single.log_probs[0], atol=1e-4, rtol=1e-4)
+
+
+def test_modes_force_the_weights():
+    model = AVSRModel(SMALL).eval()
+    with torch.no_grad():
+        audio_only = model(*inputs(2, [12, 12]), mode="audio")
+        video_only = model(*inputs(2, [12, 12]), mode="video")
+    assert (audio_only.audio_weight == 1).all() and (video_only.audio_weight == 0).all()
+    with pytest.raises(ValueError, match="mode='both'"):
+        model(*inputs(1, [5]), mode="both")
+
+
+def test_one_batch_is_learned_to_zero_ctc_loss():
+    torch.manual_seed(0)
+    model = AVSRModel(SMALL)
+    tokenizer = CharTokenizer()
+    texts = ["bin blue", "set red"]
+    targets = torch.nn.utils.rnn.pad_sequence([torch.tensor(tokenizer.encode(t)) for t in texts], batch_first=True)
+    target_lengths = torch.tensor([len(t) for t in texts])
+    batch = inputs(2, [25, 22], seed=3)
+    ctc = torch.nn.CTCLoss(zero_infinity=True)
+    optimizer = torch.optim.Adam(model.parameters(), lr=3e-3)
+    for _ in range(150):
+        out = model(*batch)
+        loss = ctc(out.log_probs.transpose(0, 1), targets, out.lengths, target_lengths)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    assert loss.item() < 0.05
+
+
+def test_presets():
+    count = lambda config: sum(p.numel() for p in AVSRModel(config).parameters())
+    assert count(tiny()) < 5_000_000
+    assert count(base()) > 50_000_000
+    with pytest.raises(ValueError, match="fusion='mean'"):
+        ModelConfig(fusion="mean")
+
+
+def test_bundle_round_trip_and_refusal(tmp_path):
+    torch.manual_seed(0)
+    model = AVSRModel(SMALL).eval()
+    path = save_bundle(tmp_path / "m.pt", model, metadata={"trained_on": "nothing"})
+    loaded, tokenizer, metadata = load_bundle(path)
+    batch = inputs(2, [10, 7])
+    with torch.no_grad():
+        torch.testing.assert_close(model(*batch).log_probs, loaded(*batch).log_probs)
+    assert tokenizer == CharTokenizer() and metadata == {"trained_on": "nothing"}
+
+    class Payload:  # any Python object that would need unpickling code
+        def __reduce__(self):
+            return (print, ("this must never run",))
+
+    evil = torch.load(path, weights_only=True) | {"metadata": Payload()}
+    torch.save(evil, tmp_path / "evil.pt")
+    with pytest.raises(BundleError, match="not a safe avsr bundle"):
+        load_bundle(tmp_path / "evil.pt")
+    (tmp_path / "pickle.pt").write_bytes(pickle.dumps({"format": "avsr-bundle-1"}))
+    with pytest.raises(BundleError):
+        load_bundle(tmp_path / "pickle.pt")
