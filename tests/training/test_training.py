@@ -1,0 +1,91 @@
+"""Training with Lightning on a small synthetic corpus made inside the test run."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+
+from avsr.data.dataset import AVDataset, collate
+from avsr.data.prepare import prepare_manifest
+from avsr.io.lip_roi import LipRoiOptions
+from avsr.models.bundle import load_bundle
+from avsr.synth.corpus import SynthOptions, synthesize_corpus
+
+ROOT = Path(__file__).resolve().parents[2]
+AVSR = str(Path(sys.executable).with_name("avsr"))
+
+
+@pytest.fixture(scope="module")
+def prepared(tmp_path_factory) -> Path:
+    folder = tmp_path_factory.mktemp("data")
+    synthesize_corpus(folder / "corpus", SynthOptions(num_utterances=12, speakers=4, test_speakers=1, val_speakers=1),
+                      progress=False)
+    for split in ("train", "val"):
+        prepare_manifest(folder / "corpus" / f"{split}.jsonl", folder / "prepared", LipRoiOptions(detect_every=2),
+                         progress=False)
+    return folder / "prepared"
+
+
+def small_config(tmp_path: Path, prepared: Path, **trainer) -> Path:
+    config = {
+        "trainer": {"max_epochs": 1, "default_root_dir": str(tmp_path / "run"), "enable_progress_bar": False,
+                    "log_every_n_steps": 1} | trainer,
+        "model": {"model": {"dim": 32, "num_heads": 2, "ffn_dim": 64, "audio_layers": 1, "video_layers": 1,
+                            "video_channels": [8, 16]}},
+        "data": {"train_manifests": [str(prepared / "train.jsonl")], "val_manifests": [str(prepared / "val.jsonl")],
+                 "max_frames": 200, "num_workers": 0},
+    }
+    path = tmp_path / "small.yaml"
+    path.write_text(yaml.safe_dump(config))
+    return path
+
+
+def fit(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, str(ROOT / "train.py"), "fit", *args], capture_output=True, text=True,
+                          timeout=600, cwd=ROOT)
+
+
+@pytest.mark.parametrize("config", sorted((ROOT / "configs").glob("*.yaml")), ids=lambda p: p.name)
+def test_config_files_parse(config):
+    result = subprocess.run([sys.executable, str(ROOT / "train.py"), "fit", "--config", str(config), "--print_config"],
+                            capture_output=True, text=True, timeout=300, cwd=ROOT)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "model:" in result.stdout and "train_manifests" in result.stdout
+
+
+def test_fit_saves_config_checkpoint_and_exports_a_bundle(tmp_path, prepared):
+    result = fit("--config", str(ROOT / "configs" / "synth_grid_tiny.yaml"), "--config", str(small_config(tmp_path, prepared)))
+    assert result.returncode == 0, result.stderr[-3000:]
+    checkpoints = sorted((tmp_path / "run").rglob("*.ckpt"))
+    assert checkpoints and list((tmp_path / "run").rglob("config.yaml"))
+    saved = torch.load(checkpoints[-1], map_location="cpu", weights_only=False)
+    assert saved["hyper_parameters"]["model"]["dim"] == 32  # the resolved config travels in the checkpoint
+
+    exported = subprocess.run([AVSR, "export", str(checkpoints[-1]), str(tmp_path / "model.pt")], capture_output=True,
+                              text=True, timeout=300)
+    assert exported.returncode == 0, exported.stderr[-2000:]
+    model, _, _ = load_bundle(tmp_path / "model.pt")
+    from avsr.training.lightning_module import AVSRLightning
+
+    module = AVSRLightning.load_from_checkpoint(checkpoints[-1], map_location="cpu").eval()
+    batch = collate([AVDataset(str(prepared / "val.jsonl"))[i] for i in range(2)])
+    args = (batch.audio, batch.audio_lengths, batch.video, batch.video_lengths, batch.face_found)
+    with torch.no_grad():
+        torch.testing.assert_close(model(*args).log_probs, module.model(*args).log_probs)
+
+    resumed = fit("--config", str(ROOT / "configs" / "synth_grid_tiny.yaml"), "--config",
+                  str(small_config(tmp_path, prepared)), "--trainer.max_epochs", "2", "--ckpt_path", str(checkpoints[-1]))
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+
+
+@pytest.mark.slow
+def test_ddp_with_two_cpu_processes(tmp_path, prepared):
+    result = fit("--config", str(ROOT / "configs" / "synth_grid_tiny.yaml"), "--config",
+                 str(small_config(tmp_path, prepared, strategy="ddp", devices=2, max_steps=3)))
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "GLOBAL_RANK: 1" in result.stderr + result.stdout or "world_size=2" in result.stderr + result.stdout
