@@ -176,6 +176,43 @@ def _run_export(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_evaluate(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "evaluate", help="WER/CER of a model bundle on a prepared manifest, per mode (clean audio)",
+        description="Greedy-decode a prepared manifest in each mode and print WER and CER. (Noise sweeps, "
+        "tables and plots arrive with the evaluation issue.)")
+    parser.add_argument("--model", required=True, metavar="BUNDLE.pt")
+    parser.add_argument("--manifest", required=True, metavar="PREPARED.jsonl")
+    parser.add_argument("--modes", nargs="+", default=["av", "audio", "video"], choices=["av", "audio", "video"])
+    parser.add_argument("--snr-db", nargs="+", default=["clean"], metavar="SNR",
+                        help="white-noise SNRs in dB measured on the speech, or 'clean' (default: clean)")
+    parser.set_defaults(handler=_run_evaluate)
+
+
+def _run_evaluate(args: argparse.Namespace) -> int:
+    from avsr.evaluation.clean import evaluate_modes
+    from avsr.models.bundle import BundleError, load_bundle
+
+    try:
+        model, _, _ = load_bundle(args.model)
+    except BundleError as error:
+        print(f"avsr evaluate: error: {error}", file=sys.stderr)
+        return 2
+    try:
+        snrs = [None if value == "clean" else float(value) for value in args.snr_db]
+    except ValueError:
+        print(f"avsr evaluate: error: --snr-db takes numbers or 'clean', got {args.snr_db}", file=sys.stderr)
+        return 2
+    print(f"{'SNR dB':>7}  {'mode':<6}{'WER %':>8}{'CER %':>8}{'utts':>6}{'audio weight':>14}")
+    for snr in snrs:
+        for r in evaluate_modes(model, args.manifest, tuple(args.modes), snr_db=snr):
+            weight = "" if r.mean_audio_weight is None else f"{r.mean_audio_weight:.3f}"
+            label = "clean" if snr is None else f"{snr:g}"
+            print(f"{label:>7}  {r.mode:<6}{100 * r.wer:>8.2f}{100 * r.cer:>8.2f}{r.utterances:>6}{weight:>14}",
+                  flush=True)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="avsr", description="Audio-visual speech recognition toolkit.")
     parser.add_argument("--version", action="version", version=f"avsr {avsr.__version__}")
@@ -184,6 +221,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_synth(subparsers)
     _add_prepare(subparsers)
     _add_export(subparsers)
+    _add_evaluate(subparsers)
     return parser
 
 

@@ -54,3 +54,15 @@ def load_bundle(path: str | Path, device: str = "cpu") -> tuple[AVSRModel, CharT
     model = AVSRModel(ModelConfig(**config))
     model.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in payload["state_dict"].items()})
     return model.to(device).eval(), CharTokenizer(payload["tokenizer"]), payload.get("metadata", {})
+
+
+EMBEDDED_MODELS = {
+    # Trained on the synthetic GRID corpus only (see RESULTS.md): it will not transcribe real people.
+    "synth-grid-tiny": Path(__file__).resolve().parent.parent / "assets" / "synth-grid-tiny.pt",
+}
+
+
+def load_model(name_or_path: str | Path, device: str = "cpu") -> tuple[AVSRModel, CharTokenizer, dict]:
+    """A bundled model by name (``"synth-grid-tiny"``) or a bundle file by path."""
+    path = EMBEDDED_MODELS.get(str(name_or_path), Path(name_or_path))
+    return load_bundle(path, device)
