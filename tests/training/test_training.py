@@ -78,6 +78,13 @@ def test_fit_saves_config_checkpoint_and_exports_a_bundle(tmp_path, prepared):
     with torch.no_grad():
         torch.testing.assert_close(model(*args).log_probs, module.model(*args).log_probs)
 
+    evaluated = subprocess.run([AVSR, "evaluate", "--model", str(tmp_path / "model.pt"), "--manifest",
+                                str(prepared / "val.jsonl"), "--modes", "av", "audio", "--snr-db", "clean", "0"],
+                               capture_output=True, text=True, timeout=300)
+    assert evaluated.returncode == 0, evaluated.stderr[-2000:]
+    rows = [line.split() for line in evaluated.stdout.splitlines()[1:]]
+    assert [(r[0], r[1]) for r in rows] == [("clean", "av"), ("clean", "audio"), ("0", "av"), ("0", "audio")]
+
     resumed = fit("--config", str(ROOT / "configs" / "synth_grid_tiny.yaml"), "--config",
                   str(small_config(tmp_path, prepared)), "--trainer.max_epochs", "2", "--ckpt_path", str(checkpoints[-1]))
     assert resumed.returncode == 0, resumed.stderr[-3000:]

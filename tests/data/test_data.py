@@ -1,0 +1,89 @@
+"""Noise mixing on real speech, augmentation, bucketing and collation."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from avsr.data.augment import Augmenter, AugmentOptions
+from avsr.data.dataset import BucketBatchSampler, collate
+from avsr.data.noise import NoiseFolder, babble, measured_snr_db, mix_at_snr, white_noise
+from avsr.data.tokenizer import CharTokenizer
+from tests.conftest import FIXTURES, SPEECH, read_wav
+
+
+@pytest.mark.parametrize("snr_db", [-10, -5, 0, 5, 10, 20])
+def test_noise_hits_the_requested_snr_on_real_speech(snr_db):
+    speech, _ = read_wav(SPEECH)
+    rng = np.random.default_rng(1)
+    for noise in (white_noise(len(speech), rng), babble([speech[::-1], np.roll(speech, 9000)], len(speech), rng)):
+        assert abs(measured_snr_db(speech, mix_at_snr(speech, noise, snr_db)) - snr_db) < 0.1
+
+
+def test_music_folder_noise(tmp_path):
+    import shutil
+
+    music = FIXTURES.parent.parent.parent / "shared" / "media" / "noise" / "music_morning_coffee_8k.wav"
+    if not music.exists():
+        pytest.skip("shared/media is not beside the checkout")
+    shutil.copy(music, tmp_path / "music.wav")
+    folder = NoiseFolder(tmp_path)
+    sample = folder.sample(16_000, np.random.default_rng(0))
+    assert sample.shape == (16_000,) and sample.std() > 0.01
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(ValueError, match="no audio files"):
+        NoiseFolder(tmp_path / "empty")
+
+
+def test_augmentation_is_seeded_and_shapes_are_right():
+    speech, _ = read_wav(SPEECH)
+    frames = len(speech) // 640
+    video = np.random.default_rng(0).integers(0, 255, (frames, 96, 96), dtype=np.uint8)
+    face = np.ones(frames, bool)
+    audio = speech[: frames * 640]
+    augment = Augmenter(AugmentOptions(noise_prob=1.0, drop_audio_prob=0.0, drop_video_prob=0.0))
+    first = augment(video, face, audio, np.random.default_rng([0, 0, 5]))
+    again = augment(video, face, audio, np.random.default_rng([0, 0, 5]))
+    other = augment(video, face, audio, np.random.default_rng([0, 1, 5]))
+    assert first[0].shape == (frames, 88, 88)
+    for a, b in zip(first, again):
+        np.testing.assert_array_equal(a, b)
+    assert not np.array_equal(first[2], other[2])
+    centre = Augmenter(AugmentOptions.evaluation())(video, face, audio, np.random.default_rng(0))
+    np.testing.assert_array_equal(centre[0], video[:, 4:92, 4:92])
+    np.testing.assert_array_equal(centre[2], audio)
+
+
+def test_dropping_video_clears_face_found():
+    video = np.full((30, 96, 96), 128, np.uint8)
+    out = Augmenter(AugmentOptions(noise_prob=0, drop_audio_prob=0, drop_video_prob=1.0, time_mask_prob=0))(
+        video, np.ones(30, bool), np.zeros(30 * 640, np.float32), np.random.default_rng(0))
+    assert (out[0] == 0).all() and not out[1].any()
+
+
+def test_bucketing_respects_the_frame_budget_and_covers_everything():
+    lengths = list(np.random.default_rng(0).integers(20, 120, 200))
+    sampler = BucketBatchSampler(lengths, max_frames=600, seed=0)
+    batches = list(sampler)
+    seen = sorted(index for batch in batches for index, _ in batch)
+    assert seen == list(range(200))
+    assert all(max(lengths[i] for i, _ in batch) * len(batch) <= 600 for batch in batches)
+    sampler.set_epoch(1)
+    assert [b for b in sampler] != batches
+    with pytest.raises(ValueError, match="raise max_frames"):
+        BucketBatchSampler([700], max_frames=600)
+
+
+def test_collate_pads_with_lengths():
+    tokenizer = CharTokenizer()
+    items = [{"id": str(n), "text": "bin blue", "video": np.zeros((n, 88, 88), np.uint8), "face_found": np.ones(n, bool),
+              "audio": np.ones(n * 640, np.float32), "tokens": torch.tensor(tokenizer.encode("bin blue"[:n]))}
+             for n in (5, 8)]
+    batch = collate(items)
+    assert batch.video.shape == (2, 8, 88, 88) and batch.audio.shape == (2, 8 * 640)
+    assert batch.video_lengths.tolist() == [5, 8] and batch.audio_lengths.tolist() == [3200, 5120]
+    assert (batch.audio[0, 3200:] == 0).all() and not batch.face_found[0, 5:].any()
+    assert tokenizer.decode(tokenizer.encode("it's a test")) == "it's a test"
+    with pytest.raises(ValueError, match="outside the tokenizer"):
+        tokenizer.encode("Hello!")
