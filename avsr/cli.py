@@ -181,7 +181,9 @@ def _add_evaluate(subparsers) -> None:
         "evaluate", help="WER/CER of a model bundle on a prepared manifest, per mode (clean audio)",
         description="Greedy-decode a prepared manifest in each mode and print WER and CER. (Noise sweeps, "
         "tables and plots arrive with the evaluation issue.)")
-    parser.add_argument("--model", required=True, metavar="BUNDLE.pt")
+    parser.add_argument("--model", default="synth-grid-tiny", metavar="BUNDLE",
+                        help="a bundle file, or the embedded 'synth-grid-tiny' (default; trained on the synthetic "
+                        "corpus only: it will not transcribe real people)")
     parser.add_argument("--manifest", required=True, metavar="PREPARED.jsonl")
     parser.add_argument("--modes", nargs="+", default=["av", "audio", "video"], choices=["av", "audio", "video"])
     parser.add_argument("--snr-db", nargs="+", default=["clean"], metavar="SNR",
@@ -191,10 +193,10 @@ def _add_evaluate(subparsers) -> None:
 
 def _run_evaluate(args: argparse.Namespace) -> int:
     from avsr.evaluation.clean import evaluate_modes
-    from avsr.models.bundle import BundleError, load_bundle
+    from avsr.models.bundle import BundleError, load_model
 
     try:
-        model, _, _ = load_bundle(args.model)
+        model, _, _ = load_model(args.model)
     except BundleError as error:
         print(f"avsr evaluate: error: {error}", file=sys.stderr)
         return 2
