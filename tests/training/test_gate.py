@@ -3,20 +3,23 @@ audio drowned in noise and towards audio when the face is gone."""
 
 from __future__ import annotations
 
-import lightning as L
+import subprocess
+import sys
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
+import yaml
 
-from avsr.data.augment import AugmentOptions
 from avsr.data.dataset import AVDataset, collate
 from avsr.data.noise import mix_at_snr, white_noise
 from avsr.data.prepare import prepare_manifest
 from avsr.io.lip_roi import LipRoiOptions
-from avsr.models.av_model import ModelConfig
 from avsr.synth.corpus import SynthOptions, synthesize_corpus
-from avsr.training.data_module import AVDataModule
 from avsr.training.lightning_module import AVSRLightning
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="module")
@@ -27,17 +30,26 @@ def trained(tmp_path_factory):
     for split in ("train", "val"):
         prepare_manifest(folder / "corpus" / f"{split}.jsonl", folder / "prepared", LipRoiOptions(detect_every=2),
                          progress=False)
-    L.seed_everything(0)
-    module = AVSRLightning(ModelConfig(dim=64, num_heads=4, ffn_dim=128, audio_layers=1, video_layers=1,
-                                       video_channels=(8, 16, 32)), learning_rate=3e-3, warmup_steps=20)
-    augment = AugmentOptions(noise_prob=0.5, snr_db_range=(-10.0, 20.0), noise_types=("white",),
-                             drop_video_prob=0.25, drop_audio_prob=0.0)
-    data = AVDataModule([str(folder / "prepared" / "train.jsonl")], [str(folder / "prepared" / "val.jsonl")],
-                        max_frames=400, augment=augment)
-    trainer = L.Trainer(max_steps=400, accelerator="cpu", logger=False, enable_checkpointing=False,
-                        enable_progress_bar=False, num_sanity_val_steps=0, limit_val_batches=0,
-                        use_distributed_sampler=False)
-    trainer.fit(module, data)
+    config = {
+        "seed_everything": 0,
+        "trainer": {"max_steps": 400, "accelerator": "cpu", "logger": False, "enable_progress_bar": False,
+                    "num_sanity_val_steps": 0, "limit_val_batches": 0, "use_distributed_sampler": False,
+                    "default_root_dir": str(folder / "run"),
+                    "callbacks": [{"class_path": "lightning.pytorch.callbacks.ModelCheckpoint",
+                                   "init_args": {"dirpath": str(folder / "run"), "filename": "gate"}}]},
+        "model": {"model": {"dim": 64, "num_heads": 4, "ffn_dim": 128, "audio_layers": 1, "video_layers": 1,
+                            "video_channels": [8, 16, 32]}, "learning_rate": 0.003, "warmup_steps": 20},
+        "data": {"train_manifests": [str(folder / "prepared" / "train.jsonl")],
+                 "val_manifests": [str(folder / "prepared" / "val.jsonl")], "max_frames": 400,
+                 "augment": {"noise_prob": 0.5, "snr_db_range": [-10.0, 20.0], "noise_types": ["white"],
+                             "drop_video_prob": 0.25, "drop_audio_prob": 0.0}},
+    }
+    (folder / "gate.yaml").write_text(yaml.safe_dump(config))
+    # Training runs in its own process, as users run it (and so that no trainer state stays here).
+    result = subprocess.run([sys.executable, str(ROOT / "train.py"), "fit", "--config", str(folder / "gate.yaml")],
+                            capture_output=True, text=True, timeout=900, cwd=ROOT)
+    assert result.returncode == 0, result.stderr[-3000:]
+    module = AVSRLightning.load_from_checkpoint(folder / "run" / "gate.ckpt", map_location="cpu")
     return module.model.eval(), AVDataset(str(folder / "prepared" / "val.jsonl"))
 
 
@@ -59,5 +71,6 @@ def test_gate_follows_reliability(trained):
                 for item in clean]
     weights = {name: mean_audio_weight(model, items) for name, items in
                (("clean", clean), ("noisy", noisy), ("faceless", faceless))}
+    print(weights)
     assert weights["noisy"] < weights["clean"] - 0.02, weights
     assert weights["faceless"] > weights["clean"] + 0.02, weights
