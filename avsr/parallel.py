@@ -42,7 +42,7 @@ def run_jobs(function: Callable[..., Any], jobs: Sequence[tuple], workers: int, 
                     for future in as_completed(futures):
                         results[futures[future]] = future.result()
                         bar.update()
-                except BrokenProcessPool:
+                except BrokenProcessPool:  # a worker died: what is unfinished is retried below
                     pass
             pending = [i for i in pending if results[i] is None]
             # The pool hands out jobs in order, so the crash happened in one of the first few left.
