@@ -40,6 +40,8 @@ class ReliabilityGate(nn.Module):
     """Per-frame softmax weights over {audio, video} from both streams' features and the cues.
 
     ``fused = w_audio * A(audio) + w_video * V(video)``, returned with ``w_audio`` ``(B, T)``.
+    Frames without a face (``face_found`` false) get ``w_video = 0``; elsewhere the weights are
+    learned (e.g. away from audio drowned in noise).
     """
 
     def __init__(self, dim: int, hidden: int = 64) -> None:
@@ -54,7 +56,10 @@ class ReliabilityGate(nn.Module):
         (e.g. one-hot for audio-only or video-only decoding). Returns fused ``(B, T, D)`` and
         ``w_audio`` ``(B, T)``."""
         a, v = self.audio_norm(audio), self.video_norm(video)
-        weights = torch.softmax(self.scorer(torch.cat([a, v, cues], dim=2)), dim=2)  # (B, T, 2)
+        scores = self.scorer(torch.cat([a, v, cues], dim=2))  # (B, T, 2)
+        # Where no face was found there is no video to trust: its weight is 0 by construction.
+        no_face = (cues[..., 2] < 0.5)[..., None] & torch.tensor([False, True], device=scores.device)
+        weights = torch.softmax(scores.masked_fill(no_face, float("-inf")), dim=2)
         if force is not None:
             weights = force
         fused = weights[..., :1] * self.audio_proj(a) + weights[..., 1:] * self.video_proj(v)

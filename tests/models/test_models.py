@@ -117,3 +117,12 @@ def test_bundle_round_trip_and_refusal(tmp_path):
     (tmp_path / "pickle.pt").write_bytes(pickle.dumps({"format": "avsr-bundle-1"}))
     with pytest.raises(BundleError):
         load_bundle(tmp_path / "pickle.pt")
+
+
+def test_gate_gives_video_no_weight_where_no_face_was_found():
+    model = AVSRModel(SMALL).eval()
+    audio, audio_lengths, video, video_lengths, face = inputs(2, [12, 12])
+    face[0, 3:8] = False
+    with torch.no_grad():
+        weight = model(audio, audio_lengths, video, video_lengths, face).audio_weight
+    assert (weight[0, 3:8] == 1).all() and (weight[0, :3] < 1).all() and (weight[1] < 1).all()

@@ -1,5 +1,5 @@
 """The reliability gate, on a model trained for a short while inside the test: it turns away from
-audio drowned in noise and towards audio when the face is gone."""
+audio drowned in noise (learned) and to the audio alone when the face is gone (by construction)."""
 
 from __future__ import annotations
 
@@ -73,4 +73,4 @@ def test_gate_follows_reliability(trained):
                (("clean", clean), ("noisy", noisy), ("faceless", faceless))}
     print(weights)
     assert weights["noisy"] < weights["clean"] - 0.02, weights
-    assert weights["faceless"] > weights["clean"] + 0.02, weights
+    assert weights["faceless"] == pytest.approx(1.0)  # face lost: the audio is all there is
