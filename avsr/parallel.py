@@ -38,12 +38,12 @@ def run_jobs(function: Callable[..., Any], jobs: Sequence[tuple], workers: int, 
         while pending:
             with ProcessPoolExecutor(workers, mp_context=context, initializer=_quiet_worker) as pool:
                 futures = {pool.submit(function, *jobs[i]): i for i in pending}
-                try:
-                    for future in as_completed(futures):
+                for future in as_completed(futures):
+                    try:
                         results[futures[future]] = future.result()
-                        bar.update()
-                except BrokenProcessPool:  # a worker died: what is unfinished is retried below
-                    pass
+                    except BrokenProcessPool:  # a worker died: what is unfinished is retried below
+                        break
+                    bar.update()
             pending = [i for i in pending if results[i] is None]
             # The pool hands out jobs in order, so the crash happened in one of the first few left.
             for i in pending[: workers + 1]:

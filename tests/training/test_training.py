@@ -90,6 +90,16 @@ def test_fit_saves_config_checkpoint_and_exports_a_bundle(tmp_path, prepared):
     assert resumed.returncode == 0, resumed.stderr[-3000:]
 
 
+def test_embedded_model_reads_synthetic_speech(prepared):
+    import avsr
+    from avsr.evaluation.clean import evaluate_modes
+
+    model, _, metadata = avsr.load_model("synth-grid-tiny")
+    assert "synthetic data only" in metadata["note"]
+    [result] = evaluate_modes(model, str(prepared / "train.jsonl"), ("av",))
+    assert result.wer < 0.5 and result.cer < 0.2, result
+
+
 @pytest.mark.slow
 def test_ddp_with_two_cpu_processes(tmp_path, prepared):
     result = fit("--config", str(ROOT / "configs" / "synth_grid_tiny.yaml"), "--config",
