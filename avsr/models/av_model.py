@@ -77,7 +77,8 @@ class AVSRModel(nn.Module):
             audio: 16 kHz samples ``(B, N)`` with ``audio_lengths`` ``(B,)`` = 640 x frames.
             video: normalised mouth crops ``(B, T, H, W)`` with ``video_lengths`` ``(B,)``.
             face_found: ``(B, T)`` bool.
-            mode: ``av`` (gated), ``audio`` or ``video`` (the other stream's weight forced to 0).
+            mode: ``av`` (fused through the gate), ``audio`` or ``video`` (that stream alone, read by its
+                own auxiliary CTC head).
         """
         if mode not in MODES:
             raise ValueError(f"mode={mode!r}; use one of {', '.join(MODES)}")
@@ -87,16 +88,20 @@ class AVSRModel(nn.Module):
         audio_features = audio_features[:, :frames]
         video_features = self.video_encoder(video, video_lengths)  # (B, T, D)
         lengths = torch.minimum(audio_frames, video_lengths)
-        cues = reliability_cues(logmel, audio_lengths, face_found)
-        force = None
+        audio_log_probs = nn.functional.log_softmax(self.audio_head(audio_features).float(), dim=-1)
+        video_log_probs = nn.functional.log_softmax(self.video_head(video_features).float(), dim=-1)
         if mode != "av":
-            force = torch.zeros(*video_features.shape[:2], 2, device=video.device)
-            force[..., 0 if mode == "audio" else 1] = 1.0
-        fused, audio_weight = self.fusion(audio_features, video_features, cues, force)
+            # One stream alone is read by its own CTC head (trained beside the fused one); the
+            # gate's weight is then 1 for that stream by definition.
+            only_audio = mode == "audio"
+            weight = torch.full(video_features.shape[:2], float(only_audio), device=video.device)
+            log_probs = audio_log_probs if only_audio else video_log_probs
+            return ModelOutput(log_probs, lengths, weight, audio_log_probs, video_log_probs)
+        cues = reliability_cues(logmel, audio_lengths, face_found)
+        fused, audio_weight = self.fusion(audio_features, video_features, cues)
         shared = self.shared(fused, lengths)
-        log_softmax = lambda x: nn.functional.log_softmax(x.float(), dim=-1)
-        return ModelOutput(log_softmax(self.head(shared)), lengths, audio_weight,
-                           log_softmax(self.audio_head(audio_features)), log_softmax(self.video_head(video_features)))
+        log_probs = nn.functional.log_softmax(self.head(shared).float(), dim=-1)
+        return ModelOutput(log_probs, lengths, audio_weight, audio_log_probs, video_log_probs)
 
 
 def tiny(fusion: str = "gate", vocab_size: int = 29) -> ModelConfig:

@@ -50,18 +50,14 @@ class ReliabilityGate(nn.Module):
         self.scorer = nn.Sequential(nn.Linear(2 * dim + CUE_DIM, hidden), nn.GELU(), nn.Linear(hidden, 2))
         self.audio_proj, self.video_proj = nn.Linear(dim, dim), nn.Linear(dim, dim)
 
-    def forward(self, audio: torch.Tensor, video: torch.Tensor, cues: torch.Tensor,
-                force: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-        """audio, video ``(B, T, D)``; cues ``(B, T, 3)``; ``force`` ``(B, T, 2)`` replaces the weights
-        (e.g. one-hot for audio-only or video-only decoding). Returns fused ``(B, T, D)`` and
+    def forward(self, audio: torch.Tensor, video: torch.Tensor, cues: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """audio, video ``(B, T, D)``; cues ``(B, T, 3)``. Returns fused ``(B, T, D)`` and
         ``w_audio`` ``(B, T)``."""
         a, v = self.audio_norm(audio), self.video_norm(video)
         scores = self.scorer(torch.cat([a, v, cues], dim=2))  # (B, T, 2)
         # Where no face was found there is no video to trust: its weight is 0 by construction.
         no_face = (cues[..., 2] < 0.5)[..., None] & torch.tensor([False, True], device=scores.device)
         weights = torch.softmax(scores.masked_fill(no_face, float("-inf")), dim=2)
-        if force is not None:
-            weights = force
         fused = weights[..., :1] * self.audio_proj(a) + weights[..., 1:] * self.video_proj(v)
         return fused, weights[..., 0]
 
@@ -73,9 +69,7 @@ class ConcatFusion(nn.Module):
         super().__init__()
         self.mix = nn.Sequential(nn.Linear(2 * dim, 4 * dim), nn.GELU(), nn.Linear(4 * dim, dim))
 
-    def forward(self, audio, video, cues, force=None):
-        if force is not None:
-            audio, video = audio * force[..., :1], video * force[..., 1:]
+    def forward(self, audio, video, cues):
         return self.mix(torch.cat([audio, video], dim=2)), None
 
 
@@ -86,6 +80,5 @@ class SumFusion(nn.Module):
         super().__init__()
         self.audio_proj, self.video_proj = nn.Linear(dim, dim), nn.Linear(dim, dim)
 
-    def forward(self, audio, video, cues, force=None):
-        weights = force if force is not None else torch.full((*audio.shape[:2], 2), 0.5, device=audio.device)
-        return weights[..., :1] * self.audio_proj(audio) + weights[..., 1:] * self.video_proj(video), None
+    def forward(self, audio, video, cues):
+        return 0.5 * (self.audio_proj(audio) + self.video_proj(video)), None
