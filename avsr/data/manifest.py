@@ -37,9 +37,14 @@ def resolve(manifest: str | Path, relative: str) -> Path:
     return candidate if candidate.is_absolute() else Path(manifest).resolve().parent / candidate
 
 
-def write_jsonl(path: str | Path, records: list[dict]) -> None:
-    """Write records atomically (temporary file + rename)."""
+def write_text_atomic(path: str | Path, text: str) -> None:
+    """Write a text file via a temporary file and a rename: never half-written."""
     path = Path(path)
     tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text("".join(json.dumps(r) + "\n" for r in records), encoding="utf-8")
+    tmp.write_text(text, encoding="utf-8")
     os.replace(tmp, path)
+
+
+def write_jsonl(path: str | Path, records: list[dict]) -> None:
+    """Write records atomically, one JSON object per line."""
+    write_text_atomic(path, "".join(json.dumps(r) + "\n" for r in records))

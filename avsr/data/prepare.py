@@ -12,7 +12,6 @@ from __future__ import annotations
 import hashlib
 import json
 import time
-from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
@@ -20,7 +19,7 @@ import numpy as np
 from avsr.data.manifest import read_jsonl, resolve, write_jsonl
 from avsr.io.lip_roi import LipRoiOptions, extract_lip_roi
 from avsr.io.media import MediaError, load_media
-from avsr.io.roi_batch import file_sha256, stored_key
+from avsr.io.roi_batch import cache_key, file_sha256, stored_key
 from avsr.parallel import run_jobs
 
 SAMPLES_PER_FRAME = 640
@@ -28,8 +27,8 @@ FEATURES_FORMAT = "1"
 
 
 def _key(video: Path, audio: Path | None, options: LipRoiOptions) -> str:
-    settings = {k: v for k, v in asdict(options).items() if k != "frame_cache_mb"}
-    parts = {"video": file_sha256(video), "audio": file_sha256(audio) if audio else None, "options": settings,
+    """The lip-ROI cache key of the video (content + options), plus the separate audio file's hash."""
+    parts = {"roi": cache_key(video, options), "audio": file_sha256(audio) if audio else None,
              "format": FEATURES_FORMAT}
     return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()
 

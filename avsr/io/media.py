@@ -66,7 +66,8 @@ class Media:
 
 
 def _looks_like_text(path: Path) -> bool:
-    head = path.read_bytes()[:4096] if path.stat().st_size < 4096 else path.open("rb").read(4096)
+    with path.open("rb") as handle:
+        head = handle.read(4096)
     if b"\x00" in head:
         return False
     try:

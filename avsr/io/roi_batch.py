@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-from avsr.io.lip_roi import LipRoi, LipRoiOptions, extract_lip_roi
+from avsr.io.lip_roi import LipRoiOptions, extract_lip_roi
 from avsr.io.media import MediaError
 from avsr.io.preview import save_contact_sheet
 from avsr.parallel import run_jobs

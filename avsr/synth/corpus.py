@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import json
 import multiprocessing
-import os
 import warnings
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass
@@ -22,9 +21,10 @@ from pathlib import Path
 
 import numpy as np
 
+from avsr.data.manifest import write_jsonl, write_text_atomic
 from avsr.synth.face_rig import FaceImageError, FaceLook, FaceRig, build_rig, find_faces, read_photo
 from avsr.synth.text import grid_sentence, read_sentences
-from avsr.synth.tts import ENGLISH_VOICES, VARIANTS, Voice, VoiceError
+from avsr.synth.tts import ENGLISH_VOICES, VARIANTS, Voice
 
 DEFAULT_FACES_DIR = Path(__file__).resolve().parent.parent / "assets" / "faces"
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp"}
@@ -172,7 +172,6 @@ _WORKER: dict = {}
 def _init_worker(rigs: dict[str, FaceRig], out_dir: str) -> None:
     import warnings as _warnings
 
-    from avsr.synth.face_rig import MouthAnimator
     from avsr.synth.tts import Synthesizer
 
     _warnings.simplefilter("ignore")
@@ -227,16 +226,8 @@ def synthesize_corpus(out_dir: str | Path, options: SynthOptions = SynthOptions(
     bar.close()
     by_split = {split: [r for r in records if r["split"] == split] for split in SPLITS}
     for split, rows in by_split.items():
-        _write_lines(out_dir / f"{split}.jsonl", rows)
+        write_jsonl(out_dir / f"{split}.jsonl", rows)
     speakers_json = [asdict(s) | {"voice": s.voice.espeak_name, "rate_wpm": s.voice.rate_wpm, "pitch": s.voice.pitch}
                      for s in speakers]
-    tmp = out_dir / ".speakers.json.tmp"
-    tmp.write_text(json.dumps(speakers_json, indent=1))
-    os.replace(tmp, out_dir / "speakers.json")
+    write_text_atomic(out_dir / "speakers.json", json.dumps(speakers_json, indent=1))
     return by_split
-
-
-def _write_lines(path: Path, rows: list[dict]) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text("".join(json.dumps(row) + "\n" for row in rows))
-    os.replace(tmp, path)

@@ -4,16 +4,16 @@ from __future__ import annotations
 
 import json
 import math
-import os
 from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
 from scipy.signal import resample_poly
 
+from avsr.data.manifest import write_text_atomic
 from avsr.io.media import AUDIO_SAMPLE_RATE, VIDEO_FPS
 from avsr.io.writer import write_video
-from avsr.synth.face_rig import FaceRig, HeadMotion, MouthAnimator, render_clip
+from avsr.synth.face_rig import HeadMotion, MouthAnimator, render_clip
 from avsr.synth.tts import Synthesizer, Utterance
 from avsr.synth.visemes import VISEMES, mouth_track, phones_to_visemes
 
@@ -22,12 +22,6 @@ def to_16k(utterance: Utterance) -> np.ndarray:
     """espeak-ng's audio resampled to 16 kHz (polyphase, exact rational ratio)."""
     ratio = math.gcd(AUDIO_SAMPLE_RATE, utterance.sample_rate)
     return resample_poly(utterance.audio, AUDIO_SAMPLE_RATE // ratio, utterance.sample_rate // ratio).astype(np.float32)
-
-
-def _write_json(path: Path, data: dict) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(data, indent=1))
-    os.replace(tmp, path)
 
 
 def render_utterance(job, animator: MouthAnimator, synthesizer: Synthesizer, out_dir: Path) -> dict:
@@ -48,14 +42,14 @@ def render_utterance(job, animator: MouthAnimator, synthesizer: Synthesizer, out
     video_path.parent.mkdir(parents=True, exist_ok=True)
     write_video(video_path, frames, VIDEO_FPS, audio, AUDIO_SAMPLE_RATE, quality_crf=job.speaker.crf)
     duration_s = frame_count / VIDEO_FPS
-    _write_json(side_path, {
+    write_text_atomic(side_path, json.dumps({
         "id": job.id, "text": job.text, "speaker": job.speaker.id, "duration_s": duration_s,
         "words": [asdict(w) for w in utterance.words],
         "phones": [asdict(p) for p in utterance.phones],
         "visemes": [{"viseme": VISEMES[s.viseme].name, "start_s": s.start_s, "end_s": s.end_s} for s in segments],
         "mouth_open": np.round(mouth[:, 0], 4).tolist(),
         "mouth_spread": np.round(mouth[:, 1], 4).tolist(),
-    })
+    }, indent=1))
     return _record(job, duration_s)
 
 

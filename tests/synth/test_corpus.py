@@ -47,7 +47,6 @@ def test_manifests_and_layout(corpus):
         assert len(row["text"].split()) == 6  # GRID: six slots
     assert not (by_split["train"] & by_split["test"]) and not (by_split["train"] & by_split["val"])
     speakers = json.loads((corpus / "speakers.json").read_text())
-    faces = {s["split"]: s["face"] for s in speakers}
     assert len({s["face"] for s in speakers}) == 4  # disjoint faces too
 
 
@@ -61,7 +60,7 @@ def test_videos_open_in_sync_and_the_face_is_found(corpus):
 
 
 def test_mouth_opening_follows_the_jaw_and_the_audio(corpus):
-    openings, jaws, envelopes = [], [], []
+    openings, envelopes = [], []
     for row in records(corpus):
         media = load_media(corpus / row["video"])
         side = json.loads((corpus / row["video"]).with_suffix(".json").read_text())
