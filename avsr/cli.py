@@ -196,7 +196,7 @@ def _run_evaluate(args: argparse.Namespace) -> int:
     from avsr.models.bundle import BundleError, load_model
 
     try:
-        model, _, _ = load_model(args.model)
+        model = load_model(args.model).network
     except BundleError as error:
         print(f"avsr evaluate: error: {error}", file=sys.stderr)
         return 2
@@ -215,6 +215,89 @@ def _run_evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
+TRANSCRIBE_EXAMPLES = """examples:
+  avsr transcribe talk.mp4                                  # talk.txt/.json/.srt/.vtt here
+  avsr transcribe videos/ '*.mov' @list.txt -o out/ -f srt,json --workers 2
+  avsr transcribe clips/ --beam-size 16 --lexicon words.txt --lm words.arpa -o out/
+Re-running the same command skips inputs already transcribed with the same model.
+"""
+
+
+def _add_transcribe(subparsers) -> None:
+    from avsr.inference.outputs import FORMATS
+
+    parser = subparsers.add_parser(
+        "transcribe", help="transcribe video (or audio) files: text, word timings, subtitles",
+        description="Transcribe every input with an AV model: mouth crops and audio are prepared in worker "
+        "processes, the model reads them window by window, and OUT_DIR/<stem>.txt|json|srt|vtt are written "
+        "atomically, with OUT_DIR/transcribe_summary.jsonl listing every input. The default model, "
+        "synth-grid-tiny, is trained on the synthetic corpus only: it will not transcribe real people.",
+        epilog=TRANSCRIBE_EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("inputs", nargs="+", metavar="INPUT", help="files, folders (recursive), globs or @list.txt")
+    parser.add_argument("--model", default="synth-grid-tiny", metavar="BUNDLE",
+                        help="a bundle file from `avsr export`, or the embedded 'synth-grid-tiny' (default)")
+    parser.add_argument("-o", "--output-dir", default=".", help="folder for the outputs (default: here)")
+    parser.add_argument("-f", "--formats", default="all", metavar="LIST",
+                        help=f"comma-separated {','.join(FORMATS)}, or all (default); the .json is always written")
+    parser.add_argument("--mode", default="auto", choices=["auto", "av", "audio", "video"],
+                        help="auto (default): lips and audio, or the one a file has")
+    parser.add_argument("--beam-size", type=int, default=1, metavar="N", help="1 = greedy (default); e.g. 16")
+    parser.add_argument("--lexicon", default=None, metavar="FILE",
+                        help="words allowed in the output: a word list, one per line, or a manifest .jsonl")
+    parser.add_argument("--lm", default=None, metavar="ARPA", help="KenLM language model (.arpa or binary)")
+    parser.add_argument("--lm-weight", type=float, default=2.0)
+    parser.add_argument("--workers", type=int, default=1, help="worker processes preparing inputs (default 1)")
+    parser.add_argument("--device", default="cpu", help="cpu (default) or cuda")
+    parser.add_argument("--batch-size", type=int, default=4, metavar="N", help="30 s windows per forward pass")
+    parser.add_argument("--detect-every", type=int, default=1, metavar="K",
+                        help="run the face landmarker on every K-th frame (2-3 is faster)")
+    parser.add_argument("--overwrite", action="store_true", help="redo inputs whose outputs are current")
+    parser.add_argument("--quiet", action="store_true", help="no progress bar, no transcripts printed")
+    parser.set_defaults(handler=_run_transcribe)
+
+
+def _run_transcribe(args: argparse.Namespace) -> int:
+    from avsr.decoding.beam import LexiconError
+    from avsr.inference.batch import SUMMARY_NAME, transcribe_batch
+    from avsr.inference.outputs import FORMATS
+    from avsr.inference.transcribe import TranscribeOptions
+    from avsr.io.inputs import expand_inputs
+    from avsr.models.bundle import BundleError, load_model
+
+    formats = FORMATS if args.formats == "all" else tuple(f.strip() for f in args.formats.split(",") if f.strip())
+    unknown = sorted(set(formats) - set(FORMATS))
+    if unknown:
+        print(f"avsr transcribe: error: unknown format {', '.join(unknown)}; use {','.join(FORMATS)} or all",
+              file=sys.stderr)
+        return 2
+    try:
+        options = TranscribeOptions(mode=args.mode, beam_size=args.beam_size, lexicon=args.lexicon, lm=args.lm,
+                                    lm_weight=args.lm_weight, batch_size=args.batch_size,
+                                    detect_every=args.detect_every)
+        model = load_model(args.model, args.device)
+    except (ValueError, BundleError) as error:
+        print(f"avsr transcribe: error: {error}", file=sys.stderr)
+        return 2
+    paths = expand_inputs(args.inputs)
+    if not paths:
+        print("avsr transcribe: error: no media files found in the inputs given", file=sys.stderr)
+        return 2
+    try:
+        summary = transcribe_batch(paths, model, args.output_dir, formats, options, args.workers, args.device,
+                                   args.overwrite, progress=not args.quiet)
+    except LexiconError as error:
+        print(f"avsr transcribe: error: {error}", file=sys.stderr)
+        return 2
+    failed = [r for r in summary if r["status"] == "failed"]
+    for record in failed:
+        print(f"failed: {record['error']}", file=sys.stderr)
+    done = sum(r["status"] == "done" for r in summary)
+    skipped = sum(r["status"] == "skipped" for r in summary)
+    print(f"{done} transcribed, {skipped} skipped (current), {len(failed)} failed -> {args.output_dir} "
+          f"(summary: {SUMMARY_NAME})")
+    return 1 if failed else 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="avsr", description="Audio-visual speech recognition toolkit.")
     parser.add_argument("--version", action="version", version=f"avsr {avsr.__version__}")
@@ -224,6 +307,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_prepare(subparsers)
     _add_export(subparsers)
     _add_evaluate(subparsers)
+    _add_transcribe(subparsers)
     return parser
 
 

@@ -10,8 +10,9 @@ Everything else goes back into the pool.
 from __future__ import annotations
 
 import multiprocessing
-from collections.abc import Callable, Sequence
-from concurrent.futures import ProcessPoolExecutor, wait
+from collections import deque
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
 from typing import Any
 
@@ -33,60 +34,65 @@ def _tracked(index: int, function: Callable[..., Any], job: tuple) -> Any:
     return result
 
 
-def _run_pool(function, jobs, indices, workers, context, started, bar) -> tuple[dict[int, Any], bool]:
-    """Run ``indices`` in one pool; return the results it produced and whether a worker died."""
-    results: dict[int, Any] = {}
-    with ProcessPoolExecutor(workers, mp_context=context, initializer=_init_worker, initargs=(started,)) as pool:
-        futures = {pool.submit(_tracked, i, function, jobs[i]): i for i in indices}
-        not_done = set(futures)
-        crashed = False
-        while not_done and not crashed:
-            done, not_done = wait(not_done, return_when="FIRST_COMPLETED")
-            for future in done:
+def imap_jobs(function: Callable[..., Any], jobs: Sequence[tuple], workers: int, on_crash: Callable[[tuple], Any],
+              max_in_flight: int | None = None) -> Iterator[tuple[int, Any]]:
+    """Yield ``(index, function(*jobs[index]))`` as jobs finish, with ``workers`` processes (1: in this
+    one, in order). At most ``max_in_flight`` jobs (default ``2 * workers``) are queued or running, so
+    results never pile up faster than the caller takes them.
+
+    ``function`` must be importable by name (a module-level function), as worker processes are spawned.
+    """
+    if workers <= 1:
+        for index, job in enumerate(jobs):
+            yield index, function(*job)
+        return
+    context = multiprocessing.get_context("spawn")  # MediaPipe's threads do not survive fork
+    started = context.Array("b", len(jobs), lock=False)
+    limit = max_in_flight or 2 * workers
+    pending = deque(range(len(jobs)))
+
+    def pool(size: int) -> ProcessPoolExecutor:
+        return ProcessPoolExecutor(size, mp_context=context, initializer=_init_worker, initargs=(started,))
+
+    while pending:
+        lost: list[int] = []
+        with pool(workers) as executor:
+            futures: dict = {}
+            while (pending or futures) and not lost:
+                while pending and len(futures) < limit:
+                    index = pending.popleft()
+                    futures[executor.submit(_tracked, index, function, jobs[index])] = index
+                done, _ = wait(futures, return_when=FIRST_COMPLETED)
+                for future in done:
+                    index = futures.pop(future)
+                    try:
+                        result = future.result()
+                    except BrokenProcessPool:  # a worker died; every job not yet returned is lost
+                        lost = [index] + list(futures.values())
+                        break
+                    yield index, result
+        # The jobs that had started when the pool broke: the one that killed its worker is among them.
+        for index in [i for i in lost if started[i] == 1]:
+            started[index] = 0
+            with pool(1) as alone:
                 try:
-                    results[futures[future]] = future.result()
-                    bar.update()
+                    result = alone.submit(_tracked, index, function, jobs[index]).result()
                 except BrokenProcessPool:
-                    crashed = True
-    return results, crashed
+                    result = on_crash(jobs[index])
+            yield index, result
+        for index in reversed([i for i in lost if started[i] != 1]):
+            started[index] = 0
+            pending.appendleft(index)
 
 
 def run_jobs(function: Callable[..., Any], jobs: Sequence[tuple], workers: int, on_crash: Callable[[tuple], Any],
              progress: bool = True, unit: str = "file") -> list[Any]:
-    """``[function(*job) for job in jobs]``, in order, with ``workers`` processes (1: in this one).
-
-    ``function`` must be importable by name (a module-level function), as worker processes are spawned.
-    """
+    """``[function(*job) for job in jobs]``, in order, run as :func:`imap_jobs` does, with a progress bar."""
     from tqdm import tqdm
 
     results: list[Any] = [None] * len(jobs)
-    finished = [False] * len(jobs)
     with tqdm(total=len(jobs), unit=unit, disable=not progress, dynamic_ncols=True) as bar:
-        if workers <= 1:
-            for i, job in enumerate(jobs):
-                results[i] = function(*job)
-                bar.update()
-            return results
-        context = multiprocessing.get_context("spawn")  # MediaPipe's threads do not survive fork
-        started = context.Array("b", len(jobs), lock=False)
-        pending = list(range(len(jobs)))
-        while pending:
-            produced, crashed = _run_pool(function, jobs, pending, workers, context, started, bar)
-            for i, result in produced.items():
-                results[i], finished[i] = result, True
-            if crashed:
-                # The jobs in flight when the pool broke: the one that killed its worker is among them.
-                suspects = [i for i in pending if not finished[i] and started[i] == 1]
-                for i in suspects:
-                    started[i] = 0
-                    alone, crashed_alone = _run_pool(function, jobs, [i], 1, context, started, bar)
-                    if crashed_alone:
-                        results[i] = on_crash(jobs[i])
-                        bar.update()
-                    else:
-                        results[i] = alone[i]
-                    finished[i] = True
-            pending = [i for i in pending if not finished[i]]
-            for i in pending:
-                started[i] = 0
+        for index, result in imap_jobs(function, jobs, workers, on_crash):
+            results[index] = result
+            bar.update()
     return results

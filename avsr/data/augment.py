@@ -28,6 +28,8 @@ class AugmentOptions:
     random_crop: bool = True  # centre crop when False
     flip_prob: float = 0.5  # horizontal flip
     time_mask_prob: float = 0.2  # one span of audio and frames zeroed together
+    pad_prob: float = 0.0  # silence added before and after (edge frames repeated), so that a
+    max_pad_frames: int = 12  # model cannot read the timing of words off the clip's ends
 
     def __post_init__(self) -> None:
         unknown = set(self.noise_types) - {"white", "babble", "folder"}
@@ -39,7 +41,7 @@ class AugmentOptions:
     @classmethod
     def evaluation(cls) -> "AugmentOptions":
         return cls(noise_prob=0.0, drop_audio_prob=0.0, drop_video_prob=0.0, blank_span_prob=0.0,
-                   random_crop=False, flip_prob=0.0, time_mask_prob=0.0)
+                   random_crop=False, flip_prob=0.0, time_mask_prob=0.0, pad_prob=0.0)
 
 
 class Augmenter:
@@ -55,6 +57,8 @@ class Augmenter:
         video, face_found, audio = self._crop(video, rng), face_found.copy(), audio.astype(np.float32)
         if rng.random() < o.flip_prob:
             video = video[:, :, ::-1]
+        if rng.random() < o.pad_prob:
+            video, face_found, audio = self._pad(video, face_found, audio, rng)
         if rng.random() < o.noise_prob:
             audio = mix_at_snr(audio, self._noise(len(audio), rng, others), rng.uniform(*o.snr_db_range))
         frames = len(video)
@@ -79,6 +83,12 @@ class Augmenter:
         else:
             top = left = (side - size) // 2
         return video[:, top:top + size, left:left + size].copy()
+
+    def _pad(self, video: np.ndarray, face_found: np.ndarray, audio: np.ndarray, rng: np.random.Generator):
+        before, after = (int(n) for n in rng.integers(0, self.options.max_pad_frames + 1, 2))
+        frames = ((before, after),)
+        audio = np.pad(audio[: len(video) * 640], ((before * 640, after * 640),))
+        return np.pad(video, frames + ((0, 0), (0, 0)), mode="edge"), np.pad(face_found, frames, mode="edge"), audio
 
     def _noise(self, length: int, rng: np.random.Generator, others: list[np.ndarray]) -> np.ndarray:
         kinds = [k for k in self.options.noise_types if k != "babble" or len(others) > 0]

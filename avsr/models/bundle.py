@@ -7,7 +7,9 @@ refused rather than executed.
 
 from __future__ import annotations
 
+import hashlib
 import os
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -62,7 +64,20 @@ EMBEDDED_MODELS = {
 }
 
 
-def load_model(name_or_path: str | Path, device: str = "cpu") -> tuple[AVSRModel, CharTokenizer, dict]:
+@dataclass
+class LoadedModel:
+    """A model ready for inference: ``network`` (eval mode), its tokenizer and metadata, and ``id``
+    (``<name>@<first 12 hex digits of the bundle's SHA-256>``, recorded in every transcript)."""
+
+    network: AVSRModel
+    tokenizer: CharTokenizer
+    metadata: dict
+    id: str
+
+
+def load_model(name_or_path: str | Path, device: str = "cpu") -> LoadedModel:
     """A bundled model by name (``"synth-grid-tiny"``) or a bundle file by path."""
     path = EMBEDDED_MODELS.get(str(name_or_path), Path(name_or_path))
-    return load_bundle(path, device)
+    network, tokenizer, metadata = load_bundle(path, device)
+    digest = hashlib.sha256(path.read_bytes()).hexdigest()[:12]
+    return LoadedModel(network, tokenizer, metadata, f"{path.stem}@{digest}")

@@ -87,3 +87,25 @@ def test_collate_pads_with_lengths():
     assert tokenizer.decode(tokenizer.encode("it's a test")) == "it's a test"
     with pytest.raises(ValueError, match="outside the tokenizer"):
         tokenizer.encode("Hello!")
+
+
+def test_padding_adds_silence_and_repeats_the_edge_frames():
+    speech, _ = read_wav(SPEECH)
+    frames = len(speech) // 640
+    video = np.random.default_rng(0).integers(0, 255, (frames, 96, 96), dtype=np.uint8)
+    crops, audio = video[:, 4:92, 4:92], speech[: frames * 640]
+    options = AugmentOptions(noise_prob=0.0, drop_audio_prob=0.0, drop_video_prob=0.0, blank_span_prob=0.0,
+                             flip_prob=0.0, time_mask_prob=0.0, random_crop=False, pad_prob=1.0, max_pad_frames=10)
+    lengths = set()
+    for seed in range(8):
+        out_video, out_face, out_audio = Augmenter(options)(video, np.ones(frames, bool), audio,
+                                                             np.random.default_rng(seed))
+        before = int(np.argmin(np.all(out_video == crops[0], axis=(1, 2)))) - 1  # repeats of the first frame
+        after = len(out_video) - frames - before
+        assert 0 <= before <= 10 and 0 <= after <= 10 and out_face.all() and len(out_audio) == 640 * len(out_video)
+        np.testing.assert_array_equal(out_video[before:before + frames], crops)
+        assert (out_video[before + frames:] == crops[-1]).all()
+        np.testing.assert_array_equal(out_audio[before * 640:(before + frames) * 640], audio)
+        assert not out_audio[:before * 640].any() and not out_audio[(before + frames) * 640:].any()
+        lengths.add(len(out_video))
+    assert len(lengths) > 1  # the amount varies with the seed

@@ -1,0 +1,83 @@
+"""A transcript as files: ``.txt``, ``.json``, ``.srt`` and ``.vtt``, each written atomically.
+
+Subtitle cues follow the words: a cue ends at a pause, or before it would run past ``max_cue_s``
+seconds or ``max_cue_chars`` characters (two lines of about 42, the usual broadcast limit).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+from avsr.data.manifest import write_text_atomic
+from avsr.inference.transcribe import Transcript, Word
+
+FORMATS = ("txt", "json", "srt", "vtt")
+
+
+@dataclass(frozen=True)
+class Cue:
+    start_s: float
+    end_s: float
+    text: str
+
+
+def subtitle_cues(transcript: Transcript, max_cue_s: float = 5.0, max_cue_chars: int = 84,
+                  pause_s: float = 0.5) -> list[Cue]:
+    """Group the words of ``transcript`` into subtitle cues (never across segments)."""
+    cues = []
+    for segment in transcript.segments:
+        current: list[Word] = []
+        for word in segment.words:
+            if current:
+                text = " ".join(w.word for w in current + [word])
+                if (word.start_s - current[-1].end_s >= pause_s or word.end_s - current[0].start_s > max_cue_s
+                        or len(text) > max_cue_chars):
+                    cues.append(Cue(current[0].start_s, current[-1].end_s, " ".join(w.word for w in current)))
+                    current = []
+            current.append(word)
+        if current:
+            cues.append(Cue(current[0].start_s, current[-1].end_s, " ".join(w.word for w in current)))
+    return cues
+
+
+def _clock(seconds: float, separator: str) -> str:
+    millis = max(round(seconds * 1000), 0)
+    hours, millis = divmod(millis, 3_600_000)
+    minutes, millis = divmod(millis, 60_000)
+    secs, millis = divmod(millis, 1000)
+    return f"{hours:02d}:{minutes:02d}:{secs:02d}{separator}{millis:03d}"
+
+
+def to_srt(cues: list[Cue]) -> str:
+    blocks = [f"{i}\n{_clock(c.start_s, ',')} --> {_clock(c.end_s, ',')}\n{c.text}\n" for i, c in enumerate(cues, 1)]
+    return "\n".join(blocks)
+
+
+def to_vtt(cues: list[Cue]) -> str:
+    blocks = [f"{_clock(c.start_s, '.')} --> {_clock(c.end_s, '.')}\n{c.text}\n" for c in cues]
+    return "\n".join(["WEBVTT\n"] + blocks)
+
+
+def render(transcript: Transcript, fmt: str) -> str:
+    if fmt == "txt":
+        return transcript.text + "\n"
+    if fmt == "json":
+        return json.dumps(transcript.to_dict(), indent=1) + "\n"
+    if fmt == "srt":
+        return to_srt(subtitle_cues(transcript))
+    if fmt == "vtt":
+        return to_vtt(subtitle_cues(transcript))
+    raise ValueError(f"format {fmt!r}; use one of {', '.join(FORMATS)}")
+
+
+def write_outputs(transcript: Transcript, stem: Path, formats: tuple[str, ...]) -> list[Path]:
+    """Write ``<stem>.<fmt>`` for each format, each atomically; the ``.json`` goes last, as it marks the
+    set complete for a resumed batch."""
+    paths = []
+    for fmt in sorted(formats, key=lambda f: f == "json"):
+        path = stem.with_name(f"{stem.name}.{fmt}")
+        write_text_atomic(path, render(transcript, fmt))
+        paths.append(path)
+    return paths

@@ -1,0 +1,321 @@
+"""Transcribing one media file: lip ROIs and audio in, text with word timings and gate weights out.
+
+Two stages, so that a batch can run the first in worker processes and the second on the model's
+device: :func:`prepare_input` decodes the file (16 kHz audio, 96x96 mouth crops at 25 fps) and
+:meth:`Transcriber.recognise` runs the model over windows of the recording, stitches the per-frame
+log-probabilities, cuts the result into speech segments at pauses, decodes each segment (greedy or
+beam search) and forces the text back onto the frames for word timings and confidences. Memory in
+the second stage is bounded by the window, so hour-long files are fine.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from avsr.data.dataset import VIDEO_MEAN, VIDEO_STD
+from avsr.data.tokenizer import CharTokenizer
+from avsr.decoding.align import FRAME_S, WordTiming, align_words
+from avsr.decoding.beam import BeamDecoder, BeamOptions
+from avsr.decoding.greedy import greedy_decode
+from avsr.io.lip_roi import LipRoiOptions, extract_lip_roi
+from avsr.io.media import MediaError, load_media, probe_video
+from avsr.io.roi_batch import file_sha256
+from avsr.models.av_model import AVSRModel
+
+SAMPLES_PER_FRAME = 640  # 16 kHz audio per 25 Hz frame
+MODEL_CROP = 88  # the model sees the centre 88x88 of each 96x96 crop, as in evaluation
+MODES = ("auto", "av", "audio", "video")
+
+
+@dataclass(frozen=True)
+class TranscribeOptions:
+    """How a file is transcribed.
+
+    ``mode`` ``auto`` picks per file: no audio track -> ``video``; no face anywhere -> ``audio``;
+    otherwise ``av``, where the gate and the ``face_found`` mask handle stretches without a face.
+    ``beam_size`` 1 decodes greedily; larger sizes run torchaudio's CTC beam search, with
+    ``lexicon`` (a word list or manifest) and ``lm`` (KenLM) when given.
+    """
+
+    mode: str = "auto"
+    beam_size: int = 1
+    lexicon: str | None = None
+    lm: str | None = None
+    lm_weight: float = 2.0
+    word_score: float = 0.0
+    window_s: float = 30.0  # the model runs on windows this long ...
+    overlap_s: float = 2.0  # ... overlapping by this much; each keeps the frames far from its edges
+    batch_size: int = 4  # windows per forward pass
+    pause_s: float = 0.4  # a pause this long splits speech into segments
+    max_segment_s: float = 20.0  # longer speech is cut at its longest pause
+    detect_every: int = 1  # run the face landmarker on every k-th frame
+
+    def __post_init__(self) -> None:
+        if self.mode not in MODES:
+            raise ValueError(f"mode={self.mode!r}; use one of {', '.join(MODES)}")
+        if self.beam_size < 1:
+            raise ValueError(f"beam_size={self.beam_size}; use 1 (greedy) or more")
+        if not 0 <= 2 * self.overlap_s < self.window_s:
+            raise ValueError(f"overlap_s={self.overlap_s} must be under half of window_s={self.window_s}")
+        if (self.lexicon or self.lm) and self.beam_size == 1:
+            raise ValueError("a lexicon or language model needs beam search; set beam_size > 1")
+
+
+@dataclass
+class Word:
+    word: str
+    start_s: float
+    end_s: float
+    confidence: float
+
+
+@dataclass
+class Segment:
+    """A stretch of speech between pauses."""
+
+    start_s: float
+    end_s: float
+    text: str
+    words: list[Word]
+
+
+@dataclass
+class Transcript:
+    """Everything :func:`transcribe` found in one file. Times are seconds from the file's start."""
+
+    path: str
+    text: str
+    segments: list[Segment]
+    mode: str  # the mode used: av, audio or video
+    model_id: str
+    input_sha256: str
+    duration_s: float
+    face_found_rate: float  # share of frames with a tracked face
+    audio_weight: list[float]  # the gate's weight on audio per 25 Hz frame (1 audio only, 0 video only)
+    warnings: list[str] = field(default_factory=list)
+    timings_s: dict[str, float] = field(default_factory=dict)  # prepare / recognise seconds
+
+    @property
+    def words(self) -> list[Word]:
+        return [w for s in self.segments for w in s.words]
+
+    def to_dict(self) -> dict:
+        out = asdict(self)
+        out["words"] = [asdict(w) for w in self.words]
+        out["audio_weight"] = [round(w, 3) for w in self.audio_weight]
+        return out
+
+
+@dataclass
+class PreparedInput:
+    """A decoded file: mouth crops, ``face_found`` and audio on the same 25 Hz clock."""
+
+    path: str
+    sha256: str
+    roi: np.ndarray  # (T, 96, 96) uint8, zero without a face
+    face_found: np.ndarray  # (T,) bool
+    audio: np.ndarray  # (640 T,) float32, zero without an audio track
+    has_audio: bool
+    has_video: bool
+    warnings: list[str]
+    prepare_s: float
+
+    @property
+    def frames(self) -> int:
+        return len(self.face_found)
+
+
+def prepare_input(path: str | Path, detect_every: int = 1) -> PreparedInput:
+    """Decode ``path`` for transcription. Raises :class:`MediaError` for a file that cannot be used."""
+    started = time.perf_counter()
+    path = Path(path)
+    sha256 = file_sha256(path) if path.is_file() else ""
+    has_video = probe_video(path) is not None
+    try:
+        audio = load_media(path, video=False).audio
+    except MediaError as error:
+        if error.reason != "no_audio":
+            raise
+        audio = None
+    notes = []
+    if has_video:
+        roi = extract_lip_roi(path, LipRoiOptions(detect_every=detect_every))
+        crops, found = roi.roi, roi.face_found
+    else:
+        frames = int(np.ceil(len(audio) / SAMPLES_PER_FRAME)) if audio is not None else 0
+        crops, found = np.zeros((frames, 96, 96), np.uint8), np.zeros(frames, bool)
+    if audio is None and not found.any():
+        raise MediaError(path, "no_audio", "has neither an audio track nor a visible face; nothing to transcribe")
+    has_audio = audio is not None
+    if not has_audio:
+        audio = np.zeros(len(found) * SAMPLES_PER_FRAME, np.float32)
+    audio = np.pad(audio, (0, max(len(found) * SAMPLES_PER_FRAME - len(audio), 0)))[: len(found) * SAMPLES_PER_FRAME]
+    if len(found) == 0:
+        raise MediaError(path, "empty", "holds no frames and no audio; check the file")
+    return PreparedInput(str(path), sha256, crops, found, audio.astype(np.float32), has_audio, has_video, notes,
+                         time.perf_counter() - started)
+
+
+def choose_mode(prepared: PreparedInput, requested: str) -> tuple[str, list[str]]:
+    """The mode to run and the warnings that explain it."""
+    notes = []
+    face_rate = float(prepared.face_found.mean()) if prepared.frames else 0.0
+    mode = requested
+    if requested == "auto":
+        if not prepared.has_audio:
+            mode = "video"
+            notes.append("no audio track: transcribed from the lips alone (video mode)")
+        elif not prepared.has_video:
+            mode = "audio"
+            notes.append("no video track: transcribed from the audio alone (audio mode)")
+        elif face_rate == 0.0:
+            mode = "audio"
+            notes.append("no face found in any frame: transcribed from the audio alone (audio mode)")
+        else:
+            mode = "av"
+            if face_rate < 1.0:
+                notes.append(f"face lost in {100 * (1 - face_rate):.0f}% of the frames: the gate leans on the "
+                             "audio there")
+    elif requested in ("av", "video") and face_rate == 0.0:
+        notes.append(f"{requested} mode was asked for but no face was found: the lips carry nothing here")
+    elif requested in ("av", "audio") and not prepared.has_audio:
+        notes.append(f"{requested} mode was asked for but the file has no audio track")
+    return mode, notes
+
+
+def _windows(frames: int, window: int, overlap: int) -> list[tuple[int, int, int, int]]:
+    """``(start, stop, keep_from, keep_to)`` frame ranges covering ``frames``: each window keeps the
+    frames at least ``overlap // 2`` from its inner edges, so the kept ranges tile the recording."""
+    if frames <= window:
+        return [(0, frames, 0, frames)]
+    hop = window - overlap
+    starts = list(range(0, frames - window, hop)) + [frames - window]
+    out = []
+    for i, start in enumerate(starts):
+        keep_from = 0 if i == 0 else out[-1][3]
+        keep_to = frames if i == len(starts) - 1 else start + window - overlap // 2
+        out.append((start, start + window, keep_from, keep_to))
+    return out
+
+
+def _runs(mask: np.ndarray) -> list[tuple[int, int]]:
+    """``[start, stop)`` of every run of True."""
+    edges = np.diff(np.concatenate([[0], mask.astype(np.int8), [0]]))
+    return list(zip(np.flatnonzero(edges == 1), np.flatnonzero(edges == -1)))
+
+
+def speech_segments(log_probs: torch.Tensor, blank: int, pause_frames: int, max_frames: int) -> list[tuple[int, int]]:
+    """Split ``(T, V)`` CTC output into ``[start, stop)`` stretches of speech at pauses (runs of frames
+    whose most likely token is blank, at least ``pause_frames`` long); stretches over ``max_frames``
+    are cut in the middle of their longest inner pause (or in half without one)."""
+    silent = (log_probs.argmax(-1) == blank).numpy()
+    speech = ~silent
+    for start, stop in _runs(silent):
+        if stop - start < pause_frames and start > 0 and stop < len(silent):
+            speech[start:stop] = True  # a short pause stays inside the segment
+    segments = []
+    todo = [(int(a), int(b)) for a, b in _runs(speech)]
+    while todo:
+        start, stop = todo.pop(0)
+        if stop - start <= max_frames:
+            segments.append((start, stop))
+            continue
+        inner = [(b - a, a, b) for a, b in _runs(silent[start:stop]) if a > 0 and b < stop - start]
+        cut = start + ((inner and max(inner)[1] + max(inner)[0] // 2) or (stop - start) // 2)
+        todo[:0] = [(start, cut), (cut, stop)]
+    # Widen each segment by a frame or two of the pause around it, so alignment has room.
+    return [(max(a - 2, 0), min(b + 2, len(silent))) for a, b in segments]
+
+
+class Transcriber:
+    """A model with its decoder, ready to transcribe many files (see :func:`transcribe`)."""
+
+    def __init__(self, model: AVSRModel, tokenizer: CharTokenizer = CharTokenizer(), model_id: str = "",
+                 options: TranscribeOptions = TranscribeOptions(), device: str = "cpu") -> None:
+        self.model = model.to(device).eval()
+        self.tokenizer, self.model_id, self.options, self.device = tokenizer, model_id, options, device
+        self.beam = None
+        if options.beam_size > 1:
+            self.beam = BeamDecoder(BeamOptions(beam_size=options.beam_size, lexicon=options.lexicon, lm=options.lm,
+                                                lm_weight=options.lm_weight, word_score=options.word_score), tokenizer)
+
+    def __call__(self, path: str | Path) -> Transcript:
+        return self.recognise(prepare_input(path, self.options.detect_every))
+
+    @torch.no_grad()
+    def _forward(self, prepared: PreparedInput, mode: str) -> tuple[torch.Tensor, torch.Tensor]:
+        """Stitched ``log_probs (T, V)`` and ``audio_weight (T,)`` over the whole recording."""
+        o, frames = self.options, prepared.frames
+        windows = _windows(frames, round(o.window_s * 25), round(o.overlap_s * 25))
+        log_probs = torch.zeros(frames, self.tokenizer.vocab_size)
+        weights = torch.zeros(frames)
+        margin = (96 - MODEL_CROP) // 2
+        for first in range(0, len(windows), o.batch_size):
+            group = windows[first:first + o.batch_size]
+            length = max(stop - start for start, stop, _, _ in group)
+            video = torch.zeros(len(group), length, MODEL_CROP, MODEL_CROP)
+            found = torch.zeros(len(group), length, dtype=torch.bool)
+            audio = torch.zeros(len(group), length * SAMPLES_PER_FRAME)
+            lengths = torch.tensor([stop - start for start, stop, _, _ in group])
+            for row, (start, stop, _, _) in enumerate(group):
+                crops = torch.from_numpy(prepared.roi[start:stop, margin:margin + MODEL_CROP, margin:margin + MODEL_CROP])
+                video[row, : stop - start] = (crops.float() / 255 - VIDEO_MEAN) / VIDEO_STD
+                found[row, : stop - start] = torch.from_numpy(prepared.face_found[start:stop])
+                audio[row, : (stop - start) * SAMPLES_PER_FRAME] = torch.from_numpy(
+                    prepared.audio[start * SAMPLES_PER_FRAME: stop * SAMPLES_PER_FRAME])
+            out = self.model(audio.to(self.device), (lengths * SAMPLES_PER_FRAME).to(self.device), video.to(self.device),
+                             lengths.to(self.device), found.to(self.device), mode)
+            for row, (start, stop, keep_from, keep_to) in enumerate(group):
+                log_probs[keep_from:keep_to] = out.log_probs[row, keep_from - start: keep_to - start].float().cpu()
+                weights[keep_from:keep_to] = out.audio_weight[row, keep_from - start: keep_to - start].float().cpu()
+        return log_probs, weights
+
+    def _decode(self, log_probs: torch.Tensor) -> str:
+        lengths = torch.tensor([len(log_probs)])
+        if self.beam is not None:
+            return self.beam(log_probs[None], lengths)[0]
+        return greedy_decode(log_probs[None], lengths, self.tokenizer)[0]
+
+    def recognise(self, prepared: PreparedInput) -> Transcript:
+        started = time.perf_counter()
+        mode, notes = choose_mode(prepared, self.options.mode)
+        log_probs, weights = self._forward(prepared, mode)
+        segments = []
+        for start, stop in speech_segments(log_probs, self.tokenizer.blank, round(self.options.pause_s * 25),
+                                           round(self.options.max_segment_s * 25)):
+            text = self._decode(log_probs[start:stop])
+            if not text:
+                continue
+            words = [Word(**asdict(w)) for w in align_words(log_probs[start:stop], text, self.tokenizer,
+                                                             offset_s=start * FRAME_S)]
+            segments.append(Segment(words[0].start_s, words[-1].end_s, text, words))
+        return Transcript(
+            path=prepared.path, text=" ".join(s.text for s in segments), segments=segments, mode=mode,
+            model_id=self.model_id, input_sha256=prepared.sha256, duration_s=prepared.frames * FRAME_S,
+            face_found_rate=float(prepared.face_found.mean()), audio_weight=weights.tolist(),
+            warnings=prepared.warnings + notes,
+            timings_s={"prepare": prepared.prepare_s, "recognise": time.perf_counter() - started})
+
+
+def transcribe(model, path: str | Path, options: TranscribeOptions = TranscribeOptions(),
+               device: str = "cpu") -> Transcript:
+    """Transcribe one media file.
+
+    Args:
+        model: what :func:`avsr.load_model` returned, or a bundle name/path to load.
+        path: any file PyAV opens (video with audio, video alone, or audio alone).
+        options: see :class:`TranscribeOptions`.
+
+    Raises:
+        MediaError: the file cannot be read or holds neither audio nor a face.
+    """
+    from avsr.models.bundle import LoadedModel, load_model
+
+    if not isinstance(model, LoadedModel):
+        model = load_model(model, device)
+    return Transcriber(model.network, model.tokenizer, model.id, options, device)(path)
