@@ -3,6 +3,7 @@ audio or with white noise mixed at a given SNR (measured on the speech, seeded p
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import jiwer
@@ -45,9 +46,11 @@ class ModeResult:
 
 @torch.no_grad()
 def evaluate_modes(model: AVSRModel, manifest: str, modes: tuple[str, ...] = ("av", "audio", "video"),
-                   snr_db: float | None = None, max_frames: int = 2000, seed: int = 0) -> list[ModeResult]:
-    """Greedy-decode every utterance of ``manifest`` in each mode and score against its text;
-    ``snr_db`` adds white noise at that SNR (``None``: clean)."""
+                   snr_db: float | None = None, max_frames: int = 2000, seed: int = 0,
+                   decoder: Callable[[torch.Tensor, torch.Tensor], list[str]] = greedy_decode) -> list[ModeResult]:
+    """Decode every utterance of ``manifest`` in each mode (greedy, or e.g. a
+    :class:`~avsr.decoding.beam.BeamDecoder`) and score against its text; ``snr_db`` adds white noise
+    at that SNR (``None``: clean)."""
     model.eval()
     dataset = NoisyDataset(manifest, snr_db, seed)
     loader = DataLoader(dataset, batch_sampler=BucketBatchSampler(dataset.lengths, max_frames, shuffle=False),
@@ -57,7 +60,7 @@ def evaluate_modes(model: AVSRModel, manifest: str, modes: tuple[str, ...] = ("a
         hypotheses, references, weights = [], [], []
         for batch in loader:
             out = model(batch.audio, batch.audio_lengths, batch.video, batch.video_lengths, batch.face_found, mode)
-            hypotheses += greedy_decode(out.log_probs, out.lengths)
+            hypotheses += decoder(out.log_probs, out.lengths)
             references += batch.texts
             if out.audio_weight is not None:
                 valid = torch.arange(out.audio_weight.shape[1])[None] < out.lengths[:, None]

@@ -48,7 +48,8 @@ class TranscribeOptions:
     lm: str | None = None
     lm_weight: float = 2.0
     word_score: float = 0.0
-    window_s: float = 30.0  # the model runs on windows this long ...
+    cut_pause_s: float = 0.2  # the recording is cut into chunks at pauses in the audio this long ...
+    window_s: float = 30.0  # ... and a chunk longer than this runs in windows this long ...
     overlap_s: float = 2.0  # ... overlapping by this much; each keeps the frames far from its edges
     batch_size: int = 4  # windows per forward pass
     pause_s: float = 0.4  # a pause this long splits speech into segments
@@ -203,6 +204,33 @@ def _windows(frames: int, window: int, overlap: int) -> list[tuple[int, int, int
     return out
 
 
+def pause_cuts(audio: np.ndarray, min_pause_frames: int) -> list[int]:
+    """Frames at which to cut ``audio`` (16 kHz, 640 samples per frame): the middle of every run of at
+    least ``min_pause_frames`` quiet frames. Quiet is judged against the recording's own levels (5th and
+    95th percentile of frame energy, "peak"): 25 dB under the peak, or within 6 dB of the floor. Audio
+    without a clear floor (loud noise or music throughout, silence) gets no cuts."""
+    frames = len(audio) // SAMPLES_PER_FRAME
+    if frames < 2 * min_pause_frames:
+        return []
+    energy = (audio[: frames * SAMPLES_PER_FRAME].reshape(frames, -1).astype(np.float64) ** 2).mean(axis=1)
+    level = 10 * np.log10(energy + 1e-10)
+    floor, peak = np.percentile(level, [5, 95])
+    if peak - floor < 15:
+        return []
+    quiet = level < max(floor + 6.0, peak - 25.0)
+    return [int(a + b) // 2 for a, b in _runs(quiet) if b - a >= min_pause_frames and 0 < a and b < frames]
+
+
+def chunk_plan(frames: int, cuts: list[int], window: int, overlap: int) -> list[tuple[int, int, int, int]]:
+    """``(start, stop, keep_from, keep_to)`` per model input: the recording cut at ``cuts``, and any
+    piece longer than ``window`` split into overlapping windows (see :func:`_windows`)."""
+    bounds = [0] + sorted(c for c in set(cuts) if 0 < c < frames) + [frames]
+    plan = []
+    for a, b in zip(bounds, bounds[1:]):
+        plan += [(a + s, a + e, a + kf, a + kt) for s, e, kf, kt in _windows(b - a, window, overlap)]
+    return plan
+
+
 def _runs(mask: np.ndarray) -> list[tuple[int, int]]:
     """``[start, stop)`` of every run of True."""
     edges = np.diff(np.concatenate([[0], mask.astype(np.int8), [0]]))
@@ -228,8 +256,10 @@ def speech_segments(log_probs: torch.Tensor, blank: int, pause_frames: int, max_
         inner = [(b - a, a, b) for a, b in _runs(silent[start:stop]) if a > 0 and b < stop - start]
         cut = start + ((inner and max(inner)[1] + max(inner)[0] // 2) or (stop - start) // 2)
         todo[:0] = [(start, cut), (cut, stop)]
-    # Widen each segment by a frame or two of the pause around it, so alignment has room.
-    return [(max(a - 2, 0), min(b + 2, len(silent))) for a, b in segments]
+    # Widen each segment by up to two frames of the pause around it (never into a neighbour), so that
+    # the alignment has room at the edges.
+    bounds = [0] + [x for segment in segments for x in segment] + [len(silent)]
+    return [(max(a - 2, bounds[2 * i]), min(b + 2, bounds[2 * i + 3])) for i, (a, b) in enumerate(segments)]
 
 
 class Transcriber:
@@ -248,10 +278,10 @@ class Transcriber:
         return self.recognise(prepare_input(path, self.options.detect_every))
 
     @torch.no_grad()
-    def _forward(self, prepared: PreparedInput, mode: str) -> tuple[torch.Tensor, torch.Tensor]:
-        """Stitched ``log_probs (T, V)`` and ``audio_weight (T,)`` over the whole recording."""
+    def _forward(self, prepared: PreparedInput, mode: str, cuts: list[int]) -> tuple[torch.Tensor, torch.Tensor]:
+        """Stitched ``log_probs (T, V)`` and ``audio_weight (T,)`` over the whole recording, cut at ``cuts``."""
         o, frames = self.options, prepared.frames
-        windows = _windows(frames, round(o.window_s * 25), round(o.overlap_s * 25))
+        windows = chunk_plan(frames, cuts, round(o.window_s * 25), round(o.overlap_s * 25))
         log_probs = torch.zeros(frames, self.tokenizer.vocab_size)
         weights = torch.zeros(frames)
         margin = (96 - MODEL_CROP) // 2
@@ -284,10 +314,16 @@ class Transcriber:
     def recognise(self, prepared: PreparedInput) -> Transcript:
         started = time.perf_counter()
         mode, notes = choose_mode(prepared, self.options.mode)
-        log_probs, weights = self._forward(prepared, mode)
+        o = self.options
+        cuts = pause_cuts(prepared.audio, round(o.cut_pause_s * 25)) if prepared.has_audio and mode != "video" else []
+        log_probs, weights = self._forward(prepared, mode, cuts)
+        stretches = []  # speech segments, never across a cut (each chunk was read on its own)
+        bounds = [0] + cuts + [prepared.frames]
+        for a, b in zip(bounds, bounds[1:]):
+            stretches += [(a + start, a + stop) for start, stop in speech_segments(
+                log_probs[a:b], self.tokenizer.blank, round(o.pause_s * 25), round(o.max_segment_s * 25))]
         segments = []
-        for start, stop in speech_segments(log_probs, self.tokenizer.blank, round(self.options.pause_s * 25),
-                                           round(self.options.max_segment_s * 25)):
+        for start, stop in stretches:
             text = self._decode(log_probs[start:stop])
             if not text:
                 continue

@@ -1,0 +1,101 @@
+"""Speed and memory of ``avsr transcribe`` on this machine, in one run.
+
+Prints:
+  * real-time factor (wall time / audio duration, end to end: decoding, lip ROIs, model, decoding
+    of the CTC output, writing all four outputs) over synthetic clips, greedy and beam search, one
+    worker, face landmarks on every frame and on every 2nd frame;
+  * throughput in files/min with 1 and 2 worker processes;
+  * peak resident memory of ``avsr transcribe`` on a one-hour video made by concatenating the clips.
+
+    python bench/transcribe_speed.py [--clips 20] [--hour-minutes 60] [--skip-hour]
+
+Run it on an otherwise idle machine: it measures wall time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+import avsr
+from avsr.inference.batch import transcribe_batch
+from avsr.inference.transcribe import TranscribeOptions
+from avsr.io.media import load_media
+from avsr.io.writer import write_video
+from avsr.synth.corpus import SynthOptions, synthesize_corpus
+
+
+def make_clips(folder: Path, count: int) -> list[Path]:
+    records = synthesize_corpus(folder, SynthOptions(num_utterances=count, speakers=4, test_speakers=1,
+                                                     val_speakers=1, seed=5), progress=False)
+    return [folder / r["video"] for split in ("train", "val", "test") for r in records[split]]
+
+
+def timed_batch(paths, model, out: Path, options: TranscribeOptions, workers: int) -> float:
+    started = time.perf_counter()
+    summary = transcribe_batch(paths, model, out, options=options, workers=workers, overwrite=True, progress=False)
+    assert all(r["status"] == "done" for r in summary), [r for r in summary if r["status"] != "done"]
+    return time.perf_counter() - started
+
+
+def make_hour(clips: list[Path], path: Path, minutes: float) -> float:
+    """Concatenate the clips, over and over, into one video of ``minutes``; frames are streamed."""
+    media = [load_media(c) for c in clips]
+    per_round = sum(len(m.video) for m in media)
+    rounds = int(np.ceil(minutes * 60 * 25 / per_round))
+    audio = np.concatenate([np.pad(m.audio, (0, max(len(m.video) * 640 - len(m.audio), 0)))[: len(m.video) * 640]
+                            for m in media] * rounds)
+    frames = (frame for _ in range(rounds) for m in media for frame in m.video)
+    write_video(path, frames, audio=audio, quality_crf=28)
+    return len(audio) / 16000
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--clips", type=int, default=20)
+    parser.add_argument("--hour-minutes", type=float, default=60.0)
+    parser.add_argument("--skip-hour", action="store_true")
+    args = parser.parse_args()
+    model = avsr.load_model("synth-grid-tiny")
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        clips = make_clips(tmp / "clips", args.clips)
+        seconds = sum(load_media(c, video=False).duration_s for c in clips)
+        print(f"{len(clips)} synthetic clips, {seconds:.1f} s of speech, 224x224, model {model.id}")
+        timed_batch(clips[:2], model, tmp / "warm", TranscribeOptions(), 1)  # MediaPipe and torch warm-up
+        print(f"{'decoding':<22}{'landmarks':>10}{'wall s':>9}{'RTF':>8}")
+        for name, options in (("greedy", TranscribeOptions()),
+                              ("greedy", TranscribeOptions(detect_every=2)),
+                              ("beam 16", TranscribeOptions(beam_size=16)),
+                              ("beam 16 + lexicon", TranscribeOptions(beam_size=16, lexicon=str(tmp / "clips" / "train.jsonl")))):
+            wall = timed_batch(clips, model, tmp / "out", options, 1)
+            every = "every" if options.detect_every == 1 else f"1 in {options.detect_every}"
+            print(f"{name:<22}{every:>10}{wall:>9.2f}{wall / seconds:>8.3f}", flush=True)
+        print(f"\n{'workers':<10}{'files/min':>10}   (greedy, landmarks on every frame)")
+        for workers in (1, 2):
+            wall = timed_batch(clips, model, tmp / "out", TranscribeOptions(), workers)
+            print(f"{workers:<10}{60 * len(clips) / wall:>10.1f}", flush=True)
+        if args.skip_hour:
+            return
+        hour = tmp / "hour.mp4"
+        duration = make_hour(clips, hour, args.hour_minutes)
+        started = time.perf_counter()
+        result = subprocess.run([str(Path(sys.executable).with_name("avsr")), "transcribe", str(hour), "-o",
+                                 str(tmp / "hour_out"), "--quiet"], capture_output=True, text=True)
+        wall = time.perf_counter() - started
+        assert result.returncode == 0, result.stderr[-2000:]
+        peak_mb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+        words = len((tmp / "hour_out" / "hour.txt").read_text().split())
+        print(f"\none file of {duration / 60:.1f} min: {wall:.0f} s wall (RTF {wall / duration:.3f}), "
+              f"peak RSS {peak_mb:.0f} MB, {words} words")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,231 @@
+"""Transcription of real media files with the embedded model (trained on the synthetic corpus): text,
+word timings against the synthesiser's own timings, subtitles, bad inputs, resuming and lexicons."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import jiwer
+import numpy as np
+import pytest
+import srt
+import webvtt
+
+import avsr
+from avsr.inference.outputs import subtitle_cues, to_srt, to_vtt
+from avsr.inference.transcribe import TranscribeOptions, _windows, chunk_plan, pause_cuts, speech_segments
+from avsr.io.media import load_media
+from avsr.io.writer import write_video
+from avsr.synth.corpus import SynthOptions, synthesize_corpus
+from tests.conftest import CARPHONE, SPEECH, read_wav
+
+AVSR = str(Path(sys.executable).with_name("avsr"))
+GRID_WORDS = sorted(set("bin lay place set blue green red white at by in with zero one two three four five six seven "
+                        "eight nine again now please soon".split()) | set("abcdefghijklmnopqrstuvxyz"))
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory) -> list[dict]:
+    """Twelve utterances made with a seed the embedded model was not trained on."""
+    folder = tmp_path_factory.mktemp("corpus")
+    records = synthesize_corpus(folder, SynthOptions(num_utterances=12, speakers=4, test_speakers=1, val_speakers=1,
+                                                     seed=11), progress=False)
+    clips = []
+    for record in records["train"] + records["val"] + records["test"]:
+        video = folder / record["video"]
+        clips.append({"video": video, "text": record["text"],
+                      "words": json.loads(video.with_suffix(".json").read_text())["words"]})
+    return clips
+
+
+@pytest.fixture(scope="module")
+def model():
+    return avsr.load_model("synth-grid-tiny")
+
+
+def run_cli(*args: str, **kwargs) -> subprocess.CompletedProcess:
+    return subprocess.run([AVSR, "transcribe", *args], capture_output=True, text=True, timeout=600, **kwargs)
+
+
+def test_transcripts_and_word_timings_match_the_synthesiser(corpus, model):
+    options = TranscribeOptions(beam_size=8)
+    transcripts = [avsr.transcribe(model, clip["video"], options) for clip in corpus]
+    wer = jiwer.wer([c["text"] for c in corpus], [t.text for t in transcripts])
+    assert wer < 0.25, [(c["text"], t.text) for c, t in zip(corpus, transcripts)]
+    close = total = 0
+    for clip, transcript in zip(corpus, transcripts):
+        assert transcript.mode == "av" and transcript.model_id == model.id and transcript.face_found_rate > 0.9
+        assert len(transcript.audio_weight) == round(transcript.duration_s * 25)
+        truth = clip["words"]
+        if [w.word for w in transcript.words] != [w["text"] for w in truth]:
+            continue  # timings are compared where the words came out right
+        for word, true in zip(transcript.words, truth):
+            assert 0 <= word.confidence <= 1 and word.start_s < word.end_s
+            total += 2
+            close += (abs(word.start_s - true["start_s"]) <= 0.1) + (abs(word.end_s - true["end_s"]) <= 0.1)
+    assert total >= 20 and close / total >= 0.9, f"{close}/{total} word boundaries within 0.1 s"
+
+
+def test_subtitles_parse_with_independent_parsers_and_agree_with_the_json(corpus, model, tmp_path):
+    long_clip = tmp_path / "three.mp4"  # three utterances in a row: several segments and cues
+    media = [load_media(c["video"]) for c in corpus[:3]]
+    write_video(long_clip, np.concatenate([m.video for m in media]), audio=np.concatenate(
+        [np.pad(m.audio, (0, len(m.video) * 640 - len(m.audio)))[: len(m.video) * 640] for m in media]))
+    result = run_cli(str(long_clip), "-o", str(tmp_path / "out"), "--quiet")
+    assert result.returncode == 0, result.stderr
+    record = json.loads((tmp_path / "out" / "three.json").read_text())
+    words = record["words"]
+    subs = list(srt.parse((tmp_path / "out" / "three.srt").read_text()))
+    vtt = list(webvtt.read(str(tmp_path / "out" / "three.vtt")))
+    assert len(subs) == len(vtt) >= 2
+    assert " ".join(s.content for s in subs) == " ".join(c.text for c in vtt) == record["text"]
+    for sub, cue in zip(subs, vtt):
+        assert sub.start.total_seconds() == pytest.approx(_seconds(cue.start), abs=1e-3)
+        assert sub.end.total_seconds() == pytest.approx(_seconds(cue.end), abs=1e-3)
+        # Each cue starts with a word of the JSON, at that word's time.
+        assert any(w["word"] == sub.content.split()[0] and abs(w["start_s"] - sub.start.total_seconds()) < 1e-3
+                   for w in words), sub
+    assert record["duration_s"] == pytest.approx(sum(len(m.video) for m in media) / 25)
+    # The third utterance's words are placed in the third utterance's time.
+    third_start = sum(len(m.video) for m in media[:2]) / 25
+    assert words[-1]["end_s"] > third_start
+
+
+def _seconds(clock: str) -> float:
+    hours, minutes, seconds = clock.split(":")
+    return 3600 * int(hours) + 60 * int(minutes) + float(seconds)
+
+
+def test_a_bad_batch_reports_every_file_and_leaves_no_partial_output(corpus, tmp_path):
+    batch = tmp_path / "batch"
+    batch.mkdir()
+    good = [batch / "good1.mp4", batch / "good2.mp4"]
+    for clip, target in zip(corpus, good):
+        target.write_bytes(clip["video"].read_bytes())
+    (batch / "empty.mp4").write_bytes(b"")
+    (batch / "notes.mp4").write_text("this is a text file\n")
+    (batch / "truncated.mp4").write_bytes(corpus[2]["video"].read_bytes()[:20000])
+    (batch / "no_audio.mp4").write_bytes(CARPHONE.read_bytes())  # a face, no audio track
+    speech = load_media(corpus[3]["video"])
+    write_video(batch / "no_face.mp4", np.full_like(speech.video, 90), audio=speech.audio)  # audio, no face
+    out = tmp_path / "out"
+    result = run_cli(str(batch), "-o", str(out), "--workers", "2")
+    assert result.returncode == 1, result.stderr
+    summary = {Path(r["input"]).name: r for r in map(json.loads, (out / "transcribe_summary.jsonl").read_text().splitlines())}
+    assert len(summary) == 7
+    for name in ("good1.mp4", "good2.mp4", "no_audio.mp4", "no_face.mp4"):
+        assert summary[name]["status"] == "done", summary[name]
+    assert summary["no_audio.mp4"]["mode"] == "video" and "no audio track" in summary["no_audio.mp4"]["warnings"][0]
+    assert summary["no_face.mp4"]["mode"] == "audio" and "no face" in summary["no_face.mp4"]["warnings"][0]
+    assert summary["good1.mp4"]["mode"] == "av"
+    expected = {"empty.mp4": "empty", "notes.mp4": "text file", "truncated.mp4": "corrupt or truncated"}
+    for name, words in expected.items():
+        assert summary[name]["status"] == "failed" and words in summary[name]["error"], summary[name]
+        assert str(batch / name) in summary[name]["error"]
+        assert not list(out.glob(Path(name).stem + ".*")), f"{name} left outputs"
+    assert f"failed: {batch / 'empty.mp4'}" in result.stderr
+    assert not [p for p in out.iterdir() if p.name.startswith(".")], "temporary files left behind"
+    for name in ("good1", "good2", "no_audio", "no_face"):
+        assert {p.suffix for p in out.glob(name + ".*")} == {".txt", ".json", ".srt", ".vtt"}
+
+
+def test_a_killed_batch_resumes_without_redoing_finished_files(corpus, tmp_path):
+    batch = tmp_path / "batch"
+    batch.mkdir()
+    for index, clip in enumerate(corpus):
+        (batch / f"clip{index}.mp4").write_bytes(clip["video"].read_bytes())
+    out = tmp_path / "out"
+    process = subprocess.Popen([AVSR, "transcribe", str(batch), "-o", str(out), "-f", "txt,srt", "--quiet"],
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    partial = out / ".transcribe_summary.jsonl.partial"
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline and not (partial.exists() and len(partial.read_text().splitlines()) >= 3):
+        time.sleep(0.05)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    finished = {p.stem: p.stat().st_mtime_ns for p in out.glob("*.json")}
+    assert 3 <= len(finished) < len(corpus), "the batch was not stopped mid-way"
+    result = run_cli(str(batch), "-o", str(out), "-f", "txt,srt", "--quiet")
+    assert result.returncode == 0, result.stderr
+    summary = [json.loads(line) for line in (out / "transcribe_summary.jsonl").read_text().splitlines()]
+    assert sorted(r["status"] for r in summary) == sorted(["skipped"] * len(finished) + ["done"] * (len(corpus) - len(finished)))
+    for stem, mtime in finished.items():
+        assert (out / f"{stem}.json").stat().st_mtime_ns == mtime, f"{stem} was recomputed"
+    assert sorted(p.name for p in out.iterdir()) == sorted(
+        [f"clip{i}.{ext}" for i in range(len(corpus)) for ext in ("json", "srt", "txt")] + ["transcribe_summary.jsonl"])
+    # A third run with another model id (or --overwrite) redoes everything.
+    again = run_cli(str(batch), "-o", str(out), "-f", "txt", "--quiet", "--overwrite")
+    assert again.returncode == 0 and f"{len(corpus)} transcribed" in again.stdout
+
+
+def test_a_lexicon_constrains_the_output_to_its_words(corpus, model, tmp_path):
+    lexicon = tmp_path / "words.txt"
+    allowed = [w for w in GRID_WORDS if w not in ("white", "green")]
+    lexicon.write_text("\n".join(allowed) + "\n")
+    clips = corpus[:6]
+    transcripts = [avsr.transcribe(model, clip["video"], TranscribeOptions(beam_size=8, lexicon=str(lexicon)))
+                   for clip in clips]
+    words = {w for t in transcripts for w in t.text.split()}
+    assert words and words <= set(allowed)
+    free = {w for clip in clips for w in avsr.transcribe(model, clip["video"], TranscribeOptions(beam_size=8)).text.split()}
+    assert free & {"white", "green"}, "the clips should say a colour the lexicon leaves out"
+
+
+def test_windows_tile_the_recording():
+    for frames in (10, 750, 751, 2000, 9001):
+        windows = _windows(frames, 750, 50)
+        kept = [i for _, _, a, b in windows for i in range(a, b)]
+        assert kept == list(range(frames))
+        for start, stop, keep_from, keep_to in windows:
+            assert start <= keep_from < keep_to <= stop <= frames and stop - start <= 750
+
+
+def test_speech_segments_split_at_pauses_and_respect_the_maximum():
+    import torch
+
+    frames = torch.full((100, 4), -10.0)
+    frames[:, 0] = 0.0  # blank everywhere ...
+    for a, b in ((5, 20), (22, 30), (50, 95)):  # ... but three stretches of speech, two 2 frames apart
+        frames[a:b, 0], frames[a:b, 2] = -10.0, 0.0
+    segments = speech_segments(frames, blank=0, pause_frames=5, max_frames=40)
+    # [5, 30) keeps its 2-frame pause; [50, 95) is too long and has no pause: cut in half, not widened there.
+    assert segments == [(3, 32), (48, 72), (72, 97)]
+
+
+def test_long_input_is_cut_at_pauses_and_keeps_global_time(corpus, model):
+    """Four utterances in one file, run in chunks cut at the pauses: the same words as each clip on its
+    own, and the times of the fourth utterance's words fall in the fourth utterance."""
+    media = [load_media(c["video"]) for c in corpus[:4]]
+    frames = np.concatenate([m.video for m in media])
+    audio = np.concatenate([np.pad(m.audio, (0, len(m.video) * 640 - len(m.audio)))[: len(m.video) * 640] for m in media])
+    options = TranscribeOptions(beam_size=8, window_s=4.0, overlap_s=1.0)
+    joined = avsr.transcribe(model, _write(frames, audio), options)
+    alone = " ".join(avsr.transcribe(model, c["video"], options).text for c in corpus[:4])
+    assert jiwer.wer(alone, joined.text) <= 0.1, (alone, joined.text)
+    starts = [w.start_s for w in joined.words]
+    assert starts == sorted(starts) and starts[-1] > sum(len(m.video) for m in media[:3]) / 25
+
+
+def test_pauses_are_found_in_speech_and_not_in_noise():
+    speech, rate = read_wav(SPEECH)
+    gap = np.zeros(rate // 2, np.float32)  # 0.5 s of silence = 12.5 frames
+    audio = np.concatenate([speech, gap, speech, gap, speech])
+    cuts = pause_cuts(audio, min_pause_frames=6)
+    gaps = [(len(speech) + k * (len(speech) + len(gap))) / 640 for k in range(2)]
+    assert all(any(g <= c <= g + 12.5 for c in cuts) for g in gaps), (cuts, gaps)
+    assert pause_cuts(np.random.default_rng(0).standard_normal(len(audio)).astype(np.float32), 6) == []
+    plan = chunk_plan(1000, [300, 700], window=250, overlap=50)
+    assert [i for _, _, a, b in plan for i in range(a, b)] == list(range(1000))
+    assert all(b - a <= 250 for a, b, _, _ in plan) and {(0, 250), (700, 950)} <= {(a, b) for a, b, _, _ in plan}
+
+
+def _write(frames: np.ndarray, audio: np.ndarray) -> Path:
+    import tempfile
+
+    path = Path(tempfile.mkdtemp()) / "long.mp4"
+    return write_video(path, frames, audio=audio)
