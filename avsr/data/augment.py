@@ -57,7 +57,7 @@ class Augmenter:
         video, face_found, audio = self._crop(video, rng), face_found.copy(), audio.astype(np.float32)
         if rng.random() < o.flip_prob:
             video = video[:, :, ::-1]
-        if rng.random() < o.pad_prob:
+        if o.pad_prob and rng.random() < o.pad_prob:  # no draw when off: the same stream as before
             video, face_found, audio = self._pad(video, face_found, audio, rng)
         if rng.random() < o.noise_prob:
             audio = mix_at_snr(audio, self._noise(len(audio), rng, others), rng.uniform(*o.snr_db_range))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import time
+from collections import Counter
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -60,9 +61,9 @@ def stored_key(npz_path: Path) -> str | None:
 
 def output_names(paths: list[Path]) -> list[str]:
     """``<stem>`` per input; inputs sharing a stem get ``<stem>-<hash of the path>``."""
-    stems = [p.stem for p in paths]
-    return [s if stems.count(s) == 1 else f"{s}-{hashlib.sha1(str(p).encode()).hexdigest()[:8]}"
-            for s, p in zip(stems, paths)]
+    counts = Counter(p.stem for p in paths)
+    return [p.stem if counts[p.stem] == 1 else f"{p.stem}-{hashlib.sha1(str(p).encode()).hexdigest()[:8]}"
+            for p in paths]
 
 
 def _process_one(path: Path, output: Path, options: LipRoiOptions, preview: bool, overwrite: bool) -> RoiJobResult:
