@@ -19,7 +19,7 @@ import torch
 
 from avsr.data.dataset import VIDEO_MEAN, VIDEO_STD
 from avsr.data.tokenizer import CharTokenizer
-from avsr.decoding.align import FRAME_S, WordTiming, align_words
+from avsr.decoding.align import FRAME_S, align_words
 from avsr.decoding.beam import BeamDecoder, BeamOptions
 from avsr.decoding.greedy import greedy_decode
 from avsr.io.lip_roi import LipRoiOptions, extract_lip_roi
@@ -137,28 +137,30 @@ def prepare_input(path: str | Path, detect_every: int = 1) -> PreparedInput:
     path = Path(path)
     sha256 = file_sha256(path) if path.is_file() else ""
     has_video = probe_video(path) is not None
+    if has_video:  # crops first, so that their working memory is gone before the audio arrives
+        roi = extract_lip_roi(path, LipRoiOptions(detect_every=detect_every))
+        crops, found = roi.roi, roi.face_found
+        del roi
     try:
         audio = load_media(path, video=False).audio
     except MediaError as error:
         if error.reason != "no_audio":
             raise
         audio = None
-    notes = []
-    if has_video:
-        roi = extract_lip_roi(path, LipRoiOptions(detect_every=detect_every))
-        crops, found = roi.roi, roi.face_found
-    else:
+    if not has_video:
         frames = int(np.ceil(len(audio) / SAMPLES_PER_FRAME)) if audio is not None else 0
         crops, found = np.zeros((frames, 96, 96), np.uint8), np.zeros(frames, bool)
     if audio is None and not found.any():
         raise MediaError(path, "no_audio", "has neither an audio track nor a visible face; nothing to transcribe")
-    has_audio = audio is not None
-    if not has_audio:
-        audio = np.zeros(len(found) * SAMPLES_PER_FRAME, np.float32)
-    audio = np.pad(audio, (0, max(len(found) * SAMPLES_PER_FRAME - len(audio), 0)))[: len(found) * SAMPLES_PER_FRAME]
     if len(found) == 0:
         raise MediaError(path, "empty", "holds no frames and no audio; check the file")
-    return PreparedInput(str(path), sha256, crops, found, audio.astype(np.float32), has_audio, has_video, notes,
+    has_audio, samples = audio is not None, len(found) * SAMPLES_PER_FRAME
+    if not has_audio:
+        audio = np.zeros(samples, np.float32)
+    elif len(audio) < samples:
+        audio = np.pad(audio, (0, samples - len(audio)))
+    audio = audio[:samples].astype(np.float32, copy=False)
+    return PreparedInput(str(path), sha256, crops, found, audio, has_audio, has_video, [],
                          time.perf_counter() - started)
 
 

@@ -18,7 +18,6 @@ import torch
 import webvtt
 
 import avsr
-from avsr.inference.outputs import subtitle_cues, to_srt, to_vtt
 from avsr.inference.transcribe import TranscribeOptions, _windows, chunk_plan, pause_cuts, speech_segments
 from avsr.io.media import load_media
 from avsr.io.writer import write_video
