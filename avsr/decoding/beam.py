@@ -87,6 +87,10 @@ class BeamDecoder:
                 lexicon=lexicon_file.name if lexicon_file else None, tokens=tokens, lm=options.lm,
                 beam_size=options.beam_size, beam_threshold=options.beam_threshold, lm_weight=options.lm_weight,
                 word_score=options.word_score, blank_token=BLANK_TOKEN, sil_token=SPACE_TOKEN)
+        except RuntimeError as error:  # KenLM's load errors
+            reason = str(error).strip().splitlines()[-1]
+            raise LexiconError(f"{options.lm}: not a usable KenLM model ({reason}); pass an ARPA or binary "
+                               "n-gram model of order 2 or more") from None
         finally:
             if lexicon_file:
                 Path(lexicon_file.name).unlink()

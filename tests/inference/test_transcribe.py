@@ -267,3 +267,22 @@ def test_demo_synthesizes_and_transcribes(tmp_path):
     summary = (tmp_path / "demo" / "transcripts" / "transcribe_summary.jsonl").read_text().splitlines()
     assert [json.loads(line)["status"] for line in summary] == ["done"] * 3
     assert len(list((tmp_path / "demo" / "transcripts").glob("*.srt"))) == 3
+
+
+def test_a_language_model_steers_the_beam(corpus, model, tmp_path):
+    """A KenLM ARPA unigram model over the GRID words that makes "white" and "green" nearly
+    impossible: with it the beam avoids them; without it they come out."""
+    lexicon = tmp_path / "words.txt"
+    lexicon.write_text("\n".join(GRID_WORDS) + "\n")
+    unlikely = {"white", "green"}
+    entries = ["<unk>", "<s>", "</s>"] + GRID_WORDS
+    unigrams = [f"{-12.0 if w in unlikely else -1.4:.1f}\t{w}\t0.0" for w in entries]
+    arpa = ["\\data\\", f"ngram 1={len(entries)}", "ngram 2=1", "", "\\1-grams:", *unigrams, "",
+            "\\2-grams:", "-0.5\t<s> bin", "", "\\end\\", ""]  # KenLM wants at least one bigram
+    (tmp_path / "grid.arpa").write_text("\n".join(arpa))
+    clips = corpus[:6]
+    plain = TranscribeOptions(beam_size=8, lexicon=str(lexicon))
+    with_lm = TranscribeOptions(beam_size=8, lexicon=str(lexicon), lm=str(tmp_path / "grid.arpa"), lm_weight=8.0)
+    free = {w for clip in clips for w in avsr.transcribe(model, clip["video"], plain).text.split()}
+    steered = {w for clip in clips for w in avsr.transcribe(model, clip["video"], with_lm).text.split()}
+    assert free & unlikely and not steered & unlikely and steered <= set(GRID_WORDS)
