@@ -181,8 +181,8 @@ def _add_evaluate(subparsers) -> None:
         "evaluate", help="WER/CER of a model bundle on a prepared manifest, per mode (clean audio)",
         description="Greedy-decode a prepared manifest in each mode and print WER and CER. (Noise sweeps, "
         "tables and plots arrive with the evaluation issue.)")
-    parser.add_argument("--model", default="synth-grid-tiny", metavar="BUNDLE",
-                        help="a bundle file, or the embedded 'synth-grid-tiny' (default; trained on the synthetic "
+    parser.add_argument("--model", nargs="+", default=["synth-grid-tiny"], metavar="BUNDLE",
+                        help="bundle files, or the embedded 'synth-grid-tiny' (default; trained on the synthetic "
                         "corpus only: it will not transcribe real people)")
     parser.add_argument("--manifest", required=True, metavar="PREPARED.jsonl")
     parser.add_argument("--modes", nargs="+", default=["av", "audio", "video"], choices=["av", "audio", "video"])
@@ -191,7 +191,20 @@ def _add_evaluate(subparsers) -> None:
     parser.add_argument("--beam-size", type=int, default=1, metavar="N", help="1 = greedy (default)")
     parser.add_argument("--lexicon", default=None, metavar="FILE",
                         help="words allowed in the output (word list or manifest .jsonl); needs --beam-size > 1")
+    parser.add_argument("--noise", nargs="+", default=["white"], metavar="NOISE",
+                        help="with -o: white, babble (other speakers of the manifest) and/or NAME=DIR (a folder "
+                        "of noise recordings, e.g. music=musan/music); default white")
+    parser.add_argument("--seed", type=int, default=0, help="seeds the noise of every utterance (default 0)")
+    parser.add_argument("-o", "--output-dir", default=None, metavar="DIR",
+                        help="run a sweep over models x modes x noises x SNRs and write results.csv, results.md "
+                        "(WER with bootstrap 95%% intervals, achieved SNR, gate weight) and PNG plots here")
     parser.set_defaults(handler=_run_evaluate)
+
+
+def _model_name(name: str) -> str:
+    from pathlib import Path
+
+    return name if not name.endswith(".pt") else Path(name).stem
 
 
 def _run_evaluate(args: argparse.Namespace) -> int:
@@ -201,7 +214,7 @@ def _run_evaluate(args: argparse.Namespace) -> int:
     from avsr.models.bundle import BundleError, load_model
 
     try:
-        model = load_model(args.model).network
+        models = {_model_name(name): load_model(name).network for name in args.model}
     except BundleError as error:
         print(f"avsr evaluate: error: {error}", file=sys.stderr)
         return 2
@@ -220,6 +233,22 @@ def _run_evaluate(args: argparse.Namespace) -> int:
     elif args.lexicon:
         print("avsr evaluate: error: --lexicon needs beam search; add --beam-size 16", file=sys.stderr)
         return 2
+    if args.output_dir:
+        from avsr.evaluation.sweep import sweep, write_results
+
+        try:
+            rows = sweep(models, args.manifest, snrs, args.noise, args.modes, args.seed, decoder)
+        except (ValueError, OSError) as error:
+            print(f"avsr evaluate: error: {error}", file=sys.stderr)
+            return 2
+        paths = write_results(rows, args.output_dir)
+        print(paths[1].read_text(), end="")
+        print("wrote " + ", ".join(str(p) for p in paths))
+        return 0
+    if len(models) > 1:
+        print("avsr evaluate: error: several models need -o DIR (a sweep)", file=sys.stderr)
+        return 2
+    [model] = models.values()
     print(f"{'SNR dB':>7}  {'mode':<6}{'WER %':>8}{'CER %':>8}{'utts':>6}{'audio weight':>14}")
     for snr in snrs:
         for r in evaluate_modes(model, args.manifest, tuple(args.modes), snr_db=snr, decoder=decoder):

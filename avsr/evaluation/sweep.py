@@ -1,0 +1,201 @@
+"""Noise-robustness sweeps: WER of models x modes x noise types x SNRs, with bootstrap confidence
+intervals, the gate's mean audio weight, and the SNR actually reached, as CSV, Markdown and plots.
+
+Noise is mixed per utterance from a generator seeded by (seed, noise type, utterance index), so the
+same seed gives the same noisy inputs and the same table. Babble is the sum of several other
+utterances of the manifest by other speakers; ``music=DIR`` (or any ``name=DIR``) draws recordings
+from a folder (MUSAN-style).
+"""
+
+from __future__ import annotations
+
+import csv
+import zlib
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import jiwer
+import numpy as np
+import torch
+
+from avsr.data.dataset import AVDataset, collate
+from avsr.data.manifest import write_text_atomic
+from avsr.data.noise import NoiseFolder, babble, measured_snr_db, mix_at_snr, white_noise
+from avsr.decoding.greedy import greedy_decode
+
+BABBLE_TALKERS = 4
+
+
+@dataclass
+class SweepRow:
+    model: str
+    mode: str
+    noise: str  # "clean", "white", "babble" or a folder's name
+    snr_db: float | None  # requested; None when clean
+    achieved_snr_db: float | None  # mean over utterances, measured on the speech
+    wer: float
+    wer_low: float  # bootstrap 95 % interval
+    wer_high: float
+    cer: float
+    utterances: int
+    mean_audio_weight: float | None
+
+
+class NoiseSource:
+    """Noise for utterance ``index`` of ``dataset``: ``white``, ``babble`` or ``name=DIR``."""
+
+    def __init__(self, spec: str, dataset: AVDataset) -> None:
+        self.name, _, folder = spec.partition("=")
+        if self.name not in ("white", "babble") and not folder:
+            raise ValueError(f"noise {spec!r}; use white, babble or NAME=DIR (a folder of noise recordings)")
+        self.folder = NoiseFolder(folder) if folder else None
+        self.dataset = dataset
+        self.speakers = [r.get("speaker", r["id"]) for r in dataset.records]
+        if self.name == "babble" and len(set(self.speakers)) < 2:
+            raise ValueError("babble needs utterances of at least two speakers in the manifest (its \"speaker\" "
+                             "field): the talkers in the background are never the target's speaker")
+
+    def __call__(self, index: int, length: int, rng: np.random.Generator) -> np.ndarray:
+        if self.name == "white":
+            return white_noise(length, rng)
+        if self.folder is not None:
+            return self.folder.sample(length, rng)
+        others = [i for i, s in enumerate(self.speakers) if s != self.speakers[index]]
+        picks = rng.choice(others, size=min(BABBLE_TALKERS, len(others)), replace=False)
+        return babble([self.dataset[int(i)]["audio"] for i in picks], length, rng)
+
+
+def noisy_items(dataset: AVDataset, source: NoiseSource | None, snr_db: float | None, seed: int) -> tuple[list[dict], list[float]]:
+    """Every utterance of ``dataset`` with noise mixed at ``snr_db``, and the SNR each one reached."""
+    items, achieved = [], []
+    for index in range(len(dataset)):
+        item = dataset[index]
+        if source is not None and snr_db is not None:
+            rng = np.random.default_rng([seed, zlib.crc32(source.name.encode()), index])
+            noisy = mix_at_snr(item["audio"], source(index, len(item["audio"]), rng), snr_db)
+            achieved.append(measured_snr_db(item["audio"], noisy))
+            item = item | {"audio": noisy}
+        items.append(item)
+    return items, achieved
+
+
+def _edits(reference: str, hypothesis: str) -> int:
+    out = jiwer.process_words(reference, hypothesis)
+    return out.substitutions + out.deletions + out.insertions
+
+
+def bootstrap_wer(errors: np.ndarray, words: np.ndarray, seed: int, rounds: int = 1000) -> tuple[float, float]:
+    """95 % interval of the corpus WER by resampling utterances (``errors``/``words`` per utterance)."""
+    rng = np.random.default_rng(seed)
+    picks = rng.integers(0, len(errors), (rounds, len(errors)))
+    rates = errors[picks].sum(axis=1) / np.maximum(words[picks].sum(axis=1), 1)
+    return float(np.percentile(rates, 2.5)), float(np.percentile(rates, 97.5))
+
+
+@torch.no_grad()
+def score(model, items: list[dict], mode: str, decoder: Callable, batch_size: int = 16) -> tuple[list[str], float | None]:
+    hypotheses, weights = [], []
+    for start in range(0, len(items), batch_size):
+        batch = collate(items[start:start + batch_size])
+        out = model(batch.audio, batch.audio_lengths, batch.video, batch.video_lengths, batch.face_found, mode)
+        hypotheses += decoder(out.log_probs, out.lengths)
+        valid = torch.arange(out.audio_weight.shape[1])[None] < out.lengths[:, None]
+        weights.append(out.audio_weight[valid])
+    return hypotheses, float(torch.cat(weights).mean()) if mode == "av" else None
+
+
+def sweep(models: dict[str, torch.nn.Module], manifest: str, snrs: list[float | None], noises: list[str],
+          modes: list[str], seed: int = 0, decoder: Callable = greedy_decode,
+          progress: bool = True) -> list[SweepRow]:
+    """One row per model x mode x noise x SNR (clean once per model x mode)."""
+    from tqdm import tqdm
+
+    dataset = AVDataset(manifest)
+    references = [r["text"] for r in dataset.records]
+    words = np.array([len(t.split()) for t in references])
+    conditions = [("clean", None)] if None in snrs else []
+    conditions += [(noise, snr) for noise in noises for snr in snrs if snr is not None]
+    sources = {noise: NoiseSource(noise, dataset) for noise in noises}
+    rows = []
+    with tqdm(total=len(conditions) * len(models) * len(modes), unit="run", disable=not progress) as bar:
+        for noise, snr in conditions:
+            items, achieved = noisy_items(dataset, sources.get(noise), snr, seed)
+            for name, model in models.items():
+                model.eval()
+                for mode in modes:
+                    hypotheses, weight = score(model, items, mode, decoder)
+                    errors = np.array([_edits(r, h) for r, h in zip(references, hypotheses)])
+                    low, high = bootstrap_wer(errors, words, seed)
+                    rows.append(SweepRow(name, mode, sources[noise].name if noise in sources else "clean", snr,
+                                         float(np.mean(achieved)) if achieved else None,
+                                         jiwer.wer(references, hypotheses), low, high,
+                                         jiwer.cer(references, hypotheses), len(references), weight))
+                    bar.update()
+    return rows
+
+
+def write_results(rows: list[SweepRow], out_dir: str | Path) -> list[Path]:
+    """``results.csv``, ``results.md``, ``wer_vs_snr.png`` and ``gate_vs_snr.png`` in ``out_dir``."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    fields = list(asdict(rows[0]))
+    lines = [",".join(fields)]
+    for row in rows:
+        values = asdict(row)
+        lines.append(",".join("" if values[f] is None else (f"{values[f]:.4f}" if isinstance(values[f], float)
+                                                             else str(values[f])) for f in fields))
+    csv_path = out_dir / "results.csv"
+    write_text_atomic(csv_path, "\n".join(lines) + "\n")
+    assert list(csv.DictReader(csv_path.open()))  # readable by the csv module
+    md = ["| model | mode | noise | SNR dB | achieved | WER % | 95 % CI | CER % | utts | audio weight |",
+          "|---|---|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        snr = "clean" if r.snr_db is None else f"{r.snr_db:g}"
+        achieved = "" if r.achieved_snr_db is None else f"{r.achieved_snr_db:.2f}"
+        weight = "" if r.mean_audio_weight is None else f"{r.mean_audio_weight:.3f}"
+        md.append(f"| {r.model} | {r.mode} | {r.noise} | {snr} | {achieved} | {100 * r.wer:.1f} | "
+                  f"{100 * r.wer_low:.1f}–{100 * r.wer_high:.1f} | {100 * r.cer:.1f} | {r.utterances} | {weight} |")
+    write_text_atomic(out_dir / "results.md", "\n".join(md) + "\n")
+    return [csv_path, out_dir / "results.md", *_plots(rows, out_dir)]
+
+
+def _plots(rows: list[SweepRow], out_dir: Path) -> list[Path]:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    noises = sorted({r.noise for r in rows if r.noise != "clean"})
+    snrs = sorted({r.snr_db for r in rows if r.snr_db is not None})
+    x_clean = (max(snrs) + 10) if snrs else 0.0  # "clean" drawn right of the highest SNR
+    paths = []
+    for kind in ("wer", "gate"):
+        figure, axes = plt.subplots(1, max(len(noises), 1), figsize=(5 * max(len(noises), 1), 4), squeeze=False)
+        for axis, noise in zip(axes[0], noises or ["clean"]):
+            for model in dict.fromkeys(r.model for r in rows):
+                for mode in dict.fromkeys(r.mode for r in rows):
+                    if kind == "gate" and mode != "av":
+                        continue
+                    line = sorted((r for r in rows if r.model == model and r.mode == mode and r.noise in (noise, "clean")),
+                                  key=lambda r: x_clean if r.snr_db is None else r.snr_db)
+                    xs = [x_clean if r.snr_db is None else r.snr_db for r in line]
+                    if kind == "wer":
+                        axis.plot(xs, [100 * r.wer for r in line], marker="o", label=f"{model} {mode}")
+                        axis.fill_between(xs, [100 * r.wer_low for r in line], [100 * r.wer_high for r in line],
+                                          alpha=0.2)
+                    else:
+                        axis.plot(xs, [r.mean_audio_weight for r in line], marker="o", label=model)
+            ticks = snrs + ([x_clean] if any(r.snr_db is None for r in rows) else [])
+            axis.set_xticks(ticks, [f"{t:g}" for t in snrs] + ["clean"] * (len(ticks) - len(snrs)))
+            axis.set_title(f"{noise} noise")
+            axis.set_xlabel("SNR dB, measured on the speech")
+            axis.set_ylabel("WER %" if kind == "wer" else "mean audio weight of the gate")
+            axis.grid(alpha=0.3)
+            axis.legend(fontsize=8)
+        figure.tight_layout()
+        path = out_dir / f"{kind}_vs_snr.png"
+        figure.savefig(path, dpi=100)
+        plt.close(figure)
+        paths.append(path)
+    return paths
