@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import warnings
 
@@ -16,6 +17,17 @@ LIP_ROI_EXAMPLES = """examples:
 
 def _one_line_warnings() -> None:
     warnings.formatwarning = lambda message, category, *args, **kwargs: f"warning: {message}\n"
+
+
+def _report(summary: list[dict], done_word: str, target: str) -> int:
+    """Print each failure and a count line for a batch summary (records with status/error); the exit code."""
+    failed = [r for r in summary if r["status"] == "failed"]
+    for record in failed:
+        print(f"failed: {record['error']}", file=sys.stderr)
+    done = sum(r["status"] == "done" for r in summary)
+    skipped = sum(r["status"] == "skipped" for r in summary)
+    print(f"{done} {done_word}, {skipped} skipped (current), {len(failed)} failed -> {target}")
+    return 1 if failed else 0
 
 
 def _add_lip_roi(subparsers) -> None:
@@ -145,13 +157,7 @@ def _run_prepare_manifest(args: argparse.Namespace) -> int:
     except (ManifestError, ValueError) as error:
         print(f"avsr prepare manifest: error: {error}", file=sys.stderr)
         return 2
-    failed = [r for r in summary if r["status"] == "failed"]
-    for result in failed:
-        print(f"failed: {result['error']}", file=sys.stderr)
-    done = sum(r["status"] == "done" for r in summary)
-    skipped = sum(r["status"] == "skipped" for r in summary)
-    print(f"{done} done, {skipped} skipped (current), {len(failed)} failed -> {target}")
-    return 1 if failed else 0
+    return _report(summary, "done", str(target))
 
 
 def _add_export(subparsers) -> None:
@@ -178,21 +184,21 @@ def _run_export(args: argparse.Namespace) -> int:
 
 def _add_evaluate(subparsers) -> None:
     parser = subparsers.add_parser(
-        "evaluate", help="WER/CER of a model bundle on a prepared manifest, per mode (clean audio)",
-        description="Greedy-decode a prepared manifest in each mode and print WER and CER. (Noise sweeps, "
-        "tables and plots arrive with the evaluation issue.)")
+        "evaluate", help="WER/CER of model bundles on a prepared manifest, per mode, noise and SNR",
+        description="Decode a prepared manifest in each mode, clean and with noise mixed at each SNR, and print "
+        "WER and CER; with -o, a sweep over several models and noises written as tables and plots.")
     parser.add_argument("--model", nargs="+", default=["synth-grid-tiny"], metavar="BUNDLE",
                         help="bundle files, or the embedded 'synth-grid-tiny' (default; trained on the synthetic "
                         "corpus only: it will not transcribe real people)")
     parser.add_argument("--manifest", required=True, metavar="PREPARED.jsonl")
     parser.add_argument("--modes", nargs="+", default=["av", "audio", "video"], choices=["av", "audio", "video"])
     parser.add_argument("--snr-db", nargs="+", default=["clean"], metavar="SNR",
-                        help="white-noise SNRs in dB measured on the speech, or 'clean' (default: clean)")
+                        help="SNRs in dB measured on the speech, or 'clean' (default: clean)")
     parser.add_argument("--beam-size", type=int, default=1, metavar="N", help="1 = greedy (default)")
     parser.add_argument("--lexicon", default=None, metavar="FILE",
                         help="words allowed in the output (word list or manifest .jsonl); needs --beam-size > 1")
     parser.add_argument("--noise", nargs="+", default=["white"], metavar="NOISE",
-                        help="with -o: white, babble (other speakers of the manifest) and/or NAME=DIR (a folder "
+                        help="white, babble (other speakers of the manifest) and/or NAME=DIR (a folder "
                         "of noise recordings, e.g. music=musan/music); default white")
     parser.add_argument("--seed", type=int, default=0, help="seeds the noise of every utterance (default 0)")
     parser.add_argument("-o", "--output-dir", default=None, metavar="DIR",
@@ -202,15 +208,14 @@ def _add_evaluate(subparsers) -> None:
 
 
 def _model_name(name: str) -> str:
-    from pathlib import Path
-
-    return name if not name.endswith(".pt") else Path(name).stem
+    """A bundle's label in tables: the file's stem, or the embedded model's name."""
+    return os.path.splitext(os.path.basename(name))[0]
 
 
 def _run_evaluate(args: argparse.Namespace) -> int:
     from avsr.decoding.beam import BeamDecoder, BeamOptions, LexiconError
     from avsr.decoding.greedy import greedy_decode
-    from avsr.evaluation.clean import evaluate_modes
+    from avsr.evaluation.sweep import sweep, write_results
     from avsr.models.bundle import BundleError, load_model
 
     try:
@@ -233,29 +238,25 @@ def _run_evaluate(args: argparse.Namespace) -> int:
     elif args.lexicon:
         print("avsr evaluate: error: --lexicon needs beam search; add --beam-size 16", file=sys.stderr)
         return 2
+    if len(models) > 1 and not args.output_dir:
+        print("avsr evaluate: error: several models need -o DIR (a sweep)", file=sys.stderr)
+        return 2
+    try:
+        rows = sweep(models, args.manifest, snrs, args.noise, args.modes, args.seed, decoder,
+                     progress=bool(args.output_dir))
+    except (ValueError, OSError) as error:
+        print(f"avsr evaluate: error: {error}", file=sys.stderr)
+        return 2
     if args.output_dir:
-        from avsr.evaluation.sweep import sweep, write_results
-
-        try:
-            rows = sweep(models, args.manifest, snrs, args.noise, args.modes, args.seed, decoder)
-        except (ValueError, OSError) as error:
-            print(f"avsr evaluate: error: {error}", file=sys.stderr)
-            return 2
         paths = write_results(rows, args.output_dir)
         print(paths[1].read_text(), end="")
         print("wrote " + ", ".join(str(p) for p in paths))
         return 0
-    if len(models) > 1:
-        print("avsr evaluate: error: several models need -o DIR (a sweep)", file=sys.stderr)
-        return 2
-    [model] = models.values()
     print(f"{'SNR dB':>7}  {'mode':<6}{'WER %':>8}{'CER %':>8}{'utts':>6}{'audio weight':>14}")
-    for snr in snrs:
-        for r in evaluate_modes(model, args.manifest, tuple(args.modes), snr_db=snr, decoder=decoder):
-            weight = "" if r.mean_audio_weight is None else f"{r.mean_audio_weight:.3f}"
-            label = "clean" if snr is None else f"{snr:g}"
-            print(f"{label:>7}  {r.mode:<6}{100 * r.wer:>8.2f}{100 * r.cer:>8.2f}{r.utterances:>6}{weight:>14}",
-                  flush=True)
+    for r in rows:
+        weight = "" if r.mean_audio_weight is None else f"{r.mean_audio_weight:.3f}"
+        label = "clean" if r.snr_db is None else f"{r.snr_db:g}"
+        print(f"{label:>7}  {r.mode:<6}{100 * r.wer:>8.2f}{100 * r.cer:>8.2f}{r.utterances:>6}{weight:>14}")
     return 0
 
 
@@ -332,14 +333,7 @@ def _run_transcribe(args: argparse.Namespace) -> int:
     except LexiconError as error:
         print(f"avsr transcribe: error: {error}", file=sys.stderr)
         return 2
-    failed = [r for r in summary if r["status"] == "failed"]
-    for record in failed:
-        print(f"failed: {record['error']}", file=sys.stderr)
-    done = sum(r["status"] == "done" for r in summary)
-    skipped = sum(r["status"] == "skipped" for r in summary)
-    print(f"{done} transcribed, {skipped} skipped (current), {len(failed)} failed -> {args.output_dir} "
-          f"(summary: {SUMMARY_NAME})")
-    return 1 if failed else 0
+    return _report(summary, "transcribed", f"{args.output_dir} (summary: {SUMMARY_NAME})")
 
 
 def _add_demo(subparsers) -> None:

@@ -10,6 +10,7 @@ from a folder (MUSAN-style).
 from __future__ import annotations
 
 import csv
+import io
 import zlib
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
@@ -43,18 +44,20 @@ class SweepRow:
 
 
 class NoiseSource:
-    """Noise for utterance ``index`` of ``dataset``: ``white``, ``babble`` or ``name=DIR``."""
+    """Noise for utterance ``index`` of a test set: ``white``, ``babble`` or ``name=DIR``.
 
-    def __init__(self, spec: str, dataset: AVDataset) -> None:
+    ``audios`` and ``speakers`` are the clean test set's, so babble never loads anything again.
+    """
+
+    def __init__(self, spec: str, audios: list[np.ndarray], speakers: list[str]) -> None:
         self.name, _, folder = spec.partition("=")
         if self.name not in ("white", "babble") and not folder:
             raise ValueError(f"noise {spec!r}; use white, babble or NAME=DIR (a folder of noise recordings)")
-        self.folder = NoiseFolder(folder) if folder else None
-        self.dataset = dataset
-        self.speakers = [r.get("speaker", r["id"]) for r in dataset.records]
-        if self.name == "babble" and len(set(self.speakers)) < 2:
+        if self.name == "babble" and len(set(speakers)) < 2:
             raise ValueError("babble needs utterances of at least two speakers in the manifest (its \"speaker\" "
                              "field): the talkers in the background are never the target's speaker")
+        self.folder = NoiseFolder(folder) if folder else None
+        self.audios, self.speakers = audios, speakers
 
     def __call__(self, index: int, length: int, rng: np.random.Generator) -> np.ndarray:
         if self.name == "white":
@@ -63,21 +66,27 @@ class NoiseSource:
             return self.folder.sample(length, rng)
         others = [i for i, s in enumerate(self.speakers) if s != self.speakers[index]]
         picks = rng.choice(others, size=min(BABBLE_TALKERS, len(others)), replace=False)
-        return babble([self.dataset[int(i)]["audio"] for i in picks], length, rng)
+        return babble([self.audios[int(i)] for i in picks], length, rng)
 
 
-def noisy_items(dataset: AVDataset, source: NoiseSource | None, snr_db: float | None, seed: int) -> tuple[list[dict], list[float]]:
-    """Every utterance of ``dataset`` with noise mixed at ``snr_db``, and the SNR each one reached."""
-    items, achieved = [], []
-    for index in range(len(dataset)):
-        item = dataset[index]
-        if source is not None and snr_db is not None:
-            rng = np.random.default_rng([seed, zlib.crc32(source.name.encode()), index])
-            noisy = mix_at_snr(item["audio"], source(index, len(item["audio"]), rng), snr_db)
-            achieved.append(measured_snr_db(item["audio"], noisy))
-            item = item | {"audio": noisy}
-        items.append(item)
-    return items, achieved
+def load_items(manifest: str) -> tuple[list[dict], list[str]]:
+    """Every utterance of a prepared manifest as evaluation items (centre crops), and its speakers."""
+    dataset = AVDataset(manifest)
+    return [dataset[i] for i in range(len(dataset))], [r.get("speaker", r["id"]) for r in dataset.records]
+
+
+def noisy_items(items: list[dict], source: NoiseSource | None, snr_db: float | None,
+                seed: int) -> tuple[list[dict], list[float]]:
+    """``items`` with noise mixed at ``snr_db`` (``None``: unchanged), and the SNR each one reached."""
+    if source is None or snr_db is None:
+        return items, []
+    noisy, achieved = [], []
+    for index, item in enumerate(items):
+        rng = np.random.default_rng([seed, zlib.crc32(source.name.encode()), index])
+        audio = mix_at_snr(item["audio"], source(index, len(item["audio"]), rng), snr_db)
+        achieved.append(measured_snr_db(item["audio"], audio))
+        noisy.append(item | {"audio": audio})
+    return noisy, achieved
 
 
 def _edits(reference: str, hypothesis: str) -> int:
@@ -108,19 +117,21 @@ def score(model, items: list[dict], mode: str, decoder: Callable, batch_size: in
 def sweep(models: dict[str, torch.nn.Module], manifest: str, snrs: list[float | None], noises: list[str],
           modes: list[str], seed: int = 0, decoder: Callable = greedy_decode,
           progress: bool = True) -> list[SweepRow]:
-    """One row per model x mode x noise x SNR (clean once per model x mode)."""
+    """One row per model x mode x noise x SNR (clean first, once per model x mode). The manifest's
+    features are read once; each condition mixes its noise into them."""
     from tqdm import tqdm
 
-    dataset = AVDataset(manifest)
-    references = [r["text"] for r in dataset.records]
+    clean, speakers = load_items(manifest)
+    references = [item["text"] for item in clean]
     words = np.array([len(t.split()) for t in references])
     conditions = [("clean", None)] if None in snrs else []
     conditions += [(noise, snr) for noise in noises for snr in snrs if snr is not None]
-    sources = {noise: NoiseSource(noise, dataset) for noise in noises}
+    audios = [item["audio"] for item in clean]
+    sources = {noise: NoiseSource(noise, audios, speakers) for noise in noises}
     rows = []
     with tqdm(total=len(conditions) * len(models) * len(modes), unit="run", disable=not progress) as bar:
         for noise, snr in conditions:
-            items, achieved = noisy_items(dataset, sources.get(noise), snr, seed)
+            items, achieved = noisy_items(clean, sources.get(noise), snr, seed)
             for name, model in models.items():
                 model.eval()
                 for mode in modes:
@@ -139,15 +150,14 @@ def write_results(rows: list[SweepRow], out_dir: str | Path) -> list[Path]:
     """``results.csv``, ``results.md``, ``wer_vs_snr.png`` and ``gate_vs_snr.png`` in ``out_dir``."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    fields = list(asdict(rows[0]))
-    lines = [",".join(fields)]
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=list(asdict(rows[0])), lineterminator="\n")
+    writer.writeheader()
     for row in rows:
-        values = asdict(row)
-        lines.append(",".join("" if values[f] is None else (f"{values[f]:.4f}" if isinstance(values[f], float)
-                                                             else str(values[f])) for f in fields))
+        writer.writerow({k: "" if v is None else f"{v:.4f}" if isinstance(v, float) else v
+                         for k, v in asdict(row).items()})
     csv_path = out_dir / "results.csv"
-    write_text_atomic(csv_path, "\n".join(lines) + "\n")
-    assert list(csv.DictReader(csv_path.open()))  # readable by the csv module
+    write_text_atomic(csv_path, buffer.getvalue())
     md = ["| model | mode | noise | SNR dB | achieved | WER % | 95 % CI | CER % | utts | audio weight |",
           "|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:

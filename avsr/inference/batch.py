@@ -36,8 +36,9 @@ def _crashed(job: tuple) -> str:
 
 
 def is_current(path: Path, stem: Path, formats: tuple[str, ...], model_id: str) -> bool:
-    """The outputs of ``path`` exist in every format and were made from the same content by the same model."""
-    if not all(stem.with_name(f"{stem.name}.{fmt}").exists() for fmt in formats + ("json",)):
+    """The outputs of ``path`` exist in every format (``json`` among them) and were made from the same
+    content by the same model."""
+    if not all(stem.with_name(f"{stem.name}.{fmt}").exists() for fmt in formats):
         return False
     try:
         record = json.loads(stem.with_name(f"{stem.name}.json").read_text(encoding="utf-8"))

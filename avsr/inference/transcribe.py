@@ -19,10 +19,10 @@ import torch
 
 from avsr.data.dataset import VIDEO_MEAN, VIDEO_STD
 from avsr.data.tokenizer import CharTokenizer
-from avsr.decoding.align import FRAME_S, align_words
+from avsr.decoding.align import FRAME_S, WordTiming, align_words
 from avsr.decoding.beam import BeamDecoder, BeamOptions
 from avsr.decoding.greedy import greedy_decode
-from avsr.io.lip_roi import LipRoiOptions, extract_lip_roi
+from avsr.io.lip_roi import LipRoiOptions, extract_lip_roi, true_runs
 from avsr.io.media import MediaError, load_media, probe_video
 from avsr.io.roi_batch import file_sha256
 from avsr.models.av_model import AVSRModel
@@ -67,12 +67,7 @@ class TranscribeOptions:
             raise ValueError("a lexicon or language model needs beam search; set beam_size > 1")
 
 
-@dataclass
-class Word:
-    word: str
-    start_s: float
-    end_s: float
-    confidence: float
+Word = WordTiming  # a word with start_s, end_s and confidence
 
 
 @dataclass
@@ -123,7 +118,6 @@ class PreparedInput:
     audio: np.ndarray  # (640 T,) float32, zero without an audio track
     has_audio: bool
     has_video: bool
-    warnings: list[str]
     prepare_s: float
 
     @property
@@ -160,8 +154,7 @@ def prepare_input(path: str | Path, detect_every: int = 1) -> PreparedInput:
     elif len(audio) < samples:
         audio = np.pad(audio, (0, samples - len(audio)))
     audio = audio[:samples].astype(np.float32, copy=False)
-    return PreparedInput(str(path), sha256, crops, found, audio, has_audio, has_video, [],
-                         time.perf_counter() - started)
+    return PreparedInput(str(path), sha256, crops, found, audio, has_audio, has_video, time.perf_counter() - started)
 
 
 def choose_mode(prepared: PreparedInput, requested: str) -> tuple[str, list[str]]:
@@ -220,7 +213,7 @@ def pause_cuts(audio: np.ndarray, min_pause_frames: int) -> list[int]:
     if peak - floor < 15:
         return []
     quiet = level < max(floor + 6.0, peak - 25.0)
-    return [int(a + b) // 2 for a, b in _runs(quiet) if b - a >= min_pause_frames and 0 < a and b < frames]
+    return [int(a + b) // 2 for a, b in true_runs(quiet) if b - a >= min_pause_frames and 0 < a and b < frames]
 
 
 def chunk_plan(frames: int, cuts: list[int], window: int, overlap: int) -> list[tuple[int, int, int, int]]:
@@ -233,29 +226,23 @@ def chunk_plan(frames: int, cuts: list[int], window: int, overlap: int) -> list[
     return plan
 
 
-def _runs(mask: np.ndarray) -> list[tuple[int, int]]:
-    """``[start, stop)`` of every run of True."""
-    edges = np.diff(np.concatenate([[0], mask.astype(np.int8), [0]]))
-    return list(zip(np.flatnonzero(edges == 1), np.flatnonzero(edges == -1)))
-
-
 def speech_segments(log_probs: torch.Tensor, blank: int, pause_frames: int, max_frames: int) -> list[tuple[int, int]]:
     """Split ``(T, V)`` CTC output into ``[start, stop)`` stretches of speech at pauses (runs of frames
     whose most likely token is blank, at least ``pause_frames`` long); stretches over ``max_frames``
     are cut in the middle of their longest inner pause (or in half without one)."""
     silent = (log_probs.argmax(-1) == blank).numpy()
     speech = ~silent
-    for start, stop in _runs(silent):
+    for start, stop in true_runs(silent):
         if stop - start < pause_frames and start > 0 and stop < len(silent):
             speech[start:stop] = True  # a short pause stays inside the segment
     segments = []
-    todo = [(int(a), int(b)) for a, b in _runs(speech)]
+    todo = [(int(a), int(b)) for a, b in true_runs(speech)]
     while todo:
         start, stop = todo.pop(0)
         if stop - start <= max_frames:
             segments.append((start, stop))
             continue
-        inner = [(b - a, a, b) for a, b in _runs(silent[start:stop]) if a > 0 and b < stop - start]
+        inner = [(b - a, a, b) for a, b in true_runs(silent[start:stop]) if a > 0 and b < stop - start]
         cut = start + ((inner and max(inner)[1] + max(inner)[0] // 2) or (stop - start) // 2)
         todo[:0] = [(start, cut), (cut, stop)]
     # Widen each segment by up to two frames of the pause around it (never into a neighbour), so that
@@ -329,14 +316,13 @@ class Transcriber:
             text = self._decode(log_probs[start:stop])
             if not text:
                 continue
-            words = [Word(**asdict(w)) for w in align_words(log_probs[start:stop], text, self.tokenizer,
-                                                             offset_s=start * FRAME_S)]
+            words = align_words(log_probs[start:stop], text, self.tokenizer, offset_s=start * FRAME_S)
             segments.append(Segment(words[0].start_s, words[-1].end_s, text, words))
         return Transcript(
             path=prepared.path, text=" ".join(s.text for s in segments), segments=segments, mode=mode,
             model_id=self.model_id, input_sha256=prepared.sha256, duration_s=prepared.frames * FRAME_S,
             face_found_rate=float(prepared.face_found.mean()), audio_weight=weights.tolist(),
-            warnings=prepared.warnings + notes,
+            warnings=notes,
             timings_s={"prepare": prepared.prepare_s, "recognise": time.perf_counter() - started})
 
 

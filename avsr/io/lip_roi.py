@@ -149,7 +149,7 @@ def fill_gaps(points: np.ndarray, max_gap: int) -> tuple[np.ndarray, np.ndarray]
     return filled, found
 
 
-def _runs(mask: np.ndarray) -> Iterator[tuple[int, int]]:
+def true_runs(mask: np.ndarray) -> Iterator[tuple[int, int]]:
     """``(start, stop)`` of each run of True in a 1-D bool array."""
     edges = np.diff(np.concatenate([[0], mask.astype(np.int8), [0]]))
     yield from zip(np.flatnonzero(edges == 1), np.flatnonzero(edges == -1))
@@ -160,7 +160,7 @@ def smooth_track(points: np.ndarray, found: np.ndarray, sigma: float) -> np.ndar
     smoothed = points.copy()
     if sigma <= 0:
         return smoothed
-    for start, stop in _runs(found):
+    for start, stop in true_runs(found):
         smoothed[start:stop] = gaussian_filter1d(points[start:stop], sigma, axis=0, mode="nearest")
     return smoothed
 

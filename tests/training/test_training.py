@@ -92,11 +92,11 @@ def test_fit_saves_config_checkpoint_and_exports_a_bundle(tmp_path, prepared):
 
 def test_embedded_model_reads_synthetic_speech(prepared):
     import avsr
-    from avsr.evaluation.clean import evaluate_modes
+    from avsr.evaluation.sweep import sweep
 
     model = avsr.load_model("synth-grid-tiny")
     assert "synthetic data only" in model.metadata["note"] and model.id.startswith("synth-grid-tiny@")
-    [result] = evaluate_modes(model.network, str(prepared / "train.jsonl"), ("av",))
+    [result] = sweep({"embedded": model.network}, str(prepared / "train.jsonl"), [None], [], ["av"], progress=False)
     assert result.wer < 0.5 and result.cer < 0.2, result
 
 
