@@ -71,3 +71,16 @@ def test_noise_is_seeded_per_utterance_and_babble_comes_from_other_speakers(mani
     with pytest.raises(ValueError, match="two speakers"):
         one = [s for s in speakers if s == speakers[0]]
         NoiseSource("babble", audios[: len(one)], one)
+
+
+def test_table_with_beam_search_and_a_lexicon(manifest):
+    corpus_train = Path(manifest).parents[1] / "corpus" / "train.jsonl"
+    table = subprocess.run([AVSR, "evaluate", "--manifest", manifest, "--modes", "av", "--beam-size", "8",
+                            "--lexicon", str(corpus_train)], capture_output=True, text=True, timeout=600)
+    assert table.returncode == 0, table.stderr[-2000:]
+    [header, row] = table.stdout.splitlines()
+    assert header.split()[:3] == ["SNR", "dB", "mode"] and row.split()[:2] == ["clean", "av"]
+    assert 0 <= float(row.split()[2]) < 60
+    refused = subprocess.run([AVSR, "evaluate", "--manifest", manifest, "--lexicon", str(corpus_train)],
+                             capture_output=True, text=True, timeout=600)
+    assert refused.returncode == 2 and "--lexicon needs beam search" in refused.stderr
