@@ -55,22 +55,29 @@ def imap_jobs(function: Callable[..., Any], jobs: Sequence[tuple], workers: int,
         return ProcessPoolExecutor(size, mp_context=context, initializer=_init_worker, initargs=(started,))
 
     while pending:
-        lost: list[int] = []
+        futures: dict = {}
+        broken = False  # a worker died: the pool refuses new jobs and fails those not yet returned
         with pool(workers) as executor:
-            futures: dict = {}
-            while (pending or futures) and not lost:
-                while pending and len(futures) < limit:
-                    index = pending.popleft()
-                    futures[executor.submit(_tracked, index, function, jobs[index])] = index
+            while (pending or futures) and not broken:
+                try:
+                    while pending and len(futures) < limit:
+                        futures[executor.submit(_tracked, pending[0], function, jobs[pending[0]])] = pending[0]
+                        pending.popleft()
+                except BrokenProcessPool:
+                    broken = True
+                    break
                 done, _ = wait(futures, return_when=FIRST_COMPLETED)
                 for future in done:
-                    index = futures.pop(future)
-                    try:
-                        result = future.result()
-                    except BrokenProcessPool:  # a worker died; every job not yet returned is lost
-                        lost = [index] + list(futures.values())
+                    if isinstance(future.exception(), BrokenProcessPool):
+                        broken = True
                         break
-                    yield index, result
+                    yield futures.pop(future), future.result()
+        lost = []
+        for future, index in futures.items():  # results that arrived before the break still count
+            if future.done() and not isinstance(future.exception(), BrokenProcessPool):
+                yield index, future.result()
+            else:
+                lost.append(index)
         # The jobs that had started when the pool broke: the one that killed its worker is among them.
         for index in [i for i in lost if started[i] == 1]:
             started[index] = 0
