@@ -6,6 +6,7 @@ import argparse
 import os
 import sys
 import warnings
+from pathlib import Path
 
 import avsr
 
@@ -203,7 +204,8 @@ def _add_evaluate(subparsers) -> None:
     parser.add_argument("--seed", type=int, default=0, help="seeds the noise of every utterance (default 0)")
     parser.add_argument("-o", "--output-dir", default=None, metavar="DIR",
                         help="run a sweep over models x modes x noises x SNRs and write results.csv, results.md "
-                        "(WER with bootstrap 95%% intervals, achieved SNR, gate weight) and PNG plots here")
+                        "(WER with bootstrap 95%% intervals, achieved SNR, gate weight), PNG plots and one utterance's "
+                        "spectrogram / mouth crops / gate weight (utterance.png) here")
     parser.set_defaults(handler=_run_evaluate)
 
 
@@ -242,13 +244,16 @@ def _run_evaluate(args: argparse.Namespace) -> int:
         print("avsr evaluate: error: several models need -o DIR (a sweep)", file=sys.stderr)
         return 2
     try:
+        figure = Path(args.output_dir) / "utterance.png" if args.output_dir else None
+        if figure is not None:
+            figure.parent.mkdir(parents=True, exist_ok=True)
         rows = sweep(models, args.manifest, snrs, args.noise, args.modes, args.seed, decoder,
-                     progress=bool(args.output_dir))
+                     progress=bool(args.output_dir), figure_path=figure)
     except (ValueError, OSError) as error:
         print(f"avsr evaluate: error: {error}", file=sys.stderr)
         return 2
     if args.output_dir:
-        paths = write_results(rows, args.output_dir)
+        paths = write_results(rows, args.output_dir) + ([figure] if figure.exists() else [])
         print(paths[1].read_text(), end="")
         print("wrote " + ", ".join(str(p) for p in paths))
         return 0
@@ -336,6 +341,43 @@ def _run_transcribe(args: argparse.Namespace) -> int:
     return _report(summary, "transcribed", f"{args.output_dir} (summary: {SUMMARY_NAME})")
 
 
+def _add_render(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "render", help="draw the mouth box, the gate's audio/lip weights and the transcript onto a video",
+        description="Transcribe VIDEO and write OUT (mp4, 25 fps, the input's audio): every frame with the mouth "
+        "crop the model read, a bar of the gate's weight on audio (orange) and on the lips (blue), and the words "
+        "spoken so far.")
+    parser.add_argument("video", metavar="VIDEO")
+    parser.add_argument("-o", "--output", required=True, metavar="OUT.mp4")
+    parser.add_argument("--model", default="synth-grid-tiny", metavar="BUNDLE",
+                        help="a bundle file from `avsr export`, or the embedded 'synth-grid-tiny' (default)")
+    parser.add_argument("--mode", default="auto", choices=["auto", "av", "audio", "video"])
+    parser.add_argument("--beam-size", type=int, default=1, metavar="N", help="1 = greedy (default)")
+    parser.add_argument("--detect-every", type=int, default=1, metavar="K",
+                        help="run the face landmarker on every K-th frame (2-3 is faster)")
+    parser.add_argument("--device", default="cpu", help="cpu (default) or cuda")
+    parser.set_defaults(handler=_run_render)
+
+
+def _run_render(args: argparse.Namespace) -> int:
+    from avsr.inference.render import render
+    from avsr.inference.transcribe import TranscribeOptions, Transcriber
+    from avsr.io.media import MediaError
+    from avsr.models.bundle import BundleError, load_model
+
+    try:
+        model = load_model(args.model, args.device)
+        transcriber = Transcriber(model.network, model.tokenizer, model.id,
+                                  TranscribeOptions(mode=args.mode, beam_size=args.beam_size,
+                                                    detect_every=args.detect_every), args.device)
+        transcript = render(args.video, args.output, transcriber)
+    except (ValueError, BundleError, MediaError) as error:
+        print(f"avsr render: error: {error}", file=sys.stderr)
+        return 2 if not isinstance(error, MediaError) else 1
+    print(f"{args.output}: {transcript.text}")
+    return 0
+
+
 def _add_demo(subparsers) -> None:
     parser = subparsers.add_parser(
         "demo", help="make a few synthetic clips and transcribe them with the embedded model",
@@ -373,6 +415,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_export(subparsers)
     _add_evaluate(subparsers)
     _add_transcribe(subparsers)
+    _add_render(subparsers)
     _add_demo(subparsers)
     return parser
 

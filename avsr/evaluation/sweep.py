@@ -24,6 +24,7 @@ from avsr.data.dataset import AVDataset, collate
 from avsr.data.manifest import write_text_atomic
 from avsr.data.noise import NoiseFolder, babble, measured_snr_db, mix_at_snr, white_noise
 from avsr.decoding.greedy import greedy_decode
+from avsr.evaluation.figures import sweep_plots, utterance_figure
 
 BABBLE_TALKERS = 4
 
@@ -109,16 +110,22 @@ def score(model, items: list[dict], mode: str, decoder: Callable, batch_size: in
         batch = collate(items[start:start + batch_size])
         out = model(batch.audio, batch.audio_lengths, batch.video, batch.video_lengths, batch.face_found, mode)
         hypotheses += decoder(out.log_probs, out.lengths)
-        valid = torch.arange(out.audio_weight.shape[1])[None] < out.lengths[:, None]
-        weights.append(out.audio_weight[valid])
-    return hypotheses, float(torch.cat(weights).mean()) if mode == "av" else None
+        if mode == "av" and out.audio_weight is not None:  # concat and sum fusion have no weights
+            valid = torch.arange(out.audio_weight.shape[1])[None] < out.lengths[:, None]
+            weights.append(out.audio_weight[valid])
+    return hypotheses, float(torch.cat(weights).mean()) if weights else None
 
 
 def sweep(models: dict[str, torch.nn.Module], manifest: str, snrs: list[float | None], noises: list[str],
           modes: list[str], seed: int = 0, decoder: Callable = greedy_decode,
-          progress: bool = True) -> list[SweepRow]:
-    """One row per model x mode x noise x SNR (clean first, once per model x mode). The manifest's
-    features are read once; each condition mixes its noise into them."""
+          progress: bool = True, figure_path: str | Path | None = None) -> list[SweepRow]:
+    """One row per model x mode x noise x SNR (clean first, once per model x mode; modes a model
+    cannot run, such as ``av`` for an audio-only model, are skipped). The manifest's features are
+    read once; each condition mixes its noise into them.
+
+    ``figure_path``: also draw :func:`~avsr.evaluation.figures.utterance_figure` for the first
+    utterance, clean and at the lowest SNR of the first noise, with the first model that runs ``av``.
+    """
     from tqdm import tqdm
 
     clean, speakers = load_items(manifest)
@@ -129,12 +136,13 @@ def sweep(models: dict[str, torch.nn.Module], manifest: str, snrs: list[float | 
     audios = [item["audio"] for item in clean]
     sources = {noise: NoiseSource(noise, audios, speakers) for noise in noises}
     rows = []
-    with tqdm(total=len(conditions) * len(models) * len(modes), unit="run", disable=not progress) as bar:
+    runs = {name: [mode for mode in modes if mode in model.modes] for name, model in models.items()}
+    with tqdm(total=len(conditions) * sum(map(len, runs.values())), unit="run", disable=not progress) as bar:
         for noise, snr in conditions:
             items, achieved = noisy_items(clean, sources.get(noise), snr, seed)
             for name, model in models.items():
                 model.eval()
-                for mode in modes:
+                for mode in runs[name]:  # an audio-only model runs audio mode alone
                     hypotheses, weight = score(model, items, mode, decoder)
                     errors = np.array([_edits(r, h) for r, h in zip(references, hypotheses)])
                     low, high = bootstrap_wer(errors, words, seed)
@@ -143,6 +151,11 @@ def sweep(models: dict[str, torch.nn.Module], manifest: str, snrs: list[float | 
                                          jiwer.wer(references, hypotheses), low, high,
                                          jiwer.cer(references, hypotheses), len(references), weight))
                     bar.update()
+    av_models = [model for model in models.values() if "av" in model.modes]
+    lowest = min((snr for snr in snrs if snr is not None), default=None)
+    if figure_path is not None and av_models and noises and lowest is not None:
+        noisy, _ = noisy_items(clean[:1], sources[noises[0]], lowest, seed)
+        utterance_figure(av_models[0], clean[0], noisy[0], f"{sources[noises[0]].name} {lowest:g} dB", figure_path)
     return rows
 
 
@@ -167,45 +180,4 @@ def write_results(rows: list[SweepRow], out_dir: str | Path) -> list[Path]:
         md.append(f"| {r.model} | {r.mode} | {r.noise} | {snr} | {achieved} | {100 * r.wer:.1f} | "
                   f"{100 * r.wer_low:.1f}–{100 * r.wer_high:.1f} | {100 * r.cer:.1f} | {r.utterances} | {weight} |")
     write_text_atomic(out_dir / "results.md", "\n".join(md) + "\n")
-    return [csv_path, out_dir / "results.md", *_plots(rows, out_dir)]
-
-
-def _plots(rows: list[SweepRow], out_dir: Path) -> list[Path]:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    noises = sorted({r.noise for r in rows if r.noise != "clean"})
-    snrs = sorted({r.snr_db for r in rows if r.snr_db is not None})
-    x_clean = (max(snrs) + 10) if snrs else 0.0  # "clean" drawn right of the highest SNR
-    paths = []
-    for kind in ("wer", "gate"):
-        figure, axes = plt.subplots(1, max(len(noises), 1), figsize=(5 * max(len(noises), 1), 4), squeeze=False)
-        for axis, noise in zip(axes[0], noises or ["clean"]):
-            for model in dict.fromkeys(r.model for r in rows):
-                for mode in dict.fromkeys(r.mode for r in rows):
-                    if kind == "gate" and mode != "av":
-                        continue
-                    line = sorted((r for r in rows if r.model == model and r.mode == mode and r.noise in (noise, "clean")),
-                                  key=lambda r: x_clean if r.snr_db is None else r.snr_db)
-                    xs = [x_clean if r.snr_db is None else r.snr_db for r in line]
-                    if kind == "wer":
-                        axis.plot(xs, [100 * r.wer for r in line], marker="o", label=f"{model} {mode}")
-                        axis.fill_between(xs, [100 * r.wer_low for r in line], [100 * r.wer_high for r in line],
-                                          alpha=0.2)
-                    else:
-                        axis.plot(xs, [r.mean_audio_weight for r in line], marker="o", label=model)
-            ticks = snrs + ([x_clean] if any(r.snr_db is None for r in rows) else [])
-            axis.set_xticks(ticks, [f"{t:g}" for t in snrs] + ["clean"] * (len(ticks) - len(snrs)))
-            axis.set_title(f"{noise} noise")
-            axis.set_xlabel("SNR dB, measured on the speech")
-            axis.set_ylabel("WER %" if kind == "wer" else "mean audio weight of the gate")
-            axis.grid(alpha=0.3)
-            axis.legend(fontsize=8)
-        figure.tight_layout()
-        path = out_dir / f"{kind}_vs_snr.png"
-        figure.savefig(path, dpi=100)
-        plt.close(figure)
-        paths.append(path)
-    return paths
+    return [csv_path, out_dir / "results.md", *sweep_plots(rows, out_dir)]

@@ -92,7 +92,8 @@ class Transcript:
     input_sha256: str
     duration_s: float
     face_found_rate: float  # share of frames with a tracked face
-    audio_weight: list[float]  # the gate's weight on audio per 25 Hz frame (1 audio only, 0 video only)
+    audio_weight: list[float]  # the gate's weight on audio per 25 Hz frame (1 audio only, 0 video only);
+    # empty for a fusion without weights (concat, sum)
     warnings: list[str] = field(default_factory=list)
     timings_s: dict[str, float] = field(default_factory=dict)  # prepare / recognise seconds
 
@@ -119,6 +120,7 @@ class PreparedInput:
     has_audio: bool
     has_video: bool
     prepare_s: float
+    transforms: np.ndarray | None = None  # (T, 2, 3) image-to-crop affine maps, NaN without a face
 
     @property
     def frames(self) -> int:
@@ -133,7 +135,7 @@ def prepare_input(path: str | Path, detect_every: int = 1) -> PreparedInput:
     has_video = probe_video(path) is not None
     if has_video:  # crops first, so that their working memory is gone before the audio arrives
         roi = extract_lip_roi(path, LipRoiOptions(detect_every=detect_every))
-        crops, found = roi.roi, roi.face_found
+        crops, found, transforms = roi.roi, roi.face_found, roi.transforms
         del roi
     try:
         audio = load_media(path, video=False).audio
@@ -143,7 +145,7 @@ def prepare_input(path: str | Path, detect_every: int = 1) -> PreparedInput:
         audio = None
     if not has_video:
         frames = int(np.ceil(len(audio) / SAMPLES_PER_FRAME)) if audio is not None else 0
-        crops, found = np.zeros((frames, 96, 96), np.uint8), np.zeros(frames, bool)
+        crops, found, transforms = np.zeros((frames, 96, 96), np.uint8), np.zeros(frames, bool), None
     if audio is None and not found.any():
         raise MediaError(path, "no_audio", "has neither an audio track nor a visible face; nothing to transcribe")
     if len(found) == 0:
@@ -154,15 +156,21 @@ def prepare_input(path: str | Path, detect_every: int = 1) -> PreparedInput:
     elif len(audio) < samples:
         audio = np.pad(audio, (0, samples - len(audio)))
     audio = audio[:samples].astype(np.float32, copy=False)
-    return PreparedInput(str(path), sha256, crops, found, audio, has_audio, has_video, time.perf_counter() - started)
+    return PreparedInput(str(path), sha256, crops, found, audio, has_audio, has_video, time.perf_counter() - started,
+                         transforms)
 
 
-def choose_mode(prepared: PreparedInput, requested: str) -> tuple[str, list[str]]:
-    """The mode to run and the warnings that explain it."""
+def choose_mode(prepared: PreparedInput, requested: str, modes: tuple[str, ...] = ("av", "audio", "video"),
+                ) -> tuple[str, list[str]]:
+    """The mode to run (one of the model's ``modes``) and the warnings that explain it."""
     notes = []
     face_rate = float(prepared.face_found.mean()) if prepared.frames else 0.0
     mode = requested
-    if requested == "auto":
+    if requested == "auto" and modes == ("audio",):
+        mode = "audio"
+        if not prepared.has_audio:
+            notes.append("the file has no audio track and this model reads audio alone")
+    elif requested == "auto":
         if not prepared.has_audio:
             mode = "video"
             notes.append("no audio track: transcribed from the lips alone (video mode)")
@@ -258,6 +266,8 @@ class Transcriber:
                  options: TranscribeOptions = TranscribeOptions(), device: str = "cpu") -> None:
         self.model = model.to(device).eval()
         self.tokenizer, self.model_id, self.options, self.device = tokenizer, model_id, options, device
+        if options.mode not in ("auto",) + model.modes:
+            raise ValueError(f"mode={options.mode!r}: this model runs {', '.join(model.modes)} (or auto)")
         self.beam = None
         if options.beam_size > 1:
             self.beam = BeamDecoder(BeamOptions(beam_size=options.beam_size, lexicon=options.lexicon, lm=options.lm,
@@ -267,8 +277,10 @@ class Transcriber:
         return self.recognise(prepare_input(path, self.options.detect_every))
 
     @torch.no_grad()
-    def _forward(self, prepared: PreparedInput, mode: str, cuts: list[int]) -> tuple[torch.Tensor, torch.Tensor]:
-        """Stitched ``log_probs (T, V)`` and ``audio_weight (T,)`` over the whole recording, cut at ``cuts``."""
+    def _forward(self, prepared: PreparedInput, mode: str,
+                 cuts: list[int]) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Stitched ``log_probs (T, V)`` and ``audio_weight (T,)`` over the whole recording, cut at ``cuts``
+        (None for a fusion without weights)."""
         o, frames = self.options, prepared.frames
         windows = chunk_plan(frames, cuts, round(o.window_s * 25), round(o.overlap_s * 25))
         log_probs = torch.zeros(frames, self.tokenizer.vocab_size)
@@ -291,8 +303,9 @@ class Transcriber:
                              lengths.to(self.device), found.to(self.device), mode)
             for row, (start, stop, keep_from, keep_to) in enumerate(group):
                 log_probs[keep_from:keep_to] = out.log_probs[row, keep_from - start: keep_to - start].float().cpu()
-                weights[keep_from:keep_to] = out.audio_weight[row, keep_from - start: keep_to - start].float().cpu()
-        return log_probs, weights
+                if out.audio_weight is not None:
+                    weights[keep_from:keep_to] = out.audio_weight[row, keep_from - start: keep_to - start].float().cpu()
+        return log_probs, (weights if out.audio_weight is not None else None)
 
     def _decode(self, log_probs: torch.Tensor) -> str:
         lengths = torch.tensor([len(log_probs)])
@@ -302,7 +315,7 @@ class Transcriber:
 
     def recognise(self, prepared: PreparedInput) -> Transcript:
         started = time.perf_counter()
-        mode, notes = choose_mode(prepared, self.options.mode)
+        mode, notes = choose_mode(prepared, self.options.mode, self.model.modes)
         o = self.options
         cuts = pause_cuts(prepared.audio, round(o.cut_pause_s * 25)) if prepared.has_audio and mode != "video" else []
         log_probs, weights = self._forward(prepared, mode, cuts)
@@ -321,7 +334,8 @@ class Transcriber:
         return Transcript(
             path=prepared.path, text=" ".join(s.text for s in segments), segments=segments, mode=mode,
             model_id=self.model_id, input_sha256=prepared.sha256, duration_s=prepared.frames * FRAME_S,
-            face_found_rate=float(prepared.face_found.mean()), audio_weight=weights.tolist(),
+            face_found_rate=float(prepared.face_found.mean()),
+            audio_weight=weights.tolist() if weights is not None else [],
             warnings=notes,
             timings_s={"prepare": prepared.prepare_s, "recognise": time.perf_counter() - started})
 

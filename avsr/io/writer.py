@@ -54,39 +54,43 @@ def write_video(
     default_video, default_audio, pixel_format = CODECS.get(path.suffix.lower(), CODECS[".mp4"])
     tmp = path.with_name(f".{path.stem}.tmp{path.suffix}")
     rate = Fraction(fps).limit_denominator(100_000)
-    with av.open(str(tmp), "w") as container:
-        video_stream = audio_stream = None
-        if frames is not None:
-            frames = iter(frames)
-            first = next(frames)
-            frames = itertools.chain([first], frames)
-            video_stream = container.add_stream(video_codec or default_video, rate=rate)
-            video_stream.height, video_stream.width = first.shape[:2]
-            video_stream.pix_fmt = pixel_format
-            if (video_codec or default_video) == "libx264":
-                # Reproducible bytes: x264 with threads, and (measured here, ~2% of runs on natural
-                # video) with its macroblock-tree rate control, gave different output per run.
-                video_stream.options = {"crf": str(quality_crf), "preset": "veryfast",
-                                        "x264-params": "threads=1:lookahead-threads=1:mbtree=0"}
-                video_stream.codec_context.thread_count = 1
-            if timestamps_s is not None:
-                video_stream.codec_context.time_base = Fraction(1, 1000)
-            if rotation:
-                video_stream.set_display_rotation(rotation)
-        if audio is not None:
-            audio_stream = container.add_stream(audio_codec or default_audio, rate=sample_rate)
-            audio_stream.layout = "mono"
-        if video_stream is not None:
-            for index, image in enumerate(frames):
-                frame = _to_video_frame(np.ascontiguousarray(image), pixel_format)
+    try:
+        with av.open(str(tmp), "w") as container:
+            video_stream = audio_stream = None
+            if frames is not None:
+                frames = iter(frames)
+                first = next(frames)
+                frames = itertools.chain([first], frames)
+                video_stream = container.add_stream(video_codec or default_video, rate=rate)
+                video_stream.height, video_stream.width = first.shape[:2]
+                video_stream.pix_fmt = pixel_format
+                if (video_codec or default_video) == "libx264":
+                    # Reproducible bytes: x264 with threads, and (measured here, ~2% of runs on natural
+                    # video) with its macroblock-tree rate control, gave different output per run.
+                    video_stream.options = {"crf": str(quality_crf), "preset": "veryfast",
+                                            "x264-params": "threads=1:lookahead-threads=1:mbtree=0"}
+                    video_stream.codec_context.thread_count = 1
                 if timestamps_s is not None:
-                    frame.pts, frame.time_base = round(timestamps_s[index] * 1000), Fraction(1, 1000)
-                else:
-                    frame.pts, frame.time_base = index, 1 / rate
-                container.mux(video_stream.encode(frame))
-            container.mux(video_stream.encode())
-        if audio_stream is not None:
-            _encode_audio(container, audio_stream, np.asarray(audio, np.float32), sample_rate)
+                    video_stream.codec_context.time_base = Fraction(1, 1000)
+                if rotation:
+                    video_stream.set_display_rotation(rotation)
+            if audio is not None:
+                audio_stream = container.add_stream(audio_codec or default_audio, rate=sample_rate)
+                audio_stream.layout = "mono"
+            if video_stream is not None:
+                for index, image in enumerate(frames):
+                    frame = _to_video_frame(np.ascontiguousarray(image), pixel_format)
+                    if timestamps_s is not None:
+                        frame.pts, frame.time_base = round(timestamps_s[index] * 1000), Fraction(1, 1000)
+                    else:
+                        frame.pts, frame.time_base = index, 1 / rate
+                    container.mux(video_stream.encode(frame))
+                container.mux(video_stream.encode())
+            if audio_stream is not None:
+                _encode_audio(container, audio_stream, np.asarray(audio, np.float32), sample_rate)
+    except BaseException:  # an input that fails mid-way leaves no half-written file
+        tmp.unlink(missing_ok=True)
+        raise
     os.replace(tmp, path)
     return path
 

@@ -8,7 +8,7 @@ from dataclasses import asdict, dataclass
 import torch
 from torch import nn
 
-from avsr.models.audio_encoder import AudioEncoder
+from avsr.models.audio_encoder import AudioEncoder, frames_from_samples
 from avsr.models.conformer import Conformer
 from avsr.models.fusion import ConcatFusion, ReliabilityGate, SumFusion, reliability_cues
 from avsr.models.video_encoder import VideoEncoder
@@ -32,8 +32,11 @@ class ModelConfig:
     video_channels: tuple[int, ...] = (16, 32, 64)  # ResNet stage widths of the video trunk
     fusion: str = "gate"  # gate | concat | sum
     dropout: float = 0.1
+    modalities: str = "av"  # av, or audio: an audio-only baseline (audio encoder + CTC head alone)
 
     def __post_init__(self) -> None:
+        if self.modalities not in ("av", "audio"):
+            raise ValueError(f"modalities={self.modalities!r}; use av or audio")
         if self.fusion not in FUSIONS:
             raise ValueError(f"fusion={self.fusion!r}; use one of {', '.join(FUSIONS)}")
         if self.dim % self.num_heads:
@@ -46,13 +49,13 @@ class ModelConfig:
 @dataclass
 class ModelOutput:
     """log_probs ``(B, T, V)`` with lengths ``(B,)``; ``audio_weight`` ``(B, T)`` (gate only);
-    per-stream log probs for the auxiliary CTC losses."""
+    per-stream log probs for the auxiliary CTC losses (``video_log_probs`` is None in audio mode)."""
 
     log_probs: torch.Tensor
     lengths: torch.Tensor
     audio_weight: torch.Tensor | None
     audio_log_probs: torch.Tensor
-    video_log_probs: torch.Tensor
+    video_log_probs: torch.Tensor | None
 
 
 class AVSRModel(nn.Module):
@@ -62,13 +65,21 @@ class AVSRModel(nn.Module):
         c = config
         self.audio_encoder = AudioEncoder(c.dim, c.audio_layers, c.num_heads, c.ffn_dim, kernel_size=c.kernel_size,
                                           dropout=c.dropout)
+        if c.modalities == "audio":
+            self.audio_head = nn.Linear(c.dim, c.vocab_size)
+            return
         self.video_encoder = VideoEncoder(c.dim, c.video_channels, c.video_layers, c.num_heads, c.ffn_dim,
                                           kernel_size=c.kernel_size, dropout=c.dropout)
         self.fusion = FUSIONS[c.fusion](c.dim)
         self.shared = Conformer(c.dim, c.num_heads, c.ffn_dim, c.fusion_layers, c.kernel_size, c.dropout)
-        self.head = nn.Linear(c.dim, c.vocab_size)
+        self.head = nn.Linear(c.dim, c.vocab_size)  # (creation order kept: it fixes the seeded initialisation)
         self.audio_head = nn.Linear(c.dim, c.vocab_size)
         self.video_head = nn.Linear(c.dim, c.vocab_size)
+
+    @property
+    def modes(self) -> tuple[str, ...]:
+        """The modes this model can run: all three, or ``("audio",)`` for an audio-only model."""
+        return MODES if self.config.modalities == "av" else ("audio",)
 
     def forward(self, audio: torch.Tensor, audio_lengths: torch.Tensor, video: torch.Tensor,
                 video_lengths: torch.Tensor, face_found: torch.Tensor, mode: str = "av") -> ModelOutput:
@@ -80,23 +91,26 @@ class AVSRModel(nn.Module):
             mode: ``av`` (fused through the gate), ``audio`` or ``video`` (that stream alone, read by its
                 own auxiliary CTC head).
         """
-        if mode not in MODES:
-            raise ValueError(f"mode={mode!r}; use one of {', '.join(MODES)}")
-        audio_features, audio_frames, logmel = self.audio_encoder(audio, audio_lengths)  # (B, T, D)
+        if mode not in self.modes:
+            raise ValueError(f"mode={mode!r}; this model runs {', '.join(self.modes)}")
         frames = video.shape[1]
-        audio_features = nn.functional.pad(audio_features, (0, 0, 0, max(frames - audio_features.shape[1], 0)))
-        audio_features = audio_features[:, :frames]
-        video_features = self.video_encoder(video, video_lengths)  # (B, T, D)
-        lengths = torch.minimum(audio_frames, video_lengths)
-        audio_log_probs = nn.functional.log_softmax(self.audio_head(audio_features).float(), dim=-1)
-        video_log_probs = nn.functional.log_softmax(self.video_head(video_features).float(), dim=-1)
-        if mode != "av":
+        lengths = torch.minimum(frames_from_samples(audio_lengths), video_lengths)
+        audio_log_probs = audio_features = None
+        if mode != "video":
+            audio_features, _, logmel = self.audio_encoder(audio, audio_lengths)  # (B, T, D)
+            audio_features = nn.functional.pad(audio_features, (0, 0, 0, max(frames - audio_features.shape[1], 0)))
+            audio_features = audio_features[:, :frames]
+            audio_log_probs = nn.functional.log_softmax(self.audio_head(audio_features).float(), dim=-1)
+        if mode == "audio":
             # One stream alone is read by its own CTC head (trained beside the fused one); the
             # gate's weight is then 1 for that stream by definition.
-            only_audio = mode == "audio"
-            weight = torch.full(video_features.shape[:2], float(only_audio), device=video.device)
-            log_probs = audio_log_probs if only_audio else video_log_probs
-            return ModelOutput(log_probs, lengths, weight, audio_log_probs, video_log_probs)
+            weight = torch.ones(audio_features.shape[:2], device=audio.device)
+            return ModelOutput(audio_log_probs, lengths, weight, audio_log_probs, None)
+        video_features = self.video_encoder(video, video_lengths)  # (B, T, D)
+        video_log_probs = nn.functional.log_softmax(self.video_head(video_features).float(), dim=-1)
+        if mode == "video":
+            weight = torch.zeros(video_features.shape[:2], device=video.device)
+            return ModelOutput(video_log_probs, lengths, weight, None, video_log_probs)
         cues = reliability_cues(logmel, audio_lengths, face_found)
         fused, audio_weight = self.fusion(audio_features, video_features, cues)
         shared = self.shared(fused, lengths)

@@ -33,11 +33,17 @@ class AVSRLightning(L.LightningModule):
         self._references: list[str] = []
         self._weights: list[torch.Tensor] = []
 
-    def _loss(self, batch: Batch, mode: str = "av") -> tuple[torch.Tensor, object]:
-        out = self.model(batch.audio, batch.audio_lengths, batch.video, batch.video_lengths, batch.face_found, mode)
-        ctc = lambda log_probs: self.ctc(log_probs.transpose(0, 1), batch.targets, out.lengths, batch.target_lengths)
-        loss = ctc(out.log_probs) + self.hparams.aux_weight * (ctc(out.audio_log_probs) + ctc(out.video_log_probs))
-        return loss, out
+    def _loss(self, batch: Batch) -> tuple[torch.Tensor, object]:
+        if self.model.config.modalities == "audio":  # the audio-only baseline: its one CTC head
+            out = self.model(batch.audio, batch.audio_lengths, batch.video, batch.video_lengths, batch.face_found,
+                             "audio")
+            return self._ctc(out.log_probs, out, batch), out
+        out = self.model(batch.audio, batch.audio_lengths, batch.video, batch.video_lengths, batch.face_found, "av")
+        aux = self._ctc(out.audio_log_probs, out, batch) + self._ctc(out.video_log_probs, out, batch)
+        return self._ctc(out.log_probs, out, batch) + self.hparams.aux_weight * aux, out
+
+    def _ctc(self, log_probs: torch.Tensor, out, batch: Batch) -> torch.Tensor:
+        return self.ctc(log_probs.transpose(0, 1), batch.targets, out.lengths, batch.target_lengths)
 
     def training_step(self, batch: Batch, batch_index: int) -> torch.Tensor:
         loss, _ = self._loss(batch)
@@ -49,7 +55,7 @@ class AVSRLightning(L.LightningModule):
         self.log("val/loss", loss, prog_bar=True, batch_size=len(batch.ids), sync_dist=True)
         self._hypotheses += greedy_decode(out.log_probs, out.lengths, self.tokenizer)
         self._references += batch.texts
-        if out.audio_weight is not None:
+        if out.audio_weight is not None and self.model.config.modalities == "av":
             valid = torch.arange(out.audio_weight.shape[1], device=self.device)[None] < out.lengths[:, None]
             self._weights.append(out.audio_weight[valid].detach().float().cpu())
 

@@ -10,10 +10,12 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+import torch
 
 from avsr.data.prepare import prepare_manifest
-from avsr.evaluation.sweep import NoiseSource, load_items, noisy_items
+from avsr.evaluation.sweep import NoiseSource, load_items, noisy_items, sweep, write_results
 from avsr.io.lip_roi import LipRoiOptions
+from avsr.models.av_model import AVSRModel, ModelConfig
 from avsr.synth.corpus import SynthOptions, synthesize_corpus
 
 AVSR = str(Path(sys.executable).with_name("avsr"))
@@ -48,7 +50,7 @@ def test_sweep_writes_tables_and_plots_and_repeats_exactly(manifest, tmp_path):
             assert abs(float(row["achieved_snr_db"]) - float(row["snr_db"])) < 0.1
         assert (row["mean_audio_weight"] != "") == (row["mode"] == "av")
     assert (tmp_path / "a" / "results.md").read_text().count("\n") == len(rows) + 2
-    for name in ("wer_vs_snr.png", "gate_vs_snr.png"):
+    for name in ("wer_vs_snr.png", "gate_vs_snr.png", "utterance.png"):
         image = cv2.imread(str(tmp_path / "a" / name))
         assert image is not None and image.shape[0] > 200 and image.std() > 5
     again = run_sweep(manifest, tmp_path / "b", seed=1)
@@ -84,3 +86,22 @@ def test_table_with_beam_search_and_a_lexicon(manifest):
     refused = subprocess.run([AVSR, "evaluate", "--manifest", manifest, "--lexicon", str(corpus_train)],
                              capture_output=True, text=True, timeout=600)
     assert refused.returncode == 2 and "--lexicon needs beam search" in refused.stderr
+
+
+def test_sweep_runs_fusions_without_weights_and_audio_only_models(manifest, tmp_path):
+    """A concat model has no gate weights; an audio-only model runs its one mode. Both go through a
+    sweep and its plots, and the utterance figure comes from the first model that reads the lips."""
+    torch.manual_seed(0)
+    small = dict(dim=32, num_heads=2, ffn_dim=64, audio_layers=1, video_layers=1, video_channels=(8, 16))
+    models = {"concat": AVSRModel(ModelConfig(**small, fusion="concat")),
+              "audio-only": AVSRModel(ModelConfig(**small, modalities="audio"))}
+    rows = sweep(models, manifest, [None, 0.0], ["white"], ["av", "audio"], progress=False,
+                 figure_path=tmp_path / "utterance.png")
+    assert [(r.model, r.mode, r.noise) for r in rows] == [
+        ("concat", "av", "clean"), ("concat", "audio", "clean"), ("audio-only", "audio", "clean"),
+        ("concat", "av", "white"), ("concat", "audio", "white"), ("audio-only", "audio", "white")]
+    assert all(r.mean_audio_weight is None for r in rows)
+    paths = write_results(rows, tmp_path)
+    for path in paths[2:] + [tmp_path / "utterance.png"]:
+        image = cv2.imread(str(path))
+        assert image is not None and image.std() > 5

@@ -69,9 +69,29 @@ def test_modes_force_the_weights():
         model(*inputs(1, [5]), mode="both")
 
 
-def test_one_batch_is_learned_to_zero_ctc_loss():
+def test_an_audio_only_model_has_no_video_path_and_runs_audio_mode_alone():
+    model = AVSRModel(ModelConfig(**{**SMALL.__dict__, "modalities": "audio"})).eval()
+    assert model.modes == ("audio",)
+    assert not any(name.startswith(("video", "fusion", "shared", "head")) for name, _ in model.named_parameters())
+    batch = inputs(2, [14, 9])
+    with torch.no_grad():
+        out = model(*batch, mode="audio")
+        same = AVSRModel(ModelConfig(**{**SMALL.__dict__, "modalities": "audio"})).eval()
+        same.load_state_dict(model.state_dict())
+        other_video = same(*batch[:2], torch.randn_like(batch[2]), *batch[3:], mode="audio")
+    assert out.log_probs.shape == (2, 14, 29) and out.video_log_probs is None
+    torch.testing.assert_close(out.log_probs, other_video.log_probs)  # the lips play no part
+    for mode in ("av", "video"):
+        with pytest.raises(ValueError, match="runs audio"):
+            model(*batch, mode=mode)
+    with pytest.raises(ValueError, match="modalities='video'"):
+        ModelConfig(modalities="video")
+
+
+@pytest.mark.parametrize("modalities", ["av", "audio"])
+def test_one_batch_is_learned_to_zero_ctc_loss(modalities):
     torch.manual_seed(0)
-    model = AVSRModel(SMALL)
+    model = AVSRModel(ModelConfig(**{**SMALL.__dict__, "modalities": modalities}))
     tokenizer = CharTokenizer()
     texts = ["bin blue", "set red"]
     targets = torch.nn.utils.rnn.pad_sequence([torch.tensor(tokenizer.encode(t)) for t in texts], batch_first=True)
@@ -80,7 +100,7 @@ def test_one_batch_is_learned_to_zero_ctc_loss():
     ctc = torch.nn.CTCLoss(zero_infinity=True)
     optimizer = torch.optim.Adam(model.parameters(), lr=3e-3)
     for _ in range(150):
-        out = model(*batch)
+        out = model(*batch, mode="av" if modalities == "av" else "audio")
         loss = ctc(out.log_probs.transpose(0, 1), targets, out.lengths, target_lengths)
         optimizer.zero_grad()
         loss.backward()

@@ -58,6 +58,26 @@ def test_config_files_parse(config):
     assert "model:" in result.stdout and "train_manifests" in result.stdout
 
 
+@pytest.mark.parametrize("ablation", sorted((ROOT / "configs" / "ablation").glob("*.yaml")), ids=lambda p: p.name)
+def test_ablation_configs_change_only_the_fusion(ablation):
+    """Each ablation config layered on synth_grid_tiny.yaml: same data, budget and seed, its own fusion."""
+    def resolved(*configs: Path) -> dict:
+        args = [arg for config in configs for arg in ("--config", str(config))]
+        result = subprocess.run([sys.executable, str(ROOT / "train.py"), "fit", *args, "--print_config"],
+                                capture_output=True, text=True, timeout=300, cwd=ROOT)
+        assert result.returncode == 0, result.stderr[-2000:]
+        return yaml.safe_load(result.stdout)
+
+    base = resolved(ROOT / "configs" / "synth_grid_tiny.yaml")
+    layered = resolved(ROOT / "configs" / "synth_grid_tiny.yaml", ablation)
+    assert layered["data"] == base["data"] and layered["seed_everything"] == base["seed_everything"]
+    assert layered["trainer"]["max_time"] == base["trainer"]["max_time"]
+    assert layered["trainer"]["default_root_dir"] == f"outputs/ablation/{ablation.stem}"
+    changed = {k for k, v in layered["model"]["model"].items() if base["model"]["model"].get(k) != v}
+    expected = {"gate": set(), "concat": {"fusion"}, "sum": {"fusion"}, "audio": {"modalities", "audio_layers"}}
+    assert changed == expected[ablation.stem]
+
+
 def test_fit_saves_config_checkpoint_and_exports_a_bundle(tmp_path, prepared):
     result = fit("--config", str(ROOT / "configs" / "synth_grid_tiny.yaml"), "--config", str(small_config(tmp_path, prepared)))
     assert result.returncode == 0, result.stderr[-3000:]

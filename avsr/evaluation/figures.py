@@ -1,0 +1,112 @@
+"""Figures of the noise experiments: WER and gate weight against SNR for a sweep, and one
+utterance seen by the model (spectrogram, mouth crops, the gate's audio weight over time)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from avsr.data.dataset import collate
+
+
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def sweep_plots(rows: list, out_dir: Path) -> list[Path]:
+    """``wer_vs_snr.png`` (WER with its 95 % band per model and mode, a panel per noise) and
+    ``gate_vs_snr.png`` (mean audio weight of gated models) from :class:`SweepRow` rows."""
+    plt = _pyplot()
+    noises = sorted({r.noise for r in rows if r.noise != "clean"})
+    snrs = sorted({r.snr_db for r in rows if r.snr_db is not None})
+    x_clean = (max(snrs) + 10) if snrs else 0.0  # "clean" drawn right of the highest SNR
+    paths = []
+    for kind in ("wer", "gate"):
+        figure, axes = plt.subplots(1, max(len(noises), 1), figsize=(5 * max(len(noises), 1), 4), squeeze=False)
+        for axis, noise in zip(axes[0], noises or ["clean"]):
+            for model in dict.fromkeys(r.model for r in rows):
+                for mode in dict.fromkeys(r.mode for r in rows):
+                    if kind == "gate" and mode != "av":
+                        continue
+                    line = sorted((r for r in rows if r.model == model and r.mode == mode and r.noise in (noise, "clean")),
+                                  key=lambda r: x_clean if r.snr_db is None else r.snr_db)
+                    if not line or (kind == "gate" and line[0].mean_audio_weight is None):
+                        continue  # a mode the model does not run; a fusion without weights
+                    xs = [x_clean if r.snr_db is None else r.snr_db for r in line]
+                    if kind == "wer":
+                        axis.plot(xs, [100 * r.wer for r in line], marker="o", label=f"{model} {mode}")
+                        axis.fill_between(xs, [100 * r.wer_low for r in line], [100 * r.wer_high for r in line],
+                                          alpha=0.2)
+                    else:
+                        axis.plot(xs, [r.mean_audio_weight for r in line], marker="o", label=model)
+            ticks = snrs + ([x_clean] if any(r.snr_db is None for r in rows) else [])
+            axis.set_xticks(ticks, [f"{t:g}" for t in snrs] + ["clean"] * (len(ticks) - len(snrs)))
+            axis.set_title(f"{noise} noise")
+            axis.set_xlabel("SNR dB, measured on the speech")
+            axis.set_ylabel("WER %" if kind == "wer" else "mean audio weight of the gate")
+            axis.grid(alpha=0.3)
+            axis.legend(fontsize=8)
+        figure.tight_layout()
+        path = out_dir / f"{kind}_vs_snr.png"
+        figure.savefig(path, dpi=100)
+        plt.close(figure)
+        paths.append(path)
+    return paths
+
+
+@torch.no_grad()
+def utterance_figure(model, clean: dict, noisy: dict, noisy_label: str, path: str | Path,
+                     strip_frames: int = 12) -> Path:
+    """One utterance through ``model`` (AV mode), clean and noisy: the two log-mel spectrograms,
+    a strip of ``strip_frames`` mouth crops evenly spaced in time, and the gate's audio weight per
+    frame for both (absent for fusions without weights). Items are evaluation items of
+    :class:`~avsr.data.dataset.AVDataset`."""
+    plt = _pyplot()
+    import librosa
+
+    model.eval()
+    weights = {}
+    for label, item in (("clean", clean), (noisy_label, noisy)):
+        batch = collate([item])
+        out = model(batch.audio, batch.audio_lengths, batch.video, batch.video_lengths, batch.face_found, "av")
+        if out.audio_weight is not None:
+            weights[label] = out.audio_weight[0, : int(out.lengths[0])].numpy()
+    video = np.asarray(clean["video"])
+    frames = len(video)
+    picks = np.linspace(0, frames - 1, min(strip_frames, frames)).round().astype(int)
+    figure, axes = plt.subplots(4, 1, figsize=(10, 8.5), gridspec_kw={"height_ratios": [1.2, 2, 2, 1.6]})
+    axes[0].imshow(np.concatenate([video[i] for i in picks], axis=1), cmap="gray", aspect="equal")
+    axes[0].set_xticks((np.arange(len(picks)) + 0.5) * video.shape[2], [f"{i * 0.04:.2f}" for i in picks], fontsize=7)
+    axes[0].set_yticks([])
+    axes[0].set_title(f"{clean['id']}: \"{clean['text']}\" — mouth crops (s)", fontsize=9)
+    duration = frames * 0.04
+    for axis, (label, item) in zip(axes[1:3], (("clean", clean), (noisy_label, noisy))):
+        mel = librosa.feature.melspectrogram(y=np.asarray(item["audio"], np.float32), sr=16_000, n_fft=400,
+                                             hop_length=160, n_mels=80)
+        axis.imshow(librosa.power_to_db(mel, ref=np.max, top_db=80), origin="lower", aspect="auto", cmap="magma",
+                    extent=(0, duration, 0, 80))
+        axis.set_ylabel("mel bin")
+        axis.set_title(f"log-mel spectrogram, {label}", fontsize=9)
+    for label, weight in weights.items():
+        axes[3].plot(np.arange(len(weight)) * 0.04 + 0.02, weight, label=label)
+    axes[3].set_ylim(0, 1)
+    axes[3].set_xlim(0, duration)
+    axes[3].set_xlabel("time (s)")
+    axes[3].set_ylabel("audio weight")
+    axes[3].set_title("the gate's audio weight per frame (1 = audio only, 0 = lips only)"
+                      if weights else "this fusion has no per-frame weights", fontsize=9)
+    axes[3].grid(alpha=0.3)
+    if weights:
+        axes[3].legend(fontsize=8)
+    figure.tight_layout()
+    path = Path(path)
+    figure.savefig(path, dpi=100)
+    plt.close(figure)
+    return path

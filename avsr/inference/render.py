@@ -1,0 +1,100 @@
+"""``avsr render``: the input video with what the model saw and did, frame by frame — the mouth
+box it read, a bar of the gate's audio/video weights, and the transcript as it is spoken."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from avsr.inference.transcribe import PreparedInput, Transcriber, Transcript, prepare_input
+from avsr.io.lip_roi import LipRoiOptions
+from avsr.io.media import MediaError, frame_to_rgb, iter_video_frames
+from avsr.io.writer import write_video
+
+AUDIO_COLOUR = (255, 160, 40)  # RGB: the audio share of the bar
+VIDEO_COLOUR = (60, 140, 255)  # the video (lips) share
+BOX_COLOUR = (40, 220, 90)  # the mouth crop's outline
+PANEL_COLOUR = (24, 24, 24)
+
+
+def panel_height(width: int) -> int:
+    """Height of the strip added under each frame: the weight bar and two lines of text."""
+    return 2 * max(24, round(width * 0.09) // 2)
+
+
+def mouth_box(transform: np.ndarray, crop_size: int = LipRoiOptions.crop_size) -> np.ndarray | None:
+    """The crop square's corners in image pixels ``(4, 2)``, from an image-to-crop affine map
+    ``(2, 3)``; None where no face was found (NaN map)."""
+    if not np.isfinite(transform).all():
+        return None
+    inverse = cv2.invertAffineTransform(transform.astype(np.float64))
+    corners = np.array([[0, 0], [crop_size, 0], [crop_size, crop_size], [0, crop_size]], np.float64)
+    return corners @ inverse[:, :2].T + inverse[:, 2]
+
+
+def bar_split(width: int, audio_weight: float) -> int:
+    """Pixels of a ``width``-wide bar given to audio (the rest shows the video weight)."""
+    return int(round(width * min(max(audio_weight, 0.0), 1.0)))
+
+
+def spoken_text(transcript: Transcript, time_s: float, max_chars: int) -> str:
+    """The words whose start has passed at ``time_s``, the last ``max_chars`` characters of them."""
+    words = [w.word for segment in transcript.segments for w in segment.words if w.start_s <= time_s]
+    text = " ".join(words)
+    return text if len(text) <= max_chars else "…" + text[-max_chars + 1:]
+
+
+def draw_frame(image: np.ndarray, index: int, prepared: PreparedInput, transcript: Transcript) -> np.ndarray:
+    """One output frame: ``image`` (RGB) with the mouth box, above a panel with the weight bar
+    and the running transcript."""
+    height, width = image.shape[:2]
+    panel = panel_height(width)
+    canvas = np.empty((height + panel, width, 3), np.uint8)
+    canvas[:height] = image
+    canvas[height:] = PANEL_COLOUR
+    frame = min(index, prepared.frames - 1)
+    found = bool(prepared.face_found[frame])
+    box = mouth_box(prepared.transforms[frame]) if prepared.transforms is not None and found else None
+    if box is not None:
+        cv2.polylines(canvas, [box.round().astype(np.int32)], True, BOX_COLOUR, max(2, width // 200),
+                      cv2.LINE_AA)
+    bar_top, bar_bottom = height + panel // 8, height + panel // 2 - panel // 16
+    scale = panel / 110
+    if transcript.audio_weight:
+        weight = transcript.audio_weight[frame]
+        split = bar_split(width, weight)
+        canvas[bar_top:bar_bottom, :split] = AUDIO_COLOUR
+        canvas[bar_top:bar_bottom, split:] = VIDEO_COLOUR
+        label = f"audio {weight:.2f} | lips {1 - weight:.2f}" + ("" if found else " (no face)")
+    else:  # a fusion without per-frame weights (concat, sum)
+        canvas[bar_top:bar_bottom] = (90, 90, 90)
+        label = f"{transcript.mode} mode: no gate weights"
+    cv2.putText(canvas, label, (4, bar_bottom - 3), cv2.FONT_HERSHEY_SIMPLEX, scale, (255, 255, 255), 1, cv2.LINE_AA)
+    (char_width, _), _ = cv2.getTextSize("M", cv2.FONT_HERSHEY_SIMPLEX, scale * 1.2, 1)
+    text = spoken_text(transcript, index * 0.04 + 0.04, max(8, width // max(char_width, 1)))
+    cv2.putText(canvas, text, (4, height + panel - panel // 8), cv2.FONT_HERSHEY_SIMPLEX, scale * 1.2,
+                (255, 255, 255), 1, cv2.LINE_AA)
+    return canvas
+
+
+def render(path: str | Path, out_path: str | Path, transcriber: Transcriber) -> Transcript:
+    """Transcribe ``path`` and write ``out_path`` (mp4, 25 fps, the input's audio): each frame with
+    the mouth box, the gate's weights and the transcript so far. Written to a temporary name and
+    renamed when complete. Raises :class:`MediaError` for an input without video."""
+    prepared = prepare_input(path, transcriber.options.detect_every)
+    if not prepared.has_video:
+        raise MediaError(path, "no_video", "has no video track to draw on; use avsr transcribe for audio files")
+    transcript = transcriber.recognise(prepared)
+
+    def frames() -> Iterator[np.ndarray]:
+        for index, frame in enumerate(iter_video_frames(path)):
+            image = frame_to_rgb(frame)
+            if image.shape[0] % 2 or image.shape[1] % 2:  # 4:2:0 video needs even sides
+                image = image[: image.shape[0] // 2 * 2, : image.shape[1] // 2 * 2]
+            yield draw_frame(image, index, prepared, transcript)
+
+    write_video(out_path, frames(), fps=25, audio=prepared.audio if prepared.has_audio else None)
+    return transcript
