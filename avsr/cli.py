@@ -145,6 +145,40 @@ def _add_prepare(subparsers) -> None:
     manifest.add_argument("--detect-every", type=int, default=1, metavar="K")
     manifest.add_argument("--quiet", action="store_true")
     manifest.set_defaults(handler=_run_prepare_manifest)
+    from avsr.data.recipes import RECIPES
+
+    for name, (_, splits, description) in RECIPES.items():
+        recipe = recipes.add_parser(
+            name, help=description,
+            description=f"{description}. Writes OUT_DIR/features/<id>.npz, OUT_DIR/<split>.jsonl (prepared manifests "
+            "for training), prepare_summary.jsonl (failures listed, the rest completes) and stats.json. Re-running "
+            "skips current files; --shard I/N prepares every N-th source file into OUT_DIR/shards/ for a job array, "
+            "joined by `avsr prepare merge OUT_DIR`. Layouts: data/README.md.")
+        recipe.add_argument("root", metavar="ROOT", help="the dataset's folder as unpacked from its archives")
+        recipe.add_argument("output_dir", metavar="OUT_DIR")
+        recipe.add_argument("--splits", nargs="+", default=list(splits), choices=list(splits),
+                            help=f"default: all ({' '.join(splits)})")
+        recipe.add_argument("--workers", type=int, default=1)
+        recipe.add_argument("--shard", default=None, metavar="I/N", help="prepare shard I of N (0-based)")
+        recipe.add_argument("--detect-every", type=int, default=1, metavar="K")
+        if name in ("lrs2", "lrs3"):
+            recipe.add_argument("--max-segment-s", type=float, default=15.0, metavar="S",
+                                help="cut clips whose word timings run longer into pieces of at most S seconds at "
+                                "word boundaries (default 15)")
+        if name == "grid":
+            recipe.add_argument("--grid-split", default="unseen", choices=["unseen", "overlapped"],
+                                help="unseen: speakers s1 s2 s20 s22 are the test set (default); overlapped: 255 "
+                                "sentences per speaker")
+        if name == "vox2":
+            recipe.add_argument("--labels", required=True, metavar="FILE",
+                                help="transcripts, '<path><TAB><text>' per line (path relative to ROOT)")
+        recipe.add_argument("--quiet", action="store_true")
+        recipe.set_defaults(handler=_run_prepare_recipe, recipe=name)
+    merge = recipes.add_parser("merge", help="join the shards of a sharded `avsr prepare RECIPE` run",
+                               description="Join OUT_DIR/shards/I-of-N/ into OUT_DIR/<split>.jsonl, "
+                               "prepare_summary.jsonl and stats.json, as an unsharded run writes them.")
+    merge.add_argument("output_dir", metavar="OUT_DIR")
+    merge.set_defaults(handler=_run_prepare_merge)
 
 
 def _run_prepare_manifest(args: argparse.Namespace) -> int:
@@ -159,6 +193,45 @@ def _run_prepare_manifest(args: argparse.Namespace) -> int:
         print(f"avsr prepare manifest: error: {error}", file=sys.stderr)
         return 2
     return _report(summary, "done", str(target))
+
+
+def _print_stats(stats: dict) -> None:
+    for split, row in stats["splits"].items():
+        print(f"{split:>10}: {row['utterances']} utterances, {row['hours']:.3f} h, vocabulary {row['vocabulary']}, "
+              f"face found in {100 * row['face_found_rate']:.1f}% of frames")
+
+
+def _run_prepare_recipe(args: argparse.Namespace) -> int:
+    from avsr.data.recipes import RECIPES, RecipeError, RecipeOptions, parse_shard, prepare_recipe
+    from avsr.io.lip_roi import LipRoiOptions
+
+    discover = RECIPES[args.recipe][0]
+    try:
+        shard = parse_shard(args.shard) if args.shard else None
+        options = RecipeOptions(max_segment_s=getattr(args, "max_segment_s", 15.0), labels=getattr(args, "labels", None),
+                                grid_split=getattr(args, "grid_split", "unseen"))
+        discovery = discover(args.root, tuple(args.splits), options)
+        stats, summary = prepare_recipe(discovery, args.output_dir, LipRoiOptions(detect_every=args.detect_every),
+                                        args.workers, shard, progress=not args.quiet)
+    except (RecipeError, ValueError) as error:
+        print(f"avsr prepare {args.recipe}: error: {error}", file=sys.stderr)
+        return 2
+    _print_stats(stats)
+    where = args.output_dir if shard is None else f"{args.output_dir}/shards/{shard[0]}-of-{shard[1]}"
+    return _report(summary, "done", where)
+
+
+def _run_prepare_merge(args: argparse.Namespace) -> int:
+    from avsr.data.recipes import RecipeError, merge_shards
+
+    try:
+        stats, summary = merge_shards(args.output_dir)
+    except RecipeError as error:
+        print(f"avsr prepare merge: error: {error}", file=sys.stderr)
+        return 2
+    _print_stats(stats)
+    print(f"merged {len(summary)} summary lines ({stats['failed']} failed) -> {args.output_dir}")
+    return 0
 
 
 def _add_export(subparsers) -> None:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -33,32 +34,73 @@ def _key(video: Path, audio: Path | None, options: LipRoiOptions) -> str:
     return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()
 
 
-def _prepare_one(record: dict, video: Path, audio: Path | None, output: Path, options: LipRoiOptions) -> dict:
+@dataclass(frozen=True)
+class Piece:
+    """One utterance to store from a source file: frames ``[start_frame, end_frame)`` (25 fps;
+    ``end_frame`` None: to the end) written to ``output``."""
+
+    id: str
+    output: Path
+    start_frame: int = 0
+    end_frame: int | None = None
+
+
+def _piece_key(key: str, piece: Piece) -> str:
+    if piece.start_frame == 0 and piece.end_frame is None:
+        return key  # a whole file keeps the key of caches made before pieces existed
+    return hashlib.sha256(f"{key}:{piece.start_frame}:{piece.end_frame}".encode()).hexdigest()
+
+
+def _save_features(path: Path, roi: np.ndarray, found: np.ndarray, samples: np.ndarray, key: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    pcm = np.clip(np.round(samples * 32767), -32768, 32767).astype(np.int16)
+    tmp = path.with_name(f".{path.name}.tmp.npz")
+    np.savez(tmp, roi=roi, face_found=found, audio=pcm, meta_cache_key=np.array(key))
+    tmp.replace(path)
+
+
+def prepare_source(video: Path, audio: Path | None, pieces: list[Piece], options: LipRoiOptions) -> list[dict]:
+    """Lip ROIs and 16 kHz audio of one source file, stored as one ``.npz`` per piece. Pieces whose
+    file holds the current cache key are skipped. Returns one status per piece (``done``,
+    ``skipped`` or ``failed`` with a one-line error naming the file)."""
     started = time.perf_counter()
-    status = {"id": record["id"], "video": str(video)}
     try:
         key = _key(video, audio, options)
-        if not (output.exists() and stored_key(output) == key):
+        keys = [_piece_key(key, piece) for piece in pieces]
+        todo = [(p, k) for p, k in zip(pieces, keys) if not (p.output.exists() and stored_key(p.output) == k)]
+        if todo:
             roi = extract_lip_roi(video, options)
             samples = load_media(audio or video, video=False).audio
             if samples is None:
                 raise MediaError(audio or video, "no_audio", "has no audio track; add an \"audio\" field to the line")
             samples = np.pad(samples, (0, max(len(roi) * SAMPLES_PER_FRAME - len(samples), 0)))
-            samples = samples[: len(roi) * SAMPLES_PER_FRAME]
-            pcm = np.clip(np.round(samples * 32767), -32768, 32767).astype(np.int16)
-            tmp = output.with_name(f".{output.name}.tmp.npz")
-            np.savez(tmp, roi=roi.roi, face_found=roi.face_found, audio=pcm, meta_cache_key=np.array(key))
-            tmp.replace(output)
-            status["status"] = "done"
-        else:
-            status["status"] = "skipped"
-        with np.load(output) as data:
-            frames, found = len(data["face_found"]), float(data["face_found"].mean())
-        return status | {"num_frames": frames, "face_found_rate": found, "seconds": time.perf_counter() - started}
+            for piece, piece_key in todo:
+                start, stop = piece.start_frame, len(roi) if piece.end_frame is None else min(piece.end_frame, len(roi))
+                if stop <= start:
+                    raise ValueError(f"{video}: piece {piece.id} ({start}-{stop} frames) lies outside the "
+                                     f"{len(roi)}-frame video; check its label timings")
+                _save_features(piece.output, roi.roi[start:stop], roi.face_found[start:stop],
+                               samples[start * SAMPLES_PER_FRAME: stop * SAMPLES_PER_FRAME], piece_key)
+        seconds = (time.perf_counter() - started) / len(pieces)
+        statuses = []
+        for piece in pieces:
+            with np.load(piece.output) as data:
+                found = data["face_found"]
+            statuses.append({"id": piece.id, "video": str(video), "status": "done" if todo else "skipped",
+                             "num_frames": len(found), "face_found_rate": float(found.mean()), "seconds": seconds})
+        return statuses
     except (MediaError, OSError, ValueError) as error:
-        return status | {"status": "failed", "error": str(error) if str(video) in str(error) else f"{video}: {error}"}
-    except Exception as error:  # one utterance's unexpected failure must not end the batch
-        return status | {"status": "failed", "error": f"{video}: {error.__class__.__name__}: {error}"}
+        message = str(error) if str(video) in str(error) else f"{video}: {error}"
+    except Exception as error:  # one file's unexpected failure must not end the batch
+        message = f"{video}: {error.__class__.__name__}: {error}"
+    return [{"id": piece.id, "video": str(video), "status": "failed", "error": message} for piece in pieces]
+
+
+def crashed_source(job: tuple) -> list[dict]:
+    """The statuses of a :func:`prepare_source` job whose worker process died."""
+    video, _, pieces, _ = job
+    return [{"id": p.id, "video": str(video), "status": "failed",
+             "error": f"{video}: the worker process crashed on this file; re-encode it"} for p in pieces]
 
 
 def prepare_manifest(manifest: str | Path, out_dir: str | Path, options: LipRoiOptions = LipRoiOptions(),
@@ -70,11 +112,10 @@ def prepare_manifest(manifest: str | Path, out_dir: str | Path, options: LipRoiO
     jobs = []
     for record in records:
         audio = resolve(manifest, record["audio"]) if record.get("audio") else None
-        jobs.append((record, resolve(manifest, record["video"]), audio, out_dir / "features" / f"{record['id']}.npz",
-                     options))
-    crashed = lambda job: {"id": job[0]["id"], "video": str(job[1]), "status": "failed",
-                           "error": f"{job[1]}: the worker process crashed on this file; re-encode it"}
-    summary = run_jobs(_prepare_one, jobs, workers, crashed, progress=progress, unit="utt")
+        jobs.append((resolve(manifest, record["video"]), audio,
+                     [Piece(record["id"], out_dir / "features" / f"{record['id']}.npz")], options))
+    summary = [statuses[0] for statuses in run_jobs(prepare_source, jobs, workers, crashed_source, progress=progress,
+                                                    unit="utt")]
     prepared = []
     for record, result in zip(records, summary):
         if result["status"] == "failed":

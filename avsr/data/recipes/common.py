@@ -1,0 +1,225 @@
+"""What every dataset recipe shares: the utterances found on disk, cutting long clips at word
+boundaries, preparing (optionally one shard of) a dataset, merging shards, and statistics.
+
+A recipe's ``discover(root, splits, options)`` returns a :class:`Discovery`: source files, each with
+the utterances to store from it, plus the problems met while reading labels (a missing label file,
+an empty transcript), which go to the summary as failures while the rest is prepared.
+
+Output in ``OUT_DIR`` (the format ``avsr prepare manifest`` writes and training reads):
+``features/<id>.npz``, ``<split>.jsonl`` (prepared manifests, sorted by id), ``prepare_summary.jsonl``
+(one line per utterance: status, error) and ``stats.json``. A run with ``--shard I/N`` prepares every
+N-th source file and writes its manifests to ``shards/I-of-N/``; ``merge_shards`` then writes the
+same files an unsharded run would.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from avsr.data.manifest import read_jsonl, write_jsonl, write_text_atomic
+from avsr.data.prepare import Piece, crashed_source, prepare_source
+from avsr.data.tokenizer import CHARACTERS
+from avsr.io.lip_roi import LipRoiOptions
+from avsr.parallel import run_jobs
+from avsr.synth.text import normalise
+
+FPS = 25
+
+
+class RecipeError(Exception):
+    """A dataset root that cannot be read as the recipe's layout (one line, naming the path)."""
+
+
+@dataclass(frozen=True)
+class Word:
+    text: str
+    start_s: float
+    end_s: float
+
+
+@dataclass
+class Utterance:
+    """One utterance to store: ``start_s``/``end_s`` None for the whole source file."""
+
+    id: str
+    split: str
+    text: str
+    speaker: str
+    start_s: float | None = None
+    end_s: float | None = None
+
+
+@dataclass
+class Source:
+    """A media file (and, for GRID, its separate audio) with the utterances cut from it."""
+
+    video: Path
+    audio: Path | None
+    utterances: list[Utterance]
+
+
+@dataclass
+class Discovery:
+    sources: list[Source] = field(default_factory=list)
+    problems: list[dict] = field(default_factory=list)  # summary lines: id, video, status "failed", error
+
+    def problem(self, id: str, path: Path, error: str) -> None:
+        self.problems.append({"id": id, "video": str(path), "status": "failed", "error": f"{path}: {error}"})
+
+
+@dataclass(frozen=True)
+class RecipeOptions:
+    """``max_segment_s``: longer (pretrain) clips are cut at word boundaries into pieces of at
+    most this length; ``labels``: the transcript CSV of recipes without label files (VoxCeleb2);
+    ``grid_split``: ``unseen`` (speaker-disjoint) or ``overlapped`` (see the GRID recipe)."""
+
+    max_segment_s: float = 15.0
+    labels: str | None = None
+    grid_split: str = "unseen"
+
+
+def clean_text(text: str) -> tuple[str, str | None]:
+    """Dataset text -> the tokenizer's alphabet (lower case, a-z, apostrophe, space): the text and
+    None, or ``""`` and the reason it cannot be used. Bracketed markers (``{LG}``) are dropped."""
+    text = normalise(re.sub(r"\{[^}]*\}|<[^>]*>", " ", text))
+    if not text:
+        return "", "empty transcript"
+    bad = sorted(set(text) - set(CHARACTERS))
+    if bad:
+        return "", f"transcript has characters {''.join(bad)!r} outside a-z, apostrophe and space"
+    return text, None
+
+
+def segment_words(words: list[Word], max_s: float, duration_s: float) -> list[tuple[float, float, list[Word]]]:
+    """Cut a clip into pieces of at most ``max_s`` seconds at word boundaries.
+
+    Each cut lies in the middle of the pause between two words, so no word is split and the
+    pieces follow one another without a gap; silence before the first word and after the last is
+    kept up to ``max_s``. A single word longer than ``max_s`` forms its own, longer, piece.
+    Returns ``(start_s, end_s, words)`` per piece.
+    """
+    if not words:
+        return []
+    pieces: list[list] = []
+    start = max(0.0, min(words[0].start_s, words[0].end_s - max_s))
+    current: list[Word] = []
+    for word in words:
+        if current and word.end_s - start > max_s:
+            cut = (current[-1].end_s + word.start_s) / 2
+            pieces.append([start, cut, current])
+            start, current = cut, []
+        current.append(word)
+    end = max(min(duration_s, start + max_s), current[-1].end_s)
+    pieces.append([start, end, current])
+    return [(a, b, ws) for a, b, ws in pieces]
+
+
+def parse_shard(text: str) -> tuple[int, int]:
+    """``"I/N"`` -> ``(I, N)`` with ``0 <= I < N``; ValueError otherwise."""
+    match = re.fullmatch(r"(\d+)/(\d+)", text.strip())
+    if not match or not int(match[1]) < int(match[2]):
+        raise ValueError(f"--shard {text!r}: use I/N with 0 <= I < N, e.g. 0/4")
+    return int(match[1]), int(match[2])
+
+
+def _relative_features(utterance_id: str) -> str:
+    return f"features/{utterance_id}.npz"
+
+
+def prepare_recipe(discovery: Discovery, out_dir: str | Path, lip_options: LipRoiOptions = LipRoiOptions(),
+                   workers: int = 1, shard: tuple[int, int] | None = None,
+                   progress: bool = True) -> tuple[dict, list[dict]]:
+    """Prepare the discovered sources (every N-th one for ``shard=(I, N)``) and write the manifests,
+    summary and statistics. Returns the statistics (see :func:`statistics`) and the summary."""
+    out_dir = Path(out_dir)
+    sources = sorted(discovery.sources, key=lambda s: str(s.video))
+    problems = discovery.problems
+    if shard is not None:
+        index, count = shard
+        sources = sources[index::count]
+        owner = _problem_shards(discovery, count)
+        problems = [p for p in problems if owner[p["video"]] == index]
+    jobs = []
+    for source in sources:
+        pieces = [Piece(u.id, out_dir / _relative_features(u.id),
+                        0 if u.start_s is None else round(u.start_s * FPS),
+                        None if u.end_s is None else round(u.end_s * FPS)) for u in source.utterances]
+        jobs.append((source.video, source.audio, pieces, lip_options))
+    results = run_jobs(prepare_source, jobs, workers, crashed_source, progress=progress, unit="file")
+    records, summary = [], list(problems)
+    for source, statuses in zip(sources, results):
+        for utterance, status in zip(source.utterances, statuses):
+            summary.append(status | {"split": utterance.split})
+            if status["status"] != "failed":
+                records.append({"id": utterance.id, "text": utterance.text, "speaker": utterance.speaker,
+                                "split": utterance.split, "features": _relative_features(utterance.id),
+                                "num_frames": status["num_frames"], "duration_s": status["num_frames"] / FPS,
+                                "face_found_rate": round(status["face_found_rate"], 4),
+                                "source": str(source.video)})
+    target = out_dir if shard is None else out_dir / "shards" / f"{shard[0]}-of-{shard[1]}"
+    return _write_outputs(target, out_dir, records, summary)
+
+
+def _problem_shards(discovery: Discovery, count: int) -> dict[str, int]:
+    """The shard that owns each problem file: every N-th of them in sorted order."""
+    return {path: i % count for i, path in enumerate(sorted({p["video"] for p in discovery.problems}))}
+
+
+def _write_outputs(target: Path, out_dir: Path, records: list[dict], summary: list[dict]) -> tuple[dict, list[dict]]:
+    target.mkdir(parents=True, exist_ok=True)
+    records = sorted(records, key=lambda r: r["id"])
+    summary = sorted(summary, key=lambda s: (s["id"], s["video"]))
+    for split in sorted({r["split"] for r in records} | {s.get("split") for s in summary if s.get("split")}):
+        features = "" if target == out_dir else "../../"
+        write_jsonl(target / f"{split}.jsonl",
+                    [r | {"features": features + r["features"]} for r in records if r["split"] == split])
+    write_jsonl(target / "prepare_summary.jsonl", summary)
+    stats = statistics(records, summary)
+    write_text_atomic(target / "stats.json", json.dumps(stats, indent=2) + "\n")
+    return stats, summary
+
+
+def statistics(records: list[dict], summary: list[dict]) -> dict:
+    """Per split: utterances, hours, vocabulary (distinct words), face-found rate (over frames);
+    and the failures by reason."""
+    splits = {}
+    for split in sorted({r["split"] for r in records}):
+        rows = [r for r in records if r["split"] == split]
+        frames = sum(r["num_frames"] for r in rows)
+        found = sum(r["face_found_rate"] * r["num_frames"] for r in rows)
+        splits[split] = {"utterances": len(rows), "hours": round(frames / FPS / 3600, 4),
+                         "vocabulary": len({w for r in rows for w in r["text"].split()}),
+                         "face_found_rate": round(found / frames, 4) if frames else 0.0}
+    failed = [s for s in summary if s["status"] == "failed"]
+    reasons = Counter(s["error"].split(": ", 1)[-1].split(";")[0] for s in failed)
+    return {"splits": splits, "failed": len(failed), "failures_by_reason": dict(reasons.most_common())}
+
+
+def merge_shards(out_dir: str | Path) -> tuple[dict, list[dict]]:
+    """Join ``OUT_DIR/shards/*-of-N`` into the files an unsharded run writes; refuses a missing or
+    mixed set of shards. Returns the statistics and the summary."""
+    out_dir = Path(out_dir)
+    folders = sorted((out_dir / "shards").glob("*-of-*"))
+    if not folders:
+        raise RecipeError(f"{out_dir}: no shards/I-of-N folders; run avsr prepare RECIPE ... --shard I/N first")
+    counts = {folder.name.split("-of-")[1] for folder in folders}
+    if len(counts) != 1:
+        raise RecipeError(f"{out_dir}/shards: shards of different counts ({', '.join(sorted(counts))}); remove "
+                          "the stale ones")
+    count = int(counts.pop())
+    present = {int(folder.name.split("-of-")[0]) for folder in folders}
+    missing = sorted(set(range(count)) - present)
+    if missing:
+        raise RecipeError(f"{out_dir}/shards: shard(s) {', '.join(f'{i}/{count}' for i in missing)} missing; run "
+                          "them before merging")
+    records, summary = [], []
+    for folder in folders:
+        summary += read_jsonl(folder / "prepare_summary.jsonl")
+        for manifest in sorted(folder.glob("*.jsonl")):
+            if manifest.name != "prepare_summary.jsonl":
+                records += [r | {"features": r["features"].removeprefix("../../")} for r in read_jsonl(manifest)]
+    return _write_outputs(out_dir, out_dir, records, summary)
