@@ -165,6 +165,10 @@ def _add_prepare(subparsers) -> None:
             recipe.add_argument("--max-segment-s", type=float, default=15.0, metavar="S",
                                 help="cut clips whose word timings run longer into pieces of at most S seconds at "
                                 "word boundaries (default 15)")
+        if name == "lrs3":
+            recipe.add_argument("--val-ids", default=None, metavar="FILE",
+                                help="trainval clips to hold out as a val split, '<speaker_id>/<nnnnn>' per line "
+                                "(e.g. AV-HuBERT's lrs3-valid.id); without it validate on test, as auto_avsr does")
         if name == "grid":
             recipe.add_argument("--grid-split", default="unseen", choices=["unseen", "overlapped"],
                                 help="unseen: speakers s1 s2 s20 s22 are the test set (default); overlapped: 255 "
@@ -209,7 +213,7 @@ def _run_prepare_recipe(args: argparse.Namespace) -> int:
     try:
         shard = parse_shard(args.shard) if args.shard else None
         options = RecipeOptions(max_segment_s=getattr(args, "max_segment_s", 15.0), labels=getattr(args, "labels", None),
-                                grid_split=getattr(args, "grid_split", "unseen"))
+                                grid_split=getattr(args, "grid_split", "unseen"), val_ids=getattr(args, "val_ids", None))
         discovery = discover(args.root, tuple(args.splits), options)
         stats, summary = prepare_recipe(discovery, args.output_dir, LipRoiOptions(detect_every=args.detect_every),
                                         args.workers, shard, progress=not args.quiet)

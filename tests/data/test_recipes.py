@@ -95,12 +95,15 @@ def test_segment_words_cuts_between_words_and_keeps_pieces_short():
 
 def test_lrs3_tree_prepares_with_ids_texts_splits_durations_and_cut_pretrain(clips, tmp_path):
     expected = make_lrs3(tmp_path / "lrs3", clips)
-    discovery = RECIPES["lrs3"][0](tmp_path / "lrs3", ("pretrain", "trainval", "test"), RecipeOptions(max_segment_s=3.0))
+    (tmp_path / "valid.id").write_text("trainval/spk1/50002\n")
+    discovery = RECIPES["lrs3"][0](tmp_path / "lrs3", ("pretrain", "trainval", "test"),
+                                   RecipeOptions(max_segment_s=3.0, val_ids=str(tmp_path / "valid.id")))
     stats, summary = prepare_recipe(discovery, tmp_path / "out", FAST, progress=False)
     assert all(s["status"] == "done" for s in summary)
     records = prepared(tmp_path / "out")
     for utterance_id, text in expected.items():
-        assert records[utterance_id]["text"] == text and records[utterance_id]["split"] == utterance_id.split("/")[0]
+        split = "val" if utterance_id == "trainval/spk1/50002" else utterance_id.split("/")[0]
+        assert records[utterance_id]["text"] == text and records[utterance_id]["split"] == split
     for index, clip in enumerate(clips[:4]):
         record = records[list(expected)[index]]
         assert abs(record["num_frames"] - len(clip["frames"])) <= 1 and record["duration_s"] == record["num_frames"] / 25
@@ -113,7 +116,8 @@ def test_lrs3_tree_prepares_with_ids_texts_splits_durations_and_cut_pretrain(cli
     cuts = np.cumsum([r["num_frames"] for r in pieces])[:-1] / 25
     for cut in cuts:  # no word straddles a cut (within a frame)
         assert not any(w.start_s < cut - 0.04 and w.end_s > cut + 0.04 for w in long["words"])
-    assert stats["splits"]["trainval"]["utterances"] == 3 and stats["splits"]["trainval"]["vocabulary"] > 6
+    assert stats["splits"]["trainval"]["utterances"] == 2 and stats["splits"]["trainval"]["vocabulary"] > 6
+    assert (tmp_path / "out" / "val.jsonl").is_file()
     assert stats["splits"]["test"]["face_found_rate"] > 0.9
 
 

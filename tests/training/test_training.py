@@ -60,7 +60,8 @@ def test_config_files_parse(config):
 
 @pytest.mark.parametrize("ablation", sorted((ROOT / "configs" / "ablation").glob("*.yaml")), ids=lambda p: p.name)
 def test_ablation_configs_change_only_the_fusion(ablation):
-    """Each ablation config layered on synth_grid_tiny.yaml: same data, budget and seed, its own fusion."""
+    """Each ablation config layered on synth_grid_tiny.yaml: same data, schedule and seed, its own fusion, and
+    a budget of 10 epochs counted in steps instead of the wall-clock cap."""
     def resolved(*configs: Path) -> dict:
         args = [arg for config in configs for arg in ("--config", str(config))]
         result = subprocess.run([sys.executable, str(ROOT / "train.py"), "fit", *args, "--print_config"],
@@ -71,7 +72,9 @@ def test_ablation_configs_change_only_the_fusion(ablation):
     base = resolved(ROOT / "configs" / "synth_grid_tiny.yaml")
     layered = resolved(ROOT / "configs" / "synth_grid_tiny.yaml", ablation)
     assert layered["data"] == base["data"] and layered["seed_everything"] == base["seed_everything"]
-    assert layered["trainer"]["max_time"] == base["trainer"]["max_time"]
+    assert layered["trainer"]["max_epochs"] == base["trainer"]["max_epochs"] and layered["trainer"]["max_time"] is None
+    stops = [c for c in layered["trainer"]["callbacks"] if c["class_path"].endswith("StopAfterEpochs")]
+    assert [c["init_args"]["epochs"] for c in stops] == [10]
     assert layered["trainer"]["default_root_dir"] == f"outputs/ablation/{ablation.stem}"
     changed = {k for k, v in layered["model"]["model"].items() if base["model"]["model"].get(k) != v}
     expected = {"gate": set(), "concat": {"fusion"}, "sum": {"fusion"}, "audio": {"modalities", "audio_layers"}}
@@ -126,3 +129,25 @@ def test_ddp_with_two_cpu_processes(tmp_path, prepared):
                  str(small_config(tmp_path, prepared, strategy="ddp", devices=2, max_steps=3)))
     assert result.returncode == 0, result.stderr[-3000:]
     assert "GLOBAL_RANK: 1" in result.stderr + result.stdout or "world_size=2" in result.stderr + result.stdout
+
+
+def test_audio_only_model_trains_stops_after_its_epoch_budget_and_evaluates_audio_alone(tmp_path, prepared):
+    """The ablation's audio-only baseline end to end, with the step budget of StopAfterEpochs: one
+    epoch of a three-epoch schedule, then export and a sweep that skips the modes it cannot run."""
+    stop = {"class_path": "avsr.training.callbacks.StopAfterEpochs", "init_args": {"epochs": 1}}
+    config = small_config(tmp_path, prepared, max_epochs=3, callbacks=[stop])
+    result = fit("--config", str(ROOT / "configs" / "synth_grid_tiny.yaml"), "--config", str(config),
+                 "--model.model.modalities", "audio")
+    assert result.returncode == 0, result.stderr[-3000:]
+    checkpoint = next((tmp_path / "run").rglob("*.ckpt"))  # the callbacks given replace the ModelCheckpoint
+    last = torch.load(checkpoint, map_location="cpu", weights_only=False)
+    assert last["epoch"] == 0 and last["hyper_parameters"]["model"]["modalities"] == "audio"
+    assert not any(k.startswith("model.video") for k in last["state_dict"])
+    exported = subprocess.run([AVSR, "export", str(checkpoint),
+                               str(tmp_path / "audio.pt")], capture_output=True, text=True, timeout=300)
+    assert exported.returncode == 0, exported.stderr[-2000:]
+    swept = subprocess.run([AVSR, "evaluate", "--model", str(tmp_path / "audio.pt"), "--manifest",
+                            str(prepared / "val.jsonl"), "--modes", "av", "audio", "video", "--snr-db", "clean"],
+                           capture_output=True, text=True, timeout=300)
+    assert swept.returncode == 0, swept.stderr[-2000:]
+    assert [line.split()[:2] for line in swept.stdout.splitlines()[1:]] == [["clean", "audio"]]

@@ -75,11 +75,14 @@ class Discovery:
 class RecipeOptions:
     """``max_segment_s``: longer (pretrain) clips are cut at word boundaries into pieces of at
     most this length; ``labels``: the transcript CSV of recipes without label files (VoxCeleb2);
-    ``grid_split``: ``unseen`` (speaker-disjoint) or ``overlapped`` (see the GRID recipe)."""
+    ``grid_split``: ``unseen`` (speaker-disjoint) or ``overlapped`` (see the GRID recipe);
+    ``val_ids``: LRS3 clips (``<speaker_id>/<nnnnn>`` per line, a leading ``trainval/`` allowed) moved
+    from ``trainval`` to a ``val`` split, e.g. AV-HuBERT's ``lrs3-valid.id``."""
 
     max_segment_s: float = 15.0
     labels: str | None = None
     grid_split: str = "unseen"
+    val_ids: str | None = None
 
 
 def clean_text(text: str) -> tuple[str, str | None]:

@@ -99,16 +99,25 @@ def discover_lrs2(root: str | Path, splits: tuple[str, ...] = LRS2_SPLITS,
 def discover_lrs3(root: str | Path, splits: tuple[str, ...] = LRS3_SPLITS,
                   options: RecipeOptions = RecipeOptions()) -> Discovery:
     """LRS3: ``pretrain/``, ``trainval/`` and ``test/`` hold ``<speaker_id>/<nnnnn>.mp4|.txt``; the folder is
-    the split. Ids: ``<split>/<speaker_id>/<nnnnn>[_kk]``."""
+    the split, except that clips named in ``options.val_ids`` go to ``val``. Ids:
+    ``<split>/<speaker_id>/<nnnnn>[_kk]`` (``trainval/...`` also for the val clips)."""
     root = Path(root)
     discovery = Discovery()
+    val = set()
+    if options.val_ids:
+        try:
+            lines = Path(options.val_ids).read_text().split()
+        except OSError as error:
+            raise RecipeError(f"{options.val_ids}: cannot read the validation id list ({error.strerror})") from None
+        val = {"/".join(line.split("/")[-2:]) for line in lines}
     for split in splits:
         if split not in LRS3_SPLITS:
             raise RecipeError(f"LRS3 has no split {split!r}; use {', '.join(LRS3_SPLITS)}")
         folder = _base(root, split) / split
         for video in sorted(folder.glob("*/*.mp4")):
-            clip_utterances(video, f"{split}/{video.parent.name}/{video.stem}", split, video.parent.name,
-                            discovery, options)
+            in_val = split == "trainval" and f"{video.parent.name}/{video.stem}" in val
+            clip_utterances(video, f"{split}/{video.parent.name}/{video.stem}", "val" if in_val else split,
+                            video.parent.name, discovery, options)
         for label in sorted(folder.glob("*/*.txt")):
             if not label.with_suffix(".mp4").is_file():
                 discovery.problem(f"{split}/{label.parent.name}/{label.stem}", label.with_suffix(".mp4"),
