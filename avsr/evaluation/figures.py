@@ -9,6 +9,8 @@ import numpy as np
 import torch
 
 from avsr.data.dataset import collate
+from avsr.data.tokenizer import CharTokenizer
+from avsr.decoding.greedy import greedy_decode
 
 
 def _pyplot():
@@ -72,10 +74,11 @@ def utterance_figure(model, clean: dict, noisy: dict, noisy_label: str, path: st
     import librosa
 
     model.eval()
-    weights = {}
+    weights, heard = {}, {}
     for label, item in (("clean", clean), (noisy_label, noisy)):
         batch = collate([item])
         out = model(batch.audio, batch.audio_lengths, batch.video, batch.video_lengths, batch.face_found, "av")
+        heard[label] = greedy_decode(out.log_probs, out.lengths, CharTokenizer())[0]
         if out.audio_weight is not None:
             weights[label] = out.audio_weight[0, : int(out.lengths[0])].numpy()
     video = np.asarray(clean["video"])
@@ -93,7 +96,7 @@ def utterance_figure(model, clean: dict, noisy: dict, noisy_label: str, path: st
         axis.imshow(librosa.power_to_db(mel, ref=np.max, top_db=80), origin="lower", aspect="auto", cmap="magma",
                     extent=(0, duration, 0, 80))
         axis.set_ylabel("mel bin")
-        axis.set_title(f"log-mel spectrogram, {label}", fontsize=9)
+        axis.set_title(f"log-mel spectrogram, {label} — model heard \"{heard[label]}\"", fontsize=9)
     for label, weight in weights.items():
         axes[3].plot(np.arange(len(weight)) * 0.04 + 0.02, weight, label=label)
     axes[3].set_ylim(0, 1)
