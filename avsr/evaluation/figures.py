@@ -13,6 +13,9 @@ from avsr.data.tokenizer import CharTokenizer
 from avsr.decoding.greedy import greedy_decode
 
 
+LINE_STYLES = {"av": "-", "audio": "--", "video": ":"}
+
+
 def _pyplot():
     import matplotlib
 
@@ -33,7 +36,7 @@ def sweep_plots(rows: list, out_dir: Path) -> list[Path]:
     for kind in ("wer", "gate"):
         figure, axes = plt.subplots(1, max(len(noises), 1), figsize=(5 * max(len(noises), 1), 4), squeeze=False)
         for axis, noise in zip(axes[0], noises or ["clean"]):
-            for model in dict.fromkeys(r.model for r in rows):
+            for colour, model in enumerate(dict.fromkeys(r.model for r in rows)):
                 for mode in dict.fromkeys(r.mode for r in rows):
                     if kind == "gate" and mode != "av":
                         continue
@@ -42,12 +45,13 @@ def sweep_plots(rows: list, out_dir: Path) -> list[Path]:
                     if not line or (kind == "gate" and line[0].mean_audio_weight is None):
                         continue  # a mode the model does not run; a fusion without weights
                     xs = [x_clean if r.snr_db is None else r.snr_db for r in line]
-                    if kind == "wer":
-                        axis.plot(xs, [100 * r.wer for r in line], marker="o", label=f"{model} {mode}")
+                    style = {"color": f"C{colour % 10}", "linestyle": LINE_STYLES[mode], "marker": "o", "markersize": 4}
+                    if kind == "wer":  # colour: the model; line: the mode (av solid, audio dashed, video dotted)
+                        axis.plot(xs, [100 * r.wer for r in line], label=f"{model} {mode}", **style)
                         axis.fill_between(xs, [100 * r.wer_low for r in line], [100 * r.wer_high for r in line],
-                                          alpha=0.2)
+                                          color=style["color"], alpha=0.15)
                     else:
-                        axis.plot(xs, [r.mean_audio_weight for r in line], marker="o", label=model)
+                        axis.plot(xs, [r.mean_audio_weight for r in line], label=model, **style)
             ticks = snrs + ([x_clean] if any(r.snr_db is None for r in rows) else [])
             axis.set_xticks(ticks, [f"{t:g}" for t in snrs] + ["clean"] * (len(ticks) - len(snrs)))
             axis.set_title(f"{noise} noise")
