@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import cv2
+import jiwer
 import numpy as np
 import pytest
 import torch
@@ -105,3 +106,25 @@ def test_sweep_runs_fusions_without_weights_and_audio_only_models(manifest, tmp_
     for path in paths[2:] + [tmp_path / "utterance.png"]:
         image = cv2.imread(str(path))
         assert image is not None and image.std() > 5
+
+
+def test_word_errors_agree_with_hand_counts_and_jiwer_and_the_interval_narrows_with_more_utterances():
+    from avsr.evaluation.sweep import _edits, bootstrap_wer
+
+    pairs = [("bin blue at f two now", "bin blue at f two now", 0),   # exact
+             ("place red by g nine soon", "place red by nine soon", 1),  # one deletion
+             ("set white in a one again", "set green in a one again please", 2),  # a substitution, an insertion
+             ("lay green with b four please", "", 6)]  # all deleted
+    for reference, hypothesis, errors in pairs:
+        assert _edits(reference, hypothesis) == errors
+    references, hypotheses = [p[0] for p in pairs], [p[1] for p in pairs]
+    assert jiwer.wer(references, hypotheses) == pytest.approx(9 / 24)
+    rng = np.random.default_rng(0)
+    widths = []
+    for count in (20, 200, 2000):
+        words = np.full(count, 6)
+        errors = rng.binomial(6, 0.25, count)
+        low, high = bootstrap_wer(errors, words, seed=0)
+        assert low <= errors.sum() / words.sum() <= high
+        widths.append(high - low)
+    assert widths[0] > widths[1] > widths[2] > 0
