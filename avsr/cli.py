@@ -226,11 +226,12 @@ def _run_prepare_recipe(args: argparse.Namespace) -> int:
 
 
 def _run_prepare_merge(args: argparse.Namespace) -> int:
+    from avsr.data.manifest import ManifestError
     from avsr.data.recipes import RecipeError, merge_shards
 
     try:
         stats, summary = merge_shards(args.output_dir)
-    except RecipeError as error:
+    except (RecipeError, ManifestError, ValueError) as error:
         print(f"avsr prepare merge: error: {error}", file=sys.stderr)
         return 2
     _print_stats(stats)
@@ -324,6 +325,7 @@ def _run_evaluate(args: argparse.Namespace) -> int:
         figure = Path(args.output_dir) / "utterance.png" if args.output_dir else None
         if figure is not None:
             figure.parent.mkdir(parents=True, exist_ok=True)
+            figure.unlink(missing_ok=True)  # an earlier sweep's
         rows = sweep(models, args.manifest, snrs, args.noise, args.modes, args.seed, decoder,
                      progress=bool(args.output_dir), figure_path=figure)
     except (ValueError, OSError) as error:

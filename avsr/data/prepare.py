@@ -64,10 +64,12 @@ def prepare_source(video: Path, audio: Path | None, pieces: list[Piece], options
     file holds the current cache key are skipped. Returns one status per piece (``done``,
     ``skipped`` or ``failed`` with a one-line error naming the file)."""
     started = time.perf_counter()
+    failed = lambda piece, message: {"id": piece.id, "video": str(video), "status": "failed", "error": message}
     try:
         key = _key(video, audio, options)
         keys = [_piece_key(key, piece) for piece in pieces]
         todo = [(p, k) for p, k in zip(pieces, keys) if not (p.output.exists() and stored_key(p.output) == k)]
+        errors = {}  # piece id -> a problem of that piece alone (the rest of the file is still stored)
         if todo:
             roi = extract_lip_roi(video, options)
             samples = load_media(audio or video, video=False).audio
@@ -77,23 +79,28 @@ def prepare_source(video: Path, audio: Path | None, pieces: list[Piece], options
             for piece, piece_key in todo:
                 start, stop = piece.start_frame, len(roi) if piece.end_frame is None else min(piece.end_frame, len(roi))
                 if stop <= start:
-                    raise ValueError(f"{video}: piece {piece.id} ({start}-{stop} frames) lies outside the "
-                                     f"{len(roi)}-frame video; check its label timings")
+                    errors[piece.id] = (f"{video}: piece {piece.id} (frames {start}-{stop}) lies outside the "
+                                        f"{len(roi)}-frame video; check its label timings")
+                    continue
                 _save_features(piece.output, roi.roi[start:stop], roi.face_found[start:stop],
                                samples[start * SAMPLES_PER_FRAME: stop * SAMPLES_PER_FRAME], piece_key)
-        seconds = (time.perf_counter() - started) / len(pieces)
+        seconds = (time.perf_counter() - started) / max(len(pieces), 1)
+        redone = {p.id for p, _ in todo}
         statuses = []
         for piece in pieces:
+            if piece.id in errors:
+                statuses.append(failed(piece, errors[piece.id]))
+                continue
             with np.load(piece.output) as data:
                 found = data["face_found"]
-            statuses.append({"id": piece.id, "video": str(video), "status": "done" if todo else "skipped",
+            statuses.append({"id": piece.id, "video": str(video), "status": "done" if piece.id in redone else "skipped",
                              "num_frames": len(found), "face_found_rate": float(found.mean()), "seconds": seconds})
         return statuses
     except (MediaError, OSError, ValueError) as error:
         message = str(error) if str(video) in str(error) else f"{video}: {error}"
     except Exception as error:  # one file's unexpected failure must not end the batch
         message = f"{video}: {error.__class__.__name__}: {error}"
-    return [{"id": piece.id, "video": str(video), "status": "failed", "error": message} for piece in pieces]
+    return [failed(piece, message) for piece in pieces]
 
 
 def crashed_source(job: tuple) -> list[dict]:

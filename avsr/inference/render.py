@@ -44,7 +44,7 @@ def spoken_text(transcript: Transcript, time_s: float, max_chars: int) -> str:
     """The words whose start has passed at ``time_s``, the last ``max_chars`` characters of them."""
     words = [w.word for segment in transcript.segments for w in segment.words if w.start_s <= time_s]
     text = " ".join(words)
-    return text if len(text) <= max_chars else "…" + text[-max_chars + 1:]
+    return text if len(text) <= max_chars else "..." + text[-max_chars + 3:]  # OpenCV's fonts are ASCII
 
 
 def draw_frame(image: np.ndarray, index: int, prepared: PreparedInput, transcript: Transcript) -> np.ndarray:

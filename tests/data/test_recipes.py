@@ -91,6 +91,9 @@ def test_segment_words_cuts_between_words_and_keeps_pieces_short():
         assert b == c and ws[-1].end_s <= b <= next_words[0].start_s
     assert all(b - a <= 3.0 for a, b, _ in pieces) and pieces[0][0] == 0.0 and pieces[-1][1] <= 11.0
     assert segment_words([Word("long", 1.0, 5.0)], 3.0, 6.0) == [(1.0, 5.0, [Word("long", 1.0, 5.0)])]
+    # A long pause: half a second of it is kept on each side and no piece runs past max_s.
+    words = [Word("a", 0.0, 1.0), Word("b", 2.0, 2.5), Word("c", 9.0, 9.5)]
+    assert segment_words(words, 3.0, 10.0) == [(0.0, 3.0, words[:2]), (8.5, 10.0, words[2:])]
 
 
 def test_lrs3_tree_prepares_with_ids_texts_splits_durations_and_cut_pretrain(clips, tmp_path):
@@ -203,11 +206,13 @@ def test_vox2_tree_with_a_label_file(clips, tmp_path):
         write_clip(root / f"{name}.mp4", clip)
         lines.append(f"{name}.mp4\t{clip['text'].upper()}")
     lines.append("dev/mp4/id00009/gone/00001\tnot on disk")
+    lines.append(lines[0].replace(".mp4", ""))  # the same utterance labelled twice
     (tmp_path / "labels.tsv").write_text("\n".join(lines) + "\n")
     result = subprocess.run([AVSR, "prepare", "vox2", str(root), str(tmp_path / "out"), "--labels",
                              str(tmp_path / "labels.tsv"), "--detect-every", "3", "--quiet"],
                             capture_output=True, text=True, timeout=600)
     assert result.returncode == 1 and "gone/00001" in result.stderr  # the missing video is reported
+    assert "labelled twice" in result.stderr
     records = prepared(tmp_path / "out")
     assert {k: r["split"] for k, r in records.items()} == {"dev/mp4/id00000/yt0/00001": "dev",
                                                           "dev/mp4/id00001/yt1/00002": "dev",

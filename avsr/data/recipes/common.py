@@ -28,6 +28,7 @@ from avsr.parallel import run_jobs
 from avsr.synth.text import normalise
 
 FPS = 25
+PAUSE_MARGIN_S = 0.5  # silence kept on each side of a cut in a long pause
 
 
 class RecipeError(Exception):
@@ -102,7 +103,9 @@ def segment_words(words: list[Word], max_s: float, duration_s: float) -> list[tu
 
     Each cut lies in the middle of the pause between two words, so no word is split and the
     pieces follow one another without a gap; silence before the first word and after the last is
-    kept up to ``max_s``. A single word longer than ``max_s`` forms its own, longer, piece.
+    kept up to ``max_s``; of a pause longer than ``2 * PAUSE_MARGIN_S`` between two pieces only
+    the margins are kept. A single
+    word longer than ``max_s`` forms its own, longer, piece.
     Returns ``(start_s, end_s, words)`` per piece.
     """
     if not words:
@@ -112,9 +115,12 @@ def segment_words(words: list[Word], max_s: float, duration_s: float) -> list[tu
     current: list[Word] = []
     for word in words:
         if current and word.end_s - start > max_s:
-            cut = (current[-1].end_s + word.start_s) / 2
+            # Cut in the middle of the pause; of a long pause keep PAUSE_MARGIN_S on either side
+            # (and never more than max_s in a piece) and leave the rest out.
+            margin = min((word.start_s - current[-1].end_s) / 2, PAUSE_MARGIN_S)
+            cut = min(current[-1].end_s + margin, start + max_s)
             pieces.append([start, cut, current])
-            start, current = cut, []
+            start, current = max(cut, word.start_s - margin), []
         current.append(word)
     end = max(min(duration_s, start + max_s), current[-1].end_s)
     pieces.append([start, end, current])
@@ -176,7 +182,12 @@ def _write_outputs(target: Path, out_dir: Path, records: list[dict], summary: li
     target.mkdir(parents=True, exist_ok=True)
     records = sorted(records, key=lambda r: r["id"])
     summary = sorted(summary, key=lambda s: (s["id"], s["video"]))
-    for split in sorted({r["split"] for r in records} | {s.get("split") for s in summary if s.get("split")}):
+    splits = {r["split"] for r in records} | {s.get("split") for s in summary if s.get("split")}
+    for stale in target.glob("*.jsonl"):  # a split of an earlier run with other --splits
+        if stale.stem not in splits and stale.name != "prepare_summary.jsonl":
+            stale.unlink()
+    (target / "stats.json").unlink(missing_ok=True)  # written last: a shard without it is incomplete
+    for split in sorted(splits):
         features = "" if target == out_dir else "../../"
         write_jsonl(target / f"{split}.jsonl",
                     [r | {"features": features + r["features"]} for r in records if r["split"] == split])
@@ -198,7 +209,9 @@ def statistics(records: list[dict], summary: list[dict]) -> dict:
                          "vocabulary": len({w for r in rows for w in r["text"].split()}),
                          "face_found_rate": round(found / frames, 4) if frames else 0.0}
     failed = [s for s in summary if s["status"] == "failed"]
-    reasons = Counter(s["error"].split(": ", 1)[-1].split(";")[0] for s in failed)
+    reason = lambda error: re.sub(r"\d+", "N", re.sub(r"\S+\.(txt|mp4|mpg|align|wav|tsv|csv|id)\b", "<file>",
+                                                     error.split(": ", 1)[-1].split(";")[0]))
+    reasons = Counter(reason(s["error"]) for s in failed)
     return {"splits": splits, "failed": len(failed), "failures_by_reason": dict(reasons.most_common())}
 
 
@@ -206,7 +219,7 @@ def merge_shards(out_dir: str | Path) -> tuple[dict, list[dict]]:
     """Join ``OUT_DIR/shards/*-of-N`` into the files an unsharded run writes; refuses a missing or
     mixed set of shards. Returns the statistics and the summary."""
     out_dir = Path(out_dir)
-    folders = sorted((out_dir / "shards").glob("*-of-*"))
+    folders = sorted(f for f in (out_dir / "shards").glob("*-of-*") if re.fullmatch(r"\d+-of-\d+", f.name))
     if not folders:
         raise RecipeError(f"{out_dir}: no shards/I-of-N folders; run avsr prepare RECIPE ... --shard I/N first")
     counts = {folder.name.split("-of-")[1] for folder in folders}
@@ -219,6 +232,9 @@ def merge_shards(out_dir: str | Path) -> tuple[dict, list[dict]]:
     if missing:
         raise RecipeError(f"{out_dir}/shards: shard(s) {', '.join(f'{i}/{count}' for i in missing)} missing; run "
                           "them before merging")
+    unfinished = [folder.name for folder in folders if not (folder / "stats.json").is_file()]
+    if unfinished:
+        raise RecipeError(f"{out_dir}/shards: {', '.join(unfinished)} did not finish (no stats.json); run it again")
     records, summary = [], []
     for folder in folders:
         summary += read_jsonl(folder / "prepare_summary.jsonl")

@@ -30,8 +30,8 @@ def read_label(path: Path) -> tuple[str, list[Word]]:
 
 def clip_utterances(video: Path, clip_id: str, split: str, speaker: str, discovery: Discovery,
                     options: RecipeOptions) -> None:
-    """The utterances of one clip (cut at word boundaries when its words run past
-    ``options.max_segment_s``), added to ``discovery``; a missing or bad label is a problem."""
+    """The utterances of one clip (a pretrain clip is cut at word boundaries when its words run
+    past ``options.max_segment_s``), added to ``discovery``; a missing or bad label is a problem."""
     label = video.with_suffix(".txt")
     if not label.is_file():
         discovery.problem(clip_id, video, f"label file {label.name} is missing; restore it from the dataset archive")
@@ -45,16 +45,21 @@ def clip_utterances(video: Path, clip_id: str, split: str, speaker: str, discove
     if reason:
         discovery.problem(clip_id, video, f"{reason} in {label.name}")
         return
-    if not words or words[-1].end_s <= options.max_segment_s:
+    if split != "pretrain" or not words or words[-1].end_s <= options.max_segment_s:
         discovery.sources.append(Source(video, None, [Utterance(clip_id, split, text, speaker)]))
         return
     utterances = []
     for index, (start, end, piece) in enumerate(segment_words(words, options.max_segment_s, float("inf"))):
+        piece_id = f"{clip_id}_{index:02d}"
         piece_text, reason = clean_text(" ".join(w.text for w in piece))
-        if reason:  # a piece of only bracketed markers ({LG}) holds no speech to learn from
+        if reason == "empty transcript":  # only bracketed markers ({LG}): no speech to learn from
             continue
-        utterances.append(Utterance(f"{clip_id}_{index:02d}", split, piece_text, speaker, start, end))
-    discovery.sources.append(Source(video, None, utterances))
+        if reason:
+            discovery.problem(piece_id, video, f"{reason} in {label.name}")
+            continue
+        utterances.append(Utterance(piece_id, split, piece_text, speaker, start, end))
+    if utterances:
+        discovery.sources.append(Source(video, None, utterances))
 
 
 def _base(root: Path, marker: str) -> Path:

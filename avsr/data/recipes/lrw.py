@@ -42,5 +42,5 @@ def discover_lrw(root: str | Path, splits: tuple[str, ...] = SPLITS,
                 discovery.problem(utterance_id, video, reason)
                 continue
             # LRW names no speakers; each clip is its own group (babble then draws from any other clip).
-            discovery.sources.append(Source(video, None, [Utterance(utterance_id, split, text, video.stem)]))
+            discovery.sources.append(Source(video, None, [Utterance(utterance_id, split, text, utterance_id)]))
     return discovery

@@ -51,10 +51,16 @@ def discover_vox2(root: str | Path, splits: tuple[str, ...] = SPLITS,
     if not root.is_dir():
         raise RecipeError(f"{root}: not a folder; pass the VoxCeleb2 root (holding dev/ and test/)")
     discovery = Discovery()
-    for _, name, raw in read_labels(Path(options.labels)):
+    seen = set()
+    for number, name, raw in read_labels(Path(options.labels)):
         parts = Path(name).parts
-        if parts[0] not in splits:
+        if not parts or parts[0] not in splits:
             continue
+        if name in seen:
+            discovery.problem(f"{name}#{number}", root / f"{name}.mp4",
+                              f"labelled twice in {Path(options.labels).name} (line {number}); keep one line")
+            continue
+        seen.add(name)
         video = root / f"{name}.mp4"
         if not video.is_file():
             discovery.problem(name, video, f"labelled in {Path(options.labels).name} but missing under the root")
