@@ -145,7 +145,7 @@ def _add_prepare(subparsers) -> None:
     manifest.add_argument("--detect-every", type=int, default=1, metavar="K")
     manifest.add_argument("--quiet", action="store_true")
     manifest.set_defaults(handler=_run_prepare_manifest)
-    from avsr.data.recipes import RECIPES
+    from avsr.data.recipes import RECIPES, RecipeOptions
 
     for name, (_, splits, description) in RECIPES.items():
         recipe = recipes.add_parser(
@@ -162,7 +162,7 @@ def _add_prepare(subparsers) -> None:
         recipe.add_argument("--shard", default=None, metavar="I/N", help="prepare shard I of N (0-based)")
         recipe.add_argument("--detect-every", type=int, default=1, metavar="K")
         if name in ("lrs2", "lrs3"):
-            recipe.add_argument("--max-segment-s", type=float, default=15.0, metavar="S",
+            recipe.add_argument("--max-segment-s", type=float, default=RecipeOptions.max_segment_s, metavar="S",
                                 help="cut clips whose word timings run longer into pieces of at most S seconds at "
                                 "word boundaries (default 15)")
         if name == "lrs3":
@@ -170,7 +170,7 @@ def _add_prepare(subparsers) -> None:
                                 help="trainval clips to hold out as a val split, '<speaker_id>/<nnnnn>' per line "
                                 "(e.g. AV-HuBERT's lrs3-valid.id); without it validate on test, as auto_avsr does")
         if name == "grid":
-            recipe.add_argument("--grid-split", default="unseen", choices=["unseen", "overlapped"],
+            recipe.add_argument("--grid-split", default=RecipeOptions.grid_split, choices=["unseen", "overlapped"],
                                 help="unseen: speakers s1 s2 s20 s22 are the test set (default); overlapped: 255 "
                                 "sentences per speaker")
         if name == "vox2":
@@ -206,14 +206,16 @@ def _print_stats(stats: dict) -> None:
 
 
 def _run_prepare_recipe(args: argparse.Namespace) -> int:
+    from dataclasses import fields
+
     from avsr.data.recipes import RECIPES, RecipeError, RecipeOptions, parse_shard, prepare_recipe
     from avsr.io.lip_roi import LipRoiOptions
 
     discover = RECIPES[args.recipe][0]
     try:
         shard = parse_shard(args.shard) if args.shard else None
-        options = RecipeOptions(max_segment_s=getattr(args, "max_segment_s", 15.0), labels=getattr(args, "labels", None),
-                                grid_split=getattr(args, "grid_split", "unseen"), val_ids=getattr(args, "val_ids", None))
+        # Each recipe's parser has the options that apply to it; the others keep their defaults.
+        options = RecipeOptions(**{f.name: getattr(args, f.name) for f in fields(RecipeOptions) if hasattr(args, f.name)})
         discovery = discover(args.root, tuple(args.splits), options)
         stats, summary = prepare_recipe(discovery, args.output_dir, LipRoiOptions(detect_every=args.detect_every),
                                         args.workers, shard, progress=not args.quiet)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import av
@@ -25,6 +26,22 @@ def read_wav(path: Path) -> tuple[np.ndarray, int]:
 
     audio, sample_rate = librosa.load(path, sr=None, mono=True)
     return audio.astype(np.float32), sample_rate
+
+
+def synth_clips(folder: Path, num_utterances: int, speakers: int, seed: int) -> list[dict]:
+    """A fresh synthetic corpus (``avsr synth``, one val and one test speaker): per utterance its
+    ``id``, ``video`` path, ``text`` and the synthesiser's word timings (``words``: dicts of text,
+    start_s, end_s), train first, then val, then test."""
+    from avsr.synth.corpus import SynthOptions, synthesize_corpus
+
+    records = synthesize_corpus(folder, SynthOptions(num_utterances=num_utterances, speakers=speakers,
+                                                     test_speakers=1, val_speakers=1, seed=seed), progress=False)
+    clips = []
+    for record in records["train"] + records["val"] + records["test"]:
+        video = folder / record["video"]
+        clips.append({"id": record["id"], "video": video, "text": record["text"],
+                      "words": json.loads(video.with_suffix(".json").read_text())["words"]})
+    return clips
 
 
 @pytest.fixture(scope="session")

@@ -51,6 +51,10 @@ def _piece_key(key: str, piece: Piece) -> str:
     return hashlib.sha256(f"{key}:{piece.start_frame}:{piece.end_frame}".encode()).hexdigest()
 
 
+def _failed(video: Path, piece: Piece, message: str) -> dict:
+    return {"id": piece.id, "video": str(video), "status": "failed", "error": message}
+
+
 def _save_features(path: Path, roi: np.ndarray, found: np.ndarray, samples: np.ndarray, key: str) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     pcm = np.clip(np.round(samples * 32767), -32768, 32767).astype(np.int16)
@@ -64,12 +68,12 @@ def prepare_source(video: Path, audio: Path | None, pieces: list[Piece], options
     file holds the current cache key are skipped. Returns one status per piece (``done``,
     ``skipped`` or ``failed`` with a one-line error naming the file)."""
     started = time.perf_counter()
-    failed = lambda piece, message: {"id": piece.id, "video": str(video), "status": "failed", "error": message}
     try:
         key = _key(video, audio, options)
         keys = [_piece_key(key, piece) for piece in pieces]
         todo = [(p, k) for p, k in zip(pieces, keys) if not (p.output.exists() and stored_key(p.output) == k)]
         errors = {}  # piece id -> a problem of that piece alone (the rest of the file is still stored)
+        written = {}  # piece id -> its face_found, for the pieces stored now
         if todo:
             roi = extract_lip_roi(video, options)
             samples = load_media(audio or video, video=False).audio
@@ -82,32 +86,34 @@ def prepare_source(video: Path, audio: Path | None, pieces: list[Piece], options
                     errors[piece.id] = (f"{video}: piece {piece.id} (frames {start}-{stop}) lies outside the "
                                         f"{len(roi)}-frame video; check its label timings")
                     continue
-                _save_features(piece.output, roi.roi[start:stop], roi.face_found[start:stop],
+                written[piece.id] = roi.face_found[start:stop]
+                _save_features(piece.output, roi.roi[start:stop], written[piece.id],
                                samples[start * SAMPLES_PER_FRAME: stop * SAMPLES_PER_FRAME], piece_key)
         seconds = (time.perf_counter() - started) / max(len(pieces), 1)
-        redone = {p.id for p, _ in todo}
         statuses = []
         for piece in pieces:
             if piece.id in errors:
-                statuses.append(failed(piece, errors[piece.id]))
+                statuses.append(_failed(video, piece, errors[piece.id]))
                 continue
-            with np.load(piece.output) as data:
-                found = data["face_found"]
-            statuses.append({"id": piece.id, "video": str(video), "status": "done" if piece.id in redone else "skipped",
+            found = written.get(piece.id)
+            if found is None:  # current from an earlier run
+                with np.load(piece.output) as data:
+                    found = data["face_found"]
+            statuses.append({"id": piece.id, "video": str(video), "status": "done" if piece.id in written else "skipped",
                              "num_frames": len(found), "face_found_rate": float(found.mean()), "seconds": seconds})
         return statuses
     except (MediaError, OSError, ValueError) as error:
         message = str(error) if str(video) in str(error) else f"{video}: {error}"
     except Exception as error:  # one file's unexpected failure must not end the batch
         message = f"{video}: {error.__class__.__name__}: {error}"
-    return [failed(piece, message) for piece in pieces]
+    return [_failed(video, piece, message) for piece in pieces]
 
 
 def crashed_source(job: tuple) -> list[dict]:
     """The statuses of a :func:`prepare_source` job whose worker process died."""
     video, _, pieces, _ = job
-    return [{"id": p.id, "video": str(video), "status": "failed",
-             "error": f"{video}: the worker process crashed on this file; re-encode it"} for p in pieces]
+    return [_failed(video, piece, f"{video}: the worker process crashed on this file; re-encode it")
+            for piece in pieces]
 
 
 def prepare_manifest(manifest: str | Path, out_dir: str | Path, options: LipRoiOptions = LipRoiOptions(),

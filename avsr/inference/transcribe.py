@@ -25,11 +25,12 @@ from avsr.decoding.greedy import greedy_decode
 from avsr.io.lip_roi import LipRoiOptions, extract_lip_roi, true_runs
 from avsr.io.media import MediaError, load_media, probe_video
 from avsr.io.roi_batch import file_sha256
+from avsr.models.av_model import MODES as MODEL_MODES
 from avsr.models.av_model import AVSRModel
 
 SAMPLES_PER_FRAME = 640  # 16 kHz audio per 25 Hz frame
 MODEL_CROP = 88  # the model sees the centre 88x88 of each 96x96 crop, as in evaluation
-MODES = ("auto", "av", "audio", "video")
+MODES = ("auto",) + MODEL_MODES
 
 
 @dataclass(frozen=True)
@@ -160,7 +161,7 @@ def prepare_input(path: str | Path, detect_every: int = 1) -> PreparedInput:
                          transforms)
 
 
-def choose_mode(prepared: PreparedInput, requested: str, modes: tuple[str, ...] = ("av", "audio", "video"),
+def choose_mode(prepared: PreparedInput, requested: str, modes: tuple[str, ...] = MODEL_MODES,
                 ) -> tuple[str, list[str]]:
     """The mode to run (one of the model's ``modes``) and the warnings that explain it."""
     notes = []

@@ -18,7 +18,7 @@ from avsr.data.recipes.common import Word, segment_words
 from avsr.io.lip_roi import LipRoiOptions
 from avsr.io.media import load_media
 from avsr.io.writer import write_video
-from avsr.synth.corpus import SynthOptions, synthesize_corpus
+from tests.conftest import synth_clips
 
 AVSR = str(Path(sys.executable).with_name("avsr"))
 FAST = LipRoiOptions(detect_every=3)
@@ -27,15 +27,12 @@ FAST = LipRoiOptions(detect_every=3)
 @pytest.fixture(scope="module")
 def clips(tmp_path_factory) -> list[dict]:
     """Eight synthetic utterances by four speakers: video, audio, text and word timings."""
-    folder = tmp_path_factory.mktemp("clips")
-    records = synthesize_corpus(folder, SynthOptions(num_utterances=8, speakers=4, test_speakers=1, val_speakers=1,
-                                                     seed=31), progress=False)
     out = []
-    for record in sorted(records["train"] + records["val"] + records["test"], key=lambda r: r["id"]):
-        media = load_media(folder / record["video"])
-        words = json.loads((folder / record["video"]).with_suffix(".json").read_text())["words"]
-        out.append({"frames": media.video, "audio": media.audio, "text": record["text"],
-                    "words": [Word(w["text"], w["start_s"], w["end_s"]) for w in words]})
+    for clip in sorted(synth_clips(tmp_path_factory.mktemp("clips"), num_utterances=8, speakers=4, seed=31),
+                       key=lambda c: c["id"]):
+        media = load_media(clip["video"])
+        out.append({"frames": media.video, "audio": media.audio, "text": clip["text"],
+                    "words": [Word(w["text"], w["start_s"], w["end_s"]) for w in clip["words"]]})
     return out
 
 
@@ -261,6 +258,13 @@ def test_shards_then_merge_equal_one_run_and_bad_inputs_are_listed(clips, tmp_pa
 
     for index in range(2):
         assert prepare_cli(root, tmp_path / "sharded", "--shard", f"{index}/2").returncode in (0, 1)
+    stats = tmp_path / "sharded" / "shards" / "1-of-2" / "stats.json"
+    kept = stats.read_bytes()
+    stats.unlink()  # as if shard 1 had been killed before it finished
+    refused = subprocess.run([AVSR, "prepare", "merge", str(tmp_path / "sharded")], capture_output=True, text=True,
+                             timeout=300)
+    assert refused.returncode == 2 and "1-of-2 did not finish" in refused.stderr
+    stats.write_bytes(kept)
     merged = subprocess.run([AVSR, "prepare", "merge", str(tmp_path / "sharded")], capture_output=True, text=True,
                             timeout=300)
     assert merged.returncode == 0, merged.stderr

@@ -21,8 +21,7 @@ import avsr
 from avsr.inference.transcribe import TranscribeOptions, _windows, chunk_plan, pause_cuts, speech_segments
 from avsr.io.media import load_media
 from avsr.io.writer import write_video
-from avsr.synth.corpus import SynthOptions, synthesize_corpus
-from tests.conftest import CARPHONE, SPEECH, read_wav
+from tests.conftest import CARPHONE, SPEECH, read_wav, synth_clips
 
 AVSR = str(Path(sys.executable).with_name("avsr"))
 GRID_WORDS = sorted(set("bin lay place set blue green red white at by in with zero one two three four five six seven "
@@ -32,15 +31,7 @@ GRID_WORDS = sorted(set("bin lay place set blue green red white at by in with ze
 @pytest.fixture(scope="module")
 def corpus(tmp_path_factory) -> list[dict]:
     """Twelve utterances made with a seed the embedded model was not trained on."""
-    folder = tmp_path_factory.mktemp("corpus")
-    records = synthesize_corpus(folder, SynthOptions(num_utterances=12, speakers=4, test_speakers=1, val_speakers=1,
-                                                     seed=11), progress=False)
-    clips = []
-    for record in records["train"] + records["val"] + records["test"]:
-        video = folder / record["video"]
-        clips.append({"video": video, "text": record["text"],
-                      "words": json.loads(video.with_suffix(".json").read_text())["words"]})
-    return clips
+    return synth_clips(tmp_path_factory.mktemp("corpus"), num_utterances=12, speakers=4, seed=11)
 
 
 @pytest.fixture(scope="module")

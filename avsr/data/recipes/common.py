@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 import re
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -26,6 +27,7 @@ from avsr.data.tokenizer import CHARACTERS
 from avsr.io.lip_roi import LipRoiOptions
 from avsr.parallel import run_jobs
 from avsr.synth.text import normalise
+from avsr.synth.tts import Word  # a word with its start and end in seconds
 
 FPS = 25
 PAUSE_MARGIN_S = 0.5  # silence kept on each side of a cut in a long pause
@@ -33,13 +35,6 @@ PAUSE_MARGIN_S = 0.5  # silence kept on each side of a cut in a long pause
 
 class RecipeError(Exception):
     """A dataset root that cannot be read as the recipe's layout (one line, naming the path)."""
-
-
-@dataclass(frozen=True)
-class Word:
-    text: str
-    start_s: float
-    end_s: float
 
 
 @dataclass
@@ -70,6 +65,32 @@ class Discovery:
 
     def problem(self, id: str, path: Path, error: str) -> None:
         self.problems.append({"id": id, "video": str(path), "status": "failed", "error": f"{path}: {error}"})
+
+    def usable_text(self, id: str, path: Path, raw: str, where: str) -> str | None:
+        """``raw`` in the model's alphabet (see :func:`clean_text`), or None after recording why it
+        cannot be used (``"<reason> in <where>"``) as a problem."""
+        text, reason = clean_text(raw)
+        if reason:
+            self.problem(id, path, f"{reason} in {where}")
+            return None
+        return text
+
+
+def check_splits(dataset: str, splits: tuple[str, ...], known: tuple[str, ...]) -> None:
+    unknown = sorted(set(splits) - set(known))
+    if unknown:
+        raise RecipeError(f"{dataset} has no split {', '.join(unknown)}; use {', '.join(known)}")
+
+
+def find_root(root: Path, holds: Callable[[Path], bool], what: str) -> Path:
+    """``root``, or the first folder one level below it, for which ``holds`` is true (archives
+    often unpack into a folder of their own); RecipeError naming ``what`` otherwise."""
+    if holds(root):
+        return root
+    inner = [child for child in sorted(root.iterdir()) if child.is_dir() and holds(child)] if root.is_dir() else []
+    if not inner:
+        raise RecipeError(f"{root}: no {what} here or one level down; pass the dataset's root folder")
+    return inner[0]
 
 
 @dataclass(frozen=True)

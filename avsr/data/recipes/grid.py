@@ -20,7 +20,7 @@ import zlib
 from collections import defaultdict
 from pathlib import Path
 
-from avsr.data.recipes.common import Discovery, RecipeError, RecipeOptions, Source, Utterance, clean_text
+from avsr.data.recipes.common import Discovery, RecipeError, RecipeOptions, Source, Utterance, check_splits
 
 UNSEEN_TEST_SPEAKERS = ("s1", "s2", "s20", "s22")
 OVERLAPPED_TEST_PER_SPEAKER = 255
@@ -59,9 +59,7 @@ def discover_grid(root: str | Path, splits: tuple[str, ...] = SPLITS,
     root = Path(root)
     if options.grid_split not in ("unseen", "overlapped"):
         raise RecipeError(f"--grid-split {options.grid_split!r}: use unseen or overlapped")
-    unknown = sorted(set(splits) - set(SPLITS))
-    if unknown:
-        raise RecipeError(f"GRID has no split {', '.join(unknown)}; use {', '.join(SPLITS)}")
+    check_splits("GRID", splits, SPLITS)
     index: dict[str, dict[tuple[str, str], Path]] = {".mpg": {}, ".align": {}, ".wav": {}}
     for suffix, found in index.items():
         for path in sorted(root.rglob(f"*{suffix}")):
@@ -71,7 +69,7 @@ def discover_grid(root: str | Path, splits: tuple[str, ...] = SPLITS,
     if not index[".mpg"]:
         raise RecipeError(f"{root}: no .mpg videos in s<N> folders; pass the folder the GRID archives unpack into")
     discovery = Discovery()
-    by_speaker: dict[str, list[tuple[str, Utterance, Path, Path | None]]] = defaultdict(list)
+    by_speaker: dict[str, list[Source]] = defaultdict(list)  # splits are assigned per speaker below
     for (speaker, stem), video in sorted(index[".mpg"].items()):
         utterance_id = f"{speaker}/{stem}"
         align = index[".align"].get((speaker, stem))
@@ -80,22 +78,23 @@ def discover_grid(root: str | Path, splits: tuple[str, ...] = SPLITS,
                               "the alignments archive under the same root")
             continue
         try:
-            text, reason = clean_text(read_align(align))
+            raw = read_align(align)
         except (OSError, ValueError) as error:
             discovery.problem(utterance_id, video, f"{align.name} {error}")
             continue
-        if reason:
-            discovery.problem(utterance_id, video, f"{reason} in {align.name}")
-            continue
-        by_speaker[speaker].append((utterance_id, Utterance(utterance_id, "", text, speaker), video,
-                                    index[".wav"].get((speaker, stem))))
-    for speaker, items in by_speaker.items():
+        text = discovery.usable_text(utterance_id, video, raw, align.name)
+        if text is not None:
+            by_speaker[speaker].append(Source(video, index[".wav"].get((speaker, stem)),
+                                              [Utterance(utterance_id, "", text, speaker)]))
+    for speaker, sources in by_speaker.items():
+        ids = [source.utterances[0].id for source in sources]
         if options.grid_split == "unseen":
-            test = {i for i, *_ in items} if speaker in UNSEEN_TEST_SPEAKERS else set()
+            test = set(ids) if speaker in UNSEEN_TEST_SPEAKERS else set()
         else:
-            test = {i for i, *_ in sorted(items, key=lambda item: _rank(item[0]))[:OVERLAPPED_TEST_PER_SPEAKER]}
-        for utterance_id, utterance, video, audio in items:
-            utterance.split = "test" if utterance_id in test else "val" if _rank(utterance_id) % 20 == 0 else "train"
+            test = set(sorted(ids, key=_rank)[:OVERLAPPED_TEST_PER_SPEAKER])
+        for source in sources:
+            utterance = source.utterances[0]
+            utterance.split = "test" if utterance.id in test else "val" if _rank(utterance.id) % 20 == 0 else "train"
             if utterance.split in splits:
-                discovery.sources.append(Source(video, audio, [utterance]))
+                discovery.sources.append(source)
     return discovery

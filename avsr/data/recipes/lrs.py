@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from avsr.data.recipes.common import (Discovery, RecipeError, RecipeOptions, Source, Utterance, Word, clean_text,
-                                      segment_words)
+from avsr.data.recipes.common import (Discovery, RecipeError, RecipeOptions, Source, Utterance, Word, check_splits,
+                                      clean_text, find_root, segment_words)
 
 LRS2_SPLITS = ("pretrain", "train", "val", "test")
 LRS3_SPLITS = ("pretrain", "trainval", "test")
@@ -41,9 +41,8 @@ def clip_utterances(video: Path, clip_id: str, split: str, speaker: str, discove
     except (OSError, ValueError) as error:
         discovery.problem(clip_id, video, f"{label.name} {error}")
         return
-    text, reason = clean_text(raw)
-    if reason:
-        discovery.problem(clip_id, video, f"{reason} in {label.name}")
+    text = discovery.usable_text(clip_id, video, raw, label.name)
+    if text is None:
         return
     if split != "pretrain" or not words or words[-1].end_s <= options.max_segment_s:
         discovery.sources.append(Source(video, None, [Utterance(clip_id, split, text, speaker)]))
@@ -63,13 +62,8 @@ def clip_utterances(video: Path, clip_id: str, split: str, speaker: str, discove
 
 
 def _base(root: Path, marker: str) -> Path:
-    """``root``, or the one folder below it that holds ``marker`` (LRS2 unpacks into ``mvlrs_v1``)."""
-    if (root / marker).is_dir():
-        return root
-    inner = [child for child in sorted(root.iterdir()) if (child / marker).is_dir()] if root.is_dir() else []
-    if not inner:
-        raise RecipeError(f"{root}: no {marker}/ folder here or one level down; pass the dataset's root folder")
-    return inner[0]
+    """``root``, or the folder one level down that holds ``marker/`` (LRS2 unpacks into ``mvlrs_v1``)."""
+    return find_root(root, lambda folder: (folder / marker).is_dir(), f"{marker}/ folder")
 
 
 def discover_lrs2(root: str | Path, splits: tuple[str, ...] = LRS2_SPLITS,
@@ -81,9 +75,8 @@ def discover_lrs2(root: str | Path, splits: tuple[str, ...] = LRS2_SPLITS,
     root = Path(root)
     base = _base(root, "pretrain" if set(splits) == {"pretrain"} else "main")
     discovery = Discovery()
+    check_splits("LRS2", splits, LRS2_SPLITS)
     for split in splits:
-        if split not in LRS2_SPLITS:
-            raise RecipeError(f"LRS2 has no split {split!r}; use {', '.join(LRS2_SPLITS)}")
         lists = [folder / f"{split}.txt" for folder in (base, base.parent) if (folder / f"{split}.txt").is_file()]
         if not lists:
             raise RecipeError(f"{base}: split list {split}.txt not found here or one level up; it comes with LRS2")
@@ -115,9 +108,8 @@ def discover_lrs3(root: str | Path, splits: tuple[str, ...] = LRS3_SPLITS,
         except OSError as error:
             raise RecipeError(f"{options.val_ids}: cannot read the validation id list ({error.strerror})") from None
         val = {"/".join(line.split("/")[-2:]) for line in lines}
+    check_splits("LRS3", splits, LRS3_SPLITS)
     for split in splits:
-        if split not in LRS3_SPLITS:
-            raise RecipeError(f"LRS3 has no split {split!r}; use {', '.join(LRS3_SPLITS)}")
         folder = _base(root, split) / split
         for video in sorted(folder.glob("*/*.mp4")):
             in_val = split == "trainval" and f"{video.parent.name}/{video.stem}" in val

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from avsr.data.recipes.common import Discovery, RecipeError, RecipeOptions, Source, Utterance, clean_text
+from avsr.data.recipes.common import (Discovery, RecipeOptions, Source, Utterance, check_splits, clean_text,
+                                      find_root)
 from avsr.data.recipes.lrs import read_label
 
 SPLITS = ("train", "val", "test")
@@ -16,15 +17,9 @@ SPLITS = ("train", "val", "test")
 
 def discover_lrw(root: str | Path, splits: tuple[str, ...] = SPLITS,
                  options: RecipeOptions = RecipeOptions()) -> Discovery:
-    root = Path(root)
-    unknown = sorted(set(splits) - set(SPLITS))
-    if unknown:
-        raise RecipeError(f"LRW has no split {', '.join(unknown)}; use {', '.join(SPLITS)}")
-    if not any(any(root.glob(f"*/{split}")) for split in SPLITS):
-        inner = [child for child in sorted(root.iterdir()) if any(child.glob("*/train"))] if root.is_dir() else []
-        if not inner:
-            raise RecipeError(f"{root}: no <WORD>/train|val|test folders here or one level down (lipread_mp4)")
-        root = inner[0]
+    check_splits("LRW", splits, SPLITS)
+    root = find_root(Path(root), lambda folder: any(any(folder.glob(f"*/{split}")) for split in SPLITS),
+                     "<WORD>/train|val|test folders (lipread_mp4)")
     discovery = Discovery()
     for split in splits:
         for video in sorted(root.glob(f"*/{split}/*.mp4")):

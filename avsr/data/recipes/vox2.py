@@ -11,7 +11,7 @@ from __future__ import annotations
 import csv
 from pathlib import Path
 
-from avsr.data.recipes.common import Discovery, RecipeError, RecipeOptions, Source, Utterance, clean_text
+from avsr.data.recipes.common import Discovery, RecipeError, RecipeOptions, Source, Utterance, check_splits
 
 SPLITS = ("dev", "test")
 
@@ -45,9 +45,7 @@ def discover_vox2(root: str | Path, splits: tuple[str, ...] = SPLITS,
     root = Path(root)
     if not options.labels:
         raise RecipeError("vox2: VoxCeleb2 has no transcripts; pass --labels FILE ('<path><TAB><text>' per line)")
-    unknown = sorted(set(splits) - set(SPLITS))
-    if unknown:
-        raise RecipeError(f"VoxCeleb2 has no split {', '.join(unknown)}; use {', '.join(SPLITS)}")
+    check_splits("VoxCeleb2", splits, SPLITS)
     if not root.is_dir():
         raise RecipeError(f"{root}: not a folder; pass the VoxCeleb2 root (holding dev/ and test/)")
     discovery = Discovery()
@@ -65,9 +63,8 @@ def discover_vox2(root: str | Path, splits: tuple[str, ...] = SPLITS,
         if not video.is_file():
             discovery.problem(name, video, f"labelled in {Path(options.labels).name} but missing under the root")
             continue
-        text, reason = clean_text(raw)
-        if reason:
-            discovery.problem(name, video, f"{reason} in {Path(options.labels).name}")
+        text = discovery.usable_text(name, video, raw, Path(options.labels).name)
+        if text is None:
             continue
         speaker = parts[2] if len(parts) > 3 else parts[0]
         discovery.sources.append(Source(video, None, [Utterance(name, parts[0], text, speaker)]))
