@@ -8,6 +8,7 @@ known to the sample. espeak-ng keeps global state: use one :class:`Synthesizer` 
 from __future__ import annotations
 
 import ctypes
+import zlib
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -139,6 +140,7 @@ class Synthesizer:
         lib.espeak_Initialize.restype = ctypes.c_int
         lib.espeak_Initialize.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_char_p, ctypes.c_int]
         lib.espeak_SetVoiceByName.argtypes = [ctypes.c_char_p]
+        lib.espeak_ng_SetRandSeed.argtypes = [ctypes.c_long]
         lib.espeak_Synth.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_uint, ctypes.c_int,
                                      ctypes.c_uint, ctypes.c_uint, ctypes.c_void_p, ctypes.c_void_p]
         self.sample_rate = lib.espeak_Initialize(_AUDIO_OUTPUT_SYNCHRONOUS, 0, self._data_path,
@@ -176,6 +178,10 @@ class Synthesizer:
         self._load()
         self._set_voice(voice)
         self._samples, self._events = [], []
+        # Voices with breath or roughness draw noise from espeak-ng's generator; unseeded it falls back
+        # to the C library's rand(), whose state depends on whatever else ran in the process, so the
+        # same text could come out different from one process to the next.
+        self._lib.espeak_ng_SetRandSeed(zlib.crc32(f"{voice.espeak_name}|{text}".encode()))
         encoded = text.encode("utf-8")
         buffer = ctypes.create_string_buffer(encoded)
         status = self._lib.espeak_Synth(buffer, len(encoded) + 1, 0, _POS_CHARACTER, 0, _CHARS_UTF8 | _ENDPAUSE,
