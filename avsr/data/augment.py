@@ -10,6 +10,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from avsr.data.noise import NoiseFolder, babble, mix_at_snr, white_noise
+from avsr.preprocessing import Preprocessing
 
 
 @dataclass(frozen=True)
@@ -24,8 +25,7 @@ class AugmentOptions:
     drop_audio_prob: float = 0.1  # audio replaced by silence
     drop_video_prob: float = 0.1  # all frames blanked, face_found False
     blank_span_prob: float = 0.2  # one random span of frames blanked (face lost for a while)
-    crop_size: int = 88  # 96 -> 88
-    random_crop: bool = True  # centre crop when False
+    random_crop: bool = True  # the model's crop (Preprocessing.crop_size) at a random place; centred when False
     flip_prob: float = 0.5  # horizontal flip
     time_mask_prob: float = 0.2  # one span of audio and frames zeroed together
     pad_prob: float = 0.0  # silence added before and after (edge frames repeated), so that a
@@ -45,10 +45,12 @@ class AugmentOptions:
 
 
 class Augmenter:
-    """Applies :class:`AugmentOptions` to ``(video (T, 96, 96) uint8, face_found (T,), audio (640 T,))``."""
+    """Applies :class:`AugmentOptions` to ``(video (T, roi, roi) uint8, face_found (T,), audio (samples_per_frame T,))``
+    and crops the video to the model's ``crop_size``."""
 
-    def __init__(self, options: AugmentOptions) -> None:
+    def __init__(self, options: AugmentOptions, preprocessing: Preprocessing = Preprocessing()) -> None:
         self.options = options
+        self.spec = preprocessing
         self._folder = NoiseFolder(options.noise_dir) if options.noise_dir else None
 
     def __call__(self, video: np.ndarray, face_found: np.ndarray, audio: np.ndarray, rng: np.random.Generator,
@@ -61,7 +63,7 @@ class Augmenter:
             video, face_found, audio = self._pad(video, face_found, audio, rng)
         if rng.random() < o.noise_prob:
             audio = mix_at_snr(audio, self._noise(len(audio), rng, others), rng.uniform(*o.snr_db_range))
-        frames = len(video)
+        frames, step = len(video), self.spec.samples_per_frame
         if rng.random() < o.drop_audio_prob:
             audio = np.zeros_like(audio)
         elif rng.random() < o.drop_video_prob:
@@ -73,21 +75,21 @@ class Augmenter:
             width = int(rng.integers(1, max(frames // 5, 2)))
             start = int(rng.integers(0, frames - width))
             video[start:start + width] = 0
-            audio[start * 640:(start + width) * 640] = 0
+            audio[start * step:(start + width) * step] = 0
         return np.ascontiguousarray(video), face_found, audio
 
     def _crop(self, video: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-        size, side = self.options.crop_size, video.shape[1]
+        self.spec.check_roi(video)
+        offset = None
         if self.options.random_crop:
-            top, left = rng.integers(0, side - size + 1, 2)
-        else:
-            top = left = (side - size) // 2
-        return video[:, top:top + size, left:left + size].copy()
+            offset = tuple(int(i) for i in rng.integers(0, self.spec.roi_size - self.spec.crop_size + 1, 2))
+        rows, columns = self.spec.crop_box(offset)
+        return video[:, rows, columns].copy()
 
     def _pad(self, video: np.ndarray, face_found: np.ndarray, audio: np.ndarray, rng: np.random.Generator):
         before, after = (int(n) for n in rng.integers(0, self.options.max_pad_frames + 1, 2))
-        frames = ((before, after),)
-        audio = np.pad(audio[: len(video) * 640], ((before * 640, after * 640),))
+        frames, step = ((before, after),), self.spec.samples_per_frame
+        audio = np.pad(audio[: len(video) * step], ((before * step, after * step),))
         return np.pad(video, frames + ((0, 0), (0, 0)), mode="edge"), np.pad(face_found, frames, mode="edge"), audio
 
     def _noise(self, length: int, rng: np.random.Generator, others: list[np.ndarray]) -> np.ndarray:

@@ -12,9 +12,7 @@ from torch.utils.data import Dataset, Sampler
 from avsr.data.augment import Augmenter, AugmentOptions
 from avsr.data.manifest import read_jsonl, resolve
 from avsr.data.tokenizer import CharTokenizer
-
-# Mouth-crop normalisation (mean, std of grey levels / 255), the LRS3 values used by auto_avsr.
-VIDEO_MEAN, VIDEO_STD = 0.421, 0.165
+from avsr.preprocessing import Preprocessing
 
 
 def load_features(path: str | Path) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -26,16 +24,18 @@ def load_features(path: str | Path) -> tuple[np.ndarray, np.ndarray, np.ndarray]
 class AVDataset(Dataset):
     """Utterances of one or more prepared manifests (``avsr prepare manifest``).
 
-    Items: ``dict(id, video (T, 88, 88) uint8, face_found (T,), audio (640 T,), tokens (L,))``.
+    Items: ``dict(id, video (T, crop, crop) uint8, face_found (T,), audio (samples_per_frame T,), tokens (L,))``,
+    cropped as ``preprocessing`` says (at random when augmenting).
     """
 
     def __init__(self, manifests: str | list[str], tokenizer: CharTokenizer = CharTokenizer(),
-                 augment: AugmentOptions | None = None, seed: int = 0) -> None:
+                 augment: AugmentOptions | None = None, seed: int = 0,
+                 preprocessing: Preprocessing = Preprocessing()) -> None:
         manifests = [manifests] if isinstance(manifests, (str, Path)) else manifests
         self.records = [r | {"features": str(resolve(m, r["features"]))}
                         for m in manifests for r in read_jsonl(m, required=("id", "text", "features", "num_frames"))]
         self.tokenizer = tokenizer
-        self.augment = Augmenter(augment or AugmentOptions.evaluation())
+        self.augment = Augmenter(augment or AugmentOptions.evaluation(), preprocessing)
         self.seed = seed
 
     def __len__(self) -> int:
@@ -82,20 +82,23 @@ class Batch:
         return self
 
 
-def collate(items: list[dict]) -> Batch:
+def collate(items: list[dict], preprocessing: Preprocessing = Preprocessing()) -> Batch:
+    """Pad and normalise dataset items (video as ``preprocessing.normalise_video``)."""
+    step = preprocessing.samples_per_frame
     frames = torch.tensor([len(item["video"]) for item in items])
     size = items[0]["video"].shape[1:]
-    video = torch.zeros(len(items), int(frames.max()), *size)
+    video = torch.zeros(len(items), int(frames.max()), *size, dtype=torch.uint8)
     face_found = torch.zeros(len(items), int(frames.max()), dtype=torch.bool)
-    audio = torch.zeros(len(items), int(frames.max()) * 640)
+    audio = torch.zeros(len(items), int(frames.max()) * step)
     targets = torch.nn.utils.rnn.pad_sequence([item["tokens"] for item in items], batch_first=True)
     for i, item in enumerate(items):
         count = len(item["video"])
-        video[i, :count] = (torch.from_numpy(item["video"]).float() / 255 - VIDEO_MEAN) / VIDEO_STD
+        video[i, :count] = torch.from_numpy(np.ascontiguousarray(item["video"]))
         face_found[i, :count] = torch.from_numpy(item["face_found"])
-        audio[i, : count * 640] = torch.from_numpy(item["audio"][: count * 640])
-    return Batch([item["id"] for item in items], [item["text"] for item in items], audio, frames * 640, video,
-                 frames, face_found, targets, torch.tensor([len(item["tokens"]) for item in items]))
+        audio[i, : count * step] = torch.from_numpy(item["audio"][: count * step])
+    return Batch([item["id"] for item in items], [item["text"] for item in items], audio, frames * step,
+                 preprocessing.normalise_video(video, face_found, frames), frames, face_found, targets,
+                 torch.tensor([len(item["tokens"]) for item in items]))
 
 
 class BucketBatchSampler(Sampler[list[tuple[int, int]]]):

@@ -51,6 +51,20 @@ def white_noise(length: int, rng: np.random.Generator) -> np.ndarray:
     return rng.standard_normal(length).astype(np.float32)
 
 
+def coloured_noise(length: int, exponent: float, rng: np.random.Generator) -> np.ndarray:
+    """Gaussian noise whose power falls as ``1 / f**exponent`` (0 white, 1 pink, 2 brown), unit RMS.
+
+    Shaped in the frequency domain; the DC bin is zeroed so the noise has no offset.
+    """
+    if length <= 0:
+        return np.zeros(0, np.float32)
+    spectrum = np.fft.rfft(rng.standard_normal(length))
+    freqs = np.fft.rfftfreq(length)
+    freqs[0] = np.inf
+    noise = np.fft.irfft(spectrum / freqs ** (exponent / 2), n=length)
+    return (noise / max(float(np.sqrt(np.mean(noise**2))), 1e-12)).astype(np.float32)
+
+
 def babble(others: list[np.ndarray], length: int, rng: np.random.Generator) -> np.ndarray:
     """Sum of other utterances, each at a random offset and at equal active power."""
     total = np.zeros(length, np.float64)

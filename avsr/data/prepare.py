@@ -22,8 +22,8 @@ from avsr.io.lip_roi import LipRoiOptions, extract_lip_roi
 from avsr.io.media import MediaError, load_media
 from avsr.io.roi_batch import cache_key, file_sha256, stored_key
 from avsr.parallel import run_jobs
+from avsr.preprocessing import SAMPLES_PER_FRAME, VIDEO_FPS
 
-SAMPLES_PER_FRAME = 640
 FEATURES_FORMAT = "1"
 
 
@@ -135,7 +135,7 @@ def prepare_manifest(manifest: str | Path, out_dir: str | Path, options: LipRoiO
             continue
         kept = {k: v for k, v in record.items() if k not in ("video", "audio")}
         prepared.append(kept | {"features": f"features/{record['id']}.npz", "num_frames": result["num_frames"],
-                                "duration_s": result["num_frames"] / 25})
+                                "duration_s": result["num_frames"] / VIDEO_FPS})
     target = out_dir / Path(manifest).name
     write_jsonl(target, prepared)
     write_jsonl(out_dir / "prepare_summary.jsonl", summary)

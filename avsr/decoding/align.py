@@ -12,8 +12,8 @@ from dataclasses import dataclass
 import torch
 
 from avsr.data.tokenizer import CharTokenizer
+from avsr.preprocessing import FRAME_S
 
-FRAME_S = 0.04  # one CTC frame at 25 Hz
 
 
 @dataclass(frozen=True)

@@ -9,6 +9,7 @@ import numpy as np
 import torch
 
 from avsr.data.dataset import collate
+from avsr.preprocessing import FRAME_S, SAMPLE_RATE
 from avsr.data.tokenizer import CharTokenizer
 from avsr.decoding.greedy import greedy_decode
 
@@ -80,7 +81,7 @@ def utterance_figure(model, clean: dict, noisy: dict, noisy_label: str, path: st
     model.eval()
     weights, heard = {}, {}
     for label, item in (("clean", clean), (noisy_label, noisy)):
-        batch = collate([item])
+        batch = collate([item], model.preprocessing)
         out = model(batch.audio, batch.audio_lengths, batch.video, batch.video_lengths, batch.face_found, "av")
         heard[label] = greedy_decode(out.log_probs, out.lengths, CharTokenizer())[0]
         if out.audio_weight is not None:
@@ -90,19 +91,19 @@ def utterance_figure(model, clean: dict, noisy: dict, noisy_label: str, path: st
     picks = np.linspace(0, frames - 1, min(strip_frames, frames)).round().astype(int)
     figure, axes = plt.subplots(4, 1, figsize=(10, 8.5), gridspec_kw={"height_ratios": [1.2, 2, 2, 1.6]})
     axes[0].imshow(np.concatenate([video[i] for i in picks], axis=1), cmap="gray", aspect="equal")
-    axes[0].set_xticks((np.arange(len(picks)) + 0.5) * video.shape[2], [f"{i * 0.04:.2f}" for i in picks], fontsize=7)
+    axes[0].set_xticks((np.arange(len(picks)) + 0.5) * video.shape[2], [f"{i * FRAME_S:.2f}" for i in picks], fontsize=7)
     axes[0].set_yticks([])
     axes[0].set_title(f"{clean['id']}: \"{clean['text']}\" — mouth crops (s)", fontsize=9)
-    duration = frames * 0.04
+    duration = frames * FRAME_S
     for axis, (label, item) in zip(axes[1:3], (("clean", clean), (noisy_label, noisy))):
-        mel = librosa.feature.melspectrogram(y=np.asarray(item["audio"], np.float32), sr=16_000, n_fft=400,
-                                             hop_length=160, n_mels=80)
+        mel = librosa.feature.melspectrogram(y=np.asarray(item["audio"], np.float32), sr=SAMPLE_RATE, n_fft=400,
+                                             hop_length=SAMPLE_RATE // 100, n_mels=80)
         axis.imshow(librosa.power_to_db(mel, ref=np.max, top_db=80), origin="lower", aspect="auto", cmap="magma",
                     extent=(0, duration, 0, 80))
         axis.set_ylabel("mel bin")
         axis.set_title(f"log-mel spectrogram, {label} — model heard \"{heard[label]}\"", fontsize=9)
     for label, weight in weights.items():
-        axes[3].plot(np.arange(len(weight)) * 0.04 + 0.02, weight, label=label)
+        axes[3].plot((np.arange(len(weight)) + 0.5) * FRAME_S, weight, label=label)
     axes[3].set_ylim(0, 1)
     axes[3].set_xlim(0, duration)
     axes[3].set_xlabel("time (s)")

@@ -21,6 +21,7 @@ import numpy as np
 import torch
 
 from avsr.data.dataset import AVDataset, collate
+from avsr.preprocessing import Preprocessing
 from avsr.data.manifest import write_text_atomic
 from avsr.data.noise import NoiseFolder, babble, measured_snr_db, mix_at_snr, white_noise
 from avsr.decoding.greedy import greedy_decode
@@ -70,9 +71,9 @@ class NoiseSource:
         return babble([self.audios[int(i)] for i in picks], length, rng)
 
 
-def load_items(manifest: str) -> tuple[list[dict], list[str]]:
+def load_items(manifest: str, preprocessing: Preprocessing = Preprocessing()) -> tuple[list[dict], list[str]]:
     """Every utterance of a prepared manifest as evaluation items (centre crops), and its speakers."""
-    dataset = AVDataset(manifest)
+    dataset = AVDataset(manifest, preprocessing=preprocessing)
     return [dataset[i] for i in range(len(dataset))], [r.get("speaker", r["id"]) for r in dataset.records]
 
 
@@ -107,7 +108,7 @@ def bootstrap_wer(errors: np.ndarray, words: np.ndarray, seed: int, rounds: int 
 def score(model, items: list[dict], mode: str, decoder: Callable, batch_size: int = 16) -> tuple[list[str], float | None]:
     hypotheses, weights = [], []
     for start in range(0, len(items), batch_size):
-        batch = collate(items[start:start + batch_size])
+        batch = collate(items[start:start + batch_size], model.preprocessing)
         out = model(batch.audio, batch.audio_lengths, batch.video, batch.video_lengths, batch.face_found, mode)
         hypotheses += decoder(out.log_probs, out.lengths)
         if mode == "av" and out.audio_weight is not None:  # concat and sum fusion have no weights
@@ -128,7 +129,11 @@ def sweep(models: dict[str, torch.nn.Module], manifest: str, snrs: list[float | 
     """
     from tqdm import tqdm
 
-    clean, speakers = load_items(manifest)
+    specs = {(m.preprocessing.roi_size, m.preprocessing.crop_size) for m in models.values()}
+    if len(specs) > 1:
+        raise ValueError(f"the models see crops of different sizes ({sorted(specs)} as roi, crop); evaluate them "
+                         "in separate runs")
+    clean, speakers = load_items(manifest, next(iter(models.values())).preprocessing)
     references = [item["text"] for item in clean]
     words = np.array([len(t.split()) for t in references])
     conditions = [("clean", None)] if None in snrs else []

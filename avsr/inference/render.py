@@ -13,6 +13,7 @@ from avsr.inference.transcribe import PreparedInput, Transcriber, Transcript, pr
 from avsr.io.lip_roi import LipRoiOptions
 from avsr.io.media import MediaError, frame_to_rgb, iter_video_frames
 from avsr.io.writer import write_video
+from avsr.preprocessing import FRAME_S, VIDEO_FPS
 
 AUDIO_COLOUR = (255, 160, 40)  # RGB: the audio share of the bar
 VIDEO_COLOUR = (60, 140, 255)  # the video (lips) share
@@ -74,7 +75,7 @@ def draw_frame(image: np.ndarray, index: int, prepared: PreparedInput, transcrip
         label = f"{transcript.mode} mode: no gate weights"
     cv2.putText(canvas, label, (4, bar_bottom - 3), cv2.FONT_HERSHEY_SIMPLEX, scale, (255, 255, 255), 1, cv2.LINE_AA)
     (char_width, _), _ = cv2.getTextSize("M", cv2.FONT_HERSHEY_SIMPLEX, scale * 1.2, 1)
-    text = spoken_text(transcript, index * 0.04 + 0.04, max(8, width // max(char_width, 1)))
+    text = spoken_text(transcript, (index + 1) * FRAME_S, max(8, width // max(char_width, 1)))
     cv2.putText(canvas, text, (4, height + panel - panel // 8), cv2.FONT_HERSHEY_SIMPLEX, scale * 1.2,
                 (255, 255, 255), 1, cv2.LINE_AA)
     return canvas
@@ -96,5 +97,5 @@ def render(path: str | Path, out_path: str | Path, transcriber: Transcriber) -> 
                 image = image[: image.shape[0] // 2 * 2, : image.shape[1] // 2 * 2]
             yield draw_frame(image, index, prepared, transcript)
 
-    write_video(out_path, frames(), fps=25, audio=prepared.audio if prepared.has_audio else None)
+    write_video(out_path, frames(), fps=VIDEO_FPS, audio=prepared.audio if prepared.has_audio else None)
     return transcript

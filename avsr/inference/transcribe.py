@@ -17,9 +17,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from avsr.data.dataset import VIDEO_MEAN, VIDEO_STD
 from avsr.data.tokenizer import CharTokenizer
-from avsr.decoding.align import FRAME_S, WordTiming, align_words
+from avsr.decoding.align import WordTiming, align_words
 from avsr.decoding.beam import BeamDecoder, BeamOptions
 from avsr.decoding.greedy import greedy_decode
 from avsr.io.lip_roi import LipRoiOptions, extract_lip_roi, true_runs
@@ -27,9 +26,8 @@ from avsr.io.media import MediaError, load_media, probe_video
 from avsr.io.roi_batch import file_sha256
 from avsr.models.av_model import MODES as MODEL_MODES
 from avsr.models.av_model import AVSRModel
+from avsr.preprocessing import FRAME_S, ROI_SIZE, SAMPLES_PER_FRAME, VIDEO_FPS
 
-SAMPLES_PER_FRAME = 640  # 16 kHz audio per 25 Hz frame
-MODEL_CROP = 88  # the model sees the centre 88x88 of each 96x96 crop, as in evaluation
 MODES = ("auto",) + MODEL_MODES
 
 
@@ -146,7 +144,7 @@ def prepare_input(path: str | Path, detect_every: int = 1) -> PreparedInput:
         audio = None
     if not has_video:
         frames = int(np.ceil(len(audio) / SAMPLES_PER_FRAME)) if audio is not None else 0
-        crops, found, transforms = np.zeros((frames, 96, 96), np.uint8), np.zeros(frames, bool), None
+        crops, found, transforms = np.zeros((frames, ROI_SIZE, ROI_SIZE), np.uint8), np.zeros(frames, bool), None
     if audio is None and not found.any():
         raise MediaError(path, "no_audio", "has neither an audio track nor a visible face; nothing to transcribe")
     if len(found) == 0:
@@ -282,25 +280,25 @@ class Transcriber:
                  cuts: list[int]) -> tuple[torch.Tensor, torch.Tensor | None]:
         """Stitched ``log_probs (T, V)`` and ``audio_weight (T,)`` over the whole recording, cut at ``cuts``
         (None for a fusion without weights)."""
-        o, frames = self.options, prepared.frames
-        windows = chunk_plan(frames, cuts, round(o.window_s * 25), round(o.overlap_s * 25))
+        o, frames, spec = self.options, prepared.frames, self.model.preprocessing
+        spec.check_roi(prepared.roi, str(prepared.path))
+        step, (rows, columns) = spec.samples_per_frame, spec.crop_box()
+        windows = chunk_plan(frames, cuts, round(o.window_s * spec.fps), round(o.overlap_s * spec.fps))
         log_probs = torch.zeros(frames, self.tokenizer.vocab_size)
         weights = torch.zeros(frames)
-        margin = (96 - MODEL_CROP) // 2
         for first in range(0, len(windows), o.batch_size):
             group = windows[first:first + o.batch_size]
             length = max(stop - start for start, stop, _, _ in group)
-            video = torch.zeros(len(group), length, MODEL_CROP, MODEL_CROP)
+            video = torch.zeros(len(group), length, spec.crop_size, spec.crop_size, dtype=torch.uint8)
             found = torch.zeros(len(group), length, dtype=torch.bool)
-            audio = torch.zeros(len(group), length * SAMPLES_PER_FRAME)
+            audio = torch.zeros(len(group), length * step)
             lengths = torch.tensor([stop - start for start, stop, _, _ in group])
             for row, (start, stop, _, _) in enumerate(group):
-                crops = torch.from_numpy(prepared.roi[start:stop, margin:margin + MODEL_CROP, margin:margin + MODEL_CROP])
-                video[row, : stop - start] = (crops.float() / 255 - VIDEO_MEAN) / VIDEO_STD
+                video[row, : stop - start] = torch.from_numpy(prepared.roi[start:stop, rows, columns])
                 found[row, : stop - start] = torch.from_numpy(prepared.face_found[start:stop])
-                audio[row, : (stop - start) * SAMPLES_PER_FRAME] = torch.from_numpy(
-                    prepared.audio[start * SAMPLES_PER_FRAME: stop * SAMPLES_PER_FRAME])
-            out = self.model(audio.to(self.device), (lengths * SAMPLES_PER_FRAME).to(self.device), video.to(self.device),
+                audio[row, : (stop - start) * step] = torch.from_numpy(prepared.audio[start * step: stop * step])
+            video = spec.normalise_video(video, found, lengths)
+            out = self.model(audio.to(self.device), (lengths * step).to(self.device), video.to(self.device),
                              lengths.to(self.device), found.to(self.device), mode)
             for row, (start, stop, keep_from, keep_to) in enumerate(group):
                 log_probs[keep_from:keep_to] = out.log_probs[row, keep_from - start: keep_to - start].float().cpu()
@@ -318,13 +316,13 @@ class Transcriber:
         started = time.perf_counter()
         mode, notes = choose_mode(prepared, self.options.mode, self.model.modes)
         o = self.options
-        cuts = pause_cuts(prepared.audio, round(o.cut_pause_s * 25)) if prepared.has_audio and mode != "video" else []
+        cuts = pause_cuts(prepared.audio, round(o.cut_pause_s * VIDEO_FPS)) if prepared.has_audio and mode != "video" else []
         log_probs, weights = self._forward(prepared, mode, cuts)
         stretches = []  # speech segments, never across a cut (each chunk was read on its own)
         bounds = [0] + cuts + [prepared.frames]
         for a, b in zip(bounds, bounds[1:]):
             stretches += [(a + start, a + stop) for start, stop in speech_segments(
-                log_probs[a:b], self.tokenizer.blank, round(o.pause_s * 25), round(o.max_segment_s * 25))]
+                log_probs[a:b], self.tokenizer.blank, round(o.pause_s * VIDEO_FPS), round(o.max_segment_s * VIDEO_FPS))]
         segments = []
         for start, stop in stretches:
             text = self._decode(log_probs[start:stop])

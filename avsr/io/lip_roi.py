@@ -28,7 +28,8 @@ import numpy as np
 from scipy.ndimage import gaussian_filter1d
 
 from avsr.io.face_mesh import KEPT_POINTS, LIPS_OUTER, LIPS_SLICE, STABLE_SLICE, FaceMeshTracker, detection_size
-from avsr.io.media import VIDEO_FPS, frame_to_gray, frame_to_rgb, iter_video_frames, probe_video
+from avsr.io.media import frame_to_gray, frame_to_rgb, iter_video_frames, probe_video
+from avsr.preprocessing import ROI_SIZE, VIDEO_FPS
 
 # Canonical frontal face: the STABLE points (right eye outer, right eye inner, left eye inner, left
 # eye outer, nose bridge, nose tip) in units of the outer-eye-corner distance, origin between the
@@ -48,7 +49,7 @@ CANONICAL_EYE_CENTRE_DISTANCE = float(np.linalg.norm(CANONICAL_STABLE[2:4].mean(
 class LipRoiOptions:
     """How mouth crops are found and cut."""
 
-    crop_size: int = 96  # side of the square grayscale crop, pixels
+    crop_size: int = ROI_SIZE  # side of the square grayscale crop, pixels
     mouth_width_fraction: float = 0.55  # an average mouth spans this fraction of the crop width
     detect_every: int = 1  # run the landmarker on every k-th frame and interpolate in between
     detect_max_side: int | None = None  # downscale frames to this longer side for detection

@@ -17,8 +17,8 @@ from pathlib import Path
 import av
 import numpy as np
 
-VIDEO_FPS = 25
-AUDIO_SAMPLE_RATE = 16_000
+from avsr.preprocessing import SAMPLE_RATE, VIDEO_FPS
+
 
 
 class MediaError(Exception):
@@ -304,7 +304,7 @@ def iter_video_frames(path: str | os.PathLike, fps: float = VIDEO_FPS) -> Iterat
     Raises:
         MediaError: as :func:`iter_media_chunks`, or ``reason="no_video"`` without a video stream.
     """
-    for kind, frame in _decode(path, video=True, audio=False, fps=fps, sample_rate=AUDIO_SAMPLE_RATE):
+    for kind, frame in _decode(path, video=True, audio=False, fps=fps, sample_rate=SAMPLE_RATE):
         if kind == "video":
             yield frame
 
@@ -316,7 +316,7 @@ def iter_media_chunks(
     video: bool = True,
     audio: bool = True,
     fps: float = VIDEO_FPS,
-    sample_rate: int = AUDIO_SAMPLE_RATE,
+    sample_rate: int = SAMPLE_RATE,
 ) -> Iterator[MediaChunk]:
     """Yield a file as consecutive chunks of ``chunk_s`` seconds; the last one may be shorter.
 
@@ -376,7 +376,7 @@ def load_media(
     video: bool = True,
     audio: bool = True,
     fps: float = VIDEO_FPS,
-    sample_rate: int = AUDIO_SAMPLE_RATE,
+    sample_rate: int = SAMPLE_RATE,
 ) -> Media:
     """Decode a whole file: video ``(T, H, W, 3) uint8`` at ``fps``, audio ``(N,) float32`` mono.
 

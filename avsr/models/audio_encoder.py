@@ -7,14 +7,14 @@ import torchaudio
 from torch import nn
 
 from avsr.models.conformer import Conformer, padding_mask
+from avsr.preprocessing import SAMPLE_RATE, SAMPLES_PER_FRAME
 
-SAMPLES_PER_VIDEO_FRAME = 640  # 16 kHz / 25 fps
-MEL_HOP = 160  # 10 ms
+MEL_HOP = SAMPLE_RATE // 100  # 10 ms
 
 
 def frames_from_samples(lengths: torch.Tensor) -> torch.Tensor:
     """Number of 25 Hz frames for audio lengths in samples (16 kHz)."""
-    return torch.div(lengths + SAMPLES_PER_VIDEO_FRAME - 1, SAMPLES_PER_VIDEO_FRAME, rounding_mode="floor")
+    return torch.div(lengths + SAMPLES_PER_FRAME - 1, SAMPLES_PER_FRAME, rounding_mode="floor")
 
 
 class LogMel(nn.Module):
@@ -28,7 +28,7 @@ class LogMel(nn.Module):
 
     def __init__(self, n_mels: int = 80) -> None:
         super().__init__()
-        self.mel = torchaudio.transforms.MelSpectrogram(sample_rate=16_000, n_fft=self.N_FFT, hop_length=MEL_HOP,
+        self.mel = torchaudio.transforms.MelSpectrogram(sample_rate=SAMPLE_RATE, n_fft=self.N_FFT, hop_length=MEL_HOP,
                                                         n_mels=n_mels, center=False)
 
     def forward(self, audio: torch.Tensor) -> torch.Tensor:

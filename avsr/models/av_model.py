@@ -12,8 +12,10 @@ from avsr.models.audio_encoder import AudioEncoder, frames_from_samples
 from avsr.models.conformer import Conformer
 from avsr.models.fusion import ConcatFusion, ReliabilityGate, SumFusion, reliability_cues
 from avsr.models.video_encoder import VideoEncoder
+from avsr.preprocessing import Preprocessing
 
 MODES = ("av", "audio", "video")
+MODALITIES = MODES  # what a model is built for: both streams, or one of them alone
 FUSIONS = {"gate": ReliabilityGate, "concat": ConcatFusion, "sum": SumFusion}
 
 
@@ -32,11 +34,14 @@ class ModelConfig:
     video_channels: tuple[int, ...] = (16, 32, 64)  # ResNet stage widths of the video trunk
     fusion: str = "gate"  # gate | concat | sum
     dropout: float = 0.1
-    modalities: str = "av"  # av, or audio: an audio-only baseline (audio encoder + CTC head alone)
+    modalities: str = "av"  # av; audio (ASR) or video (VSR): one encoder and its CTC head alone
+    video_pool: int = 1  # side of the spatial grid kept at the end of the video trunk (1: global average)
 
     def __post_init__(self) -> None:
-        if self.modalities not in ("av", "audio"):
-            raise ValueError(f"modalities={self.modalities!r}; use av or audio")
+        if self.modalities not in MODALITIES:
+            raise ValueError(f"modalities={self.modalities!r}; use one of {', '.join(MODALITIES)}")
+        if self.video_pool < 1:
+            raise ValueError(f"video_pool={self.video_pool} must be >= 1")
         if self.fusion not in FUSIONS:
             raise ValueError(f"fusion={self.fusion!r}; use one of {', '.join(FUSIONS)}")
         if self.dim % self.num_heads:
@@ -59,17 +64,25 @@ class ModelOutput:
 
 
 class AVSRModel(nn.Module):
-    def __init__(self, config: ModelConfig) -> None:
+    """The network; ``preprocessing`` is how its input must be prepared (saved in its bundle, read by
+    every caller that feeds it)."""
+
+    def __init__(self, config: ModelConfig, preprocessing: Preprocessing = Preprocessing()) -> None:
         super().__init__()
-        self.config = config
+        preprocessing.check_runnable()
+        self.config, self.preprocessing = config, preprocessing
         c = config
-        self.audio_encoder = AudioEncoder(c.dim, c.audio_layers, c.num_heads, c.ffn_dim, kernel_size=c.kernel_size,
-                                          dropout=c.dropout)
+        if c.modalities != "video":
+            self.audio_encoder = AudioEncoder(c.dim, c.audio_layers, c.num_heads, c.ffn_dim, kernel_size=c.kernel_size,
+                                              dropout=c.dropout)
         if c.modalities == "audio":
             self.audio_head = nn.Linear(c.dim, c.vocab_size)
             return
         self.video_encoder = VideoEncoder(c.dim, c.video_channels, c.video_layers, c.num_heads, c.ffn_dim,
-                                          kernel_size=c.kernel_size, dropout=c.dropout)
+                                          kernel_size=c.kernel_size, dropout=c.dropout, pool=c.video_pool)
+        if c.modalities == "video":
+            self.video_head = nn.Linear(c.dim, c.vocab_size)
+            return
         self.fusion = FUSIONS[c.fusion](c.dim)
         self.shared = Conformer(c.dim, c.num_heads, c.ffn_dim, c.fusion_layers, c.kernel_size, c.dropout)
         self.head = nn.Linear(c.dim, c.vocab_size)  # (creation order kept: it fixes the seeded initialisation)
@@ -78,8 +91,8 @@ class AVSRModel(nn.Module):
 
     @property
     def modes(self) -> tuple[str, ...]:
-        """The modes this model can run: all three, or ``("audio",)`` for an audio-only model."""
-        return MODES if self.config.modalities == "av" else ("audio",)
+        """The modes this model can run: all three, or its one stream for an audio- or video-only model."""
+        return MODES if self.config.modalities == "av" else (self.config.modalities,)
 
     def forward(self, audio: torch.Tensor, audio_lengths: torch.Tensor, video: torch.Tensor,
                 video_lengths: torch.Tensor, face_found: torch.Tensor, mode: str = "av") -> ModelOutput:

@@ -2,7 +2,8 @@
 
 A bundle is a ``torch.save`` of plain containers (dicts, lists, strings, numbers, tensors), so
 ``torch.load(..., weights_only=True)`` reads it; a file that needs any other Python object is
-refused rather than executed.
+refused rather than executed. It carries the model's :class:`~avsr.preprocessing.Preprocessing`
+(bundles made before it existed load with the values those models were trained with).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import torch
 
 from avsr.data.tokenizer import CharTokenizer
 from avsr.models.av_model import AVSRModel, ModelConfig
+from avsr.preprocessing import Preprocessing, PreprocessingError
 
 BUNDLE_FORMAT = "avsr-bundle-1"
 
@@ -31,7 +33,7 @@ def save_bundle(path: str | Path, model: AVSRModel, tokenizer: CharTokenizer = C
     state = {k: (v.half() if half and v.is_floating_point() else v).detach().cpu().contiguous()
              for k, v in model.state_dict().items()}
     payload = {"format": BUNDLE_FORMAT, "config": model.config.to_dict(), "tokenizer": tokenizer.characters,
-               "state_dict": state, "metadata": {k: str(v) for k, v in (metadata or {}).items()}}
+               "preprocessing": model.preprocessing.to_dict(), "state_dict": state, "metadata": {k: str(v) for k, v in (metadata or {}).items()}}
     tmp = path.with_name(f".{path.name}.tmp")
     torch.save(payload, tmp)
     os.replace(tmp, path)
@@ -51,10 +53,17 @@ def load_bundle(path: str | Path, device: str = "cpu") -> tuple[AVSRModel, CharT
     if not isinstance(payload, dict) or payload.get("format") != BUNDLE_FORMAT:
         raise BundleError(f"{path}: not an avsr bundle (format {payload.get('format') if isinstance(payload, dict) else '?'}); "
                           "a Lightning checkpoint is converted with `avsr export`")
-    config = dict(payload["config"])
-    config["video_channels"] = tuple(config["video_channels"])
-    model = AVSRModel(ModelConfig(**config))
-    model.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in payload["state_dict"].items()})
+    try:
+        config = dict(payload["config"])
+        config["video_channels"] = tuple(config["video_channels"])
+        model = AVSRModel(ModelConfig(**config), Preprocessing.from_dict(payload.get("preprocessing")))
+        model.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in payload["state_dict"].items()})
+    except PreprocessingError as error:
+        raise BundleError(f"{path}: {error}") from None
+    except (KeyError, TypeError, ValueError, RuntimeError) as error:
+        reason = str(error).splitlines()[0] if str(error) else error.__class__.__name__
+        raise BundleError(f"{path}: a damaged or mismatched avsr bundle ({reason}); re-export it with avsr export "
+                          "from its checkpoint") from None
     return model.to(device).eval(), CharTokenizer(payload["tokenizer"]), payload.get("metadata", {})
 
 

@@ -29,10 +29,12 @@ class VideoEncoder(nn.Module):
     Args:
         dim: model width D. channels: widths of the ResNet stages (each halves the resolution).
         num_layers, num_heads, ffn_dim, kernel_size: the Conformer after the trunk.
+        pool: the trunk's last feature map is average-pooled to a ``pool x pool`` grid and flattened,
+            so the projection sees where in the mouth a feature is (1: global average, as ResNet).
     """
 
     def __init__(self, dim: int, channels: tuple[int, ...], num_layers: int, num_heads: int, ffn_dim: int,
-                 kernel_size: int = 15, dropout: float = 0.1) -> None:
+                 kernel_size: int = 15, dropout: float = 0.1, pool: int = 1) -> None:
         super().__init__()
         stem = channels[0]
         self.stem = nn.Sequential(  # (B, 1, T, H, W) -> (B, C, T, H/4, W/4)
@@ -44,7 +46,8 @@ class VideoEncoder(nn.Module):
             blocks.append(BasicBlock(width, out, stride=1 if out == stem and not blocks else 2))
             width = out
         self.trunk = nn.Sequential(*blocks)
-        self.project = nn.Linear(width, dim)
+        self.pool = nn.AdaptiveAvgPool2d(pool)
+        self.project = nn.Linear(width * pool * pool, dim)
         self.conformer = Conformer(dim, num_heads, ffn_dim, num_layers, kernel_size, dropout)
 
     def forward(self, video: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
@@ -53,6 +56,6 @@ class VideoEncoder(nn.Module):
         video = video.masked_fill(padding_mask(lengths, frames)[..., None, None], 0.0)
         x = self.stem(video.unsqueeze(1))  # (B, C, T, H', W')
         x = x.transpose(1, 2).flatten(0, 1)  # (B*T, C, H', W')
-        x = self.trunk(x).mean(dim=(2, 3))  # (B*T, C')
+        x = self.pool(self.trunk(x)).flatten(1)  # (B*T, C' pool^2)
         x = self.project(x.view(batch, frames, -1))  # (B, T, D)
         return self.conformer(x, lengths)

@@ -65,6 +65,8 @@ class Speaker:
     crf: int  # H.264 quality of this speaker's videos (higher: more compression)
     seed: int
     look: FaceLook = FaceLook()
+    floor_db: float = 50.0  # recording floor (room tone): this many dB below the active speech
+    floor_exponent: float = 1.0  # its colour: power ~ 1 / f**exponent (0 white, 1 pink, 2 brown)
 
 
 @dataclass(frozen=True)
@@ -142,8 +144,11 @@ def make_speakers(options: SynthOptions, faces: list[FaceSource]) -> list[Speake
             tint=tuple(float(g) for g in rng.uniform(0.85, 1.15, 3)))
         voice = Voice(name=options.voices[rng.integers(len(options.voices))], variant=VARIANTS[rng.integers(len(VARIANTS))],
                       rate_wpm=int(rng.integers(140, 201)), pitch=int(rng.integers(30, 71)))
+        # The recording floor has its own generator, so adding it left every other draw unchanged.
+        floor = np.random.default_rng([options.seed, 3, index])
         speakers.append(Speaker(f"s{index + 1:02d}", faces[face].source, voice, splits[index], int(rng.integers(20, 29)),
-                                int(rng.integers(2**31)), look))
+                                int(rng.integers(2**31)), look, floor_db=round(float(floor.uniform(35, 60)), 1),
+                                floor_exponent=round(float(floor.uniform(0.5, 2.0)), 2)))
     return speakers
 
 

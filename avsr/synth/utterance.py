@@ -11,8 +11,9 @@ import numpy as np
 from scipy.signal import resample_poly
 
 from avsr.data.manifest import write_text_atomic
-from avsr.io.media import AUDIO_SAMPLE_RATE, VIDEO_FPS
+from avsr.data.noise import coloured_noise, mix_at_snr
 from avsr.io.writer import write_video
+from avsr.preprocessing import SAMPLE_RATE, SAMPLES_PER_FRAME, VIDEO_FPS
 from avsr.synth.face_rig import HeadMotion, MouthAnimator, render_clip
 from avsr.synth.tts import Synthesizer, Utterance
 from avsr.synth.visemes import VISEMES, mouth_track, phones_to_visemes
@@ -20,8 +21,18 @@ from avsr.synth.visemes import VISEMES, mouth_track, phones_to_visemes
 
 def to_16k(utterance: Utterance) -> np.ndarray:
     """espeak-ng's audio resampled to 16 kHz (polyphase, exact rational ratio)."""
-    ratio = math.gcd(AUDIO_SAMPLE_RATE, utterance.sample_rate)
-    return resample_poly(utterance.audio, AUDIO_SAMPLE_RATE // ratio, utterance.sample_rate // ratio).astype(np.float32)
+    ratio = math.gcd(SAMPLE_RATE, utterance.sample_rate)
+    return resample_poly(utterance.audio, SAMPLE_RATE // ratio, utterance.sample_rate // ratio).astype(np.float32)
+
+
+def recording_floor(audio: np.ndarray, floor_db: float, exponent: float, seed: int) -> np.ndarray:
+    """``audio`` with coloured room tone ``floor_db`` below its active speech.
+
+    A synthesiser's silence is exact digital zero, which no microphone records: a model could learn
+    "zero = no speech", and an energy-above-floor SNR cue has no floor to measure against.
+    """
+    noise = coloured_noise(len(audio), exponent, np.random.default_rng([seed, 7]))
+    return mix_at_snr(audio, noise, floor_db)
 
 
 def render_utterance(job, animator: MouthAnimator, synthesizer: Synthesizer, out_dir: Path) -> dict:
@@ -33,14 +44,14 @@ def render_utterance(job, animator: MouthAnimator, synthesizer: Synthesizer, out
         return _record(job, side["duration_s"])
     utterance = synthesizer.synthesize(job.text, job.speaker.voice)
     audio = to_16k(utterance)
-    frame_count = math.ceil(len(audio) / AUDIO_SAMPLE_RATE * VIDEO_FPS)
-    samples_per_frame = AUDIO_SAMPLE_RATE // VIDEO_FPS
-    audio = np.pad(audio, (0, frame_count * samples_per_frame - len(audio)))  # audio and video end together
+    frame_count = math.ceil(len(audio) / SAMPLE_RATE * VIDEO_FPS)
+    audio = np.pad(audio, (0, frame_count * SAMPLES_PER_FRAME - len(audio)))  # audio and video end together
+    audio = recording_floor(audio, job.speaker.floor_db, job.speaker.floor_exponent, job.seed)
     segments = phones_to_visemes(utterance.phones)
     mouth = mouth_track(segments, frame_count, VIDEO_FPS)
     frames = render_clip(animator, mouth, HeadMotion.random(np.random.default_rng(job.seed)))
     video_path.parent.mkdir(parents=True, exist_ok=True)
-    write_video(video_path, frames, VIDEO_FPS, audio, AUDIO_SAMPLE_RATE, quality_crf=job.speaker.crf)
+    write_video(video_path, frames, VIDEO_FPS, audio, SAMPLE_RATE, quality_crf=job.speaker.crf)
     duration_s = frame_count / VIDEO_FPS
     write_text_atomic(side_path, json.dumps({
         "id": job.id, "text": job.text, "speaker": job.speaker.id, "duration_s": duration_s,

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from functools import partial
+
 import lightning as L
 from torch.utils.data import DataLoader
 
 from avsr.data.augment import AugmentOptions
 from avsr.data.dataset import AVDataset, BucketBatchSampler, collate
+from avsr.preprocessing import Preprocessing
 
 
 class AVDataModule(L.LightningDataModule):
@@ -25,14 +28,21 @@ class AVDataModule(L.LightningDataModule):
         # Lightning keeps hyperparameters as plain dicts (also when reloading): rebuild the dataclass.
         self.augment = AugmentOptions(**augment) if isinstance(augment, dict) else augment
 
+    @property
+    def preprocessing(self) -> Preprocessing:
+        """The model's preprocessing: the data are prepared as the model being trained says."""
+        module = self.trainer.lightning_module if self.trainer is not None else None
+        return getattr(module, "preprocessing", Preprocessing())
+
     def setup(self, stage: str | None = None) -> None:
-        h = self.hparams
-        self.train_set = AVDataset(h.train_manifests, augment=self.augment, seed=h.seed)
-        self.val_set = AVDataset(h.val_manifests)
+        h, spec = self.hparams, self.preprocessing
+        self.train_set = AVDataset(h.train_manifests, augment=self.augment, seed=h.seed, preprocessing=spec)
+        self.val_set = AVDataset(h.val_manifests, preprocessing=spec)
 
     def _loader(self, dataset: AVDataset, shuffle: bool) -> DataLoader:
         sampler = BucketBatchSampler(dataset.lengths, self.hparams.max_frames, shuffle=shuffle, seed=self.hparams.seed)
-        return DataLoader(dataset, batch_sampler=sampler, collate_fn=collate, num_workers=self.hparams.num_workers,
+        return DataLoader(dataset, batch_sampler=sampler, collate_fn=partial(collate, preprocessing=self.preprocessing),
+                          num_workers=self.hparams.num_workers,
                           persistent_workers=self.hparams.num_workers > 0)
 
     def train_dataloader(self) -> DataLoader:

@@ -1,6 +1,9 @@
-"""Training the AV model with Lightning: CTC on the fused stream plus auxiliary per-stream CTC."""
+"""Training with Lightning: CTC on the fused stream plus auxiliary per-stream CTC (AV models), or
+CTC on the one stream of an audio-only (ASR) or video-only (VSR) model."""
 
 from __future__ import annotations
+
+from pathlib import Path
 
 import jiwer
 import lightning as L
@@ -10,6 +13,54 @@ from avsr.data.dataset import Batch
 from avsr.data.tokenizer import CharTokenizer
 from avsr.decoding.greedy import greedy_decode
 from avsr.models.av_model import AVSRModel, ModelConfig
+from avsr.preprocessing import Preprocessing
+
+STREAMS = {"audio": ("audio_encoder", "audio_head"), "video": ("video_encoder", "video_head")}
+
+
+def load_stream_model(path: str | Path) -> AVSRModel:
+    """The network of a bundle (``avsr export``) or of a Lightning checkpoint of this project."""
+    from avsr.models.bundle import BundleError, load_bundle
+
+    try:
+        return load_bundle(path)[0]
+    except BundleError as error:
+        if not str(path).endswith(".ckpt"):
+            raise
+        if not Path(path).is_file():
+            raise BundleError(f"{path}: checkpoint not found; check the path") from error
+    return AVSRLightning.load_from_checkpoint(path, map_location="cpu").model
+
+
+def init_stream(model: AVSRModel, stream: str, path: str | Path) -> list[str]:
+    """Copy ``stream``'s encoder and CTC head from the model at ``path`` into ``model``; returns the
+    names of the copied tensors.
+
+    Raises:
+        ValueError: the source has no such stream, its sizes differ, or (video) it was trained on
+            differently prepared crops. The message names both models.
+    """
+    source = load_stream_model(path)
+    if stream not in source.modes:
+        raise ValueError(f"{path}: a {source.config.modalities} model has no {stream} stream to initialise the "
+                         f"{stream} encoder from; pass a {stream}-only or AV model")
+    if stream == "video" and source.preprocessing != model.preprocessing:
+        raise ValueError(f"{path}: its video stream was trained on crops prepared as {source.preprocessing}, this "
+                         f"model is set to {model.preprocessing}; set model.preprocessing to match")
+    prefixes = tuple(f"{name}." for name in STREAMS[stream])
+    wanted = {k: v for k, v in source.state_dict().items() if k.startswith(prefixes)}
+    target = model.state_dict()
+    mismatched = sorted(k for k, v in wanted.items() if k not in target or target[k].shape != v.shape)
+    missing = sorted(k for k in target if k.startswith(prefixes) and k not in wanted)
+    if mismatched or missing:
+        example = (mismatched or missing)[0]
+        shapes = (f"{tuple(wanted[example].shape)} there, {tuple(target[example].shape) if example in target else 'absent'} "
+                  "here") if example in wanted else "absent there"
+        raise ValueError(f"{path}: its {stream} stream does not fit this model ({len(mismatched) + len(missing)} "
+                         f"tensor(s) differ, e.g. {example}: {shapes}); the stream model must have this model's sizes "
+                         f"(dim, layers, heads, video_channels, video_pool)")
+    model.load_state_dict(wanted, strict=False)
+    return sorted(wanted)
 
 
 class AVSRLightning(L.LightningModule):
@@ -18,29 +69,70 @@ class AVSRLightning(L.LightningModule):
         model: sizes of the network (see :class:`~avsr.models.av_model.ModelConfig`).
         learning_rate: AdamW peak learning rate, reached after ``warmup_steps`` and decayed by cosine.
         aux_weight: weight of each auxiliary CTC loss (audio stream, video stream).
+        video_aux_weight: weight of the video stream's auxiliary loss, if other than ``aux_weight``.
+        preprocessing: how crops and audio are prepared for the model (saved in its bundle).
+        init_audio, init_video: bundles or checkpoints of trained stream models (e.g. an audio-only and a
+            video-only model) whose encoder and CTC head start this model's streams, as strong AVSR
+            recipes do. Applied when training starts (a resumed run keeps its checkpoint's weights).
+        freeze_streams_steps: keep the initialised streams fixed for this many optimizer steps, so
+            that the fusion learns to read them before they move.
     """
 
     def __init__(self, model: ModelConfig = ModelConfig(), learning_rate: float = 2e-3, weight_decay: float = 0.01,
-                 warmup_steps: int = 200, aux_weight: float = 0.3) -> None:
+                 warmup_steps: int = 200, aux_weight: float = 0.3, video_aux_weight: float | None = None,
+                 preprocessing: Preprocessing = Preprocessing(), init_audio: str | None = None,
+                 init_video: str | None = None, freeze_streams_steps: int = 0) -> None:
         super().__init__()
         self.save_hyperparameters()
         if isinstance(model, dict):  # hyperparameters come back as plain dicts from a checkpoint
             model = ModelConfig(**(model | {"video_channels": tuple(model.get("video_channels", (16, 32, 64)))}))
-        self.model = AVSRModel(model)
+        if isinstance(preprocessing, dict):
+            preprocessing = Preprocessing.from_dict(preprocessing)
+        self.preprocessing = preprocessing
+        self.model = AVSRModel(model, preprocessing)
+        self._frozen: list[str] = []
         self.tokenizer = CharTokenizer()
         self.ctc = torch.nn.CTCLoss(blank=self.tokenizer.blank, zero_infinity=True)
         self._hypotheses: list[str] = []
         self._references: list[str] = []
         self._weights: list[torch.Tensor] = []
 
+    def setup(self, stage: str) -> None:
+        h = self.hparams
+        if stage != "fit":
+            return
+        for stream, path in (("audio", h.init_audio), ("video", h.init_video)):
+            if path:
+                if stream not in self.model.modes:
+                    raise ValueError(f"init_{stream}={path}: this {self.model.config.modalities} model has no "
+                                     f"{stream} stream")
+                init_stream(self.model, stream, path)
+                if h.freeze_streams_steps > 0:
+                    self._frozen.append(STREAMS[stream][0])
+
+    def on_train_batch_start(self, batch: Batch, batch_index: int) -> None:
+        if not self._frozen:
+            return
+        frozen = self.global_step < self.hparams.freeze_streams_steps
+        for name in self._frozen:
+            encoder = getattr(self.model, name)
+            encoder.requires_grad_(not frozen)
+            if frozen:
+                encoder.eval()  # batch-norm statistics stay those of the stream model
+        if not frozen:
+            self._frozen = []
+
     def _loss(self, batch: Batch) -> tuple[torch.Tensor, object]:
-        if self.model.config.modalities == "audio":  # the audio-only baseline: its one CTC head
+        modalities = self.model.config.modalities
+        if modalities != "av":  # an audio-only or video-only model: its one CTC head
             out = self.model(batch.audio, batch.audio_lengths, batch.video, batch.video_lengths, batch.face_found,
-                             "audio")
+                             modalities)
             return self._ctc(out.log_probs, out, batch), out
         out = self.model(batch.audio, batch.audio_lengths, batch.video, batch.video_lengths, batch.face_found, "av")
-        aux = self._ctc(out.audio_log_probs, out, batch) + self._ctc(out.video_log_probs, out, batch)
-        return self._ctc(out.log_probs, out, batch) + self.hparams.aux_weight * aux, out
+        video_weight = self.hparams.aux_weight if self.hparams.video_aux_weight is None else self.hparams.video_aux_weight
+        aux = (self.hparams.aux_weight * self._ctc(out.audio_log_probs, out, batch)
+               + video_weight * self._ctc(out.video_log_probs, out, batch))
+        return self._ctc(out.log_probs, out, batch) + aux, out
 
     def _ctc(self, log_probs: torch.Tensor, out, batch: Batch) -> torch.Tensor:
         return self.ctc(log_probs.transpose(0, 1), batch.targets, out.lengths, batch.target_lengths)

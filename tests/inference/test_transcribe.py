@@ -277,3 +277,27 @@ def test_a_language_model_steers_the_beam(corpus, model, tmp_path):
     free = {w for clip in clips for w in avsr.transcribe(model, clip["video"], plain).text.split()}
     steered = {w for clip in clips for w in avsr.transcribe(model, clip["video"], with_lm).text.split()}
     assert free & unlikely and not steered & unlikely and steered <= set(GRID_WORDS)
+
+
+def test_a_model_is_fed_crops_prepared_as_its_bundle_says(corpus, tmp_path):
+    """A bundle trained on 80x80 crops with per-utterance normalisation is run with those settings,
+    and one made for 64x64 mouth crops is refused, never fed the 96x96 crops of avsr lip-roi."""
+    from avsr.models.av_model import AVSRModel, ModelConfig
+    from avsr.models.bundle import save_bundle
+    from avsr.preprocessing import Preprocessing, PreprocessingError
+
+    config = ModelConfig(dim=32, num_heads=2, ffn_dim=64, audio_layers=1, video_layers=1, video_channels=(8, 16))
+    spec = Preprocessing(crop_size=80, video_norm="utterance")
+    save_bundle(tmp_path / "m.pt", AVSRModel(config, spec))
+    loaded = avsr.load_model(tmp_path / "m.pt")
+    seen = []
+    loaded.network.video_encoder.register_forward_hook(lambda module, args, out: seen.append(args))
+    avsr.transcribe(loaded, corpus[0]["video"])
+    video, lengths = seen[0]
+    assert video.shape[2:] == (80, 80)
+    frames = int(lengths[0])
+    torch.testing.assert_close(video[0, :frames].mean(dim=0), torch.zeros(80, 80), atol=1e-4, rtol=0)
+
+    save_bundle(tmp_path / "m64.pt", AVSRModel(config, Preprocessing(roi_size=64, crop_size=56)))
+    with pytest.raises(PreprocessingError, match="expects 64x64 crops"):
+        avsr.transcribe(tmp_path / "m64.pt", corpus[0]["video"])

@@ -84,11 +84,35 @@ def test_an_audio_only_model_has_no_video_path_and_runs_audio_mode_alone():
     for mode in ("av", "video"):
         with pytest.raises(ValueError, match="runs audio"):
             model(*batch, mode=mode)
-    with pytest.raises(ValueError, match="modalities='video'"):
-        ModelConfig(modalities="video")
+    with pytest.raises(ValueError, match="modalities='both'"):
+        ModelConfig(modalities="both")
 
 
-@pytest.mark.parametrize("modalities", ["av", "audio"])
+def test_a_video_only_model_has_no_audio_path_and_runs_video_mode_alone():
+    model = AVSRModel(ModelConfig(**{**SMALL.__dict__, "modalities": "video"})).eval()
+    assert model.modes == ("video",)
+    assert {name.split(".")[0] for name, _ in model.named_parameters()} == {"video_encoder", "video_head"}
+    batch = inputs(2, [14, 9])
+    with torch.no_grad():
+        out = model(*batch, mode="video")
+        other_audio = model(torch.randn_like(batch[0]), *batch[1:], mode="video")
+    assert out.log_probs.shape == (2, 14, 29) and out.audio_log_probs is None and (out.audio_weight == 0).all()
+    torch.testing.assert_close(out.log_probs, other_audio.log_probs)  # the audio plays no part
+    for mode in ("av", "audio"):
+        with pytest.raises(ValueError, match="runs video"):
+            model(*batch, mode=mode)
+
+
+def test_video_pool_keeps_a_spatial_grid():
+    model = AVSRModel(ModelConfig(**{**SMALL.__dict__, "video_pool": 3})).eval()
+    assert model.video_encoder.project.in_features == 16 * 3 * 3
+    with torch.no_grad():
+        assert model(*inputs(1, [6]), mode="video").log_probs.shape == (1, 6, 29)
+    with pytest.raises(ValueError, match="video_pool=0"):
+        ModelConfig(video_pool=0)
+
+
+@pytest.mark.parametrize("modalities", ["av", "audio", "video"])
 def test_one_batch_is_learned_to_zero_ctc_loss(modalities):
     torch.manual_seed(0)
     model = AVSRModel(ModelConfig(**{**SMALL.__dict__, "modalities": modalities}))
@@ -100,7 +124,7 @@ def test_one_batch_is_learned_to_zero_ctc_loss(modalities):
     ctc = torch.nn.CTCLoss(zero_infinity=True)
     optimizer = torch.optim.Adam(model.parameters(), lr=3e-3)
     for _ in range(150):
-        out = model(*batch, mode="av" if modalities == "av" else "audio")
+        out = model(*batch, mode=modalities)
         loss = ctc(out.log_probs.transpose(0, 1), targets, out.lengths, target_lengths)
         optimizer.zero_grad()
         loss.backward()

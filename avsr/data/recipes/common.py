@@ -26,10 +26,10 @@ from avsr.data.prepare import Piece, crashed_source, prepare_source
 from avsr.data.tokenizer import CHARACTERS
 from avsr.io.lip_roi import LipRoiOptions
 from avsr.parallel import run_jobs
+from avsr.preprocessing import VIDEO_FPS
 from avsr.synth.text import normalise
 from avsr.synth.tts import Word  # a word with its start and end in seconds
 
-FPS = 25
 PAUSE_MARGIN_S = 0.5  # silence kept on each side of a cut in a long pause
 
 
@@ -176,8 +176,8 @@ def prepare_recipe(discovery: Discovery, out_dir: str | Path, lip_options: LipRo
     jobs = []
     for source in sources:
         pieces = [Piece(u.id, out_dir / _relative_features(u.id),
-                        0 if u.start_s is None else round(u.start_s * FPS),
-                        None if u.end_s is None else round(u.end_s * FPS)) for u in source.utterances]
+                        0 if u.start_s is None else round(u.start_s * VIDEO_FPS),
+                        None if u.end_s is None else round(u.end_s * VIDEO_FPS)) for u in source.utterances]
         jobs.append((source.video, source.audio, pieces, lip_options))
     results = run_jobs(prepare_source, jobs, workers, crashed_source, progress=progress, unit="file")
     records, summary = [], list(problems)
@@ -187,7 +187,7 @@ def prepare_recipe(discovery: Discovery, out_dir: str | Path, lip_options: LipRo
             if status["status"] != "failed":
                 records.append({"id": utterance.id, "text": utterance.text, "speaker": utterance.speaker,
                                 "split": utterance.split, "features": _relative_features(utterance.id),
-                                "num_frames": status["num_frames"], "duration_s": status["num_frames"] / FPS,
+                                "num_frames": status["num_frames"], "duration_s": status["num_frames"] / VIDEO_FPS,
                                 "face_found_rate": round(status["face_found_rate"], 4),
                                 "source": str(source.video)})
     target = out_dir if shard is None else out_dir / "shards" / f"{shard[0]}-of-{shard[1]}"
@@ -226,7 +226,7 @@ def statistics(records: list[dict], summary: list[dict]) -> dict:
         rows = [r for r in records if r["split"] == split]
         frames = sum(r["num_frames"] for r in rows)
         found = sum(r["face_found_rate"] * r["num_frames"] for r in rows)
-        splits[split] = {"utterances": len(rows), "hours": round(frames / FPS / 3600, 4),
+        splits[split] = {"utterances": len(rows), "hours": round(frames / VIDEO_FPS / 3600, 4),
                          "vocabulary": len({w for r in rows for w in r["text"].split()}),
                          "face_found_rate": round(found / frames, 4) if frames else 0.0}
     failed = [s for s in summary if s["status"] == "failed"]

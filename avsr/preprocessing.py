@@ -1,0 +1,132 @@
+"""What a model sees: sample rate, frame rate, crop and pixel normalisation, defined once.
+
+Every other module takes these values from here, and every model bundle stores its own
+:class:`Preprocessing`, so a model is always fed input prepared the way it was trained::
+
+    SAMPLE_RATE = 16000                              # audio, Hz
+    VIDEO_FPS = 25                                   # mouth crops per second
+    SAMPLES_PER_FRAME = SAMPLE_RATE // VIDEO_FPS     # 640 audio samples per video frame
+    FRAME_S = 1 / VIDEO_FPS                          # 0.04 s, one CTC frame
+    ROI_SIZE = 96                                    # side of the stored mouth crops (avsr lip-roi)
+    CROP_SIZE = 88                                   # side of the crop the network sees
+
+The leaf of the package: it imports nothing from ``avsr``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields
+
+import numpy as np
+
+SAMPLE_RATE = 16_000
+VIDEO_FPS = 25
+SAMPLES_PER_FRAME = SAMPLE_RATE // VIDEO_FPS
+FRAME_S = 1 / VIDEO_FPS
+ROI_SIZE = 96
+CROP_SIZE = 88
+# Grey-level mean and standard deviation (/255) of mouth crops: the LRS3 values used by auto_avsr.
+PIXEL_MEAN, PIXEL_STD = 0.421, 0.165
+VIDEO_NORMS = ("global", "utterance")
+
+
+class PreprocessingError(ValueError):
+    """A preprocessing spec that is inconsistent or that this version cannot produce."""
+
+
+@dataclass(frozen=True)
+class Preprocessing:
+    """How raw media becomes network input; stored in every bundle.
+
+    Args:
+        sample_rate, fps: audio rate and mouth-crop rate; the audio front end reads
+            ``sample_rate // fps`` samples per video frame.
+        roi_size: side of the stored mouth crops; crop_size: side of the centre crop the network sees.
+        pixel_mean, pixel_std: grey levels (/255) are standardised with these.
+        video_norm: ``global`` (standardise only), or ``utterance``: also subtract the utterance's
+            mean image over its frames with a face, which removes identity and lighting and keeps
+            the motion (CMVN for the lips). Frames without a face are 0 either way under
+            ``utterance``; under ``global`` they are what blank pixels standardise to.
+    """
+
+    sample_rate: int = SAMPLE_RATE
+    fps: int = VIDEO_FPS
+    roi_size: int = ROI_SIZE
+    crop_size: int = CROP_SIZE
+    pixel_mean: float = PIXEL_MEAN
+    pixel_std: float = PIXEL_STD
+    video_norm: str = "global"
+
+    def __post_init__(self) -> None:
+        if self.sample_rate % self.fps:
+            raise PreprocessingError(f"sample_rate={self.sample_rate} is not a whole number of samples per frame "
+                                     f"at fps={self.fps}")
+        if not 0 < self.crop_size <= self.roi_size:
+            raise PreprocessingError(f"crop_size={self.crop_size} must be between 1 and roi_size={self.roi_size}")
+        if self.pixel_std <= 0:
+            raise PreprocessingError(f"pixel_std={self.pixel_std} must be positive")
+        if self.video_norm not in VIDEO_NORMS:
+            raise PreprocessingError(f"video_norm={self.video_norm!r}; use one of {', '.join(VIDEO_NORMS)}")
+
+    @property
+    def samples_per_frame(self) -> int:
+        return self.sample_rate // self.fps
+
+    @property
+    def frame_s(self) -> float:
+        return 1 / self.fps
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: dict | None) -> "Preprocessing":
+        """The spec stored in a bundle; ``None`` (bundles made before the spec existed) gives the
+        values those models were trained with. Unknown keys are refused, never ignored."""
+        if values is None:
+            return cls()
+        unknown = set(values) - {f.name for f in fields(cls)}
+        if unknown:
+            raise PreprocessingError(f"unknown preprocessing field(s) {', '.join(sorted(unknown))}; this model was "
+                                     "made by a newer avsr: upgrade avsr")
+        return cls(**values)
+
+    def check_runnable(self) -> None:
+        """Refuse a spec this version's media pipeline and audio front end cannot produce."""
+        if (self.sample_rate, self.fps) != (SAMPLE_RATE, VIDEO_FPS):
+            raise PreprocessingError(f"the model expects {self.sample_rate} Hz audio and {self.fps} fps video; this "
+                                     f"avsr reads {SAMPLE_RATE} Hz and {VIDEO_FPS} fps only")
+
+    def crop_box(self, random_offset: tuple[int, int] | None = None) -> tuple[slice, slice]:
+        """Rows and columns of the network's crop inside a ``roi_size`` crop: centred, or at
+        ``random_offset`` (top, left) for training augmentation."""
+        top, left = random_offset if random_offset is not None else ((self.roi_size - self.crop_size) // 2,) * 2
+        return slice(top, top + self.crop_size), slice(left, left + self.crop_size)
+
+    def check_roi(self, roi: np.ndarray, source: str = "input") -> None:
+        """Refuse mouth crops of another size than this spec's ``roi_size``."""
+        if roi.ndim != 3 or roi.shape[1:] != (self.roi_size, self.roi_size):
+            raise PreprocessingError(f"{source}: mouth crops of shape {tuple(roi.shape[1:])}; the model expects "
+                                     f"{self.roi_size}x{self.roi_size} crops: cut them with "
+                                     f"LipRoiOptions(crop_size={self.roi_size}), or use a model made for "
+                                     f"{roi.shape[1]}x{roi.shape[2]} crops")
+
+    def normalise_video(self, video, face_found, lengths):
+        """Network input from cropped grey levels.
+
+        Args:
+            video: ``(B, T, H, W)`` grey levels 0-255 (a uint8 or float torch tensor), already cropped
+                to ``crop_size``.
+            face_found: ``(B, T)`` bool; lengths: ``(B,)`` valid frames (padding becomes 0).
+        Returns:
+            float32 ``(B, T, H, W)``.
+        """
+        import torch
+
+        valid = torch.arange(video.shape[1], device=video.device)[None] < lengths.to(video.device)[:, None]
+        x = (video.float() / 255 - self.pixel_mean) / self.pixel_std
+        if self.video_norm == "utterance":
+            face = (face_found & valid)[..., None, None]
+            mean = (x * face).sum(dim=1, keepdim=True) / face.sum(dim=1, keepdim=True).clamp(min=1)
+            return torch.where(face, x - mean, torch.zeros_like(x))
+        return torch.where(valid[..., None, None], x, torch.zeros_like(x))

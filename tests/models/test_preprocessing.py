@@ -1,0 +1,71 @@
+"""The preprocessing spec: derived values, normalisation, and the spec travelling in bundles."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from avsr.models.av_model import AVSRModel, ModelConfig
+from avsr.models.bundle import BundleError, load_bundle, save_bundle
+from avsr.preprocessing import Preprocessing, PreprocessingError
+
+SMALL = ModelConfig(dim=32, num_heads=2, ffn_dim=64, audio_layers=1, video_layers=1, fusion_layers=1,
+                    video_channels=(8, 16), dropout=0.0)
+
+
+def test_values_are_derived_from_each_other():
+    spec = Preprocessing()
+    assert (spec.samples_per_frame, spec.frame_s) == (640, 0.04)
+    assert spec.crop_box() == (slice(4, 92), slice(4, 92))
+    assert spec.crop_box((0, 8)) == (slice(0, 88), slice(8, 96))
+    with pytest.raises(PreprocessingError, match="crop_size=100"):
+        Preprocessing(crop_size=100)
+    with pytest.raises(PreprocessingError, match="whole number"):
+        Preprocessing(sample_rate=16_000, fps=30)
+    with pytest.raises(PreprocessingError, match="video_norm='cmvn'"):
+        Preprocessing(video_norm="cmvn")
+
+
+def test_global_normalisation_standardises_and_zeroes_padding():
+    video = torch.full((2, 5, 4, 4), 100, dtype=torch.uint8)
+    face = torch.ones(2, 5, dtype=torch.bool)
+    face[0, 1] = False  # a blanked frame inside the clip keeps its standardised value under global
+    x = Preprocessing().normalise_video(video, face, torch.tensor([5, 3]))
+    expected = (100 / 255 - 0.421) / 0.165
+    torch.testing.assert_close(x[0], torch.full((5, 4, 4), expected))
+    torch.testing.assert_close(x[1, :3], torch.full((3, 4, 4), expected))
+    assert (x[1, 3:] == 0).all()
+
+
+def test_utterance_normalisation_removes_the_mean_image_of_the_frames_with_a_face():
+    generator = torch.Generator().manual_seed(0)
+    video = torch.randint(0, 256, (2, 6, 8, 8), generator=generator, dtype=torch.uint8)
+    face = torch.ones(2, 6, dtype=torch.bool)
+    face[0, 2] = False
+    lengths = torch.tensor([6, 4])
+    x = Preprocessing(video_norm="utterance").normalise_video(video, face, lengths)
+    torch.testing.assert_close(x[0, [0, 1, 3, 4, 5]].mean(dim=0), torch.zeros(8, 8), atol=1e-5, rtol=0)
+    torch.testing.assert_close(x[1, :4].mean(dim=0), torch.zeros(8, 8), atol=1e-5, rtol=0)
+    assert (x[0, 2] == 0).all() and (x[1, 4:] == 0).all()
+    # Identity and lighting go: a brighter copy of the same clip gives the same input.
+    brighter = Preprocessing(video_norm="utterance").normalise_video(video.float() + 20, face, lengths)
+    torch.testing.assert_close(brighter, x, atol=1e-5, rtol=0)
+
+
+def test_the_spec_travels_in_the_bundle_and_is_checked_at_load(tmp_path):
+    spec = Preprocessing(crop_size=80, video_norm="utterance")
+    model = AVSRModel(SMALL, spec)
+    path = save_bundle(tmp_path / "m.pt", model)
+    assert load_bundle(path)[0].preprocessing == spec
+
+    payload = torch.load(path, weights_only=True)
+    old = {k: v for k, v in payload.items() if k != "preprocessing"}  # made before the spec existed
+    torch.save(old, tmp_path / "old.pt")
+    assert load_bundle(tmp_path / "old.pt")[0].preprocessing == Preprocessing()
+
+    torch.save(payload | {"preprocessing": spec.to_dict() | {"sample_rate": 8000}}, tmp_path / "8k.pt")
+    with pytest.raises(BundleError, match="8k.pt: the model expects 8000 Hz audio"):
+        load_bundle(tmp_path / "8k.pt")
+    torch.save(payload | {"preprocessing": spec.to_dict() | {"gamma": 2.2}}, tmp_path / "new.pt")
+    with pytest.raises(BundleError, match="unknown preprocessing field.*gamma.*upgrade avsr"):
+        load_bundle(tmp_path / "new.pt")
