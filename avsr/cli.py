@@ -406,6 +406,8 @@ def _run_transcribe(args: argparse.Namespace) -> int:
                                     lm_weight=args.lm_weight, batch_size=args.batch_size,
                                     detect_every=args.detect_every)
         model = load_model(args.model, args.device)
+        if options.mode not in ("auto",) + model.network.modes:
+            raise ValueError(f"--mode {options.mode}: {args.model} runs {', '.join(model.network.modes)} (or auto)")
     except (ValueError, BundleError) as error:
         print(f"avsr transcribe: error: {error}", file=sys.stderr)
         return 2

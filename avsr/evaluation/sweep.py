@@ -143,7 +143,8 @@ def sweep(models: dict[str, torch.nn.Module], manifest: str, snrs: list[float | 
     rows = []
     runs = {name: [mode for mode in modes if mode in model.modes] for name, model in models.items()}
     if not any(runs.values()):
-        raise ValueError(f"no model can run the modes asked for ({', '.join(modes)}); an audio-only model runs audio")
+        can = "; ".join(f"{name} runs {', '.join(model.modes)}" for name, model in models.items())
+        raise ValueError(f"no model can run the modes asked for ({', '.join(modes)}): {can}")
     with tqdm(total=len(conditions) * sum(map(len, runs.values())), unit="run", disable=not progress) as bar:
         for noise, snr in conditions:
             items, achieved = noisy_items(clean, sources.get(noise), snr, seed)

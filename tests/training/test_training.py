@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -13,7 +14,10 @@ import yaml
 from avsr.data.dataset import AVDataset, collate
 from avsr.data.prepare import prepare_manifest
 from avsr.io.lip_roi import LipRoiOptions
-from avsr.models.bundle import load_bundle
+from avsr.data.manifest import read_jsonl
+from avsr.models.av_model import AVSRModel, ModelConfig
+from avsr.models.bundle import load_bundle, save_bundle
+from avsr.preprocessing import Preprocessing
 from avsr.synth.corpus import SynthOptions, synthesize_corpus
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -151,3 +155,88 @@ def test_audio_only_model_trains_stops_after_its_epoch_budget_and_evaluates_audi
                            capture_output=True, text=True, timeout=300)
     assert swept.returncode == 0, swept.stderr[-2000:]
     assert [line.split()[:2] for line in swept.stdout.splitlines()[1:]] == [["clean", "audio"]]
+
+
+def test_video_only_model_trains_exports_evaluates_and_transcribes_video_alone(tmp_path, prepared):
+    """A lip-reading model end to end: trained with per-utterance normalisation (kept in its bundle),
+    evaluated on the video rows only, transcribing with --mode video, and refusing av and audio."""
+    config = small_config(tmp_path, prepared, max_steps=4)
+    result = fit("--config", str(ROOT / "configs" / "synth_grid_tiny.yaml"), "--config", str(config),
+                 "--config", str(ROOT / "configs" / "stages" / "video.yaml"), "--trainer.max_steps", "4",
+                 "--trainer.default_root_dir", str(tmp_path / "run"))
+    assert result.returncode == 0, result.stderr[-3000:]
+    checkpoint = sorted((tmp_path / "run").rglob("last.ckpt"))[-1]
+    saved = torch.load(checkpoint, map_location="cpu", weights_only=False)
+    assert {k.split(".")[1] for k in saved["state_dict"]} == {"video_encoder", "video_head"}
+    exported = subprocess.run([AVSR, "export", str(checkpoint), str(tmp_path / "video.pt")], capture_output=True,
+                              text=True, timeout=300)
+    assert exported.returncode == 0, exported.stderr[-2000:]
+    model, _, _ = load_bundle(tmp_path / "video.pt")
+    assert model.modes == ("video",) and model.preprocessing.video_norm == "utterance"
+
+    swept = subprocess.run([AVSR, "evaluate", "--model", str(tmp_path / "video.pt"), "--manifest",
+                            str(prepared / "val.jsonl"), "--modes", "av", "audio", "video", "--snr-db", "clean", "0"],
+                           capture_output=True, text=True, timeout=300)
+    assert swept.returncode == 0, swept.stderr[-2000:]
+    assert [line.split()[:2] for line in swept.stdout.splitlines()[1:]] == [["clean", "video"], ["0", "video"]]
+    refused = subprocess.run([AVSR, "evaluate", "--model", str(tmp_path / "video.pt"), "--manifest",
+                              str(prepared / "val.jsonl"), "--modes", "av", "audio"], capture_output=True, text=True,
+                             timeout=300)
+    assert refused.returncode == 2 and refused.stderr.strip().count("\n") == 0 and "runs video" in refused.stderr
+
+    clip = str(prepared.parent / "corpus" / read_jsonl(prepared.parent / "corpus" / "val.jsonl")[0]["video"])
+    out = tmp_path / "transcripts"
+    done = subprocess.run([AVSR, "transcribe", clip, "--model", str(tmp_path / "video.pt"), "--mode", "video",
+                           "-o", str(out)], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert json.loads(next(out.glob("*.json")).read_text())["mode"] == "video"
+    for mode in ("av", "audio"):
+        bad = subprocess.run([AVSR, "transcribe", clip, "--model", str(tmp_path / "video.pt"), "--mode", mode,
+                              "-o", str(tmp_path / mode)], capture_output=True, text=True, timeout=300)
+        assert bad.returncode == 2 and bad.stderr.strip().count("\n") == 0 and "runs video" in bad.stderr, bad.stderr
+
+
+def stream_bundle(path: Path, modalities: str, seed: int, **sizes) -> Path:
+    torch.manual_seed(seed)
+    config = ModelConfig(**({"dim": 32, "num_heads": 2, "ffn_dim": 64, "audio_layers": 1, "video_layers": 1,
+                             "video_channels": (8, 16), "modalities": modalities} | sizes))
+    return save_bundle(path, AVSRModel(config))
+
+
+def test_av_training_starts_from_stream_models_and_refuses_ones_that_do_not_fit(tmp_path, prepared):
+    from avsr.training.lightning_module import AVSRLightning
+
+    audio = stream_bundle(tmp_path / "audio.pt", "audio", seed=1)
+    video = stream_bundle(tmp_path / "video.pt", "video", seed=2)
+    config = ModelConfig(dim=32, num_heads=2, ffn_dim=64, audio_layers=1, video_layers=1, video_channels=(8, 16))
+    module = AVSRLightning(config, init_audio=str(audio), init_video=str(video))
+    module.setup("fit")
+    state = module.model.state_dict()
+    for path, prefixes in ((audio, ("audio_encoder.", "audio_head.")), (video, ("video_encoder.", "video_head."))):
+        source = load_bundle(path)[0].state_dict()
+        copied = [k for k in source if k.startswith(prefixes)]
+        assert copied and all(torch.equal(state[k], source[k]) for k in copied)
+
+    with pytest.raises(ValueError, match=r"video\.pt: a video model has no audio stream"):
+        AVSRLightning(config, init_audio=str(video)).setup("fit")
+    wide = stream_bundle(tmp_path / "wide.pt", "video", seed=3, video_channels=(8, 24))
+    with pytest.raises(ValueError, match=r"wide\.pt: its video stream does not fit this model .*\(8, 24|24"):
+        AVSRLightning(config, init_video=str(wide)).setup("fit")
+    with pytest.raises(ValueError, match=r"video\.pt: its video stream was trained on crops prepared as"):
+        AVSRLightning(config, init_video=str(video), preprocessing=Preprocessing(video_norm="utterance")).setup("fit")
+
+
+def test_frozen_streams_stay_those_of_the_stream_models(tmp_path, prepared):
+    audio = stream_bundle(tmp_path / "audio.pt", "audio", seed=1)
+    video = stream_bundle(tmp_path / "video.pt", "video", seed=2)
+    result = fit("--config", str(ROOT / "configs" / "synth_grid_tiny.yaml"), "--config",
+                 str(small_config(tmp_path, prepared, max_steps=3)), "--model.init_audio", str(audio),
+                 "--model.init_video", str(video), "--model.freeze_streams_steps", "10")
+    assert result.returncode == 0, result.stderr[-3000:]
+    trained = torch.load(sorted((tmp_path / "run").rglob("last.ckpt"))[-1], map_location="cpu", weights_only=False)
+    for path, prefix in ((audio, "audio_encoder."), (video, "video_encoder.")):
+        source = load_bundle(path)[0].state_dict()
+        for key, value in source.items():
+            if key.startswith(prefix):
+                assert torch.equal(trained["state_dict"][f"model.{key}"], value), key
+    assert trained["global_step"] >= 2  # optimizer steps were taken while the streams were frozen
