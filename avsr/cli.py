@@ -106,6 +106,9 @@ def _add_synth(subparsers) -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--frame-size", type=int, default=224, metavar="PX", help="square frame side (default 224)")
     parser.add_argument("--workers", type=int, default=1)
+    parser.add_argument("--no-recording-floor", dest="recording_floor", action="store_false",
+                        help="leave the synthesiser's silence as digital zero (by default every speaker gets room "
+                        "tone 35-60 dB below the speech)")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     parser.set_defaults(handler=_run_synth)
 
@@ -120,7 +123,7 @@ def _run_synth(args: argparse.Namespace) -> int:
         options = SynthOptions(num_utterances=args.num_utterances, speakers=args.speakers,
                                test_speakers=args.test_speakers, val_speakers=args.val_speakers, faces_dir=args.faces,
                                voices=tuple(args.voices), text_file=args.text_file, seed=args.seed,
-                               frame_size=args.frame_size, workers=args.workers)
+                               frame_size=args.frame_size, workers=args.workers, recording_floor=args.recording_floor)
         splits = synthesize_corpus(args.output_dir, options, progress=not args.quiet)
     except (FaceImageError, TextError, VoiceError, ValueError) as error:
         print(f"avsr synth: error: {error}", file=sys.stderr)

@@ -44,6 +44,7 @@ class SynthOptions:
     text_file: str | None = None  # one sentence per line; default: the GRID grammar
     seed: int = 0
     frame_size: int = 224  # square video frames, pixels
+    recording_floor: bool = True  # room tone 35-60 dB below the speech, per speaker (False: digital silence)
     workers: int = 1
 
     def __post_init__(self) -> None:
@@ -65,7 +66,7 @@ class Speaker:
     crf: int  # H.264 quality of this speaker's videos (higher: more compression)
     seed: int
     look: FaceLook = FaceLook()
-    floor_db: float = 50.0  # recording floor (room tone): this many dB below the active speech
+    floor_db: float | None = 50.0  # recording floor (room tone): this many dB below the active speech; None: none
     floor_exponent: float = 1.0  # its colour: power ~ 1 / f**exponent (0 white, 1 pink, 2 brown)
 
 
@@ -147,7 +148,8 @@ def make_speakers(options: SynthOptions, faces: list[FaceSource]) -> list[Speake
         # The recording floor has its own generator, so adding it left every other draw unchanged.
         floor = np.random.default_rng([options.seed, 3, index])
         speakers.append(Speaker(f"s{index + 1:02d}", faces[face].source, voice, splits[index], int(rng.integers(20, 29)),
-                                int(rng.integers(2**31)), look, floor_db=round(float(floor.uniform(35, 60)), 1),
+                                int(rng.integers(2**31)), look,
+                                floor_db=round(float(floor.uniform(35, 60)), 1) if options.recording_floor else None,
                                 floor_exponent=round(float(floor.uniform(0.5, 2.0)), 2)))
     return speakers
 

@@ -25,12 +25,14 @@ def to_16k(utterance: Utterance) -> np.ndarray:
     return resample_poly(utterance.audio, SAMPLE_RATE // ratio, utterance.sample_rate // ratio).astype(np.float32)
 
 
-def recording_floor(audio: np.ndarray, floor_db: float, exponent: float, seed: int) -> np.ndarray:
-    """``audio`` with coloured room tone ``floor_db`` below its active speech.
+def recording_floor(audio: np.ndarray, floor_db: float | None, exponent: float, seed: int) -> np.ndarray:
+    """``audio`` with coloured room tone ``floor_db`` below its active speech (unchanged for None).
 
     A synthesiser's silence is exact digital zero, which no microphone records: a model could learn
     "zero = no speech", and an energy-above-floor SNR cue has no floor to measure against.
     """
+    if floor_db is None:
+        return audio
     noise = coloured_noise(len(audio), exponent, np.random.default_rng([seed, 7]))
     return mix_at_snr(audio, noise, floor_db)
 

@@ -59,6 +59,25 @@ def test_videos_open_in_sync_and_the_face_is_found(corpus):
         assert extract_lip_roi(media.video).face_found.mean() >= 0.98
 
 
+def test_every_clip_has_a_recording_floor_between_35_and_60_db_below_its_speech(corpus):
+    """No microphone records digital silence: the pauses carry each speaker's room tone, which
+    survives AAC encoding, at the level drawn for that speaker."""
+    from avsr.data.noise import active_power
+
+    speakers = {s["id"]: s for s in json.loads((corpus / "speakers.json").read_text())}
+    for row in records(corpus):
+        audio = load_media(corpus / row["video"], video=False).audio.astype(np.float64)
+        assert np.mean(audio == 0) < 0.01
+        tail = audio[-1600:]  # the last 0.1 s: after the speech, once all digital zero
+        below_db = 10 * np.log10(active_power(audio) / np.mean(tail**2))
+        floor_db = speakers[row["speaker"]]["floor_db"]
+        assert 35 <= floor_db <= 60 and abs(below_db - floor_db) < 8, (row["id"], below_db, floor_db)
+    silent = synthesize_corpus(corpus.parent / "silent", replace(OPTIONS, num_utterances=2, recording_floor=False),
+                               progress=False)
+    row = silent["train"][0]
+    assert np.mean(load_media(corpus.parent / "silent" / row["video"], video=False).audio[-1600:] == 0) > 0.9
+
+
 def test_mouth_opening_follows_the_jaw_and_the_audio(corpus):
     openings, envelopes = [], []
     for row in records(corpus):
