@@ -136,13 +136,15 @@ class BucketBatchSampler(Sampler[list[tuple[int, int]]]):
         return batches
 
     def _shard(self, batches: list[list[int]]) -> list[list[int]]:
-        """Under DDP, each process takes every world_size-th batch (equal counts per process)."""
+        """Under DDP, each process takes every world_size-th batch. Training keeps equal counts per
+        process (gradients are synchronised every step); evaluation (``shuffle=False``) keeps every
+        batch, so that the validation set is scored whole."""
         import torch.distributed as dist
 
         if not (dist.is_available() and dist.is_initialized()):
             return batches
         rank, world = dist.get_rank(), dist.get_world_size()
-        usable = len(batches) // world * world
+        usable = len(batches) // world * world if self.shuffle else len(batches)
         return batches[:usable][rank::world]
 
     def __iter__(self):

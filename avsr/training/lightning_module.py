@@ -5,9 +5,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import jiwer
 import lightning as L
 import torch
+from torchmetrics import MeanMetric
+from torchmetrics.text import CharErrorRate, WordErrorRate
 
 from avsr.data.dataset import Batch
 from avsr.data.tokenizer import CharTokenizer
@@ -93,9 +94,9 @@ class AVSRLightning(L.LightningModule):
         self._frozen: list[str] = []
         self.tokenizer = CharTokenizer()
         self.ctc = torch.nn.CTCLoss(blank=self.tokenizer.blank, zero_infinity=True)
-        self._hypotheses: list[str] = []
-        self._references: list[str] = []
-        self._weights: list[torch.Tensor] = []
+        # Corpus error rates: errors and reference words are summed (across processes under DDP) before
+        # dividing, so the validation WER is that of the whole validation set, not a mean of per-process rates.
+        self.val_wer, self.val_cer, self.val_audio_weight = WordErrorRate(), CharErrorRate(), MeanMetric()
 
     def setup(self, stage: str) -> None:
         h = self.hparams
@@ -145,19 +146,21 @@ class AVSRLightning(L.LightningModule):
     def validation_step(self, batch: Batch, batch_index: int) -> None:
         loss, out = self._loss(batch)
         self.log("val/loss", loss, prog_bar=True, batch_size=len(batch.ids), sync_dist=True)
-        self._hypotheses += greedy_decode(out.log_probs, out.lengths, self.tokenizer)
-        self._references += batch.texts
+        hypotheses = greedy_decode(out.log_probs, out.lengths, self.tokenizer)
+        self.val_wer.update(hypotheses, batch.texts)
+        self.val_cer.update(hypotheses, batch.texts)
         if out.audio_weight is not None and self.model.config.modalities == "av":
             valid = torch.arange(out.audio_weight.shape[1], device=self.device)[None] < out.lengths[:, None]
-            self._weights.append(out.audio_weight[valid].detach().float().cpu())
+            self.val_audio_weight.update(out.audio_weight[valid].detach().float())
 
     def on_validation_epoch_end(self) -> None:
-        if self._references:
-            self.log("val/wer", jiwer.wer(self._references, self._hypotheses), prog_bar=True, sync_dist=True)
-            self.log("val/cer", jiwer.cer(self._references, self._hypotheses), sync_dist=True)
-        if self._weights:
-            self.log("val/audio_weight", torch.cat(self._weights).mean(), sync_dist=True)
-        self._hypotheses, self._references, self._weights = [], [], []
+        self.log("val/wer", self.val_wer.compute(), prog_bar=True)
+        self.log("val/cer", self.val_cer.compute())
+        self.val_wer.reset()
+        self.val_cer.reset()
+        if self.val_audio_weight.update_count:
+            self.log("val/audio_weight", self.val_audio_weight.compute())
+        self.val_audio_weight.reset()
 
     def configure_optimizers(self):
         optimizer = torch.optim.AdamW(self.parameters(), lr=self.hparams.learning_rate,

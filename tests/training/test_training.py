@@ -7,14 +7,18 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 import yaml
 
-from avsr.data.dataset import AVDataset, collate
+import avsr
+
+from avsr.data.dataset import AVDataset, BucketBatchSampler, collate
 from avsr.data.prepare import prepare_manifest
 from avsr.io.lip_roi import LipRoiOptions
 from avsr.data.manifest import read_jsonl
+from avsr.data.tokenizer import CharTokenizer
 from avsr.models.av_model import AVSRModel, ModelConfig
 from avsr.models.bundle import load_bundle, save_bundle
 from avsr.preprocessing import Preprocessing
@@ -133,6 +137,69 @@ def test_ddp_with_two_cpu_processes(tmp_path, prepared):
                  str(small_config(tmp_path, prepared, strategy="ddp", devices=2, max_steps=3)))
     assert result.returncode == 0, result.stderr[-3000:]
     assert "GLOBAL_RANK: 1" in result.stderr + result.stdout or "world_size=2" in result.stderr + result.stdout
+
+
+VALIDATE_SCRIPT = """
+import sys, lightning as L, torch, avsr
+from avsr.training.data_module import AVDataModule
+from avsr.training.lightning_module import AVSRLightning
+
+devices, manifest = int(sys.argv[1]), sys.argv[2]
+embedded = avsr.load_model("synth-grid-tiny").network
+module = AVSRLightning(embedded.config)
+module.model.load_state_dict(embedded.state_dict())
+data = AVDataModule([manifest], [manifest], max_frames=100)
+trainer = L.Trainer(accelerator="cpu", devices=devices, strategy="ddp" if devices > 1 else "auto", logger=False,
+                    enable_progress_bar=False, enable_model_summary=False, use_distributed_sampler=False)
+[metrics] = trainer.validate(module, data, verbose=False)
+if trainer.global_rank == 0:
+    print("VAL_WER", metrics["val/wer"])
+"""
+
+
+@pytest.mark.slow
+def test_validation_wer_under_ddp_is_the_corpus_wer(tmp_path, prepared):
+    """Two processes each score half of the validation batches; the logged WER must be the corpus WER
+    of all of them (errors and words summed), not the mean of the two processes' rates."""
+    import re
+
+    import jiwer
+
+    from avsr.decoding.greedy import greedy_decode
+
+    script = tmp_path / "validate.py"
+    script.write_text(VALIDATE_SCRIPT)
+    # The first process's references are cut to their first two words, so that the two processes'
+    # rates and word counts differ and the mean of their rates is not the corpus rate.
+    rows = read_jsonl(prepared / "train.jsonl", required=("id", "text", "features", "num_frames"))
+    batches = BucketBatchSampler([int(r["num_frames"]) for r in rows], 100, shuffle=False)._batches()
+    first = {i for batch in batches[0::2] for i in batch}
+    rows = [r | {"features": str(prepared / r["features"]), "text": " ".join(r["text"].split()[:2 if i in first else 6])}
+            for i, r in enumerate(rows)]
+    manifest = str(tmp_path / "cut.jsonl")
+    Path(manifest).write_text("".join(json.dumps(r) + "\n" for r in rows))
+    logged = {}
+    for devices in (1, 2):
+        result = subprocess.run([sys.executable, str(script), str(devices), manifest], capture_output=True, text=True,
+                                timeout=600, cwd=tmp_path)
+        assert result.returncode == 0, result.stderr[-3000:]
+        logged[devices] = float(re.search(r"VAL_WER ([0-9.]+)", result.stdout).group(1))
+
+    model = avsr.load_model("synth-grid-tiny").network
+    dataset = AVDataset(manifest)
+    references, hypotheses = [], []
+    for index in range(len(dataset)):  # max_frames=100 makes one utterance per batch
+        batch = collate([dataset[index]])
+        with torch.no_grad():
+            out = model(batch.audio, batch.audio_lengths, batch.video, batch.video_lengths, batch.face_found)
+        hypotheses += greedy_decode(out.log_probs, out.lengths, CharTokenizer())
+        references += batch.texts
+    corpus = jiwer.wer(references, hypotheses)
+    assert logged[1] == pytest.approx(corpus, abs=1e-6) and logged[2] == pytest.approx(corpus, abs=1e-6)
+    # The test can tell: the mean of the two processes' own rates differs from the corpus rate.
+    per_process = [jiwer.wer([references[i] for b in batches[rank::2] for i in b],
+                             [hypotheses[i] for b in batches[rank::2] for i in b]) for rank in (0, 1)]
+    assert abs(np.mean(per_process) - corpus) > 1e-3
 
 
 def test_audio_only_model_trains_stops_after_its_epoch_budget_and_evaluates_audio_alone(tmp_path, prepared):
