@@ -97,7 +97,7 @@ def probe(corpus: str | Path, prepared: str | Path, train_utterances: int = 700,
     val = load_split(corpus, prepared, "val", None, subtract_mean)
     test = load_split(corpus, prepared, "test", None, subtract_mean)
     scores = {alpha: r2(val[1], predict(fit_ridge(train[0], train[1], alpha), val[0])).mean()
-              for alpha in (0.1, 1.0, 10.0, 100.0, 1000.0, 10000.0)}
+              for alpha in 10.0 ** np.arange(-1, 7)}
     alpha = max(scores, key=scores.get)
     test_r2 = r2(test[1], predict(fit_ridge(train[0], train[1], alpha), test[0]))
     return {"r2": dict(zip(TARGETS, map(float, test_r2))), "alpha": alpha,
