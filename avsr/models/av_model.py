@@ -36,12 +36,13 @@ class ModelConfig:
     dropout: float = 0.1
     modalities: str = "av"  # av; audio (ASR) or video (VSR): one encoder and its CTC head alone
     video_pool: int = 1  # side of the spatial grid kept at the end of the video trunk (1: global average)
+    video_downsample: int = 1  # crops average-pooled by this factor before the video stem
 
     def __post_init__(self) -> None:
         if self.modalities not in MODALITIES:
             raise ValueError(f"modalities={self.modalities!r}; use one of {', '.join(MODALITIES)}")
-        if self.video_pool < 1:
-            raise ValueError(f"video_pool={self.video_pool} must be >= 1")
+        if self.video_pool < 1 or self.video_downsample < 1:
+            raise ValueError(f"video_pool={self.video_pool} and video_downsample={self.video_downsample} must be >= 1")
         if self.fusion not in FUSIONS:
             raise ValueError(f"fusion={self.fusion!r}; use one of {', '.join(FUSIONS)}")
         if self.dim % self.num_heads:
@@ -79,7 +80,8 @@ class AVSRModel(nn.Module):
             self.audio_head = nn.Linear(c.dim, c.vocab_size)
             return
         self.video_encoder = VideoEncoder(c.dim, c.video_channels, c.video_layers, c.num_heads, c.ffn_dim,
-                                          kernel_size=c.kernel_size, dropout=c.dropout, pool=c.video_pool)
+                                          kernel_size=c.kernel_size, dropout=c.dropout, pool=c.video_pool,
+                                          downsample=c.video_downsample)
         if c.modalities == "video":
             self.video_head = nn.Linear(c.dim, c.vocab_size)
             return

@@ -31,11 +31,14 @@ class VideoEncoder(nn.Module):
         num_layers, num_heads, ffn_dim, kernel_size: the Conformer after the trunk.
         pool: the trunk's last feature map is average-pooled to a ``pool x pool`` grid and flattened,
             so the projection sees where in the mouth a feature is (1: global average, as ResNet).
+        downsample: the crops are average-pooled by this factor before the stem (2: 88x88 -> 44x44,
+            about a quarter of the trunk's cost).
     """
 
     def __init__(self, dim: int, channels: tuple[int, ...], num_layers: int, num_heads: int, ffn_dim: int,
-                 kernel_size: int = 15, dropout: float = 0.1, pool: int = 1) -> None:
+                 kernel_size: int = 15, dropout: float = 0.1, pool: int = 1, downsample: int = 1) -> None:
         super().__init__()
+        self.downsample = downsample
         stem = channels[0]
         self.stem = nn.Sequential(  # (B, 1, T, H, W) -> (B, C, T, H/4, W/4)
             nn.Conv3d(1, stem, (5, 7, 7), (1, 2, 2), (2, 3, 3), bias=False), nn.BatchNorm3d(stem), nn.ReLU(),
@@ -54,6 +57,8 @@ class VideoEncoder(nn.Module):
         """video: ``(B, T, H, W)`` float, normalised; lengths ``(B,)`` -> ``(B, T, D)``."""
         batch, frames = video.shape[:2]
         video = video.masked_fill(padding_mask(lengths, frames)[..., None, None], 0.0)
+        if self.downsample > 1:
+            video = nn.functional.avg_pool2d(video, self.downsample)  # (B, T, H/k, W/k): T acts as channels
         x = self.stem(video.unsqueeze(1))  # (B, C, T, H', W')
         x = x.transpose(1, 2).flatten(0, 1)  # (B*T, C, H', W')
         x = self.pool(self.trunk(x)).flatten(1)  # (B*T, C' pool^2)

@@ -108,7 +108,7 @@ def test_video_pool_keeps_a_spatial_grid():
     assert model.video_encoder.project.in_features == 16 * 3 * 3
     with torch.no_grad():
         assert model(*inputs(1, [6]), mode="video").log_probs.shape == (1, 6, 29)
-    with pytest.raises(ValueError, match="video_pool=0"):
+    with pytest.raises(ValueError, match="video_pool=0 and video_downsample=1 must be"):
         ModelConfig(video_pool=0)
 
 
