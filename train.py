@@ -1,19 +1,11 @@
-"""Train an AV model: ``python train.py fit --config configs/<name>.yaml``.
+"""Train a model: ``python train.py fit --config configs/<name>.yaml``.
 
-LightningCLI: every argument of ``AVSRLightning``, ``AVDataModule`` and the ``Trainer`` can be set
-in the YAML or on the command line (``--trainer.max_epochs 5``); the resolved configuration is
-saved beside the logs and inside every checkpoint. Resume with ``--ckpt_path``.
+The same as ``python -m avsr.train``; see :mod:`avsr.train` for the options.
 """
 
-from lightning.pytorch.cli import LightningCLI
+import sys
 
-from avsr.training.data_module import AVDataModule
-from avsr.training.lightning_module import AVSRLightning
-
-
-def main() -> None:
-    LightningCLI(AVSRLightning, AVDataModule, save_config_kwargs={"overwrite": True})
-
+from avsr.train import main
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

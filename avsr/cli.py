@@ -53,9 +53,9 @@ def _add_lip_roi(subparsers) -> None:
 
 
 def _run_lip_roi(args: argparse.Namespace) -> int:
-    from avsr.io.inputs import expand_inputs
+    from avsr.io.inputs import OutputError, check_outputs_spare_inputs, expand_inputs
     from avsr.io.lip_roi import LipRoiOptions
-    from avsr.io.roi_batch import run_lip_roi
+    from avsr.io.roi_batch import output_names, run_lip_roi
 
     try:
         options = LipRoiOptions(detect_every=args.detect_every, detect_max_side=args.detect_max_side,
@@ -66,6 +66,13 @@ def _run_lip_roi(args: argparse.Namespace) -> int:
     paths = expand_inputs(args.inputs)
     if not paths:
         print("avsr lip-roi: error: no media files found in the inputs given", file=sys.stderr)
+        return 2
+    names = output_names(paths)
+    try:
+        check_outputs_spare_inputs([Path(args.output_dir) / f"{n}.{ext}" for n in names for ext in ("npz", "png")],
+                                   paths)
+    except OutputError as error:
+        print(f"avsr lip-roi: error: {error}", file=sys.stderr)
         return 2
     results = run_lip_roi(paths, args.output_dir, options, workers=args.workers, preview=args.preview,
                           overwrite=args.overwrite, progress=not args.quiet)
@@ -146,6 +153,7 @@ def _add_prepare(subparsers) -> None:
     manifest.add_argument("output_dir", metavar="OUT_DIR")
     manifest.add_argument("--workers", type=int, default=1)
     manifest.add_argument("--detect-every", type=int, default=1, metavar="K")
+    manifest.add_argument("--overwrite", action="store_true", help="recompute features even when they are current")
     manifest.add_argument("--quiet", action="store_true")
     manifest.set_defaults(handler=_run_prepare_manifest)
     from avsr.data.recipes import RECIPES, RecipeOptions
@@ -195,7 +203,7 @@ def _run_prepare_manifest(args: argparse.Namespace) -> int:
 
     try:
         target, summary = prepare_manifest(args.manifest, args.output_dir, LipRoiOptions(detect_every=args.detect_every),
-                                           workers=args.workers, progress=not args.quiet)
+                                           workers=args.workers, progress=not args.quiet, overwrite=args.overwrite)
     except (ManifestError, ValueError) as error:
         print(f"avsr prepare manifest: error: {error}", file=sys.stderr)
         return 2
@@ -259,6 +267,13 @@ def _run_export(args: argparse.Namespace) -> int:
     from avsr.models.bundle import save_bundle
     from avsr.training.lightning_module import AVSRLightning
 
+    from avsr.io.inputs import OutputError, check_outputs_spare_inputs
+
+    try:
+        check_outputs_spare_inputs([args.output], [args.checkpoint], option="BUNDLE.pt")
+    except OutputError as error:
+        print(f"avsr export: error: {error}", file=sys.stderr)
+        return 2
     module = AVSRLightning.load_from_checkpoint(args.checkpoint, map_location="cpu")
     save_bundle(args.output, module.model, module.tokenizer, {"checkpoint": args.checkpoint, "note": args.note},
                 half=args.half)
@@ -385,17 +400,20 @@ def _add_transcribe(subparsers) -> None:
     parser.add_argument("--batch-size", type=int, default=4, metavar="N", help="30 s windows per forward pass")
     parser.add_argument("--detect-every", type=int, default=1, metavar="K",
                         help="run the face landmarker on every K-th frame (2-3 is faster)")
-    parser.add_argument("--overwrite", action="store_true", help="redo inputs whose outputs are current")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="redo inputs whose outputs are current, and replace files of the same name that avsr "
+                        "did not write for them")
     parser.add_argument("--quiet", action="store_true", help="no progress bar, no transcripts printed")
     parser.set_defaults(handler=_run_transcribe)
 
 
 def _run_transcribe(args: argparse.Namespace) -> int:
     from avsr.decoding.beam import LexiconError
-    from avsr.inference.batch import SUMMARY_NAME, transcribe_batch
+    from avsr.inference.batch import SUMMARY_NAME, BusyError, transcribe_batch
     from avsr.inference.outputs import FORMATS
     from avsr.inference.transcribe import TranscribeOptions
-    from avsr.io.inputs import expand_inputs
+    from avsr.io.inputs import OutputError, check_outputs_spare_inputs, expand_inputs
+    from avsr.io.roi_batch import output_names
     from avsr.models.bundle import BundleError, load_model
 
     formats = FORMATS if args.formats == "all" else tuple(f.strip() for f in args.formats.split(",") if f.strip())
@@ -418,10 +436,17 @@ def _run_transcribe(args: argparse.Namespace) -> int:
     if not paths:
         print("avsr transcribe: error: no media files found in the inputs given", file=sys.stderr)
         return 2
+    out_dir = Path(args.output_dir)
+    outputs = [out_dir / f"{name}.{fmt}" for name in output_names(paths) for fmt in set(formats) | {"json"}]
+    try:
+        check_outputs_spare_inputs(outputs + [out_dir / SUMMARY_NAME], paths)
+    except OutputError as error:
+        print(f"avsr transcribe: error: {error}", file=sys.stderr)
+        return 2
     try:
         summary = transcribe_batch(paths, model, args.output_dir, formats, options, args.workers, args.device,
                                    args.overwrite, progress=not args.quiet)
-    except LexiconError as error:
+    except (LexiconError, BusyError) as error:
         print(f"avsr transcribe: error: {error}", file=sys.stderr)
         return 2
     return _report(summary, "transcribed", f"{args.output_dir} (summary: {SUMMARY_NAME})")
@@ -451,7 +476,10 @@ def _run_render(args: argparse.Namespace) -> int:
     from avsr.io.media import MediaError
     from avsr.models.bundle import BundleError, load_model
 
+    from avsr.io.inputs import check_outputs_spare_inputs
+
     try:
+        check_outputs_spare_inputs([args.output], [args.video])
         model = load_model(args.model, args.device)
         transcriber = Transcriber(model.network, model.tokenizer, model.id,
                                   TranscribeOptions(mode=args.mode, beam_size=args.beam_size,

@@ -15,10 +15,24 @@ from avsr.data.tokenizer import CharTokenizer
 from avsr.preprocessing import Preprocessing
 
 
+class FeatureFileError(ValueError):
+    """A prepared feature file that cannot be read."""
+
+
 def load_features(path: str | Path) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """``roi (T, 96, 96) uint8``, ``face_found (T,) bool``, ``audio (640 T,) float32`` of a prepared utterance."""
-    with np.load(path) as data:
-        return data["roi"], data["face_found"], data["audio"].astype(np.float32) / 32768.0
+    """``roi (T, 96, 96) uint8``, ``face_found (T,) bool``, ``audio (640 T,) float32`` of a prepared utterance.
+
+    Raises:
+        FeatureFileError: the file is missing or damaged; the message names it and the fix.
+    """
+    try:
+        with np.load(path) as data:
+            return data["roi"], data["face_found"], data["audio"].astype(np.float32) / 32768.0
+    except FileNotFoundError:
+        raise FeatureFileError(f"{path}: feature file not found; run avsr prepare manifest again") from None
+    except Exception as error:  # zipfile.BadZipFile, EOFError, KeyError, ValueError, zlib.error ...
+        raise FeatureFileError(f"{path}: damaged feature file ({error.__class__.__name__}); rebuild it with avsr "
+                               "prepare manifest (a damaged file is recomputed)") from None
 
 
 class AVDataset(Dataset):

@@ -31,6 +31,38 @@ def read_jsonl(path: str | Path, required: tuple[str, ...] = ("id",)) -> list[di
     return records
 
 
+def line_numbers(path: str | Path) -> list[int]:
+    """The line number of each record :func:`read_jsonl` returns (blank lines are skipped)."""
+    text = Path(path).read_text(encoding="utf-8")
+    return [number for number, line in enumerate(text.splitlines(), 1) if line.strip()]
+
+
+def check_ids(path: str | Path, records: list[dict]) -> None:
+    """Refuse ids that would lose or misplace data when each becomes a file ``<id>.npz``: repeated
+    ids (also ``a/./b`` against ``a/b``), ids that leave the output folder (``..``, absolute), empty ids.
+
+    Raises:
+        ManifestError: one line naming the manifest, the first problems with their line numbers, and the fix.
+    """
+    problems, first = [], {}
+    for number, record in zip(line_numbers(path), records):
+        name = str(record["id"])
+        parts = Path(name).parts
+        if not name.strip() or "\0" in name:
+            problems.append(f"line {number}: empty id")
+        elif Path(name).is_absolute() or ".." in parts:
+            problems.append(f"line {number}: id {name!r} leaves the output folder")
+        else:
+            key = os.path.normpath(name)
+            if key in first:
+                problems.append(f"line {number}: id {name!r} repeats line {first[key]}")
+            first.setdefault(key, number)
+    if problems:
+        more = f" (and {len(problems) - 3} more)" if len(problems) > 3 else ""
+        raise ManifestError(f"{path}: {'; '.join(problems[:3])}{more}; each id names its own feature file "
+                            "OUT_DIR/features/<id>.npz: make ids unique relative names")
+
+
 def resolve(manifest: str | Path, relative: str) -> Path:
     """A path from a manifest, relative to the manifest's folder unless absolute."""
     candidate = Path(relative)

@@ -17,7 +17,8 @@ from pathlib import Path
 
 import numpy as np
 
-from avsr.data.manifest import read_jsonl, resolve, write_jsonl
+from avsr.data.manifest import check_ids, read_jsonl, resolve, write_jsonl
+from avsr.io.inputs import check_outputs_spare_inputs
 from avsr.io.lip_roi import LipRoiOptions, extract_lip_roi
 from avsr.io.media import MediaError, load_media
 from avsr.io.roi_batch import cache_key, file_sha256, stored_key
@@ -63,15 +64,18 @@ def _save_features(path: Path, roi: np.ndarray, found: np.ndarray, samples: np.n
     tmp.replace(path)
 
 
-def prepare_source(video: Path, audio: Path | None, pieces: list[Piece], options: LipRoiOptions) -> list[dict]:
+def prepare_source(video: Path, audio: Path | None, pieces: list[Piece], options: LipRoiOptions,
+                   overwrite: bool = False) -> list[dict]:
     """Lip ROIs and 16 kHz audio of one source file, stored as one ``.npz`` per piece. Pieces whose
-    file holds the current cache key are skipped. Returns one status per piece (``done``,
-    ``skipped`` or ``failed`` with a one-line error naming the file)."""
+    file holds the current cache key are skipped (unless ``overwrite``); a file that does not load is
+    stale and rebuilt. Returns one status per piece (``done``, ``skipped`` or ``failed`` with a one-line
+    error naming the file)."""
     started = time.perf_counter()
     try:
         key = _key(video, audio, options)
         keys = [_piece_key(key, piece) for piece in pieces]
-        todo = [(p, k) for p, k in zip(pieces, keys) if not (p.output.exists() and stored_key(p.output) == k)]
+        todo = [(p, k) for p, k in zip(pieces, keys)
+                if overwrite or not (p.output.exists() and stored_key(p.output) == k)]
         errors = {}  # piece id -> a problem of that piece alone (the rest of the file is still stored)
         written = {}  # piece id -> its face_found, for the pieces stored now
         if todo:
@@ -111,22 +115,32 @@ def prepare_source(video: Path, audio: Path | None, pieces: list[Piece], options
 
 def crashed_source(job: tuple) -> list[dict]:
     """The statuses of a :func:`prepare_source` job whose worker process died."""
-    video, _, pieces, _ = job
+    video, pieces = job[0], job[2]
     return [_failed(video, piece, f"{video}: the worker process crashed on this file; re-encode it")
             for piece in pieces]
 
 
 def prepare_manifest(manifest: str | Path, out_dir: str | Path, options: LipRoiOptions = LipRoiOptions(),
-                     workers: int = 1, progress: bool = True) -> tuple[Path, list[dict]]:
-    """Prepare every line of ``manifest``; returns the prepared manifest's path and the summary."""
+                     workers: int = 1, progress: bool = True, overwrite: bool = False) -> tuple[Path, list[dict]]:
+    """Prepare every line of ``manifest``; returns the prepared manifest's path and the summary.
+
+    Raises:
+        ManifestError: unreadable lines, or ids that repeat or leave ``out_dir`` (checked first).
+        OutputError: an output would replace an input (e.g. ``out_dir`` is the manifest's folder).
+    """
     records = read_jsonl(manifest, required=("id", "video", "text"))
+    check_ids(manifest, records)
     out_dir = Path(out_dir)
-    (out_dir / "features").mkdir(parents=True, exist_ok=True)
+    target = out_dir / Path(manifest).name
     jobs = []
     for record in records:
         audio = resolve(manifest, record["audio"]) if record.get("audio") else None
         jobs.append((resolve(manifest, record["video"]), audio,
-                     [Piece(record["id"], out_dir / "features" / f"{record['id']}.npz")], options))
+                     [Piece(record["id"], out_dir / "features" / f"{record['id']}.npz")], options, overwrite))
+    check_outputs_spare_inputs([target, out_dir / "prepare_summary.jsonl"] + [job[2][0].output for job in jobs],
+                               [manifest] + [job[0] for job in jobs] + [job[1] for job in jobs if job[1]],
+                               option="OUT_DIR")
+    (out_dir / "features").mkdir(parents=True, exist_ok=True)
     summary = [statuses[0] for statuses in run_jobs(prepare_source, jobs, workers, crashed_source, progress=progress,
                                                     unit="utt")]
     prepared = []
@@ -136,7 +150,6 @@ def prepare_manifest(manifest: str | Path, out_dir: str | Path, options: LipRoiO
         kept = {k: v for k, v in record.items() if k not in ("video", "audio")}
         prepared.append(kept | {"features": f"features/{record['id']}.npz", "num_frames": result["num_frames"],
                                 "duration_s": result["num_frames"] / VIDEO_FPS})
-    target = out_dir / Path(manifest).name
     write_jsonl(target, prepared)
     write_jsonl(out_dir / "prepare_summary.jsonl", summary)
     return target, summary

@@ -2,12 +2,20 @@
 the model, and every input ends up either transcribed (all its outputs written atomically) or
 reported in ``transcribe_summary.jsonl`` with its error. A re-run skips inputs whose outputs already
 hold the same input hash and model id, so a killed batch resumes where it stopped.
+
+Nothing that avsr did not write is replaced: each output set is entered in ``OUT_DIR/.avsr_outputs.jsonl``
+(its name and input hash) before it is written, and a file of the same name that is not entered
+there for the same input (a user's own ``talk.txt``, or the transcript of another ``talk.mp4`` from
+an earlier run) makes that input fail with a one-line reason, unless ``overwrite``. One run at a
+time writes into a folder (a lock file); the summary keeps the lines of earlier runs' other inputs.
 """
 
 from __future__ import annotations
 
+import fcntl
 import json
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 from avsr.data.manifest import write_jsonl
@@ -19,6 +27,83 @@ from avsr.models.bundle import LoadedModel
 from avsr.parallel import imap_jobs
 
 SUMMARY_NAME = "transcribe_summary.jsonl"
+LEDGER_NAME = ".avsr_outputs.jsonl"
+LOCK_NAME = ".avsr.lock"
+
+
+class BusyError(ValueError):
+    """Another run is writing into the same output folder."""
+
+
+@contextmanager
+def folder_lock(out_dir: Path, command: str = "avsr transcribe"):
+    """Hold ``out_dir``'s lock for the block, or raise :class:`BusyError` at once if another run has it."""
+    handle = (out_dir / LOCK_NAME).open("a")
+    try:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise BusyError(f"{out_dir}: another {command} is writing into this folder; wait for it to finish or "
+                            "choose another -o") from None
+        yield
+    finally:
+        handle.close()
+
+
+def read_ledger(out_dir: Path) -> dict[str, str]:
+    """Output name -> the input hash it was written for (the latest entry wins)."""
+    written = {}
+    try:
+        lines = (out_dir / LEDGER_NAME).read_text(encoding="utf-8").splitlines()
+    except OSError:
+        return written
+    for line in lines:
+        try:
+            entry = json.loads(line)
+            written[entry["name"]] = entry["input_sha256"]
+        except (ValueError, KeyError, TypeError):
+            continue  # a line cut short by a crash
+    return written
+
+
+def foreign_output(path: Path, stem: Path, formats: tuple[str, ...], ledger: dict[str, str]) -> str | None:
+    """Why ``path``'s outputs must not be written (an existing file avsr did not write for this input),
+    or ``None``."""
+    existing = [stem.with_name(f"{stem.name}.{fmt}") for fmt in formats]
+    existing = [p for p in existing if p.exists()]
+    if not existing:
+        return None
+    sha256 = file_sha256(path) if path.is_file() else ""
+    if ledger.get(stem.name) == sha256:
+        return None
+    if stem.name in ledger:
+        return (f"{path}: {existing[0]} holds the transcript of another input of the same name; choose another -o, "
+                "or pass --overwrite to replace it")
+    try:  # outputs of a version of avsr that kept no ledger
+        record = json.loads(stem.with_name(f"{stem.name}.json").read_text(encoding="utf-8"))
+        if record.get("input_sha256") == sha256:
+            return None
+    except (OSError, ValueError, AttributeError):
+        pass
+    return f"{path}: {existing[0]} exists and was not written by avsr for this input; pass --overwrite to replace it"
+
+
+def merge_summary(out_dir: Path, records: list[dict]) -> list[dict]:
+    """This run's records after the earlier runs' records of other inputs."""
+    ours = {r["input"] for r in records}
+    try:
+        lines = (out_dir / SUMMARY_NAME).read_text(encoding="utf-8").splitlines()
+    except OSError:
+        lines = []
+    kept = []
+    for line in lines:
+        try:
+            record = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(record, dict) and record.get("input") not in ours:
+            kept.append(record)
+    return kept + records
 
 
 def _prepare_job(path: Path, detect_every: int) -> PreparedInput | str:
@@ -55,19 +140,29 @@ def transcribe_batch(paths: list[Path], model: LoadedModel, out_dir: str | Path,
 
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
+    with folder_lock(out_dir):
+        return _transcribe_locked(paths, model, out_dir, formats, options, workers, device, overwrite, progress, tqdm)
+
+
+def _transcribe_locked(paths, model, out_dir, formats, options, workers, device, overwrite, progress, tqdm):
     formats = tuple(dict.fromkeys(formats + ("json",)))  # the .json marks a finished input
     transcriber = Transcriber(model.network, model.tokenizer, model.id, options, device)
     stems = [out_dir / name for name in output_names(paths)]
+    ledger = read_ledger(out_dir)
     summary: list[dict | None] = [None] * len(paths)
     todo = []
     for index, (path, stem) in enumerate(zip(paths, stems)):
-        if not overwrite and is_current(path, stem, formats, model.id):
+        refusal = None if overwrite else foreign_output(path, stem, formats, ledger)
+        if refusal:
+            summary[index] = {"input": str(path), "status": "failed", "error": refusal}
+        elif not overwrite and is_current(path, stem, formats, model.id):
             summary[index] = {"input": str(path), "status": "skipped", "outputs": str(stem) + ".*"}
         else:
             todo.append(index)
     partial = out_dir / f".{SUMMARY_NAME}.partial"  # what a killed run got through
     with tqdm(total=len(paths), initial=len(paths) - len(todo), unit="file", disable=not progress,
-              dynamic_ncols=True) as bar, partial.open("a", encoding="utf-8") as log:
+              dynamic_ncols=True) as bar, partial.open("a", encoding="utf-8") as log, \
+            (out_dir / LEDGER_NAME).open("a", encoding="utf-8") as entries:
         jobs = [(paths[i], options.detect_every) for i in todo]
         for job, result in imap_jobs(_prepare_job, jobs, workers, _crashed):
             index = todo[job]
@@ -78,6 +173,8 @@ def transcribe_batch(paths: list[Path], model: LoadedModel, out_dir: str | Path,
                 started = time.perf_counter()
                 try:
                     transcript = transcriber.recognise(result)
+                    entries.write(json.dumps({"name": stems[index].name, "input_sha256": result.sha256}) + "\n")
+                    entries.flush()
                     write_outputs(transcript, stems[index], formats)
                     record |= {"status": "done", "mode": transcript.mode, "duration_s": transcript.duration_s,
                                "prepare_s": round(result.prepare_s, 3),
@@ -91,6 +188,6 @@ def transcribe_batch(paths: list[Path], model: LoadedModel, out_dir: str | Path,
             log.write(json.dumps(record) + "\n")
             log.flush()
             bar.update()
-    write_jsonl(out_dir / SUMMARY_NAME, summary)
+    write_jsonl(out_dir / SUMMARY_NAME, merge_summary(out_dir, summary))
     partial.unlink()
     return summary

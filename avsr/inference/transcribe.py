@@ -11,6 +11,7 @@ the second stage is bounded by the window, so hour-long files are fine.
 from __future__ import annotations
 
 import time
+import warnings
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -22,7 +23,7 @@ from avsr.decoding.align import WordTiming, align_words
 from avsr.decoding.beam import BeamDecoder, BeamOptions
 from avsr.decoding.greedy import greedy_decode
 from avsr.io.lip_roi import LipRoiOptions, extract_lip_roi, true_runs
-from avsr.io.media import MediaError, load_media, probe_video
+from avsr.io.media import MediaError, MediaWarning, load_media, probe_video
 from avsr.io.roi_batch import file_sha256
 from avsr.models.av_model import MODES as MODEL_MODES
 from avsr.models.av_model import AVSRModel
@@ -120,6 +121,7 @@ class PreparedInput:
     has_video: bool
     prepare_s: float
     transforms: np.ndarray | None = None  # (T, 2, 3) image-to-crop affine maps, NaN without a face
+    warnings: list[str] = field(default_factory=list)  # what decoding noticed (e.g. streams ending early)
 
     @property
     def frames(self) -> int:
@@ -131,17 +133,20 @@ def prepare_input(path: str | Path, detect_every: int = 1) -> PreparedInput:
     started = time.perf_counter()
     path = Path(path)
     sha256 = file_sha256(path) if path.is_file() else ""
-    has_video = probe_video(path) is not None
-    if has_video:  # crops first, so that their working memory is gone before the audio arrives
-        roi = extract_lip_roi(path, LipRoiOptions(detect_every=detect_every))
-        crops, found, transforms = roi.roi, roi.face_found, roi.transforms
-        del roi
-    try:
-        audio = load_media(path, video=False).audio
-    except MediaError as error:
-        if error.reason != "no_audio":
-            raise
-        audio = None
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", MediaWarning)
+        has_video = probe_video(path) is not None
+        if has_video:  # crops first, so that their working memory is gone before the audio arrives
+            roi = extract_lip_roi(path, LipRoiOptions(detect_every=detect_every))
+            crops, found, transforms = roi.roi, roi.face_found, roi.transforms
+            del roi
+        try:
+            audio = load_media(path, video=False).audio
+        except MediaError as error:
+            if error.reason != "no_audio":
+                raise
+            audio = None
+    notes = list(dict.fromkeys(str(w.message) for w in caught if issubclass(w.category, MediaWarning)))
     if not has_video:
         frames = int(np.ceil(len(audio) / SAMPLES_PER_FRAME)) if audio is not None else 0
         crops, found, transforms = np.zeros((frames, ROI_SIZE, ROI_SIZE), np.uint8), np.zeros(frames, bool), None
@@ -156,7 +161,7 @@ def prepare_input(path: str | Path, detect_every: int = 1) -> PreparedInput:
         audio = np.pad(audio, (0, samples - len(audio)))
     audio = audio[:samples].astype(np.float32, copy=False)
     return PreparedInput(str(path), sha256, crops, found, audio, has_audio, has_video, time.perf_counter() - started,
-                         transforms)
+                         transforms, notes)
 
 
 def choose_mode(prepared: PreparedInput, requested: str, modes: tuple[str, ...] = MODEL_MODES,
@@ -335,7 +340,7 @@ class Transcriber:
             model_id=self.model_id, input_sha256=prepared.sha256, duration_s=prepared.frames * FRAME_S,
             face_found_rate=float(prepared.face_found.mean()),
             audio_weight=weights.tolist() if weights is not None else [],
-            warnings=notes,
+            warnings=prepared.warnings + notes,
             timings_s={"prepare": prepared.prepare_s, "recognise": time.perf_counter() - started})
 
 

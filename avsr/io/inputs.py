@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import glob
+import os
+from collections.abc import Iterable
 from pathlib import Path
 
 MEDIA_EXTENSIONS = frozenset(
@@ -33,3 +35,34 @@ def expand_inputs(inputs: list[str], extensions: frozenset[str] = MEDIA_EXTENSIO
     for path in found:
         unique.setdefault(path, None)
     return list(unique)
+
+
+class OutputError(ValueError):
+    """An output that would replace one of the command's own inputs."""
+
+
+def _identity(path: Path) -> tuple:
+    """What makes two names the same file: device and inode when it exists, else the resolved path."""
+    try:
+        status = path.stat()
+        return ("inode", status.st_dev, status.st_ino)
+    except OSError:
+        return ("path", str(path.resolve()))
+
+
+def check_outputs_spare_inputs(outputs: Iterable[str | os.PathLike], inputs: Iterable[str | os.PathLike],
+                               option: str = "-o") -> None:
+    """Refuse, before anything is written, an output that is (or links to) one of the inputs.
+
+    Raises:
+        OutputError: naming the output, the input it would replace, and the fix.
+    """
+    taken = {}
+    for path in map(Path, inputs):
+        taken.setdefault(_identity(path), path)
+        taken.setdefault(("path", str(path.resolve())), path)
+    for output in map(Path, outputs):
+        for key in {_identity(output), ("path", str(output.resolve()))}:
+            if key in taken:
+                raise OutputError(f"{output}: is the input {taken[key]}; writing it would destroy the input: choose "
+                                  f"another {option}")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import time
+import zipfile
 from collections import Counter
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -51,11 +52,16 @@ def cache_key(path: str | Path, options: LipRoiOptions) -> str:
 
 
 def stored_key(npz_path: Path) -> str | None:
-    """The cache key inside an existing output, or ``None`` if absent or unreadable."""
+    """The cache key inside an existing output, or ``None`` if absent or unreadable: a damaged file
+    (truncated, not a zip, a failed member's checksum) is stale and gets rebuilt, never blamed on
+    the input."""
     try:
+        with zipfile.ZipFile(npz_path) as archive:  # every member's checksum, streamed
+            if archive.testzip() is not None:
+                return None
         with np.load(npz_path) as data:
             return str(data["meta_cache_key"]) if "meta_cache_key" in data.files else None
-    except (OSError, ValueError, KeyError):
+    except Exception:  # zipfile.BadZipFile, EOFError, OSError, ValueError, ...
         return None
 
 

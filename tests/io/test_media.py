@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from fractions import Fraction
 
 import librosa
@@ -166,3 +167,39 @@ def test_writer_takes_a_generator_of_frames(tmp_path):
     path = write_video(tmp_path / "gen.mkv", (f for f in frames), 25, video_codec="ffv1")
     np.testing.assert_array_equal(decoded_indices(load_media(path, audio=False).video), np.arange(30))
     assert not list(tmp_path.glob(".*")), "no temporary file left"
+
+
+def faststart_copy(source, target) -> None:
+    """``source`` remuxed with its index in front (``movflags=faststart``), as web video often is."""
+    import av
+
+    with av.open(str(source)) as inp, av.open(str(target), "w", options={"movflags": "faststart"}) as out:
+        streams = {s.index: out.add_stream_from_template(s) for s in inp.streams if s.type in ("video", "audio")}
+        for packet in inp.demux():
+            if packet.dts is not None and packet.stream.index in streams:
+                packet.stream = streams[packet.stream.index]
+                out.mux(packet)
+
+
+def test_a_file_that_ends_before_its_header_says_is_truncated_or_warned(tmp_path):
+    """With the index in front, a cut mp4 still opens and decodes its first part: a 3.64 s clip cut
+    to 30 % of its bytes decoded 0.9 s "successfully". That is an error naming both durations; a
+    smaller gap (90 % of the bytes) is a warning; an intact file neither."""
+    from avsr.io.media import MediaWarning
+
+    rng = np.random.default_rng(0)
+    frames = rng.integers(0, 255, (91, 64, 64, 3), dtype=np.uint8)
+    audio = (0.1 * rng.standard_normal(91 * 640)).astype(np.float32)
+    write_video(tmp_path / "plain.mp4", frames, 25, audio, 16_000)
+    faststart_copy(tmp_path / "plain.mp4", tmp_path / "whole.mp4")
+    data = (tmp_path / "whole.mp4").read_bytes()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", MediaWarning)
+        assert len(load_media(tmp_path / "whole.mp4").video) == 91
+    (tmp_path / "cut30.mp4").write_bytes(data[: int(len(data) * 0.3)])
+    with pytest.raises(MediaError, match=r"cut30\.mp4: its streams end at [0-9.]+ s of the 3\.64 s") as error:
+        load_media(tmp_path / "cut30.mp4")
+    assert error.value.reason == "truncated"
+    (tmp_path / "cut90.mp4").write_bytes(data[: int(len(data) * 0.9)])
+    with pytest.warns(MediaWarning, match=r"cut90\.mp4: its streams end at [0-9.]+ s of the 3\.64 s"):
+        load_media(tmp_path / "cut90.mp4")
