@@ -16,6 +16,40 @@ LIP_ROI_EXAMPLES = """examples:
 """
 
 
+class OneLineParser(argparse.ArgumentParser):
+    """Usage errors in one line (``avsr transcribe: error: ...``) with exit code 2, no usage dump."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {message}; see {self.prog} --help\n")
+
+
+def positive_int(text: str) -> int:
+    """An argparse type: a whole number >= 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{value} must be 1 or more")
+    return value
+
+
+def check_device(device: str) -> str:
+    """``device`` if this machine has it; otherwise a ValueError naming what it has."""
+    import torch
+
+    try:
+        kind = torch.device(device).type
+    except RuntimeError:
+        raise ValueError(f"--device {device}: not a device name; use cpu or cuda") from None
+    if kind == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"--device {device}: this machine has no CUDA GPU (or torch has no CUDA); use --device cpu")
+    index = torch.device(device).index
+    if kind == "cuda" and index is not None and index >= torch.cuda.device_count():
+        raise ValueError(f"--device {device}: this machine has {torch.cuda.device_count()} GPU(s), numbered from 0")
+    return device
+
+
 def _one_line_warnings() -> None:
     warnings.formatwarning = lambda message, category, *args, **kwargs: f"warning: {message}\n"
 
@@ -39,11 +73,11 @@ def _add_lip_roi(subparsers) -> None:
         epilog=LIP_ROI_EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("inputs", nargs="+", metavar="VIDEO", help="files, folders (recursive), globs or @list.txt")
     parser.add_argument("-o", "--output-dir", required=True, help="folder for the .npz (and .png) outputs")
-    parser.add_argument("--detect-every", type=int, default=1, metavar="K",
+    parser.add_argument("--detect-every", type=positive_int, default=1, metavar="K",
                         help="run the landmarker on every K-th frame and interpolate (default 1; 2-3 is ~2-3x faster)")
     parser.add_argument("--detect-max-side", type=int, default=None, metavar="PX",
                         help="downscale frames to this longer side for face detection")
-    parser.add_argument("--workers", type=int, default=1, help="parallel worker processes (default 1)")
+    parser.add_argument("--workers", type=positive_int, default=1, help="parallel worker processes (default 1)")
     parser.add_argument("--preview", action="store_true", help="also write <stem>.png, a contact sheet of the crops")
     parser.add_argument("--overwrite", action="store_true", help="recompute even when the cached output is current")
     parser.add_argument("--landmarker-model", default=None, metavar="TASK",
@@ -53,14 +87,18 @@ def _add_lip_roi(subparsers) -> None:
 
 
 def _run_lip_roi(args: argparse.Namespace) -> int:
-    from avsr.io.inputs import OutputError, check_outputs_spare_inputs, expand_inputs
+    from avsr.io.inputs import OutputError, check_outputs_spare_inputs, ensure_output_dir, expand_inputs
     from avsr.io.lip_roi import LipRoiOptions
     from avsr.io.roi_batch import output_names, run_lip_roi
+
+    from avsr.io.face_mesh import ModelFileError, check_model
 
     try:
         options = LipRoiOptions(detect_every=args.detect_every, detect_max_side=args.detect_max_side,
                                 landmarker_model=args.landmarker_model)
-    except ValueError as error:
+        if args.landmarker_model:
+            check_model(args.landmarker_model)
+    except (ValueError, ModelFileError) as error:
         print(f"avsr lip-roi: error: {error}", file=sys.stderr)
         return 2
     paths = expand_inputs(args.inputs)
@@ -68,6 +106,7 @@ def _run_lip_roi(args: argparse.Namespace) -> int:
         print("avsr lip-roi: error: no media files found in the inputs given", file=sys.stderr)
         return 2
     names = output_names(paths)
+    ensure_output_dir(args.output_dir)
     try:
         check_outputs_spare_inputs([Path(args.output_dir) / f"{n}.{ext}" for n in names for ext in ("npz", "png")],
                                    paths)
@@ -112,7 +151,7 @@ def _add_synth(subparsers) -> None:
     text.add_argument("--text-file", default=None, metavar="F", help="sentences, one per line (open vocabulary)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--frame-size", type=int, default=224, metavar="PX", help="square frame side (default 224)")
-    parser.add_argument("--workers", type=int, default=1)
+    parser.add_argument("--workers", type=positive_int, default=1)
     parser.add_argument("--no-recording-floor", dest="recording_floor", action="store_false",
                         help="leave the synthesiser's silence as digital zero (by default every speaker gets room "
                         "tone 35-60 dB below the speech)")
@@ -151,8 +190,8 @@ def _add_prepare(subparsers) -> None:
         "utterances whose features are current.")
     manifest.add_argument("manifest", metavar="MANIFEST.jsonl")
     manifest.add_argument("output_dir", metavar="OUT_DIR")
-    manifest.add_argument("--workers", type=int, default=1)
-    manifest.add_argument("--detect-every", type=int, default=1, metavar="K")
+    manifest.add_argument("--workers", type=positive_int, default=1)
+    manifest.add_argument("--detect-every", type=positive_int, default=1, metavar="K")
     manifest.add_argument("--overwrite", action="store_true", help="recompute features even when they are current")
     manifest.add_argument("--quiet", action="store_true")
     manifest.set_defaults(handler=_run_prepare_manifest)
@@ -169,9 +208,9 @@ def _add_prepare(subparsers) -> None:
         recipe.add_argument("output_dir", metavar="OUT_DIR")
         recipe.add_argument("--splits", nargs="+", default=list(splits), choices=list(splits),
                             help=f"default: all ({' '.join(splits)})")
-        recipe.add_argument("--workers", type=int, default=1)
+        recipe.add_argument("--workers", type=positive_int, default=1)
         recipe.add_argument("--shard", default=None, metavar="I/N", help="prepare shard I of N (0-based)")
-        recipe.add_argument("--detect-every", type=int, default=1, metavar="K")
+        recipe.add_argument("--detect-every", type=positive_int, default=1, metavar="K")
         if name in ("lrs2", "lrs3"):
             recipe.add_argument("--max-segment-s", type=float, default=RecipeOptions.max_segment_s, metavar="S",
                                 help="cut clips whose word timings run longer into pieces of at most S seconds at "
@@ -201,7 +240,10 @@ def _run_prepare_manifest(args: argparse.Namespace) -> int:
     from avsr.data.prepare import prepare_manifest
     from avsr.io.lip_roi import LipRoiOptions
 
+    from avsr.io.inputs import ensure_output_dir
+
     try:
+        ensure_output_dir(args.output_dir, option="OUT_DIR")
         target, summary = prepare_manifest(args.manifest, args.output_dir, LipRoiOptions(detect_every=args.detect_every),
                                            workers=args.workers, progress=not args.quiet, overwrite=args.overwrite)
     except (ManifestError, ValueError) as error:
@@ -274,7 +316,15 @@ def _run_export(args: argparse.Namespace) -> int:
     except OutputError as error:
         print(f"avsr export: error: {error}", file=sys.stderr)
         return 2
-    module = AVSRLightning.load_from_checkpoint(args.checkpoint, map_location="cpu")
+    if not Path(args.checkpoint).is_file():
+        print(f"avsr export: error: {args.checkpoint}: checkpoint not found; check the path", file=sys.stderr)
+        return 2
+    try:
+        module = AVSRLightning.load_from_checkpoint(args.checkpoint, map_location="cpu")
+    except Exception as error:  # text, a foreign checkpoint, a damaged pickle: all the user's to fix
+        print(f"avsr export: error: {args.checkpoint}: not a training checkpoint of avsr ({error.__class__.__name__}); "
+              "pass a .ckpt written by python train.py fit", file=sys.stderr)
+        return 2
     save_bundle(args.output, module.model, module.tokenizer, {"checkpoint": args.checkpoint, "note": args.note},
                 half=args.half)
     print(f"bundle -> {args.output}")
@@ -293,7 +343,7 @@ def _add_evaluate(subparsers) -> None:
     parser.add_argument("--modes", nargs="+", default=["av", "audio", "video"], choices=["av", "audio", "video"])
     parser.add_argument("--snr-db", nargs="+", default=["clean"], metavar="SNR",
                         help="SNRs in dB measured on the speech, or 'clean' (default: clean)")
-    parser.add_argument("--beam-size", type=int, default=1, metavar="N", help="1 = greedy (default)")
+    parser.add_argument("--beam-size", type=positive_int, default=1, metavar="N", help="1 = greedy (default)")
     parser.add_argument("--lexicon", default=None, metavar="FILE",
                         help="words allowed in the output (word list or manifest .jsonl); needs --beam-size > 1")
     parser.add_argument("--noise", nargs="+", default=["white"], metavar="NOISE",
@@ -323,6 +373,15 @@ def _run_evaluate(args: argparse.Namespace) -> int:
     except BundleError as error:
         print(f"avsr evaluate: error: {error}", file=sys.stderr)
         return 2
+    for noise in args.noise:
+        name, _, folder = noise.partition("=")
+        if folder and not Path(folder).is_dir():
+            print(f"avsr evaluate: error: --noise {noise}: {folder} is not a folder; pass NAME=DIR with a folder of "
+                  "noise recordings", file=sys.stderr)
+            return 2
+        if not folder and name not in ("white", "babble"):
+            print(f"avsr evaluate: error: --noise {noise}: use white, babble or NAME=DIR", file=sys.stderr)
+            return 2
     try:
         snrs = [None if value == "clean" else float(value) for value in args.snr_db]
     except ValueError:
@@ -390,15 +449,15 @@ def _add_transcribe(subparsers) -> None:
                         help=f"comma-separated {','.join(FORMATS)}, or all (default); the .json is always written")
     parser.add_argument("--mode", default="auto", choices=["auto", "av", "audio", "video"],
                         help="auto (default): lips and audio, or the one a file has")
-    parser.add_argument("--beam-size", type=int, default=1, metavar="N", help="1 = greedy (default); e.g. 16")
+    parser.add_argument("--beam-size", type=positive_int, default=1, metavar="N", help="1 = greedy (default); e.g. 16")
     parser.add_argument("--lexicon", default=None, metavar="FILE",
                         help="words allowed in the output: a word list, one per line, or a manifest .jsonl")
     parser.add_argument("--lm", default=None, metavar="ARPA", help="KenLM language model (.arpa or binary)")
     parser.add_argument("--lm-weight", type=float, default=2.0)
-    parser.add_argument("--workers", type=int, default=1, help="worker processes preparing inputs (default 1)")
+    parser.add_argument("--workers", type=positive_int, default=1, help="worker processes preparing inputs (default 1)")
     parser.add_argument("--device", default="cpu", help="cpu (default) or cuda")
-    parser.add_argument("--batch-size", type=int, default=4, metavar="N", help="30 s windows per forward pass")
-    parser.add_argument("--detect-every", type=int, default=1, metavar="K",
+    parser.add_argument("--batch-size", type=positive_int, default=4, metavar="N", help="30 s windows per forward pass")
+    parser.add_argument("--detect-every", type=positive_int, default=1, metavar="K",
                         help="run the face landmarker on every K-th frame (2-3 is faster)")
     parser.add_argument("--overwrite", action="store_true",
                         help="redo inputs whose outputs are current, and replace files of the same name that avsr "
@@ -412,7 +471,7 @@ def _run_transcribe(args: argparse.Namespace) -> int:
     from avsr.inference.batch import SUMMARY_NAME, BusyError, transcribe_batch
     from avsr.inference.outputs import FORMATS
     from avsr.inference.transcribe import TranscribeOptions
-    from avsr.io.inputs import OutputError, check_outputs_spare_inputs, expand_inputs
+    from avsr.io.inputs import OutputError, check_outputs_spare_inputs, ensure_output_dir, expand_inputs
     from avsr.io.roi_batch import output_names
     from avsr.models.bundle import BundleError, load_model
 
@@ -426,6 +485,7 @@ def _run_transcribe(args: argparse.Namespace) -> int:
         options = TranscribeOptions(mode=args.mode, beam_size=args.beam_size, lexicon=args.lexicon, lm=args.lm,
                                     lm_weight=args.lm_weight, batch_size=args.batch_size,
                                     detect_every=args.detect_every)
+        check_device(args.device)
         model = load_model(args.model, args.device)
         if options.mode not in ("auto",) + model.network.modes:
             raise ValueError(f"--mode {options.mode}: {args.model} runs {', '.join(model.network.modes)} (or auto)")
@@ -436,7 +496,7 @@ def _run_transcribe(args: argparse.Namespace) -> int:
     if not paths:
         print("avsr transcribe: error: no media files found in the inputs given", file=sys.stderr)
         return 2
-    out_dir = Path(args.output_dir)
+    out_dir = ensure_output_dir(args.output_dir)
     outputs = [out_dir / f"{name}.{fmt}" for name in output_names(paths) for fmt in set(formats) | {"json"}]
     try:
         check_outputs_spare_inputs(outputs + [out_dir / SUMMARY_NAME], paths)
@@ -463,8 +523,8 @@ def _add_render(subparsers) -> None:
     parser.add_argument("--model", default="synth-grid-tiny", metavar="BUNDLE",
                         help="a bundle file from `avsr export`, or the embedded 'synth-grid-tiny' (default)")
     parser.add_argument("--mode", default="auto", choices=["auto", "av", "audio", "video"])
-    parser.add_argument("--beam-size", type=int, default=1, metavar="N", help="1 = greedy (default)")
-    parser.add_argument("--detect-every", type=int, default=1, metavar="K",
+    parser.add_argument("--beam-size", type=positive_int, default=1, metavar="N", help="1 = greedy (default)")
+    parser.add_argument("--detect-every", type=positive_int, default=1, metavar="K",
                         help="run the face landmarker on every K-th frame (2-3 is faster)")
     parser.add_argument("--device", default="cpu", help="cpu (default) or cuda")
     parser.set_defaults(handler=_run_render)
@@ -476,10 +536,12 @@ def _run_render(args: argparse.Namespace) -> int:
     from avsr.io.media import MediaError
     from avsr.models.bundle import BundleError, load_model
 
-    from avsr.io.inputs import check_outputs_spare_inputs
+    from avsr.io.inputs import check_outputs_spare_inputs, ensure_output_dir
 
     try:
         check_outputs_spare_inputs([args.output], [args.video])
+        ensure_output_dir(Path(args.output).parent, option="-o's folder")
+        check_device(args.device)
         model = load_model(args.model, args.device)
         transcriber = Transcriber(model.network, model.tokenizer, model.id,
                                   TranscribeOptions(mode=args.mode, beam_size=args.beam_size,
@@ -501,7 +563,7 @@ def _add_demo(subparsers) -> None:
     parser.add_argument("-o", "--output-dir", default="avsr-demo", help="folder for the clips and transcripts")
     parser.add_argument("--clips", type=int, default=4, help="how many clips (default 4)")
     parser.add_argument("--seed", type=int, default=2026)
-    parser.add_argument("--beam-size", type=int, default=1, metavar="N", help="1 = greedy (default)")
+    parser.add_argument("--beam-size", type=positive_int, default=1, metavar="N", help="1 = greedy (default)")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
     parser.set_defaults(handler=_run_demo)
 
@@ -520,7 +582,7 @@ def _run_demo(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="avsr", description="Audio-visual speech recognition toolkit.")
+    parser = OneLineParser(prog="avsr", description="Audio-visual speech recognition toolkit.")
     parser.add_argument("--version", action="version", version=f"avsr {avsr.__version__}")
     subparsers = parser.add_subparsers(title="commands", metavar="COMMAND", required=True)
     _add_lip_roi(subparsers)
@@ -535,9 +597,25 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from avsr.io.inputs import InputListError, OutputError
+
     _one_line_warnings()
     args = build_parser().parse_args(argv)
-    return args.handler(args)
+    command = f"avsr {(argv or sys.argv[1:] or ['?'])[0]}"
+    try:
+        return args.handler(args)
+    except (InputListError, OutputError) as error:
+        print(f"{command}: error: {error}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"{command}: interrupted; finished outputs are kept, and running the same command again resumes "
+              "where it stopped", file=sys.stderr)
+        return 130
+    except OSError as error:  # a full disk, a folder that vanished...
+        where = f"{error.filename}: " if error.filename else ""
+        print(f"{command}: error: {where}{error.strerror or error}; free space or fix the folder, then run the "
+              "same command again", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

@@ -10,6 +10,7 @@ Everything else goes back into the pool.
 from __future__ import annotations
 
 import multiprocessing
+import os
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
@@ -19,11 +20,30 @@ from typing import Any
 _STARTED = None  # per worker: the shared array of job states (0 waiting, 1 started, 2 returned)
 
 
-def _init_worker(started) -> None:
+def _die_with_parent(parent: int) -> None:
+    """Ask Linux to end this process when its parent dies (even by SIGKILL), so that no worker
+    outlives a killed batch (workers otherwise wait on a job queue that other workers keep open).
+    A parent that died before the request was made is caught by the check after it."""
+    import ctypes
+    import os
+    import signal
+    import sys
+
+    if sys.platform.startswith("linux"):
+        try:
+            ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+        except (OSError, AttributeError):
+            pass
+    if os.getppid() != parent:
+        os._exit(1)
+
+
+def _init_worker(started, parent: int) -> None:
     import warnings
 
     global _STARTED
     _STARTED = started
+    _die_with_parent(parent)
     warnings.simplefilter("ignore")
 
 
@@ -52,7 +72,8 @@ def imap_jobs(function: Callable[..., Any], jobs: Sequence[tuple], workers: int,
     pending = deque(range(len(jobs)))
 
     def pool(size: int) -> ProcessPoolExecutor:
-        return ProcessPoolExecutor(size, mp_context=context, initializer=_init_worker, initargs=(started,))
+        return ProcessPoolExecutor(size, mp_context=context, initializer=_init_worker,
+                                   initargs=(started, os.getpid()))
 
     while pending:
         futures: dict = {}

@@ -225,3 +225,168 @@ def test_training_and_evaluation_name_a_damaged_feature_file(clips, tmp_path):
     assert trained.returncode == 1, trained.stderr[-2000:]
     last = [line for line in trained.stderr.splitlines() if line.strip()][-1]
     assert last.startswith("train: error: ") and str(damaged) in last and "damaged feature file" in last
+
+
+def test_list_files_that_cannot_be_read_get_one_line(tmp_path):
+    folder_list = tmp_path / "folder.txt"
+    folder_list.mkdir()
+    loop = tmp_path / "loop.txt"
+    loop.write_text(f"@{loop}\n")
+    binary = tmp_path / "latin1.txt"
+    binary.write_bytes("caf\xe9.mp4\n".encode("latin-1"))
+    for name, problem in ((tmp_path / "missing.txt", "not found"), (folder_list, "is a folder"),
+                          (loop, "includes itself"), (binary, "not UTF-8")):
+        for command in ("lip-roi", "transcribe"):
+            one_line(run(command, f"@{name}", "-o", tmp_path / "out"), 2, str(name), problem)
+    assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
+
+
+def test_output_folders_that_cannot_be_folders_get_one_line(clips, tmp_path):
+    a_file = tmp_path / "file.txt"
+    a_file.write_text("x")
+    for out, problem in ((a_file, "is a file"), (a_file / "sub", "under a file")):
+        for args in (("lip-roi", clips[0]["video"], "-o", out), ("transcribe", clips[0]["video"], "-o", out),
+                     ("prepare", "manifest", manifest_of(clips[:1], tmp_path / "m.jsonl", ["a"]), out)):
+            one_line(run(*args), 2, str(out), problem)
+    assert a_file.read_text() == "x"
+
+
+@pytest.mark.parametrize("args, names", [
+    (("lip-roi", "x.mp4", "-o", "out", "--detect-every", "0"), ["--detect-every", "0 must be 1 or more"]),
+    (("transcribe", "x.mp4", "--batch-size", "0"), ["--batch-size"]),
+    (("transcribe", "x.mp4", "--workers", "two"), ["--workers", "'two' is not a whole number"]),
+    (("evaluate", "--manifest", "m.jsonl", "--beam-size", "0"), ["--beam-size"]),
+    (("transcribe", "x.mp4", "--device", "cuda"), ["--device cuda", "no CUDA GPU"]),
+    (("transcribe", "x.mp4", "--device", "gpu7"), ["--device gpu7", "not a device name"]),
+    (("lip-roi", "x.mp4", "-o", "out", "--landmarker-model", "missing.task"), ["missing.task", "not found"]),
+    (("lip-roi", "x.mp4", "-o", "out", "--landmarker-model", "README.md"), ["README.md", "not a MediaPipe .task"]),
+    (("evaluate", "--manifest", "m.jsonl", "--noise", "music=no/such/dir"), ["music=no/such/dir", "not a folder"]),
+])
+def test_options_are_checked_once_before_any_file_is_touched(tmp_path, args, names):
+    shutil.copy(ROOT / "README.md", tmp_path / "README.md")
+    one_line(run(*args, cwd=tmp_path), 2, *names)
+    assert not (tmp_path / "out").exists()
+
+
+def test_export_and_bundles_that_are_not_what_they_claim(tmp_path):
+    import torch
+
+    from avsr.models.bundle import EMBEDDED_MODELS
+
+    text = tmp_path / "notes.ckpt"
+    text.write_text("hello")
+    one_line(run("export", tmp_path / "missing.ckpt", tmp_path / "m.pt"), 2, "missing.ckpt", "not found")
+    one_line(run("export", text, tmp_path / "m.pt"), 2, "notes.ckpt", "not a training checkpoint")
+    payload = torch.load(EMBEDDED_MODELS["synth-grid-tiny"], weights_only=True)
+    broken = {
+        "extra_key.pt": payload | {"config": payload["config"] | {"colour": "blue"}},
+        "wrong_size.pt": payload | {"config": payload["config"] | {"dim": 96}},
+        "no_weights.pt": payload | {"state_dict": {}},
+        "no_config.pt": {k: v for k, v in payload.items() if k != "config"},
+    }
+    for name, content in broken.items():
+        torch.save(content, tmp_path / name)
+        one_line(run("transcribe", "x.mp4", "--model", tmp_path / name, "-o", tmp_path / "out"), 2, name,
+                 "re-export it")
+
+
+def test_an_empty_manifest_is_an_error_not_a_perfect_score(tmp_path):
+    empty = tmp_path / "empty.jsonl"
+    empty.write_text("")
+    one_line(run("evaluate", "--manifest", empty, "--modes", "audio"), 2, "empty.jsonl", "holds no utterance")
+    trained = subprocess.run([sys.executable, str(ROOT / "train.py"), "fit", "--config",
+                              str(ROOT / "configs" / "synth_grid_tiny.yaml"), "--data.train_manifests", f"[{empty}]",
+                              "--data.val_manifests", f"[{empty}]", "--trainer.logger", "false"],
+                             capture_output=True, text=True, timeout=600, cwd=tmp_path)
+    assert trained.returncode == 1 and "Traceback" not in trained.stderr
+    last = [line for line in trained.stderr.splitlines() if line.strip()][-1]
+    assert last.startswith("train: error: ") and "empty.jsonl" in last and "no utterance" in last
+
+
+def test_damaged_weights_a_one_frame_clip_and_two_audio_tracks(clips, tmp_path):
+    """NaN weights fail the file (never a transcript with bare NaN in its JSON); a 1-frame clip is too
+    short to hold a word; of two audio tracks the transcript says which one it used."""
+    import av
+    import torch
+
+    from avsr.io.media import load_media
+    from avsr.io.writer import write_video
+    from avsr.models.bundle import EMBEDDED_MODELS
+
+    payload = torch.load(EMBEDDED_MODELS["synth-grid-tiny"], weights_only=True)
+    payload["state_dict"] = {k: v.fill_(float("nan")) if v.is_floating_point() else v
+                             for k, v in payload["state_dict"].items()}
+    torch.save(payload, tmp_path / "nan.pt")
+    line = one_line(run("transcribe", clips[0]["video"], "--model", tmp_path / "nan.pt", "-o", tmp_path / "a",
+                        "--quiet"), 1, clips[0]["video"].name, "NaN")
+    assert "weights are damaged" in line and not list((tmp_path / "a").glob("*.json"))
+
+    media = load_media(clips[0]["video"])
+    write_video(tmp_path / "one.mp4", media.video[:1], 25, media.audio[:640], 16_000)
+    one_line(run("transcribe", tmp_path / "one.mp4", "-o", tmp_path / "b", "--quiet"), 1, "one.mp4", "too short")
+
+    two = tmp_path / "two.mp4"
+    with av.open(str(clips[0]["video"])) as inp, av.open(str(two), "w") as out:
+        video = out.add_stream_from_template(inp.streams.video[0])
+        tracks = [out.add_stream_from_template(inp.streams.audio[0]) for _ in range(2)]
+        for packet in inp.demux():
+            if packet.dts is None:
+                continue
+            if packet.stream.type == "video":
+                packet.stream = video
+                out.mux(packet)
+            else:
+                for track in tracks:
+                    copy = av.Packet(bytes(packet))
+                    copy.pts, copy.dts, copy.time_base, copy.stream = packet.pts, packet.dts, packet.time_base, track
+                    out.mux(copy)
+    assert run("transcribe", two, "-o", tmp_path / "c", "--quiet").returncode == 0
+    warnings = json.loads((tmp_path / "c" / "two.json").read_text())["warnings"]
+    assert any("has 2 audio tracks" in w and "using the first" in w for w in warnings), warnings
+
+
+def processes_with(marker: str) -> list[int]:
+    found = []
+    for environ in Path("/proc").glob("[0-9]*/environ"):
+        try:
+            if marker.encode() in environ.read_bytes():
+                found.append(int(environ.parent.name))
+        except OSError:
+            continue
+    return found
+
+
+def test_ctrl_c_says_how_to_resume_and_killed_runs_leave_no_workers(clips, tmp_path):
+    import os
+    import signal
+    import time
+    import uuid
+
+    folder = tmp_path / "in"
+    for i in range(6):
+        copy_clip(clips[i % len(clips)], folder, f"clip{i}.mp4")
+    marker = f"AVSR_TEST_{uuid.uuid4().hex}"
+    env = os.environ | {marker: "1"}
+    process = subprocess.Popen([AVSR, "transcribe", folder, "-o", tmp_path / "out", "--quiet"], env=env,
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    time.sleep(8)
+    process.send_signal(signal.SIGINT)
+    out, err = process.communicate(timeout=120)
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert process.returncode == 130 and len(lines) == 1 and "Traceback" not in err, err[-2000:]
+    assert "interrupted" in lines[0] and "resumes" in lines[0]
+    assert leftovers(tmp_path / "out") == [] or all(p.name.endswith(".partial") for p in leftovers(tmp_path / "out"))
+
+    process = subprocess.Popen([AVSR, "transcribe", folder, "-o", tmp_path / "out2", "--quiet", "--workers", "2",
+                                "--overwrite"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 60
+    while len(processes_with(marker)) < 3 and time.time() < deadline:  # the CLI and its two workers
+        time.sleep(0.5)
+    assert len(processes_with(marker)) >= 3
+    time.sleep(3)  # the workers are at work
+    process.kill()
+    process.wait()
+    deadline = time.time() + 30
+    while processes_with(marker) and time.time() < deadline:
+        time.sleep(0.5)
+    assert processes_with(marker) == []

@@ -74,6 +74,9 @@ class NoiseSource:
 def load_items(manifest: str, preprocessing: Preprocessing = Preprocessing()) -> tuple[list[dict], list[str]]:
     """Every utterance of a prepared manifest as evaluation items (centre crops), and its speakers."""
     dataset = AVDataset(manifest, preprocessing=preprocessing)
+    if len(dataset) == 0:
+        raise ValueError(f"{manifest}: holds no utterance; nothing to evaluate (was every line of its source "
+                         "manifest a failure? see prepare_summary.jsonl)")
     return [dataset[i] for i in range(len(dataset))], [r.get("speaker", r["id"]) for r in dataset.records]
 
 

@@ -64,7 +64,7 @@ def render(transcript: Transcript, fmt: str) -> str:
     if fmt == "txt":
         return transcript.text + "\n"
     if fmt == "json":
-        return json.dumps(transcript.to_dict(), indent=1) + "\n"
+        return json.dumps(transcript.to_dict(), indent=1, allow_nan=False) + "\n"  # never bare NaN
     if fmt == "srt":
         return to_srt(subtitle_cues(transcript))
     if fmt == "vtt":

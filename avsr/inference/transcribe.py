@@ -29,6 +29,8 @@ from avsr.models.av_model import MODES as MODEL_MODES
 from avsr.models.av_model import AVSRModel
 from avsr.preprocessing import FRAME_S, ROI_SIZE, SAMPLES_PER_FRAME, VIDEO_FPS
 
+MIN_FRAMES = 5  # 0.2 s: a clip shorter than this holds no word (a 1-frame clip once "transcribed" as "n")
+
 MODES = ("auto",) + MODEL_MODES
 
 
@@ -154,6 +156,9 @@ def prepare_input(path: str | Path, detect_every: int = 1) -> PreparedInput:
         raise MediaError(path, "no_audio", "has neither an audio track nor a visible face; nothing to transcribe")
     if len(found) == 0:
         raise MediaError(path, "empty", "holds no frames and no audio; check the file")
+    if len(found) < MIN_FRAMES:
+        raise MediaError(path, "too_short", f"is {len(found) * FRAME_S:.2f} s long, too short to hold a word "
+                         f"(at least {MIN_FRAMES * FRAME_S:.2f} s); check the file")
     has_audio, samples = audio is not None, len(found) * SAMPLES_PER_FRAME
     if not has_audio:
         audio = np.zeros(samples, np.float32)
@@ -323,6 +328,9 @@ class Transcriber:
         o = self.options
         cuts = pause_cuts(prepared.audio, round(o.cut_pause_s * VIDEO_FPS)) if prepared.has_audio and mode != "video" else []
         log_probs, weights = self._forward(prepared, mode, cuts)
+        if not torch.isfinite(log_probs).all():
+            raise ValueError(f"{prepared.path}: the model gave NaN or infinite scores; its weights are damaged: "
+                             f"re-export the bundle ({self.model_id})")
         stretches = []  # speech segments, never across a cut (each chunk was read on its own)
         bounds = [0] + cuts + [prepared.frames]
         for a, b in zip(bounds, bounds[1:]):

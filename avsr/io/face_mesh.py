@@ -10,6 +10,7 @@ import contextlib
 import hashlib
 import os
 import sys
+import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -64,6 +65,8 @@ def check_model(path: str | Path | None = None) -> Path:
     path = Path(path)
     if not path.is_file():
         raise ModelFileError(f"{path}: face landmarker model not found; pass an existing .task file")
+    if not zipfile.is_zipfile(path):  # a .task bundle is a zip of the detector and landmark models
+        raise ModelFileError(f"{path}: not a MediaPipe .task bundle; pass a face_landmarker.task file")
     return path
 
 

@@ -35,7 +35,8 @@ class MediaWarning(UserWarning):
 class MediaError(Exception):
     """A file could not be read as media. ``reason`` is one of :attr:`REASONS`."""
 
-    REASONS = ("missing", "empty", "not_media", "corrupt", "truncated", "no_streams", "no_video", "no_audio")
+    REASONS = ("missing", "empty", "too_short", "not_media", "corrupt", "truncated", "no_streams", "no_video",
+               "no_audio")
 
     def __init__(self, path: str | os.PathLike, reason: str, message: str) -> None:
         assert reason in self.REASONS, reason
@@ -256,6 +257,11 @@ def _select_stream(container, kind: str, wanted: bool, path) -> av.stream.Stream
     if not streams:
         warnings.warn(f"{path}: no {kind} track; {kind} is None", stacklevel=3)
         return None
+    if len(streams) > 1:
+        names = ", ".join(f"#{i} {s.metadata.get('language', '') or s.metadata.get('title', '') or s.codec_context.name}"
+                          for i, s in enumerate(streams))
+        warnings.warn(MediaWarning(f"{path}: has {len(streams)} {kind} tracks ({names}); using the first. If it is "
+                                   f"the wrong one, extract the right one first (ffmpeg -map 0:a:N)"), stacklevel=3)
     return streams[0]
 
 

@@ -9,6 +9,7 @@ from torch.utils.data import DataLoader
 
 from avsr.data.augment import AugmentOptions
 from avsr.data.dataset import AVDataset, BucketBatchSampler, collate
+from avsr.data.manifest import ManifestError
 from avsr.preprocessing import Preprocessing
 
 
@@ -38,6 +39,11 @@ class AVDataModule(L.LightningDataModule):
         h, spec = self.hparams, self.preprocessing
         self.train_set = AVDataset(h.train_manifests, augment=self.augment, seed=h.seed, preprocessing=spec)
         self.val_set = AVDataset(h.val_manifests, preprocessing=spec)
+        for name, dataset, manifests in (("train", self.train_set, h.train_manifests),
+                                         ("val", self.val_set, h.val_manifests)):
+            if len(dataset) == 0:
+                raise ManifestError(f"{', '.join(map(str, manifests))}: the {name} manifest(s) hold no utterance; "
+                                    f"point data.{name}_manifests at prepared manifests with lines")
 
     def _loader(self, dataset: AVDataset, shuffle: bool) -> DataLoader:
         sampler = BucketBatchSampler(dataset.lengths, self.hparams.max_frames, shuffle=shuffle, seed=self.hparams.seed)
