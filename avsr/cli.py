@@ -339,7 +339,12 @@ def _add_evaluate(subparsers) -> None:
     parser.add_argument("--model", nargs="+", default=["synth-grid-tiny"], metavar="BUNDLE",
                         help="bundle files, or the embedded 'synth-grid-tiny' (default; trained on the synthetic "
                         "corpus only: it will not transcribe real people)")
-    parser.add_argument("--manifest", required=True, metavar="PREPARED.jsonl")
+    parser.add_argument("--manifest", required=True, metavar="MANIFEST.jsonl",
+                        help="a prepared manifest (avsr prepare manifest), or a raw one (id, video, text per line, as "
+                        "avsr synth writes), which is prepared first into DIR/prepared (with -o) or "
+                        "<manifest>_prepared/ beside it, and reused when current")
+    parser.add_argument("--detect-every", type=positive_int, default=2, metavar="K",
+                        help="landmarker stride when a raw manifest is prepared (default 2)")
     parser.add_argument("--modes", nargs="+", default=["av", "audio", "video"], choices=["av", "audio", "video"])
     parser.add_argument("--snr-db", nargs="+", default=["clean"], metavar="SNR",
                         help="SNRs in dB measured on the speech, or 'clean' (default: clean)")
@@ -363,63 +368,25 @@ def _model_name(name: str) -> str:
 
 
 def _run_evaluate(args: argparse.Namespace) -> int:
-    from avsr.decoding.beam import BeamDecoder, BeamOptions, LexiconError
-    from avsr.decoding.greedy import greedy_decode
-    from avsr.evaluation.sweep import sweep, write_results
+    from avsr.evaluation.run import EvaluateOptions, evaluate, format_table, parse_snrs
     from avsr.models.bundle import BundleError, load_model
 
     try:
+        options = EvaluateOptions(snrs=parse_snrs(args.snr_db), noises=tuple(args.noise), modes=tuple(args.modes),
+                                  seed=args.seed, beam_size=args.beam_size, lexicon=args.lexicon,
+                                  output_dir=args.output_dir, detect_every=args.detect_every)
         models = {_model_name(name): load_model(name).network for name in args.model}
-    except BundleError as error:
-        print(f"avsr evaluate: error: {error}", file=sys.stderr)
-        return 2
-    for noise in args.noise:
-        name, _, folder = noise.partition("=")
-        if folder and not Path(folder).is_dir():
-            print(f"avsr evaluate: error: --noise {noise}: {folder} is not a folder; pass NAME=DIR with a folder of "
-                  "noise recordings", file=sys.stderr)
-            return 2
-        if not folder and name not in ("white", "babble"):
-            print(f"avsr evaluate: error: --noise {noise}: use white, babble or NAME=DIR", file=sys.stderr)
-            return 2
-    try:
-        snrs = [None if value == "clean" else float(value) for value in args.snr_db]
-    except ValueError:
-        print(f"avsr evaluate: error: --snr-db takes numbers or 'clean', got {args.snr_db}", file=sys.stderr)
-        return 2
-    decoder = greedy_decode
-    if args.beam_size > 1:
-        try:
-            decoder = BeamDecoder(BeamOptions(beam_size=args.beam_size, lexicon=args.lexicon))
-        except LexiconError as error:
-            print(f"avsr evaluate: error: {error}", file=sys.stderr)
-            return 2
-    elif args.lexicon:
-        print("avsr evaluate: error: --lexicon needs beam search; add --beam-size 16", file=sys.stderr)
-        return 2
-    if len(models) > 1 and not args.output_dir:
-        print("avsr evaluate: error: several models need -o DIR (a sweep)", file=sys.stderr)
-        return 2
-    try:
-        figure = Path(args.output_dir) / "utterance.png" if args.output_dir else None
-        if figure is not None:
-            figure.parent.mkdir(parents=True, exist_ok=True)
-            figure.unlink(missing_ok=True)  # an earlier sweep's
-        rows = sweep(models, args.manifest, snrs, args.noise, args.modes, args.seed, decoder,
-                     progress=bool(args.output_dir), figure_path=figure)
-    except (ValueError, OSError) as error:
+        rows = evaluate(models, args.manifest, options, progress=bool(args.output_dir))
+    except (ValueError, BundleError, OSError) as error:
         print(f"avsr evaluate: error: {error}", file=sys.stderr)
         return 2
     if args.output_dir:
-        paths = write_results(rows, args.output_dir) + ([figure] if figure.exists() else [])
-        print(paths[1].read_text(), end="")
-        print("wrote " + ", ".join(str(p) for p in paths))
+        out = Path(args.output_dir)
+        print((out / "results.md").read_text(), end="")
+        print(f"wrote {out}/results.csv, results.md, plots" + (", utterance.png" if (out / "utterance.png").exists()
+                                                                else ""))
         return 0
-    print(f"{'SNR dB':>7}  {'mode':<6}{'WER %':>8}{'CER %':>8}{'utts':>6}{'audio weight':>14}")
-    for r in rows:
-        weight = "" if r.mean_audio_weight is None else f"{r.mean_audio_weight:.3f}"
-        label = "clean" if r.snr_db is None else f"{r.snr_db:g}"
-        print(f"{label:>7}  {r.mode:<6}{100 * r.wer:>8.2f}{100 * r.cer:>8.2f}{r.utterances:>6}{weight:>14}")
+    print(format_table(rows), end="")
     return 0
 
 

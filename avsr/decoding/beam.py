@@ -103,3 +103,24 @@ class BeamDecoder:
 
     def __call__(self, log_probs: torch.Tensor, lengths: torch.Tensor) -> list[str]:
         return [" ".join(self.tokenizer.decode(ids).split()) for ids in self.token_ids(log_probs, lengths)]
+
+
+def make_decoder(beam_size: int = 1, lexicon: str | None = None, lm: str | None = None, lm_weight: float = 2.0,
+                 word_score: float = 0.0, tokenizer: CharTokenizer = CharTokenizer()):
+    """A decoder ``(log_probs (B, T, V), lengths (B,)) -> list[str]``: greedy for ``beam_size`` 1, else a
+    :class:`BeamDecoder`.
+
+    Raises:
+        LexiconError: a lexicon or language model without beam search (they would be ignored), or an
+            unreadable lexicon or LM.
+    """
+    from functools import partial
+
+    from avsr.decoding.greedy import greedy_decode
+
+    if (lexicon or lm) and beam_size <= 1:
+        raise LexiconError("a lexicon or language model needs beam search; add --beam-size 16")
+    if beam_size <= 1:
+        return partial(greedy_decode, tokenizer=tokenizer)
+    return BeamDecoder(BeamOptions(beam_size=beam_size, lexicon=lexicon, lm=lm, lm_weight=lm_weight,
+                                   word_score=word_score), tokenizer)

@@ -20,8 +20,7 @@ import torch
 
 from avsr.data.tokenizer import CharTokenizer
 from avsr.decoding.align import WordTiming, align_words
-from avsr.decoding.beam import BeamDecoder, BeamOptions
-from avsr.decoding.greedy import greedy_decode
+from avsr.decoding.beam import make_decoder
 from avsr.io.lip_roi import LipRoiOptions, extract_lip_roi, true_runs
 from avsr.io.media import MediaError, MediaWarning, load_media, probe_video
 from avsr.io.roi_batch import file_sha256
@@ -65,8 +64,6 @@ class TranscribeOptions:
             raise ValueError(f"beam_size={self.beam_size}; use 1 (greedy) or more")
         if not 0 <= 2 * self.overlap_s < self.window_s:
             raise ValueError(f"overlap_s={self.overlap_s} must be under half of window_s={self.window_s}")
-        if (self.lexicon or self.lm) and self.beam_size == 1:
-            raise ValueError("a lexicon or language model needs beam search; set beam_size > 1")
 
 
 Word = WordTiming  # a word with start_s, end_s and confidence
@@ -277,10 +274,8 @@ class Transcriber:
         self.tokenizer, self.model_id, self.options, self.device = tokenizer, model_id, options, device
         if options.mode not in ("auto",) + model.modes:
             raise ValueError(f"mode={options.mode!r}: this model runs {', '.join(model.modes)} (or auto)")
-        self.beam = None
-        if options.beam_size > 1:
-            self.beam = BeamDecoder(BeamOptions(beam_size=options.beam_size, lexicon=options.lexicon, lm=options.lm,
-                                                lm_weight=options.lm_weight, word_score=options.word_score), tokenizer)
+        self.decoder = make_decoder(options.beam_size, options.lexicon, options.lm, options.lm_weight,
+                                    options.word_score, tokenizer)
 
     def __call__(self, path: str | Path) -> Transcript:
         return self.recognise(prepare_input(path, self.options.detect_every))
@@ -317,10 +312,7 @@ class Transcriber:
         return log_probs, (weights if out.audio_weight is not None else None)
 
     def _decode(self, log_probs: torch.Tensor) -> str:
-        lengths = torch.tensor([len(log_probs)])
-        if self.beam is not None:
-            return self.beam(log_probs[None], lengths)[0]
-        return greedy_decode(log_probs[None], lengths, self.tokenizer)[0]
+        return self.decoder(log_probs[None], torch.tensor([len(log_probs)]))[0]
 
     def recognise(self, prepared: PreparedInput) -> Transcript:
         started = time.perf_counter()
