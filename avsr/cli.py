@@ -89,7 +89,8 @@ def _add_lip_roi(subparsers) -> None:
 def _run_lip_roi(args: argparse.Namespace) -> int:
     from avsr.io.inputs import OutputError, check_outputs_spare_inputs, ensure_output_dir, expand_inputs
     from avsr.io.lip_roi import LipRoiOptions
-    from avsr.io.roi_batch import output_names, run_lip_roi
+    from avsr.files import output_names
+    from avsr.io.roi_batch import run_lip_roi
 
     from avsr.io.face_mesh import ModelFileError, check_model
 
@@ -439,7 +440,7 @@ def _run_transcribe(args: argparse.Namespace) -> int:
     from avsr.inference.outputs import FORMATS
     from avsr.inference.transcribe import TranscribeOptions
     from avsr.io.inputs import OutputError, check_outputs_spare_inputs, ensure_output_dir, expand_inputs
-    from avsr.io.roi_batch import output_names
+    from avsr.files import output_names
     from avsr.models.bundle import BundleError, load_model
 
     formats = FORMATS if args.formats == "all" else tuple(f.strip() for f in args.formats.split(",") if f.strip())

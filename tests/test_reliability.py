@@ -154,7 +154,7 @@ def test_transcribe_never_replaces_files_it_did_not_write(clips, tmp_path):
     video = copy_clip(clips[0], folder, "talk.mp4")
     mine = folder / "talk.txt"
     mine.write_text("my own notes\n")
-    line = one_line(run("transcribe", video, "-o", out, "--quiet"), 1, "talk.txt", "--overwrite")
+    one_line(run("transcribe", video, "-o", out, "--quiet"), 1, "talk.txt", "--overwrite")
     assert mine.read_text() == "my own notes\n" and not (folder / "talk.json").exists()
 
     mine.unlink()
@@ -162,7 +162,7 @@ def test_transcribe_never_replaces_files_it_did_not_write(clips, tmp_path):
     first = (out / "talk.json").read_bytes()
     assert run("transcribe", video, "-o", out, "--quiet").returncode == 0  # its own outputs: skipped, fine
     other = copy_clip(clips[1], tmp_path / "other", "talk.mp4")
-    line = one_line(run("transcribe", other, "-o", out, "--quiet"), 1, str(other), "another input")
+    one_line(run("transcribe", other, "-o", out, "--quiet"), 1, str(other), "another input")
     assert (out / "talk.json").read_bytes() == first
     summary = [json.loads(x) for x in (out / "transcribe_summary.jsonl").read_text().splitlines()]
     assert {(r["input"], r["status"]) for r in summary} == {(str(video), "skipped"), (str(other), "failed")}

@@ -6,6 +6,8 @@ import json
 import os
 from pathlib import Path
 
+from avsr.files import write_text_atomic
+
 
 class ManifestError(ValueError):
     """A manifest line that cannot be used."""
@@ -67,14 +69,6 @@ def resolve(manifest: str | Path, relative: str) -> Path:
     """A path from a manifest, relative to the manifest's folder unless absolute."""
     candidate = Path(relative)
     return candidate if candidate.is_absolute() else Path(manifest).resolve().parent / candidate
-
-
-def write_text_atomic(path: str | Path, text: str) -> None:
-    """Write a text file via a temporary file and a rename: never half-written."""
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
 
 
 def write_jsonl(path: str | Path, records: list[dict]) -> None:

@@ -21,7 +21,8 @@ from avsr.data.manifest import check_ids, read_jsonl, resolve, write_jsonl
 from avsr.io.inputs import check_outputs_spare_inputs
 from avsr.io.lip_roi import LipRoiOptions, extract_lip_roi
 from avsr.io.media import MediaError, load_media
-from avsr.io.roi_batch import cache_key, file_sha256, stored_key
+from avsr.files import atomic_path, file_sha256
+from avsr.io.roi_batch import cache_key, stored_key
 from avsr.parallel import run_jobs
 from avsr.preprocessing import SAMPLES_PER_FRAME, VIDEO_FPS
 
@@ -59,9 +60,8 @@ def _failed(video: Path, piece: Piece, message: str) -> dict:
 def _save_features(path: Path, roi: np.ndarray, found: np.ndarray, samples: np.ndarray, key: str) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     pcm = np.clip(np.round(samples * 32767), -32768, 32767).astype(np.int16)
-    tmp = path.with_name(f".{path.name}.tmp.npz")
-    np.savez(tmp, roi=roi, face_found=found, audio=pcm, meta_cache_key=np.array(key))
-    tmp.replace(path)
+    with atomic_path(path) as tmp:
+        np.savez(tmp, roi=roi, face_found=found, audio=pcm, meta_cache_key=np.array(key))
 
 
 def prepare_source(video: Path, audio: Path | None, pieces: list[Piece], options: LipRoiOptions,

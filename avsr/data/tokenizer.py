@@ -26,7 +26,7 @@ class CharTokenizer:
         unknown = sorted(set(text) - set(index))
         if unknown:
             raise ValueError(f"text {text!r} has characters {''.join(unknown)!r} outside the tokenizer's "
-                             f"{self.characters!r}; normalise it first (avsr.synth.text.normalise)")
+                             f"{self.characters!r}; normalise it first (avsr.text.normalise)")
         return [index[c] for c in text]
 
     def decode(self, ids: list[int]) -> str:

@@ -22,7 +22,7 @@ import torch
 
 from avsr.data.dataset import AVDataset, collate
 from avsr.preprocessing import Preprocessing
-from avsr.data.manifest import write_text_atomic
+from avsr.files import write_text_atomic
 from avsr.data.noise import NoiseFolder, babble, measured_snr_db, mix_at_snr, white_noise
 from avsr.decoding.greedy import greedy_decode
 from avsr.evaluation.figures import sweep_plots, utterance_figure

@@ -22,7 +22,7 @@ from avsr.data.manifest import write_jsonl
 from avsr.inference.outputs import FORMATS, write_outputs
 from avsr.inference.transcribe import PreparedInput, TranscribeOptions, Transcriber, prepare_input
 from avsr.io.media import MediaError
-from avsr.io.roi_batch import file_sha256, output_names
+from avsr.files import file_sha256, output_names
 from avsr.models.bundle import LoadedModel
 from avsr.parallel import imap_jobs
 

@@ -10,7 +10,7 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from avsr.data.manifest import write_text_atomic
+from avsr.files import write_text_atomic
 from avsr.inference.transcribe import Transcript, Word
 
 FORMATS = ("txt", "json", "srt", "vtt")

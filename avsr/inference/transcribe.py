@@ -23,7 +23,7 @@ from avsr.decoding.align import WordTiming, align_words
 from avsr.decoding.beam import make_decoder
 from avsr.io.lip_roi import LipRoiOptions, extract_lip_roi, true_runs
 from avsr.io.media import MediaError, MediaWarning, load_media, probe_video
-from avsr.io.roi_batch import file_sha256
+from avsr.files import file_sha256
 from avsr.models.av_model import MODES as MODEL_MODES
 from avsr.models.av_model import AVSRModel
 from avsr.preprocessing import FRAME_S, ROI_SIZE, SAMPLES_PER_FRAME, VIDEO_FPS

@@ -27,6 +27,7 @@ import cv2
 import numpy as np
 from scipy.ndimage import gaussian_filter1d
 
+from avsr.files import atomic_path
 from avsr.io.face_mesh import KEPT_POINTS, LIPS_OUTER, LIPS_SLICE, STABLE_SLICE, FaceMeshTracker, detection_size
 from avsr.io.media import frame_to_gray, frame_to_rgb, iter_video_frames, probe_video
 from avsr.preprocessing import ROI_SIZE, VIDEO_FPS
@@ -105,10 +106,9 @@ class LipRoi:
     def save(self, path: str | os.PathLike, **metadata: str) -> None:
         """Write an ``.npz`` atomically (temporary file + rename); ``metadata`` is stored as strings."""
         path = Path(path)
-        tmp = path.with_name(f".{path.name}.tmp.npz")
         extra = {f"meta_{k}": np.array(v) for k, v in metadata.items()}
-        np.savez_compressed(tmp, **{k: np.asarray(v) for k, v in asdict(self).items()}, **extra)
-        os.replace(tmp, path)
+        with atomic_path(path) as tmp:
+            np.savez_compressed(tmp, **{k: np.asarray(v) for k, v in asdict(self).items()}, **extra)
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> "LipRoi":

@@ -8,6 +8,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from avsr.files import atomic_path
 from avsr.io.lip_roi import LipRoi
 
 
@@ -38,7 +39,6 @@ def contact_sheet(lip_roi: LipRoi, columns: int = 10, max_tiles: int = 40, landm
 def save_contact_sheet(lip_roi: LipRoi, path: str | os.PathLike, **kwargs) -> None:
     """Write :func:`contact_sheet` as a PNG, atomically."""
     path = Path(path)
-    tmp = path.with_name(f".{path.stem}.tmp.png")
-    if not cv2.imwrite(str(tmp), cv2.cvtColor(contact_sheet(lip_roi, **kwargs), cv2.COLOR_RGB2BGR)):
-        raise OSError(f"{path}: could not write the PNG; check that the folder is writable")
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        if not cv2.imwrite(str(tmp), cv2.cvtColor(contact_sheet(lip_roi, **kwargs), cv2.COLOR_RGB2BGR)):
+            raise OSError(f"{path}: could not write the PNG; check that the folder is writable")

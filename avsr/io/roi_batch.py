@@ -6,12 +6,12 @@ import hashlib
 import json
 import time
 import zipfile
-from collections import Counter
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
 
+from avsr.files import file_sha256, output_names
 from avsr.io.lip_roi import LipRoiOptions, extract_lip_roi
 from avsr.io.media import MediaError
 from avsr.io.preview import save_contact_sheet
@@ -32,14 +32,6 @@ class RoiJobResult:
     face_found_rate: float = 0.0
     seconds: float = 0.0
     error: str | None = None
-
-
-def file_sha256(path: str | Path, block_size: int = 1 << 20) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        while block := handle.read(block_size):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def cache_key(path: str | Path, options: LipRoiOptions) -> str:
@@ -63,13 +55,6 @@ def stored_key(npz_path: Path) -> str | None:
             return str(data["meta_cache_key"]) if "meta_cache_key" in data.files else None
     except Exception:  # zipfile.BadZipFile, EOFError, OSError, ValueError, ...
         return None
-
-
-def output_names(paths: list[Path]) -> list[str]:
-    """``<stem>`` per input; inputs sharing a stem get ``<stem>-<hash of the path>``."""
-    counts = Counter(p.stem for p in paths)
-    return [p.stem if counts[p.stem] == 1 else f"{p.stem}-{hashlib.sha1(str(p).encode()).hexdigest()[:8]}"
-            for p in paths]
 
 
 def _process_one(path: Path, output: Path, options: LipRoiOptions, preview: bool, overwrite: bool) -> RoiJobResult:

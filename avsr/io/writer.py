@@ -12,6 +12,8 @@ import av
 import cv2
 import numpy as np
 
+from avsr.files import atomic_path
+
 # Container suffix -> (video codec, audio codec, pixel format) that FFmpeg muxes into it.
 CODECS = {
     ".mp4": ("libx264", "aac", "yuv420p"),
@@ -52,9 +54,8 @@ def write_video(
     """
     path = Path(path)
     default_video, default_audio, pixel_format = CODECS.get(path.suffix.lower(), CODECS[".mp4"])
-    tmp = path.with_name(f".{path.stem}.tmp{path.suffix}")
     rate = Fraction(fps).limit_denominator(100_000)
-    try:
+    with atomic_path(path) as tmp:  # an input that fails mid-way leaves no half-written file
         with av.open(str(tmp), "w") as container:
             video_stream = audio_stream = None
             if frames is not None:
@@ -88,10 +89,6 @@ def write_video(
                 container.mux(video_stream.encode())
             if audio_stream is not None:
                 _encode_audio(container, audio_stream, np.asarray(audio, np.float32), sample_rate)
-    except BaseException:  # an input that fails mid-way leaves no half-written file
-        tmp.unlink(missing_ok=True)
-        raise
-    os.replace(tmp, path)
     return path
 
 

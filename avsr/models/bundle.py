@@ -9,13 +9,13 @@ refused rather than executed. It carries the model's :class:`~avsr.preprocessing
 from __future__ import annotations
 
 import hashlib
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
 from avsr.data.tokenizer import CharTokenizer
+from avsr.files import atomic_path
 from avsr.models.av_model import AVSRModel, ModelConfig
 from avsr.preprocessing import Preprocessing, PreprocessingError
 
@@ -33,10 +33,10 @@ def save_bundle(path: str | Path, model: AVSRModel, tokenizer: CharTokenizer = C
     state = {k: (v.half() if half and v.is_floating_point() else v).detach().cpu().contiguous()
              for k, v in model.state_dict().items()}
     payload = {"format": BUNDLE_FORMAT, "config": model.config.to_dict(), "tokenizer": tokenizer.characters,
-               "preprocessing": model.preprocessing.to_dict(), "state_dict": state, "metadata": {k: str(v) for k, v in (metadata or {}).items()}}
-    tmp = path.with_name(f".{path.name}.tmp")
-    torch.save(payload, tmp)
-    os.replace(tmp, path)
+               "preprocessing": model.preprocessing.to_dict(), "state_dict": state,
+               "metadata": {k: str(v) for k, v in (metadata or {}).items()}}
+    with atomic_path(path) as tmp:
+        torch.save(payload, tmp)
     return path
 
 

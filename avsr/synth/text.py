@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 
 import numpy as np
+
+from avsr.text import normalise
 
 # GRID corpus grammar (Cooke, Barker, Cunningham & Shao, 2006): six slots, one word each.
 GRID_SLOTS = (
@@ -26,14 +27,6 @@ class TextError(ValueError):
 def grid_sentence(rng: np.random.Generator) -> str:
     """One GRID sentence, each slot drawn uniformly, e.g. ``"bin blue at f two now"``."""
     return " ".join(slot[rng.integers(len(slot))] for slot in GRID_SLOTS)
-
-
-def normalise(text: str) -> str:
-    """Lower-case, hyphens and dashes to spaces, other punctuation dropped, spaces collapsed."""
-    text = text.lower().replace("’", "'")
-    text = re.sub(r"[-–—/]", " ", text)
-    text = re.sub(r"[.,;:!?\"()\[\]{}]", "", text)
-    return " ".join(text.split())
 
 
 def read_sentences(path: str | Path) -> list[str]:

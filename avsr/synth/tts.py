@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from avsr.text import Word
+
 # espeak_EVENT_TYPE values (speak_lib.h).
 _EVENT_END_OF_LIST, _EVENT_WORD, _EVENT_END, _EVENT_PHONEME = 0, 1, 5, 7
 _AUDIO_OUTPUT_SYNCHRONOUS = 2
@@ -70,13 +72,6 @@ class Phone:
     """A phoneme as espeak-ng names it, with its start and end in seconds."""
 
     symbol: str
-    start_s: float
-    end_s: float
-
-
-@dataclass
-class Word:
-    text: str
     start_s: float
     end_s: float
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 from scipy.signal import resample_poly
 
-from avsr.data.manifest import write_text_atomic
+from avsr.files import write_text_atomic
 from avsr.data.noise import coloured_noise, mix_at_snr
 from avsr.io.writer import write_video
 from avsr.preprocessing import SAMPLE_RATE, SAMPLES_PER_FRAME, VIDEO_FPS

@@ -21,14 +21,14 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from avsr.data.manifest import read_jsonl, write_jsonl, write_text_atomic
+from avsr.data.manifest import read_jsonl, write_jsonl
+from avsr.files import write_text_atomic
 from avsr.data.prepare import Piece, crashed_source, prepare_source
 from avsr.data.tokenizer import CHARACTERS
 from avsr.io.lip_roi import LipRoiOptions
 from avsr.parallel import run_jobs
 from avsr.preprocessing import VIDEO_FPS
-from avsr.synth.text import normalise
-from avsr.synth.tts import Word  # a word with its start and end in seconds
+from avsr.text import Word, normalise
 
 PAUSE_MARGIN_S = 0.5  # silence kept on each side of a cut in a long pause
 

@@ -1,0 +1,49 @@
+"""Files written whole or not at all, content hashes, and output names: helpers every stage uses.
+
+A leaf of the package: it imports nothing from ``avsr``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+
+@contextmanager
+def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
+    """A temporary name beside ``path`` (``.<name>.tmp<suffix>``, so writers that go by the suffix
+    still work) to write to; renamed onto ``path`` when the block succeeds, removed when anything
+    fails (a full disk, Ctrl-C): ``path`` is never half-written."""
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.tmp{path.suffix}")
+    try:
+        yield tmp
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    os.replace(tmp, path)
+
+
+def write_text_atomic(path: str | os.PathLike, text: str) -> None:
+    """Write a UTF-8 text file whole or not at all."""
+    with atomic_path(path) as tmp:
+        tmp.write_text(text, encoding="utf-8")
+
+
+def file_sha256(path: str | os.PathLike, block_size: int = 1 << 20) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        while block := handle.read(block_size):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def output_names(paths: list[Path]) -> list[str]:
+    """``<stem>`` per input; inputs sharing a stem get ``<stem>-<hash of the path>``."""
+    counts = Counter(p.stem for p in paths)
+    return [p.stem if counts[p.stem] == 1 else f"{p.stem}-{hashlib.sha1(str(p).encode()).hexdigest()[:8]}"
+            for p in paths]
