@@ -66,6 +66,20 @@ def test_config_files_parse(config):
     assert "model:" in result.stdout and "train_manifests" in result.stdout
 
 
+@pytest.mark.parametrize("stage", sorted((ROOT / "configs" / "stages").glob("*.yaml")), ids=lambda p: p.name)
+def test_stage_configs_parse_on_their_base_through_the_package_entry_point(stage):
+    """The three-stage recipes (synthetic corpus and LRS3), through ``python -m avsr.train``."""
+    base = ROOT / "configs" / ("lrs3_base.yaml" if stage.name.startswith("lrs3") else "synth_grid_tiny.yaml")
+    result = subprocess.run([sys.executable, "-m", "avsr.train", "fit", "--config", str(base), "--config", str(stage),
+                             "--print_config"], capture_output=True, text=True, timeout=300, cwd=ROOT)
+    assert result.returncode == 0, result.stderr[-2000:]
+    resolved = yaml.safe_load(result.stdout)["model"]
+    if stage.stem.endswith("av"):
+        assert resolved["init_audio"] and resolved["init_video"] and resolved["model"]["modalities"] == "av"
+    else:
+        assert resolved["model"]["modalities"] == stage.stem.split("_")[-1]
+
+
 @pytest.mark.parametrize("ablation", sorted((ROOT / "configs" / "ablation").glob("*.yaml")), ids=lambda p: p.name)
 def test_ablation_configs_change_only_the_fusion(ablation):
     """Each ablation config layered on synth_grid_tiny.yaml: same data, schedule and seed, its own fusion, and
