@@ -11,6 +11,7 @@ from torch.utils.data import Dataset, Sampler
 
 from avsr.data.augment import Augmenter, AugmentOptions
 from avsr.data.manifest import read_jsonl, resolve
+from avsr.data.noise import babble_talkers
 from avsr.data.tokenizer import CharTokenizer
 from avsr.preprocessing import Preprocessing
 
@@ -50,6 +51,8 @@ class AVDataset(Dataset):
                         for m in manifests for r in read_jsonl(m, required=("id", "text", "features", "num_frames"))]
         self.tokenizer = tokenizer
         self.augment = Augmenter(augment or AugmentOptions.evaluation(), preprocessing)
+        # Babble is drawn from other speakers' utterances; without a speaker field each utterance is its own.
+        self.speakers = [str(r.get("speaker", r["id"])) for r in self.records]
         self.seed = seed
 
     def __len__(self) -> int:
@@ -67,9 +70,9 @@ class AVDataset(Dataset):
         rng = np.random.default_rng([self.seed, epoch, index])
         video, face_found, audio = load_features(record["features"])
         others = []
-        if self.augment.options.noise_prob > 0 and "babble" in self.augment.options.noise_types and len(self) > 1:
-            picks = rng.choice(len(self), size=min(self.augment.options.babble_speakers, len(self) - 1), replace=False)
-            others = [load_features(self.records[i]["features"])[2] for i in picks if i != index]
+        if self.augment.options.noise_prob > 0 and "babble" in self.augment.options.noise_types:
+            picks = babble_talkers(index, self.speakers, self.augment.options.babble_speakers, rng)
+            others = [load_features(self.records[i]["features"])[2] for i in picks]
         video, face_found, audio = self.augment(video, face_found, audio, rng, others)
         return {"id": record["id"], "text": record["text"], "video": video, "face_found": face_found,
                 "audio": audio, "tokens": torch.tensor(self.tokenizer.encode(record["text"]), dtype=torch.long)}

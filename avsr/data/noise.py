@@ -65,6 +65,17 @@ def coloured_noise(length: int, exponent: float, rng: np.random.Generator) -> np
     return (noise / max(float(np.sqrt(np.mean(noise**2))), 1e-12)).astype(np.float32)
 
 
+def babble_talkers(index: int, speakers: list[str], count: int, rng: np.random.Generator) -> list[int]:
+    """Up to ``count`` utterances (indices) to sum into babble behind utterance ``index``, all by
+    speakers other than its own: background talkers are other people. Training and evaluation draw
+    them the same way (a same-speaker babble would be a harder, unrealistic condition, and one the
+    model would never meet in evaluation)."""
+    others = [i for i, speaker in enumerate(speakers) if speaker != speakers[index]]
+    if not others:
+        return []
+    return [int(i) for i in rng.choice(others, size=min(count, len(others)), replace=False)]
+
+
 def babble(others: list[np.ndarray], length: int, rng: np.random.Generator) -> np.ndarray:
     """Sum of other utterances, each at a random offset and at equal active power."""
     total = np.zeros(length, np.float64)

@@ -23,7 +23,7 @@ import torch
 from avsr.data.dataset import AVDataset, collate
 from avsr.preprocessing import Preprocessing
 from avsr.files import write_text_atomic
-from avsr.data.noise import NoiseFolder, babble, measured_snr_db, mix_at_snr, white_noise
+from avsr.data.noise import NoiseFolder, babble, babble_talkers, measured_snr_db, mix_at_snr, white_noise
 from avsr.decoding.greedy import greedy_decode
 from avsr.evaluation.figures import sweep_plots, utterance_figure
 
@@ -66,9 +66,8 @@ class NoiseSource:
             return white_noise(length, rng)
         if self.folder is not None:
             return self.folder.sample(length, rng)
-        others = [i for i, s in enumerate(self.speakers) if s != self.speakers[index]]
-        picks = rng.choice(others, size=min(BABBLE_TALKERS, len(others)), replace=False)
-        return babble([self.audios[int(i)] for i in picks], length, rng)
+        picks = babble_talkers(index, self.speakers, BABBLE_TALKERS, rng)
+        return babble([self.audios[i] for i in picks], length, rng)
 
 
 def load_items(manifest: str, preprocessing: Preprocessing = Preprocessing()) -> tuple[list[dict], list[str]]:

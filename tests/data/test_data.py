@@ -109,3 +109,16 @@ def test_padding_adds_silence_and_repeats_the_edge_frames():
         assert not out_audio[:before * 640].any() and not out_audio[(before + frames) * 640:].any()
         lengths.add(len(out_video))
     assert len(lengths) > 1  # the amount varies with the seed
+
+
+def test_babble_talkers_are_other_speakers_in_training_and_evaluation_alike():
+    """One rule for both: the utterances summed into babble are never by the target's speaker."""
+    from avsr.data.noise import babble_talkers
+
+    speakers = ["s1", "s1", "s2", "s3", "s2", "s1"]
+    rng = np.random.default_rng(0)
+    for index in range(len(speakers)):
+        for _ in range(20):
+            picks = babble_talkers(index, speakers, 4, rng)
+            assert picks and all(speakers[i] != speakers[index] for i in picks) and len(set(picks)) == len(picks)
+    assert babble_talkers(0, ["s1", "s1"], 4, rng) == []  # nobody else to talk
