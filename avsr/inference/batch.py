@@ -38,14 +38,18 @@ class BusyError(ValueError):
 @contextmanager
 def folder_lock(out_dir: Path, command: str = "avsr transcribe"):
     """Hold ``out_dir``'s lock for the block, or raise :class:`BusyError` at once if another run has it."""
-    handle = (out_dir / LOCK_NAME).open("a")
+    lock = out_dir / LOCK_NAME
+    handle = lock.open("a")
     try:
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             raise BusyError(f"{out_dir}: another {command} is writing into this folder; wait for it to finish or "
                             "choose another -o") from None
-        yield
+        try:
+            yield
+        finally:
+            lock.unlink(missing_ok=True)  # still held: no other run can be between its open and its lock
     finally:
         handle.close()
 

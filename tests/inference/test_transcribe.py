@@ -145,7 +145,8 @@ def test_a_bad_batch_reports_every_file_and_leaves_no_partial_output(corpus, tmp
         assert str(batch / name) in summary[name]["error"]
         assert not list(out.glob(Path(name).stem + ".*")), f"{name} left outputs"
     assert f"failed: {batch / 'empty.mp4'}" in result.stderr
-    assert not [p for p in out.iterdir() if p.name.startswith(".")], "temporary files left behind"
+    assert [p.name for p in out.iterdir() if p.name.startswith(".")] == [".avsr_outputs.jsonl"], \
+        "temporary files left behind (the ledger of outputs stays: it says which files avsr wrote)"
     for name in ("good1", "good2", "no_audio", "no_face"):
         assert {p.suffix for p in out.glob(name + ".*")} == {".txt", ".json", ".srt", ".vtt"}
 
@@ -173,7 +174,8 @@ def test_a_killed_batch_resumes_without_redoing_finished_files(corpus, tmp_path)
     for stem, mtime in finished.items():
         assert (out / f"{stem}.json").stat().st_mtime_ns == mtime, f"{stem} was recomputed"
     assert sorted(p.name for p in out.iterdir()) == sorted(
-        [f"clip{i}.{ext}" for i in range(len(corpus)) for ext in ("json", "srt", "txt")] + ["transcribe_summary.jsonl"])
+        [f"clip{i}.{ext}" for i in range(len(corpus)) for ext in ("json", "srt", "txt")]
+        + ["transcribe_summary.jsonl", ".avsr_outputs.jsonl"])
     # A third run with another model id (or --overwrite) redoes everything.
     again = run_cli(str(batch), "-o", str(out), "-f", "txt", "--quiet", "--overwrite")
     assert again.returncode == 0 and f"{len(corpus)} transcribed" in again.stdout
