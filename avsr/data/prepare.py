@@ -20,7 +20,7 @@ import numpy as np
 from avsr.data.manifest import check_ids, read_jsonl, resolve, write_jsonl
 from avsr.io.inputs import check_outputs_spare_inputs
 from avsr.io.lip_roi import LipRoiOptions, extract_lip_roi
-from avsr.io.media import MediaError, load_media
+from avsr.io.media import MediaError, failure_message, load_media
 from avsr.files import atomic_path, file_sha256
 from avsr.io.roi_batch import cache_key, stored_key
 from avsr.parallel import run_jobs
@@ -106,11 +106,8 @@ def prepare_source(video: Path, audio: Path | None, pieces: list[Piece], options
             statuses.append({"id": piece.id, "video": str(video), "status": "done" if piece.id in written else "skipped",
                              "num_frames": len(found), "face_found_rate": float(found.mean()), "seconds": seconds})
         return statuses
-    except (MediaError, OSError, ValueError) as error:
-        message = str(error) if str(video) in str(error) else f"{video}: {error}"
-    except Exception as error:  # one file's unexpected failure must not end the batch
-        message = f"{video}: {error.__class__.__name__}: {error}"
-    return [_failed(video, piece, message) for piece in pieces]
+    except Exception as error:  # one file's failure, expected or not, must not end the batch
+        return [_failed(video, piece, failure_message(video, error)) for piece in pieces]
 
 
 def crashed_source(job: tuple) -> list[dict]:

@@ -21,7 +21,7 @@ from pathlib import Path
 from avsr.data.manifest import write_jsonl
 from avsr.inference.outputs import FORMATS, write_outputs
 from avsr.inference.transcribe import PreparedInput, TranscribeOptions, Transcriber, prepare_input
-from avsr.io.media import MediaError
+from avsr.io.media import failure_message
 from avsr.files import file_sha256, output_names
 from avsr.models.bundle import LoadedModel
 from avsr.parallel import imap_jobs
@@ -114,10 +114,8 @@ def _prepare_job(path: Path, detect_every: int) -> PreparedInput | str:
     """Worker side: the decoded input, or the one-line error that explains why it cannot be used."""
     try:
         return prepare_input(path, detect_every)
-    except (MediaError, OSError, ValueError) as error:
-        return str(error) if str(path) in str(error) else f"{path}: {error}"
-    except Exception as error:  # one file's unexpected failure must not end the batch
-        return f"{path}: {error.__class__.__name__}: {error}"
+    except Exception as error:  # one file's failure, expected or not, must not end the batch
+        return failure_message(path, error)
 
 
 def _crashed(job: tuple) -> str:
@@ -187,7 +185,7 @@ def _transcribe_locked(paths, model, out_dir, formats, options, workers, device,
                     for note in transcript.warnings:
                         bar.write(f"warning: {paths[index]}: {note}")
                 except Exception as error:  # a model/decoder failure on one file must not end the batch
-                    record |= {"status": "failed", "error": f"{paths[index]}: {error.__class__.__name__}: {error}"}
+                    record |= {"status": "failed", "error": failure_message(paths[index], error)}
             summary[index] = record
             log.write(json.dumps(record) + "\n")
             log.flush()

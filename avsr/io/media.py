@@ -45,6 +45,16 @@ class MediaError(Exception):
         super().__init__(f"{self.path}: {message}")
 
 
+def failure_message(path: str | os.PathLike, error: BaseException) -> str:
+    """The one line a batch reports for a file that failed: the error's own message when it already
+    names the file, else prefixed by it. An error of an unexpected kind (not MediaError, OSError or
+    ValueError: a bug, not the file) keeps its class name and asks for a report."""
+    text = str(error).splitlines()[0] if str(error) else ""
+    if not isinstance(error, (MediaError, OSError, ValueError)):
+        return f"{path}: {error.__class__.__name__}: {text}; please report this with the file"
+    return text if str(path) in text else f"{path}: {text}"
+
+
 @dataclass
 class MediaChunk:
     """A stretch of a file, ``start_s`` seconds from its start.

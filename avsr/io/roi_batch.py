@@ -13,7 +13,7 @@ import numpy as np
 
 from avsr.files import file_sha256, output_names
 from avsr.io.lip_roi import LipRoiOptions, extract_lip_roi
-from avsr.io.media import MediaError
+from avsr.io.media import failure_message
 from avsr.io.preview import save_contact_sheet
 from avsr.parallel import run_jobs
 
@@ -67,12 +67,9 @@ def _process_one(path: Path, output: Path, options: LipRoiOptions, preview: bool
         lip_roi.save(output, cache_key=key, source=str(path))
         if preview:
             save_contact_sheet(lip_roi, output.with_suffix(".png"))
-    except (MediaError, OSError, ValueError) as error:
-        message = str(error) if str(path) in str(error) else f"{path}: {error}"
-        return RoiJobResult(str(path), "failed", error=message, seconds=time.perf_counter() - started)
-    except Exception as error:  # one file's unexpected failure must not end the batch
-        message = f"{path}: {error.__class__.__name__}: {error}; please report this with the file"
-        return RoiJobResult(str(path), "failed", error=message, seconds=time.perf_counter() - started)
+    except Exception as error:  # one file's failure, expected or not, must not end the batch
+        return RoiJobResult(str(path), "failed", error=failure_message(path, error),
+                            seconds=time.perf_counter() - started)
     return RoiJobResult(str(path), "done", str(output), frames=len(lip_roi),
                         face_found_rate=float(lip_roi.face_found.mean()), seconds=time.perf_counter() - started)
 
