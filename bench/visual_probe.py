@@ -44,12 +44,14 @@ def utterance_features(roi: np.ndarray, found: np.ndarray, subtract_mean: bool =
     return features
 
 
-def load_split(corpus: Path, prepared: Path, split: str, limit: int | None,
-               subtract_mean: bool) -> tuple[np.ndarray, np.ndarray, int]:
-    """Stacked features and targets of a split's frames with a face, and the utterance count."""
+def load_split(corpus: Path, prepared: Path, split: str, limit: int | None, subtract_mean: bool,
+               speaker: str | None = None) -> tuple[np.ndarray, np.ndarray, int]:
+    """Stacked features and targets of a split's frames with a face (of one ``speaker`` if given), and
+    the utterance count."""
     corpus_rows = {r["id"]: r for r in read_jsonl(corpus / f"{split}.jsonl", required=("id", "video"))}
     manifest = prepared / f"{split}.jsonl"
-    rows = [r for r in read_jsonl(manifest, required=("id", "features")) if r["id"] in corpus_rows][:limit]
+    rows = [r for r in read_jsonl(manifest, required=("id", "features"))
+            if r["id"] in corpus_rows and speaker in (None, corpus_rows[r["id"]].get("speaker"))][:limit]
     if not rows:
         raise SystemExit(f"{manifest}: no prepared utterance of {corpus / (split + '.jsonl')}; run avsr prepare "
                          "manifest on it first")
@@ -99,8 +101,15 @@ def probe(corpus: str | Path, prepared: str | Path, train_utterances: int = 700,
     scores = {alpha: r2(val[1], predict(fit_ridge(train[0], train[1], alpha), val[0])).mean()
               for alpha in 10.0 ** np.arange(-1, 7)}
     alpha = max(scores, key=scores.get)
-    test_r2 = r2(test[1], predict(fit_ridge(train[0], train[1], alpha), test[0]))
-    return {"r2": dict(zip(TARGETS, map(float, test_r2))), "alpha": alpha,
+    model = fit_ridge(train[0], train[1], alpha)
+    test_r2 = r2(test[1], predict(model, test[0]))
+    speakers = sorted({r.get("speaker", "") for r in read_jsonl(corpus / "test.jsonl")} - {""})
+    per_speaker = {}
+    for speaker in speakers if len(speakers) > 1 else []:
+        x, y, _ = load_split(corpus, prepared, "test", None, subtract_mean, speaker)
+        per_speaker[speaker] = dict(zip(TARGETS, map(float, r2(y, predict(model, x)))))
+        per_speaker[speaker]["pixel_motion"] = float(np.nanstd(x, axis=0).mean())
+    return {"r2": dict(zip(TARGETS, map(float, test_r2))), "alpha": alpha, "per_speaker": per_speaker,
             "utterances": {"train": train[2], "val": val[2], "test": test[2]},
             "frames": {"train": len(train[0]), "val": len(val[0]), "test": len(test[0])}}
 
@@ -119,6 +128,9 @@ def main() -> None:
           f"{'' if not args.no_mean else ', utterance mean image kept'}")
     for name, value in result["r2"].items():
         print(f"  R² {name:<13} {value:.3f}")
+    for speaker, scores in result["per_speaker"].items():
+        print(f"  test speaker {speaker}: " + ", ".join(f"R² {t} {scores[t]:.3f}" for t in TARGETS)
+              + f"; pixel motion (std of the mean-free region) {scores['pixel_motion']:.4f}")
 
 
 if __name__ == "__main__":
