@@ -307,10 +307,9 @@ def _add_export(subparsers) -> None:
 
 
 def _run_export(args: argparse.Namespace) -> int:
+    from avsr.io.inputs import OutputError, check_outputs_spare_inputs
     from avsr.models.bundle import save_bundle
     from avsr.training.lightning_module import AVSRLightning
-
-    from avsr.io.inputs import OutputError, check_outputs_spare_inputs
 
     try:
         check_outputs_spare_inputs([args.output], [args.checkpoint], option="BUNDLE.pt")
@@ -501,10 +500,9 @@ def _add_render(subparsers) -> None:
 def _run_render(args: argparse.Namespace) -> int:
     from avsr.inference.render import render
     from avsr.inference.transcribe import TranscribeOptions, Transcriber
+    from avsr.io.inputs import check_outputs_spare_inputs, ensure_output_dir
     from avsr.io.media import MediaError
     from avsr.models.bundle import BundleError, load_model
-
-    from avsr.io.inputs import check_outputs_spare_inputs, ensure_output_dir
 
     try:
         check_outputs_spare_inputs([args.output], [args.video])
