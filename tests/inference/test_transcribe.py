@@ -215,6 +215,10 @@ def test_speech_segments_split_at_pauses_and_respect_the_maximum():
     assert segments == [(3, 32), (48, 72), (72, 97)]
 
 
+@pytest.mark.xfail(strict=True, reason="regression found 2026-11-30, not yet fixed: on clips with the new recording "
+                   "floor, a file of four joined clips reads worse than the clips alone (WER 0.46 vs 0.08 with the "
+                   "new embedded model; 0.44 vs 0.28 in audio mode, so not only the lips; the pause cuts land in "
+                   "the silences); see the closing note of issue 11")
 def test_long_input_is_cut_at_pauses_and_keeps_global_time(corpus, model):
     """Four utterances in one file, run in chunks cut at the pauses: the same words as each clip on its
     own, and the times of the fourth utterance's words fall in the fourth utterance."""
