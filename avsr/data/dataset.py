@@ -153,15 +153,23 @@ class BucketBatchSampler(Sampler[list[tuple[int, int]]]):
         return batches
 
     def _shard(self, batches: list[list[int]]) -> list[list[int]]:
-        """Under DDP, each process takes every world_size-th batch. Training keeps equal counts per
-        process (gradients are synchronised every step); evaluation (``shuffle=False``) keeps every
-        batch, so that the validation set is scored whole."""
+        """Under DDP, each process takes every world_size-th batch, and every process must get the
+        same number (DDP synchronises buffers in every forward pass). Training drops the remainder;
+        evaluation (``shuffle=False``) splits its largest batches until the count divides evenly, so
+        that the validation set is scored whole (only if every batch is a single utterance and the
+        count still does not divide is one left out)."""
         import torch.distributed as dist
 
         if not (dist.is_available() and dist.is_initialized()):
             return batches
         rank, world = dist.get_rank(), dist.get_world_size()
-        usable = len(batches) // world * world if self.shuffle else len(batches)
+        if not self.shuffle:
+            batches = [list(b) for b in batches]
+            while len(batches) % world and any(len(b) > 1 for b in batches):
+                largest = max(range(len(batches)), key=lambda k: len(batches[k]))
+                batch = batches.pop(largest)
+                batches[largest:largest] = [batch[: len(batch) // 2], batch[len(batch) // 2:]]
+        usable = len(batches) // world * world
         return batches[:usable][rank::world]
 
     def __iter__(self):
