@@ -112,16 +112,11 @@ class AVSRLightning(L.LightningModule):
                     self._frozen.append(STREAMS[stream][0])
 
     def on_train_batch_start(self, batch: Batch, batch_index: int) -> None:
-        if not self._frozen:
-            return
-        frozen = self.global_step < self.hparams.freeze_streams_steps
-        for name in self._frozen:
-            encoder = getattr(self.model, name)
-            encoder.requires_grad_(not frozen)
-            if frozen:
-                encoder.eval()  # batch-norm statistics stay those of the stream model
-        if not frozen:
-            self._frozen = []
+        # The held streams' learning rate is 0 (see configure_optimizers: gradients still flow, so DDP
+        # sees the same parameters every step); here their batch-norm statistics are held too.
+        if self._frozen and self.global_step < self.hparams.freeze_streams_steps:
+            for name in self._frozen:
+                getattr(self.model, name).eval()
 
     def _loss(self, batch: Batch) -> tuple[torch.Tensor, object]:
         modalities = self.model.config.modalities
@@ -163,8 +158,11 @@ class AVSRLightning(L.LightningModule):
         self.val_audio_weight.reset()
 
     def configure_optimizers(self):
-        optimizer = torch.optim.AdamW(self.parameters(), lr=self.hparams.learning_rate,
-                                      weight_decay=self.hparams.weight_decay)
+        held = {id(p) for name in self._frozen for p in getattr(self.model, name).parameters()}
+        groups = [{"params": [p for p in self.parameters() if id(p) not in held]}]
+        if held:  # the initialised streams: their own group, at learning rate 0 for freeze_streams_steps
+            groups.append({"params": [p for p in self.parameters() if id(p) in held]})
+        optimizer = torch.optim.AdamW(groups, lr=self.hparams.learning_rate, weight_decay=self.hparams.weight_decay)
         total = max(int(self.trainer.estimated_stepping_batches), 1)
         warmup = min(self.hparams.warmup_steps, total // 2)
 
@@ -174,5 +172,8 @@ class AVSRLightning(L.LightningModule):
             progress = (step - warmup) / max(total - warmup, 1)
             return 0.5 * (1 + torch.cos(torch.tensor(torch.pi * min(progress, 1.0)))).item()
 
-        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, schedule)
+        def held_schedule(step: int) -> float:
+            return 0.0 if step < self.hparams.freeze_streams_steps else schedule(step)
+
+        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, [schedule, held_schedule] if held else schedule)
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
