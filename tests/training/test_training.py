@@ -321,3 +321,20 @@ def test_frozen_streams_stay_those_of_the_stream_models(tmp_path, prepared):
             if key.startswith(prefix):
                 assert torch.equal(trained["state_dict"][f"model.{key}"], value), key
     assert trained["global_step"] >= 2  # optimizer steps were taken while the streams were frozen
+
+
+@pytest.mark.slow
+def test_held_streams_under_ddp(tmp_path, prepared):
+    """Streams held at learning rate 0 train under 2-process DDP (toggling requires_grad after DDP has
+    wrapped the model is not allowed by its reducer) and come out as the stream models."""
+    audio = stream_bundle(tmp_path / "audio.pt", "audio", seed=1)
+    video = stream_bundle(tmp_path / "video.pt", "video", seed=2)
+    result = fit("--config", str(ROOT / "configs" / "synth_grid_tiny.yaml"), "--config",
+                 str(small_config(tmp_path, prepared, strategy="ddp", devices=2, max_steps=2)),
+                 "--model.init_audio", str(audio), "--model.init_video", str(video),
+                 "--model.freeze_streams_steps", "10")
+    assert result.returncode == 0, result.stderr[-3000:]
+    trained = torch.load(sorted((tmp_path / "run").rglob("last.ckpt"))[-1], map_location="cpu", weights_only=False)
+    source = load_bundle(video)[0].state_dict()
+    assert all(torch.equal(trained["state_dict"][f"model.{k}"], v) for k, v in source.items()
+               if k.startswith("video_encoder."))
