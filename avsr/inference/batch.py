@@ -70,14 +70,14 @@ def read_ledger(out_dir: Path) -> dict[str, str]:
     return written
 
 
-def foreign_output(path: Path, stem: Path, formats: tuple[str, ...], ledger: dict[str, str]) -> str | None:
-    """Why ``path``'s outputs must not be written (an existing file avsr did not write for this input),
-    or ``None``."""
+def foreign_output(path: Path, stem: Path, formats: tuple[str, ...], ledger: dict[str, str],
+                   sha256: str) -> str | None:
+    """Why ``path`` (content hash ``sha256``) must not have its outputs written: an existing file avsr
+    did not write for this input; or ``None``."""
     existing = [stem.with_name(f"{stem.name}.{fmt}") for fmt in formats]
     existing = [p for p in existing if p.exists()]
     if not existing:
         return None
-    sha256 = file_sha256(path) if path.is_file() else ""
     if ledger.get(stem.name) == sha256:
         return None
     if stem.name in ledger:
@@ -122,14 +122,14 @@ def _crashed(job: tuple) -> str:
     return f"{job[0]}: the worker process crashed on this file (a decoder or MediaPipe fault); re-encode it"
 
 
-def is_current(path: Path, stem: Path, formats: tuple[str, ...], model_id: str) -> bool:
-    """The outputs of ``path`` exist in every format (``json`` among them) and were made from the same
-    content by the same model."""
+def is_current(stem: Path, formats: tuple[str, ...], model_id: str, sha256: str) -> bool:
+    """The outputs at ``stem`` exist in every format (``json`` among them) and were made from content
+    with hash ``sha256`` by the same model."""
     if not all(stem.with_name(f"{stem.name}.{fmt}").exists() for fmt in formats):
         return False
     try:
         record = json.loads(stem.with_name(f"{stem.name}.json").read_text(encoding="utf-8"))
-        return record["model_id"] == model_id and record["input_sha256"] == file_sha256(path)
+        return record["model_id"] == model_id and record["input_sha256"] == sha256
     except (OSError, ValueError, KeyError):
         return False
 
@@ -154,10 +154,13 @@ def _transcribe_locked(paths, model, out_dir, formats, options, workers, device,
     summary: list[dict | None] = [None] * len(paths)
     todo = []
     for index, (path, stem) in enumerate(zip(paths, stems)):
-        refusal = None if overwrite else foreign_output(path, stem, formats, ledger)
+        # The input is hashed (once) only where outputs of its name already exist.
+        exists = any(stem.with_name(f"{stem.name}.{fmt}").exists() for fmt in formats)
+        sha256 = file_sha256(path) if exists and path.is_file() else ""
+        refusal = None if overwrite or not exists else foreign_output(path, stem, formats, ledger, sha256)
         if refusal:
             summary[index] = {"input": str(path), "status": "failed", "error": refusal}
-        elif not overwrite and is_current(path, stem, formats, model.id):
+        elif not overwrite and exists and is_current(stem, formats, model.id, sha256):
             summary[index] = {"input": str(path), "status": "skipped", "outputs": str(stem) + ".*"}
         else:
             todo.append(index)
