@@ -24,16 +24,16 @@ def _die_with_parent(parent: int) -> None:
     """Ask Linux to end this process when its parent dies (even by SIGKILL), so that no worker
     outlives a killed batch (workers otherwise wait on a job queue that other workers keep open).
     A parent that died before the request was made is caught by the check after it."""
+    import contextlib
     import ctypes
     import os
     import signal
     import sys
 
-    if sys.platform.startswith("linux"):
-        try:
+    # Without prctl (another libc, another OS) the parent check below is the only guard.
+    with contextlib.suppress(OSError, AttributeError):
+        if sys.platform.startswith("linux"):
             ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
-        except (OSError, AttributeError):
-            pass
     if os.getppid() != parent:
         os._exit(1)
 

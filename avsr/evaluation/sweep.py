@@ -76,7 +76,7 @@ def load_items(manifest: str, preprocessing: Preprocessing = Preprocessing()) ->
     if len(dataset) == 0:
         raise ValueError(f"{manifest}: holds no utterance; nothing to evaluate (was every line of its source "
                          "manifest a failure? see prepare_summary.jsonl)")
-    return [dataset[i] for i in range(len(dataset))], [r.get("speaker", r["id"]) for r in dataset.records]
+    return [dataset[i] for i in range(len(dataset))], dataset.speakers
 
 
 def noisy_items(items: list[dict], source: NoiseSource | None, snr_db: float | None,

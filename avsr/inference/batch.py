@@ -83,13 +83,18 @@ def foreign_output(path: Path, stem: Path, formats: tuple[str, ...], ledger: dic
     if stem.name in ledger:
         return (f"{path}: {existing[0]} holds the transcript of another input of the same name; choose another -o, "
                 "or pass --overwrite to replace it")
-    try:  # outputs of a version of avsr that kept no ledger
-        record = json.loads(stem.with_name(f"{stem.name}.json").read_text(encoding="utf-8"))
-        if record.get("input_sha256") == sha256:
-            return None
-    except (OSError, ValueError, AttributeError):
-        pass
+    if transcript_record(stem).get("input_sha256") == sha256:  # outputs of an avsr that kept no ledger
+        return None
     return f"{path}: {existing[0]} exists and was not written by avsr for this input; pass --overwrite to replace it"
+
+
+def transcript_record(stem: Path) -> dict:
+    """The ``<stem>.json`` transcript avsr wrote, or ``{}`` if it is missing or not one."""
+    try:
+        record = json.loads(stem.with_name(f"{stem.name}.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return record if isinstance(record, dict) else {}
 
 
 def merge_summary(out_dir: Path, records: list[dict]) -> list[dict]:
@@ -127,26 +132,23 @@ def is_current(stem: Path, formats: tuple[str, ...], model_id: str, sha256: str)
     with hash ``sha256`` by the same model."""
     if not all(stem.with_name(f"{stem.name}.{fmt}").exists() for fmt in formats):
         return False
-    try:
-        record = json.loads(stem.with_name(f"{stem.name}.json").read_text(encoding="utf-8"))
-        return record["model_id"] == model_id and record["input_sha256"] == sha256
-    except (OSError, ValueError, KeyError):
-        return False
+    record = transcript_record(stem)
+    return record.get("model_id") == model_id and record.get("input_sha256") == sha256
 
 
 def transcribe_batch(paths: list[Path], model: LoadedModel, out_dir: str | Path, formats: tuple[str, ...] = FORMATS,
                      options: TranscribeOptions = TranscribeOptions(), workers: int = 1, device: str = "cpu",
                      overwrite: bool = False, progress: bool = True) -> list[dict]:
     """Transcribe ``paths`` into ``out_dir`` (``<stem>.<fmt>`` per input); returns the summary records."""
-    from tqdm import tqdm
-
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     with folder_lock(out_dir):
-        return _transcribe_locked(paths, model, out_dir, formats, options, workers, device, overwrite, progress, tqdm)
+        return _transcribe_locked(paths, model, out_dir, formats, options, workers, device, overwrite, progress)
 
 
-def _transcribe_locked(paths, model, out_dir, formats, options, workers, device, overwrite, progress, tqdm):
+def _transcribe_locked(paths, model, out_dir, formats, options, workers, device, overwrite, progress):
+    from tqdm import tqdm
+
     formats = tuple(dict.fromkeys(formats + ("json",)))  # the .json marks a finished input
     transcriber = Transcriber(model.network, model.tokenizer, model.id, options, device)
     stems = [out_dir / name for name in output_names(paths)]
