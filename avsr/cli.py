@@ -132,6 +132,7 @@ SYNTH_EXAMPLES = """examples:
 
 
 def _add_synth(subparsers) -> None:
+    from avsr.synth import VARIETY_KINDS
     from avsr.synth.tts import ENGLISH_VOICES
 
     parser = subparsers.add_parser(
@@ -156,6 +157,9 @@ def _add_synth(subparsers) -> None:
     parser.add_argument("--no-recording-floor", dest="recording_floor", action="store_false",
                         help="leave the synthesiser's silence as digital zero (by default every speaker gets room "
                         "tone 35-60 dB below the speech)")
+    parser.add_argument("--face-variety", nargs="+", default=list(VARIETY_KINDS), choices=[*VARIETY_KINDS, "none"],
+                        metavar="KIND", help="identity variety given to training speakers' faces: "
+                        f"{', '.join(VARIETY_KINDS)}, or none (default: all)")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     parser.set_defaults(handler=_run_synth)
 
@@ -170,7 +174,8 @@ def _run_synth(args: argparse.Namespace) -> int:
         options = SynthOptions(num_utterances=args.num_utterances, speakers=args.speakers,
                                test_speakers=args.test_speakers, val_speakers=args.val_speakers, faces_dir=args.faces,
                                voices=tuple(args.voices), text_file=args.text_file, seed=args.seed,
-                               frame_size=args.frame_size, workers=args.workers, recording_floor=args.recording_floor)
+                               frame_size=args.frame_size, workers=args.workers, recording_floor=args.recording_floor,
+                               face_variety=tuple(k for k in args.face_variety if k != "none"))
         splits = synthesize_corpus(args.output_dir, options, progress=not args.quiet)
     except (FaceImageError, TextError, VoiceError, ValueError) as error:
         print(f"avsr synth: error: {error}", file=sys.stderr)

@@ -4,3 +4,7 @@ text (sentences) -> tts (speech with word and phone timings) -> visemes (mouth s
 -> face_rig (a photo animated by them) -> utterance (one mp4 + timing file) -> corpus (speakers,
 splits, manifests).
 """
+
+VARIETY_KINDS = ("skin", "lips", "hair", "mouth_width", "aspect", "teeth")
+"""The kinds of identity variety a training speaker's face can get (``avsr synth --face-variety``,
+:meth:`avsr.synth.face_rig.FaceLook.vary`)."""

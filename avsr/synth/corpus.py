@@ -23,6 +23,7 @@ import numpy as np
 
 from avsr.data.manifest import write_jsonl
 from avsr.files import write_text_atomic
+from avsr.synth import VARIETY_KINDS
 from avsr.synth.face_rig import FaceImageError, FaceLook, FaceRig, build_rig, find_faces, read_photo
 from avsr.synth.text import grid_sentence, read_sentences
 from avsr.synth.tts import ENGLISH_VOICES, VARIANTS, Voice
@@ -46,6 +47,7 @@ class SynthOptions:
     seed: int = 0
     frame_size: int = 224  # square video frames, pixels
     recording_floor: bool = True  # room tone 35-60 dB below the speech, per speaker (False: digital silence)
+    face_variety: tuple[str, ...] = VARIETY_KINDS  # identity variety of training speakers (FaceLook.vary); () for none
     workers: int = 1
 
     def __post_init__(self) -> None:
@@ -54,6 +56,9 @@ class SynthOptions:
         if self.test_speakers + self.val_speakers >= self.speakers:
             raise ValueError(f"{self.test_speakers} test + {self.val_speakers} val speakers leave no training "
                              f"speaker out of {self.speakers}; raise --speakers or lower --test-speakers")
+        unknown = set(self.face_variety) - set(VARIETY_KINDS)
+        if unknown:
+            raise ValueError(f"unknown face variety {', '.join(sorted(unknown))}; choose from {', '.join(VARIETY_KINDS)}")
         if self.frame_size < 96:
             raise ValueError(f"frame_size={self.frame_size} is too small for a face; use >= 96")
 
@@ -130,7 +135,11 @@ def make_speakers(options: SynthOptions, faces: list[FaceSource]) -> list[Speake
     """Draw each speaker's face, look, voice, rate, pitch and compression; split them disjointly.
 
     Test and val speakers get faces no training speaker has. When speakers outnumber faces, a face
-    is reused with another look (mirrored, zoomed, tinted) and another voice.
+    is reused with another look (mirrored, zoomed, tinted) and another voice. Every training speaker
+    also gets the identity variety of ``options.face_variety`` (skin tone and lighting, lips, facial
+    hair, mouth width, aspect, teeth), so that a lip reader trained on a handful of photos meets
+    more than a handful of mouths. Validation and test speakers show their photos as they are: they
+    measure real faces, not the renderer's variations.
     """
     rng = np.random.default_rng([options.seed, 1])
     counts = {"test": options.test_speakers, "val": options.val_speakers}
@@ -144,6 +153,9 @@ def make_speakers(options: SynthOptions, faces: list[FaceSource]) -> list[Speake
         look = FaceLook() if uses[face] == 1 else FaceLook(
             mirror=uses[face] % 2 == 0, zoom=float(rng.uniform(0.88, 1.12)),
             tint=tuple(float(g) for g in rng.uniform(0.85, 1.15, 3)))
+        if splits[index] == "train" and options.face_variety:
+            # Its own generator, like the floor's: the variety leaves every other draw unchanged.
+            look = look.vary(np.random.default_rng([options.seed, 4, index]), options.face_variety)
         voice = Voice(name=options.voices[rng.integers(len(options.voices))], variant=VARIANTS[rng.integers(len(VARIANTS))],
                       rate_wpm=int(rng.integers(140, 201)), pitch=int(rng.integers(30, 71)))
         # The recording floor has its own generator, so adding it left every other draw unchanged.
