@@ -1,9 +1,10 @@
 """The audio-visual CTC model: two encoders, a fusion (reliability gate by default), a shared
-encoder and a CTC head, with auxiliary per-stream CTC heads. Presets: :func:`tiny`, :func:`base`."""
+encoder and a CTC head, with auxiliary per-stream CTC heads. Presets (:data:`PRESETS`): :func:`tiny`,
+:func:`base`, or ``ModelConfig(preset=...)`` with some sizes of one's own."""
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass, field, fields
 
 import torch
 from torch import nn
@@ -19,26 +20,48 @@ MODALITIES = MODES  # what a model is built for: both streams, or one of them al
 FUSIONS = {"gate": ReliabilityGate, "concat": ConcatFusion, "sum": SumFusion}
 
 
+# The named sizes of ModelConfig's ``preset`` (see :func:`tiny` and :func:`base`): the only place they are written.
+PRESETS: dict[str, dict] = {
+    "tiny": {"dim": 144, "num_heads": 4, "ffn_dim": 576, "kernel_size": 15, "audio_layers": 2, "video_layers": 2,
+             "fusion_layers": 1, "video_channels": (16, 32, 64)},
+    "base": {"dim": 512, "num_heads": 8, "ffn_dim": 2048, "kernel_size": 31, "audio_layers": 12, "video_layers": 12,
+             "fusion_layers": 2, "video_channels": (64, 128, 256, 512)},
+}
+
+
 @dataclass(frozen=True)
 class ModelConfig:
-    """Sizes of an :class:`AVSRModel`."""
+    """Sizes of an :class:`AVSRModel`.
+
+    Each size left unset (None) is taken from ``preset`` (:data:`PRESETS`; ``tiny`` when no preset is
+    named); a size that is set wins over the preset's. Once built, every size is a number: ``to_dict``
+    (what bundles and checkpoints store) holds the numbers, not the preset's name, so a saved model
+    does not depend on the presets staying as they are. ``preset`` does not take part in equality.
+    """
 
     vocab_size: int = 29  # CTC blank + characters
-    dim: int = 144  # width of every stream
-    num_heads: int = 4
-    ffn_dim: int = 576
-    kernel_size: int = 15  # Conformer depthwise convolution
-    audio_layers: int = 2
-    video_layers: int = 2
-    fusion_layers: int = 1  # shared Conformer layers after fusion
-    video_channels: tuple[int, ...] = (16, 32, 64)  # ResNet stage widths of the video trunk
+    dim: int | None = None  # width of every stream
+    num_heads: int | None = None
+    ffn_dim: int | None = None
+    kernel_size: int | None = None  # Conformer depthwise convolution
+    audio_layers: int | None = None
+    video_layers: int | None = None
+    fusion_layers: int | None = None  # shared Conformer layers after fusion
+    video_channels: tuple[int, ...] | None = None  # ResNet stage widths of the video trunk
     fusion: str = "gate"  # gate | concat | sum
     dropout: float = 0.1
     modalities: str = "av"  # av; audio (ASR) or video (VSR): one encoder and its CTC head alone
     video_pool: int = 1  # side of the spatial grid kept at the end of the video trunk (1: global average)
     video_downsample: int = 1  # crops average-pooled by this factor before the video stem
+    preset: str | None = field(default=None, compare=False)  # tiny | base: fills the sizes left unset
 
     def __post_init__(self) -> None:
+        if self.preset is not None and self.preset not in PRESETS:
+            raise ValueError(f"preset={self.preset!r}; use one of {', '.join(PRESETS)}")
+        for name, value in PRESETS[self.preset or "tiny"].items():
+            if getattr(self, name) is None:
+                object.__setattr__(self, name, value)
+        object.__setattr__(self, "video_channels", tuple(self.video_channels))  # a list from YAML or a checkpoint
         if self.modalities not in MODALITIES:
             raise ValueError(f"modalities={self.modalities!r}; use one of {', '.join(MODALITIES)}")
         if self.video_pool < 1 or self.video_downsample < 1:
@@ -49,7 +72,9 @@ class ModelConfig:
             raise ValueError(f"dim={self.dim} must be divisible by num_heads={self.num_heads}")
 
     def to_dict(self) -> dict:
-        return asdict(self) | {"video_channels": list(self.video_channels)}
+        """Every field as a number (lists for tuples), without ``preset``: what bundles and checkpoints store."""
+        values = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "preset"}
+        return values | {"video_channels": list(self.video_channels)}
 
 
 @dataclass
@@ -135,10 +160,9 @@ class AVSRModel(nn.Module):
 
 def tiny(fusion: str = "gate", vocab_size: int = 29) -> ModelConfig:
     """CPU-trainable (< 5 M parameters; a light video trunk of 16-64 channels)."""
-    return ModelConfig(vocab_size=vocab_size, fusion=fusion)
+    return ModelConfig(vocab_size=vocab_size, fusion=fusion, preset="tiny")
 
 
 def base(fusion: str = "gate", vocab_size: int = 29) -> ModelConfig:
     """GPU, LRS3-scale; widths close to auto_avsr's (d=768 there, 12 layers per encoder)."""
-    return ModelConfig(vocab_size=vocab_size, dim=512, num_heads=8, ffn_dim=2048, kernel_size=31, audio_layers=12,
-                       video_layers=12, fusion_layers=2, video_channels=(64, 128, 256, 512), fusion=fusion)
+    return ModelConfig(vocab_size=vocab_size, fusion=fusion, preset="base")

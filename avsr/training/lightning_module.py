@@ -67,7 +67,9 @@ def init_stream(model: AVSRModel, stream: str, path: str | Path) -> list[str]:
 class AVSRLightning(L.LightningModule):
     """
     Args:
-        model: sizes of the network (see :class:`~avsr.models.av_model.ModelConfig`).
+        model: sizes of the network (see :class:`~avsr.models.av_model.ModelConfig`): a ``preset``
+            (``tiny``, ``base``) and the sizes that differ from it; None: ``tiny``. The checkpoint
+            stores every size as a number.
         learning_rate: AdamW peak learning rate, reached after ``warmup_steps`` and decayed by cosine.
         aux_weight: weight of each auxiliary CTC loss (audio stream, video stream).
         video_aux_weight: weight of the video stream's auxiliary loss, if other than ``aux_weight``.
@@ -79,14 +81,15 @@ class AVSRLightning(L.LightningModule):
             that the fusion learns to read them before they move.
     """
 
-    def __init__(self, model: ModelConfig = ModelConfig(), learning_rate: float = 2e-3, weight_decay: float = 0.01,
+    def __init__(self, model: ModelConfig | None = None, learning_rate: float = 2e-3, weight_decay: float = 0.01,
                  warmup_steps: int = 200, aux_weight: float = 0.3, video_aux_weight: float | None = None,
                  preprocessing: Preprocessing = Preprocessing(), init_audio: str | None = None,
                  init_video: str | None = None, freeze_streams_steps: int = 0) -> None:
         super().__init__()
         self.save_hyperparameters()
-        if isinstance(model, dict):  # hyperparameters come back as plain dicts from a checkpoint
-            model = ModelConfig(**(model | {"video_channels": tuple(model.get("video_channels", (16, 32, 64)))}))
+        if not isinstance(model, ModelConfig):  # None, or a plain dict from a checkpoint's hyperparameters
+            model = ModelConfig(**(model or {}))
+        self.hparams["model"] = model.to_dict()  # the resolved sizes, not a preset's name: what checkpoints keep
         if isinstance(preprocessing, dict):
             preprocessing = Preprocessing.from_dict(preprocessing)
         self.preprocessing = preprocessing
