@@ -7,8 +7,12 @@ import os
 import sys
 import warnings
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import avsr
+
+if TYPE_CHECKING:
+    from avsr.io.results import FileResult
 
 LIP_ROI_EXAMPLES = """examples:
   avsr lip-roi talk.mp4 -o rois/ --preview
@@ -54,14 +58,17 @@ def _one_line_warnings() -> None:
     warnings.formatwarning = lambda message, category, *args, **kwargs: f"warning: {message}\n"
 
 
-def _report(summary: list[dict], done_word: str, target: str) -> int:
-    """Print each failure and a count line for a batch summary (records with status/error); the exit code."""
-    failed = [r for r in summary if r["status"] == "failed"]
-    for record in failed:
-        print(f"failed: {record['error']}", file=sys.stderr)
-    done = sum(r["status"] == "done" for r in summary)
-    skipped = sum(r["status"] == "skipped" for r in summary)
-    print(f"{done} {done_word}, {skipped} skipped (current), {len(failed)} failed -> {target}")
+def _report(summary: list[FileResult], done_word: str, target: str, current: str = "current") -> int:
+    """Print each failure and a count line for a batch's :class:`~avsr.io.results.FileResult` list;
+    the exit code."""
+    from avsr.io.results import Status
+
+    failed = [r for r in summary if r.status is Status.FAILED]
+    for result in failed:
+        print(f"failed: {result.error}", file=sys.stderr)
+    done = sum(r.status is Status.DONE for r in summary)
+    skipped = sum(r.status is Status.SKIPPED for r in summary)
+    print(f"{done} {done_word}, {skipped} skipped ({current}), {len(failed)} failed -> {target}")
     return 1 if failed else 0
 
 
@@ -116,13 +123,7 @@ def _run_lip_roi(args: argparse.Namespace) -> int:
         return 2
     results = run_lip_roi(paths, args.output_dir, options, workers=args.workers, preview=args.preview,
                           overwrite=args.overwrite, progress=not args.quiet)
-    failed = [r for r in results if r.status == "failed"]
-    for result in failed:
-        print(f"failed: {result.error}", file=sys.stderr)
-    done = sum(r.status == "done" for r in results)
-    skipped = sum(r.status == "skipped" for r in results)
-    print(f"{done} done, {skipped} skipped (cache current), {len(failed)} failed -> {args.output_dir}")
-    return 1 if failed else 0
+    return _report(results, "done", args.output_dir, current="cache current")
 
 
 SYNTH_EXAMPLES = """examples:

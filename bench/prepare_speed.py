@@ -47,7 +47,7 @@ def main() -> None:
             started = time.perf_counter()
             stats, summary = prepare_recipe(discovery, out, LipRoiOptions(detect_every=every), workers, progress=False)
             seconds = time.perf_counter() - started
-            assert all(s["status"] == "done" for s in summary), [s for s in summary if s["status"] != "done"][:1]
+            assert all(s.status == "done" for s in summary), [s.error for s in summary if s.status != "done"][:1]
             rate = len(summary) / seconds * 60
             baseline = baseline or rate
             label = f"{workers} worker{'s' if workers > 1 else ''}, landmarks every {every}"

@@ -41,7 +41,7 @@ def make_clips(folder: Path, count: int) -> list[Path]:
 def timed_batch(paths, model, out: Path, options: TranscribeOptions, workers: int) -> float:
     started = time.perf_counter()
     summary = transcribe_batch(paths, model, out, options=options, workers=workers, overwrite=True, progress=False)
-    assert all(r["status"] == "done" for r in summary), [r for r in summary if r["status"] != "done"]
+    assert all(r.status == "done" for r in summary), [r.error for r in summary if r.status != "done"]
     return time.perf_counter() - started
 
 

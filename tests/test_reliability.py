@@ -165,7 +165,8 @@ def test_transcribe_never_replaces_files_it_did_not_write(clips, tmp_path):
     one_line(run("transcribe", other, "-o", out, "--quiet"), 1, str(other), "another input")
     assert (out / "talk.json").read_bytes() == first
     summary = [json.loads(x) for x in (out / "transcribe_summary.jsonl").read_text().splitlines()]
-    assert {(r["input"], r["status"]) for r in summary} == {(str(video), "skipped"), (str(other), "failed")}
+    assert {(r["input"], r["status"], r.get("reason")) for r in summary} == {(str(video), "skipped", None),
+                                                                            (str(other), "failed", "output_exists")}
 
     assert run("transcribe", other, "-o", out, "--quiet", "--overwrite").returncode == 0
     assert json.loads((out / "talk.json").read_text())["input_sha256"] == hashlib.sha256(other.read_bytes()).hexdigest()

@@ -3,7 +3,8 @@
 Input manifest lines: ``{"id", "video", "text"[, "audio"]}`` (other fields are kept). Output, in
 ``OUT_DIR``: ``features/<id>.npz`` (``roi (T, 96, 96) uint8``, ``face_found (T,)``, ``audio
 (640 T,) int16``), the prepared manifest ``<name>.jsonl`` (``id, text, features, num_frames,
-duration_s`` + kept fields) and ``prepare_summary.jsonl`` (one line per input: status, error).
+duration_s`` + kept fields) and ``prepare_summary.jsonl`` (one :class:`~avsr.io.results.FileResult`
+per input: status; reason and error, or frames and timing).
 Re-running skips utterances whose features are current (same media content and options).
 """
 
@@ -20,13 +21,16 @@ import numpy as np
 from avsr.data.manifest import check_ids, read_jsonl, resolve, write_jsonl
 from avsr.io.inputs import check_outputs_spare_inputs
 from avsr.io.lip_roi import LipRoiOptions, extract_lip_roi
-from avsr.io.media import MediaError, failure_message, load_media
+from avsr.io.media import MediaError, check_file, load_media
+from avsr.io.results import FileResult, Reason, Status
 from avsr.files import atomic_path, file_sha256
 from avsr.io.roi_batch import cache_key, stored_key
 from avsr.parallel import run_jobs
 from avsr.preprocessing import SAMPLES_PER_FRAME, VIDEO_FPS
 
 FEATURES_FORMAT = "1"
+# prepare_summary.jsonl names FileResult.input "video" and FileResult.frames "num_frames", as manifests do.
+SUMMARY_KEYS = {"input": "video", "frames": "num_frames"}
 
 
 def _key(video: Path, audio: Path | None, options: LipRoiOptions) -> str:
@@ -53,10 +57,6 @@ def _piece_key(key: str, piece: Piece) -> str:
     return hashlib.sha256(f"{key}:{piece.start_frame}:{piece.end_frame}".encode()).hexdigest()
 
 
-def _failed(video: Path, piece: Piece, message: str) -> dict:
-    return {"id": piece.id, "video": str(video), "status": "failed", "error": message}
-
-
 def _save_features(path: Path, roi: np.ndarray, found: np.ndarray, samples: np.ndarray, key: str) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     pcm = np.clip(np.round(samples * 32767), -32768, 32767).astype(np.int16)
@@ -65,60 +65,64 @@ def _save_features(path: Path, roi: np.ndarray, found: np.ndarray, samples: np.n
 
 
 def prepare_source(video: Path, audio: Path | None, pieces: list[Piece], options: LipRoiOptions,
-                   overwrite: bool = False) -> list[dict]:
+                   overwrite: bool = False) -> list[FileResult]:
     """Lip ROIs and 16 kHz audio of one source file, stored as one ``.npz`` per piece. Pieces whose
     file holds the current cache key are skipped (unless ``overwrite``); a file that does not load is
-    stale and rebuilt. Returns one status per piece (``done``, ``skipped`` or ``failed`` with a one-line
-    error naming the file)."""
+    stale and rebuilt. Returns one result per piece (``done``, ``skipped``, or ``failed`` with its reason
+    and a one-line error naming the file)."""
     started = time.perf_counter()
     try:
+        for path in (video, audio) if audio else (video,):
+            check_file(path)  # a missing or empty file fails with its reason, before it is hashed
         key = _key(video, audio, options)
         keys = [_piece_key(key, piece) for piece in pieces]
         todo = [(p, k) for p, k in zip(pieces, keys)
                 if overwrite or not (p.output.exists() and stored_key(p.output) == k)]
-        errors = {}  # piece id -> a problem of that piece alone (the rest of the file is still stored)
+        errors = {}  # piece id -> a bad cut of that piece alone (the rest of the file is still stored)
         written = {}  # piece id -> its face_found, for the pieces stored now
         if todo:
             roi = extract_lip_roi(video, options)
             samples = load_media(audio or video, video=False).audio
             if samples is None:
-                raise MediaError(audio or video, "no_audio", "has no audio track; add an \"audio\" field to the line")
+                raise MediaError(audio or video, Reason.NO_AUDIO,
+                                 "has no audio track; add an \"audio\" field to the line")
             samples = np.pad(samples, (0, max(len(roi) * SAMPLES_PER_FRAME - len(samples), 0)))
             for piece, piece_key in todo:
                 start, stop = piece.start_frame, len(roi) if piece.end_frame is None else min(piece.end_frame, len(roi))
                 if stop <= start:
-                    errors[piece.id] = (f"{video}: piece {piece.id} (frames {start}-{stop}) lies outside the "
+                    errors[piece.id] = (f"piece {piece.id} (frames {start}-{stop}) lies outside the "
                                         f"{len(roi)}-frame video; check its label timings")
                     continue
                 written[piece.id] = roi.face_found[start:stop]
                 _save_features(piece.output, roi.roi[start:stop], written[piece.id],
                                samples[start * SAMPLES_PER_FRAME: stop * SAMPLES_PER_FRAME], piece_key)
         seconds = (time.perf_counter() - started) / max(len(pieces), 1)
-        statuses = []
+        results = []
         for piece in pieces:
             if piece.id in errors:
-                statuses.append(_failed(video, piece, errors[piece.id]))
+                results.append(FileResult.failed(video, errors[piece.id], Reason.BAD_LABEL, id=piece.id))
                 continue
             found = written.get(piece.id)
             if found is None:  # current from an earlier run
                 with np.load(piece.output) as data:
                     found = data["face_found"]
-            statuses.append({"id": piece.id, "video": str(video), "status": "done" if piece.id in written else "skipped",
-                             "num_frames": len(found), "face_found_rate": float(found.mean()), "seconds": seconds})
-        return statuses
+            status = Status.DONE if piece.id in written else Status.SKIPPED
+            results.append(FileResult(str(video), status, id=piece.id, frames=len(found),
+                                      face_found_rate=float(found.mean()), seconds=seconds))
+        return results
     except Exception as error:  # one file's failure, expected or not, must not end the batch
-        return [_failed(video, piece, failure_message(video, error)) for piece in pieces]
+        return [FileResult.failed(video, error, id=piece.id) for piece in pieces]
 
 
-def crashed_source(job: tuple) -> list[dict]:
-    """The statuses of a :func:`prepare_source` job whose worker process died."""
+def crashed_source(job: tuple) -> list[FileResult]:
+    """The results of a :func:`prepare_source` job whose worker process died."""
     video, pieces = job[0], job[2]
-    return [_failed(video, piece, f"{video}: the worker process crashed on this file; re-encode it")
-            for piece in pieces]
+    return [FileResult.crashed(video, id=piece.id) for piece in pieces]
 
 
 def prepare_manifest(manifest: str | Path, out_dir: str | Path, options: LipRoiOptions = LipRoiOptions(),
-                     workers: int = 1, progress: bool = True, overwrite: bool = False) -> tuple[Path, list[dict]]:
+                     workers: int = 1, progress: bool = True,
+                     overwrite: bool = False) -> tuple[Path, list[FileResult]]:
     """Prepare every line of ``manifest``; returns the prepared manifest's path and the summary.
 
     Raises:
@@ -138,15 +142,15 @@ def prepare_manifest(manifest: str | Path, out_dir: str | Path, options: LipRoiO
                                [manifest] + [job[0] for job in jobs] + [job[1] for job in jobs if job[1]],
                                option="OUT_DIR")
     (out_dir / "features").mkdir(parents=True, exist_ok=True)
-    summary = [statuses[0] for statuses in run_jobs(prepare_source, jobs, workers, crashed_source, progress=progress,
-                                                    unit="utt")]
+    summary = [results[0] for results in run_jobs(prepare_source, jobs, workers, crashed_source, progress=progress,
+                                                  unit="utt")]
     prepared = []
     for record, result in zip(records, summary):
-        if result["status"] == "failed":
+        if result.status is Status.FAILED:
             continue
         kept = {k: v for k, v in record.items() if k not in ("video", "audio")}
-        prepared.append(kept | {"features": f"features/{record['id']}.npz", "num_frames": result["num_frames"],
-                                "duration_s": result["num_frames"] / VIDEO_FPS})
+        prepared.append(kept | {"features": f"features/{record['id']}.npz", "num_frames": result.frames,
+                                "duration_s": result.frames / VIDEO_FPS})
     write_jsonl(target, prepared)
-    write_jsonl(out_dir / "prepare_summary.jsonl", summary)
+    write_jsonl(out_dir / "prepare_summary.jsonl", [r.to_json(SUMMARY_KEYS) for r in summary])
     return target, summary

@@ -53,15 +53,16 @@ def prepared_manifest(manifest: str | Path, cache_dir: str | Path, detect_every:
     its failures are reported on stderr."""
     from avsr.data.prepare import prepare_manifest
     from avsr.io.lip_roi import LipRoiOptions
+    from avsr.io.results import Status
 
     records = read_jsonl(manifest)
     if not records or "features" in records[0]:
         return Path(manifest)
     target, summary = prepare_manifest(manifest, cache_dir, LipRoiOptions(detect_every=detect_every),
                                        progress=progress)
-    for record in summary:
-        if record["status"] == "failed":
-            print(f"warning: left out of the evaluation: {record['error']}", file=sys.stderr)
+    for result in summary:
+        if result.status is Status.FAILED:
+            print(f"warning: left out of the evaluation: {result.error}", file=sys.stderr)
     return target
 
 

@@ -1,6 +1,7 @@
 """``avsr transcribe`` over many files: worker processes decode and cut lip ROIs, this process runs
 the model, and every input ends up either transcribed (all its outputs written atomically) or
-reported in ``transcribe_summary.jsonl`` with its error. A re-run skips inputs whose outputs already
+reported in ``transcribe_summary.jsonl`` with its reason and error (one
+:class:`~avsr.io.results.FileResult` per line). A re-run skips inputs whose outputs already
 hold the same input hash and model id, so a killed batch resumes where it stopped.
 
 Nothing that avsr did not write is replaced: each output set is entered in ``OUT_DIR/.avsr_outputs.jsonl``
@@ -17,11 +18,12 @@ import json
 import time
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TextIO
 
 from avsr.data.manifest import write_jsonl
 from avsr.inference.outputs import FORMATS, write_outputs
 from avsr.inference.transcribe import PreparedInput, TranscribeOptions, Transcriber, prepare_input
-from avsr.io.media import failure_message
+from avsr.io.results import FileResult, Reason, Status
 from avsr.files import file_sha256, output_names
 from avsr.models.bundle import LoadedModel
 from avsr.parallel import imap_jobs
@@ -29,6 +31,7 @@ from avsr.parallel import imap_jobs
 SUMMARY_NAME = "transcribe_summary.jsonl"
 LEDGER_NAME = ".avsr_outputs.jsonl"
 LOCK_NAME = ".avsr.lock"
+SUMMARY_KEYS = {"output": "outputs"}  # the summary's name for FileResult.output (a "<stem>.*" pattern)
 
 
 class BusyError(ValueError):
@@ -97,9 +100,9 @@ def transcript_record(stem: Path) -> dict:
     return record if isinstance(record, dict) else {}
 
 
-def merge_summary(out_dir: Path, records: list[dict]) -> list[dict]:
-    """This run's records after the earlier runs' records of other inputs."""
-    ours = {r["input"] for r in records}
+def merge_summary(out_dir: Path, results: list[FileResult]) -> list[dict]:
+    """The summary's lines: the earlier runs' lines of other inputs (as they are), then this run's."""
+    ours = {r.input for r in results}
     try:
         lines = (out_dir / SUMMARY_NAME).read_text(encoding="utf-8").splitlines()
     except OSError:
@@ -112,19 +115,19 @@ def merge_summary(out_dir: Path, records: list[dict]) -> list[dict]:
             continue
         if isinstance(record, dict) and record.get("input") not in ours:
             kept.append(record)
-    return kept + records
+    return kept + [r.to_json(SUMMARY_KEYS) for r in results]
 
 
-def _prepare_job(path: Path, detect_every: int) -> PreparedInput | str:
-    """Worker side: the decoded input, or the one-line error that explains why it cannot be used."""
+def _prepare_job(path: Path, detect_every: int) -> PreparedInput | FileResult:
+    """Worker side: the decoded input, or the failure that explains why it cannot be used."""
     try:
         return prepare_input(path, detect_every)
     except Exception as error:  # one file's failure, expected or not, must not end the batch
-        return failure_message(path, error)
+        return FileResult.failed(path, error)
 
 
-def _crashed(job: tuple) -> str:
-    return f"{job[0]}: the worker process crashed on this file (a decoder or MediaPipe fault); re-encode it"
+def _crashed(job: tuple) -> FileResult:
+    return FileResult.crashed(job[0])
 
 
 def is_current(stem: Path, formats: tuple[str, ...], model_id: str, sha256: str) -> bool:
@@ -138,8 +141,9 @@ def is_current(stem: Path, formats: tuple[str, ...], model_id: str, sha256: str)
 
 def transcribe_batch(paths: list[Path], model: LoadedModel, out_dir: str | Path, formats: tuple[str, ...] = FORMATS,
                      options: TranscribeOptions = TranscribeOptions(), workers: int = 1, device: str = "cpu",
-                     overwrite: bool = False, progress: bool = True) -> list[dict]:
-    """Transcribe ``paths`` into ``out_dir`` (``<stem>.<fmt>`` per input); returns the summary records."""
+                     overwrite: bool = False, progress: bool = True) -> list[FileResult]:
+    """Transcribe ``paths`` into ``out_dir`` (``<stem>.<fmt>`` per input); returns one result per input, in order
+    (``extra`` of a done one: ``mode``, ``duration_s``, ``prepare_s``, ``recognise_s``, ``warnings``)."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     with folder_lock(out_dir):
@@ -153,7 +157,7 @@ def _transcribe_locked(paths, model, out_dir, formats, options, workers, device,
     transcriber = Transcriber(model.network, model.tokenizer, model.id, options, device)
     stems = [out_dir / name for name in output_names(paths)]
     ledger = read_ledger(out_dir)
-    summary: list[dict | None] = [None] * len(paths)
+    summary: list[FileResult | None] = [None] * len(paths)
     todo = []
     for index, (path, stem) in enumerate(zip(paths, stems)):
         # The input is hashed (once) only where outputs of its name already exist.
@@ -161,9 +165,9 @@ def _transcribe_locked(paths, model, out_dir, formats, options, workers, device,
         sha256 = file_sha256(path) if exists and path.is_file() else ""
         refusal = None if overwrite or not exists else foreign_output(path, stem, formats, ledger, sha256)
         if refusal:
-            summary[index] = {"input": str(path), "status": "failed", "error": refusal}
+            summary[index] = FileResult.failed(path, refusal, Reason.OUTPUT_EXISTS)
         elif not overwrite and exists and is_current(stem, formats, model.id, sha256):
-            summary[index] = {"input": str(path), "status": "skipped", "outputs": str(stem) + ".*"}
+            summary[index] = FileResult(str(path), Status.SKIPPED, output=str(stem) + ".*")
         else:
             todo.append(index)
     partial = out_dir / f".{SUMMARY_NAME}.partial"  # what a killed run got through
@@ -173,28 +177,31 @@ def _transcribe_locked(paths, model, out_dir, formats, options, workers, device,
         jobs = [(paths[i], options.detect_every) for i in todo]
         for job, result in imap_jobs(_prepare_job, jobs, workers, _crashed):
             index = todo[job]
-            record = {"input": str(paths[index])}
-            if isinstance(result, str):
-                record |= {"status": "failed", "error": result}
-            else:
-                started = time.perf_counter()
-                try:
-                    transcript = transcriber.recognise(result)
-                    entries.write(json.dumps({"name": stems[index].name, "input_sha256": result.sha256}) + "\n")
-                    entries.flush()
-                    write_outputs(transcript, stems[index], formats)
-                    record |= {"status": "done", "mode": transcript.mode, "duration_s": transcript.duration_s,
-                               "prepare_s": round(result.prepare_s, 3),
-                               "recognise_s": round(time.perf_counter() - started, 3),
-                               "outputs": str(stems[index]) + ".*", "warnings": transcript.warnings}
-                    for note in transcript.warnings:
-                        bar.write(f"warning: {paths[index]}: {note}")
-                except Exception as error:  # a model/decoder failure on one file must not end the batch
-                    record |= {"status": "failed", "error": failure_message(paths[index], error)}
-            summary[index] = record
-            log.write(json.dumps(record) + "\n")
+            if isinstance(result, PreparedInput):
+                result = _recognise(transcriber, result, stems[index], formats, entries)
+            for note in result.extra.get("warnings", []):
+                bar.write(f"warning: {paths[index]}: {note}")
+            summary[index] = result
+            log.write(json.dumps(result.to_json(SUMMARY_KEYS)) + "\n")
             log.flush()
             bar.update()
     write_jsonl(out_dir / SUMMARY_NAME, merge_summary(out_dir, summary))
     partial.unlink()
     return summary
+
+
+def _recognise(transcriber: Transcriber, prepared: PreparedInput, stem: Path, formats: tuple[str, ...],
+               ledger: TextIO) -> FileResult:
+    """Transcribe one decoded input and write its outputs (entered in the open ``ledger`` first)."""
+    started = time.perf_counter()
+    try:
+        transcript = transcriber.recognise(prepared)
+        ledger.write(json.dumps({"name": stem.name, "input_sha256": prepared.sha256}) + "\n")
+        ledger.flush()
+        write_outputs(transcript, stem, formats)
+    except Exception as error:  # a model/decoder failure on one file must not end the batch
+        return FileResult.failed(prepared.path, error)
+    return FileResult(prepared.path, Status.DONE, output=str(stem) + ".*",
+                      extra={"mode": transcript.mode, "duration_s": transcript.duration_s,
+                             "prepare_s": round(prepared.prepare_s, 3),
+                             "recognise_s": round(time.perf_counter() - started, 3), "warnings": transcript.warnings})

@@ -9,6 +9,7 @@ import jiwer
 
 from avsr.inference.batch import transcribe_batch
 from avsr.inference.transcribe import TranscribeOptions
+from avsr.io.results import Status
 from avsr.models.bundle import load_model
 from avsr.synth.corpus import SynthOptions, synthesize_corpus
 
@@ -26,10 +27,10 @@ def run_demo(out_dir: str | Path, clips: int = 4, seed: int = 2026, model: str =
     rows = []
     for record, path, result in zip(records, paths, summary):
         text = None
-        if result["status"] != "failed":
+        if result.status is not Status.FAILED:
             text = (out_dir / "transcripts" / f"{path.stem}.txt").read_text().strip()
-        rows.append({"video": str(path), "truth": record["text"], "hypothesis": text, "status": result["status"],
-                     "error": result.get("error")})
+        rows.append({"video": str(path), "truth": record["text"], "hypothesis": text, "status": result.status,
+                     "error": result.error})
     return rows
 
 

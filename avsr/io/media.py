@@ -17,6 +17,7 @@ from pathlib import Path
 import av
 import numpy as np
 
+from avsr.io.results import MEDIA_REASONS, FileError, Reason
 from avsr.preprocessing import SAMPLE_RATE, VIDEO_FPS
 
 # A file whose streams end this much (and this share) before the duration its header states is
@@ -32,27 +33,14 @@ class MediaWarning(UserWarning):
     """A file that decodes, but not as its header says (e.g. its streams end early)."""
 
 
-class MediaError(Exception):
-    """A file could not be read as media. ``reason`` is one of :attr:`REASONS`."""
+class MediaError(FileError):
+    """A file could not be read as media. ``reason`` is one of :attr:`REASONS` (a :class:`Reason`)."""
 
-    REASONS = ("missing", "empty", "too_short", "not_media", "corrupt", "truncated", "no_streams", "no_video",
-               "no_audio")
+    REASONS = MEDIA_REASONS
 
-    def __init__(self, path: str | os.PathLike, reason: str, message: str) -> None:
-        assert reason in self.REASONS, reason
-        self.path = str(path)
-        self.reason = reason
-        super().__init__(f"{self.path}: {message}")
-
-
-def failure_message(path: str | os.PathLike, error: BaseException) -> str:
-    """The one line a batch reports for a file that failed: the error's own message when it already
-    names the file, else prefixed by it. An error of an unexpected kind (not MediaError, OSError or
-    ValueError: a bug, not the file) keeps its class name and asks for a report."""
-    text = str(error).splitlines()[0] if str(error) else ""
-    if not isinstance(error, (MediaError, OSError, ValueError)):
-        return f"{path}: {error.__class__.__name__}: {text}; please report this with the file"
-    return text if str(path) in text else f"{path}: {text}"
+    def __init__(self, path: str | os.PathLike, reason: Reason | str, message: str) -> None:
+        super().__init__(path, reason, message)
+        assert self.reason in self.REASONS, reason
 
 
 @dataclass
@@ -99,27 +87,34 @@ def _looks_like_text(path: Path) -> bool:
     return True
 
 
-def open_media(path: str | os.PathLike) -> av.container.InputContainer:
-    """Open ``path`` with PyAV, raising :class:`MediaError` with the cause and the fix."""
+def check_file(path: str | os.PathLike) -> Path:
+    """``path`` if it is a file with content (checked before it is hashed or opened); else
+    :class:`MediaError` (``missing`` or ``empty``)."""
     path = Path(path)
     if not path.exists():
-        raise MediaError(path, "missing", "file not found; check the path")
+        raise MediaError(path, Reason.MISSING, "file not found; check the path")
     if not path.is_file():
-        raise MediaError(path, "missing", "is not a file; pass a media file (folders are expanded by the CLI)")
+        raise MediaError(path, Reason.MISSING, "is not a file; pass a media file (folders are expanded by the CLI)")
     if path.stat().st_size == 0:
-        raise MediaError(path, "empty", "file is empty (0 bytes); re-export or re-download it")
+        raise MediaError(path, Reason.EMPTY, "file is empty (0 bytes); re-export or re-download it")
+    return path
+
+
+def open_media(path: str | os.PathLike) -> av.container.InputContainer:
+    """Open ``path`` with PyAV, raising :class:`MediaError` with the cause and the fix."""
+    path = check_file(path)
     try:
         container = av.open(str(path))
     except (av.FFmpegError, UnicodeDecodeError) as error:
         if _looks_like_text(path):
-            raise MediaError(path, "not_media", "is a text file, not audio or video; pass a media file") from None
+            raise MediaError(path, Reason.NOT_MEDIA, "is a text file, not audio or video; pass a media file") from None
         raise MediaError(
-            path, "corrupt", f"FFmpeg cannot open it ({error.__class__.__name__}: corrupt or truncated); "
+            path, Reason.CORRUPT, f"FFmpeg cannot open it ({error.__class__.__name__}: corrupt or truncated); "
             "re-encode or re-download it"
         ) from None
     if not container.streams.video and not container.streams.audio:
         container.close()
-        raise MediaError(path, "no_streams", "holds no audio or video stream; pass a media file")
+        raise MediaError(path, Reason.NO_STREAMS, "holds no audio or video stream; pass a media file")
     return container
 
 
@@ -284,7 +279,8 @@ def _decode(path, video: bool, audio: bool, fps: float, sample_rate: int) -> Ite
         audio_stream = _select_stream(container, "audio", audio, path)
         if video_stream is None and audio_stream is None:
             missing = "video" if video else "audio"
-            raise MediaError(path, f"no_{missing}", f"has no {missing} stream; pass a file with {missing}")
+            raise MediaError(path, Reason.NO_VIDEO if video else Reason.NO_AUDIO,
+                             f"has no {missing} stream; pass a file with {missing}")
         if video_stream is not None:
             video_stream.thread_type = "AUTO"
         yield "streams", (video_stream is not None, audio_stream is not None)
@@ -318,18 +314,18 @@ def _decode(path, video: bool, audio: bool, fps: float, sample_rate: int) -> Ite
                 yield "audio", samples
         except av.FFmpegError as error:
             raise MediaError(
-                path, "corrupt", f"decoding failed ({error.__class__.__name__}: {error.strerror or error}); "
+                path, Reason.CORRUPT, f"decoding failed ({error.__class__.__name__}: {error.strerror or error}); "
                 "the file is corrupt or truncated: re-encode or re-download it"
             ) from None
         for kind, stream in (("video", video_stream), ("audio", audio_stream)):
             if stream is not None and decoded[kind] == 0:
-                raise MediaError(path, "corrupt", f"no {kind} frame could be decoded (corrupt or truncated); "
+                raise MediaError(path, Reason.CORRUPT, f"no {kind} frame could be decoded (corrupt or truncated); "
                                  "re-encode it")
         stated = container.duration / av.time_base if container.duration else None
         ended = max(produced["video"] / fps, produced["audio"] / sample_rate)
         if stated and stated - ended > TRUNCATED_S and ended < (1 - TRUNCATED_SHARE) * stated:
-            raise MediaError(path, "truncated", f"its streams end at {ended:.2f} s of the {stated:.2f} s its header "
-                             "states: the file is truncated; re-download or re-encode it")
+            raise MediaError(path, Reason.TRUNCATED, f"its streams end at {ended:.2f} s of the {stated:.2f} s its "
+                             "header states: the file is truncated; re-download or re-encode it")
         if stated and stated - ended > SHORT_S and ended < (1 - SHORT_SHARE) * stated:
             warnings.warn(MediaWarning(f"{path}: its streams end at {ended:.2f} s of the {stated:.2f} s its header "
                                        "states; the end may be missing (truncated file?)"), stacklevel=2)

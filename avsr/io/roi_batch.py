@@ -6,32 +6,19 @@ import hashlib
 import json
 import time
 import zipfile
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
 
 from avsr.files import file_sha256, output_names
 from avsr.io.lip_roi import LipRoiOptions, extract_lip_roi
-from avsr.io.media import failure_message
 from avsr.io.preview import save_contact_sheet
+from avsr.io.results import FileResult, Status
 from avsr.parallel import run_jobs
 
 # Bump when the crops computed for the same file and options change.
 ROI_FORMAT_VERSION = "1"
-
-
-@dataclass
-class RoiJobResult:
-    """What happened to one input: ``status`` is ``done``, ``skipped`` (cache current) or ``failed``."""
-
-    path: str
-    status: str
-    output: str | None = None
-    frames: int = 0
-    face_found_rate: float = 0.0
-    seconds: float = 0.0
-    error: str | None = None
 
 
 def cache_key(path: str | Path, options: LipRoiOptions) -> str:
@@ -57,21 +44,20 @@ def stored_key(npz_path: Path) -> str | None:
         return None
 
 
-def _process_one(path: Path, output: Path, options: LipRoiOptions, preview: bool, overwrite: bool) -> RoiJobResult:
+def _process_one(path: Path, output: Path, options: LipRoiOptions, preview: bool, overwrite: bool) -> FileResult:
     started = time.perf_counter()
     try:
         key = cache_key(path, options) if path.is_file() else ""
         if key and not overwrite and output.exists() and stored_key(output) == key:
-            return RoiJobResult(str(path), "skipped", str(output), seconds=time.perf_counter() - started)
+            return FileResult(str(path), Status.SKIPPED, output=str(output), seconds=time.perf_counter() - started)
         lip_roi = extract_lip_roi(path, options)
         lip_roi.save(output, cache_key=key, source=str(path))
         if preview:
             save_contact_sheet(lip_roi, output.with_suffix(".png"))
     except Exception as error:  # one file's failure, expected or not, must not end the batch
-        return RoiJobResult(str(path), "failed", error=failure_message(path, error),
-                            seconds=time.perf_counter() - started)
-    return RoiJobResult(str(path), "done", str(output), frames=len(lip_roi),
-                        face_found_rate=float(lip_roi.face_found.mean()), seconds=time.perf_counter() - started)
+        return FileResult.failed(path, error, seconds=time.perf_counter() - started)
+    return FileResult(str(path), Status.DONE, output=str(output), frames=len(lip_roi),
+                      face_found_rate=float(lip_roi.face_found.mean()), seconds=time.perf_counter() - started)
 
 
 def run_lip_roi(
@@ -82,12 +68,12 @@ def run_lip_roi(
     preview: bool = False,
     overwrite: bool = False,
     progress: bool = True,
-) -> list[RoiJobResult]:
+) -> list[FileResult]:
     """Write ``out_dir/<stem>.npz`` (and ``<stem>.png`` with ``preview``) for each input.
 
     Inputs whose output holds the same cache key (file content + options) are skipped. A failing
-    input is reported in its :class:`RoiJobResult` and never stops the others. Results follow the
-    order of ``paths``.
+    input is reported in its :class:`~avsr.io.results.FileResult` (reason and one-line error) and
+    never stops the others. Results follow the order of ``paths``.
     """
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -96,6 +82,5 @@ def run_lip_roi(
     return run_jobs(_process_one, jobs, workers, _crashed, progress=progress)
 
 
-def _crashed(job: tuple) -> RoiJobResult:
-    return RoiJobResult(str(job[0]), "failed", error=f"{job[0]}: the worker process crashed while reading this "
-                        "file; re-encode it or run with --workers 1")
+def _crashed(job: tuple) -> FileResult:
+    return FileResult.crashed(job[0])

@@ -99,7 +99,7 @@ def test_lrs3_tree_prepares_with_ids_texts_splits_durations_and_cut_pretrain(cli
     discovery = RECIPES["lrs3"][0](tmp_path / "lrs3", ("pretrain", "trainval", "test"),
                                    RecipeOptions(max_segment_s=3.0, val_ids=str(tmp_path / "valid.id")))
     stats, summary = prepare_recipe(discovery, tmp_path / "out", FAST, progress=False)
-    assert all(s["status"] == "done" for s in summary)
+    assert all(s.status == "done" for s in summary)
     records = prepared(tmp_path / "out")
     for utterance_id, text in expected.items():
         split = "val" if utterance_id == "trainval/spk1/50002" else utterance_id.split("/")[0]
@@ -135,7 +135,7 @@ def test_lrs2_tree_uses_the_split_lists(clips, tmp_path):
         (tmp_path / "lrs2" / f"{split}.txt").write_text("".join(n + "\n" for n in names))
     discovery = RECIPES["lrs2"][0](tmp_path / "lrs2", ("pretrain", "train", "val", "test"), RecipeOptions())
     _, summary = prepare_recipe(discovery, tmp_path / "out", FAST, progress=False)
-    assert all(s["status"] == "done" for s in summary)
+    assert all(s.status == "done" for s in summary)
     records = prepared(tmp_path / "out")
     assert {r["id"]: r["split"] for r in records.values()} == {
         "main/6000000000000000000/00001": "train", "main/6000000000000000001/00002": "train",
@@ -166,7 +166,7 @@ def test_grid_tree_mpg_50khz_wav_and_alignments_without_silence(clips, tmp_path)
     discovery = RECIPES["grid"][0](root, ("train", "val", "test"), RecipeOptions())
     assert all(s.audio is not None and s.audio.suffix == ".wav" for s in discovery.sources)
     _, summary = prepare_recipe(discovery, tmp_path / "out", FAST, progress=False)
-    assert all(s["status"] == "done" for s in summary)
+    assert all(s.status == "done" for s in summary)
     records = prepared(tmp_path / "out")
     assert {k: r["text"] for k, r in records.items()} == expected
     assert all("sil" not in r["text"].split() and "sp" not in r["text"].split() for r in records.values())
@@ -187,8 +187,8 @@ def test_lrw_tree_single_words(clips, tmp_path):
     write_clip(root / "ABOUT" / "test" / "ABOUT_00001.mp4", piece, "Text: AROUND\n")
     _, summary = prepare_recipe(RECIPES["lrw"][0](tmp_path, ("train", "val", "test"), RecipeOptions()),
                                 tmp_path / "out", FAST, progress=False)
-    assert [s["id"] for s in summary if s["status"] == "failed"] == ["test/ABOUT_00001"]
-    assert "'AROUND'" in summary[0]["error"]
+    assert [(s.id, s.reason) for s in summary if s.status == "failed"] == [("test/ABOUT_00001", "bad_label")]
+    assert "'AROUND'" in summary[0].error
     records = prepared(tmp_path / "out")
     assert len(records) == 4 and all(len(r["text"].split()) == 1 and r["num_frames"] == 29 for r in records.values())
     assert sorted(r["split"] for r in records.values()) == ["test", "train", "train", "val"]
@@ -251,10 +251,15 @@ def test_shards_then_merge_equal_one_run_and_bad_inputs_are_listed(clips, tmp_pa
     assert whole.returncode == 1, whole.stderr[-2000:]
     summary = {s["id"]: s for s in read_jsonl(tmp_path / "whole" / "prepare_summary.jsonl")}
     assert "missing" in summary["trainval/spk1/50002"]["error"]
+    assert summary["trainval/spk1/50002"]["reason"] == "bad_label"  # the label is missing, not the video
     assert summary["test/spkX/00001"]["status"] == "failed" and "00001.mp4" in summary["test/spkX/00001"]["error"]
+    assert summary["test/spkX/00001"]["reason"] == "not_media"
     assert "empty transcript" in summary["test/spkX/00002"]["error"]
+    assert summary["test/spkX/00002"]["reason"] == "bad_label"
     assert sum(s["status"] == "done" for s in summary.values()) == len(prepared(tmp_path / "whole")) >= 4
-    assert json.loads((tmp_path / "whole" / "stats.json").read_text())["failed"] == 3
+    assert all("reason" not in s for s in summary.values() if s["status"] == "done")
+    stats = json.loads((tmp_path / "whole" / "stats.json").read_text())
+    assert stats["failed"] == 3 and stats["failures_by_reason"] == {"bad_label": 2, "not_media": 1}
 
     for index in range(2):
         assert prepare_cli(root, tmp_path / "sharded", "--shard", f"{index}/2").returncode in (0, 1)

@@ -139,9 +139,12 @@ def test_a_bad_batch_reports_every_file_and_leaves_no_partial_output(corpus, tmp
     assert summary["no_audio.mp4"]["mode"] == "video" and "no audio track" in summary["no_audio.mp4"]["warnings"][0]
     assert summary["no_face.mp4"]["mode"] == "audio" and "no face" in summary["no_face.mp4"]["warnings"][0]
     assert summary["good1.mp4"]["mode"] == "av"
-    expected = {"empty.mp4": "empty", "notes.mp4": "text file", "truncated.mp4": "corrupt or truncated"}
-    for name, words in expected.items():
+    assert "reason" not in summary["good1.mp4"]
+    expected = {"empty.mp4": ("empty", "empty"), "notes.mp4": ("text file", "not_media"),
+                "truncated.mp4": ("corrupt or truncated", "corrupt")}
+    for name, (words, reason) in expected.items():
         assert summary[name]["status"] == "failed" and words in summary[name]["error"], summary[name]
+        assert summary[name]["reason"] == reason, summary[name]
         assert str(batch / name) in summary[name]["error"]
         assert not list(out.glob(Path(name).stem + ".*")), f"{name} left outputs"
     assert f"failed: {batch / 'empty.mp4'}" in result.stderr

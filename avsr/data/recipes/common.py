@@ -7,7 +7,7 @@ an empty transcript), which go to the summary as failures while the rest is prep
 
 Output in ``OUT_DIR`` (the format ``avsr prepare manifest`` writes and training reads):
 ``features/<id>.npz``, ``<split>.jsonl`` (prepared manifests, sorted by id), ``prepare_summary.jsonl``
-(one line per utterance: status, error) and ``stats.json``. A run with ``--shard I/N`` prepares every
+(one :class:`~avsr.io.results.FileResult` per utterance) and ``stats.json``. A run with ``--shard I/N`` prepares every
 N-th source file and writes its manifests to ``shards/I-of-N/``; ``merge_shards`` then writes the
 same files an unsharded run would.
 """
@@ -18,14 +18,15 @@ import json
 import re
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from avsr.data.manifest import read_jsonl, write_jsonl
 from avsr.files import write_text_atomic
-from avsr.data.prepare import Piece, crashed_source, prepare_source
+from avsr.data.prepare import SUMMARY_KEYS, Piece, crashed_source, prepare_source
 from avsr.data.tokenizer import CHARACTERS
 from avsr.io.lip_roi import LipRoiOptions
+from avsr.io.results import FileResult, Reason, Status
 from avsr.parallel import run_jobs
 from avsr.preprocessing import VIDEO_FPS
 from avsr.text import Word, normalise
@@ -61,10 +62,11 @@ class Source:
 @dataclass
 class Discovery:
     sources: list[Source] = field(default_factory=list)
-    problems: list[dict] = field(default_factory=list)  # summary lines: id, video, status "failed", error
+    problems: list[FileResult] = field(default_factory=list)  # failed, before any file is read
 
-    def problem(self, id: str, path: Path, error: str) -> None:
-        self.problems.append({"id": id, "video": str(path), "status": "failed", "error": f"{path}: {error}"})
+    def problem(self, id: str, path: Path, error: str, reason: Reason = Reason.BAD_LABEL) -> None:
+        """Record that utterance ``id`` of ``path`` cannot be prepared: ``error`` says why and the fix."""
+        self.problems.append(FileResult.failed(path, error, reason, id=id))
 
     def usable_text(self, id: str, path: Path, raw: str, where: str) -> str | None:
         """``raw`` in the model's alphabet (see :func:`clean_text`), or None after recording why it
@@ -162,7 +164,7 @@ def _relative_features(utterance_id: str) -> str:
 
 def prepare_recipe(discovery: Discovery, out_dir: str | Path, lip_options: LipRoiOptions = LipRoiOptions(),
                    workers: int = 1, shard: tuple[int, int] | None = None,
-                   progress: bool = True) -> tuple[dict, list[dict]]:
+                   progress: bool = True) -> tuple[dict, list[FileResult]]:
     """Prepare the discovered sources (every N-th one for ``shard=(I, N)``) and write the manifests,
     summary and statistics. Returns the statistics (see :func:`statistics`) and the summary."""
     out_dir = Path(out_dir)
@@ -172,7 +174,7 @@ def prepare_recipe(discovery: Discovery, out_dir: str | Path, lip_options: LipRo
         index, count = shard
         sources = sources[index::count]
         owner = _problem_shards(discovery, count)
-        problems = [p for p in problems if owner[p["video"]] == index]
+        problems = [p for p in problems if owner[p.input] == index]
     jobs = []
     for source in sources:
         pieces = [Piece(u.id, out_dir / _relative_features(u.id),
@@ -181,14 +183,14 @@ def prepare_recipe(discovery: Discovery, out_dir: str | Path, lip_options: LipRo
         jobs.append((source.video, source.audio, pieces, lip_options))
     results = run_jobs(prepare_source, jobs, workers, crashed_source, progress=progress, unit="file")
     records, summary = [], list(problems)
-    for source, statuses in zip(sources, results):
-        for utterance, status in zip(source.utterances, statuses):
-            summary.append(status | {"split": utterance.split})
-            if status["status"] != "failed":
+    for source, pieces in zip(sources, results):
+        for utterance, result in zip(source.utterances, pieces):
+            summary.append(replace(result, extra=result.extra | {"split": utterance.split}))
+            if result.status is not Status.FAILED:
                 records.append({"id": utterance.id, "text": utterance.text, "speaker": utterance.speaker,
                                 "split": utterance.split, "features": _relative_features(utterance.id),
-                                "num_frames": status["num_frames"], "duration_s": status["num_frames"] / VIDEO_FPS,
-                                "face_found_rate": round(status["face_found_rate"], 4),
+                                "num_frames": result.frames, "duration_s": result.frames / VIDEO_FPS,
+                                "face_found_rate": round(result.face_found_rate, 4),
                                 "source": str(source.video)})
     target = out_dir if shard is None else out_dir / "shards" / f"{shard[0]}-of-{shard[1]}"
     return _write_outputs(target, out_dir, records, summary)
@@ -196,14 +198,15 @@ def prepare_recipe(discovery: Discovery, out_dir: str | Path, lip_options: LipRo
 
 def _problem_shards(discovery: Discovery, count: int) -> dict[str, int]:
     """The shard that owns each problem file: every N-th of them in sorted order."""
-    return {path: i % count for i, path in enumerate(sorted({p["video"] for p in discovery.problems}))}
+    return {path: i % count for i, path in enumerate(sorted({p.input for p in discovery.problems}))}
 
 
-def _write_outputs(target: Path, out_dir: Path, records: list[dict], summary: list[dict]) -> tuple[dict, list[dict]]:
+def _write_outputs(target: Path, out_dir: Path, records: list[dict],
+                   summary: list[FileResult]) -> tuple[dict, list[FileResult]]:
     target.mkdir(parents=True, exist_ok=True)
     records = sorted(records, key=lambda r: r["id"])
-    summary = sorted(summary, key=lambda s: (s["id"], s["video"]))
-    splits = {r["split"] for r in records} | {s.get("split") for s in summary if s.get("split")}
+    summary = sorted(summary, key=lambda s: (s.id, s.input))
+    splits = {r["split"] for r in records} | {s.extra["split"] for s in summary if s.extra.get("split")}
     for stale in target.glob("*.jsonl"):  # a split of an earlier run with other --splits
         if stale.stem not in splits and stale.name != "prepare_summary.jsonl":
             stale.unlink()
@@ -212,15 +215,16 @@ def _write_outputs(target: Path, out_dir: Path, records: list[dict], summary: li
         features = "" if target == out_dir else "../../"
         write_jsonl(target / f"{split}.jsonl",
                     [r | {"features": features + r["features"]} for r in records if r["split"] == split])
-    write_jsonl(target / "prepare_summary.jsonl", summary)
+    write_jsonl(target / "prepare_summary.jsonl", [s.to_json(SUMMARY_KEYS) for s in summary])
     stats = statistics(records, summary)
     write_text_atomic(target / "stats.json", json.dumps(stats, indent=2) + "\n")
     return stats, summary
 
 
-def statistics(records: list[dict], summary: list[dict]) -> dict:
+def statistics(records: list[dict], summary: list[FileResult]) -> dict:
     """Per split: utterances, hours, vocabulary (distinct words), face-found rate (over frames);
-    and the failures by reason."""
+    and the failures by :class:`~avsr.io.results.Reason` (``unknown``: from a summary written
+    before reasons were recorded)."""
     splits = {}
     for split in sorted({r["split"] for r in records}):
         rows = [r for r in records if r["split"] == split]
@@ -229,14 +233,12 @@ def statistics(records: list[dict], summary: list[dict]) -> dict:
         splits[split] = {"utterances": len(rows), "hours": round(frames / VIDEO_FPS / 3600, 4),
                          "vocabulary": len({w for r in rows for w in r["text"].split()}),
                          "face_found_rate": round(found / frames, 4) if frames else 0.0}
-    failed = [s for s in summary if s["status"] == "failed"]
-    reason = lambda error: re.sub(r"\d+", "N", re.sub(r"\S+\.(txt|mp4|mpg|align|wav|tsv|csv|id)\b", "<file>",
-                                                     error.split(": ", 1)[-1].split(";")[0]))
-    reasons = Counter(reason(s["error"]) for s in failed)
+    failed = [s for s in summary if s.status is Status.FAILED]
+    reasons = Counter(str(s.reason or "unknown") for s in failed)
     return {"splits": splits, "failed": len(failed), "failures_by_reason": dict(reasons.most_common())}
 
 
-def merge_shards(out_dir: str | Path) -> tuple[dict, list[dict]]:
+def merge_shards(out_dir: str | Path) -> tuple[dict, list[FileResult]]:
     """Join ``OUT_DIR/shards/*-of-N`` into the files an unsharded run writes; refuses a missing or
     mixed set of shards. Returns the statistics and the summary."""
     out_dir = Path(out_dir)
@@ -258,7 +260,7 @@ def merge_shards(out_dir: str | Path) -> tuple[dict, list[dict]]:
         raise RecipeError(f"{out_dir}/shards: {', '.join(unfinished)} did not finish (no stats.json); run it again")
     records, summary = [], []
     for folder in folders:
-        summary += read_jsonl(folder / "prepare_summary.jsonl")
+        summary += [FileResult.from_json(s, SUMMARY_KEYS) for s in read_jsonl(folder / "prepare_summary.jsonl")]
         for manifest in sorted(folder.glob("*.jsonl")):
             if manifest.name != "prepare_summary.jsonl":
                 records += [r | {"features": r["features"].removeprefix("../../")} for r in read_jsonl(manifest)]

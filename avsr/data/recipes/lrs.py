@@ -7,6 +7,7 @@ from pathlib import Path
 
 from avsr.data.recipes.common import (Discovery, RecipeError, RecipeOptions, Source, Utterance, Word, check_splits,
                                       clean_text, find_root, segment_words)
+from avsr.io.results import Reason
 
 LRS2_SPLITS = ("pretrain", "train", "val", "test")
 LRS3_SPLITS = ("pretrain", "trainval", "test")
@@ -88,7 +89,8 @@ def discover_lrs2(root: str | Path, splits: tuple[str, ...] = LRS2_SPLITS,
             video = base / folder / f"{name}.mp4"
             clip_id = f"{folder}/{name}"
             if not video.is_file():
-                discovery.problem(clip_id, video, f"listed in {split}.txt but missing; restore it from the archive")
+                discovery.problem(clip_id, video, f"listed in {split}.txt but missing; restore it from the archive",
+                                  Reason.MISSING)
                 continue
             clip_utterances(video, clip_id, split, name.split("/")[0], discovery, options)
     return discovery
@@ -118,5 +120,5 @@ def discover_lrs3(root: str | Path, splits: tuple[str, ...] = LRS3_SPLITS,
         for label in sorted(folder.glob("*/*.txt")):
             if not label.with_suffix(".mp4").is_file():
                 discovery.problem(f"{split}/{label.parent.name}/{label.stem}", label.with_suffix(".mp4"),
-                                  "has a label but no video; restore the .mp4 from the archive")
+                                  "has a label but no video; restore the .mp4 from the archive", Reason.MISSING)
     return discovery

@@ -12,6 +12,7 @@ import csv
 from pathlib import Path
 
 from avsr.data.recipes.common import Discovery, RecipeError, RecipeOptions, Source, Utterance, check_splits
+from avsr.io.results import Reason
 
 SPLITS = ("dev", "test")
 
@@ -61,7 +62,8 @@ def discover_vox2(root: str | Path, splits: tuple[str, ...] = SPLITS,
         seen.add(name)
         video = root / f"{name}.mp4"
         if not video.is_file():
-            discovery.problem(name, video, f"labelled in {Path(options.labels).name} but missing under the root")
+            discovery.problem(name, video, f"labelled in {Path(options.labels).name} but missing under the root",
+                              Reason.MISSING)
             continue
         text = discovery.usable_text(name, video, raw, Path(options.labels).name)
         if text is None:
