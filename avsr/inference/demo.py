@@ -19,8 +19,10 @@ def run_demo(out_dir: str | Path, clips: int = 4, seed: int = 2026, model: str =
     """Synthesize ``clips`` GRID utterances into ``out_dir/clips`` and transcribe them into
     ``out_dir/transcripts``; returns one row per clip: video, truth, hypothesis, status."""
     out_dir = Path(out_dir)
+    # The demo's speakers show their photos as they are (no identity variety, which is for training).
     records = synthesize_corpus(out_dir / "clips", SynthOptions(num_utterances=clips, speakers=3, test_speakers=1,
-                                                                val_speakers=1, seed=seed), progress=progress)
+                                                                val_speakers=1, seed=seed, face_variety=()),
+                                progress=progress)
     records = [r for split in ("test", "val", "train") for r in records[split]]
     paths = [out_dir / "clips" / r["video"] for r in records]
     summary = transcribe_batch(paths, load_model(model), out_dir / "transcripts", options=options, progress=progress)
