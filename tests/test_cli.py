@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 import shutil
 import subprocess
 import sys
@@ -9,8 +11,10 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+import pytest
+import srt
 
-from tests.conftest import CARPHONE
+from tests.conftest import CARPHONE, SPEECH
 
 AVSR = [str(Path(sys.executable).with_name("avsr"))]
 
@@ -19,6 +23,7 @@ def run_avsr(*args: str) -> subprocess.CompletedProcess:
     return subprocess.run(AVSR + list(args), capture_output=True, text=True, timeout=300)
 
 
+@pytest.mark.slow
 def test_lip_roi_finishes_good_files_and_reports_bad_ones(tmp_path):
     videos = tmp_path / "videos"
     (videos / "sub").mkdir(parents=True)
@@ -48,12 +53,37 @@ def test_lip_roi_finishes_good_files_and_reports_bad_ones(tmp_path):
     assert changed.returncode == 0 and "1 done, 0 skipped" in changed.stdout
 
 
+@pytest.mark.slow
 def test_lip_roi_rejects_bad_options_in_one_line(tmp_path):
     result = run_avsr("lip-roi", str(CARPHONE), "-o", str(tmp_path), "--detect-every", "0")
     assert result.returncode == 2
     assert result.stderr.strip().count("\n") == 0 and "--detect-every: 0 must be 1 or more" in result.stderr
 
 
-def test_help_lists_the_commands():
-    result = run_avsr("--help")
-    assert result.returncode == 0 and "lip-roi" in result.stdout
+def test_transcribe_reads_real_speech_without_video(tmp_path):
+    """A real recording with no video track (LibriVox, 2.99 s): transcribed from the audio alone, with a
+    warning saying so, the input untouched, and text, timings and subtitles that agree with each other.
+    (The embedded model knows only the synthetic GRID words, so the words themselves are not checked.)"""
+    before = SPEECH.read_bytes()
+    out = tmp_path / "out"
+    result = run_avsr("transcribe", str(SPEECH), "-o", str(out), "-f", "json,txt,srt", "--quiet")
+    assert result.returncode == 0, result.stderr
+    record = json.loads((out / f"{SPEECH.stem}.json").read_text())
+    [warning] = record["warnings"]
+    assert "no video track" in warning and "audio mode" in warning
+    [summary] = [json.loads(line) for line in (out / "transcribe_summary.jsonl").read_text().splitlines()]
+    assert summary["status"] == "done" and summary["mode"] == "audio" and summary["warnings"] == [warning]
+    assert record["mode"] == "audio" and record["face_found_rate"] == 0.0
+    assert record["input_sha256"] == hashlib.sha256(before).hexdigest()
+    assert record["duration_s"] == pytest.approx(2.99, abs=0.04)
+    assert record["audio_weight"] == [1.0] * round(record["duration_s"] * 25)  # no lips: all audio
+    words = record["words"]
+    assert words == [w for segment in record["segments"] for w in segment["words"]]
+    assert words and " ".join(w["word"] for w in words) == record["text"]
+    assert all(0 <= w["start_s"] < w["end_s"] <= record["duration_s"] + 1e-6 for w in words)
+    assert [w["start_s"] for w in words] == sorted(w["start_s"] for w in words)
+    assert (out / f"{SPEECH.stem}.txt").read_text().strip() == record["text"]
+    cues = list(srt.parse((out / f"{SPEECH.stem}.srt").read_text()))
+    assert " ".join(cue.content for cue in cues) == record["text"]
+    assert cues[0].start.total_seconds() == pytest.approx(words[0]["start_s"], abs=1e-3)
+    assert SPEECH.read_bytes() == before

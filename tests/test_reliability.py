@@ -1,6 +1,11 @@
 """Bad input, as a demanding new user gives it: never lose a user's file, never mislabel data, never
 answer with a traceback. Each case checks the exit code, one line naming the file or option, no
-traceback, inputs byte-identical afterwards, and no partial or temporary files left."""
+traceback, inputs byte-identical afterwards, and no partial or temporary files left.
+
+Commands refused before any work starts run the console script's own function in this process
+(``avsr_main``, tests/conftest.py), which spares each the command's start-up (seconds on a busy
+machine); commands that do work run the installed ``avsr`` in a process of its own (marked slow).
+"""
 
 from __future__ import annotations
 
@@ -15,15 +20,16 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tests.conftest import synth_clips
+from tests.conftest import avsr_main
 
 AVSR = str(Path(sys.executable).with_name("avsr"))
 ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="module")
-def clips(tmp_path_factory) -> list[dict]:
-    return synth_clips(tmp_path_factory.mktemp("clips"), num_utterances=6, speakers=4, seed=21)
+def clips(synth_corpus) -> list[dict]:
+    """Six clips of the session corpus, one by each speaker."""
+    return synth_corpus.first(6)
 
 
 def run(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
@@ -59,10 +65,10 @@ def copy_clip(clip: dict, folder: Path, name: str) -> Path:
 def test_render_refuses_to_write_over_its_input(clips, tmp_path):
     video = copy_clip(clips[0], tmp_path / "in", "x.mp4")
     before = digest(tmp_path / "in")
-    one_line(run("render", video, "-o", video), 2, str(video), "-o")
+    one_line(avsr_main("render", video, "-o", video), 2, str(video), "-o")
     linked = tmp_path / "in" / "link.mp4"
     linked.symlink_to(video)
-    one_line(run("render", video, "-o", linked), 2, "link.mp4")
+    one_line(avsr_main("render", video, "-o", linked), 2, "link.mp4")
     assert digest(tmp_path / "in") == before | {"link.mp4": before["x.mp4"]}
 
 
@@ -74,14 +80,14 @@ def test_commands_refuse_outputs_that_are_inputs(clips, tmp_path):
     npz = folder / "talk.npz"  # an input whose name a lip-roi output would take
     npz.write_bytes(video.read_bytes())
     before = digest(folder)
-    one_line(run("lip-roi", npz, "-o", folder), 2, "talk.npz")
+    one_line(avsr_main("lip-roi", npz, "-o", folder), 2, "talk.npz")
     text = folder / "talk.json"
     shutil.copy(video, text)  # a (strangely named) media input that transcribe's .json would replace
     before = digest(folder)
-    one_line(run("transcribe", text, "-o", folder), 2, "talk.json")
+    one_line(avsr_main("transcribe", text, "-o", folder), 2, "talk.json")
     checkpoint = folder / "model.ckpt"
     checkpoint.write_bytes(b"not really")
-    one_line(run("export", checkpoint, checkpoint), 2, "model.ckpt")
+    one_line(avsr_main("export", checkpoint, checkpoint), 2, "model.ckpt")
     assert digest(folder) == before | {"model.ckpt": hashlib.sha256(b"not really").hexdigest()}
     assert leftovers(tmp_path) == []
 
@@ -100,7 +106,7 @@ def manifest_of(clips: list[dict], path: Path, ids: list[str]) -> Path:
 ])
 def test_prepare_refuses_ids_that_would_mislabel_or_misplace_features(clips, tmp_path, ids, problem):
     manifest = manifest_of(clips, tmp_path / "m.jsonl", ids)
-    line = one_line(run("prepare", "manifest", manifest, tmp_path / "out"), 2, "m.jsonl", problem)
+    line = one_line(avsr_main("prepare", "manifest", manifest, tmp_path / "out"), 2, "m.jsonl", problem)
     assert "unique" in line
     assert not (tmp_path / "out" / "features").exists() and not (tmp_path.parent / "escape.npz").exists()
 
@@ -108,7 +114,7 @@ def test_prepare_refuses_ids_that_would_mislabel_or_misplace_features(clips, tmp
 def test_prepare_refuses_to_write_its_manifest_over_the_input_manifest(clips, tmp_path):
     manifest = manifest_of(clips, tmp_path / "train.jsonl", ["a", "b"])
     before = manifest.read_bytes()
-    one_line(run("prepare", "manifest", manifest, tmp_path), 2, "train.jsonl", "OUT_DIR")
+    one_line(avsr_main("prepare", "manifest", manifest, tmp_path), 2, "train.jsonl", "OUT_DIR")
     assert manifest.read_bytes() == before
 
 
@@ -137,6 +143,7 @@ def faststart_cut(source: Path, target: Path, share: float) -> Path:
     return target
 
 
+@pytest.mark.slow
 def test_a_truncated_file_fails_instead_of_transcribing_its_first_second(clips, tmp_path):
     (tmp_path / "in").mkdir()
     cut = faststart_cut(clips[0]["video"], tmp_path / "in" / "cut.mp4", 0.3)
@@ -147,6 +154,7 @@ def test_a_truncated_file_fails_instead_of_transcribing_its_first_second(clips, 
     assert not list((tmp_path / "t").glob("cut.*")) and not list((tmp_path / "r").glob("cut.*"))
 
 
+@pytest.mark.slow
 def test_transcribe_never_replaces_files_it_did_not_write(clips, tmp_path):
     """A user's own talk.txt beside talk.mp4 survives; an earlier run's transcript of another talk.mp4 in
     the same -o is kept with its summary line; --overwrite replaces both on request."""
@@ -178,7 +186,8 @@ def test_two_runs_into_one_folder_refuse_the_second(clips, tmp_path):
     out.mkdir()
     with (out / ".avsr.lock").open("a") as handle:
         fcntl.flock(handle, fcntl.LOCK_EX)  # a run in progress
-        one_line(run("transcribe", clips[0]["video"], "-o", out, "--quiet"), 2, str(out), "another avsr transcribe")
+        one_line(avsr_main("transcribe", clips[0]["video"], "-o", out, "--quiet"), 2, str(out),
+                 "another avsr transcribe")
     assert not list(out.glob("*.json"))
 
 
@@ -187,6 +196,7 @@ def truncate(path: Path) -> None:
     path.write_bytes(data[: len(data) // 2])
 
 
+@pytest.mark.slow
 def test_a_damaged_cache_is_rebuilt_not_blamed_on_the_video(clips, tmp_path):
     video = clips[0]["video"]
     assert run("lip-roi", video, "-o", tmp_path / "rois", "--quiet").returncode == 0
@@ -205,6 +215,7 @@ def test_a_damaged_cache_is_rebuilt_not_blamed_on_the_video(clips, tmp_path):
     assert forced.returncode == 0 and forced.stdout.startswith("2 done"), forced.stdout
 
 
+@pytest.mark.slow
 def test_training_and_evaluation_name_a_damaged_feature_file(clips, tmp_path):
     manifest = manifest_of(clips[:3], tmp_path / "m.jsonl", ["a", "b", "c"])
     assert run("prepare", "manifest", manifest, tmp_path / "prep", "--quiet").returncode == 0
@@ -238,7 +249,7 @@ def test_list_files_that_cannot_be_read_get_one_line(tmp_path):
     for name, problem in ((tmp_path / "missing.txt", "not found"), (folder_list, "is a folder"),
                           (loop, "includes itself"), (binary, "not UTF-8")):
         for command in ("lip-roi", "transcribe"):
-            one_line(run(command, f"@{name}", "-o", tmp_path / "out"), 2, str(name), problem)
+            one_line(avsr_main(command, f"@{name}", "-o", tmp_path / "out"), 2, str(name), problem)
     assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
 
 
@@ -248,7 +259,7 @@ def test_output_folders_that_cannot_be_folders_get_one_line(clips, tmp_path):
     for out, problem in ((a_file, "is a file"), (a_file / "sub", "under a file")):
         for args in (("lip-roi", clips[0]["video"], "-o", out), ("transcribe", clips[0]["video"], "-o", out),
                      ("prepare", "manifest", manifest_of(clips[:1], tmp_path / "m.jsonl", ["a"]), out)):
-            one_line(run(*args), 2, str(out), problem)
+            one_line(avsr_main(*args), 2, str(out), problem)
     assert a_file.read_text() == "x"
 
 
@@ -265,7 +276,7 @@ def test_output_folders_that_cannot_be_folders_get_one_line(clips, tmp_path):
 ])
 def test_options_are_checked_once_before_any_file_is_touched(tmp_path, args, names):
     shutil.copy(ROOT / "README.md", tmp_path / "README.md")
-    one_line(run(*args, cwd=tmp_path), 2, *names)
+    one_line(avsr_main(*args, cwd=tmp_path), 2, *names)
     assert not (tmp_path / "out").exists()
 
 
@@ -276,8 +287,8 @@ def test_export_and_bundles_that_are_not_what_they_claim(tmp_path):
 
     text = tmp_path / "notes.ckpt"
     text.write_text("hello")
-    one_line(run("export", tmp_path / "missing.ckpt", tmp_path / "m.pt"), 2, "missing.ckpt", "not found")
-    one_line(run("export", text, tmp_path / "m.pt"), 2, "notes.ckpt", "not a training checkpoint")
+    one_line(avsr_main("export", tmp_path / "missing.ckpt", tmp_path / "m.pt"), 2, "missing.ckpt", "not found")
+    one_line(avsr_main("export", text, tmp_path / "m.pt"), 2, "notes.ckpt", "not a training checkpoint")
     payload = torch.load(EMBEDDED_MODELS["synth-grid-tiny"], weights_only=True)
     broken = {
         "extra_key.pt": payload | {"config": payload["config"] | {"colour": "blue"}},
@@ -287,14 +298,20 @@ def test_export_and_bundles_that_are_not_what_they_claim(tmp_path):
     }
     for name, content in broken.items():
         torch.save(content, tmp_path / name)
-        one_line(run("transcribe", "x.mp4", "--model", tmp_path / name, "-o", tmp_path / "out"), 2, name,
+        one_line(avsr_main("transcribe", "x.mp4", "--model", tmp_path / name, "-o", tmp_path / "out"), 2, name,
                  "re-export it")
 
 
 def test_an_empty_manifest_is_an_error_not_a_perfect_score(tmp_path):
     empty = tmp_path / "empty.jsonl"
     empty.write_text("")
-    one_line(run("evaluate", "--manifest", empty, "--modes", "audio"), 2, "empty.jsonl", "holds no utterance")
+    one_line(avsr_main("evaluate", "--manifest", empty, "--modes", "audio"), 2, "empty.jsonl", "holds no utterance")
+
+
+@pytest.mark.slow
+def test_training_on_an_empty_manifest_is_an_error(tmp_path):
+    empty = tmp_path / "empty.jsonl"
+    empty.write_text("")
     trained = subprocess.run([sys.executable, str(ROOT / "train.py"), "fit", "--config",
                               str(ROOT / "configs" / "synth_grid_tiny.yaml"), "--data.train_manifests", f"[{empty}]",
                               "--data.val_manifests", f"[{empty}]", "--trainer.logger", "false"],
@@ -304,6 +321,7 @@ def test_an_empty_manifest_is_an_error_not_a_perfect_score(tmp_path):
     assert last.startswith("train: error: ") and "empty.jsonl" in last and "no utterance" in last
 
 
+@pytest.mark.slow
 def test_damaged_weights_a_one_frame_clip_and_two_audio_tracks(clips, tmp_path):
     """NaN weights fail the file (never a transcript with bare NaN in its JSON); a 1-frame clip is too
     short to hold a word; of two audio tracks the transcript says which one it used."""
@@ -357,6 +375,7 @@ def processes_with(marker: str) -> list[int]:
     return found
 
 
+@pytest.mark.slow
 def test_ctrl_c_says_how_to_resume_and_killed_runs_leave_no_workers(clips, tmp_path):
     import os
     import signal
@@ -368,8 +387,11 @@ def test_ctrl_c_says_how_to_resume_and_killed_runs_leave_no_workers(clips, tmp_p
         copy_clip(clips[i % len(clips)], folder, f"clip{i}.mp4")
     marker = f"AVSR_TEST_{uuid.uuid4().hex}"
     env = os.environ | {marker: "1"}
+    # Ctrl-C as a terminal sends it, also when this test run was started in the background (a shell then
+    # starts it with SIGINT ignored, and the child would inherit that).
     process = subprocess.Popen([AVSR, "transcribe", folder, "-o", tmp_path / "out", "--quiet"], env=env,
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                               preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     partial = tmp_path / "out" / ".transcribe_summary.jsonl.partial"
     deadline = time.monotonic() + 300
     while time.monotonic() < deadline and not (partial.exists() and partial.read_text().count("\n") >= 2):

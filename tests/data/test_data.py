@@ -10,7 +10,7 @@ from avsr.data.augment import Augmenter, AugmentOptions
 from avsr.data.dataset import BucketBatchSampler, collate
 from avsr.data.noise import NoiseFolder, babble, measured_snr_db, mix_at_snr, white_noise
 from avsr.data.tokenizer import CharTokenizer
-from tests.conftest import FIXTURES, SPEECH, read_wav
+from tests.conftest import MUSIC, SPEECH, read_wav
 
 
 @pytest.mark.parametrize("snr_db", [-10, -5, 0, 5, 10, 20])
@@ -22,15 +22,24 @@ def test_noise_hits_the_requested_snr_on_real_speech(snr_db):
 
 
 def test_music_folder_noise(tmp_path):
+    """A folder of real recordings (8 kHz music): read at 16 kHz, a window of it per draw, repeated when
+    the request is longer than the recording."""
     import shutil
 
-    music = FIXTURES.parent.parent.parent / "shared" / "media" / "noise" / "music_morning_coffee_8k.wav"
-    if not music.exists():
-        pytest.skip("shared/media is not beside the checkout")
-    shutil.copy(music, tmp_path / "music.wav")
+    from avsr.io.media import load_media
+
+    shutil.copy(MUSIC, tmp_path / "music.wav")
     folder = NoiseFolder(tmp_path)
+    whole = load_media(MUSIC, video=False).audio
+    assert len(whole) == 8 * 16_000  # 8 s at 8 kHz, resampled
     sample = folder.sample(16_000, np.random.default_rng(0))
     assert sample.shape == (16_000,) and sample.std() > 0.01
+    starts = [s for s in np.flatnonzero(whole == sample[0]) if np.array_equal(whole[s:s + 16_000], sample)]
+    assert starts, "the sample is not a piece of the recording"
+    assert not np.array_equal(folder.sample(16_000, np.random.default_rng(1)), sample)
+    longer = folder.sample(len(whole) + 16_000, np.random.default_rng(0))
+    np.testing.assert_array_equal(longer[:len(whole)], whole)
+    np.testing.assert_array_equal(longer[len(whole):], whole[:16_000])
     (tmp_path / "empty").mkdir()
     with pytest.raises(ValueError, match="no audio files"):
         NoiseFolder(tmp_path / "empty")

@@ -18,18 +18,18 @@ from avsr.data.recipes.common import Word, segment_words
 from avsr.io.lip_roi import LipRoiOptions
 from avsr.io.media import load_media
 from avsr.io.writer import write_video
-from tests.conftest import synth_clips
 
 AVSR = str(Path(sys.executable).with_name("avsr"))
 FAST = LipRoiOptions(detect_every=3)
 
 
 @pytest.fixture(scope="module")
-def clips(tmp_path_factory) -> list[dict]:
-    """Eight synthetic utterances by four speakers: video, audio, text and word timings."""
+def clips(synth_corpus) -> list[dict]:
+    """Eight synthetic utterances of the session corpus (the first two of each of four speakers): video,
+    audio, text and word timings."""
     out = []
-    for clip in sorted(synth_clips(tmp_path_factory.mktemp("clips"), num_utterances=8, speakers=4, seed=31),
-                       key=lambda c: c["id"]):
+    chosen = [c for c in synth_corpus.first(12) if c["speaker"] in ("s01", "s02", "s04", "s05")]
+    for clip in sorted(chosen, key=lambda c: c["id"]):
         media = load_media(clip["video"])
         out.append({"frames": media.video, "audio": media.audio, "text": clip["text"],
                     "words": [Word(w["text"], w["start_s"], w["end_s"]) for w in clip["words"]]})
@@ -195,6 +195,7 @@ def test_lrw_tree_single_words(clips, tmp_path):
     assert records[f"val/{clips[2]['words'][1].text.upper()}_00003"]["text"] == clips[2]["words"][1].text
 
 
+@pytest.mark.slow
 def test_vox2_tree_with_a_label_file(clips, tmp_path):
     root = tmp_path / "vox2"
     lines = []
@@ -238,6 +239,7 @@ def digest(out: Path) -> dict[str, str]:
     return contents
 
 
+@pytest.mark.slow
 def test_shards_then_merge_equal_one_run_and_bad_inputs_are_listed(clips, tmp_path):
     root = tmp_path / "lrs3"
     make_lrs3(root, clips)

@@ -1,35 +1,42 @@
-"""`avsr evaluate -o`: a noise sweep over a tiny synthetic test set, with the embedded model."""
+"""Noise sweeps (`avsr evaluate`) over the session corpus's two test speakers: the rows, the SNR each
+condition reached, corpus WER with a bootstrap interval, seeded noise, tables and plots."""
 
 from __future__ import annotations
 
 import csv
+import json
 import subprocess
 import sys
 from pathlib import Path
 
 import cv2
-import jiwer
 import numpy as np
 import pytest
 import torch
 
-from avsr.data.prepare import prepare_manifest
-from avsr.evaluation.sweep import NoiseSource, load_items, noisy_items, sweep, write_results
-from avsr.io.lip_roi import LipRoiOptions
+from avsr.evaluation.sweep import NoiseSource, bootstrap_wer, load_items, noisy_items, sweep, write_results
 from avsr.models.av_model import AVSRModel, ModelConfig
-from avsr.synth.corpus import SynthOptions, synthesize_corpus
+from tests.conftest import subset_manifest
 
 AVSR = str(Path(sys.executable).with_name("avsr"))
+SMALL = dict(dim=32, num_heads=2, ffn_dim=64, audio_layers=1, video_layers=1, video_channels=(8, 16))
 
 
 @pytest.fixture(scope="module")
-def manifest(tmp_path_factory) -> str:
+def test_set(synth_corpus, prepared_corpus, tmp_path_factory) -> dict[str, str]:
+    """Three utterances of each test speaker: the prepared manifest (``manifest``), the same lines as
+    avsr synth wrote them (``raw``, a test.jsonl), and the corpus's training manifest (``train``)."""
     folder = tmp_path_factory.mktemp("sweep")
-    synthesize_corpus(folder / "corpus", SynthOptions(num_utterances=16, speakers=5, test_speakers=2, val_speakers=1,
-                                                      seed=4), progress=False)
-    target, _ = prepare_manifest(folder / "corpus" / "test.jsonl", folder / "prepared", LipRoiOptions(detect_every=2),
-                                 progress=False)
-    return str(target)
+    manifest = subset_manifest(folder / "prepared" / "test.jsonl", prepared_corpus / "test.jsonl", count=3,
+                               per_speaker=True)
+    ids = [json.loads(line)["id"] for line in manifest.read_text().splitlines()]
+    raw = subset_manifest(folder / "raw" / "test.jsonl", synth_corpus.folder / "test.jsonl", ids=ids)
+    return {"manifest": str(manifest), "raw": str(raw), "train": str(synth_corpus.folder / "train.jsonl")}
+
+
+@pytest.fixture(scope="module")
+def manifest(test_set) -> str:
+    return test_set["manifest"]
 
 
 def run_sweep(manifest: str, out: Path, seed: int) -> subprocess.CompletedProcess:
@@ -38,6 +45,7 @@ def run_sweep(manifest: str, out: Path, seed: int) -> subprocess.CompletedProces
                           capture_output=True, text=True, timeout=600)
 
 
+@pytest.mark.slow
 def test_sweep_writes_tables_and_plots_and_repeats_exactly(manifest, tmp_path):
     first = run_sweep(manifest, tmp_path / "a", seed=1)
     assert first.returncode == 0, first.stderr[-2000:]
@@ -59,6 +67,43 @@ def test_sweep_writes_tables_and_plots_and_repeats_exactly(manifest, tmp_path):
     assert (tmp_path / "a" / "results.csv").read_bytes() == (tmp_path / "b" / "results.csv").read_bytes()
 
 
+def test_rows_per_noise_and_snr_reach_their_snr_and_score_the_whole_set(manifest):
+    """One row per condition and mode, clean first; each noisy row reached its SNR within 0.1 dB; the WER is
+    the set's errors (substitutions, deletions and insertions) over its reference words, inside its
+    interval. The hypotheses are scripted, so every row's errors are known."""
+    references = [item["text"] for item in load_items(manifest)[0]]
+    assert len(references) == 6 and all(len(r.split()) == 6 for r in references)
+    scripted = [references[0],  # exact
+                " ".join(references[1].split()[1:]),  # one deletion
+                " ".join(["zero"] + references[2].split()[1:] + ["please"]),  # a substitution, an insertion
+                "",  # all six deleted
+                references[4],
+                references[5] + " " + references[5]]  # six insertions
+
+    def decoder(log_probs, lengths) -> list[str]:  # one batch of six per condition
+        return scripted[: len(lengths)]
+
+    torch.manual_seed(0)
+    models = {"small": AVSRModel(ModelConfig(**SMALL))}
+    rows = sweep(models, manifest, [None, 0.0, -5.0], ["white", "babble"], ["av", "audio"], seed=1,
+                 decoder=decoder, progress=False)
+    assert [(r.noise, r.snr_db, r.mode) for r in rows] == [("clean", None, "av"), ("clean", None, "audio")] + [
+        (noise, snr, mode) for noise in ("white", "babble") for snr in (0.0, -5.0) for mode in ("av", "audio")]
+    for row in rows:
+        assert row.utterances == 6 and row.wer == pytest.approx(15 / 36)
+        assert row.wer_low <= row.wer <= row.wer_high and row.wer_low < row.wer_high
+        assert (row.achieved_snr_db is None) == (row.snr_db is None)
+        if row.snr_db is not None:
+            assert abs(row.achieved_snr_db - row.snr_db) < 0.1
+        assert (row.mean_audio_weight is not None) == (row.mode == "av")
+        if row.mode == "av":
+            assert 0.0 < row.mean_audio_weight < 1.0
+    # The noise of each utterance depends on the seed, the noise and the utterance alone: a sweep of one
+    # condition repeats that condition's row of the whole sweep exactly.
+    [again] = sweep(models, manifest, [-5.0], ["babble"], ["av"], seed=1, decoder=decoder, progress=False)
+    assert again == rows[-2]
+
+
 def test_noise_is_seeded_per_utterance_and_babble_comes_from_other_speakers(manifest):
     items, speakers = load_items(manifest)
     audios = [item["audio"] for item in items]
@@ -76,15 +121,16 @@ def test_noise_is_seeded_per_utterance_and_babble_comes_from_other_speakers(mani
         NoiseSource("babble", audios[: len(one)], one)
 
 
-def test_table_with_beam_search_and_a_lexicon(manifest):
-    corpus_train = Path(manifest).parents[1] / "corpus" / "train.jsonl"
+@pytest.mark.slow
+def test_table_with_beam_search_and_a_lexicon(test_set):
+    manifest, corpus_train = test_set["manifest"], test_set["train"]
     table = subprocess.run([AVSR, "evaluate", "--manifest", manifest, "--modes", "av", "--beam-size", "8",
-                            "--lexicon", str(corpus_train)], capture_output=True, text=True, timeout=600)
+                            "--lexicon", corpus_train], capture_output=True, text=True, timeout=600)
     assert table.returncode == 0, table.stderr[-2000:]
     [header, row] = table.stdout.splitlines()
     assert header.split()[:3] == ["SNR", "dB", "mode"] and row.split()[:2] == ["clean", "av"]
     assert 0 <= float(row.split()[2]) < 60
-    refused = subprocess.run([AVSR, "evaluate", "--manifest", manifest, "--lexicon", str(corpus_train)],
+    refused = subprocess.run([AVSR, "evaluate", "--manifest", manifest, "--lexicon", corpus_train],
                              capture_output=True, text=True, timeout=600)
     assert refused.returncode == 2 and "needs beam search" in refused.stderr
 
@@ -93,9 +139,8 @@ def test_sweep_runs_fusions_without_weights_and_audio_only_models(manifest, tmp_
     """A concat model has no gate weights; an audio-only model runs its one mode. Both go through a
     sweep and its plots, and the utterance figure comes from the first model that reads the lips."""
     torch.manual_seed(0)
-    small = dict(dim=32, num_heads=2, ffn_dim=64, audio_layers=1, video_layers=1, video_channels=(8, 16))
-    models = {"concat": AVSRModel(ModelConfig(**small, fusion="concat")),
-              "audio-only": AVSRModel(ModelConfig(**small, modalities="audio"))}
+    models = {"concat": AVSRModel(ModelConfig(**SMALL, fusion="concat")),
+              "audio-only": AVSRModel(ModelConfig(**SMALL, modalities="audio"))}
     rows = sweep(models, manifest, [None, 0.0], ["white"], ["av", "audio"], progress=False,
                  figure_path=tmp_path / "utterance.png")
     assert [(r.model, r.mode, r.noise) for r in rows] == [
@@ -108,17 +153,7 @@ def test_sweep_runs_fusions_without_weights_and_audio_only_models(manifest, tmp_
         assert image is not None and image.std() > 5
 
 
-def test_word_errors_agree_with_hand_counts_and_jiwer_and_the_interval_narrows_with_more_utterances():
-    from avsr.evaluation.sweep import _edits, bootstrap_wer
-
-    pairs = [("bin blue at f two now", "bin blue at f two now", 0),   # exact
-             ("place red by g nine soon", "place red by nine soon", 1),  # one deletion
-             ("set white in a one again", "set green in a one again please", 2),  # a substitution, an insertion
-             ("lay green with b four please", "", 6)]  # all deleted
-    for reference, hypothesis, errors in pairs:
-        assert _edits(reference, hypothesis) == errors
-    references, hypotheses = [p[0] for p in pairs], [p[1] for p in pairs]
-    assert jiwer.wer(references, hypotheses) == pytest.approx(9 / 24)
+def test_the_bootstrap_interval_holds_the_estimate_narrows_with_more_utterances_and_resamples_utterances():
     rng = np.random.default_rng(0)
     widths = []
     for count in (20, 200, 2000):
@@ -128,16 +163,25 @@ def test_word_errors_agree_with_hand_counts_and_jiwer_and_the_interval_narrows_w
         assert low <= errors.sum() / words.sum() <= high
         widths.append(high - low)
     assert widths[0] > widths[1] > widths[2] > 0
+    assert bootstrap_wer(errors, words, seed=3) == bootstrap_wer(errors, words, seed=3)  # seeded
+    # Whole utterances are resampled: the same 50 errors in 300 words are certain when every utterance
+    # has one, and uncertain when five utterances hold them all.
+    even, clustered = np.ones(50, int), np.zeros(50, int)
+    clustered[:5] = 10
+    assert bootstrap_wer(even, np.full(50, 6), seed=0) == pytest.approx((50 / 300, 50 / 300))
+    low, high = bootstrap_wer(clustered, np.full(50, 6), seed=0)
+    assert low < 50 / 300 < high and high - low > 0.1
+    assert bootstrap_wer(np.zeros(50, int), np.full(50, 6), seed=0) == (0.0, 0.0)
 
 
-def test_a_raw_manifest_is_prepared_on_the_fly_and_scores_as_the_prepared_one(manifest, tmp_path):
+@pytest.mark.slow
+def test_a_raw_manifest_is_prepared_on_the_fly_and_scores_as_the_prepared_one(test_set, tmp_path):
     """A user's manifest as avsr synth writes it (id, video, text) is prepared beside the output and
     evaluated; the result equals evaluating the prepared manifest (same crops: same stride)."""
-    raw = Path(manifest).parents[1] / "corpus" / "test.jsonl"
     args = ["--modes", "av", "--snr-db", "clean", "--detect-every", "2"]
-    direct = subprocess.run([AVSR, "evaluate", "--manifest", manifest, *args], capture_output=True, text=True,
-                            timeout=600)
-    raw_run = subprocess.run([AVSR, "evaluate", "--manifest", str(raw), *args, "-o", str(tmp_path / "out")],
+    direct = subprocess.run([AVSR, "evaluate", "--manifest", test_set["manifest"], *args], capture_output=True,
+                            text=True, timeout=600)
+    raw_run = subprocess.run([AVSR, "evaluate", "--manifest", test_set["raw"], *args, "-o", str(tmp_path / "out")],
                              capture_output=True, text=True, timeout=600)
     assert direct.returncode == 0 and raw_run.returncode == 0, raw_run.stderr[-2000:]
     assert (tmp_path / "out" / "prepared" / "test.jsonl").is_file()

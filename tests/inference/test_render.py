@@ -15,19 +15,17 @@ from avsr.inference.render import AUDIO_COLOUR, BOX_COLOUR, VIDEO_COLOUR, bar_sp
 from avsr.inference.transcribe import TranscribeOptions, Transcriber, prepare_input
 from avsr.io.media import frame_to_rgb, iter_video_frames
 from avsr.io.writer import write_video
-from avsr.synth.corpus import SynthOptions, synthesize_corpus
+from tests.conftest import avsr_main
 
 AVSR = str(Path(sys.executable).with_name("avsr"))
 
 
 @pytest.fixture(scope="module")
-def clip(tmp_path_factory) -> Path:
-    folder = tmp_path_factory.mktemp("render")
-    records = synthesize_corpus(folder, SynthOptions(num_utterances=3, speakers=3, test_speakers=1, val_speakers=1,
-                                                     seed=23), progress=False)
-    return folder / records["test"][0]["video"]
+def clip(synth_corpus) -> Path:
+    return synth_corpus.split("test")[0]["video"]
 
 
+@pytest.mark.slow
 def test_render_draws_the_gate_weight_mouth_box_and_keeps_the_audio(clip, tmp_path):
     out = tmp_path / "rendered.mp4"
     result = subprocess.run([AVSR, "render", str(clip), "-o", str(out)], capture_output=True, text=True, timeout=600)
@@ -68,7 +66,7 @@ def test_render_refuses_audio_only_input_without_leaving_a_file(tmp_path):
     audio = tmp_path / "speech.wav"
     write_video(audio, None, audio=np.zeros(16_000, np.float32), audio_codec="pcm_s16le")
     out = tmp_path / "out.mp4"
-    result = subprocess.run([AVSR, "render", str(audio), "-o", str(out)], capture_output=True, text=True, timeout=120)
+    result = avsr_main("render", audio, "-o", out)
     assert result.returncode == 1
     assert result.stderr.count("\n") == 1 and "speech.wav" in result.stderr and "no video" in result.stderr
     assert list(tmp_path.iterdir()) == [audio]

@@ -18,10 +18,11 @@ import torch
 import webvtt
 
 import avsr
-from avsr.inference.transcribe import TranscribeOptions, _windows, chunk_plan, pause_cuts, speech_segments
+from avsr.inference.transcribe import (TranscribeOptions, Transcriber, _windows, chunk_plan, pause_cuts,
+                                      prepare_input, speech_segments)
 from avsr.io.media import load_media
 from avsr.io.writer import write_video
-from tests.conftest import CARPHONE, SPEECH, read_wav, synth_clips
+from tests.conftest import CARPHONE, SPEECH, make_synth_corpus, read_wav
 
 AVSR = str(Path(sys.executable).with_name("avsr"))
 GRID_WORDS = sorted(set("bin lay place set blue green red white at by in with zero one two three four five six seven "
@@ -29,9 +30,10 @@ GRID_WORDS = sorted(set("bin lay place set blue green red white at by in with ze
 
 
 @pytest.fixture(scope="module")
-def corpus(tmp_path_factory) -> list[dict]:
-    """Twelve utterances made with a seed the embedded model was not trained on."""
-    return synth_clips(tmp_path_factory.mktemp("corpus"), num_utterances=12, speakers=4, seed=11)
+def corpus(synth_corpus) -> list[dict]:
+    """Twelve utterances of the session corpus (a seed the embedded model was not trained on), two by each
+    of its six speakers."""
+    return synth_corpus.first(12)
 
 
 @pytest.fixture(scope="module")
@@ -39,16 +41,29 @@ def model():
     return avsr.load_model("synth-grid-tiny")
 
 
+@pytest.fixture(scope="module")
+def inputs(corpus) -> list:
+    """The clips decoded with their lip crops, as ``avsr.transcribe`` does before it recognises: for tests
+    that read the same clips with several decoders."""
+    return [prepare_input(clip["video"]) for clip in corpus]
+
+
+def read_with(model, inputs: list, options: TranscribeOptions) -> list:
+    """What ``avsr.transcribe(model, clip, options)`` gives for each prepared input, without decoding it again."""
+    transcriber = Transcriber(model.network, model.tokenizer, model.id, options)
+    return [transcriber.recognise(prepared) for prepared in inputs]
+
+
 def run_cli(*args: str, **kwargs) -> subprocess.CompletedProcess:
     return subprocess.run([AVSR, "transcribe", *args], capture_output=True, text=True, timeout=600, **kwargs)
 
 
-def test_transcripts_and_word_timings_match_the_synthesiser(corpus, model):
+def test_transcripts_and_word_timings_match_the_synthesiser(corpus, inputs, model):
     """The embedded model on fresh synthetic clips: text close to the truth, and word boundaries near
     the synthesiser's own timings. (Issue #5 asks for 90 % of boundaries within 0.1 s; this tiny
     model's CTC spikes come late and drift — about 40-50 % are within 0.1 s, see RESULTS.md — so the
     bounds below only rule out gross errors; the alignment itself is checked exactly below.)"""
-    transcripts = [avsr.transcribe(model, clip["video"], TranscribeOptions(beam_size=8)) for clip in corpus]
+    transcripts = read_with(model, inputs, TranscribeOptions(beam_size=8))
     wer = jiwer.wer([c["text"] for c in corpus], [t.text for t in transcripts])
     assert wer < 0.35, [(c["text"], t.text) for c, t in zip(corpus, transcripts)]
     errors = []
@@ -87,6 +102,7 @@ def test_word_timings_follow_the_ctc_spikes():
     assert all(w.confidence > 0.99 for w in words)
 
 
+@pytest.mark.slow
 def test_subtitles_parse_with_independent_parsers_and_agree_with_the_json(corpus, model, tmp_path):
     long_clip = tmp_path / "three.mp4"  # three utterances in a row: several segments and cues
     media = [load_media(c["video"]) for c in corpus[:3]]
@@ -117,6 +133,7 @@ def _seconds(clock: str) -> float:
     return 3600 * int(hours) + 60 * int(minutes) + float(seconds)
 
 
+@pytest.mark.slow
 def test_a_bad_batch_reports_every_file_and_leaves_no_partial_output(corpus, tmp_path):
     batch = tmp_path / "batch"
     batch.mkdir()
@@ -154,6 +171,7 @@ def test_a_bad_batch_reports_every_file_and_leaves_no_partial_output(corpus, tmp
         assert {p.suffix for p in out.glob(name + ".*")} == {".txt", ".json", ".srt", ".vtt"}
 
 
+@pytest.mark.slow
 def test_a_killed_batch_resumes_without_redoing_finished_files(corpus, tmp_path):
     batch = tmp_path / "batch"
     batch.mkdir()
@@ -184,16 +202,14 @@ def test_a_killed_batch_resumes_without_redoing_finished_files(corpus, tmp_path)
     assert again.returncode == 0 and f"{len(corpus)} transcribed" in again.stdout
 
 
-def test_a_lexicon_constrains_the_output_to_its_words(corpus, model, tmp_path):
+def test_a_lexicon_constrains_the_output_to_its_words(inputs, model, tmp_path):
     lexicon = tmp_path / "words.txt"
     allowed = [w for w in GRID_WORDS if w not in ("white", "green")]
     lexicon.write_text("\n".join(allowed) + "\n")
-    clips = corpus[:6]
-    transcripts = [avsr.transcribe(model, clip["video"], TranscribeOptions(beam_size=8, lexicon=str(lexicon)))
-                   for clip in clips]
-    words = {w for t in transcripts for w in t.text.split()}
+    words = {w for t in read_with(model, inputs[:6], TranscribeOptions(beam_size=8, lexicon=str(lexicon)))
+             for w in t.text.split()}
     assert words and words <= set(allowed)
-    free = {w for clip in clips for w in avsr.transcribe(model, clip["video"], TranscribeOptions(beam_size=8)).text.split()}
+    free = {w for t in read_with(model, inputs[:6], TranscribeOptions(beam_size=8)) for w in t.text.split()}
     assert free & {"white", "green"}, "the clips should say a colour the lexicon leaves out"
 
 
@@ -218,18 +234,22 @@ def test_speech_segments_split_at_pauses_and_respect_the_maximum():
     assert segments == [(3, 32), (48, 72), (72, 97)]
 
 
+@pytest.mark.slow
 @pytest.mark.xfail(strict=True, reason="regression found 2026-11-30, not yet fixed: on clips with the new recording "
                    "floor, a file of four joined clips reads worse than the clips alone (WER 0.46 vs 0.08 with the "
                    "new embedded model; 0.44 vs 0.28 in audio mode, so not only the lips; the pause cuts land in "
                    "the silences); see the closing note of issue 11")
-def test_long_input_is_cut_at_pauses_and_keeps_global_time(corpus, model):
+def test_long_input_is_cut_at_pauses_and_keeps_global_time(model, tmp_path):
     """Four utterances in one file, run in chunks cut at the pauses: the same words as each clip on its
-    own, and the times of the fourth utterance's words fall in the fourth utterance."""
+    own, and the times of the fourth utterance's words fall in the fourth utterance. (The four clips the
+    regression was found on: the training split's first four of avsr synth seed 11 with four speakers.)"""
+    corpus = make_synth_corpus(tmp_path / "seed11", num_utterances=6, speakers=4, seed=11, test_speakers=1)
+    corpus = corpus.split("train")
     media = [load_media(c["video"]) for c in corpus[:4]]
     frames = np.concatenate([m.video for m in media])
     audio = np.concatenate([np.pad(m.audio, (0, len(m.video) * 640 - len(m.audio)))[: len(m.video) * 640] for m in media])
     options = TranscribeOptions(beam_size=8, window_s=4.0, overlap_s=1.0)
-    joined = avsr.transcribe(model, _write(frames, audio), options)
+    joined = avsr.transcribe(model, write_video(tmp_path / "long.mp4", frames, audio=audio), options)
     alone = " ".join(avsr.transcribe(model, c["video"], options).text for c in corpus[:4])
     truth = " ".join(c["text"] for c in corpus[:4])
     assert len(joined.text.split()) == len(truth.split())
@@ -251,13 +271,7 @@ def test_pauses_are_found_in_speech_and_not_in_noise():
     assert all(b - a <= 250 for a, b, _, _ in plan) and {(0, 250), (700, 950)} <= {(a, b) for a, b, _, _ in plan}
 
 
-def _write(frames: np.ndarray, audio: np.ndarray) -> Path:
-    import tempfile
-
-    path = Path(tempfile.mkdtemp()) / "long.mp4"
-    return write_video(path, frames, audio=audio)
-
-
+@pytest.mark.slow
 def test_demo_synthesizes_and_transcribes(tmp_path):
     result = subprocess.run([AVSR, "demo", "-o", str(tmp_path / "demo"), "--clips", "3", "--quiet"],
                             capture_output=True, text=True, timeout=600)
@@ -269,7 +283,8 @@ def test_demo_synthesizes_and_transcribes(tmp_path):
     assert len(list((tmp_path / "demo" / "transcripts").glob("*.srt"))) == 3
 
 
-def test_a_language_model_steers_the_beam(corpus, model, tmp_path):
+@pytest.mark.slow
+def test_a_language_model_steers_the_beam(inputs, model, tmp_path):
     """A KenLM ARPA unigram model over the GRID words that makes "white" and "green" nearly
     impossible: with it the beam avoids them; without it they come out."""
     lexicon = tmp_path / "words.txt"
@@ -280,11 +295,10 @@ def test_a_language_model_steers_the_beam(corpus, model, tmp_path):
     arpa = ["\\data\\", f"ngram 1={len(entries)}", "ngram 2=1", "", "\\1-grams:", *unigrams, "",
             "\\2-grams:", "-0.5\t<s> bin", "", "\\end\\", ""]  # KenLM wants at least one bigram
     (tmp_path / "grid.arpa").write_text("\n".join(arpa))
-    clips = corpus[:6]
     plain = TranscribeOptions(beam_size=8, lexicon=str(lexicon))
     with_lm = TranscribeOptions(beam_size=8, lexicon=str(lexicon), lm=str(tmp_path / "grid.arpa"), lm_weight=8.0)
-    free = {w for clip in clips for w in avsr.transcribe(model, clip["video"], plain).text.split()}
-    steered = {w for clip in clips for w in avsr.transcribe(model, clip["video"], with_lm).text.split()}
+    free = {w for t in read_with(model, inputs[:6], plain) for w in t.text.split()}
+    steered = {w for t in read_with(model, inputs[:6], with_lm) for w in t.text.split()}
     assert free & unlikely and not steered & unlikely and steered <= set(GRID_WORDS)
 
 

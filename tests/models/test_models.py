@@ -112,6 +112,7 @@ def test_video_pool_keeps_a_spatial_grid():
         ModelConfig(video_pool=0)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("modalities", ["av", "audio", "video"])
 def test_one_batch_is_learned_to_zero_ctc_loss(modalities):
     torch.manual_seed(0)

@@ -21,24 +21,30 @@ from avsr.synth.face_rig import FaceImageError, MouthAnimator
 from avsr.synth.text import TextError
 from avsr.synth.tts import Synthesizer, VoiceError
 from avsr.synth.utterance import render_utterance
+from tests.conftest import CORPUS_SEED, CORPUS_SPEAKERS, CORPUS_UTTERANCES
 
 OPTIONS = SynthOptions(num_utterances=8, speakers=4, test_speakers=1, val_speakers=1, seed=0)
+# The corpus checked here is the session's (tests/conftest.py), made with these options; the checks that
+# track lips read its first eight utterances (every speaker, every split).
+CORPUS_OPTIONS = SynthOptions(num_utterances=CORPUS_UTTERANCES, speakers=CORPUS_SPEAKERS, test_speakers=2,
+                              val_speakers=1, seed=CORPUS_SEED)
+FIRST = 8
 
 
 @pytest.fixture(scope="module")
-def corpus(tmp_path_factory) -> Path:
-    out = tmp_path_factory.mktemp("corpus")
-    synthesize_corpus(out, OPTIONS, progress=False)
-    return out
+def corpus(synth_corpus) -> Path:
+    return synth_corpus.folder
 
 
-def records(folder: Path) -> list[dict]:
-    return [json.loads(line) for split in ("train", "val", "test") for line in (folder / f"{split}.jsonl").open()]
+def records(folder: Path, first: int | None = None) -> list[dict]:
+    """Manifest lines of the corpus in ``folder``, train then val then test (the first ``first`` made)."""
+    rows = [json.loads(line) for split in ("train", "val", "test") for line in (folder / f"{split}.jsonl").open()]
+    return [r for r in rows if first is None or int(r["id"].rsplit("_", 1)[1]) < first]
 
 
 def test_manifests_and_layout(corpus):
     rows = records(corpus)
-    assert len(rows) == 8 and len({r["id"] for r in rows}) == 8
+    assert len(rows) == CORPUS_UTTERANCES and len({r["id"] for r in rows}) == CORPUS_UTTERANCES
     assert {r["split"] for r in rows} == {"train", "val", "test"}
     by_split = {}
     for row in rows:
@@ -47,19 +53,28 @@ def test_manifests_and_layout(corpus):
         assert len(row["text"].split()) == 6  # GRID: six slots
     assert not (by_split["train"] & by_split["test"]) and not (by_split["train"] & by_split["val"])
     speakers = json.loads((corpus / "speakers.json").read_text())
-    assert len({s["face"] for s in speakers}) == 4  # disjoint faces too
+    assert len({s["face"] for s in speakers}) == CORPUS_SPEAKERS  # disjoint faces too
 
 
-def test_videos_open_in_sync_and_the_face_is_found(corpus):
-    for row in records(corpus):
+@pytest.fixture(scope="module")
+def tracked(corpus) -> list[tuple[dict, object, object]]:
+    """The first utterances with their decoded media and the lip-ROI stage's track of them."""
+    tracks = []
+    for row in records(corpus, FIRST):
         media = load_media(corpus / row["video"])
+        tracks.append((row, media, extract_lip_roi(media.video)))
+    return tracks
+
+
+def test_videos_open_in_sync_and_the_face_is_found(tracked):
+    for row, media, roi in tracked:
         assert media.video.shape[1:] == (224, 224, 3)
         assert abs(len(media.audio) / 16_000 - len(media.video) / 25) <= 0.040
         assert abs(row["duration_s"] - len(media.video) / 25) <= 0.040
-        assert extract_lip_roi(media.video).face_found.mean() >= 0.98
+        assert roi.face_found.mean() >= 0.98
 
 
-def test_every_clip_has_a_recording_floor_between_35_and_60_db_below_its_speech(corpus):
+def test_every_clip_has_a_recording_floor_between_35_and_60_db_below_its_speech(corpus, tmp_path):
     """No microphone records digital silence: the pauses carry each speaker's room tone, which
     survives AAC encoding, at the level drawn for that speaker."""
     from avsr.data.noise import active_power
@@ -72,18 +87,17 @@ def test_every_clip_has_a_recording_floor_between_35_and_60_db_below_its_speech(
         below_db = 10 * np.log10(active_power(audio) / np.mean(tail**2))
         floor_db = speakers[row["speaker"]]["floor_db"]
         assert 35 <= floor_db <= 60 and abs(below_db - floor_db) < 8, (row["id"], below_db, floor_db)
-    silent = synthesize_corpus(corpus.parent / "silent", replace(OPTIONS, num_utterances=2, recording_floor=False),
+    silent = synthesize_corpus(tmp_path / "silent", replace(CORPUS_OPTIONS, num_utterances=2, recording_floor=False),
                                progress=False)
     row = silent["train"][0]
-    assert np.mean(load_media(corpus.parent / "silent" / row["video"], video=False).audio[-1600:] == 0) > 0.9
+    assert np.mean(load_media(tmp_path / "silent" / row["video"], video=False).audio[-1600:] == 0) > 0.9
 
 
-def test_mouth_opening_follows_the_jaw_and_the_audio(corpus):
+def test_mouth_opening_follows_the_jaw_and_the_audio(corpus, tracked):
     openings, envelopes = [], []
-    for row in records(corpus):
-        media = load_media(corpus / row["video"])
+    for row, media, roi in tracked:
         side = json.loads((corpus / row["video"]).with_suffix(".json").read_text())
-        lips = extract_lip_roi(media.video).mouth_landmarks[:, :20, 1]  # outer lip contour, y
+        lips = roi.mouth_landmarks[:, :20, 1]  # outer lip contour, y
         opening = lips[:, 5] - lips[:, 15]  # lower-lip centre below upper-lip centre
         jaw = np.array(side["mouth_open"])
         assert np.corrcoef(opening, jaw)[0, 1] > 0.8, row["id"]
@@ -108,6 +122,7 @@ def _render(tmp_path: Path, text: str, name: str) -> tuple[np.ndarray, dict]:
     return roi, side
 
 
+@pytest.mark.slow
 def test_one_word_changes_only_its_own_span(tmp_path):
     first, side = _render(tmp_path, "set green by d seven now", "a")
     second, _ = _render(tmp_path, "set green by d seven soon", "b")
@@ -127,6 +142,7 @@ def _track_distance(first: dict, second: dict, frames: int = 10) -> float:
     return min(np.abs(a[1 : frames + 1] - b[1 + lag : frames + 1 + lag]).mean() for lag in (-1, 0, 1))
 
 
+@pytest.mark.slow
 def test_bin_and_pin_look_alike(tmp_path):
     _, bin_side = _render(tmp_path, "bin blue at f two now", "bin")
     _, pin_side = _render(tmp_path, "pin blue at f two now", "pin")
@@ -136,7 +152,7 @@ def test_bin_and_pin_look_alike(tmp_path):
 
 
 def test_same_seed_same_corpus_other_seed_other_corpus(tmp_path, corpus):
-    small = replace(OPTIONS, num_utterances=3)
+    small = replace(CORPUS_OPTIONS, num_utterances=2)
     synthesize_corpus(tmp_path / "a", small, progress=False)
     synthesize_corpus(tmp_path / "b", replace(small, seed=1), progress=False)
     again = records(tmp_path / "a")
@@ -169,6 +185,7 @@ def test_bad_inputs_give_one_clear_error_each(tmp_path):
         synthesize_corpus(tmp_path / "t", replace(OPTIONS, text_file=str(tmp_path / "empty.txt")), progress=False)
 
 
+@pytest.mark.slow
 def test_cli_with_a_text_file_and_two_workers(tmp_path):
     sentences = tmp_path / "sentences.txt"
     sentences.write_text("The quick brown fox.\nJumps over the lazy dog!\n")
@@ -184,6 +201,7 @@ def test_cli_with_a_text_file_and_two_workers(tmp_path):
     shutil.rmtree(out)
 
 
+@pytest.mark.slow
 def test_a_corpus_is_byte_identical_from_one_process_to_the_next(tmp_path):
     """Voices with breath noise (speaker s03 here speaks en-gb-scotland+f2) draw random numbers; left
     unseeded, espeak-ng took them from the C library's rand(), shared with the face landmarker and

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from avsr.synth.text import GRID_SLOTS, TextError, normalise, read_sentences
-from avsr.synth.tts import ENGLISH_VOICES, Synthesizer, Voice, VoiceError
+from avsr.synth.tts import ENGLISH_VOICES, Phone, Synthesizer, Voice, VoiceError
 from avsr.synth.visemes import DIPHTHONGS, PHONEME_TO_VISEME, VISEMES, mouth_track, phones_to_visemes, viseme_of
 
 
@@ -54,7 +54,29 @@ def test_viseme_classes_group_what_looks_alike():
     assert viseme_of("f") == viseme_of("v") and viseme_of("k") == viseme_of("g")
     assert viseme_of("p") != viseme_of("f") != viseme_of("t")
     assert viseme_of("'aI") == ("vowel_open", "vowel_spread")
-    assert 12 <= len(VISEMES) <= 15
+    # What the renderer draws: every phoneme of a class gives the same mouth, between vowels and with the
+    # same timing, and every class gives a mouth of its own (no class that looks like another or that
+    # no phoneme reaches).
+    classes: dict[str, list[str]] = {}
+    for phoneme, name in PHONEME_TO_VISEME.items():
+        classes.setdefault(name, []).append(phoneme)
+    assert set(classes) == {v.name for v in VISEMES}
+    tracks = {}
+    for name, phonemes in classes.items():
+        first = _track_between_vowels(phonemes[0])
+        for other in phonemes[1:]:
+            np.testing.assert_array_equal(_track_between_vowels(other), first, err_msg=f"{other} in {name}")
+        tracks[name] = first
+    names = sorted(tracks)
+    for i, a in enumerate(names):
+        for b in names[i + 1:]:
+            assert np.abs(tracks[a] - tracks[b]).max() > 0.02, (a, b)  # a lip reader could tell them apart
+
+
+def _track_between_vowels(symbol: str) -> np.ndarray:
+    """The mouth track ``(T, 2)`` of ``a <symbol> a``, 0.12 s per phoneme, with silence around it."""
+    phones = [Phone(s, 0.12 * i, 0.12 * (i + 1)) for i, s in enumerate(["_", "a", symbol, "a", "_"])]
+    return mouth_track(phones_to_visemes(phones), 15)
 
 
 def test_mouth_closes_for_bilabials_and_blends_smoothly(synthesizer):

@@ -1,11 +1,15 @@
-"""The model's size presets through the training configs: the ``*_base.yaml`` configs name the ``base``
+"""The training configs: every file parses (the stage recipes on their base, the ablation layered on
+synth_grid_tiny.yaml), and the model's size presets: the ``*_base.yaml`` configs name the ``base``
 preset instead of copying its numbers, a size a config sets wins, and what is saved (the configuration
 beside the logs, checkpoints, bundles) names every size. Parsed in-process with the project's
 LightningCLI, without building a model or reading data."""
 
 from __future__ import annotations
 
+import functools
+import runpy
 import sys
+import warnings
 from dataclasses import replace
 from pathlib import Path
 from unittest import mock
@@ -22,6 +26,7 @@ from avsr.training.lightning_module import AVSRLightning
 ROOT = Path(__file__).resolve().parents[2]
 BASE_CONFIGS = sorted((ROOT / "configs").glob("*_base.yaml"))
 LRS3_STAGES = sorted((ROOT / "configs" / "stages").glob("lrs3_*.yaml"))
+SYNTH = ROOT / "configs" / "synth_grid_tiny.yaml"
 SMALL = {"dim": 32, "num_heads": 2, "ffn_dim": 64, "audio_layers": 1, "video_layers": 1, "video_channels": (8, 16)}
 
 
@@ -37,12 +42,71 @@ def parse(*args: str) -> _ParseOnly:
         return _ParseOnly([*args, "--seed_everything=false"], run=False)  # (and this test process is not seeded)
 
 
+@functools.cache
+def _parser():
+    return parse("--config", str(SYNTH)).parser
+
+
+def printed(*configs: Path) -> dict:
+    """What ``train.py fit --config A --config B ... --print_config`` prints (the sizes a preset fills in
+    left null), parsed in-process: nothing is seeded, built or read."""
+    parser = _parser()
+    config = parser.parse_args([a for c in configs for a in ("--config", str(c))])
+    return yaml.safe_load(parser.dump(config, skip_unset=False))  # as --print_config dumps it
+
+
 def resolved_model(cli: _ParseOnly) -> ModelConfig:
     return ModelConfig(**cli.config.model.model.as_dict())
 
 
 def model_section(path: Path) -> dict:
     return yaml.safe_load(path.read_text())["model"]["model"]
+
+
+@pytest.mark.parametrize("config", sorted((ROOT / "configs").glob("*.yaml")), ids=lambda p: p.name)
+def test_config_files_parse(config):
+    given = printed(config)
+    assert given["model"]["model"] is not None and given["data"]["train_manifests"]
+
+
+@pytest.mark.parametrize("stage", sorted((ROOT / "configs" / "stages").glob("*.yaml")), ids=lambda p: p.name)
+def test_stage_configs_parse_on_their_base(stage):
+    """The three-stage recipes (synthetic corpus and LRS3), each on its base config."""
+    base = ROOT / "configs" / ("lrs3_base.yaml" if stage.name.startswith("lrs3") else "synth_grid_tiny.yaml")
+    resolved = printed(base, stage)["model"]
+    if stage.stem.endswith("av"):
+        assert resolved["init_audio"] and resolved["init_video"] and resolved["model"]["modalities"] == "av"
+    else:
+        assert resolved["model"]["modalities"] == stage.stem.split("_")[-1]
+
+
+def test_the_package_entry_point_prints_the_config(capsys):
+    """``python -m avsr.train fit ... --print_config``, run as that command runs it, prints what is parsed above."""
+    stage = ROOT / "configs" / "stages" / "av.yaml"
+    argv = ["avsr.train", "fit", "--config", str(SYNTH), "--config", str(stage), "--print_config"]
+    with mock.patch.object(sys, "argv", argv), warnings.catch_warnings(), pytest.raises(SystemExit) as exit:
+        warnings.simplefilter("ignore", RuntimeWarning)  # runpy: avsr.train is already imported by this module
+        runpy.run_module("avsr.train", run_name="__main__")
+    assert exit.value.code in (0, None)
+    out = yaml.safe_load(capsys.readouterr().out)
+    fit_only = {"ckpt_path", "weights_only"}  # arguments of the fit subcommand itself
+    assert {k: v for k, v in out.items() if k not in fit_only} == printed(SYNTH, stage)
+
+
+@pytest.mark.parametrize("ablation", sorted((ROOT / "configs" / "ablation").glob("*.yaml")), ids=lambda p: p.name)
+def test_ablation_configs_change_only_the_fusion(ablation):
+    """Each ablation config layered on synth_grid_tiny.yaml: same data, schedule and seed, its own fusion, and
+    a budget of 10 epochs counted in steps instead of the wall-clock cap."""
+    base = printed(SYNTH)
+    layered = printed(SYNTH, ablation)
+    assert layered["data"] == base["data"] and layered["seed_everything"] == base["seed_everything"] == 0
+    assert layered["trainer"]["max_epochs"] == base["trainer"]["max_epochs"] and layered["trainer"]["max_time"] is None
+    stops = [c for c in layered["trainer"]["callbacks"] if c["class_path"].endswith("StopAfterEpochs")]
+    assert [c["init_args"]["epochs"] for c in stops] == [10]
+    assert layered["trainer"]["default_root_dir"] == f"outputs/ablation/{ablation.stem}"
+    changed = {k for k, v in layered["model"]["model"].items() if base["model"]["model"].get(k) != v}
+    expected = {"gate": set(), "concat": {"fusion"}, "sum": {"fusion"}, "audio": {"modalities", "audio_layers"}}
+    assert changed == expected[ablation.stem]
 
 
 def test_there_are_five_base_configs():
