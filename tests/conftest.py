@@ -113,14 +113,21 @@ class SynthCorpus:
         return [clip for clip in self.clips if int(clip["id"].rsplit("_", 1)[1]) < count]
 
 
+def synth_options(num_utterances: int, speakers: int, seed: int, test_speakers: int = 2, val_speakers: int = 1):
+    """The ``SynthOptions`` of the corpora made here. The photos as they are: these corpora check the
+    pipeline and the embedded model, which was trained without identity variety
+    (tests/synth/test_face_rig.py checks the variety itself)."""
+    from avsr.synth.corpus import SynthOptions
+
+    return SynthOptions(num_utterances=num_utterances, speakers=speakers, test_speakers=test_speakers,
+                        val_speakers=val_speakers, seed=seed, face_variety=())
+
+
 def make_synth_corpus(folder: Path, num_utterances: int, speakers: int, seed: int, test_speakers: int = 2,
                       val_speakers: int = 1) -> SynthCorpus:
-    from avsr.synth.corpus import SynthOptions, synthesize_corpus
+    from avsr.synth.corpus import synthesize_corpus
 
-    # The photos as they are: these corpora check the pipeline and the embedded model, which was trained
-    # without identity variety (tests/synth/test_face_rig.py checks the variety itself).
-    options = SynthOptions(num_utterances=num_utterances, speakers=speakers, test_speakers=test_speakers,
-                           val_speakers=val_speakers, seed=seed, face_variety=())
+    options = synth_options(num_utterances, speakers, seed, test_speakers, val_speakers)
     records = synthesize_corpus(folder, options, progress=False)
     clips = []
     for record in records["train"] + records["val"] + records["test"]:

@@ -21,13 +21,12 @@ from avsr.synth.face_rig import FaceImageError, MouthAnimator
 from avsr.synth.text import TextError
 from avsr.synth.tts import Synthesizer, VoiceError
 from avsr.synth.utterance import render_utterance
-from tests.conftest import CORPUS_SEED, CORPUS_SPEAKERS, CORPUS_UTTERANCES
+from tests.conftest import CORPUS_SEED, CORPUS_SPEAKERS, CORPUS_UTTERANCES, synth_options
 
 OPTIONS = SynthOptions(num_utterances=8, speakers=4, test_speakers=1, val_speakers=1, seed=0)
 # The corpus checked here is the session's (tests/conftest.py), made with these options; the checks that
 # track lips read its first eight utterances (every speaker, every split).
-CORPUS_OPTIONS = SynthOptions(num_utterances=CORPUS_UTTERANCES, speakers=CORPUS_SPEAKERS, test_speakers=2,
-                              val_speakers=1, seed=CORPUS_SEED)
+CORPUS_OPTIONS = synth_options(CORPUS_UTTERANCES, CORPUS_SPEAKERS, CORPUS_SEED)
 FIRST = 8
 
 
