@@ -133,8 +133,7 @@ SYNTH_EXAMPLES = """examples:
 
 
 def _add_synth(subparsers) -> None:
-    from avsr.synth import VARIETY_KINDS
-    from avsr.synth.tts import ENGLISH_VOICES
+    from avsr.synth import ENGLISH_VOICES, VARIETY_KINDS
 
     parser = subparsers.add_parser(
         "synth", help="make a synthetic audio-visual speech corpus (real faces, espeak-ng speech)",

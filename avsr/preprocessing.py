@@ -16,8 +16,10 @@ The leaf of the package: it imports nothing from ``avsr``.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, fields
+from typing import TYPE_CHECKING
 
-import numpy as np
+if TYPE_CHECKING:  # this module is read by the CLI and the recipes, which must not pay for numpy or torch
+    import numpy as np
 
 SAMPLE_RATE = 16_000
 VIDEO_FPS = 25

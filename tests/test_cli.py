@@ -23,6 +23,26 @@ def run_avsr(*args: str) -> subprocess.CompletedProcess:
     return subprocess.run(AVSR + list(args), capture_output=True, text=True, timeout=300)
 
 
+HEAVY = ("torch", "lightning", "mediapipe", "cv2", "av", "librosa", "numpy")
+
+
+@pytest.mark.parametrize("args", [["--help"], ["--version"], ["transcribe", "--help"], ["evaluate", "--help"],
+                                  ["synth", "--help"], ["lip-roi", "--help"], ["prepare", "lrs3", "--help"],
+                                  ["export", "--help"], ["render", "--help"], ["transcribe"],
+                                  ["lip-roi", "x.mp4", "-o", "out", "--workers", "0"], ["no-such-command"]])
+def test_help_and_usage_errors_import_no_heavy_library(args):
+    # The console script's own entry point, in a fresh interpreter; which modules it loaded is read at exit.
+    probe = ("import atexit, sys\n"
+             f"atexit.register(lambda: sys.stderr.write('LOADED ' + ' '.join(m for m in {HEAVY!r} if m in sys.modules)))\n"
+             "from avsr.cli import main\n"
+             f"sys.argv = ['avsr'] + {args!r}\n"
+             "sys.exit(main())\n")
+    result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=60)
+    assert result.returncode in (0, 2), result.stderr
+    assert result.stdout or "error:" in result.stderr  # it did answer
+    assert result.stderr.rsplit("LOADED", 1)[1].split() == [], result.stderr
+
+
 @pytest.mark.slow
 def test_lip_roi_finishes_good_files_and_reports_bad_ones(tmp_path):
     videos = tmp_path / "videos"

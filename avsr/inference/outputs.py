@@ -9,9 +9,12 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from avsr.files import write_text_atomic
-from avsr.inference.transcribe import Transcript, Word
+
+if TYPE_CHECKING:
+    from avsr.inference.transcribe import Transcript, Word
 
 FORMATS = ("txt", "json", "srt", "vtt")
 

@@ -1,9 +1,26 @@
-"""Media input: decoding files to 25 fps video and 16 kHz audio, and cutting mouth crops."""
+"""Media input: decoding files to 25 fps video and 16 kHz audio, and cutting mouth crops.
 
-from avsr.io.lip_roi import LipRoi, LipRoiOptions, extract_lip_roi
-from avsr.io.media import Media, MediaChunk, MediaError, iter_media_chunks, load_media
+The names below are loaded on first use, so that importing a light module of this package
+(``avsr.io.inputs``, ``avsr.io.results``) does not load PyAV, OpenCV or MediaPipe.
+"""
 
-__all__ = [
-    "LipRoi", "LipRoiOptions", "Media", "MediaChunk", "MediaError",
-    "extract_lip_roi", "iter_media_chunks", "load_media",
-]
+from __future__ import annotations
+
+import importlib
+
+_EXPORTS = {
+    "LipRoi": "avsr.io.lip_roi", "LipRoiOptions": "avsr.io.lip_roi", "extract_lip_roi": "avsr.io.lip_roi",
+    "Media": "avsr.io.media", "MediaChunk": "avsr.io.media", "MediaError": "avsr.io.media",
+    "iter_media_chunks": "avsr.io.media", "load_media": "avsr.io.media",
+}
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str):
+    if name not in _EXPORTS:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(_EXPORTS[name]), name)
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_EXPORTS))

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from avsr.synth import ENGLISH_VOICES, VARIANTS  # noqa: F401 (VARIANTS is part of this module's API)
 from avsr.text import Word
 
 # espeak_EVENT_TYPE values (speak_lib.h).
@@ -23,8 +24,6 @@ _POS_CHARACTER = 1
 _CHARS_UTF8, _ENDPAUSE = 1, 0x1000
 _PARAM_RATE, _PARAM_PITCH, _PARAM_RANGE = 1, 3, 4
 
-ENGLISH_VOICES = ("en-us", "en", "en-gb-x-rp", "en-gb-scotland", "en-029", "en-us-nyc")
-VARIANTS = ("m1", "m2", "m3", "m4", "m5", "m6", "m7", "f1", "f2", "f3", "f4", "f5")
 
 
 class VoiceError(ValueError):

@@ -20,16 +20,17 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from avsr.data.manifest import read_jsonl, write_jsonl
 from avsr.files import write_text_atomic
-from avsr.data.prepare import SUMMARY_KEYS, Piece, crashed_source, prepare_source
 from avsr.data.tokenizer import CHARACTERS
-from avsr.io.lip_roi import LipRoiOptions
 from avsr.io.results import FileResult, Reason, Status
-from avsr.parallel import run_jobs
 from avsr.preprocessing import VIDEO_FPS
 from avsr.text import Word, normalise
+
+if TYPE_CHECKING:  # the preparation itself (MediaPipe, PyAV) is imported where it runs
+    from avsr.io.lip_roi import LipRoiOptions
 
 PAUSE_MARGIN_S = 0.5  # silence kept on each side of a cut in a long pause
 
@@ -162,11 +163,16 @@ def _relative_features(utterance_id: str) -> str:
     return f"features/{utterance_id}.npz"
 
 
-def prepare_recipe(discovery: Discovery, out_dir: str | Path, lip_options: LipRoiOptions = LipRoiOptions(),
+def prepare_recipe(discovery: Discovery, out_dir: str | Path, lip_options: LipRoiOptions | None = None,
                    workers: int = 1, shard: tuple[int, int] | None = None,
                    progress: bool = True) -> tuple[dict, list[FileResult]]:
     """Prepare the discovered sources (every N-th one for ``shard=(I, N)``) and write the manifests,
     summary and statistics. Returns the statistics (see :func:`statistics`) and the summary."""
+    from avsr.data.prepare import Piece, crashed_source, prepare_source
+    from avsr.io.lip_roi import LipRoiOptions
+    from avsr.parallel import run_jobs
+
+    lip_options = lip_options or LipRoiOptions()
     out_dir = Path(out_dir)
     sources = sorted(discovery.sources, key=lambda s: str(s.video))
     problems = discovery.problems
@@ -203,6 +209,8 @@ def _problem_shards(discovery: Discovery, count: int) -> dict[str, int]:
 
 def _write_outputs(target: Path, out_dir: Path, records: list[dict],
                    summary: list[FileResult]) -> tuple[dict, list[FileResult]]:
+    from avsr.data.prepare import SUMMARY_KEYS
+
     target.mkdir(parents=True, exist_ok=True)
     records = sorted(records, key=lambda r: r["id"])
     summary = sorted(summary, key=lambda s: (s.id, s.input))
@@ -241,6 +249,8 @@ def statistics(records: list[dict], summary: list[FileResult]) -> dict:
 def merge_shards(out_dir: str | Path) -> tuple[dict, list[FileResult]]:
     """Join ``OUT_DIR/shards/*-of-N`` into the files an unsharded run writes; refuses a missing or
     mixed set of shards. Returns the statistics and the summary."""
+    from avsr.data.prepare import SUMMARY_KEYS
+
     out_dir = Path(out_dir)
     folders = sorted(f for f in (out_dir / "shards").glob("*-of-*") if re.fullmatch(r"\d+-of-\d+", f.name))
     if not folders:
