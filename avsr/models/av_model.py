@@ -49,6 +49,7 @@ class ModelConfig:
     fusion_layers: int | None = None  # shared Conformer layers after fusion
     video_channels: tuple[int, ...] | None = None  # ResNet stage widths of the video trunk
     fusion: str = "gate"  # gate | concat | sum
+    gate_unit_streams: bool = False  # gate: mix unit-RMS streams, so its weight is each stream's share (see fusion.py)
     dropout: float = 0.1
     modalities: str = "av"  # av; audio (ASR) or video (VSR): one encoder and its CTC head alone
     video_pool: int = 1  # side of the spatial grid kept at the end of the video trunk (1: global average)
@@ -110,7 +111,8 @@ class AVSRModel(nn.Module):
         if c.modalities == "video":
             self.video_head = nn.Linear(c.dim, c.vocab_size)
             return
-        self.fusion = FUSIONS[c.fusion](c.dim)
+        self.fusion = ReliabilityGate(c.dim, unit_streams=c.gate_unit_streams) if c.fusion == "gate" else \
+            FUSIONS[c.fusion](c.dim)
         self.shared = Conformer(c.dim, c.num_heads, c.ffn_dim, c.fusion_layers, c.kernel_size, c.dropout)
         self.head = nn.Linear(c.dim, c.vocab_size)  # (creation order kept: it fixes the seeded initialisation)
         self.audio_head = nn.Linear(c.dim, c.vocab_size)

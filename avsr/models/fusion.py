@@ -42,10 +42,15 @@ class ReliabilityGate(nn.Module):
     ``fused = w_audio * A(audio) + w_video * V(video)``, returned with ``w_audio`` ``(B, T)``.
     Frames without a face (``face_found`` false) get ``w_video = 0``; elsewhere the weights are
     learned (e.g. away from audio drowned in noise).
+
+    With ``unit_streams`` each projected stream is scaled to unit RMS per frame (a layer norm without
+    gain) before the weighting. Without it the projections can grow one stream's scale, and the same
+    mixture is then reached with any weight: the weight stops saying how much each stream counts.
     """
 
-    def __init__(self, dim: int, hidden: int = 64) -> None:
+    def __init__(self, dim: int, hidden: int = 64, unit_streams: bool = False) -> None:
         super().__init__()
+        self.unit_streams = unit_streams
         self.audio_norm, self.video_norm = nn.LayerNorm(dim), nn.LayerNorm(dim)
         self.scorer = nn.Sequential(nn.Linear(2 * dim + CUE_DIM, hidden), nn.GELU(), nn.Linear(hidden, 2))
         self.audio_proj, self.video_proj = nn.Linear(dim, dim), nn.Linear(dim, dim)
@@ -58,7 +63,10 @@ class ReliabilityGate(nn.Module):
         # Where no face was found there is no video to trust: its weight is 0 by construction.
         no_face = (cues[..., 2] < 0.5)[..., None] & torch.tensor([False, True], device=scores.device)
         weights = torch.softmax(scores.masked_fill(no_face, float("-inf")), dim=2)
-        fused = weights[..., :1] * self.audio_proj(a) + weights[..., 1:] * self.video_proj(v)
+        a, v = self.audio_proj(a), self.video_proj(v)
+        if self.unit_streams:
+            a, v = nn.functional.layer_norm(a, a.shape[-1:]), nn.functional.layer_norm(v, v.shape[-1:])
+        fused = weights[..., :1] * a + weights[..., 1:] * v
         return fused, weights[..., 0]
 
 
