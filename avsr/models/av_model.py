@@ -11,13 +11,13 @@ from torch import nn
 
 from avsr.models.audio_encoder import AudioEncoder, frames_from_samples
 from avsr.models.conformer import Conformer
-from avsr.models.fusion import ConcatFusion, ReliabilityGate, SumFusion, reliability_cues
+from avsr.models.fusion import ConcatFusion, CrossAttentionGate, ReliabilityGate, SumFusion, reliability_cues
 from avsr.models.video_encoder import VideoEncoder
 from avsr.preprocessing import Preprocessing
 
 MODES = ("av", "audio", "video")
 MODALITIES = MODES  # what a model is built for: both streams, or one of them alone
-FUSIONS = {"gate": ReliabilityGate, "concat": ConcatFusion, "sum": SumFusion}
+FUSIONS = {"gate": ReliabilityGate, "xattn": CrossAttentionGate, "concat": ConcatFusion, "sum": SumFusion}
 
 
 # The named sizes of ModelConfig's ``preset`` (see :func:`tiny` and :func:`base`): the only place they are written.
@@ -48,7 +48,8 @@ class ModelConfig:
     video_layers: int | None = None
     fusion_layers: int | None = None  # shared Conformer layers after fusion
     video_channels: tuple[int, ...] | None = None  # ResNet stage widths of the video trunk
-    fusion: str = "gate"  # gate | concat | sum
+    fusion: str = "gate"  # gate | xattn (the gate over locally cross-attending streams) | concat | sum
+    xattn_window: int = 8  # xattn: frames each way a stream looks into the other (8 = 320 ms)
     gate_unit_streams: bool = False  # gate: mix unit-RMS streams, so its weight is each stream's share (see fusion.py)
     dropout: float = 0.1
     modalities: str = "av"  # av; audio (ASR) or video (VSR): one encoder and its CTC head alone
@@ -67,6 +68,8 @@ class ModelConfig:
             raise ValueError(f"modalities={self.modalities!r}; use one of {', '.join(MODALITIES)}")
         if self.video_pool < 1 or self.video_downsample < 1:
             raise ValueError(f"video_pool={self.video_pool} and video_downsample={self.video_downsample} must be >= 1")
+        if self.xattn_window < 0:
+            raise ValueError(f"xattn_window={self.xattn_window} must be 0 or more (frames each way)")
         if self.fusion not in FUSIONS:
             raise ValueError(f"fusion={self.fusion!r}; use one of {', '.join(FUSIONS)}")
         if self.dim % self.num_heads:
@@ -81,13 +84,16 @@ class ModelConfig:
 @dataclass
 class ModelOutput:
     """log_probs ``(B, T, V)`` with lengths ``(B,)``; ``audio_weight`` ``(B, T)`` (gate only);
-    per-stream log probs for the auxiliary CTC losses (``video_log_probs`` is None in audio mode)."""
+    per-stream log probs for the auxiliary CTC losses (``video_log_probs`` is None in audio mode);
+    ``attention`` ``(B, T, 2W + 1)``: each audio frame's attention over the video frames t - W .. t + W
+    (``xattn`` in av mode only; see :func:`avsr.models.fusion.attention_summary`)."""
 
     log_probs: torch.Tensor
     lengths: torch.Tensor
     audio_weight: torch.Tensor | None
     audio_log_probs: torch.Tensor
     video_log_probs: torch.Tensor | None
+    attention: torch.Tensor | None = None
 
 
 class AVSRModel(nn.Module):
@@ -111,8 +117,12 @@ class AVSRModel(nn.Module):
         if c.modalities == "video":
             self.video_head = nn.Linear(c.dim, c.vocab_size)
             return
-        self.fusion = ReliabilityGate(c.dim, unit_streams=c.gate_unit_streams) if c.fusion == "gate" else \
-            FUSIONS[c.fusion](c.dim)
+        if c.fusion == "gate":
+            self.fusion = ReliabilityGate(c.dim, unit_streams=c.gate_unit_streams)
+        elif c.fusion == "xattn":
+            self.fusion = CrossAttentionGate(c.dim, c.num_heads, c.xattn_window, unit_streams=c.gate_unit_streams)
+        else:
+            self.fusion = FUSIONS[c.fusion](c.dim)
         self.shared = Conformer(c.dim, c.num_heads, c.ffn_dim, c.fusion_layers, c.kernel_size, c.dropout)
         self.head = nn.Linear(c.dim, c.vocab_size)  # (creation order kept: it fixes the seeded initialisation)
         self.audio_head = nn.Linear(c.dim, c.vocab_size)
@@ -154,10 +164,11 @@ class AVSRModel(nn.Module):
             weight = torch.zeros(video_features.shape[:2], device=video.device)
             return ModelOutput(video_log_probs, lengths, weight, None, video_log_probs)
         cues = reliability_cues(logmel, audio_lengths, face_found)
-        fused, audio_weight = self.fusion(audio_features, video_features, cues)
+        valid = torch.arange(frames, device=video.device)[None] < lengths[:, None]
+        fused, audio_weight, attention = self.fusion(audio_features, video_features, cues, valid)
         shared = self.shared(fused, lengths)
         log_probs = nn.functional.log_softmax(self.head(shared).float(), dim=-1)
-        return ModelOutput(log_probs, lengths, audio_weight, audio_log_probs, video_log_probs)
+        return ModelOutput(log_probs, lengths, audio_weight, audio_log_probs, video_log_probs, attention)
 
 
 def tiny(fusion: str = "gate", vocab_size: int = 29) -> ModelConfig:

@@ -1,4 +1,11 @@
-"""Fusing the audio and video streams: a per-frame reliability gate, or concat / sum baselines."""
+"""Fusing the audio and video streams: a per-frame reliability gate, the gate over locally
+cross-attending streams (``xattn``), or concat / sum baselines.
+
+Every fusion takes ``(audio, video, cues, valid)`` (``(B, T, D)`` features at 25 Hz, the cues of
+:func:`reliability_cues`, ``valid`` the frames inside each sample's length) and returns
+``(fused, audio_weight, attention)``: the gate's per-frame audio weight (None for concat / sum) and,
+for ``xattn``, each audio frame's attention over the video frames near it (else None).
+"""
 
 from __future__ import annotations
 
@@ -55,9 +62,10 @@ class ReliabilityGate(nn.Module):
         self.scorer = nn.Sequential(nn.Linear(2 * dim + CUE_DIM, hidden), nn.GELU(), nn.Linear(hidden, 2))
         self.audio_proj, self.video_proj = nn.Linear(dim, dim), nn.Linear(dim, dim)
 
-    def forward(self, audio: torch.Tensor, video: torch.Tensor, cues: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """audio, video ``(B, T, D)``; cues ``(B, T, 3)``. Returns fused ``(B, T, D)`` and
-        ``w_audio`` ``(B, T)``."""
+    def forward(self, audio: torch.Tensor, video: torch.Tensor, cues: torch.Tensor,
+                valid: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor, None]:
+        """audio, video ``(B, T, D)``; cues ``(B, T, 3)``. Returns fused ``(B, T, D)``, ``w_audio``
+        ``(B, T)`` and None (no attention)."""
         a, v = self.audio_norm(audio), self.video_norm(video)
         scores = self.scorer(torch.cat([a, v, cues], dim=2))  # (B, T, 2)
         # Where no face was found there is no video to trust: its weight is 0 by construction.
@@ -67,7 +75,7 @@ class ReliabilityGate(nn.Module):
         if self.unit_streams:
             a, v = nn.functional.layer_norm(a, a.shape[-1:]), nn.functional.layer_norm(v, v.shape[-1:])
         fused = weights[..., :1] * a + weights[..., 1:] * v
-        return fused, weights[..., 0]
+        return fused, weights[..., 0], None
 
 
 class ConcatFusion(nn.Module):
@@ -77,8 +85,8 @@ class ConcatFusion(nn.Module):
         super().__init__()
         self.mix = nn.Sequential(nn.Linear(2 * dim, 4 * dim), nn.GELU(), nn.Linear(4 * dim, dim))
 
-    def forward(self, audio, video, cues):
-        return self.mix(torch.cat([audio, video], dim=2)), None
+    def forward(self, audio, video, cues, valid=None):
+        return self.mix(torch.cat([audio, video], dim=2)), None, None
 
 
 class SumFusion(nn.Module):
@@ -88,5 +96,83 @@ class SumFusion(nn.Module):
         super().__init__()
         self.audio_proj, self.video_proj = nn.Linear(dim, dim), nn.Linear(dim, dim)
 
-    def forward(self, audio, video, cues):
-        return 0.5 * (self.audio_proj(audio) + self.video_proj(video)), None
+    def forward(self, audio, video, cues, valid=None):
+        return 0.5 * (self.audio_proj(audio) + self.video_proj(video)), None, None
+
+
+class LocalCrossAttention(nn.Module):
+    """Multi-head attention from each frame of one stream to the other stream's frames within
+    ``±window`` frames, with a learned bias per head and relative offset.
+
+    Keys outside the window, outside the sample or marked invalid (a video frame without a face)
+    get no weight; a query whose whole window is invalid attends to nothing (output 0). Cost is
+    linear in time: the keys of each query's window are a strided view of the padded key sequence.
+    """
+
+    def __init__(self, dim: int, num_heads: int, window: int) -> None:
+        super().__init__()
+        if dim % num_heads:
+            raise ValueError(f"dim={dim} must be divisible by num_heads={num_heads}")
+        self.num_heads, self.window = num_heads, window
+        self.norm_query, self.norm_memory = nn.LayerNorm(dim), nn.LayerNorm(dim)
+        self.query, self.key_value, self.out = nn.Linear(dim, dim), nn.Linear(dim, 2 * dim), nn.Linear(dim, dim)
+        self.position_bias = nn.Parameter(torch.zeros(num_heads, 2 * window + 1))
+
+    def forward(self, query: torch.Tensor, memory: torch.Tensor,
+                memory_valid: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """query, memory ``(B, T, D)``; memory_valid ``(B, T)`` bool. Returns the attended memory
+        ``(B, T, D)`` and the attention ``(B, T, heads, 2 * window + 1)``, where index ``j`` is the
+        memory frame ``t + j - window``."""
+        batch, frames, dim = query.shape
+        heads, span = self.num_heads, 2 * self.window + 1
+        q = self.query(self.norm_query(query)).view(batch, frames, heads, dim // heads)
+        keys, values = self.key_value(self.norm_memory(memory)).chunk(2, dim=2)
+        # (B, T + 2W, D) -> (B, T, D, 2W + 1): the window of frame t is padded frames t .. t + 2W.
+        window = lambda x: nn.functional.pad(x, (0, 0, self.window, self.window)).unfold(1, span, 1)
+        keys = window(keys).reshape(batch, frames, heads, dim // heads, span)
+        values = window(values).reshape(batch, frames, heads, dim // heads, span)
+        allowed = nn.functional.pad(memory_valid, (self.window, self.window), value=False).unfold(1, span, 1)
+        scores = torch.einsum("bthd,bthdk->bthk", q, keys) / (dim // heads) ** 0.5 + self.position_bias
+        scores = scores.masked_fill(~allowed[:, :, None, :], float("-inf"))
+        attention = torch.softmax(scores, dim=3)
+        attention = torch.where(allowed[:, :, None, :], attention, torch.zeros_like(attention))  # all-masked rows: 0
+        attended = torch.einsum("bthk,bthdk->bthd", attention, values).reshape(batch, frames, dim)
+        return self.out(attended), attention
+
+
+class CrossAttentionGate(nn.Module):
+    """``xattn``: each stream first looks up the other within ``±window`` frames (audio -> video and
+    video -> audio, :class:`LocalCrossAttention`, added to the stream), then the
+    :class:`ReliabilityGate` weighs the two as before (no face: video weight 0).
+
+    Frame-by-frame fusions read video frame t with audio frame t, the wrong lip frame when the
+    streams are out of step; attention from audio frame t can find the lip frame that belongs to it.
+    Returns the audio -> video attention averaged over heads, ``(B, T, 2 * window + 1)``.
+    """
+
+    def __init__(self, dim: int, num_heads: int, window: int, unit_streams: bool = False) -> None:
+        super().__init__()
+        self.audio_to_video = LocalCrossAttention(dim, num_heads, window)
+        self.video_to_audio = LocalCrossAttention(dim, num_heads, window)
+        self.gate = ReliabilityGate(dim, unit_streams=unit_streams)
+
+    def forward(self, audio: torch.Tensor, video: torch.Tensor, cues: torch.Tensor,
+                valid: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        face = valid & (cues[..., 2] > 0.5)
+        from_video, attention = self.audio_to_video(audio, video, face)
+        from_audio, _ = self.video_to_audio(video, audio, valid)
+        fused, audio_weight, _ = self.gate(audio + from_video, video + from_audio, cues)
+        return fused, audio_weight, attention.mean(dim=2)
+
+
+def attention_summary(attention: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per frame, the offset (in frames; positive: a later video frame) that the audio attended to
+    most, and how peaked that attention was (its largest weight, 1 = one frame only).
+
+    Args:
+        attention: ``(B, T, 2W + 1)`` from :class:`CrossAttentionGate` (rows of zeros where no
+            video frame in the window had a face).
+    """
+    window = (attention.shape[-1] - 1) // 2
+    peak, index = attention.max(dim=-1)
+    return index - window, peak

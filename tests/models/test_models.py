@@ -12,7 +12,7 @@ from avsr.models.audio_encoder import AudioEncoder
 from avsr.models.av_model import AVSRModel, ModelConfig, base, tiny
 from avsr.models.bundle import BundleError, load_bundle, save_bundle
 from avsr.models.conformer import Conformer
-from avsr.models.fusion import reliability_cues
+from avsr.models.fusion import LocalCrossAttention, attention_summary, reliability_cues
 from avsr.models.video_encoder import VideoEncoder
 
 SMALL = ModelConfig(dim=32, num_heads=2, ffn_dim=64, audio_layers=1, video_layers=1, fusion_layers=1,
@@ -47,7 +47,7 @@ def test_module_shapes():
     assert ((out.audio_weight >= 0) & (out.audio_weight <= 1)).all()
 
 
-@pytest.mark.parametrize("fusion", ["gate", "concat", "sum"])
+@pytest.mark.parametrize("fusion", ["gate", "xattn", "concat", "sum"])
 def test_a_sample_is_the_same_alone_and_in_a_padded_batch(fusion):
     torch.manual_seed(0)
     model = AVSRModel(ModelConfig(**{**SMALL.__dict__, "fusion": fusion})).eval()
@@ -57,6 +57,8 @@ def test_a_sample_is_the_same_alone_and_in_a_padded_batch(fusion):
         together = model(*batch)
         single = model(*alone)
     torch.testing.assert_close(together.log_probs[1, :11], single.log_probs[0], atol=1e-4, rtol=1e-4)
+    if fusion == "xattn":
+        torch.testing.assert_close(together.attention[1, :11], single.attention[0], atol=1e-5, rtol=1e-4)
 
 
 def test_modes_force_the_weights():
@@ -171,3 +173,55 @@ def test_gate_gives_video_no_weight_where_no_face_was_found():
     with torch.no_grad():
         weight = model(audio, audio_lengths, video, video_lengths, face).audio_weight
     assert (weight[0, 3:8] == 1).all() and (weight[0, :3] < 1).all() and (weight[1] < 1).all()
+
+
+def test_xattn_returns_each_audio_frames_attention_over_its_window():
+    model = AVSRModel(ModelConfig(**{**SMALL.__dict__, "fusion": "xattn", "xattn_window": 3})).eval()
+    audio, audio_lengths, video, video_lengths, face = inputs(2, [12, 9])
+    face[0, 4:] = False
+    with torch.no_grad():
+        out = model(audio, audio_lengths, video, video_lengths, face)
+    assert out.attention.shape == (2, 12, 7)
+    sums = out.attention.sum(dim=2)
+    # Audio frame t sees video frames t-3 .. t+3 of the sample that have a face: frames 0-3 of the first
+    # sample, so from audio frame 7 on it sees none and attends to nothing.
+    torch.testing.assert_close(sums[0, :7], torch.ones(7))
+    assert (sums[0, 7:] == 0).all()
+    assert (out.attention[0, 2, 3 + 2:] == 0).all()  # frame 2 to frames 4, 5: no face there
+    assert (out.attention[1, 8, 3 + 1:] == 0).all()  # the second sample ends at frame 8
+    assert (out.attention[0, 0, :3] == 0).all()  # before the clip's start
+    offset, peak = attention_summary(out.attention)
+    assert offset.shape == peak.shape == (2, 12) and (offset.abs() <= 3).all()
+    assert ((peak[0, :7] >= 1 / 7) & (peak[0, :7] <= 1)).all()
+    assert AVSRModel(SMALL).eval()(audio, audio_lengths, video, video_lengths, face).attention is None
+
+
+def test_a_frame_outside_the_window_has_no_influence():
+    torch.manual_seed(0)
+    attention = LocalCrossAttention(16, 2, window=2)
+    query = torch.randn(1, 10, 16, requires_grad=True)
+    memory = torch.randn(1, 10, 16, requires_grad=True)
+    out, _ = attention(query, memory, torch.ones(1, 10, dtype=torch.bool))
+    out[0, 5].sum().backward()
+    touched = memory.grad[0].abs().sum(dim=1) > 0
+    assert touched.tolist() == [False] * 3 + [True] * 5 + [False] * 2  # frames 3..7 = 5 ± 2
+    assert (query.grad[0, :5].abs().sum() == 0) and (query.grad[0, 6:].abs().sum() == 0)
+
+
+def test_xattn_finds_the_video_frame_that_belongs_to_the_audio():
+    # The memory holds one distinctive frame; queries that match it attend to it wherever it is in their window.
+    attention = LocalCrossAttention(8, 1, window=4)
+    with torch.no_grad():
+        for layer in (attention.query, attention.key_value):
+            layer.weight.zero_()
+            layer.bias.zero_()
+        attention.query.weight[:8].copy_(torch.eye(8))
+        attention.key_value.weight[:8].copy_(10 * torch.eye(8))
+    memory = torch.zeros(1, 20, 8)
+    memory[0, 12, 0] = 1.0  # the lip frame
+    query = torch.zeros(1, 20, 8)
+    query[0, 9, 0] = 1.0  # the audio frame it belongs to: video 3 frames late
+    with torch.no_grad():
+        _, weights = attention(query, memory, torch.ones(1, 20, dtype=torch.bool))
+    offset, peak = attention_summary(weights.mean(dim=2))
+    assert offset[0, 9] == 3 and peak[0, 9] > 0.9
