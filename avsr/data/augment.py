@@ -1,4 +1,5 @@
-"""On-the-fly augmentation of one utterance: noise, modality dropout, crop, flip, time masking.
+"""On-the-fly augmentation of one utterance: noise, modality dropout, crop, flip, time masking, and an
+audio-video offset.
 
 Every random choice comes from a generator seeded by (seed, epoch, index), so a run is repeatable.
 """
@@ -30,6 +31,8 @@ class AugmentOptions:
     time_mask_prob: float = 0.2  # one span of audio and frames zeroed together
     pad_prob: float = 0.0  # silence added before and after (edge frames repeated), so that a
     max_pad_frames: int = 12  # model cannot read the timing of words off the clip's ends
+    offset_prob: float = 0.0  # share of utterances whose video is shifted against the audio
+    max_offset_frames: int = 5  # by up to this many 25 fps frames either way (5 = 200 ms), drawn uniformly
 
     def __post_init__(self) -> None:
         unknown = set(self.noise_types) - {"white", "babble", "folder"}
@@ -37,11 +40,28 @@ class AugmentOptions:
             raise ValueError(f"noise_types {sorted(unknown)}; use white, babble and/or folder")
         if "folder" in self.noise_types and not self.noise_dir:
             raise ValueError("noise type 'folder' needs noise_dir")
+        if self.max_offset_frames < 0:
+            raise ValueError(f"max_offset_frames={self.max_offset_frames} must be 0 or more")
 
     @classmethod
     def evaluation(cls) -> "AugmentOptions":
         return cls(noise_prob=0.0, drop_audio_prob=0.0, drop_video_prob=0.0, blank_span_prob=0.0,
                    random_crop=False, flip_prob=0.0, time_mask_prob=0.0, pad_prob=0.0)
+
+
+def shift_video(video: np.ndarray, face_found: np.ndarray, frames: int) -> tuple[np.ndarray, np.ndarray]:
+    """The video moved ``frames`` later against the audio (positive: the video lags; negative: it
+    leads), at the same length. Frames shifted in from outside the clip are black and have no face,
+    as when the face is lost: the model is never shown made-up lips."""
+    if frames == 0:
+        return video, face_found
+    shifted, found = np.zeros_like(video), np.zeros_like(face_found)
+    count = len(video) - abs(frames)
+    if count > 0:
+        target, source = (slice(frames, None), slice(None, count)) if frames > 0 else \
+            (slice(None, count), slice(-frames, None))
+        shifted[target], found[target] = video[source], face_found[source]
+    return shifted, found
 
 
 class Augmenter:
@@ -61,6 +81,9 @@ class Augmenter:
             video = video[:, :, ::-1]
         if o.pad_prob and rng.random() < o.pad_prob:  # no draw when off: the same stream as before
             video, face_found, audio = self._pad(video, face_found, audio, rng)
+        if o.offset_prob and rng.random() < o.offset_prob:  # likewise
+            video, face_found = shift_video(video, face_found, int(rng.integers(-o.max_offset_frames,
+                                                                                o.max_offset_frames + 1)))
         if rng.random() < o.noise_prob:
             audio = mix_at_snr(audio, self._noise(len(audio), rng, others), rng.uniform(*o.snr_db_range))
         frames, step = len(video), self.spec.samples_per_frame

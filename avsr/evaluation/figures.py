@@ -28,12 +28,14 @@ def _pyplot():
 
 def sweep_plots(rows: list, out_dir: Path) -> list[Path]:
     """``wer_vs_snr.png`` (WER with its 95 % band per model and mode, a panel per noise) and
-    ``gate_vs_snr.png`` (mean audio weight of gated models) from :class:`SweepRow` rows."""
+    ``gate_vs_snr.png`` (mean audio weight of gated models) from :class:`SweepRow` rows at offset 0;
+    ``wer_vs_offset.png`` too when the sweep has an offset axis."""
     plt = _pyplot()
+    paths = _offset_plot(plt, rows, out_dir) if len({r.av_offset_ms for r in rows}) > 1 else []
+    rows = [r for r in rows if r.av_offset_ms == 0]
     noises = sorted({r.noise for r in rows if r.noise != "clean"})
     snrs = sorted({r.snr_db for r in rows if r.snr_db is not None})
     x_clean = (max(snrs) + 10) if snrs else 0.0  # "clean" drawn right of the highest SNR
-    paths = []
     for kind in ("wer", "gate"):
         figure, axes = plt.subplots(1, max(len(noises), 1), figsize=(5 * max(len(noises), 1), 4), squeeze=False)
         for axis, noise in zip(axes[0], noises or ["clean"]):
@@ -66,6 +68,41 @@ def sweep_plots(rows: list, out_dir: Path) -> list[Path]:
         plt.close(figure)
         paths.append(path)
     return paths
+
+
+def _offset_plot(plt, rows: list, out_dir: Path) -> list[Path]:
+    """WER against the audio-video offset, a panel per noise condition (clean, then each noise and
+    SNR), a line per model and mode; audio mode (the same at every offset) as a flat line."""
+    conditions = list(dict.fromkeys((r.noise, r.snr_db) for r in rows))
+    offsets = sorted({r.av_offset_ms for r in rows})
+    figure, axes = plt.subplots(1, len(conditions), figsize=(5 * len(conditions), 4), squeeze=False)
+    for axis, (noise, snr) in zip(axes[0], conditions):
+        for colour, model in enumerate(dict.fromkeys(r.model for r in rows)):
+            for mode in dict.fromkeys(r.mode for r in rows):
+                line = sorted((r for r in rows if (r.model, r.mode, r.noise, r.snr_db) == (model, mode, noise, snr)),
+                              key=lambda r: r.av_offset_ms)
+                if not line:
+                    continue
+                if mode == "audio":  # its input does not move with the video
+                    line = [line[0]] * 2
+                    xs = [offsets[0], offsets[-1]]
+                else:
+                    xs = [r.av_offset_ms for r in line]
+                style = {"color": f"C{colour % 10}", "linestyle": LINE_STYLES[mode], "marker": "o", "markersize": 4}
+                axis.plot(xs, [100 * r.wer for r in line], label=f"{model} {mode}", **style)
+                axis.fill_between(xs, [100 * r.wer_low for r in line], [100 * r.wer_high for r in line],
+                                  color=style["color"], alpha=0.15)
+        axis.set_xticks(offsets)
+        axis.set_title("clean" if snr is None else f"{noise} noise, {snr:g} dB")
+        axis.set_xlabel("audio-video offset, ms (positive: the video lags)")
+        axis.set_ylabel("WER %")
+        axis.grid(alpha=0.3)
+        axis.legend(fontsize=8)
+    figure.tight_layout()
+    path = out_dir / "wer_vs_offset.png"
+    figure.savefig(path, dpi=100)
+    plt.close(figure)
+    return [path]
 
 
 @torch.no_grad()

@@ -9,14 +9,16 @@ from pathlib import Path
 
 from avsr.data.manifest import read_jsonl
 from avsr.decoding.beam import make_decoder
-from avsr.evaluation.sweep import SweepRow, sweep, write_results
+from avsr.evaluation.sweep import SweepRow, offset_frames, sweep, write_results
 
 
 @dataclass(frozen=True)
 class EvaluateOptions:
     """What ``avsr evaluate`` runs. ``snrs``: dB values, ``None`` for clean. ``noises``: ``white``,
     ``babble`` or ``NAME=DIR``. ``output_dir``: write a sweep (tables, plots) there; without it one
-    model's table is printed. ``detect_every``: landmarker stride when a raw manifest is prepared."""
+    model's table is printed. ``detect_every``: landmarker stride when a raw manifest is prepared.
+    ``av_offsets_ms``: the video shifted against the audio by each (positive: it lags), in whole
+    25 fps frames (multiples of 40 ms)."""
 
     snrs: tuple[float | None, ...] = (None,)
     noises: tuple[str, ...] = ("white",)
@@ -26,8 +28,11 @@ class EvaluateOptions:
     lexicon: str | None = None
     output_dir: str | None = None
     detect_every: int = 2
+    av_offsets_ms: tuple[int, ...] = (0,)
 
     def __post_init__(self) -> None:
+        for offset in self.av_offsets_ms:
+            offset_frames(offset)
         for noise in self.noises:
             name, _, folder = noise.partition("=")
             if folder and not Path(folder).is_dir():
@@ -82,7 +87,7 @@ def evaluate(models: dict, manifest: str | Path, options: EvaluateOptions = Eval
         figure = out / "utterance.png"
         figure.unlink(missing_ok=True)  # an earlier sweep's
     rows = sweep(models, str(manifest), list(options.snrs), list(options.noises), list(options.modes), options.seed,
-                 decoder, progress=progress, figure_path=figure)
+                 decoder, progress=progress, figure_path=figure, offsets_ms=list(options.av_offsets_ms))
     if out is not None:
         write_results(rows, out)
     return rows
@@ -90,9 +95,13 @@ def evaluate(models: dict, manifest: str | Path, options: EvaluateOptions = Eval
 
 def format_table(rows: list[SweepRow]) -> str:
     """One model's rows as the plain table ``avsr evaluate`` prints without ``-o``."""
-    lines = [f"{'SNR dB':>7}  {'mode':<6}{'WER %':>8}{'CER %':>8}{'utts':>6}{'audio weight':>14}"]
+    offsets = any(r.av_offset_ms for r in rows)
+    lines = [f"{'SNR dB':>7}  " + (f"{'offset ms':>9}  " if offsets else "") +
+             f"{'mode':<6}{'WER %':>8}{'CER %':>8}{'utts':>6}{'audio weight':>14}"]
     for r in rows:
         weight = "" if r.mean_audio_weight is None else f"{r.mean_audio_weight:.3f}"
         label = "clean" if r.snr_db is None else f"{r.snr_db:g}"
-        lines.append(f"{label:>7}  {r.mode:<6}{100 * r.wer:>8.2f}{100 * r.cer:>8.2f}{r.utterances:>6}{weight:>14}")
+        offset = f"{r.av_offset_ms:>+9d}  " if offsets else ""
+        lines.append(f"{label:>7}  {offset}{r.mode:<6}{100 * r.wer:>8.2f}{100 * r.cer:>8.2f}{r.utterances:>6}"
+                     f"{weight:>14}")
     return "\n".join(lines) + "\n"

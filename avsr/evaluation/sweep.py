@@ -1,5 +1,6 @@
-"""Noise-robustness sweeps: WER of models x modes x noise types x SNRs, with bootstrap confidence
-intervals, the gate's mean audio weight, and the SNR actually reached, as CSV, Markdown and plots.
+"""Noise-robustness sweeps: WER of models x modes x noise types x SNRs (x audio-video offsets), with
+bootstrap confidence intervals, the gate's mean audio weight, and the SNR actually reached, as CSV,
+Markdown and plots.
 
 Noise is mixed per utterance from a generator seeded by (seed, noise type, utterance index), so the
 same seed gives the same noisy inputs and the same table. Babble is the sum of several other
@@ -20,8 +21,9 @@ import jiwer
 import numpy as np
 import torch
 
+from avsr.data.augment import shift_video
 from avsr.data.dataset import AVDataset, collate
-from avsr.preprocessing import Preprocessing
+from avsr.preprocessing import FRAME_S, Preprocessing
 from avsr.files import write_text_atomic
 from avsr.data.noise import NoiseFolder, babble, babble_talkers, measured_snr_db, mix_at_snr, white_noise
 from avsr.decoding.greedy import greedy_decode
@@ -43,6 +45,7 @@ class SweepRow:
     cer: float
     utterances: int
     mean_audio_weight: float | None
+    av_offset_ms: int = 0  # the video shifted against the audio (positive: the video lags)
 
 
 class NoiseSource:
@@ -68,6 +71,25 @@ class NoiseSource:
             return self.folder.sample(length, rng)
         picks = babble_talkers(index, self.speakers, BABBLE_TALKERS, rng)
         return babble([self.audios[i] for i in picks], length, rng)
+
+
+def offset_frames(offset_ms: int) -> int:
+    """An audio-video offset in ms as whole 25 fps frames; a ValueError for one that is not."""
+    frames = offset_ms / 1000 / FRAME_S
+    if abs(frames - round(frames)) > 1e-6:
+        raise ValueError(f"--av-offset-ms {offset_ms}: not a whole number of 25 fps frames; use multiples of "
+                         f"{round(1000 * FRAME_S)} ms")
+    return round(frames)
+
+
+def shifted_items(items: list[dict], offset_ms: int) -> list[dict]:
+    """``items`` with each video moved ``offset_ms`` later against its audio (see
+    :func:`~avsr.data.augment.shift_video`)."""
+    frames = offset_frames(offset_ms)
+    if frames == 0:
+        return items
+    return [item | dict(zip(("video", "face_found"), shift_video(item["video"], item["face_found"], frames)))
+            for item in items]
 
 
 def load_items(manifest: str, preprocessing: Preprocessing = Preprocessing()) -> tuple[list[dict], list[str]]:
@@ -121,10 +143,12 @@ def score(model, items: list[dict], mode: str, decoder: Callable, batch_size: in
 
 def sweep(models: dict[str, torch.nn.Module], manifest: str, snrs: list[float | None], noises: list[str],
           modes: list[str], seed: int = 0, decoder: Callable = greedy_decode,
-          progress: bool = True, figure_path: str | Path | None = None) -> list[SweepRow]:
-    """One row per model x mode x noise x SNR (clean first, once per model x mode; modes a model
-    cannot run, such as ``av`` for an audio-only model, are skipped). The manifest's features are
-    read once; each condition mixes its noise into them.
+          progress: bool = True, figure_path: str | Path | None = None,
+          offsets_ms: list[int] = (0,)) -> list[SweepRow]:
+    """One row per model x mode x noise x SNR x offset (clean first, once per model x mode; modes a
+    model cannot run, such as ``av`` for an audio-only model, are skipped, and so is ``audio`` mode at
+    a non-zero offset, where its input is the same). The manifest's features are read once; each
+    condition mixes its noise into them, then shifts the video by each offset.
 
     ``figure_path``: also draw :func:`~avsr.evaluation.figures.utterance_figure` for the first
     utterance, clean and at the lowest SNR of the first noise, with the first model that runs ``av``.
@@ -147,20 +171,24 @@ def sweep(models: dict[str, torch.nn.Module], manifest: str, snrs: list[float | 
     if not any(runs.values()):
         can = "; ".join(f"{name} runs {', '.join(model.modes)}" for name, model in models.items())
         raise ValueError(f"no model can run the modes asked for ({', '.join(modes)}): {can}")
-    with tqdm(total=len(conditions) * sum(map(len, runs.values())), unit="run", disable=not progress) as bar:
+    for offset in offsets_ms:
+        offset_frames(offset)  # refused before any work
+    jobs = [(offset, name, mode) for offset in offsets_ms for name in models for mode in runs[name]
+            if not (offset and mode == "audio")]
+    with tqdm(total=len(conditions) * len(jobs), unit="run", disable=not progress) as bar:
         for noise, snr in conditions:
-            items, achieved = noisy_items(clean, sources.get(noise), snr, seed)
-            for name, model in models.items():
-                model.eval()
-                for mode in runs[name]:  # an audio-only model runs audio mode alone
-                    hypotheses, weight = score(model, items, mode, decoder)
-                    errors = np.array([_edits(r, h) for r, h in zip(references, hypotheses)])
-                    low, high = bootstrap_wer(errors, words, seed)
-                    rows.append(SweepRow(name, mode, sources[noise].name if noise in sources else "clean", snr,
-                                         float(np.mean(achieved)) if achieved else None,
-                                         jiwer.wer(references, hypotheses), low, high,
-                                         jiwer.cer(references, hypotheses), len(references), weight))
-                    bar.update()
+            noisy, achieved = noisy_items(clean, sources.get(noise), snr, seed)
+            shifted = {offset: shifted_items(noisy, offset) for offset in offsets_ms}
+            for offset, name, mode in jobs:  # an audio-only model runs audio mode alone
+                model = models[name].eval()
+                hypotheses, weight = score(model, shifted[offset], mode, decoder)
+                errors = np.array([_edits(r, h) for r, h in zip(references, hypotheses)])
+                low, high = bootstrap_wer(errors, words, seed)
+                rows.append(SweepRow(name, mode, sources[noise].name if noise in sources else "clean", snr,
+                                     float(np.mean(achieved)) if achieved else None,
+                                     jiwer.wer(references, hypotheses), low, high,
+                                     jiwer.cer(references, hypotheses), len(references), weight, offset))
+                bar.update()
     av_models = [model for model in models.values() if "av" in model.modes]
     lowest = min((snr for snr in snrs if snr is not None), default=None)
     if figure_path is not None and av_models and noises and lowest is not None:
@@ -181,13 +209,16 @@ def write_results(rows: list[SweepRow], out_dir: str | Path) -> list[Path]:
                          for k, v in asdict(row).items()})
     csv_path = out_dir / "results.csv"
     write_text_atomic(csv_path, buffer.getvalue())
-    md = ["| model | mode | noise | SNR dB | achieved | WER % | 95 % CI | CER % | utts | audio weight |",
-          "|---|---|---|---|---|---|---|---|---|---|"]
+    offsets = any(r.av_offset_ms for r in rows)  # the offset column only in an offset sweep
+    md = ["| model | mode | noise | SNR dB |" + (" offset ms |" if offsets else "") +
+          " achieved | WER % | 95 % CI | CER % | utts | audio weight |",
+          "|---|---|---|---|" + ("---|" if offsets else "") + "---|---|---|---|---|---|"]
     for r in rows:
         snr = "clean" if r.snr_db is None else f"{r.snr_db:g}"
         achieved = "" if r.achieved_snr_db is None else f"{r.achieved_snr_db:.2f}"
         weight = "" if r.mean_audio_weight is None else f"{r.mean_audio_weight:.3f}"
-        md.append(f"| {r.model} | {r.mode} | {r.noise} | {snr} | {achieved} | {100 * r.wer:.1f} | "
-                  f"{100 * r.wer_low:.1f}–{100 * r.wer_high:.1f} | {100 * r.cer:.1f} | {r.utterances} | {weight} |")
+        md.append(f"| {r.model} | {r.mode} | {r.noise} | {snr} |" + (f" {r.av_offset_ms:+d} |" if offsets else "") +
+                  f" {achieved} | {100 * r.wer:.1f} | {100 * r.wer_low:.1f}–{100 * r.wer_high:.1f} | "
+                  f"{100 * r.cer:.1f} | {r.utterances} | {weight} |")
     write_text_atomic(out_dir / "results.md", "\n".join(md) + "\n")
     return [csv_path, out_dir / "results.md", *sweep_plots(rows, out_dir)]

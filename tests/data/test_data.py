@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from avsr.data.augment import Augmenter, AugmentOptions
+from avsr.data.augment import Augmenter, AugmentOptions, shift_video
 from avsr.data.dataset import BucketBatchSampler, collate
 from avsr.data.noise import NoiseFolder, babble, measured_snr_db, mix_at_snr, white_noise
 from avsr.data.tokenizer import CharTokenizer
@@ -69,6 +69,38 @@ def test_dropping_video_clears_face_found():
     out = Augmenter(AugmentOptions(noise_prob=0, drop_audio_prob=0, drop_video_prob=1.0, time_mask_prob=0))(
         video, np.ones(30, bool), np.zeros(30 * 640, np.float32), np.random.default_rng(0))
     assert (out[0] == 0).all() and not out[1].any()
+
+
+@pytest.mark.parametrize("frames", [3, -2, 0, 30, -31])
+def test_shifting_the_video_moves_it_exactly_and_what_comes_in_from_outside_has_no_face(frames):
+    video = np.arange(20, dtype=np.uint8)[:, None, None] + np.zeros((20, 4, 4), np.uint8)  # frame i is all i
+    face = np.arange(20) % 7 != 6  # a few frames without a face of their own
+    shifted, found = shift_video(video, face, frames)
+    assert shifted.shape == video.shape and found.shape == face.shape
+    for t in range(20):
+        source = t - frames  # positive: the video lags, so frame t shows what was at t - frames
+        if 0 <= source < 20:
+            assert (shifted[t] == source).all() and found[t] == face[source]
+        else:
+            assert (shifted[t] == 0).all() and not found[t]
+
+
+def test_offset_augmentation_draws_a_seeded_shift_within_its_range():
+    video = np.repeat(np.arange(1, 41, dtype=np.uint8)[:, None, None], 96, 1).repeat(96, 2)
+    options = AugmentOptions(noise_prob=0, drop_audio_prob=0, drop_video_prob=0, blank_span_prob=0,
+                             time_mask_prob=0, flip_prob=0, offset_prob=1.0, max_offset_frames=3)
+    shifts = set()
+    for seed in range(40):
+        out, found, _ = Augmenter(options)(video, np.ones(40, bool), np.zeros(40 * 640, np.float32),
+                                           np.random.default_rng(seed))
+        first = int(np.flatnonzero(found)[0])
+        shift = first if first else -(int(out[0, 0, 0]) - 1)  # late video starts black; early video starts later
+        np.testing.assert_array_equal(out, shift_video(video[:, 4:92, 4:92], np.ones(40, bool), shift)[0])
+        shifts.add(shift)
+    assert shifts == set(range(-3, 4))  # every shift in ±3 frames is drawn, none beyond
+    again = Augmenter(options)(video, np.ones(40, bool), np.zeros(40 * 640, np.float32), np.random.default_rng(7))
+    np.testing.assert_array_equal(again[0], Augmenter(options)(video, np.ones(40, bool), np.zeros(40 * 640, np.float32),
+                                                               np.random.default_rng(7))[0])
 
 
 def test_bucketing_respects_the_frame_budget_and_covers_everything():

@@ -14,7 +14,10 @@ import numpy as np
 import pytest
 import torch
 
-from avsr.evaluation.sweep import NoiseSource, bootstrap_wer, load_items, noisy_items, sweep, write_results
+from avsr.data.augment import shift_video
+from avsr.evaluation.run import EvaluateOptions
+from avsr.evaluation.sweep import (NoiseSource, bootstrap_wer, load_items, noisy_items, shifted_items, sweep,
+                                   write_results)
 from avsr.models.av_model import AVSRModel, ModelConfig
 from tests.conftest import subset_manifest
 
@@ -151,6 +154,39 @@ def test_sweep_runs_fusions_without_weights_and_audio_only_models(manifest, tmp_
     for path in paths[2:] + [tmp_path / "utterance.png"]:
         image = cv2.imread(str(path))
         assert image is not None and image.std() > 5
+
+
+def test_an_offset_axis_shifts_the_video_by_whole_frames_and_combines_with_every_snr(manifest, tmp_path):
+    torch.manual_seed(0)
+    models = {"xattn": AVSRModel(ModelConfig(**SMALL, fusion="xattn")),
+              "audio-only": AVSRModel(ModelConfig(**SMALL, modalities="audio"))}
+    rows = sweep(models, manifest, [None, 0.0], ["babble"], ["av", "audio", "video"], progress=False,
+                 offsets_ms=[-80, 0, 120])
+    # Audio mode is the same at every offset, so it runs at offset 0 only.
+    expected = [(noise, offset, name, mode) for noise in ("clean", "babble") for offset in (-80, 0, 120)
+                for name, modes in (("xattn", ("av", "audio", "video")), ("audio-only", ("audio",)))
+                for mode in modes if offset == 0 or mode != "audio"]
+    assert [(r.noise, r.av_offset_ms, r.model, r.mode) for r in rows] == expected
+    clean = {(r.model, r.mode, r.av_offset_ms): r for r in rows if r.noise == "clean"}
+    # The shifted video is what is scored: shifted by 3 frames it reads differently from the aligned one.
+    assert clean[("xattn", "av", 120)].mean_audio_weight != clean[("xattn", "av", 0)].mean_audio_weight
+    items = load_items(manifest)[0]
+    late = shifted_items(items, 120)
+    for item, moved in zip(items, late):
+        expected_video, expected_face = shift_video(item["video"], item["face_found"], 3)
+        np.testing.assert_array_equal(moved["video"], expected_video)
+        np.testing.assert_array_equal(moved["face_found"], expected_face)
+        assert not moved["face_found"][:3].any() and moved["audio"] is item["audio"]
+    paths = write_results(rows, tmp_path)
+    assert tmp_path / "wer_vs_offset.png" in paths
+    image = cv2.imread(str(tmp_path / "wer_vs_offset.png"))
+    assert image is not None and image.shape[1] > 900 and image.std() > 5  # two panels: clean, babble 0 dB
+    table = (tmp_path / "results.md").read_text().splitlines()
+    assert "offset ms" in table[0] and "| +120 |" in table[-1]
+    csv_rows = list(csv.DictReader((tmp_path / "results.csv").open()))
+    assert [int(r["av_offset_ms"]) for r in csv_rows] == [r.av_offset_ms for r in rows]
+    with pytest.raises(ValueError, match="--av-offset-ms 30: not a whole number of 25 fps frames"):
+        EvaluateOptions(av_offsets_ms=(0, 30))
 
 
 def test_the_bootstrap_interval_holds_the_estimate_narrows_with_more_utterances_and_resamples_utterances():
