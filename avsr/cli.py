@@ -436,6 +436,12 @@ def _add_transcribe(subparsers) -> None:
     parser.add_argument("--batch-size", type=positive_int, default=4, metavar="N", help="30 s windows per forward pass")
     parser.add_argument("--detect-every", type=positive_int, default=1, metavar="K",
                         help="run the face landmarker on every K-th frame (2-3 is faster)")
+    parser.add_argument("--av-sync", default="auto", choices=["auto", "off"],
+                        help="each file's audio-video offset is estimated (mouth opening against the speech "
+                        "envelope) and written to its .json as av_offset_ms; beyond 80 ms it is a warning, and auto "
+                        "(default) moves the video back by it before recognition")
+    parser.add_argument("--attention", action="store_true",
+                        help="write an xattn model's attention per frame to the .json (attended offset, peak)")
     parser.add_argument("--overwrite", action="store_true",
                         help="redo inputs whose outputs are current, and replace files of the same name that avsr "
                         "did not write for them")
@@ -461,7 +467,7 @@ def _run_transcribe(args: argparse.Namespace) -> int:
     try:
         options = TranscribeOptions(mode=args.mode, beam_size=args.beam_size, lexicon=args.lexicon, lm=args.lm,
                                     lm_weight=args.lm_weight, batch_size=args.batch_size,
-                                    detect_every=args.detect_every)
+                                    detect_every=args.detect_every, av_sync=args.av_sync, attention=args.attention)
         check_device(args.device)
         model = load_model(args.model, args.device)
         if options.mode not in ("auto",) + model.network.modes:

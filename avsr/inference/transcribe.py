@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import time
 import warnings
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -23,12 +23,18 @@ from avsr.decoding.align import WordTiming, align_words
 from avsr.decoding.beam import make_decoder
 from avsr.io.lip_roi import LipRoiOptions, extract_lip_roi, true_runs
 from avsr.io.media import MediaError, MediaWarning, load_media, probe_video
+from avsr.data.augment import shift_video
 from avsr.files import file_sha256
+from avsr.inference.sync import SyncEstimate, estimate_offset, mouth_opening
 from avsr.models.av_model import MODES as MODEL_MODES
 from avsr.models.av_model import AVSRModel
+from avsr.models.fusion import attention_summary
 from avsr.preprocessing import FRAME_S, ROI_SIZE, SAMPLES_PER_FRAME, VIDEO_FPS
 
 MIN_FRAMES = 5  # 0.2 s: a clip shorter than this holds no word (a 1-frame clip once "transcribed" as "n")
+SYNC_WARN_MS = 80  # an estimated audio-video offset beyond this is reported as a warning ...
+SYNC_CORRECT_MS = 80  # ... and, with av_sync="auto", undone (in whole frames) before recognition
+SYNC_MIN_CONFIDENCE = 0.1  # an estimate with a smaller margin over its rivals is reported, not acted on
 
 MODES = ("auto",) + MODEL_MODES
 
@@ -56,10 +62,14 @@ class TranscribeOptions:
     pause_s: float = 0.4  # a pause this long splits speech into segments
     max_segment_s: float = 20.0  # longer speech is cut at its longest pause
     detect_every: int = 1  # run the face landmarker on every k-th frame
+    av_sync: str = "auto"  # auto: estimate the audio-video offset and undo it beyond SYNC_CORRECT_MS; off
+    attention: bool = False  # return an xattn model's attended offset and peak per frame
 
     def __post_init__(self) -> None:
         if self.mode not in MODES:
             raise ValueError(f"mode={self.mode!r}; use one of {', '.join(MODES)}")
+        if self.av_sync not in ("auto", "off"):
+            raise ValueError(f"av_sync={self.av_sync!r}; use auto or off")
         if self.beam_size < 1:
             raise ValueError(f"beam_size={self.beam_size}; use 1 (greedy) or more")
         if not 0 <= 2 * self.overlap_s < self.window_s:
@@ -95,6 +105,16 @@ class Transcript:
     # empty for a fusion without weights (concat, sum)
     warnings: list[str] = field(default_factory=list)
     timings_s: dict[str, float] = field(default_factory=dict)  # prepare / recognise seconds
+    # The estimated audio-video offset (ms, positive: the video lags) and its confidence (0-1), from the
+    # mouth opening against the speech envelope (avsr.inference.sync); None without both streams or
+    # with too little to go on. av_sync_shift_ms: what was undone before recognition (0: nothing).
+    av_offset_ms: float | None = None
+    av_sync_confidence: float | None = None
+    av_sync_shift_ms: int = 0
+    # With TranscribeOptions(attention=True) and an xattn model: per 25 Hz frame, the video frame the
+    # audio attended to most (offset in frames, positive: later) and that attention's weight (peakedness).
+    attention_offset_frames: list[int] | None = None
+    attention_peak: list[float] | None = None
 
     @property
     def words(self) -> list[Word]:
@@ -104,6 +124,10 @@ class Transcript:
         out = asdict(self)
         out["words"] = [asdict(w) for w in self.words]
         out["audio_weight"] = [round(w, 3) for w in self.audio_weight]
+        if self.attention_peak is None:  # asked for with --attention only
+            del out["attention_offset_frames"], out["attention_peak"]
+        else:
+            out["attention_peak"] = [round(p, 3) for p in self.attention_peak]
         return out
 
 
@@ -121,6 +145,7 @@ class PreparedInput:
     prepare_s: float
     transforms: np.ndarray | None = None  # (T, 2, 3) image-to-crop affine maps, NaN without a face
     warnings: list[str] = field(default_factory=list)  # what decoding noticed (e.g. streams ending early)
+    mouth_opening: np.ndarray | None = None  # (T,) inner-lip height / mouth width, NaN without a face
 
     @property
     def frames(self) -> int:
@@ -138,6 +163,7 @@ def prepare_input(path: str | Path, detect_every: int = 1) -> PreparedInput:
         if has_video:  # crops first, so that their working memory is gone before the audio arrives
             roi = extract_lip_roi(path, LipRoiOptions(detect_every=detect_every))
             crops, found, transforms = roi.roi, roi.face_found, roi.transforms
+            opening = mouth_opening(roi.mouth_landmarks)
             del roi
         try:
             audio = load_media(path, video=False).audio
@@ -149,6 +175,7 @@ def prepare_input(path: str | Path, detect_every: int = 1) -> PreparedInput:
     if not has_video:
         frames = int(np.ceil(len(audio) / SAMPLES_PER_FRAME)) if audio is not None else 0
         crops, found, transforms = np.zeros((frames, ROI_SIZE, ROI_SIZE), np.uint8), np.zeros(frames, bool), None
+        opening = None
     if audio is None and not found.any():
         raise MediaError(path, "no_audio", "has neither an audio track nor a visible face; nothing to transcribe")
     if len(found) == 0:
@@ -163,7 +190,7 @@ def prepare_input(path: str | Path, detect_every: int = 1) -> PreparedInput:
         audio = np.pad(audio, (0, samples - len(audio)))
     audio = audio[:samples].astype(np.float32, copy=False)
     return PreparedInput(str(path), sha256, crops, found, audio, has_audio, has_video, time.perf_counter() - started,
-                         transforms, notes)
+                         transforms, notes, opening)
 
 
 def choose_mode(prepared: PreparedInput, requested: str, modes: tuple[str, ...] = MODEL_MODES,
@@ -282,15 +309,17 @@ class Transcriber:
 
     @torch.no_grad()
     def _forward(self, prepared: PreparedInput, mode: str,
-                 cuts: list[int]) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """Stitched ``log_probs (T, V)`` and ``audio_weight (T,)`` over the whole recording, cut at ``cuts``
-        (None for a fusion without weights)."""
+                 cuts: list[int]) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None]:
+        """Stitched ``log_probs (T, V)``, ``audio_weight (T,)`` (None for a fusion without weights) and
+        the attention ``(T, 2W + 1)`` (None but for an xattn model in av mode) over the whole recording,
+        cut at ``cuts``."""
         o, frames, spec = self.options, prepared.frames, self.model.preprocessing
         spec.check_roi(prepared.roi, str(prepared.path))
         step, (rows, columns) = spec.samples_per_frame, spec.crop_box()
         windows = chunk_plan(frames, cuts, round(o.window_s * spec.fps), round(o.overlap_s * spec.fps))
         log_probs = torch.zeros(frames, self.tokenizer.vocab_size)
         weights = torch.zeros(frames)
+        attention = None
         for first in range(0, len(windows), o.batch_size):
             group = windows[first:first + o.batch_size]
             length = max(stop - start for start, stop, _, _ in group)
@@ -309,17 +338,44 @@ class Transcriber:
                 log_probs[keep_from:keep_to] = out.log_probs[row, keep_from - start: keep_to - start].float().cpu()
                 if out.audio_weight is not None:
                     weights[keep_from:keep_to] = out.audio_weight[row, keep_from - start: keep_to - start].float().cpu()
-        return log_probs, (weights if out.audio_weight is not None else None)
+                if out.attention is not None:
+                    if attention is None:
+                        attention = torch.zeros(frames, out.attention.shape[-1])
+                    attention[keep_from:keep_to] = out.attention[row, keep_from - start: keep_to - start].float().cpu()
+        return log_probs, (weights if out.audio_weight is not None else None), attention
 
     def _decode(self, log_probs: torch.Tensor) -> str:
         return self.decoder(log_probs[None], torch.tensor([len(log_probs)]))[0]
+
+    def _sync(self, prepared: PreparedInput, mode: str) -> tuple[SyncEstimate | None, int, list[str]]:
+        """The offset estimate, the frames to move the video back by (0: none) and what to tell the user."""
+        if mode != "av" or prepared.mouth_opening is None or not prepared.has_audio:
+            return None, 0, []
+        estimate = estimate_offset(prepared.mouth_opening, prepared.audio)
+        if estimate is None or abs(estimate.offset_ms) <= SYNC_WARN_MS:
+            return estimate, 0, []
+        late = "the video lags" if estimate.offset_ms > 0 else "the video leads"
+        sure = estimate.confidence >= SYNC_MIN_CONFIDENCE
+        if self.options.av_sync == "auto" and sure and abs(estimate.offset_ms) > SYNC_CORRECT_MS:
+            shift = estimate.offset_frames
+            return estimate, shift, [f"audio and video are out of step: {late} by about {abs(estimate.offset_ms):.0f} ms "
+                                     f"(confidence {estimate.confidence:.2f}); the video was moved back by "
+                                     f"{abs(shift) * FRAME_S * 1000:.0f} ms before recognition (--av-sync off to keep it)"]
+        action = "left as it is: the estimate is unsure" if not sure else "left as it is (--av-sync auto corrects it)"
+        return estimate, 0, [f"audio and video may be out of step: {late} by about {abs(estimate.offset_ms):.0f} ms "
+                             f"(confidence {estimate.confidence:.2f}); {action}"]
 
     def recognise(self, prepared: PreparedInput) -> Transcript:
         started = time.perf_counter()
         mode, notes = choose_mode(prepared, self.options.mode, self.model.modes)
         o = self.options
+        estimate, shift, sync_notes = self._sync(prepared, mode)
+        notes += sync_notes
+        if shift:  # the video frame that belongs to audio frame t is t + shift
+            roi, found = shift_video(prepared.roi, prepared.face_found, -shift)
+            prepared = replace(prepared, roi=roi, face_found=found)
         cuts = pause_cuts(prepared.audio, round(o.cut_pause_s * VIDEO_FPS)) if prepared.has_audio and mode != "video" else []
-        log_probs, weights = self._forward(prepared, mode, cuts)
+        log_probs, weights, attention = self._forward(prepared, mode, cuts)
         if not torch.isfinite(log_probs).all():
             raise ValueError(f"{prepared.path}: the model gave NaN or infinite scores; its weights are damaged: "
                              f"re-export the bundle ({self.model_id})")
@@ -341,7 +397,19 @@ class Transcriber:
             face_found_rate=float(prepared.face_found.mean()),
             audio_weight=weights.tolist() if weights is not None else [],
             warnings=prepared.warnings + notes,
-            timings_s={"prepare": prepared.prepare_s, "recognise": time.perf_counter() - started})
+            timings_s={"prepare": prepared.prepare_s, "recognise": time.perf_counter() - started},
+            av_offset_ms=None if estimate is None else round(estimate.offset_ms, 1),
+            av_sync_confidence=None if estimate is None else round(estimate.confidence, 3),
+            av_sync_shift_ms=round(shift * FRAME_S * 1000),
+            **self._attention_fields(attention))
+
+    def _attention_fields(self, attention: torch.Tensor | None) -> dict:
+        if not self.options.attention:
+            return {}
+        if attention is None:  # asked for, but this model (or mode) has no cross-attention: empty lists
+            return {"attention_offset_frames": [], "attention_peak": []}
+        offset, peak = attention_summary(attention)
+        return {"attention_offset_frames": offset.tolist(), "attention_peak": peak.tolist()}
 
 
 def transcribe(model, path: str | Path, options: TranscribeOptions = TranscribeOptions(),

@@ -110,3 +110,22 @@ def _encode_audio(container, stream, audio: np.ndarray, sample_rate: int) -> Non
     for piece in resampler.resample(frame) + resampler.resample(None):
         container.mux(stream.encode(piece))
     container.mux(stream.encode())
+
+
+def write_offset_copy(source: str | os.PathLike, target: str | os.PathLike, offset_frames: int) -> Path:
+    """A copy of ``source`` (at 25 fps and 16 kHz) whose picture is ``offset_frames`` frames later
+    than its sound (earlier when negative), with nothing cut: a late picture holds its first frame
+    for the offset and the sound gets silence after it; an early picture holds its last frame and
+    the sound starts after silence. For testing how a file out of sync is recognised."""
+    from avsr.io.media import load_media
+    from avsr.preprocessing import SAMPLES_PER_FRAME, VIDEO_FPS
+
+    media = load_media(source)
+    video, audio = media.video, media.audio
+    count = abs(offset_frames)
+    silence = np.zeros(count * SAMPLES_PER_FRAME, np.float32)
+    if offset_frames > 0:
+        video, audio = np.concatenate([np.repeat(video[:1], count, 0), video]), np.concatenate([audio, silence])
+    elif offset_frames < 0:
+        video, audio = np.concatenate([video, np.repeat(video[-1:], count, 0)]), np.concatenate([silence, audio])
+    return write_video(target, video, VIDEO_FPS, audio)

@@ -1,0 +1,106 @@
+"""How far a file's picture is out of step with its sound, from the mouth and the speech alone.
+
+The mouth opens as the voice gets loud: the inner-lip opening (from the lip landmarks that the
+lip-ROI stage tracks anyway) and the speech envelope (log energy per 25 Hz frame) rise and fall
+together. Their correlation, taken at every lag within ``±max_lag`` frames, peaks where the
+streams line up; a peak at lag ``k`` means the video shows a sound's mouth ``k`` frames after the
+sound (the video lags, a positive offset). The peak is refined between frames with a parabola.
+
+This needs no model: it works the same whatever fusion the model has, and it is cheap (a few
+correlations of two numbers per frame).
+
+Speech is rhythmic (a syllable every 5-6 frames), so in a short clip the correlation can peak a
+syllable away from the truth. ``confidence`` is therefore how far the peak stands above the best
+rival lag at least :data:`RIVAL_FRAMES` away (0: another offset explains the mouth as well);
+``correlation`` is the peak itself. Measured on 51 synthetic test clips at seven offsets
+(``bench/av_sync.py``; RESULTS.md): every estimate off by more than 80 ms had a margin under 0.13,
+nine in ten of the right ones one over 0.1.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from avsr.preprocessing import FRAME_S, SAMPLES_PER_FRAME
+
+RIVAL_FRAMES = 3  # a rival lag is at least this far from the peak
+INNER_LIPS = slice(20, 40)  # the inner contour of LipRoi.mouth_landmarks (outer contour first)
+OUTER_LIPS = slice(0, 20)
+
+
+@dataclass(frozen=True)
+class SyncEstimate:
+    offset_ms: float  # positive: the video lags the audio
+    confidence: float  # the peak's margin over the best rival lag (see the module's notes)
+    correlation: float  # the correlation at the peak
+    frames_used: int  # frames with a face and audio that took part
+
+    @property
+    def offset_frames(self) -> int:
+        return round(self.offset_ms / 1000 / FRAME_S)
+
+    def to_dict(self) -> dict:
+        return {"av_offset_ms": round(self.offset_ms, 1), "confidence": round(self.confidence, 3),
+                "correlation": round(self.correlation, 3), "frames_used": self.frames_used}
+
+
+def mouth_opening(mouth_landmarks: np.ndarray) -> np.ndarray:
+    """Inner-lip height over outer-lip width per frame ``(T,)`` from ``(T, 40, 2)`` lip points; NaN
+    where the landmarks are (no face)."""
+    inner, outer = mouth_landmarks[:, INNER_LIPS], mouth_landmarks[:, OUTER_LIPS]
+    with np.errstate(invalid="ignore"):
+        height = inner[..., 1].max(axis=1) - inner[..., 1].min(axis=1)
+        width = outer[..., 0].max(axis=1) - outer[..., 0].min(axis=1)
+        return height / np.maximum(width, 1e-6)
+
+
+def speech_envelope(audio: np.ndarray) -> np.ndarray:
+    """Log energy (dB) of each 25 Hz frame of 16 kHz ``audio``."""
+    frames = len(audio) // SAMPLES_PER_FRAME
+    energy = (audio[: frames * SAMPLES_PER_FRAME].reshape(frames, -1).astype(np.float64) ** 2).mean(axis=1)
+    return 10 * np.log10(energy + 1e-10)
+
+
+def estimate_offset(opening: np.ndarray, audio: np.ndarray, max_lag: int = 10,
+                    min_frames: int = 25) -> SyncEstimate | None:
+    """The audio-video offset of one recording, or None when there is too little to go on (fewer
+    than ``min_frames`` frames with a face at any lag, or a flat mouth or a silent track).
+
+    Args:
+        opening: :func:`mouth_opening` per 25 Hz frame (NaN without a face).
+        audio: 16 kHz samples on the same clock (frame t = samples 640 t .. 640 (t + 1)).
+        max_lag: the largest offset looked for, in frames each way (10 = 400 ms).
+    """
+    envelope = speech_envelope(audio)
+    frames = min(len(opening), len(envelope))
+    opening, envelope = opening[:frames].astype(np.float64), envelope[:frames]
+    scores = np.full(2 * max_lag + 1, np.nan)
+    counts = np.zeros(2 * max_lag + 1, int)
+    for index, lag in enumerate(range(-max_lag, max_lag + 1)):
+        # audio frame t against video frame t + lag
+        mouth = opening[max(lag, 0): frames + min(lag, 0)]
+        sound = envelope[max(-lag, 0): frames - max(lag, 0)]
+        keep = np.isfinite(mouth)
+        counts[index] = keep.sum()
+        if counts[index] < min_frames:
+            continue
+        mouth, sound = mouth[keep], sound[keep]
+        if mouth.std() < 1e-6 or sound.std() < 1e-6:
+            continue
+        scores[index] = np.corrcoef(mouth, sound)[0, 1]
+    if not np.isfinite(scores).any():
+        return None
+    best = int(np.nanargmax(scores))
+    shift = 0.0
+    if 0 < best < len(scores) - 1 and np.isfinite(scores[best - 1]) and np.isfinite(scores[best + 1]):
+        left, centre, right = scores[best - 1], scores[best], scores[best + 1]
+        curvature = left - 2 * centre + right
+        if curvature < 0:
+            shift = float(np.clip(0.5 * (left - right) / curvature, -0.5, 0.5))
+    lag = best - max_lag + shift
+    rivals = scores[np.abs(np.arange(len(scores)) - best) >= RIVAL_FRAMES]
+    rival = np.nanmax(rivals) if np.isfinite(rivals).any() else -1.0
+    margin = float(np.clip(scores[best] - rival, 0.0, 1.0))
+    return SyncEstimate(1000 * FRAME_S * lag, margin, float(scores[best]), int(counts[best]))

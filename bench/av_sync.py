@@ -1,0 +1,88 @@
+"""Audio-video offset: how well ``avsr transcribe`` estimates it, and what undoing it buys.
+
+    python bench/av_sync.py MANIFEST.jsonl [--clips 40] [--offsets-ms -200 -120 -40 0 40 120 200]
+        [--model synth-grid-tiny] [--work DIR]
+
+For every clip of a raw manifest (``avsr synth``'s ``test.jsonl``; the first ``--clips``, taken
+evenly over its speakers) and every offset, a copy of the clip is written with the picture moved
+against the sound (positive: the video lags) by :func:`avsr.io.writer.write_offset_copy`, padded at
+the ends so that no speech or frame is lost. Each copy is decoded once and recognised with
+``--av-sync off`` and ``auto``. Printed per offset: the estimate's median and median absolute error
+(ms), its confidence, and WER with each setting.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import tempfile
+from collections import defaultdict
+from pathlib import Path
+
+import jiwer
+import numpy as np
+
+from avsr.inference.transcribe import TranscribeOptions, Transcriber, prepare_input
+from avsr.io.writer import write_offset_copy
+from avsr.models.bundle import load_model
+
+
+def pick_clips(manifest: Path, count: int) -> list[dict]:
+    records = [json.loads(line) for line in manifest.read_text().splitlines() if line.strip()]
+    by_speaker = defaultdict(list)
+    for record in records:
+        by_speaker[record.get("speaker", record["id"].split("_")[0])].append(record)
+    picked = []
+    while len(picked) < min(count, len(records)):
+        for group in by_speaker.values():
+            if group and len(picked) < count:
+                picked.append(group.pop(0))
+    return picked
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("manifest", type=Path)
+    parser.add_argument("--clips", type=int, default=40)
+    parser.add_argument("--offsets-ms", type=int, nargs="+", default=[-200, -120, -40, 0, 40, 120, 200])
+    parser.add_argument("--model", default="synth-grid-tiny")
+    parser.add_argument("--work", type=Path, default=None, help="folder for the shifted copies (default: a temporary one)")
+    args = parser.parse_args()
+    model = load_model(args.model)
+    runs = {setting: Transcriber(model.network, model.tokenizer, model.id, TranscribeOptions(av_sync=setting))
+            for setting in ("off", "auto")}
+    clips = pick_clips(args.manifest, args.clips)
+    with tempfile.TemporaryDirectory() as scratch:
+        work = args.work or Path(scratch)
+        work.mkdir(parents=True, exist_ok=True)
+        results = defaultdict(list)  # offset -> (estimate ms or None, confidence, {setting: (reference, hypothesis)})
+        for clip in clips:
+            source = args.manifest.parent / clip["video"]
+            for offset in args.offsets_ms:
+                path = write_offset_copy(source, work / f"{clip['id']}_{offset:+d}.mp4", offset // 40)
+                prepared = prepare_input(path)
+                outputs = {setting: run.recognise(prepared) for setting, run in runs.items()}
+                estimate = outputs["auto"].av_offset_ms
+                results[offset].append((estimate, outputs["auto"].av_sync_confidence,
+                                        {s: (clip["text"], t.text) for s, t in outputs.items()}))
+                path.unlink()
+    print(f"{len(clips)} clips of {args.manifest}, model {args.model}")
+    print(f"{'offset ms':>9} {'estimate median':>16} {'median |error|':>15} {'confidence':>11} {'no estimate':>12} "
+          f"{'WER % off':>10} {'WER % auto':>11}")
+    errors = []
+    for offset in args.offsets_ms:
+        rows = results[offset]
+        found = [r for r in rows if r[0] is not None]
+        error = [abs(r[0] - offset) for r in found]
+        errors += error
+        wer = {s: 100 * jiwer.wer([r[2][s][0] for r in rows], [r[2][s][1] for r in rows]) for s in ("off", "auto")}
+        print(f"{offset:>+9d} {statistics.median(r[0] for r in found):>16.1f} {statistics.median(error):>15.1f} "
+              f"{statistics.median(r[1] for r in found):>11.2f} {len(rows) - len(found):>12d} {wer['off']:>10.1f} "
+              f"{wer['auto']:>11.1f}")
+    print(f"all offsets: median |error| {statistics.median(errors):.1f} ms, "
+          f"{100 * np.mean(np.array(errors) <= 40):.0f} % within 40 ms")
+
+
+if __name__ == "__main__":
+    main()
