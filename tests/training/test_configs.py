@@ -74,7 +74,7 @@ def test_stage_configs_parse_on_their_base(stage):
     """The three-stage recipes (synthetic corpus and LRS3), each on its base config."""
     base = ROOT / "configs" / ("lrs3_base.yaml" if stage.name.startswith("lrs3") else "synth_grid_tiny.yaml")
     resolved = printed(base, stage)["model"]
-    if stage.stem.endswith("av"):
+    if "av" in stage.stem.split("_"):
         assert resolved["init_audio"] and resolved["init_video"] and resolved["model"]["modalities"] == "av"
     else:
         assert resolved["model"]["modalities"] == stage.stem.split("_")[-1]
@@ -105,7 +105,8 @@ def test_ablation_configs_change_only_the_fusion(ablation):
     assert [c["init_args"]["epochs"] for c in stops] == [10]
     assert layered["trainer"]["default_root_dir"] == f"outputs/ablation/{ablation.stem}"
     changed = {k for k, v in layered["model"]["model"].items() if base["model"]["model"].get(k) != v}
-    expected = {"gate": set(), "concat": {"fusion"}, "sum": {"fusion"}, "audio": {"modalities", "audio_layers"}}
+    expected = {"gate": set(), "concat": {"fusion"}, "sum": {"fusion"}, "xattn": {"fusion"},
+                "audio": {"modalities", "audio_layers"}}
     assert changed == expected[ablation.stem]
 
 
