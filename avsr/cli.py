@@ -497,7 +497,8 @@ def _run_transcribe(args: argparse.Namespace) -> int:
 
 def _add_render(subparsers) -> None:
     parser = subparsers.add_parser(
-        "render", help="draw the mouth box, the gate's audio/lip weights and the transcript onto a video",
+        "render", help="draw the mouth box, the gate's audio/lip weights (and an xattn model's attended offset) and the "
+        "transcript onto a video",
         description="Transcribe VIDEO and write OUT (mp4, 25 fps, the input's audio): every frame with the mouth "
         "crop the model read, a bar of the gate's weight on audio (orange) and on the lips (blue), and the words "
         "spoken so far.")
@@ -527,7 +528,7 @@ def _run_render(args: argparse.Namespace) -> int:
         model = load_model(args.model, args.device)
         transcriber = Transcriber(model.network, model.tokenizer, model.id,
                                   TranscribeOptions(mode=args.mode, beam_size=args.beam_size,
-                                                    detect_every=args.detect_every), args.device)
+                                                    detect_every=args.detect_every, attention=True), args.device)
         transcript = render(args.video, args.output, transcriber)
     except (ValueError, BundleError, MediaError) as error:
         print(f"avsr render: error: {error}", file=sys.stderr)

@@ -70,6 +70,18 @@ def sweep_plots(rows: list, out_dir: Path) -> list[Path]:
     return paths
 
 
+def attention_matrix(band: np.ndarray) -> np.ndarray:
+    """``(T, 2W + 1)`` attention over each frame's window -> ``(T, T)``: row t holds audio frame t's
+    weight on every video frame (0 outside its window)."""
+    frames, span = band.shape
+    window = (span - 1) // 2
+    matrix = np.zeros((frames, frames), band.dtype)
+    for j in range(span):
+        rows = np.arange(max(0, window - j), min(frames, frames + window - j))
+        matrix[rows, rows + j - window] = band[rows, j]
+    return matrix
+
+
 def _offset_plot(plt, rows: list, out_dir: Path) -> list[Path]:
     """WER against the audio-video offset, a panel per noise condition (clean, then each noise and
     SNR), a line per model and mode; audio mode (the same at every offset) as a flat line."""
@@ -116,17 +128,21 @@ def utterance_figure(model, clean: dict, noisy: dict, noisy_label: str, path: st
     import librosa
 
     model.eval()
-    weights, heard = {}, {}
+    weights, heard, attention = {}, {}, {}
     for label, item in (("clean", clean), (noisy_label, noisy)):
         batch = collate([item], model.preprocessing)
         out = model(batch.audio, batch.audio_lengths, batch.video, batch.video_lengths, batch.face_found, "av")
         heard[label] = greedy_decode(out.log_probs, out.lengths, CharTokenizer())[0]
         if out.audio_weight is not None:
             weights[label] = out.audio_weight[0, : int(out.lengths[0])].numpy()
+        if out.attention is not None:
+            attention[label] = attention_matrix(out.attention[0, : int(out.lengths[0])].numpy())
     video = np.asarray(clean["video"])
     frames = len(video)
     picks = np.linspace(0, frames - 1, min(strip_frames, frames)).round().astype(int)
-    figure, axes = plt.subplots(4, 1, figsize=(10, 8.5), gridspec_kw={"height_ratios": [1.2, 2, 2, 1.6]})
+    rows = 4 + bool(attention)
+    figure, axes = plt.subplots(rows, 1, figsize=(10, 8.5 + 3 * bool(attention)),
+                                gridspec_kw={"height_ratios": [1.2, 2, 2, 1.6, 3][:rows]})
     axes[0].imshow(np.concatenate([video[i] for i in picks], axis=1), cmap="gray", aspect="equal")
     axes[0].set_xticks((np.arange(len(picks)) + 0.5) * video.shape[2], [f"{i * FRAME_S:.2f}" for i in picks], fontsize=7)
     axes[0].set_yticks([])
@@ -150,6 +166,15 @@ def utterance_figure(model, clean: dict, noisy: dict, noisy_label: str, path: st
     axes[3].grid(alpha=0.3)
     if weights:
         axes[3].legend(fontsize=8)
+    if attention:  # xattn: which video frames each audio frame looked at, in the noisy condition
+        label = noisy_label if noisy_label in attention else "clean"
+        axes[4].imshow(attention[label].T, origin="lower", aspect="auto", cmap="viridis", vmin=0, vmax=1,
+                       extent=(0, duration, 0, duration))
+        axes[4].plot([0, duration], [0, duration], color="white", linewidth=0.6, linestyle=":")
+        axes[4].set_xlabel("audio time (s)")
+        axes[4].set_ylabel("video time (s)")
+        axes[4].set_title(f"cross-modal attention, {label}: audio frames (x) over video frames (y); dotted: in sync",
+                          fontsize=9)
     figure.tight_layout()
     path = Path(path)
     figure.savefig(path, dpi=100)

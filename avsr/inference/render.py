@@ -1,5 +1,6 @@
 """``avsr render``: the input video with what the model saw and did, frame by frame — the mouth
-box it read, a bar of the gate's audio/video weights, and the transcript as it is spoken."""
+box it read, a bar of the gate's audio/video weights (with an xattn model, beside it the offset of the
+lip frame the audio attended to), and the transcript as it is spoken."""
 
 from __future__ import annotations
 
@@ -70,6 +71,9 @@ def draw_frame(image: np.ndarray, index: int, prepared: PreparedInput, transcrip
         canvas[bar_top:bar_bottom, :split] = AUDIO_COLOUR
         canvas[bar_top:bar_bottom, split:] = VIDEO_COLOUR
         label = f"audio {weight:.2f} | lips {1 - weight:.2f}" + ("" if found else " (no face)")
+        if transcript.attention_offset_frames:  # xattn: the video frame the audio looked up, and how surely
+            offset, peak = transcript.attention_offset_frames[frame], transcript.attention_peak[frame]
+            label += f" | lips at {round(offset * FRAME_S * 1000):+d} ms ({peak:.2f})"
     else:  # a fusion without per-frame weights (concat, sum)
         canvas[bar_top:bar_bottom] = (90, 90, 90)
         label = f"{transcript.mode} mode: no gate weights"

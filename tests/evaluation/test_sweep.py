@@ -15,6 +15,7 @@ import pytest
 import torch
 
 from avsr.data.augment import shift_video
+from avsr.evaluation.figures import attention_matrix, utterance_figure
 from avsr.evaluation.run import EvaluateOptions
 from avsr.evaluation.sweep import (NoiseSource, bootstrap_wer, load_items, noisy_items, shifted_items, sweep,
                                    write_results)
@@ -187,6 +188,28 @@ def test_an_offset_axis_shifts_the_video_by_whole_frames_and_combines_with_every
     assert [int(r["av_offset_ms"]) for r in csv_rows] == [r.av_offset_ms for r in rows]
     with pytest.raises(ValueError, match="--av-offset-ms 30: not a whole number of 25 fps frames"):
         EvaluateOptions(av_offsets_ms=(0, 30))
+
+
+def test_the_utterance_figure_shows_the_attention_of_an_xattn_model(manifest, tmp_path):
+    torch.manual_seed(0)
+    items = load_items(manifest)[0]
+    heights = {}
+    for fusion in ("gate", "xattn"):
+        model = AVSRModel(ModelConfig(**SMALL, fusion=fusion))
+        image = cv2.imread(str(utterance_figure(model, items[0], items[0], "same", tmp_path / f"{fusion}.png")))
+        heights[fusion] = image.shape[0]
+    assert heights["xattn"] > heights["gate"] + 200  # the attention panel below the gate's
+
+
+def test_the_attention_band_becomes_audio_by_video_frames():
+    band = np.arange(1, 16, dtype=float).reshape(5, 3)  # window 1: frames t-1, t, t+1
+    matrix = attention_matrix(band)
+    assert matrix.shape == (5, 5)
+    for t in range(5):
+        for j, v in enumerate((t - 1, t, t + 1)):
+            if 0 <= v < 5:
+                assert matrix[t, v] == band[t, j]
+    assert matrix[0, 2] == 0 and matrix[4, 0] == 0  # outside the window
 
 
 def test_the_bootstrap_interval_holds_the_estimate_narrows_with_more_utterances_and_resamples_utterances():

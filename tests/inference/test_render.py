@@ -70,3 +70,20 @@ def test_render_refuses_audio_only_input_without_leaving_a_file(tmp_path):
     assert result.returncode == 1
     assert result.stderr.count("\n") == 1 and "speech.wav" in result.stderr and "no video" in result.stderr
     assert list(tmp_path.iterdir()) == [audio]
+
+
+def test_the_bar_label_names_the_attended_lip_frame_of_an_xattn_model(clip):
+    from dataclasses import replace
+
+    from avsr.inference.render import draw_frame
+
+    model = avsr.load_model("synth-grid-tiny")
+    prepared = prepare_input(clip)
+    plain = Transcriber(model.network, model.tokenizer, model.id, TranscribeOptions()).recognise(prepared)
+    frames = len(plain.audio_weight)
+    attended = replace(plain, attention_offset_frames=[3] * frames, attention_peak=[0.8] * frames)
+    image = np.zeros((224, 224, 3), np.uint8)
+    panel = panel_height(224)
+    label_rows = slice(224 + panel // 8, 224 + panel // 2 - panel // 16)
+    ink = [int((draw_frame(image, 10, prepared, t)[label_rows] > 200).sum()) for t in (plain, attended)]
+    assert ink[1] > ink[0] + 50  # "| lips at +120 ms (0.80)" after the weights
