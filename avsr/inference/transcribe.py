@@ -240,11 +240,22 @@ def _windows(frames: int, window: int, overlap: int) -> list[tuple[int, int, int
     return out
 
 
-def pause_cuts(audio: np.ndarray, min_pause_frames: int) -> list[int]:
-    """Frames at which to cut ``audio`` (16 kHz, 640 samples per frame): the middle of every run of at
-    least ``min_pause_frames`` quiet frames. Quiet is judged against the recording's own levels (5th and
+PICTURE_CUT_FACTOR = 4.0  # a crop this many times further from the previous one than the file's median ...
+PICTURE_CUT_MIN = 15.0  # ... and at least this far (mean grey levels) is a picture cut: another face or shot
+
+
+def pause_cuts(audio: np.ndarray, min_pause_frames: int, roi: np.ndarray | None = None) -> list[int]:
+    """Frames at which to cut ``audio`` (16 kHz, 640 samples per frame): one in every run of at least
+    ``min_pause_frames`` quiet frames. Quiet is judged against the recording's own levels (5th and
     95th percentile of frame energy, "peak"): 25 dB under the peak, or within 6 dB of the floor. Audio
-    without a clear floor (loud noise or music throughout, silence) gets no cuts."""
+    without a clear floor (loud noise or music throughout, silence) gets no cuts.
+
+    The cut is the middle of the pause, unless the mouth crops ``roi`` ``(T, S, S)`` change there at
+    once (a picture cut: another face or another shot, far beyond the frame-to-frame change the file
+    usually has): then it is that frame, so that no chunk holds two faces. A chunk's crops are
+    normalised together (``video_norm: utterance``), and a few frames of another face in it (a pause
+    cut in its middle where speech starts right after the picture cut) cost words.
+    """
     frames = len(audio) // SAMPLES_PER_FRAME
     if frames < 2 * min_pause_frames:
         return []
@@ -254,7 +265,20 @@ def pause_cuts(audio: np.ndarray, min_pause_frames: int) -> list[int]:
     if peak - floor < 15:
         return []
     quiet = level < max(floor + 6.0, peak - 25.0)
-    return [int(a + b) // 2 for a, b in true_runs(quiet) if b - a >= min_pause_frames and 0 < a and b < frames]
+    runs = [(int(a), int(b)) for a, b in true_runs(quiet) if b - a >= min_pause_frames and 0 < a and b < frames]
+    change = None
+    if roi is not None and len(roi) > 2:
+        change = np.abs(np.diff(roi.astype(np.float32), axis=0)).mean(axis=(1, 2))  # change[j]: frame j -> j + 1
+        threshold = max(PICTURE_CUT_MIN, PICTURE_CUT_FACTOR * float(np.median(change)))
+    cuts = []
+    for a, b in runs:
+        cut = (a + b) // 2
+        if change is not None:
+            inside = change[a - 1: min(b, len(change))]  # the steps into frames a .. b
+            if len(inside) and inside.max() > threshold:
+                cut = a + int(np.argmax(inside))
+        cuts.append(cut)
+    return cuts
 
 
 def chunk_plan(frames: int, cuts: list[int], window: int, overlap: int) -> list[tuple[int, int, int, int]]:
@@ -374,7 +398,8 @@ class Transcriber:
         if shift:  # the video frame that belongs to audio frame t is t + shift
             roi, found = shift_video(prepared.roi, prepared.face_found, -shift)
             prepared = replace(prepared, roi=roi, face_found=found)
-        cuts = pause_cuts(prepared.audio, round(o.cut_pause_s * VIDEO_FPS)) if prepared.has_audio and mode != "video" else []
+        cuts = pause_cuts(prepared.audio, round(o.cut_pause_s * VIDEO_FPS), prepared.roi if prepared.has_video else None) \
+            if prepared.has_audio and mode != "video" else []
         log_probs, weights, attention = self._forward(prepared, mode, cuts)
         if not torch.isfinite(log_probs).all():
             raise ValueError(f"{prepared.path}: the model gave NaN or infinite scores; its weights are damaged: "
