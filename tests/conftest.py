@@ -151,13 +151,6 @@ def prepared_corpus(synth_corpus) -> Path:
     return prepare_corpus(synth_corpus, synth_corpus.folder.parent / "synth_corpus_prepared")
 
 
-@pytest.fixture(scope="session")
-def training_corpus(tmp_path_factory) -> SynthCorpus:
-    """A larger corpus, for a model trained inside a test (tests/training/test_gate.py): 60 utterances by six
-    speakers (four train, one val, one test), seed 3. Made only when a test asks for it."""
-    return make_synth_corpus(tmp_path_factory.mktemp("training_corpus"), 60, 6, seed=3, test_speakers=1)
-
-
 def prepare_corpus(corpus: SynthCorpus, out: Path, splits: tuple[str, ...] = ("train", "val", "test")) -> Path:
     """``avsr prepare manifest`` of ``splits`` of ``corpus`` into ``out`` (``--detect-every 2``)."""
     from avsr.data.prepare import prepare_manifest
