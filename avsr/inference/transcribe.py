@@ -395,8 +395,8 @@ class Transcriber:
         o = self.options
         estimate, shift, sync_notes = self._sync(prepared, mode)
         notes += sync_notes
-        if shift:  # the video frame that belongs to audio frame t is t + shift
-            roi, found = shift_video(prepared.roi, prepared.face_found, -shift)
+        if shift:  # the video frame that belongs to audio frame t is t + shift; the clip's ends are held
+            roi, found = shift_video(prepared.roi, prepared.face_found, -shift, hold_edges=True)
             prepared = replace(prepared, roi=roi, face_found=found)
         cuts = pause_cuts(prepared.audio, round(o.cut_pause_s * VIDEO_FPS), prepared.roi if prepared.has_video else None) \
             if prepared.has_audio and mode != "video" else []

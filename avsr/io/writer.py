@@ -115,17 +115,25 @@ def _encode_audio(container, stream, audio: np.ndarray, sample_rate: int) -> Non
 def write_offset_copy(source: str | os.PathLike, target: str | os.PathLike, offset_frames: int) -> Path:
     """A copy of ``source`` (at 25 fps and 16 kHz) whose picture is ``offset_frames`` frames later
     than its sound (earlier when negative), with nothing cut: a late picture holds its first frame
-    for the offset and the sound gets silence after it; an early picture holds its last frame and
-    the sound starts after silence. For testing how a file out of sync is recognised."""
+    for the offset and the sound goes on after the speech; an early picture holds its last frame and
+    the sound starts before the speech. The added sound is the clip's own quietest stretch of that
+    length (its room or recording floor, never digital silence). For testing how a file out of sync
+    is recognised."""
     from avsr.io.media import load_media
     from avsr.preprocessing import SAMPLES_PER_FRAME, VIDEO_FPS
 
     media = load_media(source)
     video, audio = media.video, media.audio
     count = abs(offset_frames)
-    silence = np.zeros(count * SAMPLES_PER_FRAME, np.float32)
+    if count == 0:
+        return write_video(target, video, VIDEO_FPS, audio)
+    frames = len(audio) // SAMPLES_PER_FRAME
+    energy = np.convolve((audio[: frames * SAMPLES_PER_FRAME].reshape(frames, -1).astype(np.float64) ** 2).mean(axis=1),
+                         np.ones(count), mode="valid")  # energy of every run of `count` frames
+    start = int(np.argmin(energy)) * SAMPLES_PER_FRAME if len(energy) else 0
+    quiet = np.resize(audio[start: start + count * SAMPLES_PER_FRAME], count * SAMPLES_PER_FRAME)
     if offset_frames > 0:
-        video, audio = np.concatenate([np.repeat(video[:1], count, 0), video]), np.concatenate([audio, silence])
-    elif offset_frames < 0:
-        video, audio = np.concatenate([video, np.repeat(video[-1:], count, 0)]), np.concatenate([silence, audio])
+        video, audio = np.concatenate([np.repeat(video[:1], count, 0), video]), np.concatenate([audio, quiet])
+    else:
+        video, audio = np.concatenate([video, np.repeat(video[-1:], count, 0)]), np.concatenate([quiet, audio])
     return write_video(target, video, VIDEO_FPS, audio)
