@@ -85,6 +85,15 @@ def test_shifting_the_video_moves_it_exactly_and_what_comes_in_from_outside_has_
             assert (shifted[t] == 0).all() and not found[t]
 
 
+def test_undoing_an_offset_can_hold_the_clips_edge_frames():
+    video = np.arange(1, 11, dtype=np.uint8)[:, None, None] + np.zeros((10, 2, 2), np.uint8)
+    face = np.ones(10, bool)
+    early, found = shift_video(video, face, -3, hold_edges=True)  # what a file whose video lags 3 frames gets
+    assert early[:, 0, 0].tolist() == [4, 5, 6, 7, 8, 9, 10, 10, 10, 10] and found.all()
+    late, found = shift_video(video, face, 2, hold_edges=True)
+    assert late[:, 0, 0].tolist() == [1, 1, 1, 2, 3, 4, 5, 6, 7, 8] and found.all()
+
+
 def test_offset_augmentation_draws_a_seeded_shift_within_its_range():
     video = np.repeat(np.arange(1, 41, dtype=np.uint8)[:, None, None], 96, 1).repeat(96, 2)
     options = AugmentOptions(noise_prob=0, drop_audio_prob=0, drop_video_prob=0, blank_span_prob=0,
