@@ -37,15 +37,10 @@ class SyncEstimate:
     offset_ms: float  # positive: the video lags the audio
     confidence: float  # the peak's margin over the best rival lag (see the module's notes)
     correlation: float  # the correlation at the peak
-    frames_used: int  # frames with a face and audio that took part
 
     @property
     def offset_frames(self) -> int:
         return round(self.offset_ms / 1000 / FRAME_S)
-
-    def to_dict(self) -> dict:
-        return {"av_offset_ms": round(self.offset_ms, 1), "confidence": round(self.confidence, 3),
-                "correlation": round(self.correlation, 3), "frames_used": self.frames_used}
 
 
 def mouth_opening(mouth_landmarks: np.ndarray) -> np.ndarray:
@@ -79,14 +74,12 @@ def estimate_offset(opening: np.ndarray, audio: np.ndarray, max_lag: int = 10,
     frames = min(len(opening), len(envelope))
     opening, envelope = opening[:frames].astype(np.float64), envelope[:frames]
     scores = np.full(2 * max_lag + 1, np.nan)
-    counts = np.zeros(2 * max_lag + 1, int)
     for index, lag in enumerate(range(-max_lag, max_lag + 1)):
         # audio frame t against video frame t + lag
         mouth = opening[max(lag, 0): frames + min(lag, 0)]
         sound = envelope[max(-lag, 0): frames - max(lag, 0)]
         keep = np.isfinite(mouth)
-        counts[index] = keep.sum()
-        if counts[index] < min_frames:
+        if keep.sum() < min_frames:
             continue
         mouth, sound = mouth[keep], sound[keep]
         if mouth.std() < 1e-6 or sound.std() < 1e-6:
@@ -105,4 +98,4 @@ def estimate_offset(opening: np.ndarray, audio: np.ndarray, max_lag: int = 10,
     rivals = scores[np.abs(np.arange(len(scores)) - best) >= RIVAL_FRAMES]
     rival = np.nanmax(rivals) if np.isfinite(rivals).any() else -1.0
     margin = float(np.clip(scores[best] - rival, 0.0, 1.0))
-    return SyncEstimate(1000 * FRAME_S * lag, margin, float(scores[best]), int(counts[best]))
+    return SyncEstimate(1000 * FRAME_S * lag, margin, float(scores[best]))

@@ -25,15 +25,14 @@ from avsr.io.lip_roi import LipRoiOptions, extract_lip_roi, true_runs
 from avsr.io.media import MediaError, MediaWarning, load_media, probe_video
 from avsr.data.augment import shift_video
 from avsr.files import file_sha256
-from avsr.inference.sync import SyncEstimate, estimate_offset, mouth_opening
+from avsr.inference.sync import SyncEstimate, estimate_offset, mouth_opening, speech_envelope
 from avsr.models.av_model import MODES as MODEL_MODES
 from avsr.models.av_model import AVSRModel
 from avsr.models.fusion import attention_summary
 from avsr.preprocessing import FRAME_S, ROI_SIZE, SAMPLES_PER_FRAME, VIDEO_FPS
 
 MIN_FRAMES = 5  # 0.2 s: a clip shorter than this holds no word (a 1-frame clip once "transcribed" as "n")
-SYNC_WARN_MS = 80  # an estimated audio-video offset beyond this is reported as a warning ...
-SYNC_CORRECT_MS = 80  # ... and, with av_sync="auto", undone (in whole frames) before recognition
+SYNC_MS = 80  # an estimated audio-video offset beyond this is a warning and, with av_sync="auto", undone
 SYNC_MIN_CONFIDENCE = 0.1  # an estimate with a smaller margin over its rivals is reported, not acted on
 
 MODES = ("auto",) + MODEL_MODES
@@ -62,7 +61,7 @@ class TranscribeOptions:
     pause_s: float = 0.4  # a pause this long splits speech into segments
     max_segment_s: float = 20.0  # longer speech is cut at its longest pause
     detect_every: int = 1  # run the face landmarker on every k-th frame
-    av_sync: str = "auto"  # auto: estimate the audio-video offset and undo it beyond SYNC_CORRECT_MS; off
+    av_sync: str = "auto"  # auto: estimate the audio-video offset and undo it beyond SYNC_MS; off
     attention: bool = False  # return an xattn model's attended offset and peak per frame
 
     def __post_init__(self) -> None:
@@ -259,16 +258,14 @@ def pause_cuts(audio: np.ndarray, min_pause_frames: int, roi: np.ndarray | None 
     frames = len(audio) // SAMPLES_PER_FRAME
     if frames < 2 * min_pause_frames:
         return []
-    energy = (audio[: frames * SAMPLES_PER_FRAME].reshape(frames, -1).astype(np.float64) ** 2).mean(axis=1)
-    level = 10 * np.log10(energy + 1e-10)
+    level = speech_envelope(audio)
     floor, peak = np.percentile(level, [5, 95])
     if peak - floor < 15:
         return []
     quiet = level < max(floor + 6.0, peak - 25.0)
     runs = [(int(a), int(b)) for a, b in true_runs(quiet) if b - a >= min_pause_frames and 0 < a and b < frames]
-    change = None
-    if roi is not None and len(roi) > 2:
-        change = np.abs(np.diff(roi.astype(np.float32), axis=0)).mean(axis=(1, 2))  # change[j]: frame j -> j + 1
+    change = picture_changes(roi) if roi is not None and len(roi) > 2 and runs else None
+    if change is not None:
         threshold = max(PICTURE_CUT_MIN, PICTURE_CUT_FACTOR * float(np.median(change)))
     cuts = []
     for a, b in runs:
@@ -279,6 +276,16 @@ def pause_cuts(audio: np.ndarray, min_pause_frames: int, roi: np.ndarray | None 
                 cut = a + int(np.argmax(inside))
         cuts.append(cut)
     return cuts
+
+
+def picture_changes(roi: np.ndarray, block: int = 256) -> np.ndarray:
+    """Mean absolute grey-level change from each crop to the next ``(T - 1,)``, computed a block of
+    frames at a time (an hour of crops as float32 at once would be 3.3 GB)."""
+    out = np.empty(len(roi) - 1, np.float32)
+    for start in range(0, len(roi) - 1, block):
+        piece = roi[start: start + block + 1].astype(np.int16)
+        out[start: start + len(piece) - 1] = np.abs(np.diff(piece, axis=0)).mean(axis=(1, 2))
+    return out
 
 
 def chunk_plan(frames: int, cuts: list[int], window: int, overlap: int) -> list[tuple[int, int, int, int]]:
@@ -376,11 +383,11 @@ class Transcriber:
         if mode != "av" or prepared.mouth_opening is None or not prepared.has_audio:
             return None, 0, []
         estimate = estimate_offset(prepared.mouth_opening, prepared.audio)
-        if estimate is None or abs(estimate.offset_ms) <= SYNC_WARN_MS:
+        if estimate is None or abs(estimate.offset_ms) <= SYNC_MS:
             return estimate, 0, []
         late = "the video lags" if estimate.offset_ms > 0 else "the video leads"
         sure = estimate.confidence >= SYNC_MIN_CONFIDENCE
-        if self.options.av_sync == "auto" and sure and abs(estimate.offset_ms) > SYNC_CORRECT_MS:
+        if self.options.av_sync == "auto" and sure:
             shift = estimate.offset_frames
             return estimate, shift, [f"audio and video are out of step: {late} by about {abs(estimate.offset_ms):.0f} ms "
                                      f"(confidence {estimate.confidence:.2f}); the video was moved back by "
