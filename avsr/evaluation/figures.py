@@ -26,6 +26,18 @@ def _pyplot():
     return plt
 
 
+def _style(colour: int, mode: str) -> dict:
+    return {"color": f"C{colour % 10}", "linestyle": LINE_STYLES[mode], "marker": "o", "markersize": 4}
+
+
+def _wer_line(axis, xs: list, line: list, label: str, colour: int, mode: str) -> None:
+    """WER % of sweep rows ``line`` at ``xs`` with its 95 % band."""
+    style = _style(colour, mode)
+    axis.plot(xs, [100 * r.wer for r in line], label=label, **style)
+    axis.fill_between(xs, [100 * r.wer_low for r in line], [100 * r.wer_high for r in line], color=style["color"],
+                      alpha=0.15)
+
+
 def sweep_plots(rows: list, out_dir: Path) -> list[Path]:
     """``wer_vs_snr.png`` (WER with its 95 % band per model and mode, a panel per noise) and
     ``gate_vs_snr.png`` (mean audio weight of gated models) from :class:`SweepRow` rows at offset 0;
@@ -48,13 +60,10 @@ def sweep_plots(rows: list, out_dir: Path) -> list[Path]:
                     if not line or (kind == "gate" and line[0].mean_audio_weight is None):
                         continue  # a mode the model does not run; a fusion without weights
                     xs = [x_clean if r.snr_db is None else r.snr_db for r in line]
-                    style = {"color": f"C{colour % 10}", "linestyle": LINE_STYLES[mode], "marker": "o", "markersize": 4}
                     if kind == "wer":  # colour: the model; line: the mode (av solid, audio dashed, video dotted)
-                        axis.plot(xs, [100 * r.wer for r in line], label=f"{model} {mode}", **style)
-                        axis.fill_between(xs, [100 * r.wer_low for r in line], [100 * r.wer_high for r in line],
-                                          color=style["color"], alpha=0.15)
+                        _wer_line(axis, xs, line, f"{model} {mode}", colour, mode)
                     else:
-                        axis.plot(xs, [r.mean_audio_weight for r in line], label=model, **style)
+                        axis.plot(xs, [r.mean_audio_weight for r in line], label=model, **_style(colour, mode))
             ticks = snrs + ([x_clean] if any(r.snr_db is None for r in rows) else [])
             axis.set_xticks(ticks, [f"{t:g}" for t in snrs] + ["clean"] * (len(ticks) - len(snrs)))
             axis.set_title(f"{noise} noise")
@@ -100,10 +109,7 @@ def _offset_plot(plt, rows: list, out_dir: Path) -> list[Path]:
                     xs = [offsets[0], offsets[-1]]
                 else:
                     xs = [r.av_offset_ms for r in line]
-                style = {"color": f"C{colour % 10}", "linestyle": LINE_STYLES[mode], "marker": "o", "markersize": 4}
-                axis.plot(xs, [100 * r.wer for r in line], label=f"{model} {mode}", **style)
-                axis.fill_between(xs, [100 * r.wer_low for r in line], [100 * r.wer_high for r in line],
-                                  color=style["color"], alpha=0.15)
+                _wer_line(axis, xs, line, f"{model} {mode}", colour, mode)
         axis.set_xticks(offsets)
         axis.set_title("clean" if snr is None else f"{noise} noise, {snr:g} dB")
         axis.set_xlabel("audio-video offset, ms (positive: the video lags)")

@@ -173,22 +173,23 @@ def sweep(models: dict[str, torch.nn.Module], manifest: str, snrs: list[float | 
         raise ValueError(f"no model can run the modes asked for ({', '.join(modes)}): {can}")
     for offset in offsets_ms:
         offset_frames(offset)  # refused before any work
-    jobs = [(offset, name, mode) for offset in offsets_ms for name in models for mode in runs[name]
-            if not (offset and mode == "audio")]
-    with tqdm(total=len(conditions) * len(jobs), unit="run", disable=not progress) as bar:
+    jobs = {offset: [(name, mode) for name in models for mode in runs[name] if not (offset and mode == "audio")]
+            for offset in offsets_ms}
+    with tqdm(total=len(conditions) * sum(map(len, jobs.values())), unit="run", disable=not progress) as bar:
         for noise, snr in conditions:
             noisy, achieved = noisy_items(clean, sources.get(noise), snr, seed)
-            shifted = {offset: shifted_items(noisy, offset) for offset in offsets_ms}
-            for offset, name, mode in jobs:  # an audio-only model runs audio mode alone
-                model = models[name].eval()
-                hypotheses, weight = score(model, shifted[offset], mode, decoder)
-                errors = np.array([_edits(r, h) for r, h in zip(references, hypotheses)])
-                low, high = bootstrap_wer(errors, words, seed)
-                rows.append(SweepRow(name, mode, sources[noise].name if noise in sources else "clean", snr,
-                                     float(np.mean(achieved)) if achieved else None,
-                                     jiwer.wer(references, hypotheses), low, high,
-                                     jiwer.cer(references, hypotheses), len(references), weight, offset))
-                bar.update()
+            for offset in offsets_ms:
+                items = shifted_items(noisy, offset)  # one shifted copy of the set at a time
+                for name, mode in jobs[offset]:  # an audio-only model runs audio mode alone
+                    model = models[name].eval()
+                    hypotheses, weight = score(model, items, mode, decoder)
+                    errors = np.array([_edits(r, h) for r, h in zip(references, hypotheses)])
+                    low, high = bootstrap_wer(errors, words, seed)
+                    rows.append(SweepRow(name, mode, sources[noise].name if noise in sources else "clean", snr,
+                                         float(np.mean(achieved)) if achieved else None,
+                                         jiwer.wer(references, hypotheses), low, high,
+                                         jiwer.cer(references, hypotheses), len(references), weight, offset))
+                    bar.update()
     av_models = [model for model in models.values() if "av" in model.modes]
     lowest = min((snr for snr in snrs if snr is not None), default=None)
     if figure_path is not None and av_models and noises and lowest is not None:
