@@ -225,3 +225,22 @@ def test_xattn_finds_the_video_frame_that_belongs_to_the_audio():
         _, weights = attention(query, memory, torch.ones(1, 20, dtype=torch.bool))
     offset, peak = attention_summary(weights.mean(dim=2))
     assert offset[0, 9] == 3 and peak[0, 9] > 0.9
+
+
+def test_unit_streams_make_the_gate_weight_each_streams_share():
+    from avsr.models.fusion import ReliabilityGate
+
+    torch.manual_seed(0)
+    audio, video, cues = torch.randn(2, 7, 16), torch.randn(2, 7, 16), torch.ones(2, 7, 3)
+    for unit in (False, True):
+        gate = ReliabilityGate(16, unit_streams=unit).eval()
+        with torch.no_grad():
+            before, weight, _ = gate(audio, video, cues)
+            gate.audio_proj.weight.mul_(10)  # one stream's projection grows ...
+            gate.audio_proj.bias.mul_(10)
+            after, again, _ = gate(audio, video, cues)
+        torch.testing.assert_close(weight, again)  # ... the weight does not see it
+        if unit:  # the mixture is the same: the weight alone sets each stream's share
+            torch.testing.assert_close(before, after, atol=1e-4, rtol=1e-4)
+        else:  # the same weight now means ten times more audio
+            assert not torch.allclose(before, after, atol=1e-2)
