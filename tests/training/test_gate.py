@@ -2,10 +2,10 @@
 faces and sentences it never saw: it turns away from audio drowned in noise (learned) and to the audio
 alone when the face is gone (by construction).
 
-(This used to train a 64-wide model for 400 steps inside the test. Its gate's move from clean to
--10 dB ranged from 0.016 to 0.071 on the same corpus with the code unchanged, with the thread count
-and the corpus's face variety: a margin inside the run-to-run spread. The embedded model is the
-recipe's own output and reads the same clips the same way every time.)
+(This used to train a 64-wide model for 400 steps inside the test and ask for a 0.02 move. Across
+versions of the code and its test corpus the move ranged from 0.016 to 0.071 (RESULTS.md, "the gate
+test, investigated"): the margin sat inside that spread. The embedded model is the recipe's own
+output and reads the same clips the same way every time.)
 """
 
 from __future__ import annotations
