@@ -79,12 +79,22 @@ class AVSRLightning(L.LightningModule):
             recipes do. Applied when training starts (a resumed run keeps its checkpoint's weights).
         freeze_streams_steps: keep the initialised streams fixed for this many optimizer steps, so
             that the fusion learns to read them before they move.
+        align_teacher: cross-modal distillation: a bundle or checkpoint of a model with an audio
+            stream (e.g. the audio-only model). Each training utterance's transcript is forced onto
+            that model's CTC posteriors of the utterance's audio, and the video stream is also
+            trained frame by frame (cross-entropy) on the resulting path: it learns *when* each
+            character is spoken from the audio, which its own CTC loss must otherwise discover
+            from the pixels. Needs only audio and transcripts, as every AV dataset has. The
+            teacher reads the batch's audio, so train with audio augmentation off (the video
+            stage is). Not saved with the model.
+        align_weight: weight of that frame-wise loss.
     """
 
     def __init__(self, model: ModelConfig | None = None, learning_rate: float = 2e-3, weight_decay: float = 0.01,
                  warmup_steps: int = 200, aux_weight: float = 0.3, video_aux_weight: float | None = None,
                  preprocessing: Preprocessing = Preprocessing(), init_audio: str | None = None,
-                 init_video: str | None = None, freeze_streams_steps: int = 0) -> None:
+                 init_video: str | None = None, freeze_streams_steps: int = 0, align_teacher: str | None = None,
+                 align_weight: float = 0.5) -> None:
         super().__init__()
         self.save_hyperparameters()
         if not isinstance(model, ModelConfig):  # None, or a plain dict from a checkpoint's hyperparameters
@@ -95,6 +105,7 @@ class AVSRLightning(L.LightningModule):
         self.preprocessing = preprocessing
         self.model = AVSRModel(model, preprocessing)
         self._frozen: list[str] = []
+        self._teacher: AVSRModel | None = None  # align_teacher's network: a plain attribute, kept out of checkpoints
         self.tokenizer = CharTokenizer()
         self.ctc = torch.nn.CTCLoss(blank=self.tokenizer.blank, zero_infinity=True)
         # Corpus error rates: errors and reference words are summed (across processes under DDP) before
@@ -105,6 +116,16 @@ class AVSRLightning(L.LightningModule):
         h = self.hparams
         if stage != "fit":
             return
+        if h.align_teacher:
+            if "video" not in self.model.modes:
+                raise ValueError(f"align_teacher={h.align_teacher}: it trains the video stream, and this "
+                                 f"{self.model.config.modalities} model has none")
+            teacher = load_stream_model(h.align_teacher)
+            if "audio" not in teacher.modes:
+                raise ValueError(f"align_teacher={h.align_teacher}: a {teacher.config.modalities} model has no "
+                                 "audio stream to align the transcripts with; pass an audio-only or AV model")
+            # Set past nn.Module's registration: a submodule would be trained, moved and checkpointed with the model.
+            object.__setattr__(self, "_teacher", teacher.eval().requires_grad_(False))
         for stream, path in (("audio", h.init_audio), ("video", h.init_video)):
             if path:
                 if stream not in self.model.modes:
@@ -126,12 +147,44 @@ class AVSRLightning(L.LightningModule):
         if modalities != "av":  # an audio-only or video-only model: its one CTC head
             out = self.model(batch.audio, batch.audio_lengths, batch.video, batch.video_lengths, batch.face_found,
                              modalities)
-            return self._ctc(out.log_probs, out, batch), out
+            return self._ctc(out.log_probs, out, batch) + self._align_loss(out, batch), out
         out = self.model(batch.audio, batch.audio_lengths, batch.video, batch.video_lengths, batch.face_found, "av")
         video_weight = self.hparams.aux_weight if self.hparams.video_aux_weight is None else self.hparams.video_aux_weight
         aux = (self.hparams.aux_weight * self._ctc(out.audio_log_probs, out, batch)
                + video_weight * self._ctc(out.video_log_probs, out, batch))
-        return self._ctc(out.log_probs, out, batch) + aux, out
+        return self._ctc(out.log_probs, out, batch) + aux + self._align_loss(out, batch), out
+
+    def _align_loss(self, out, batch: Batch) -> torch.Tensor:
+        """``align_weight`` x the frame-wise cross-entropy of the video stream against the teacher's
+        forced alignment (see ``align_teacher``); 0 without a teacher or outside training."""
+        if self._teacher is None or not self.training:
+            return out.log_probs.new_zeros(())
+        targets = self.alignment_targets(batch)
+        frames = min(targets.shape[1], out.video_log_probs.shape[1])
+        return self.hparams.align_weight * torch.nn.functional.nll_loss(
+            out.video_log_probs[:, :frames].transpose(1, 2), targets[:, :frames], ignore_index=-100)
+
+    @torch.no_grad()
+    def alignment_targets(self, batch: Batch) -> torch.Tensor:
+        """``(B, T)`` the CTC label of each frame on the best path that spells each transcript on the
+        teacher's audio posteriors; -100 past an utterance's end and for a transcript too long to
+        align."""
+        import torchaudio.functional as F
+
+        teacher = self._teacher.to(self.device)
+        log_probs = teacher(batch.audio, batch.audio_lengths, batch.video, batch.video_lengths, batch.face_found,
+                            "audio")
+        lengths = torch.minimum(log_probs.lengths, batch.video_lengths).cpu()
+        posteriors = log_probs.log_probs.float().cpu()
+        targets = torch.full(posteriors.shape[:2], -100, dtype=torch.long)
+        for i, (frames, length) in enumerate(zip(lengths.tolist(), batch.target_lengths.tolist())):
+            ids = batch.targets[i, :length].cpu()
+            repeats = int((ids[1:] == ids[:-1]).sum())
+            if length == 0 or frames < length + repeats:
+                continue
+            path, _ = F.forced_align(posteriors[i : i + 1, :frames], ids[None].int(), blank=self.tokenizer.blank)
+            targets[i, :frames] = path[0]
+        return targets.to(self.device)
 
     def _ctc(self, log_probs: torch.Tensor, out, batch: Batch) -> torch.Tensor:
         return self.ctc(log_probs.transpose(0, 1), batch.targets, out.lengths, batch.target_lengths)
