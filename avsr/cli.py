@@ -301,39 +301,74 @@ def _run_prepare_merge(args: argparse.Namespace) -> int:
 
 
 def _add_export(subparsers) -> None:
-    parser = subparsers.add_parser("export", help="turn a training checkpoint into an inference bundle",
+    parser = subparsers.add_parser("export", help="turn a training checkpoint into an inference bundle, or a model "
+                                   "into ONNX graphs",
                                    description="Write the model of a Lightning checkpoint as a bundle (weights, "
-                                   "model config, tokenizer) that loads with torch.load(weights_only=True).")
-    parser.add_argument("checkpoint", metavar="CKPT")
-    parser.add_argument("output", metavar="BUNDLE.pt")
-    parser.add_argument("--half", action="store_true", help="store weights as float16 (half the size)")
-    parser.add_argument("--note", default="", help="free text stored in the bundle's metadata")
+                                   "model config, tokenizer) that loads with torch.load(weights_only=True); or, with an "
+                                   "OUT ending in .onnx, export a checkpoint or bundle as ONNX graphs for ONNX Runtime "
+                                   "(one per mode the model runs: OUT, and OUT's stem.audio.onnx / .video.onnx beside "
+                                   "it for an AV model; dynamic batch and time axes; needs pip install 'avsr[onnx]').")
+    parser.add_argument("checkpoint", metavar="CKPT_OR_BUNDLE")
+    parser.add_argument("output", metavar="OUT", help="BUNDLE.pt, or MODEL.onnx")
+    parser.add_argument("--half", action="store_true", help="store weights as float16 (half the size; bundles only)")
+    parser.add_argument("--note", default="", help="free text stored in the output's metadata")
     parser.set_defaults(handler=_run_export)
 
 
 def _run_export(args: argparse.Namespace) -> int:
     from avsr.io.inputs import OutputError, check_outputs_spare_inputs
-    from avsr.models.bundle import save_bundle
-    from avsr.training.lightning_module import AVSRLightning
+    from avsr.models.bundle import BundleError, load_bundle, save_bundle
 
+    onnx = args.output.endswith(".onnx")
+    if onnx and args.half:
+        print("avsr export: error: --half applies to bundles; ONNX graphs are exported in float32", file=sys.stderr)
+        return 2
     try:
-        check_outputs_spare_inputs([args.output], [args.checkpoint], option="BUNDLE.pt")
+        check_outputs_spare_inputs([args.output], [args.checkpoint], option="OUT")
     except OutputError as error:
         print(f"avsr export: error: {error}", file=sys.stderr)
         return 2
-    if not Path(args.checkpoint).is_file():
-        print(f"avsr export: error: {args.checkpoint}: checkpoint not found; check the path", file=sys.stderr)
+    source = Path(args.checkpoint)
+    if not source.is_file():
+        print(f"avsr export: error: {source}: checkpoint not found; check the path", file=sys.stderr)
         return 2
     try:
-        module = AVSRLightning.load_from_checkpoint(args.checkpoint, map_location="cpu")
-    except Exception as error:  # text, a foreign checkpoint, a damaged pickle: all the user's to fix
-        print(f"avsr export: error: {args.checkpoint}: not a training checkpoint of avsr ({error.__class__.__name__}); "
-              "pass a .ckpt written by python train.py fit", file=sys.stderr)
+        if onnx and not source.name.endswith(".ckpt"):
+            model, tokenizer, _ = load_bundle(source)
+        else:
+            model, tokenizer = _checkpoint_model(source)
+    except BundleError as error:
+        print(f"avsr export: error: {error}", file=sys.stderr)
         return 2
-    save_bundle(args.output, module.model, module.tokenizer, {"checkpoint": args.checkpoint, "note": args.note},
-                half=args.half)
-    print(f"bundle -> {args.output}")
+    if not onnx:
+        save_bundle(args.output, model, tokenizer, {"checkpoint": args.checkpoint, "note": args.note}, half=args.half)
+        print(f"bundle -> {args.output}")
+        return 0
+    from avsr.models.onnx import OnnxError, export_onnx, graph_paths
+
+    try:
+        check_outputs_spare_inputs(list(graph_paths(args.output, model.modes).values()), [args.checkpoint],
+                                   option="OUT")
+        paths = export_onnx(model, args.output, tokenizer, {"source": args.checkpoint, "note": args.note})
+    except (OutputError, OnnxError) as error:
+        print(f"avsr export: error: {error}", file=sys.stderr)
+        return 2
+    for mode, path in paths.items():
+        print(f"{mode} graph -> {path}")
     return 0
+
+
+def _checkpoint_model(path: Path):
+    """The network and tokenizer of a training checkpoint; BundleError for a file that is not one."""
+    from avsr.models.bundle import BundleError
+    from avsr.training.lightning_module import AVSRLightning
+
+    try:
+        module = AVSRLightning.load_from_checkpoint(path, map_location="cpu")
+    except Exception as error:  # text, a foreign checkpoint, a damaged pickle: all the user's to fix
+        raise BundleError(f"{path}: not a training checkpoint of avsr ({error.__class__.__name__}); pass a .ckpt "
+                          "written by python train.py fit") from None
+    return module.model, module.tokenizer
 
 
 def _add_evaluate(subparsers) -> None:
@@ -420,7 +455,7 @@ def _add_transcribe(subparsers) -> None:
         epilog=TRANSCRIBE_EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("inputs", nargs="+", metavar="INPUT", help="files, folders (recursive), globs or @list.txt")
     parser.add_argument("--model", default="synth-grid-tiny", metavar="BUNDLE",
-                        help="a bundle file from `avsr export`, or the embedded 'synth-grid-tiny' (default)")
+                        help="a bundle file from `avsr export`, its .onnx export, or the embedded 'synth-grid-tiny' (default)")
     parser.add_argument("-o", "--output-dir", default=".", help="folder for the outputs (default: here)")
     parser.add_argument("-f", "--formats", default="all", metavar="LIST",
                         help=f"comma-separated {','.join(FORMATS)}, or all (default); the .json is always written")
@@ -433,6 +468,9 @@ def _add_transcribe(subparsers) -> None:
     parser.add_argument("--lm-weight", type=float, default=2.0)
     parser.add_argument("--workers", type=positive_int, default=1, help="worker processes preparing inputs (default 1)")
     parser.add_argument("--device", default="cpu", help="cpu (default) or cuda")
+    parser.add_argument("--backend", default=None, choices=["torch", "onnx"],
+                        help="torch (bundles), or onnx: ONNX Runtime on graphs from `avsr export MODEL model.onnx` "
+                        "(pip install 'avsr[onnx]'); default: onnx for a .onnx --model, else torch")
     parser.add_argument("--batch-size", type=positive_int, default=4, metavar="N", help="30 s windows per forward pass")
     parser.add_argument("--detect-every", type=positive_int, default=1, metavar="K",
                         help="run the face landmarker on every K-th frame (2-3 is faster)")
@@ -469,7 +507,7 @@ def _run_transcribe(args: argparse.Namespace) -> int:
                                     lm_weight=args.lm_weight, batch_size=args.batch_size,
                                     detect_every=args.detect_every, av_sync=args.av_sync, attention=args.attention)
         check_device(args.device)
-        model = load_model(args.model, args.device)
+        model = load_model(args.model, args.device, args.backend)
         if options.mode not in ("auto",) + model.network.modes:
             raise ValueError(f"--mode {options.mode}: {args.model} runs {', '.join(model.network.modes)} (or auto)")
     except (ValueError, BundleError) as error:

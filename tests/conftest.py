@@ -71,6 +71,17 @@ def carphone_frames() -> np.ndarray:
     return read_rgb_frames(CARPHONE)
 
 
+def one_line(result: subprocess.CompletedProcess, code: int, *names: str) -> str:
+    """The single stderr line of a refused command, checked for its exit code and the names given."""
+    lines = [line for line in result.stderr.splitlines() if line.strip() and not line.startswith(("W0000", "I0000"))]
+    assert result.returncode == code, result.stderr[-2000:]
+    assert "Traceback" not in result.stderr + result.stdout
+    assert len(lines) == 1, lines
+    for name in names:
+        assert name in lines[0], (name, lines[0])
+    return lines[0]
+
+
 def avsr_main(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
     """``avsr ARGS`` run by the console script's own function (``avsr.cli.main``) in this process, for commands
     refused before any work starts: its exit code (``main``'s return value, or that of the ``SystemExit`` it
@@ -93,6 +104,9 @@ def avsr_main(*args: str, cwd: Path | None = None) -> subprocess.CompletedProces
         os.chdir(where)
         warnings.formatwarning = formatwarning
     return subprocess.CompletedProcess(["avsr", *map(str, args)], code or 0, stdout.getvalue(), stderr.getvalue())
+
+
+AVSR = str(Path(sys.executable).with_name("avsr"))  # the console script of this environment
 
 
 @dataclass(frozen=True)

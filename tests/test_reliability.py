@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tests.conftest import avsr_main
+from tests.conftest import avsr_main, one_line
 
 AVSR = str(Path(sys.executable).with_name("avsr"))
 ROOT = Path(__file__).resolve().parents[1]
@@ -44,17 +44,6 @@ def digest(folder: Path) -> dict[str, str]:
 
 def leftovers(folder: Path) -> list[Path]:
     return [p for p in folder.rglob("*") if ".tmp" in p.name or p.name.endswith(".partial")]
-
-
-def one_line(result: subprocess.CompletedProcess, code: int, *names: str) -> str:
-    """The single stderr line of a refused command, checked for its exit code and the names given."""
-    lines = [line for line in result.stderr.splitlines() if line.strip() and not line.startswith(("W0000", "I0000"))]
-    assert result.returncode == code, result.stderr[-2000:]
-    assert "Traceback" not in result.stderr + result.stdout
-    assert len(lines) == 1, lines
-    for name in names:
-        assert name in lines[0], (name, lines[0])
-    return lines[0]
 
 
 def copy_clip(clip: dict, folder: Path, name: str) -> Path:

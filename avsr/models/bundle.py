@@ -84,9 +84,28 @@ class LoadedModel:
     id: str
 
 
-def load_model(name_or_path: str | Path, device: str = "cpu") -> LoadedModel:
-    """A bundled model by name (``"synth-grid-tiny"``) or a bundle file by path."""
+BACKENDS = ("torch", "onnx")
+
+
+def load_model(name_or_path: str | Path, device: str = "cpu", backend: str | None = None) -> LoadedModel:
+    """A bundled model by name (``"synth-grid-tiny"``) or a bundle file by path; or, with
+    ``backend="onnx"`` (the default for a path ending in ``.onnx``), graphs from ``avsr export MODEL
+    model.onnx`` run by ONNX Runtime (:class:`avsr.models.onnx.OnnxNetwork`)."""
     path = EMBEDDED_MODELS.get(str(name_or_path), Path(name_or_path))
+    is_onnx = path.suffix == ".onnx"
+    backend = backend or ("onnx" if is_onnx else "torch")
+    if backend not in BACKENDS:
+        raise BundleError(f"backend={backend!r}; use one of {', '.join(BACKENDS)}")
+    if backend == "onnx" and not is_onnx:
+        raise BundleError(f"{name_or_path}: the onnx backend runs exported graphs: avsr export {name_or_path} "
+                          "model.onnx, then pass model.onnx")
+    if backend == "torch" and is_onnx:
+        raise BundleError(f"{path}: an ONNX graph runs on the onnx backend (--backend onnx), or pass the bundle it "
+                          "was exported from")
+    if backend == "onnx":
+        from avsr.models.onnx import load_onnx
+
+        return load_onnx(path, device)
     network, tokenizer, metadata = load_bundle(path, device)
     digest = hashlib.sha256(path.read_bytes()).hexdigest()[:12]
     return LoadedModel(network, tokenizer, metadata, f"{path.stem}@{digest}")
