@@ -11,7 +11,8 @@ from torch import nn
 
 from avsr.models.audio_encoder import AudioEncoder, frames_from_samples
 from avsr.models.conformer import Conformer
-from avsr.models.fusion import ConcatFusion, CrossAttentionGate, ReliabilityGate, SumFusion, reliability_cues
+from avsr.models.fusion import (POSTERIOR_CUES, ConcatFusion, CrossAttentionGate, ReliabilityGate, SumFusion,
+                                posterior_entropy, reliability_cues)
 from avsr.models.video_encoder import VideoEncoder
 from avsr.preprocessing import Preprocessing
 
@@ -51,6 +52,7 @@ class ModelConfig:
     fusion: str = "gate"  # gate | xattn (the gate over locally cross-attending streams) | concat | sum
     xattn_window: int = 8  # xattn: frames each way a stream looks into the other (8 = 320 ms)
     gate_unit_streams: bool = False  # gate: mix unit-RMS streams, so its weight is each stream's share (see fusion.py)
+    gate_posterior_cues: bool = False  # gate / xattn: also read each stream's CTC posterior entropy per frame
     dropout: float = 0.1
     modalities: str = "av"  # av; audio (ASR) or video (VSR): one encoder and its CTC head alone
     video_pool: int = 1  # side of the spatial grid kept at the end of the video trunk (1: global average)
@@ -72,6 +74,9 @@ class ModelConfig:
             raise ValueError(f"xattn_window={self.xattn_window} must be 0 or more (frames each way)")
         if self.fusion not in FUSIONS:
             raise ValueError(f"fusion={self.fusion!r}; use one of {', '.join(FUSIONS)}")
+        if (self.gate_unit_streams or self.gate_posterior_cues) and self.fusion not in ("gate", "xattn"):
+            raise ValueError(f"gate_unit_streams and gate_posterior_cues set how a gate weighs the streams; "
+                             f"fusion={self.fusion!r} has no gate")
         if self.dim % self.num_heads:
             raise ValueError(f"dim={self.dim} must be divisible by num_heads={self.num_heads}")
 
@@ -117,10 +122,12 @@ class AVSRModel(nn.Module):
         if c.modalities == "video":
             self.video_head = nn.Linear(c.dim, c.vocab_size)
             return
+        extra_cues = POSTERIOR_CUES if c.gate_posterior_cues else 0
         if c.fusion == "gate":
-            self.fusion = ReliabilityGate(c.dim, unit_streams=c.gate_unit_streams)
+            self.fusion = ReliabilityGate(c.dim, unit_streams=c.gate_unit_streams, extra_cues=extra_cues)
         elif c.fusion == "xattn":
-            self.fusion = CrossAttentionGate(c.dim, c.num_heads, c.xattn_window, unit_streams=c.gate_unit_streams)
+            self.fusion = CrossAttentionGate(c.dim, c.num_heads, c.xattn_window, unit_streams=c.gate_unit_streams,
+                                             extra_cues=extra_cues)
         else:
             self.fusion = FUSIONS[c.fusion](c.dim)
         self.shared = Conformer(c.dim, c.num_heads, c.ffn_dim, c.fusion_layers, c.kernel_size, c.dropout)
@@ -164,6 +171,9 @@ class AVSRModel(nn.Module):
             weight = torch.zeros(video_features.shape[:2], device=video.device)
             return ModelOutput(video_log_probs, lengths, weight, None, video_log_probs)
         cues = reliability_cues(logmel, audio_lengths, face_found)
+        if self.config.gate_posterior_cues:  # how sure each stream's own CTC head is, frame by frame
+            cues = torch.cat([cues, posterior_entropy(audio_log_probs)[..., None],
+                              posterior_entropy(video_log_probs)[..., None]], dim=2)
         valid = torch.arange(frames, device=video.device)[None] < lengths[:, None]
         fused, audio_weight, attention = self.fusion(audio_features, video_features, cues, valid)
         shared = self.shared(fused, lengths)

@@ -16,6 +16,14 @@ from avsr.models.audio_encoder import MEL_HOP
 from avsr.models.conformer import padding_mask
 
 CUE_DIM = 3  # audio SNR estimate, audio spectral flatness, face_found
+POSTERIOR_CUES = 2  # optional (ModelConfig.gate_posterior_cues): each stream's CTC posterior entropy
+
+
+def posterior_entropy(log_probs: torch.Tensor) -> torch.Tensor:
+    """``(B, T)`` entropy of each frame's CTC posteriors ``(B, T, V)`` over log V: 0 for a certain
+    stream, 1 for a uniform one. Detached: a cue the gate reads, not a loss the heads can play to."""
+    log_probs = log_probs.detach().float()
+    return -(log_probs.exp() * log_probs).sum(dim=-1) / torch.log(torch.tensor(float(log_probs.shape[-1])))
 
 
 def reliability_cues(logmel: torch.Tensor, audio_lengths: torch.Tensor, face_found: torch.Tensor) -> torch.Tensor:
@@ -55,16 +63,16 @@ class ReliabilityGate(nn.Module):
     mixture is then reached with any weight: the weight stops saying how much each stream counts.
     """
 
-    def __init__(self, dim: int, hidden: int = 64, unit_streams: bool = False) -> None:
+    def __init__(self, dim: int, hidden: int = 64, unit_streams: bool = False, extra_cues: int = 0) -> None:
         super().__init__()
         self.unit_streams = unit_streams
         self.audio_norm, self.video_norm = nn.LayerNorm(dim), nn.LayerNorm(dim)
-        self.scorer = nn.Sequential(nn.Linear(2 * dim + CUE_DIM, hidden), nn.GELU(), nn.Linear(hidden, 2))
+        self.scorer = nn.Sequential(nn.Linear(2 * dim + CUE_DIM + extra_cues, hidden), nn.GELU(), nn.Linear(hidden, 2))
         self.audio_proj, self.video_proj = nn.Linear(dim, dim), nn.Linear(dim, dim)
 
     def forward(self, audio: torch.Tensor, video: torch.Tensor, cues: torch.Tensor,
                 valid: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor, None]:
-        """audio, video ``(B, T, D)``; cues ``(B, T, 3)``. Returns fused ``(B, T, D)``, ``w_audio``
+        """audio, video ``(B, T, D)``; cues ``(B, T, 3 + extra_cues)`` (face_found third). Returns fused ``(B, T, D)``, ``w_audio``
         ``(B, T)`` and None (no attention)."""
         a, v = self.audio_norm(audio), self.video_norm(video)
         scores = self.scorer(torch.cat([a, v, cues], dim=2))  # (B, T, 2)
@@ -150,11 +158,11 @@ class CrossAttentionGate(nn.Module):
     Returns the audio -> video attention averaged over heads, ``(B, T, 2 * window + 1)``.
     """
 
-    def __init__(self, dim: int, num_heads: int, window: int, unit_streams: bool = False) -> None:
+    def __init__(self, dim: int, num_heads: int, window: int, unit_streams: bool = False, extra_cues: int = 0) -> None:
         super().__init__()
         self.audio_to_video = LocalCrossAttention(dim, num_heads, window)
         self.video_to_audio = LocalCrossAttention(dim, num_heads, window)
-        self.gate = ReliabilityGate(dim, unit_streams=unit_streams)
+        self.gate = ReliabilityGate(dim, unit_streams=unit_streams, extra_cues=extra_cues)
 
     def forward(self, audio: torch.Tensor, video: torch.Tensor, cues: torch.Tensor,
                 valid: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
