@@ -89,10 +89,13 @@ def render(path: str | Path, out_path: str | Path, transcriber: Transcriber) -> 
     """Transcribe ``path`` and write ``out_path`` (mp4, 25 fps, the input's audio): each frame with
     the mouth box, the gate's weights and the transcript so far. Written to a temporary name and
     renamed when complete. Raises :class:`MediaError` for an input without video."""
-    prepared = prepare_input(path, transcriber.options.detect_every)
-    if not prepared.has_video:
-        raise MediaError(path, "no_video", "has no video track to draw on; use avsr transcribe for audio files")
-    transcript = transcriber.recognise(prepared)
+    prepared = prepare_input(path, transcriber.options.detect_every, transcriber.options.crop_memory_mb)
+    try:
+        if not prepared.has_video:
+            raise MediaError(path, "no_video", "has no video track to draw on; use avsr transcribe for audio files")
+        transcript = transcriber.recognise(prepared)
+    finally:
+        prepared.close()  # the crops are not drawn, only the box they were cut from
 
     def frames() -> Iterator[np.ndarray]:
         for index, frame in enumerate(iter_video_frames(path)):

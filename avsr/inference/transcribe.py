@@ -23,7 +23,7 @@ from avsr.decoding.align import WordTiming, align_words
 from avsr.decoding.beam import make_decoder
 from avsr.io.lip_roi import LipRoiOptions, extract_lip_roi, true_runs
 from avsr.io.media import MediaError, MediaWarning, load_media, probe_video
-from avsr.data.augment import shift_video
+from avsr.io.spool import FrameSpool, ShiftedFrames
 from avsr.files import file_sha256
 from avsr.inference.sync import SyncEstimate, estimate_offset, mouth_opening, speech_envelope
 from avsr.models.av_model import MODES as MODEL_MODES
@@ -63,6 +63,7 @@ class TranscribeOptions:
     detect_every: int = 1  # run the face landmarker on every k-th frame
     av_sync: str = "auto"  # auto: estimate the audio-video offset and undo it beyond SYNC_MS; off
     attention: bool = False  # return an xattn model's attended offset and peak per frame
+    crop_memory_mb: float | None = 128.0  # a file's mouth crops beyond this wait on disk, read a window at a time
 
     def __post_init__(self) -> None:
         if self.mode not in MODES:
@@ -136,7 +137,7 @@ class PreparedInput:
 
     path: str
     sha256: str
-    roi: np.ndarray  # (T, 96, 96) uint8, zero without a face
+    roi: np.ndarray | FrameSpool  # (T, 96, 96) uint8, zero without a face; on disk for a long file
     face_found: np.ndarray  # (T,) bool
     audio: np.ndarray  # (640 T,) float32, zero without an audio track
     has_audio: bool
@@ -150,9 +151,17 @@ class PreparedInput:
     def frames(self) -> int:
         return len(self.face_found)
 
+    def close(self) -> None:
+        """Remove the crops' temporary file, if they were spooled to one."""
+        if isinstance(self.roi, FrameSpool):
+            self.roi.close()
 
-def prepare_input(path: str | Path, detect_every: int = 1) -> PreparedInput:
-    """Decode ``path`` for transcription. Raises :class:`MediaError` for a file that cannot be used."""
+
+def prepare_input(path: str | Path, detect_every: int = 1, crop_memory_mb: float | None = None) -> PreparedInput:
+    """Decode ``path`` for transcription. Raises :class:`MediaError` for a file that cannot be used.
+
+    Crops that would take more than ``crop_memory_mb`` are spooled to a temporary file
+    (:class:`~avsr.io.spool.FrameSpool`; None: kept in memory); :meth:`PreparedInput.close` removes it."""
     started = time.perf_counter()
     path = Path(path)
     sha256 = file_sha256(path) if path.is_file() else ""
@@ -160,7 +169,7 @@ def prepare_input(path: str | Path, detect_every: int = 1) -> PreparedInput:
         warnings.simplefilter("always", MediaWarning)
         has_video = probe_video(path) is not None
         if has_video:  # crops first, so that their working memory is gone before the audio arrives
-            roi = extract_lip_roi(path, LipRoiOptions(detect_every=detect_every))
+            roi = extract_lip_roi(path, LipRoiOptions(detect_every=detect_every), spool_above_mb=crop_memory_mb)
             crops, found, transforms = roi.roi, roi.face_found, roi.transforms
             opening = mouth_opening(roi.mouth_landmarks)
             del roi
@@ -336,7 +345,11 @@ class Transcriber:
                                     options.word_score, tokenizer)
 
     def __call__(self, path: str | Path) -> Transcript:
-        return self.recognise(prepare_input(path, self.options.detect_every))
+        prepared = prepare_input(path, self.options.detect_every, self.options.crop_memory_mb)
+        try:
+            return self.recognise(prepared)
+        finally:
+            prepared.close()
 
     @torch.no_grad()
     def _forward(self, prepared: PreparedInput, mode: str,
@@ -403,8 +416,8 @@ class Transcriber:
         estimate, shift, sync_notes = self._sync(prepared, mode)
         notes += sync_notes
         if shift:  # the video frame that belongs to audio frame t is t + shift; the clip's ends are held
-            roi, found = shift_video(prepared.roi, prepared.face_found, -shift, hold_edges=True)
-            prepared = replace(prepared, roi=roi, face_found=found)
+            prepared = replace(prepared, roi=ShiftedFrames(prepared.roi, -shift),
+                               face_found=ShiftedFrames(prepared.face_found, -shift)[:])
         cuts = pause_cuts(prepared.audio, round(o.cut_pause_s * VIDEO_FPS), prepared.roi if prepared.has_video else None) \
             if prepared.has_audio and mode != "video" else []
         log_probs, weights, attention = self._forward(prepared, mode, cuts)

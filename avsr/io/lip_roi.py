@@ -30,6 +30,7 @@ from scipy.ndimage import gaussian_filter1d
 from avsr.files import atomic_path
 from avsr.io.face_mesh import KEPT_POINTS, LIPS_OUTER, LIPS_SLICE, STABLE_SLICE, FaceMeshTracker, detection_size
 from avsr.io.media import frame_to_gray, frame_to_rgb, iter_video_frames, probe_video
+from avsr.io.spool import FrameSpool
 from avsr.preprocessing import ROI_SIZE, VIDEO_FPS
 
 # Canonical frontal face: the STABLE points (right eye outer, right eye inner, left eye inner, left
@@ -294,13 +295,20 @@ def _track_face(source, options: LipRoiOptions) -> tuple[np.ndarray, list[np.nda
     return np.stack(rows), cache
 
 
-def extract_lip_roi(source: str | os.PathLike | np.ndarray, options: LipRoiOptions = LipRoiOptions()) -> LipRoi:
+SPOOL_BLOCK = 256  # crops cut before they are written to a spool
+
+
+def extract_lip_roi(source: str | os.PathLike | np.ndarray, options: LipRoiOptions = LipRoiOptions(),
+                    spool_above_mb: float | None = None) -> LipRoi:
     """Find, align and cut the mouth in every 25 fps frame of a clip.
 
     Args:
         source: a media file (decoded and resampled to 25 fps) or RGB frames ``(T, H, W, 3) uint8``
             already at 25 fps.
         options: see :class:`LipRoiOptions`.
+        spool_above_mb: crops that would take more memory than this are written to a temporary file
+            as they are cut, and ``roi`` is a :class:`~avsr.io.spool.FrameSpool` read by ranges (None:
+            always an array in memory).
 
     Raises:
         MediaError: ``source`` is a file that cannot be read or has no video stream.
@@ -311,15 +319,25 @@ def extract_lip_roi(source: str | os.PathLike | np.ndarray, options: LipRoiOptio
     track, found = fill_gaps(track, options.max_gap_frames)
     transforms = crop_transforms(track, found, options)
     size = options.crop_size
-    roi = np.zeros((len(track), size, size), np.uint8)
+    spool = spool_above_mb is not None and len(track) * size * size > spool_above_mb * 2**20
+    roi = FrameSpool(len(track), size, size) if spool else None
+    # In memory: one array of every crop. Spooled: a block of crops at a time, written as it fills.
+    block = np.zeros((SPOOL_BLOCK if spool else len(track), size, size), np.uint8)
     frames = cache if cache is not None else (f.gray() for f in _frames(source))
     count = 0
     for index, gray in enumerate(frames):
         count += 1
+        row = index % len(block)
         if found[index]:
-            roi[index] = cv2.warpAffine(gray, transforms[index], (size, size), flags=cv2.INTER_LINEAR,
+            block[row] = cv2.warpAffine(gray, transforms[index], (size, size), flags=cv2.INTER_LINEAR,
                                         borderMode=cv2.BORDER_REPLICATE)
+        else:
+            block[row] = 0
+        if spool and (row == len(block) - 1 or index == len(track) - 1):
+            roi.write(block[: row + 1])
     assert count == len(track), "second decoding pass returned a different number of frames"
+    if not spool:
+        roi = block
     return LipRoi(
         roi=roi,
         face_found=found,

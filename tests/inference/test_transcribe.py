@@ -342,3 +342,42 @@ def test_a_model_is_fed_crops_prepared_as_its_bundle_says(corpus, tmp_path):
     save_bundle(tmp_path / "m64.pt", AVSRModel(config, Preprocessing(roi_size=64, crop_size=56)))
     with pytest.raises(PreprocessingError, match="expects 64x64 crops"):
         avsr.transcribe(tmp_path / "m64.pt", corpus[0]["video"])
+
+
+@pytest.mark.slow
+def test_a_long_input_reads_its_crops_from_disk_with_the_same_result(corpus, model, tmp_path, monkeypatch):
+    """Crops beyond ``crop_memory_mb`` wait in a temporary file and are read a window at a time: the
+    transcript is the same as with every crop in memory, also when the video is moved back by its
+    offset, and also when a worker process cut the crops; no temporary file is left behind."""
+    import tempfile
+
+    from avsr.inference.batch import transcribe_batch
+    from avsr.io.spool import FrameSpool
+    from avsr.io.writer import write_offset_copy
+
+    spool_dir = tmp_path / "tmp"
+    spool_dir.mkdir()
+    monkeypatch.setenv("TMPDIR", str(spool_dir))  # here and in spawned workers
+    monkeypatch.setattr(tempfile, "tempdir", None)
+    media = [load_media(c["video"]) for c in corpus[:4]]
+    frames = np.concatenate([m.video for m in media])
+    audio = np.concatenate([np.pad(m.audio, (0, len(m.video) * 640 - len(m.audio)))[: len(m.video) * 640] for m in media])
+    joined = write_video(tmp_path / "joined.mp4", frames, audio=audio)
+    # 200 ms late: av-sync auto moves such a clip back when its estimate is sure
+    late = [write_offset_copy(c["video"], tmp_path / f"late{i}.mp4", 5) for i, c in enumerate(corpus[4:8])]
+    spooled = prepare_input(joined, crop_memory_mb=0)
+    assert isinstance(spooled.roi, FrameSpool) and len(list(spool_dir.iterdir())) == 1
+    assert np.array_equal(spooled.roi[:], prepare_input(joined).roi)
+    spooled.close()
+    shifts = []
+    for clip in [joined] + late:
+        memory = avsr.transcribe(model, clip, TranscribeOptions(window_s=6.0, overlap_s=1.0, crop_memory_mb=None))
+        disk = avsr.transcribe(model, clip, TranscribeOptions(window_s=6.0, overlap_s=1.0, crop_memory_mb=0))
+        assert disk.text == memory.text and disk.audio_weight == memory.audio_weight
+        assert disk.av_sync_shift_ms == memory.av_sync_shift_ms
+        shifts.append(memory.av_sync_shift_ms)
+    assert any(shifts[1:]), "an offset copy must exercise the shifted read"
+    summary = transcribe_batch([joined] + late[:1], model, tmp_path / "out",
+                               options=TranscribeOptions(crop_memory_mb=0), workers=2, progress=False)
+    assert [r.status for r in summary] == ["done", "done"]
+    assert list(spool_dir.iterdir()) == [], "a temporary crop file was left behind"

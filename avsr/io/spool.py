@@ -1,0 +1,128 @@
+"""Frames kept on disk instead of in memory: the mouth crops of a long recording.
+
+An hour of 96x96 crops is 830 MB. :class:`FrameSpool` holds them in a temporary file and reads a
+range of frames when asked (``spool[start:stop]``, or ``spool[start:stop, rows, columns]``), so the
+memory a transcription needs does not grow with the file's length. :class:`ShiftedFrames` reads
+frames moved in time (a file's audio-video offset undone) without copying them.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+
+import numpy as np
+
+SPOOL_PREFIX = "avsr-crops-"
+
+
+def _read(key, length: int, read) -> np.ndarray:
+    """``frames[key]`` for a ``key`` of one frame or a step-1 range of frames, optionally followed by
+    an index into each frame, with ``read(start, stop)`` giving frames ``start:stop`` as an array."""
+    rest = ()
+    if isinstance(key, tuple):
+        key, rest = key[0], key[1:]
+    if isinstance(key, (int, np.integer)):
+        index = int(key) + length if key < 0 else int(key)
+        if not 0 <= index < length:
+            raise IndexError(f"frame {key} of {length}")
+        return read(index, index + 1)[0][rest] if rest else read(index, index + 1)[0]
+    if not isinstance(key, slice) or key.step not in (None, 1):
+        raise TypeError(f"frames are read by single frames or ranges (frames[a:b]), not by {key!r}")
+    start, stop, _ = key.indices(length)
+    block = read(start, max(start, stop))
+    return block[(slice(None),) + rest] if rest else block
+
+
+class FrameSpool:
+    """``(T, H, W)`` uint8 frames in a temporary file (``tempfile.gettempdir()``), written in order
+    with :meth:`write` and read by ranges.
+
+    The file is removed by :meth:`close` (or when the spool is garbage-collected). A spool sent to
+    another process (pickled, as worker processes return their results) hands the file over: the
+    receiving copy removes it, the sending one no longer does.
+    """
+
+    def __init__(self, frames: int, height: int, width: int) -> None:
+        self.shape = (frames, height, width)
+        self.dtype = np.dtype(np.uint8)
+        handle, self.path = tempfile.mkstemp(prefix=SPOOL_PREFIX, suffix=".u8")
+        os.close(handle)
+        self._owner, self._written = True, 0
+        with open(self.path, "r+b") as file:
+            file.truncate(frames * height * width)
+        self._file = open(self.path, "r+b")
+
+    @property
+    def ndim(self) -> int:
+        return 3
+
+    def __len__(self) -> int:
+        return self.shape[0]
+
+    @property
+    def _frame_bytes(self) -> int:
+        return self.shape[1] * self.shape[2]
+
+    def write(self, frames: np.ndarray) -> None:
+        """Append ``frames`` ``(n, H, W)`` uint8 after those written so far."""
+        frames = np.ascontiguousarray(frames, dtype=np.uint8)
+        if frames.shape[1:] != self.shape[1:] or self._written + len(frames) > len(self):
+            raise ValueError(f"{frames.shape} frames do not fit a spool of {self.shape} holding {self._written}")
+        self._file.seek(self._written * self._frame_bytes)
+        self._file.write(frames.tobytes())
+        self._written += len(frames)
+
+    def __getitem__(self, key) -> np.ndarray:
+        return _read(key, len(self), self._read)
+
+    def _read(self, start: int, stop: int) -> np.ndarray:
+        self._file.seek(start * self._frame_bytes)
+        data = bytearray(self._file.read((stop - start) * self._frame_bytes))  # writable, as numpy's slices are
+        return np.frombuffer(data, np.uint8).reshape(stop - start, *self.shape[1:])
+
+    def close(self) -> None:
+        if getattr(self, "_file", None) is not None:
+            self._file.close()
+            self._file = None
+            if self._owner:
+                try:
+                    os.unlink(self.path)
+                except FileNotFoundError:
+                    pass
+
+    def __del__(self) -> None:
+        self.close()
+
+    def __getstate__(self) -> dict:
+        self._file.flush()
+        self._owner = False  # the copy being made takes the file over
+        return {"shape": self.shape, "path": self.path, "written": self._written}
+
+    def __setstate__(self, state: dict) -> None:
+        self.shape, self.path, self._written = state["shape"], state["path"], state["written"]
+        self.dtype, self._owner = np.dtype(np.uint8), True
+        self._file = open(self.path, "r+b")
+
+
+class ShiftedFrames:
+    """``frames`` moved ``by`` frames later in time at the same length (negative: earlier), the clip's
+    first or last frame held where the move reaches past its ends: frame ``t`` reads
+    ``frames[clip(t - by, 0, T - 1)]``. What :func:`avsr.data.augment.shift_video` gives with
+    ``hold_edges``, read a range at a time."""
+
+    def __init__(self, frames, by: int) -> None:
+        self.frames, self.by = frames, by
+        self.shape, self.dtype, self.ndim = frames.shape, frames.dtype, frames.ndim
+
+    def __len__(self) -> int:
+        return len(self.frames)
+
+    def __getitem__(self, key) -> np.ndarray:
+        return _read(key, len(self), self._read)
+
+    def _read(self, start: int, stop: int) -> np.ndarray:
+        source = np.clip(np.arange(start, stop) - self.by, 0, len(self) - 1)
+        if len(source) == 0:
+            return self.frames[0:0]
+        return self.frames[int(source[0]): int(source[-1]) + 1][source - source[0]]
