@@ -5,9 +5,11 @@ Prints:
     of the CTC output, writing all four outputs) over synthetic clips, greedy and beam search, one
     worker, face landmarks on every frame and on every 2nd frame;
   * throughput in files/min with 1 and 2 worker processes;
-  * peak resident memory of ``avsr transcribe`` on a one-hour video made by concatenating the clips.
+  * peak resident memory and RTF of ``avsr transcribe`` (defaults) on a one-hour video made by
+    concatenating the clips; ``--hour-minutes 10 60`` measures files of several lengths, each in its
+    own process, so that memory can be compared across lengths.
 
-    python bench/transcribe_speed.py [--clips 20] [--hour-minutes 60] [--skip-hour | --only-hour]
+    python bench/transcribe_speed.py [--clips 20] [--hour-minutes 60 ...] [--skip-hour | --only-hour]
 
 Run it on an otherwise idle machine: it measures wall time.
 """
@@ -15,7 +17,6 @@ Run it on an otherwise idle machine: it measures wall time.
 from __future__ import annotations
 
 import argparse
-import resource
 import subprocess
 import sys
 import tempfile
@@ -77,7 +78,7 @@ def clip_figures(clips: list[Path], seconds: float, model, tmp: Path) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--clips", type=int, default=20)
-    parser.add_argument("--hour-minutes", type=float, default=60.0)
+    parser.add_argument("--hour-minutes", type=float, nargs="+", default=[60.0])
     parser.add_argument("--skip-hour", action="store_true")
     parser.add_argument("--only-hour", action="store_true", help="measure the long file only")
     args = parser.parse_args()
@@ -91,17 +92,29 @@ def main() -> None:
             clip_figures(clips, seconds, model, tmp)
         if args.skip_hour:
             return
-        hour = tmp / "hour.mp4"
-        duration = make_hour(clips, hour, args.hour_minutes)
-        started = time.perf_counter()
-        result = subprocess.run([str(Path(sys.executable).with_name("avsr")), "transcribe", str(hour), "-o",
-                                 str(tmp / "hour_out"), "--quiet"], capture_output=True, text=True)
-        wall = time.perf_counter() - started
-        assert result.returncode == 0, result.stderr[-2000:]
-        peak_mb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
-        words = len((tmp / "hour_out" / "hour.txt").read_text().split())
-        print(f"\none file of {duration / 60:.1f} min: {wall:.0f} s wall (RTF {wall / duration:.3f}), "
-              f"peak RSS {peak_mb:.0f} MB, {words} words")
+        for minutes in args.hour_minutes:
+            long_file_figures(clips, minutes, tmp)
+
+
+# Runs a command and prints its peak RSS (KiB): each long file is measured in a process of its own.
+PEAK_RSS = ("import resource, subprocess, sys; code = subprocess.run(sys.argv[1:]).returncode; "
+            "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss); sys.exit(code)")
+
+
+def long_file_figures(clips: list[Path], minutes: float, tmp: Path) -> None:
+    hour = tmp / f"long{minutes:g}.mp4"
+    duration = make_hour(clips, hour, minutes)
+    out = tmp / f"long{minutes:g}_out"
+    started = time.perf_counter()
+    result = subprocess.run([sys.executable, "-c", PEAK_RSS, str(Path(sys.executable).with_name("avsr")), "transcribe",
+                             str(hour), "-o", str(out), "--quiet"], capture_output=True, text=True)
+    wall = time.perf_counter() - started
+    assert result.returncode == 0, result.stderr[-2000:]
+    peak_mb = int(result.stdout.split()[-1]) / 1024
+    words = len((out / f"{hour.stem}.txt").read_text().split())
+    hour.unlink()
+    print(f"\none file of {duration / 60:.1f} min: {wall:.0f} s wall (RTF {wall / duration:.3f}), "
+          f"peak RSS {peak_mb:.0f} MB, {words} words", flush=True)
 
 
 if __name__ == "__main__":
