@@ -47,10 +47,11 @@ def test_module_shapes():
     assert ((out.audio_weight >= 0) & (out.audio_weight <= 1)).all()
 
 
-@pytest.mark.parametrize("fusion", ["gate", "xattn", "concat", "sum"])
+@pytest.mark.parametrize("fusion", ["gate", "xattn", "concat", "sum", "gate+posterior_cues"])
 def test_a_sample_is_the_same_alone_and_in_a_padded_batch(fusion):
     torch.manual_seed(0)
-    model = AVSRModel(ModelConfig(**{**SMALL.__dict__, "fusion": fusion})).eval()
+    fusion, _, cues = fusion.partition("+")
+    model = AVSRModel(ModelConfig(**{**SMALL.__dict__, "fusion": fusion, "gate_posterior_cues": bool(cues)})).eval()
     batch = inputs(3, [23, 11, 16], seed=1)
     alone = tuple(x[1:2, : (11 * 640 if i == 0 else 11)] if i in (0, 2, 4) else x[1:2] for i, x in enumerate(batch))
     with torch.no_grad():
@@ -166,8 +167,9 @@ def test_bundle_round_trip_and_refusal(tmp_path):
         load_bundle(tmp_path / "pickle.pt")
 
 
-def test_gate_gives_video_no_weight_where_no_face_was_found():
-    model = AVSRModel(SMALL).eval()
+@pytest.mark.parametrize("posterior_cues", [False, True])
+def test_gate_gives_video_no_weight_where_no_face_was_found(posterior_cues):
+    model = AVSRModel(ModelConfig(**{**SMALL.__dict__, "gate_posterior_cues": posterior_cues})).eval()
     audio, audio_lengths, video, video_lengths, face = inputs(2, [12, 12])
     face[0, 3:8] = False
     with torch.no_grad():

@@ -324,3 +324,35 @@ def test_held_streams_under_ddp(tmp_path, prepared):
     source = load_bundle(video)[0].state_dict()
     assert all(torch.equal(trained["state_dict"][f"model.{k}"], v) for k, v in source.items()
                if k.startswith("video_encoder."))
+
+
+def test_alignment_distillation_trains_the_video_stream_on_the_transcript_forced_onto_the_audio(prepared_corpus):
+    """``align_teacher``: each transcript forced onto the teacher's audio posteriors gives every frame
+    a label; the path spells the transcript, the frame-wise loss reaches the video stream, and the
+    teacher is not part of the model (nor of its checkpoints)."""
+    from avsr.training.lightning_module import AVSRLightning
+
+    embedded = Path(avsr.__file__).parent / "assets" / "synth-grid-tiny.pt"
+    spec = Preprocessing(video_norm="utterance")
+    module = AVSRLightning(ModelConfig(modalities="video", video_pool=3, video_downsample=2), preprocessing=spec,
+                           align_teacher=str(embedded), align_weight=0.5)
+    module.setup("fit")
+    dataset = AVDataset(prepared_corpus / "train.jsonl", preprocessing=spec)
+    batch = collate([dataset[i] for i in range(4)], spec)
+    targets = module.alignment_targets(batch)
+    tokenizer = CharTokenizer()
+    for row, text in zip(targets.tolist(), batch.texts):
+        path = [label for label in row if label >= 0]
+        spelled = [p for i, p in enumerate(path) if p != tokenizer.blank and (i == 0 or p != path[i - 1])]
+        assert tokenizer.decode(spelled) == text
+    module.train()
+    out = module.model(batch.audio, batch.audio_lengths, batch.video, batch.video_lengths, batch.face_found, "video")
+    loss = module._align_loss(out, batch)
+    assert loss > 0
+    loss.backward()
+    assert module.model.video_head.weight.grad.abs().sum() > 0
+    assert not any("teacher" in name for name in module.state_dict())
+    module.eval()
+    assert module._align_loss(out, batch) == 0  # validation reads the CTC loss alone
+    with pytest.raises(ValueError, match="trains the video stream, and this audio model has none"):
+        AVSRLightning(ModelConfig(modalities="audio"), align_teacher=str(embedded)).setup("fit")
