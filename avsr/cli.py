@@ -377,7 +377,7 @@ def _add_evaluate(subparsers) -> None:
         description="Decode a prepared manifest in each mode, clean and with noise mixed at each SNR, and print "
         "WER and CER; with -o, a sweep over several models and noises written as tables and plots.")
     parser.add_argument("--model", nargs="+", default=["synth-grid-tiny"], metavar="BUNDLE",
-                        help="bundle files, or the embedded 'synth-grid-tiny' (default; trained on the synthetic "
+                        help="bundle files (or their .onnx exports), or the embedded 'synth-grid-tiny' (default; trained on the synthetic "
                         "corpus only: it will not transcribe real people)")
     parser.add_argument("--manifest", required=True, metavar="MANIFEST.jsonl",
                         help="a prepared manifest (avsr prepare manifest), or a raw one (id, video, text per line, as "
@@ -543,7 +543,7 @@ def _add_render(subparsers) -> None:
     parser.add_argument("video", metavar="VIDEO")
     parser.add_argument("-o", "--output", required=True, metavar="OUT.mp4")
     parser.add_argument("--model", default="synth-grid-tiny", metavar="BUNDLE",
-                        help="a bundle file from `avsr export`, or the embedded 'synth-grid-tiny' (default)")
+                        help="a bundle file from `avsr export`, its .onnx export, or the embedded 'synth-grid-tiny' (default)")
     parser.add_argument("--mode", default="auto", choices=["auto", "av", "audio", "video"])
     parser.add_argument("--beam-size", type=positive_int, default=1, metavar="N", help="1 = greedy (default)")
     parser.add_argument("--detect-every", type=positive_int, default=1, metavar="K",
