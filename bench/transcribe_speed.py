@@ -3,7 +3,8 @@
 Prints:
   * real-time factor (wall time / audio duration, end to end: decoding, lip ROIs, model, decoding
     of the CTC output, writing all four outputs) over synthetic clips, greedy and beam search, one
-    worker, face landmarks on every frame and on every 2nd frame;
+    worker, face landmarks on every frame and on every 2nd frame, and greedy with the model run by
+    ONNX Runtime (when the [onnx] extra is installed);
   * throughput in files/min with 1 and 2 worker processes;
   * peak resident memory and RTF of ``avsr transcribe`` (defaults) on a one-hour video made by
     concatenating the clips; ``--hour-minutes 10 60`` measures files of several lengths, each in its
@@ -69,6 +70,18 @@ def clip_figures(clips: list[Path], seconds: float, model, tmp: Path) -> None:
         wall = timed_batch(clips, model, tmp / "out", options, 1)
         every = "every" if options.detect_every == 1 else f"1 in {options.detect_every}"
         print(f"{name:<22}{every:>10}{wall:>9.2f}{wall / seconds:>8.3f}", flush=True)
+    from avsr.models.onnx import OnnxError, export_onnx
+
+    try:  # the same model run by ONNX Runtime (the [onnx] extra)
+        import onnxruntime  # noqa: F401
+
+        export_onnx(model.network, tmp / "model.onnx", model.tokenizer)
+        onnx_model = avsr.load_model(tmp / "model.onnx")
+    except (ImportError, OnnxError) as error:
+        print(f"(onnx backend not measured: {error})")
+    else:
+        wall = timed_batch(clips, onnx_model, tmp / "out", TranscribeOptions(), 1)
+        print(f"{'greedy, onnx backend':<22}{'every':>10}{wall:>9.2f}{wall / seconds:>8.3f}", flush=True)
     print(f"\n{'workers':<10}{'files/min':>10}   (greedy, landmarks on every frame; includes starting the workers)")
     for workers in (1, 2):
         wall = timed_batch(clips, model, tmp / "out", TranscribeOptions(), workers)
