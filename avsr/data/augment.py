@@ -49,13 +49,11 @@ class AugmentOptions:
                    random_crop=False, flip_prob=0.0, time_mask_prob=0.0, pad_prob=0.0)
 
 
-def shift_video(video: np.ndarray, face_found: np.ndarray, frames: int,
-                hold_edges: bool = False) -> tuple[np.ndarray, np.ndarray]:
+def shift_video(video: np.ndarray, face_found: np.ndarray, frames: int) -> tuple[np.ndarray, np.ndarray]:
     """The video moved ``frames`` later against the audio (positive: the video lags; negative: it
     leads), at the same length. Frames shifted in from outside the clip are black and have no face,
-    as when the face is lost: the model is never shown made-up lips. With ``hold_edges`` they repeat
-    the clip's first (or last) frame instead, as the silence padding of training does: for undoing a
-    file's own offset, where those frames face the silence before or after the speech."""
+    as when the face is lost: the model is never shown made-up lips. (Undoing a file's own offset
+    holds the clip's edge frames instead: :class:`avsr.io.spool.ShiftedFrames`.)"""
     if frames == 0:
         return video, face_found
     shifted, found = np.zeros_like(video), np.zeros_like(face_found)
@@ -64,10 +62,6 @@ def shift_video(video: np.ndarray, face_found: np.ndarray, frames: int,
         target, source = (slice(frames, None), slice(None, count)) if frames > 0 else \
             (slice(None, count), slice(-frames, None))
         shifted[target], found[target] = video[source], face_found[source]
-        if hold_edges:
-            edge = slice(None, frames) if frames > 0 else slice(count, None)
-            nearest = frames if frames > 0 else count - 1
-            shifted[edge], found[edge] = shifted[nearest], found[nearest]
     return shifted, found
 
 

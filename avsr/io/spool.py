@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import tempfile
+from pathlib import Path
 
 import numpy as np
 
@@ -86,10 +87,7 @@ class FrameSpool:
             self._file.close()
             self._file = None
             if self._owner:
-                try:
-                    os.unlink(self.path)
-                except FileNotFoundError:
-                    pass
+                Path(self.path).unlink(missing_ok=True)
 
     def __del__(self) -> None:
         self.close()
@@ -107,9 +105,9 @@ class FrameSpool:
 
 class ShiftedFrames:
     """``frames`` moved ``by`` frames later in time at the same length (negative: earlier), the clip's
-    first or last frame held where the move reaches past its ends: frame ``t`` reads
-    ``frames[clip(t - by, 0, T - 1)]``. What :func:`avsr.data.augment.shift_video` gives with
-    ``hold_edges``, read a range at a time."""
+    first or last frame held where the move reaches past its ends (they face the silence before or
+    after the speech, as the silence padding of training does): frame ``t`` reads
+    ``frames[clip(t - by, 0, T - 1)]``, a range at a time. Undoes a file's own audio-video offset."""
 
     def __init__(self, frames, by: int) -> None:
         self.frames, self.by = frames, by

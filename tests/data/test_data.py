@@ -10,6 +10,7 @@ from avsr.data.augment import Augmenter, AugmentOptions, shift_video
 from avsr.data.dataset import BucketBatchSampler, collate
 from avsr.data.noise import NoiseFolder, babble, measured_snr_db, mix_at_snr, white_noise
 from avsr.data.tokenizer import CharTokenizer
+from avsr.io.spool import ShiftedFrames
 from tests.conftest import MUSIC, SPEECH, read_wav
 
 
@@ -88,9 +89,9 @@ def test_shifting_the_video_moves_it_exactly_and_what_comes_in_from_outside_has_
 def test_undoing_an_offset_can_hold_the_clips_edge_frames():
     video = np.arange(1, 11, dtype=np.uint8)[:, None, None] + np.zeros((10, 2, 2), np.uint8)
     face = np.ones(10, bool)
-    early, found = shift_video(video, face, -3, hold_edges=True)  # what a file whose video lags 3 frames gets
+    early, found = ShiftedFrames(video, -3)[:], ShiftedFrames(face, -3)[:]  # a file whose video lags 3 frames
     assert early[:, 0, 0].tolist() == [4, 5, 6, 7, 8, 9, 10, 10, 10, 10] and found.all()
-    late, found = shift_video(video, face, 2, hold_edges=True)
+    late, found = ShiftedFrames(video, 2)[:], ShiftedFrames(face, 2)[:]
     assert late[:, 0, 0].tolist() == [1, 1, 1, 2, 3, 4, 5, 6, 7, 8] and found.all()
 
 
