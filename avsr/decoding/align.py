@@ -24,6 +24,12 @@ class WordTiming:
     confidence: float  # mean probability of the word's characters on their aligned frames, 0-1
 
 
+def can_align(ids: list[int], frames: int) -> bool:
+    """Whether a CTC path of ``frames`` frames can spell ``ids``: one frame per token, and a blank
+    between each repeated pair."""
+    return frames >= len(ids) + sum(a == b for a, b in zip(ids, ids[1:]))
+
+
 def align_words(log_probs: torch.Tensor, text: str, tokenizer: CharTokenizer = CharTokenizer(),
                 offset_s: float = 0.0) -> list[WordTiming]:
     """Timings of the words of ``text`` on ``log_probs`` ``(T, V)`` (one utterance, 25 Hz frames).
@@ -39,8 +45,7 @@ def align_words(log_probs: torch.Tensor, text: str, tokenizer: CharTokenizer = C
     space = tokenizer.encode(" ")[0]
     log_probs = log_probs.detach().float().cpu()
     frames = log_probs.shape[0]
-    repeats = sum(a == b for a, b in zip(ids, ids[1:]))
-    if frames < len(ids) + repeats:
+    if not can_align(ids, frames):
         raise ValueError(f"{len(ids)} characters cannot be aligned to {frames} frames")
     path, scores = F.forced_align(log_probs[None], torch.tensor([ids], dtype=torch.int32), blank=tokenizer.blank)
     spans = F.merge_tokens(path[0], scores[0].exp(), blank=tokenizer.blank)

@@ -107,5 +107,9 @@ def load_model(name_or_path: str | Path, device: str = "cpu", backend: str | Non
 
         return load_onnx(path, device)
     network, tokenizer, metadata = load_bundle(path, device)
-    digest = hashlib.sha256(path.read_bytes()).hexdigest()[:12]
-    return LoadedModel(network, tokenizer, metadata, f"{path.stem}@{digest}")
+    return LoadedModel(network, tokenizer, metadata, model_id(path))
+
+
+def model_id(path: str | Path) -> str:
+    """``<stem>@<first 12 hex digits of the file's SHA-256>``: what transcripts record of their model."""
+    return f"{Path(path).stem}@{hashlib.sha256(Path(path).read_bytes()).hexdigest()[:12]}"

@@ -18,7 +18,6 @@ ONNX Runtime is the optional extra ``pip install 'avsr[onnx]'``; the rest of the
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import os
@@ -207,9 +206,7 @@ def read_info(path: str | Path) -> dict:
 
 def load_onnx(path: str | Path, device: str = "cpu"):
     """A :class:`~avsr.models.bundle.LoadedModel` whose network is an :class:`OnnxNetwork`."""
-    from avsr.models.bundle import LoadedModel
+    from avsr.models.bundle import LoadedModel, model_id
 
     network = OnnxNetwork(path).to(device)
-    digest = hashlib.sha256(Path(path).read_bytes()).hexdigest()[:12]
-    return LoadedModel(network, CharTokenizer(network.info["tokenizer"]), network.info["metadata"],
-                       f"{Path(path).stem}@{digest}")
+    return LoadedModel(network, CharTokenizer(network.info["tokenizer"]), network.info["metadata"], model_id(path))

@@ -12,6 +12,7 @@ from torchmetrics.text import CharErrorRate, WordErrorRate
 
 from avsr.data.dataset import Batch
 from avsr.data.tokenizer import CharTokenizer
+from avsr.decoding.align import can_align
 from avsr.decoding.greedy import greedy_decode
 from avsr.models.av_model import AVSRModel, ModelConfig
 from avsr.preprocessing import Preprocessing
@@ -172,15 +173,12 @@ class AVSRLightning(L.LightningModule):
         import torchaudio.functional as F
 
         teacher = self._teacher.to(self.device)
-        log_probs = teacher(batch.audio, batch.audio_lengths, batch.video, batch.video_lengths, batch.face_found,
-                            "audio")
-        lengths = torch.minimum(log_probs.lengths, batch.video_lengths).cpu()
-        posteriors = log_probs.log_probs.float().cpu()
+        out = teacher(batch.audio, batch.audio_lengths, batch.video, batch.video_lengths, batch.face_found, "audio")
+        posteriors = out.log_probs.float().cpu()
         targets = torch.full(posteriors.shape[:2], -100, dtype=torch.long)
-        for i, (frames, length) in enumerate(zip(lengths.tolist(), batch.target_lengths.tolist())):
+        for i, (frames, length) in enumerate(zip(out.lengths.tolist(), batch.target_lengths.tolist())):
             ids = batch.targets[i, :length].cpu()
-            repeats = int((ids[1:] == ids[:-1]).sum())
-            if length == 0 or frames < length + repeats:
+            if length == 0 or not can_align(ids.tolist(), frames):
                 continue
             path, _ = F.forced_align(posteriors[i : i + 1, :frames], ids[None].int(), blank=self.tokenizer.blank)
             targets[i, :frames] = path[0]
