@@ -97,17 +97,17 @@ def export_onnx(model: AVSRModel, path: str | Path, tokenizer: CharTokenizer = C
             "metadata": {k: str(v) for k, v in (metadata or {}).items()}}
     for mode, target in paths.items():
         graph = _Graph(model, mode).eval()
-        names = ["log_probs", "lengths", "audio_weight"] + (["attention"] if mode == "av" and model.config.fusion == "xattn" else [])
+        names = ["log_probs", "lengths", "audio_weight"]
+        if mode == "av" and model.config.fusion == "xattn":
+            names.append("attention")
         with warnings.catch_warnings(), open(os.devnull, "w") as quiet, redirect_stdout(quiet), _quiet_loggers():
             warnings.simplefilter("ignore")  # the exporter's progress lines and notes on unused axis names
             program = torch.onnx.export(graph, example, dynamo=True, input_names=list(INPUTS), output_names=names,
-                                            dynamic_shapes=dynamic, opset_version=OPSET, verbose=False)
+                                        dynamic_shapes=dynamic, opset_version=OPSET, verbose=False)
         proto = program.model_proto
-        for key, value in info.items():
+        for key, value in (info | {"mode": mode}).items():
             entry = proto.metadata_props.add()
             entry.key, entry.value = key, json.dumps(value)
-        entry = proto.metadata_props.add()
-        entry.key, entry.value = "mode", json.dumps(mode)
         with atomic_path(target) as tmp:
             onnx.save(proto, tmp)
     return paths
