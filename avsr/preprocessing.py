@@ -29,7 +29,9 @@ ROI_SIZE = 96
 CROP_SIZE = 88
 # Grey-level mean and standard deviation (/255) of mouth crops: the LRS3 values used by auto_avsr.
 PIXEL_MEAN, PIXEL_STD = 0.421, 0.165
-VIDEO_NORMS = ("global", "utterance")
+VIDEO_NORMS = ("global", "utterance", "utterance_rms")
+# Floor of an utterance's motion RMS under ``utterance_rms``: a still mouth is not blown up to a moving one.
+MIN_MOTION_RMS = 0.02
 
 
 class PreprocessingError(ValueError):
@@ -49,6 +51,12 @@ class Preprocessing:
             mean image over its frames with a face, which removes identity and lighting and keeps
             the motion (CMVN for the lips). Frames without a face are 0 either way under
             ``utterance``; under ``global`` they are what blank pixels standardise to.
+            ``utterance_rms``: as ``utterance``, then the motion left is scaled to an RMS of
+            ``motion_rms`` (CMVN's variance step): a face whose lips move half as many pixels (a
+            narrow mouth, a smaller crop of it) gives the same input amplitude as the faces trained on.
+        motion_rms: the RMS of the motion under ``utterance_rms``. 0.26 is the median of the
+            synthetic corpus's training speakers under ``utterance``, so a model trained with
+            ``utterance`` sees the input range it knows.
     """
 
     sample_rate: int = SAMPLE_RATE
@@ -58,6 +66,7 @@ class Preprocessing:
     pixel_mean: float = PIXEL_MEAN
     pixel_std: float = PIXEL_STD
     video_norm: str = "global"
+    motion_rms: float = 0.26
 
     def __post_init__(self) -> None:
         if self.sample_rate % self.fps:
@@ -69,6 +78,8 @@ class Preprocessing:
             raise PreprocessingError(f"pixel_std={self.pixel_std} must be positive")
         if self.video_norm not in VIDEO_NORMS:
             raise PreprocessingError(f"video_norm={self.video_norm!r}; use one of {', '.join(VIDEO_NORMS)}")
+        if self.motion_rms <= 0:
+            raise PreprocessingError(f"motion_rms={self.motion_rms} must be positive")
 
     @property
     def samples_per_frame(self) -> int:
@@ -127,8 +138,12 @@ class Preprocessing:
 
         valid = torch.arange(video.shape[1], device=video.device)[None] < lengths.to(video.device)[:, None]
         x = (video.float() / 255 - self.pixel_mean) / self.pixel_std
-        if self.video_norm == "utterance":
+        if self.video_norm in ("utterance", "utterance_rms"):
             face = (face_found & valid)[..., None, None]
-            mean = (x * face).sum(dim=1, keepdim=True) / face.sum(dim=1, keepdim=True).clamp(min=1)
-            return torch.where(face, x - mean, torch.zeros_like(x))
+            frames = face.sum(dim=1, keepdim=True).clamp(min=1)
+            x = torch.where(face, x - (x * face).sum(dim=1, keepdim=True) / frames, torch.zeros_like(x))
+            if self.video_norm == "utterance_rms":
+                rms = (x.square().sum(dim=(1, 2, 3), keepdim=True) / (frames * x.shape[2] * x.shape[3])).sqrt()
+                x = x * (self.motion_rms / rms.clamp(min=MIN_MOTION_RMS))
+            return x
         return torch.where(valid[..., None, None], x, torch.zeros_like(x))

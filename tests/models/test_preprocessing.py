@@ -69,3 +69,25 @@ def test_the_spec_travels_in_the_bundle_and_is_checked_at_load(tmp_path):
     torch.save(payload | {"preprocessing": spec.to_dict() | {"gamma": 2.2}}, tmp_path / "new.pt")
     with pytest.raises(BundleError, match="unknown preprocessing field.*gamma.*upgrade avsr"):
         load_bundle(tmp_path / "new.pt")
+
+
+def test_utterance_rms_gives_a_small_and_a_large_movement_the_same_amplitude():
+    generator = torch.Generator().manual_seed(0)
+    motion = torch.randn(1, 8, 6, 6, generator=generator) * 10
+    face = torch.ones(2, 8, dtype=torch.bool)
+    face[1, 3] = False  # a frame without a face stays 0 and does not count
+    lengths = torch.tensor([8, 6])
+    video = torch.cat([120 + motion, 120 + 3 * motion])  # the second face moves three times as much
+    spec = Preprocessing(video_norm="utterance_rms", motion_rms=0.3)
+    x = spec.normalise_video(video, face, lengths)
+    for b, frames in ((0, [0, 1, 2, 3, 4, 5, 6, 7]), (1, [0, 1, 2, 4, 5])):
+        torch.testing.assert_close(x[b, frames].square().mean().sqrt(), torch.tensor(0.3), atol=1e-5, rtol=0)
+        torch.testing.assert_close(x[b, frames].mean(dim=0), torch.zeros(6, 6), atol=1e-5, rtol=0)
+    assert (x[1, 3] == 0).all() and (x[1, 6:] == 0).all()
+    # Under plain ``utterance`` the two amplitudes stay three times apart.
+    plain = Preprocessing(video_norm="utterance").normalise_video(video, face, lengths)
+    assert plain[1, :3].square().mean() > 8 * plain[0, :3].square().mean()
+    # A still mouth (tracker noise only) is not blown up to the amplitude of speech.
+    still = spec.normalise_video(torch.full((1, 8, 6, 6), 120.0) + motion[:, :, :, :] * 0.01,
+                                 face[:1], lengths[:1])
+    assert still.square().mean().sqrt() < 0.05
