@@ -147,7 +147,8 @@ def sweep(models: dict[str, torch.nn.Module], manifest: str, snrs: list[float | 
           offsets_ms: list[int] = (0,)) -> list[SweepRow]:
     """One row per model x mode x noise x SNR x offset (clean first, once per model x mode; modes a
     model cannot run, such as ``av`` for an audio-only model, are skipped, and so is ``audio`` mode at
-    a non-zero offset, where its input is the same). The manifest's features are read once; each
+    a non-zero offset, where its input is the same; ``video`` mode, whose input is the same under every
+    noise, is scored once per offset and its row repeated). The manifest's features are read once; each
     condition mixes its noise into them, then shifts the video by each offset.
 
     ``figure_path``: also draw :func:`~avsr.evaluation.figures.utterance_figure` for the first
@@ -175,14 +176,19 @@ def sweep(models: dict[str, torch.nn.Module], manifest: str, snrs: list[float | 
         offset_frames(offset)  # refused before any work
     jobs = {offset: [(name, mode) for name in models for mode in runs[name] if not (offset and mode == "audio")]
             for offset in offsets_ms}
+    video_runs = {}
     with tqdm(total=len(conditions) * sum(map(len, jobs.values())), unit="run", disable=not progress) as bar:
         for noise, snr in conditions:
             noisy, achieved = noisy_items(clean, sources.get(noise), snr, seed)
             for offset in offsets_ms:
                 items = shifted_items(noisy, offset)  # one shifted copy of the set at a time
                 for name, mode in jobs[offset]:  # an audio-only model runs audio mode alone
-                    model = models[name].eval()
-                    hypotheses, weight = score(model, items, mode, decoder)
+                    if mode == "video" and (name, offset) in video_runs:  # it reads no audio: same under every noise
+                        hypotheses, weight = video_runs[name, offset]
+                    else:
+                        hypotheses, weight = score(models[name].eval(), items, mode, decoder)
+                        if mode == "video":
+                            video_runs[name, offset] = hypotheses, weight
                     errors = np.array([_edits(r, h) for r, h in zip(references, hypotheses)])
                     low, high = bootstrap_wer(errors, words, seed)
                     rows.append(SweepRow(name, mode, sources[noise].name if noise in sources else "clean", snr,

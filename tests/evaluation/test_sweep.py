@@ -17,7 +17,8 @@ import torch
 from avsr.data.augment import shift_video
 from avsr.evaluation.figures import attention_matrix, utterance_figure
 from avsr.evaluation.run import EvaluateOptions
-from avsr.evaluation.sweep import (NoiseSource, bootstrap_wer, load_items, noisy_items, shifted_items, sweep,
+from avsr.decoding.greedy import greedy_decode
+from avsr.evaluation.sweep import (NoiseSource, bootstrap_wer, load_items, noisy_items, score, shifted_items, sweep,
                                    write_results)
 from avsr.models.av_model import AVSRModel, ModelConfig
 from tests.conftest import subset_manifest
@@ -171,7 +172,17 @@ def test_an_offset_axis_shifts_the_video_by_whole_frames_and_combines_with_every
     clean = {(r.model, r.mode, r.av_offset_ms): r for r in rows if r.noise == "clean"}
     # The shifted video is what is scored: shifted by 3 frames it reads differently from the aligned one.
     assert clean[("xattn", "av", 120)].mean_audio_weight != clean[("xattn", "av", 0)].mean_audio_weight
+    # Video mode reads no audio, so it is scored once per offset and its row repeats under babble;
+    # the premise checked on the model: noisy audio leaves its video-mode output as it was.
+    babble = {(r.model, r.mode, r.av_offset_ms): r for r in rows if r.noise == "babble"}
+    for offset in (-80, 0, 120):
+        assert babble[("xattn", "video", offset)].wer == clean[("xattn", "video", offset)].wer
     items = load_items(manifest)[0]
+    noisy = [item | {"audio": item["audio"] + np.random.default_rng(0).normal(0, 0.3, len(item["audio"])).astype(
+        np.float32)} for item in items]
+    model = models["xattn"].eval()
+    assert score(model, noisy, "video", greedy_decode) == score(model, items, "video", greedy_decode)
+    assert score(model, noisy, "av", greedy_decode)[1] != score(model, items, "av", greedy_decode)[1]
     late = shifted_items(items, 120)
     for item, moved in zip(items, late):
         expected_video, expected_face = shift_video(item["video"], item["face_found"], 3)
