@@ -53,10 +53,16 @@ def mouth_opening(mouth_landmarks: np.ndarray) -> np.ndarray:
         return height / np.maximum(width, 1e-6)
 
 
+ENVELOPE_BLOCK = 1500  # frames (a minute) squared in float64 at a time: an hour at once would take 460 MB
+
+
 def speech_envelope(audio: np.ndarray) -> np.ndarray:
     """Log energy (dB) of each 25 Hz frame of 16 kHz ``audio``."""
     frames = len(audio) // SAMPLES_PER_FRAME
-    energy = (audio[: frames * SAMPLES_PER_FRAME].reshape(frames, -1).astype(np.float64) ** 2).mean(axis=1)
+    samples = audio[: frames * SAMPLES_PER_FRAME].reshape(frames, -1)
+    energy = np.empty(frames)
+    for start in range(0, frames, ENVELOPE_BLOCK):
+        energy[start: start + ENVELOPE_BLOCK] = np.square(samples[start: start + ENVELOPE_BLOCK], dtype=np.float64).mean(axis=1)
     return 10 * np.log10(energy + 1e-10)
 
 

@@ -71,6 +71,14 @@ def test_no_estimate_without_a_moving_mouth_or_without_sound(clips):
     assert speech_envelope(np.zeros(640 * 3, np.float32)).shape == (3,)
 
 
+def test_the_envelope_of_a_long_recording_is_computed_a_block_at_a_time_and_exactly(clips):
+    clip = prepare_input(clips[0]["video"]).audio
+    audio = np.tile(clip, 640 * 3100 // len(clip) + 1)[: 640 * 3100 + 17]  # over two blocks, a ragged end
+    frames = audio[: 640 * 3100].reshape(3100, 640).astype(np.float64)
+    expected = 10 * np.log10((frames ** 2).mean(axis=1) + 1e-10)
+    np.testing.assert_allclose(speech_envelope(audio), expected, rtol=0, atol=1e-9)
+
+
 def test_transcription_reports_and_undoes_an_offset(clips, tmp_path):
     model = avsr.load_model("synth-grid-tiny")
     runs = {s: Transcriber(model.network, model.tokenizer, model.id, TranscribeOptions(av_sync=s)) for s in ("auto", "off")}
