@@ -22,7 +22,7 @@ from avsr.data.tokenizer import CharTokenizer
 from avsr.decoding.align import WordTiming, align_words
 from avsr.decoding.beam import make_decoder
 from avsr.io.lip_roi import LipRoiOptions, extract_lip_roi, true_runs
-from avsr.io.media import MediaError, MediaWarning, load_media, probe_video
+from avsr.io.media import MediaError, MediaWarning, load_media, probe_video, read_audio_into
 from avsr.io.spool import FrameSpool, ShiftedFrames
 from avsr.files import file_sha256
 from avsr.inference.sync import SyncEstimate, estimate_offset, mouth_opening, speech_envelope
@@ -173,8 +173,12 @@ def prepare_input(path: str | Path, detect_every: int = 1, crop_memory_mb: float
             crops, found, transforms = roi.roi, roi.face_found, roi.transforms
             opening = mouth_opening(roi.mouth_landmarks)
             del roi
-        try:
-            audio = load_media(path, video=False).audio
+        try:  # a video's length is known by now: its audio is read straight into an array of that length
+            if has_video:
+                audio, decoded = read_audio_into(path, len(found) * SAMPLES_PER_FRAME)
+                audio = audio if decoded else None
+            else:
+                audio = load_media(path, video=False).audio
         except MediaError as error:
             if error.reason != "no_audio":
                 raise

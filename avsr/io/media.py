@@ -406,6 +406,25 @@ def iter_media_chunks(
         yield take()
 
 
+def read_audio_into(path: str | os.PathLike, samples: int, sample_rate: int = SAMPLE_RATE) -> tuple[np.ndarray, bool]:
+    """The audio of ``path`` as exactly ``samples`` float32 mono samples (zeros after its end, cut
+    beyond it), decoded a minute at a time into one preallocated array: an hour never sits in
+    memory twice, as joining decoded pieces would need. Returns ``(audio, has_audio)``: ``False`` for
+    an audio track that decodes to nothing.
+
+    Raises:
+        MediaError: as :func:`iter_media_chunks`; ``reason="no_audio"`` without an audio track."""
+    out, filled, found = np.zeros(samples, np.float32), 0, False
+    for chunk in iter_media_chunks(path, 60.0, video=False, audio=True, sample_rate=sample_rate):
+        if chunk.audio is None:
+            continue
+        found = True
+        take = min(len(chunk.audio), samples - filled)
+        out[filled: filled + take] = chunk.audio[:take]
+        filled += take
+    return out, found
+
+
 def load_media(
     path: str | os.PathLike,
     *,

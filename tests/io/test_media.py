@@ -9,7 +9,7 @@ import librosa
 import numpy as np
 import pytest
 
-from avsr.io.media import MediaError, iter_media_chunks, load_media
+from avsr.io.media import MediaError, iter_media_chunks, load_media, read_audio_into
 from avsr.io.writer import write_video
 from tests.conftest import CARPHONE, SPEECH, read_rgb_frames, read_wav
 
@@ -118,6 +118,20 @@ def test_streaming_chunks_concatenate_to_the_whole_file(tmp_path):
     assert all(len(c.video) == 20 and len(c.audio) == 12_800 for c in chunks[:-1])
     np.testing.assert_array_equal(np.concatenate([c.video for c in chunks]), whole.video)
     np.testing.assert_array_equal(np.concatenate([c.audio for c in chunks]), whole.audio)
+
+
+def test_audio_read_into_a_fixed_length_is_the_decoded_audio_padded_or_cut(tmp_path):
+    speech, sample_rate = read_wav(SPEECH)
+    path = write_video(tmp_path / "talk.mp4", index_frames(50), 25, speech, sample_rate)
+    whole = load_media(path, video=False).audio
+    for samples in (len(whole) - 1000, len(whole), len(whole) + 5000):
+        audio, decoded = read_audio_into(path, samples)
+        assert decoded and audio.dtype == np.float32 and len(audio) == samples
+        np.testing.assert_array_equal(audio[: len(whole)], whole[:samples])
+        assert not audio[len(whole):].any()
+    silent = write_video(tmp_path / "silent.mp4", index_frames(10), 25)
+    with pytest.raises(MediaError, match="silent.mp4: has no audio stream"):
+        read_audio_into(silent, 640)
 
 
 def test_streaming_can_skip_a_stream(tmp_path):
