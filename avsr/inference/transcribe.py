@@ -265,7 +265,7 @@ def pause_cuts(audio: np.ndarray, min_pause_frames: int, roi: np.ndarray | None 
     The cut is the middle of the pause, unless the mouth crops ``roi`` ``(T, S, S)`` change there at
     once (a picture cut: another face or another shot, far beyond the frame-to-frame change the file
     usually has): then it is that frame, so that no chunk holds two faces. A chunk's crops are
-    normalised together (``video_norm: utterance``), and a few frames of another face in it (a pause
+    normalised together (``video_norm: utterance`` or ``utterance_rms``), and a few frames of another face in it (a pause
     cut in its middle where speech starts right after the picture cut) cost words.
     """
     frames = len(audio) // SAMPLES_PER_FRAME

@@ -238,7 +238,7 @@ def test_video_only_model_trains_exports_evaluates_and_transcribes_video_alone(t
                               text=True, timeout=300)
     assert exported.returncode == 0, exported.stderr[-2000:]
     model, _, _ = load_bundle(tmp_path / "video.pt")
-    assert model.modes == ("video",) and model.preprocessing.video_norm == "utterance"
+    assert model.modes == ("video",) and model.preprocessing.video_norm == "utterance_rms"
 
     swept = subprocess.run([AVSR, "evaluate", "--model", str(tmp_path / "video.pt"), "--manifest",
                             str(prepared / "val.jsonl"), "--modes", "av", "audio", "video", "--snr-db", "clean", "0"],
