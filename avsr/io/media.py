@@ -416,8 +416,6 @@ def read_audio_into(path: str | os.PathLike, samples: int, sample_rate: int = SA
         MediaError: as :func:`iter_media_chunks`; ``reason="no_audio"`` without an audio track."""
     out, filled, found = np.zeros(samples, np.float32), 0, False
     for chunk in iter_media_chunks(path, 60.0, video=False, audio=True, sample_rate=sample_rate):
-        if chunk.audio is None:
-            continue
         found = True
         take = min(len(chunk.audio), samples - filled)
         out[filled: filled + take] = chunk.audio[:take]
