@@ -13,7 +13,7 @@ synthetic corpus's training speakers printed here).
 
 ``--model``: the control. The model's video mode on the test split with its input multiplied by each
 gain (``pixel_std / gain``; after mean subtraction this scales the motion), WER overall and per
-speaker; ``--rms`` adds a row with ``video_norm: utterance_rms`` at the default ``motion_rms``.
+speaker; ``--rms [MOTION_RMS ...]`` adds rows with ``video_norm: utterance_rms`` (default 0.26).
 """
 
 from __future__ import annotations
@@ -61,7 +61,7 @@ def speaker_motion(prepared: Path, per_speaker: int) -> None:
         print(f"{split:6} {'all':8} {'':>4} median {np.median(means):.3f}, range {min(means):.3f}-{max(means):.3f}")
 
 
-def gain_control(prepared: Path, model_path: str, gains: list[float], with_rms: bool) -> None:
+def gain_control(prepared: Path, model_path: str, gains: list[float], motion_rms: list[float]) -> None:
     from avsr.evaluation.sweep import load_items, score
     from avsr.models.bundle import load_model
     from avsr.decoding.greedy import greedy_decode
@@ -72,8 +72,8 @@ def gain_control(prepared: Path, model_path: str, gains: list[float], with_rms: 
     speakers = [r["speaker"] for r in read_jsonl(manifest, required=("id", "speaker"))]
     items = load_items(str(manifest), base)[0]
     settings = [(f"gain {g:g}", dataclasses.replace(base, pixel_std=base.pixel_std / g)) for g in gains]
-    if with_rms:
-        settings.append((f"utterance_rms {Preprocessing.motion_rms:g}", dataclasses.replace(base, video_norm="utterance_rms")))
+    settings += [(f"utterance_rms {rms:g}", dataclasses.replace(base, video_norm="utterance_rms", motion_rms=rms))
+                 for rms in motion_rms]
     for label, spec in settings:
         network.preprocessing = spec
         hypotheses = score(network, items, "video", lambda lp, n: greedy_decode(lp, n, model.tokenizer))[0]
@@ -92,11 +92,13 @@ def main() -> None:
     parser.add_argument("--per-speaker", type=int, default=15)
     parser.add_argument("--model", help="a video-capable bundle: run the gain control on the test split")
     parser.add_argument("--gains", type=float, nargs="+", default=[1.0, 1.5, 2.0, 2.5])
-    parser.add_argument("--rms", action="store_true", help="with --model: also utterance_rms at test time")
+    parser.add_argument("--rms", type=float, nargs="*", metavar="MOTION_RMS",
+                        help="with --model: also utterance_rms at test time, at these motion_rms (none given: 0.26)")
     args = parser.parse_args()
     if args.model:
         torch.set_num_threads(2)
-        gain_control(args.prepared, args.model, args.gains, args.rms)
+        rms = [] if args.rms is None else (args.rms or [Preprocessing.motion_rms])
+        gain_control(args.prepared, args.model, args.gains, rms)
     else:
         speaker_motion(args.prepared, args.per_speaker)
 
