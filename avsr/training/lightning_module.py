@@ -65,6 +65,15 @@ def init_stream(model: AVSRModel, stream: str, path: str | Path) -> list[str]:
     return sorted(wanted)
 
 
+def reliability_target(audio_loss: torch.Tensor, video_loss: torch.Tensor) -> torch.Tensor:
+    """Per utterance, the audio weight the gate is taught (``gate_supervision``): the video stream's
+    share of the two streams' CTC losses, ``L_v / (L_a + L_v)``. Each stream is weighted by the
+    inverse of its loss, as independent estimates are combined by their inverse errors: equal
+    losses give 0.5, an audio stream drowned in noise (large ``L_a``) gives near 0."""
+    audio_loss, video_loss = audio_loss.float().clamp(min=1e-3), video_loss.float().clamp(min=1e-3)
+    return video_loss / (audio_loss + video_loss)
+
+
 class AVSRLightning(L.LightningModule):
     """
     Args:
@@ -89,13 +98,19 @@ class AVSRLightning(L.LightningModule):
             teacher reads the batch's audio, so train with audio augmentation off (the video
             stage is). Not saved with the model.
         align_weight: weight of that frame-wise loss.
+        gate_supervision: weight of a loss that teaches the gate (``gate``, ``xattn``) which stream
+            to trust: each utterance's target audio weight is the video head's share of the two
+            stream heads' CTC losses (:func:`reliability_target`, inverse-loss weighting: the stream
+            that reads the utterance better gets the larger weight), and every frame with a face
+            is pulled towards it (binary cross-entropy). Needs only the model's own stream heads,
+            so it works on any AV dataset. 0: the gate learns from the fused CTC loss alone.
     """
 
     def __init__(self, model: ModelConfig | None = None, learning_rate: float = 2e-3, weight_decay: float = 0.01,
                  warmup_steps: int = 200, aux_weight: float = 0.3, video_aux_weight: float | None = None,
                  preprocessing: Preprocessing = Preprocessing(), init_audio: str | None = None,
                  init_video: str | None = None, freeze_streams_steps: int = 0, align_teacher: str | None = None,
-                 align_weight: float = 0.5) -> None:
+                 align_weight: float = 0.5, gate_supervision: float = 0.0) -> None:
         super().__init__()
         self.save_hyperparameters()
         if not isinstance(model, ModelConfig):  # None, or a plain dict from a checkpoint's hyperparameters
@@ -153,7 +168,25 @@ class AVSRLightning(L.LightningModule):
         video_weight = self.hparams.aux_weight if self.hparams.video_aux_weight is None else self.hparams.video_aux_weight
         aux = (self.hparams.aux_weight * self._ctc(out.audio_log_probs, out, batch)
                + video_weight * self._ctc(out.video_log_probs, out, batch))
-        return self._ctc(out.log_probs, out, batch) + aux + self._align_loss(out, batch), out
+        return self._ctc(out.log_probs, out, batch) + aux + self._align_loss(out, batch) + self._gate_loss(out, batch), out
+
+    def _gate_loss(self, out, batch: Batch) -> torch.Tensor:
+        """``gate_supervision`` x the binary cross-entropy of the gate's audio weight, on frames with a
+        face, against :func:`reliability_target` of the utterance; 0 when off or without a gate."""
+        if not self.hparams.gate_supervision or out.audio_weight is None:
+            return out.log_probs.new_zeros(())
+        with torch.no_grad():
+            per_utterance = torch.nn.functional.ctc_loss  # summed over each utterance's path
+            losses = [per_utterance(lp.transpose(0, 1), batch.targets, out.lengths, batch.target_lengths,
+                                    blank=self.tokenizer.blank, reduction="none", zero_infinity=True)
+                      for lp in (out.audio_log_probs, out.video_log_probs)]
+            target = reliability_target(*losses)  # (B,)
+        frames = out.audio_weight.shape[1]
+        valid = torch.arange(frames, device=self.device)[None] < out.lengths[:, None]
+        valid &= batch.face_found[:, :frames].bool()
+        weight = out.audio_weight.float().clamp(1e-6, 1 - 1e-6)
+        bce = torch.nn.functional.binary_cross_entropy(weight, target[:, None].expand_as(weight), reduction="none")
+        return self.hparams.gate_supervision * (bce * valid).sum() / valid.sum().clamp(min=1)
 
     def _align_loss(self, out, batch: Batch) -> torch.Tensor:
         """``align_weight`` x the frame-wise cross-entropy of the video stream against the teacher's

@@ -3,6 +3,7 @@ on speakers and sentences it never trained on."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import subprocess
 import sys
@@ -356,3 +357,45 @@ def test_alignment_distillation_trains_the_video_stream_on_the_transcript_forced
     assert module._align_loss(out, batch) == 0  # validation reads the CTC loss alone
     with pytest.raises(ValueError, match="trains the video stream, and this audio model has none"):
         AVSRLightning(ModelConfig(modalities="audio"), align_teacher=str(embedded)).setup("fit")
+
+
+def test_gate_supervision_pulls_the_audio_weight_towards_the_stream_that_reads_better(prepared_corpus):
+    """``gate_supervision``: the target is the video head's share of the two heads' CTC losses (so
+    drowning the audio in noise lowers it), only frames with a face count, and the loss trains the
+    gate's scorer towards it."""
+    from avsr.data.noise import mix_at_snr, white_noise
+    from avsr.training.lightning_module import AVSRLightning, reliability_target
+
+    assert reliability_target(torch.tensor([1.0, 3.0]), torch.tensor([1.0, 1.0])).tolist() == [0.5, 0.25]
+    embedded = Path(avsr.__file__).parent / "assets" / "synth-grid-tiny.pt"
+    trained, _, _ = load_bundle(embedded)
+    spec = trained.preprocessing
+    module = AVSRLightning(trained.config, preprocessing=spec, gate_supervision=1.0)
+    module.model.load_state_dict(trained.state_dict())
+    dataset = AVDataset(prepared_corpus / "val.jsonl", preprocessing=spec)
+    items = [dataset[i] for i in range(3)]
+    clean = collate(items, spec)
+    rng = np.random.default_rng(0)
+    noisy_items = [dict(item, audio=mix_at_snr(item["audio"], white_noise(len(item["audio"]), rng), -10.0).astype(np.float32))
+                   for item in items]
+    noisy = collate(noisy_items, spec)
+    module.eval()
+    targets = []
+    for batch in (clean, noisy):
+        with torch.no_grad():
+            out = module.model(batch.audio, batch.audio_lengths, batch.video, batch.video_lengths, batch.face_found, "av")
+        losses = [torch.nn.functional.ctc_loss(lp.transpose(0, 1), batch.targets, out.lengths, batch.target_lengths,
+                                               reduction="none") for lp in (out.audio_log_probs, out.video_log_probs)]
+        targets.append(reliability_target(*losses))
+    assert (targets[1] < targets[0] - 0.15).all(), targets  # noise moves the target towards the lips
+
+    out = module.model(noisy.audio, noisy.audio_lengths, noisy.video, noisy.video_lengths, noisy.face_found, "av")
+    loss = module._gate_loss(out, noisy)
+    assert loss > 0
+    loss.backward()
+    assert module.model.fusion.scorer[0].weight.grad.abs().sum() > 0
+    assert module.model.head.weight.grad is None  # it trains the gate, not the recognisers
+    no_face = dataclasses.replace(noisy, face_found=torch.zeros_like(noisy.face_found))
+    assert module._gate_loss(out, no_face) == 0  # the weight of a frame without a face is fixed at 1
+    off = AVSRLightning(trained.config, preprocessing=spec)
+    assert off._gate_loss(out, noisy) == 0
