@@ -1,7 +1,7 @@
 """Audio-video offset: how well ``avsr transcribe`` estimates it, and what undoing it buys.
 
     python bench/av_sync.py MANIFEST.jsonl [--clips 40] [--offsets-ms -200 -120 -40 0 40 120 200]
-        [--model synth-grid-tiny] [--work DIR]
+        [--model synth-grid-tiny] [--detect-every K] [--work DIR]
 
 For every clip of a raw manifest (``avsr synth``'s ``test.jsonl``; the first ``--clips``, taken
 evenly over its speakers) and every offset, a copy of the clip is written with the picture moved
@@ -47,6 +47,8 @@ def main() -> None:
     parser.add_argument("--clips", type=int, default=40)
     parser.add_argument("--offsets-ms", type=int, nargs="+", default=[-200, -120, -40, 0, 40, 120, 200])
     parser.add_argument("--model", default="synth-grid-tiny")
+    parser.add_argument("--detect-every", type=int, default=None,
+                        help="landmarker stride of the lip-ROI stage (default: the library's default)")
     parser.add_argument("--work", type=Path, default=None, help="folder for the shifted copies (default: a temporary one)")
     args = parser.parse_args()
     model = load_model(args.model)
@@ -61,13 +63,15 @@ def main() -> None:
             source = args.manifest.parent / clip["video"]
             for offset in args.offsets_ms:
                 path = write_offset_copy(source, work / f"{clip['id']}_{offset:+d}.mp4", offset // 40)
-                prepared = prepare_input(path)
+                prepared = prepare_input(path, **({} if args.detect_every is None else
+                                                  {"detect_every": args.detect_every}))
                 outputs = {setting: run.recognise(prepared) for setting, run in runs.items()}
                 estimate = outputs["auto"].av_offset_ms
                 results[offset].append((estimate, outputs["auto"].av_sync_confidence,
                                         {s: (clip["text"], t.text) for s, t in outputs.items()}))
                 path.unlink()
-    print(f"{len(clips)} clips of {args.manifest}, model {args.model}")
+    print(f"{len(clips)} clips of {args.manifest}, model {args.model}, landmarks on every "
+          f"{args.detect_every or 'default'} frame(s)")
     print(f"{'offset ms':>9} {'estimate median':>16} {'median |error|':>15} {'confidence':>11} {'no estimate':>12} "
           f"{'WER % off':>10} {'WER % auto':>11}")
     errors = []

@@ -1,4 +1,4 @@
-"""Lip-ROI throughput and steadiness: per-frame baseline vs. fast settings, in one run.
+"""Lip-ROI throughput and steadiness: the old per-frame defaults vs. faster settings and today's defaults, in one run.
 
     python bench/lip_roi_speed.py [--repeats 3] [--files 6]
 
@@ -28,13 +28,15 @@ from avsr.io.writer import write_video
 CARPHONE = Path(__file__).resolve().parent.parent / "tests" / "fixtures" / "carphone_pristine.mp4"
 NTSC = Fraction(30000, 1001)
 
+PER_FRAME = LipRoiOptions(detect_every=1, detect_max_side=None)  # the defaults before 2026-12-01: the baseline
 SETTINGS = {
-    "baseline (every frame, 1 worker)": (LipRoiOptions(), 1),
-    "every 2nd frame, 1 worker": (LipRoiOptions(detect_every=2), 1),
-    "every 3rd frame, 1 worker": (LipRoiOptions(detect_every=3, detect_max_side=320), 1),
-    "every frame, 2 workers": (LipRoiOptions(), 2),
-    "every 2nd frame, 2 workers": (LipRoiOptions(detect_every=2), 2),
-    "every 3rd frame, 2 workers": (LipRoiOptions(detect_every=3, detect_max_side=320), 2),
+    "every frame (old default), 1 worker": (PER_FRAME, 1),
+    "every 2nd frame, 1 worker": (LipRoiOptions(detect_every=2, detect_max_side=None), 1),
+    "every 3rd frame, 1 worker": (LipRoiOptions(detect_every=3, detect_max_side=None), 1),
+    "every 3rd, detect at 320, 1 worker": (LipRoiOptions(detect_every=3, detect_max_side=320), 1),
+    "every 3rd, 320, max 1 face, 1 worker": (LipRoiOptions(detect_every=3, detect_max_side=320, max_faces=1), 1),
+    "defaults, 1 worker": (LipRoiOptions(), 1),
+    "defaults, 2 workers": (LipRoiOptions(), 2),
 }
 
 

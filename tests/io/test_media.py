@@ -217,3 +217,29 @@ def test_a_file_that_ends_before_its_header_says_is_truncated_or_warned(tmp_path
     (tmp_path / "cut90.mp4").write_bytes(data[: int(len(data) * 0.9)])
     with pytest.warns(MediaWarning, match=r"cut90\.mp4: its streams end at [0-9.]+ s of the 3\.64 s"):
         load_media(tmp_path / "cut90.mp4")
+
+
+@pytest.mark.parametrize("codec, pixel_format, suffix", [("libx264", "yuv420p", ".mp4"), ("libx264", "yuv444p", ".mp4"),
+                                                          ("mjpeg", "yuvj420p", ".avi"), ("ffv1", "bgr0", ".mkv")])
+def test_gray_frames_are_ffmpegs_luma_conversion(tmp_path, codec, pixel_format, suffix):
+    """frame_to_gray reads the luma plane itself (stretched when limited range) for YUV formats, and
+    asks FFmpeg for others (bgr0): the same values as FFmpeg's conversion to gray, on real frames,
+    padded rows and odd sizes included."""
+    import av
+
+    from avsr.io.media import frame_to_gray
+
+    frames = read_rgb_frames(CARPHONE)[:8, :, :175]  # odd width: rows padded in the decoder's buffer
+    path = tmp_path / f"clip{suffix}"
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream(codec, rate=25)
+        width = 174 if pixel_format == "yuv420p" else 175  # x264 takes 4:2:0 at even sizes only
+        stream.pix_fmt, stream.width, stream.height = pixel_format, width, 144
+        for image in frames:
+            container.mux(stream.encode(av.VideoFrame.from_ndarray(np.ascontiguousarray(image[:, : stream.width]), "rgb24")))
+        container.mux(stream.encode())
+    with av.open(str(path)) as container:
+        decoded = list(container.decode(video=0))
+    assert len(decoded) == 8 and decoded[0].format.name == pixel_format
+    for frame in decoded:
+        np.testing.assert_array_equal(frame_to_gray(frame), frame.to_ndarray(format="gray"))

@@ -1,0 +1,114 @@
+"""Where the memory of transcribing a long file goes: peak resident memory per stage, per length.
+
+    python bench/transcribe_memory.py [--minutes 10 30] [--clips 8]
+
+Makes long files as ``bench/transcribe_speed.py --only-hour`` does (the synthetic clips joined over
+and over) and transcribes each in a process of its own, the way ``avsr transcribe`` does with its
+defaults (one worker: everything in one process). Before each stage the kernel's peak-RSS counter
+is reset (``/proc/self/clear_refs``, Linux), so each row is that stage's own peak: what it holds
+at its worst, on top of what the stages before it left. A stage whose peak grows with the file's
+length is what keeps memory from being bounded.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # the long files are made as transcribe_speed makes them
+from transcribe_speed import make_clips, make_hour  # noqa: E402
+
+
+def _status_mb(field: str) -> float:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1]) / 1024
+    raise RuntimeError(f"no {field} in /proc/self/status")
+
+
+def measure_stages(path: str) -> dict[str, tuple[float, float]]:
+    """``{stage: (RSS at its start, its peak RSS)}`` in MB, transcribing ``path`` in this process."""
+    import avsr.inference.transcribe as transcribe_module
+    from avsr.inference.batch import _recognise
+    from avsr.inference.transcribe import Transcriber, TranscribeOptions, prepare_input
+
+    stages: dict[str, tuple[float, float]] = {}
+    current = [None, 0.0]
+
+    def start(stage: str) -> None:
+        finish()
+        Path("/proc/self/clear_refs").write_text("5")  # VmHWM := VmRSS
+        current[:] = [stage, _status_mb("VmRSS")]
+
+    def finish() -> None:
+        if current[0] is not None:
+            stages[current[0]] = (current[1], _status_mb("VmHWM"))
+            current[0] = None
+
+    def staged(stage: str, function):
+        def run(*args, **kwargs):
+            start(stage)
+            try:
+                return function(*args, **kwargs)
+            finally:
+                start("decode, align, write")
+
+        return run
+
+    start("import, load model")
+    import avsr
+
+    model = avsr.load_model("synth-grid-tiny")
+    options = TranscribeOptions()
+    transcriber = Transcriber(model.network, model.tokenizer, model.id, options)
+    transcriber._sync = staged("sync estimate", transcriber._sync)
+    transcribe_module.pause_cuts = staged("pause cuts", transcribe_module.pause_cuts)
+    transcriber._forward = staged("model windows", transcriber._forward)
+    start("prepare (lip ROIs, audio)")
+    prepared = prepare_input(path, options.detect_every, options.crop_memory_mb)
+    start("decode, align, write")
+    with tempfile.TemporaryDirectory() as out, open(Path(out) / "ledger", "w") as ledger:
+        result = _recognise(transcriber, prepared, Path(out) / "long", ("txt", "json", "srt", "vtt"), ledger)
+    finish()
+    prepared.close()
+    assert result.status == "done", result.error
+    return stages
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--minutes", type=float, nargs="+", default=[10.0, 30.0])
+    parser.add_argument("--clips", type=int, default=8)
+    parser.add_argument("--measure", help=argparse.SUPPRESS)  # the child process: one file
+    args = parser.parse_args()
+    if args.measure:
+        print(json.dumps(measure_stages(args.measure)))
+        return
+    columns = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        clips = make_clips(tmp / "clips", args.clips)
+        for minutes in args.minutes:
+            path = tmp / f"long{minutes:g}.mp4"
+            make_hour(clips, path, minutes)
+            result = subprocess.run([sys.executable, __file__, "--measure", str(path)], capture_output=True, text=True)
+            assert result.returncode == 0, result.stderr[-2000:]
+            columns[minutes] = json.loads(result.stdout.strip().splitlines()[-1])
+            path.unlink()
+    print(f"{'stage (peak RSS MB; RSS at its start)':<40}" + "".join(f"{f'{m:g} min':>18}" for m in columns))
+    for stage in next(iter(columns.values())):
+        cells = "".join(f"{f'{c[stage][1]:.0f} ({c[stage][0]:.0f})':>18}" for c in columns.values())
+        print(f"{stage:<40}{cells}")
+    if len(columns) > 1:
+        (m0, c0), (m1, c1) = list(columns.items())[0], list(columns.items())[-1]
+        print("\ngrowth of each stage's peak, MB per minute of input:")
+        for stage in c0:
+            print(f"  {stage:<38}{(c1[stage][1] - c0[stage][1]) / (m1 - m0):>8.2f}")
+
+
+if __name__ == "__main__":
+    main()
