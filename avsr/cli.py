@@ -10,14 +10,31 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import avsr
+from avsr.preprocessing import DETECT_EVERY, DETECT_MAX_SIDE
 
 if TYPE_CHECKING:
     from avsr.io.results import FileResult
 
 LIP_ROI_EXAMPLES = """examples:
   avsr lip-roi talk.mp4 -o rois/ --preview
-  avsr lip-roi videos/ '*.mov' @more.txt -o rois/ --workers 2 --detect-every 2
+  avsr lip-roi videos/ '*.mov' @more.txt -o rois/ --detect-every 1   # landmarks on every frame
 """
+
+
+DETECT_EVERY_HELP = (f"run the face landmarker on every K-th frame and interpolate between (default {DETECT_EVERY}; "
+                     "1: every frame, slower, crops nearly the same)")
+
+
+WORKERS_HELP = "parallel worker processes (default: one per CPU core, at most one per input)"
+
+
+def default_workers(asked: int | None, inputs: int | None = None) -> int:
+    """``--workers`` as given, else one per CPU core this process may use (at most one per input: a
+    single file is prepared in this process, without starting a worker)."""
+    if asked is not None:
+        return asked
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    return max(1, min(cores, inputs or cores))
 
 
 class OneLineParser(argparse.ArgumentParser):
@@ -80,11 +97,12 @@ def _add_lip_roi(subparsers) -> None:
         epilog=LIP_ROI_EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("inputs", nargs="+", metavar="VIDEO", help="files, folders (recursive), globs or @list.txt")
     parser.add_argument("-o", "--output-dir", required=True, help="folder for the .npz (and .png) outputs")
-    parser.add_argument("--detect-every", type=positive_int, default=1, metavar="K",
-                        help="run the landmarker on every K-th frame and interpolate (default 1; 2-3 is ~2-3x faster)")
-    parser.add_argument("--detect-max-side", type=int, default=None, metavar="PX",
-                        help="downscale frames to this longer side for face detection")
-    parser.add_argument("--workers", type=positive_int, default=1, help="parallel worker processes (default 1)")
+    parser.add_argument("--detect-every", type=positive_int, default=DETECT_EVERY, metavar="K",
+                        help=DETECT_EVERY_HELP)
+    parser.add_argument("--detect-max-side", type=int, default=DETECT_MAX_SIDE, metavar="PX",
+                        help=f"downscale frames to this longer side for face detection; crops are cut from the full "
+                        f"frame (default {DETECT_MAX_SIDE}; 0: full size)")
+    parser.add_argument("--workers", type=positive_int, default=None, help=WORKERS_HELP)
     parser.add_argument("--preview", action="store_true", help="also write <stem>.png, a contact sheet of the crops")
     parser.add_argument("--overwrite", action="store_true", help="recompute even when the cached output is current")
     parser.add_argument("--landmarker-model", default=None, metavar="TASK",
@@ -102,7 +120,7 @@ def _run_lip_roi(args: argparse.Namespace) -> int:
     from avsr.io.face_mesh import ModelFileError, check_model
 
     try:
-        options = LipRoiOptions(detect_every=args.detect_every, detect_max_side=args.detect_max_side,
+        options = LipRoiOptions(detect_every=args.detect_every, detect_max_side=args.detect_max_side or None,
                                 landmarker_model=args.landmarker_model)
         if args.landmarker_model:
             check_model(args.landmarker_model)
@@ -121,7 +139,7 @@ def _run_lip_roi(args: argparse.Namespace) -> int:
     except OutputError as error:
         print(f"avsr lip-roi: error: {error}", file=sys.stderr)
         return 2
-    results = run_lip_roi(paths, args.output_dir, options, workers=args.workers, preview=args.preview,
+    results = run_lip_roi(paths, args.output_dir, options, workers=default_workers(args.workers, len(paths)), preview=args.preview,
                           overwrite=args.overwrite, progress=not args.quiet)
     return _report(results, "done", args.output_dir, current="cache current")
 
@@ -196,8 +214,8 @@ def _add_prepare(subparsers) -> None:
         "utterances whose features are current.")
     manifest.add_argument("manifest", metavar="MANIFEST.jsonl")
     manifest.add_argument("output_dir", metavar="OUT_DIR")
-    manifest.add_argument("--workers", type=positive_int, default=1)
-    manifest.add_argument("--detect-every", type=positive_int, default=1, metavar="K")
+    manifest.add_argument("--workers", type=positive_int, default=None, help=WORKERS_HELP)
+    manifest.add_argument("--detect-every", type=positive_int, default=DETECT_EVERY, metavar="K", help=DETECT_EVERY_HELP)
     manifest.add_argument("--overwrite", action="store_true", help="recompute features even when they are current")
     manifest.add_argument("--quiet", action="store_true")
     manifest.set_defaults(handler=_run_prepare_manifest)
@@ -214,9 +232,9 @@ def _add_prepare(subparsers) -> None:
         recipe.add_argument("output_dir", metavar="OUT_DIR")
         recipe.add_argument("--splits", nargs="+", default=list(splits), choices=list(splits),
                             help=f"default: all ({' '.join(splits)})")
-        recipe.add_argument("--workers", type=positive_int, default=1)
+        recipe.add_argument("--workers", type=positive_int, default=None, help=WORKERS_HELP)
         recipe.add_argument("--shard", default=None, metavar="I/N", help="prepare shard I of N (0-based)")
-        recipe.add_argument("--detect-every", type=positive_int, default=1, metavar="K")
+        recipe.add_argument("--detect-every", type=positive_int, default=DETECT_EVERY, metavar="K", help=DETECT_EVERY_HELP)
         if name in ("lrs2", "lrs3"):
             recipe.add_argument("--max-segment-s", type=float, default=RecipeOptions.max_segment_s, metavar="S",
                                 help="cut clips whose word timings run longer into pieces of at most S seconds at "
@@ -251,7 +269,8 @@ def _run_prepare_manifest(args: argparse.Namespace) -> int:
     try:
         ensure_output_dir(args.output_dir, option="OUT_DIR")
         target, summary = prepare_manifest(args.manifest, args.output_dir, LipRoiOptions(detect_every=args.detect_every),
-                                           workers=args.workers, progress=not args.quiet, overwrite=args.overwrite)
+                                           workers=default_workers(args.workers), progress=not args.quiet,
+                                           overwrite=args.overwrite)
     except (ManifestError, ValueError) as error:
         print(f"avsr prepare manifest: error: {error}", file=sys.stderr)
         return 2
@@ -277,7 +296,7 @@ def _run_prepare_recipe(args: argparse.Namespace) -> int:
         options = RecipeOptions(**{f.name: getattr(args, f.name) for f in fields(RecipeOptions) if hasattr(args, f.name)})
         discovery = discover(args.root, tuple(args.splits), options)
         stats, summary = prepare_recipe(discovery, args.output_dir, LipRoiOptions(detect_every=args.detect_every),
-                                        args.workers, shard, progress=not args.quiet)
+                                        default_workers(args.workers), shard, progress=not args.quiet)
     except (RecipeError, ValueError) as error:
         print(f"avsr prepare {args.recipe}: error: {error}", file=sys.stderr)
         return 2
@@ -383,8 +402,8 @@ def _add_evaluate(subparsers) -> None:
                         help="a prepared manifest (avsr prepare manifest), or a raw one (id, video, text per line, as "
                         "avsr synth writes), which is prepared first into DIR/prepared (with -o) or "
                         "<manifest>_prepared/ beside it, and reused when current")
-    parser.add_argument("--detect-every", type=positive_int, default=2, metavar="K",
-                        help="landmarker stride when a raw manifest is prepared (default 2)")
+    parser.add_argument("--detect-every", type=positive_int, default=DETECT_EVERY, metavar="K",
+                        help=f"landmarker stride when a raw manifest is prepared (default {DETECT_EVERY})")
     parser.add_argument("--modes", nargs="+", default=["av", "audio", "video"], choices=["av", "audio", "video"])
     parser.add_argument("--snr-db", nargs="+", default=["clean"], metavar="SNR",
                         help="SNRs in dB measured on the speech, or 'clean' (default: clean)")
@@ -472,8 +491,7 @@ def _add_transcribe(subparsers) -> None:
                         help="torch (bundles), or onnx: ONNX Runtime on graphs from `avsr export MODEL model.onnx` "
                         "(pip install 'avsr[onnx]'); default: onnx for a .onnx --model, else torch")
     parser.add_argument("--batch-size", type=positive_int, default=4, metavar="N", help="30 s windows per forward pass")
-    parser.add_argument("--detect-every", type=positive_int, default=1, metavar="K",
-                        help="run the face landmarker on every K-th frame (2-3 is faster)")
+    parser.add_argument("--detect-every", type=positive_int, default=DETECT_EVERY, metavar="K", help=DETECT_EVERY_HELP)
     parser.add_argument("--av-sync", default="auto", choices=["auto", "off"],
                         help="each file's audio-video offset is estimated (mouth opening against the speech "
                         "envelope) and written to its .json as av_offset_ms; beyond 80 ms it is a warning, and auto "
@@ -546,8 +564,7 @@ def _add_render(subparsers) -> None:
                         help="a bundle file from `avsr export`, its .onnx export, or the embedded 'synth-grid-tiny' (default)")
     parser.add_argument("--mode", default="auto", choices=["auto", "av", "audio", "video"])
     parser.add_argument("--beam-size", type=positive_int, default=1, metavar="N", help="1 = greedy (default)")
-    parser.add_argument("--detect-every", type=positive_int, default=1, metavar="K",
-                        help="run the face landmarker on every K-th frame (2-3 is faster)")
+    parser.add_argument("--detect-every", type=positive_int, default=DETECT_EVERY, metavar="K", help=DETECT_EVERY_HELP)
     parser.add_argument("--device", default="cpu", help="cpu (default) or cuda")
     parser.set_defaults(handler=_run_render)
 

@@ -27,6 +27,12 @@ SAMPLES_PER_FRAME = SAMPLE_RATE // VIDEO_FPS
 FRAME_S = 1 / VIDEO_FPS
 ROI_SIZE = 96
 CROP_SIZE = 88
+# Defaults of the lip-ROI stage (avsr.io.lip_roi.LipRoiOptions), here so that the CLI can state them
+# without importing the stage: the face landmarker runs on every 3rd frame, on frames scaled down to
+# 320 px on their longer side (crops are still cut from the full frame). Chosen with
+# bench/lip_roi_speed.py and bench/av_sync.py (RESULTS.md, 2026-12-01).
+DETECT_EVERY = 3
+DETECT_MAX_SIDE = 320
 # Grey-level mean and standard deviation (/255) of mouth crops: the LRS3 values used by auto_avsr.
 PIXEL_MEAN, PIXEL_STD = 0.421, 0.165
 VIDEO_NORMS = ("global", "utterance", "utterance_rms")

@@ -43,6 +43,17 @@ def test_help_and_usage_errors_import_no_heavy_library(args):
     assert result.stderr.rsplit("LOADED", 1)[1].split() == [], result.stderr
 
 
+def test_workers_default_to_the_cores_but_not_more_than_the_inputs():
+    import os
+
+    from avsr.cli import default_workers
+
+    cores = len(os.sched_getaffinity(0))
+    assert default_workers(None, 1) == 1  # one file: prepared in the process itself, no worker started
+    assert default_workers(None, 1000) == default_workers(None) == cores
+    assert default_workers(3, 1) == 3  # what the user asked for
+
+
 @pytest.mark.slow
 def test_lip_roi_finishes_good_files_and_reports_bad_ones(tmp_path):
     videos = tmp_path / "videos"

@@ -10,6 +10,7 @@ from pathlib import Path
 from avsr.data.manifest import read_jsonl
 from avsr.decoding.beam import make_decoder
 from avsr.evaluation.sweep import SweepRow, offset_frames, sweep, write_results
+from avsr.preprocessing import DETECT_EVERY
 
 
 @dataclass(frozen=True)
@@ -27,7 +28,7 @@ class EvaluateOptions:
     beam_size: int = 1
     lexicon: str | None = None
     output_dir: str | None = None
-    detect_every: int = 2
+    detect_every: int = DETECT_EVERY
     av_offsets_ms: tuple[int, ...] = (0,)
 
     def __post_init__(self) -> None:
@@ -52,7 +53,7 @@ def parse_snrs(values: list[str]) -> tuple[float | None, ...]:
         raise ValueError(f"--snr-db takes numbers or 'clean', got {' '.join(values)}") from None
 
 
-def prepared_manifest(manifest: str | Path, cache_dir: str | Path, detect_every: int = 2, progress: bool = True) -> Path:
+def prepared_manifest(manifest: str | Path, cache_dir: str | Path, detect_every: int = DETECT_EVERY, progress: bool = True) -> Path:
     """``manifest`` itself if it is prepared (``features`` per line); a raw one (``id, video, text``, as
     ``avsr synth`` writes) is prepared into ``cache_dir`` first (re-runs reuse what is current), and
     its failures are reported on stderr."""

@@ -31,7 +31,7 @@ from avsr.files import atomic_path
 from avsr.io.face_mesh import KEPT_POINTS, LIPS_OUTER, LIPS_SLICE, STABLE_SLICE, FaceMeshTracker, detection_size
 from avsr.io.media import frame_to_gray, frame_to_rgb, iter_video_frames, probe_video
 from avsr.io.spool import FrameSpool
-from avsr.preprocessing import ROI_SIZE, VIDEO_FPS
+from avsr.preprocessing import DETECT_EVERY, DETECT_MAX_SIDE, ROI_SIZE, VIDEO_FPS
 
 # Canonical frontal face: the STABLE points (right eye outer, right eye inner, left eye inner, left
 # eye outer, nose bridge, nose tip) in units of the outer-eye-corner distance, origin between the
@@ -53,8 +53,8 @@ class LipRoiOptions:
 
     crop_size: int = ROI_SIZE  # side of the square grayscale crop, pixels
     mouth_width_fraction: float = 0.55  # an average mouth spans this fraction of the crop width
-    detect_every: int = 1  # run the landmarker on every k-th frame and interpolate in between
-    detect_max_side: int | None = None  # downscale frames to this longer side for detection
+    detect_every: int = DETECT_EVERY  # run the landmarker on every k-th frame and interpolate in between
+    detect_max_side: int | None = DETECT_MAX_SIDE  # downscale frames to this longer side for detection (None: full size)
     max_faces: int = 4  # faces MediaPipe may report per frame (the largest one is followed)
     max_gap_frames: int = 12  # longer runs without a face are face_found=False (12 = 0.48 s)
     smooth_sigma_frames: float = 2.5  # Gaussian smoothing of the head pose over time, frames

@@ -88,13 +88,18 @@ def test_long_gap_is_marked_and_short_gap_is_filled(carphone_frames):
     frames = np.concatenate([carphone_frames[:80], carphone_frames[:20]])  # 100 frames of a face
     frames[20:46] = 0  # 26 blank frames: longer than max_gap_frames (12)
     frames[70:75] = 0  # 5 blank frames: interpolated
-    roi = extract_lip_roi(frames)
+    roi = extract_lip_roi(frames, LipRoiOptions(detect_every=1))
     assert len(roi) == 100
     assert not roi.face_found[20:46].any()
     assert (roi.roi[20:46] == 0).all() and np.isnan(roi.mouth_landmarks[20:46]).all()
     assert roi.face_found[:20].all() and roi.face_found[46:].all()
     assert roi.face_found[70:75].all()  # interpolated, though the crops show the blank frames
     assert roi.roi[70:75].mean() < 1 and roi.roi[76].mean() > 50
+    # Landmarks on every 3rd frame (the default) place the gap's edges to within the 2 frames skipped.
+    strided = extract_lip_roi(frames)
+    assert not strided.face_found[20:46].any() and (strided.roi[20:46] == 0).all()
+    assert strided.face_found[:18].all() and strided.face_found[48:].all()
+    assert strided.face_found[70:75].all()
 
 
 def test_no_face_at_all_is_not_a_crash():
