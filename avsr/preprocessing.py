@@ -33,6 +33,11 @@ CROP_SIZE = 88
 # bench/lip_roi_speed.py and bench/av_sync.py (RESULTS.md, 2026-12-01).
 DETECT_EVERY = 3
 DETECT_MAX_SIDE = 320
+# ... except when transcribing (`avsr transcribe`, `avsr render`), where the audio-video offset is
+# estimated from the mouth opening the landmarks give frame by frame: interpolated between every
+# 3rd frame they made a confident estimate 131 ms wrong in tests/inference/test_sync.py, and
+# bench/av_sync.py's median error 35 instead of 31 ms (RESULTS.md, 2026-12-01).
+TRANSCRIBE_DETECT_EVERY = 1
 # Grey-level mean and standard deviation (/255) of mouth crops: the LRS3 values used by auto_avsr.
 PIXEL_MEAN, PIXEL_STD = 0.421, 0.165
 VIDEO_NORMS = ("global", "utterance", "utterance_rms")

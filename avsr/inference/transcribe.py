@@ -29,7 +29,7 @@ from avsr.inference.sync import SyncEstimate, estimate_offset, mouth_opening, sp
 from avsr.models.av_model import MODES as MODEL_MODES
 from avsr.models.av_model import AVSRModel
 from avsr.models.fusion import attention_summary
-from avsr.preprocessing import DETECT_EVERY, FRAME_S, ROI_SIZE, SAMPLES_PER_FRAME, VIDEO_FPS
+from avsr.preprocessing import FRAME_S, ROI_SIZE, SAMPLES_PER_FRAME, TRANSCRIBE_DETECT_EVERY, VIDEO_FPS
 
 MIN_FRAMES = 5  # 0.2 s: a clip shorter than this holds no word (a 1-frame clip once "transcribed" as "n")
 SYNC_MS = 80  # an estimated audio-video offset beyond this is a warning and, with av_sync="auto", undone
@@ -60,7 +60,7 @@ class TranscribeOptions:
     batch_size: int = 4  # windows per forward pass
     pause_s: float = 0.4  # a pause this long splits speech into segments
     max_segment_s: float = 20.0  # longer speech is cut at its longest pause
-    detect_every: int = DETECT_EVERY  # run the face landmarker on every k-th frame
+    detect_every: int = TRANSCRIBE_DETECT_EVERY  # run the face landmarker on every k-th frame (see there)
     av_sync: str = "auto"  # auto: estimate the audio-video offset and undo it beyond SYNC_MS; off
     attention: bool = False  # return an xattn model's attended offset and peak per frame
     crop_memory_mb: float | None = 128.0  # a file's mouth crops beyond this wait on disk, read a window at a time
@@ -157,7 +157,7 @@ class PreparedInput:
             self.roi.close()
 
 
-def prepare_input(path: str | Path, detect_every: int = DETECT_EVERY, crop_memory_mb: float | None = None) -> PreparedInput:
+def prepare_input(path: str | Path, detect_every: int = TRANSCRIBE_DETECT_EVERY, crop_memory_mb: float | None = None) -> PreparedInput:
     """Decode ``path`` for transcription. Raises :class:`MediaError` for a file that cannot be used.
 
     Crops that would take more than ``crop_memory_mb`` are spooled to a temporary file
