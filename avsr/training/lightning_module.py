@@ -104,6 +104,7 @@ class AVSRLightning(L.LightningModule):
             that reads the utterance better gets the larger weight), and every frame with a face
             is pulled towards it (binary cross-entropy). Needs only the model's own stream heads,
             so it works on any AV dataset. 0: the gate learns from the fused CTC loss alone.
+            Measured (RESULTS.md, 2026-12-01): it widens the weight's span but the model fails in noise.
     """
 
     def __init__(self, model: ModelConfig | None = None, learning_rate: float = 2e-3, weight_decay: float = 0.01,
@@ -175,11 +176,11 @@ class AVSRLightning(L.LightningModule):
         face, against :func:`reliability_target` of the utterance; 0 when off or without a gate."""
         if not self.hparams.gate_supervision or out.audio_weight is None:
             return out.log_probs.new_zeros(())
-        with torch.no_grad():
-            per_utterance = torch.nn.functional.ctc_loss  # summed over each utterance's path
-            losses = [per_utterance(lp.transpose(0, 1), batch.targets, out.lengths, batch.target_lengths,
-                                    blank=self.tokenizer.blank, reduction="none", zero_infinity=True)
-                      for lp in (out.audio_log_probs, out.video_log_probs)]
+        with torch.no_grad():  # each utterance's loss under each stream head (summed over its path)
+            losses = [torch.nn.functional.ctc_loss(log_probs.transpose(0, 1), batch.targets, out.lengths,
+                                                   batch.target_lengths, blank=self.tokenizer.blank, reduction="none",
+                                                   zero_infinity=True)
+                      for log_probs in (out.audio_log_probs, out.video_log_probs)]
             target = reliability_target(*losses)  # (B,)
         frames = out.audio_weight.shape[1]
         valid = torch.arange(frames, device=self.device)[None] < out.lengths[:, None]
