@@ -1,13 +1,14 @@
 """Where the memory of transcribing a long file goes: peak resident memory per stage, per length.
 
-    python bench/transcribe_memory.py [--minutes 10 30] [--clips 8]
+    python bench/transcribe_memory.py [--minutes 10 30] [--clips 8] [--no-trim]
 
 Makes long files as ``bench/transcribe_speed.py --only-hour`` does (the synthetic clips joined over
 and over) and transcribes each in a process of its own, the way ``avsr transcribe`` does with its
 defaults (one worker: everything in one process). Before each stage the kernel's peak-RSS counter
 is reset (``/proc/self/clear_refs``, Linux), so each row is that stage's own peak: what it holds
 at its worst, on top of what the stages before it left. A stage whose peak grows with the file's
-length is what keeps memory from being bounded.
+length is what keeps memory from being bounded. ``--no-trim``: the control, with the lip-ROI stage's
+``release_free_heap`` (glibc ``malloc_trim``) turned off.
 """
 
 from __future__ import annotations
@@ -30,9 +31,13 @@ def _status_mb(field: str) -> float:
     raise RuntimeError(f"no {field} in /proc/self/status")
 
 
-def measure_stages(path: str) -> dict[str, tuple[float, float]]:
+def measure_stages(path: str, trim: bool = True) -> dict[str, tuple[float, float]]:
     """``{stage: (RSS at its start, its peak RSS)}`` in MB, transcribing ``path`` in this process."""
     import avsr.inference.transcribe as transcribe_module
+    import avsr.io.lip_roi
+
+    if not trim:
+        avsr.io.lip_roi.release_free_heap = lambda: None
     from avsr.inference.batch import _recognise
     from avsr.inference.transcribe import Transcriber, TranscribeOptions, prepare_input
 
@@ -83,10 +88,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--minutes", type=float, nargs="+", default=[10.0, 30.0])
     parser.add_argument("--clips", type=int, default=8)
+    parser.add_argument("--no-trim", action="store_true", help="the control: freed heap not given back")
     parser.add_argument("--measure", help=argparse.SUPPRESS)  # the child process: one file
     args = parser.parse_args()
     if args.measure:
-        print(json.dumps(measure_stages(args.measure)))
+        print(json.dumps(measure_stages(args.measure, trim=not args.no_trim)))
         return
     columns = {}
     with tempfile.TemporaryDirectory() as tmp:
@@ -95,7 +101,8 @@ def main() -> None:
         for minutes in args.minutes:
             path = tmp / f"long{minutes:g}.mp4"
             make_hour(clips, path, minutes)
-            result = subprocess.run([sys.executable, __file__, "--measure", str(path)], capture_output=True, text=True)
+            result = subprocess.run([sys.executable, __file__, "--measure", str(path)] + ["--no-trim"] * args.no_trim,
+                                    capture_output=True, text=True)
             assert result.returncode == 0, result.stderr[-2000:]
             columns[minutes] = json.loads(result.stdout.strip().splitlines()[-1])
             path.unlink()
