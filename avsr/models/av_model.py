@@ -53,6 +53,7 @@ class ModelConfig:
     xattn_window: int = 8  # xattn: frames each way a stream looks into the other (8 = 320 ms)
     gate_unit_streams: bool = False  # gate: mix unit-RMS streams, so its weight is each stream's share (see fusion.py)
     gate_posterior_cues: bool = False  # gate / xattn: also read each stream's CTC posterior entropy per frame
+    gate_mix: str = "sum"  # gate / xattn: add the weighted streams (sum) or concatenate them into an MLP (concat)
     dropout: float = 0.1
     modalities: str = "av"  # av; audio (ASR) or video (VSR): one encoder and its CTC head alone
     video_pool: int = 1  # side of the spatial grid kept at the end of the video trunk (1: global average)
@@ -74,8 +75,11 @@ class ModelConfig:
             raise ValueError(f"xattn_window={self.xattn_window} must be 0 or more (frames each way)")
         if self.fusion not in FUSIONS:
             raise ValueError(f"fusion={self.fusion!r}; use one of {', '.join(FUSIONS)}")
-        if (self.gate_unit_streams or self.gate_posterior_cues) and self.fusion not in ("gate", "xattn"):
-            raise ValueError(f"gate_unit_streams and gate_posterior_cues set how a gate weighs the streams; "
+        if self.gate_mix not in ReliabilityGate.MIXES:
+            raise ValueError(f"gate_mix={self.gate_mix!r}; use one of {', '.join(ReliabilityGate.MIXES)}")
+        if ((self.gate_unit_streams or self.gate_posterior_cues or self.gate_mix != "sum")
+                and self.fusion not in ("gate", "xattn")):
+            raise ValueError(f"gate_unit_streams, gate_posterior_cues and gate_mix set how a gate weighs the streams; "
                              f"fusion={self.fusion!r} has no gate")
         if self.dim % self.num_heads:
             raise ValueError(f"dim={self.dim} must be divisible by num_heads={self.num_heads}")
@@ -124,10 +128,10 @@ class AVSRModel(nn.Module):
             return
         extra_cues = POSTERIOR_CUES if c.gate_posterior_cues else 0
         if c.fusion == "gate":
-            self.fusion = ReliabilityGate(c.dim, unit_streams=c.gate_unit_streams, extra_cues=extra_cues)
+            self.fusion = ReliabilityGate(c.dim, unit_streams=c.gate_unit_streams, extra_cues=extra_cues, mix=c.gate_mix)
         elif c.fusion == "xattn":
             self.fusion = CrossAttentionGate(c.dim, c.num_heads, c.xattn_window, unit_streams=c.gate_unit_streams,
-                                             extra_cues=extra_cues)
+                                             extra_cues=extra_cues, mix=c.gate_mix)
         else:
             self.fusion = FUSIONS[c.fusion](c.dim)
         self.shared = Conformer(c.dim, c.num_heads, c.ffn_dim, c.fusion_layers, c.kernel_size, c.dropout)

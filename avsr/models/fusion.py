@@ -61,14 +61,27 @@ class ReliabilityGate(nn.Module):
     With ``unit_streams`` each projected stream is scaled to unit RMS per frame (a layer norm without
     gain) before the weighting. Without it the projections can grow one stream's scale, and the same
     mixture is then reached with any weight: the weight stops saying how much each stream counts.
+
+    ``mix="concat"`` (gated concatenation): the weighted streams are concatenated and mixed by an MLP,
+    ``fused = MLP([w_audio * A, w_video * V])``, instead of added. The sum is a convex combination of
+    two linear maps, so the layers after it cannot tell which stream a feature came from; the
+    concatenation keeps them apart (as concat fusion does) while the gate still scales each one, and
+    a frame without a face still gets exactly no video (its half is zero).
     """
 
-    def __init__(self, dim: int, hidden: int = 64, unit_streams: bool = False, extra_cues: int = 0) -> None:
+    MIXES = ("sum", "concat")
+
+    def __init__(self, dim: int, hidden: int = 64, unit_streams: bool = False, extra_cues: int = 0,
+                 mix: str = "sum") -> None:
         super().__init__()
-        self.unit_streams = unit_streams
+        if mix not in self.MIXES:
+            raise ValueError(f"mix={mix!r}; use one of {', '.join(self.MIXES)}")
+        self.unit_streams, self.mix = unit_streams, mix
         self.audio_norm, self.video_norm = nn.LayerNorm(dim), nn.LayerNorm(dim)
         self.scorer = nn.Sequential(nn.Linear(2 * dim + CUE_DIM + extra_cues, hidden), nn.GELU(), nn.Linear(hidden, 2))
         self.audio_proj, self.video_proj = nn.Linear(dim, dim), nn.Linear(dim, dim)
+        if mix == "concat":
+            self.mixer = nn.Sequential(nn.Linear(2 * dim, 4 * dim), nn.GELU(), nn.Linear(4 * dim, dim))
 
     def forward(self, audio: torch.Tensor, video: torch.Tensor, cues: torch.Tensor,
                 valid: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor, None]:
@@ -82,7 +95,10 @@ class ReliabilityGate(nn.Module):
         a, v = self.audio_proj(a), self.video_proj(v)
         if self.unit_streams:
             a, v = nn.functional.layer_norm(a, a.shape[-1:]), nn.functional.layer_norm(v, v.shape[-1:])
-        fused = weights[..., :1] * a + weights[..., 1:] * v
+        if self.mix == "concat":
+            fused = self.mixer(torch.cat([weights[..., :1] * a, weights[..., 1:] * v], dim=2))
+        else:
+            fused = weights[..., :1] * a + weights[..., 1:] * v
         return fused, weights[..., 0], None
 
 
@@ -158,11 +174,12 @@ class CrossAttentionGate(nn.Module):
     Returns the audio -> video attention averaged over heads, ``(B, T, 2 * window + 1)``.
     """
 
-    def __init__(self, dim: int, num_heads: int, window: int, unit_streams: bool = False, extra_cues: int = 0) -> None:
+    def __init__(self, dim: int, num_heads: int, window: int, unit_streams: bool = False, extra_cues: int = 0,
+                 mix: str = "sum") -> None:
         super().__init__()
         self.audio_to_video = LocalCrossAttention(dim, num_heads, window)
         self.video_to_audio = LocalCrossAttention(dim, num_heads, window)
-        self.gate = ReliabilityGate(dim, unit_streams=unit_streams, extra_cues=extra_cues)
+        self.gate = ReliabilityGate(dim, unit_streams=unit_streams, extra_cues=extra_cues, mix=mix)
 
     def forward(self, audio: torch.Tensor, video: torch.Tensor, cues: torch.Tensor,
                 valid: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:

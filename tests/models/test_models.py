@@ -47,11 +47,12 @@ def test_module_shapes():
     assert ((out.audio_weight >= 0) & (out.audio_weight <= 1)).all()
 
 
-@pytest.mark.parametrize("fusion", ["gate", "xattn", "concat", "sum", "gate+posterior_cues"])
+@pytest.mark.parametrize("fusion", ["gate", "xattn", "concat", "sum", "gate+posterior_cues", "gate+mix_concat"])
 def test_a_sample_is_the_same_alone_and_in_a_padded_batch(fusion):
     torch.manual_seed(0)
-    fusion, _, cues = fusion.partition("+")
-    model = AVSRModel(ModelConfig(**{**SMALL.__dict__, "fusion": fusion, "gate_posterior_cues": bool(cues)})).eval()
+    fusion, _, option = fusion.partition("+")
+    model = AVSRModel(ModelConfig(**{**SMALL.__dict__, "fusion": fusion, "gate_posterior_cues": option == "posterior_cues",
+                                     "gate_mix": "concat" if option == "mix_concat" else "sum"})).eval()
     batch = inputs(3, [23, 11, 16], seed=1)
     alone = tuple(x[1:2, : (11 * 640 if i == 0 else 11)] if i in (0, 2, 4) else x[1:2] for i, x in enumerate(batch))
     with torch.no_grad():
@@ -167,14 +168,38 @@ def test_bundle_round_trip_and_refusal(tmp_path):
         load_bundle(tmp_path / "pickle.pt")
 
 
-@pytest.mark.parametrize("posterior_cues", [False, True])
-def test_gate_gives_video_no_weight_where_no_face_was_found(posterior_cues):
-    model = AVSRModel(ModelConfig(**{**SMALL.__dict__, "gate_posterior_cues": posterior_cues})).eval()
+@pytest.mark.parametrize("posterior_cues, mix", [(False, "sum"), (True, "sum"), (False, "concat")])
+def test_gate_gives_video_no_weight_where_no_face_was_found(posterior_cues, mix):
+    model = AVSRModel(ModelConfig(**{**SMALL.__dict__, "gate_posterior_cues": posterior_cues, "gate_mix": mix})).eval()
     audio, audio_lengths, video, video_lengths, face = inputs(2, [12, 12])
     face[0, 3:8] = False
     with torch.no_grad():
         weight = model(audio, audio_lengths, video, video_lengths, face).audio_weight
     assert (weight[0, 3:8] == 1).all() and (weight[0, :3] < 1).all() and (weight[1] < 1).all()
+
+
+@pytest.mark.parametrize("mix", ["sum", "concat"])
+def test_a_frame_without_a_face_takes_nothing_from_the_video_stream(mix):
+    from avsr.models.fusion import ReliabilityGate
+
+    torch.manual_seed(0)
+    gate = ReliabilityGate(16, mix=mix).eval()
+    audio, video, cues = torch.randn(1, 9, 16), torch.randn(1, 9, 16), torch.ones(1, 9, 3)
+    cues[0, 2:5, 2] = 0.0  # no face on frames 2-4
+    other = video.clone()
+    other[0, 2:5] = 100 * torch.randn(3, 16)  # whatever the video stream holds there ...
+    with torch.no_grad():
+        fused, _, _ = gate(audio, video, cues)
+        changed, _, _ = gate(audio, other, cues)
+    torch.testing.assert_close(fused[0, 2:5], changed[0, 2:5])  # ... does not reach the fused frames
+    assert not torch.allclose(gate(audio, torch.randn(1, 9, 16), cues)[0][0, 0], fused[0, 0])  # elsewhere it does
+
+
+def test_gate_mix_needs_a_gate():
+    with pytest.raises(ValueError, match="gate_mix='product'"):
+        ModelConfig(gate_mix="product")
+    with pytest.raises(ValueError, match="fusion='concat' has no gate"):
+        ModelConfig(fusion="concat", gate_mix="concat")
 
 
 def test_xattn_returns_each_audio_frames_attention_over_its_window():
