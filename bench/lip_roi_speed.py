@@ -1,18 +1,30 @@
 """Lip-ROI throughput and steadiness: the old per-frame defaults vs. faster settings and today's defaults, in one run.
 
-    python bench/lip_roi_speed.py [--repeats 3] [--files 6]
+    python bench/lip_roi_speed.py [--repeats 3] [--files 6] [--only 1 7 8]
+        [--peer AUTO_AVSR/preparation --peer-python SCRATCH_VENV/bin/python]
 
 Clips: the real carphone sequence (176x144) and 640x360 / 1280x720 clips made from its frames
 (upscaled, padded by reflection, played forwards then backwards to 12 s at 29.97 fps). Frames/s
 is end to end (decode + 25 fps resampling + landmarks + alignment + crop + .npz write), wall
 clock over a batch of ``--files`` copies, median of ``--repeats`` runs, worker start-up included.
+"frames/s" counts the 25 fps crops; "input f/s" counts the file's own frames (29.97 fps), the unit
+of the peer's row. ``--only``: the settings to run, by their 1-based row number (the first is the
+baseline and is always run).
+
+``--peer``: auto_avsr's MediaPipe preparation, unmodified, timed by ``bench/peer_lip_roi.py`` in its
+own interpreter (``--peer-python``, a scratch environment with the peer's ``mediapipe==0.10.14``)
+on the same files, alternating with the settings within each round. Its time is in-process (decode
++ detection + crop; interpreter start-up and imports excluded), one process: compare it with the
+"1 worker" rows.
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import json
 import statistics
+import subprocess
 import tempfile
 import time
 from fractions import Fraction
@@ -68,13 +80,38 @@ def make_clip(source_frames: np.ndarray, width: int, height: int, path: Path) ->
     return write_video(path, looped, NTSC)
 
 
-def measure(paths: list[Path], out_dir: Path, repeats: int) -> dict[str, dict]:
+def input_frames(path: Path) -> int:
+    """Frames the file holds at its own rate (decoded and counted)."""
+    capture, count = cv2.VideoCapture(str(path)), 0
+    while capture.grab():
+        count += 1
+    capture.release()
+    return count
+
+
+def run_peer(paths: list[Path], peer: Path, python: str) -> dict:
+    """One timed pass of the peer's preparation over ``paths`` (see bench/peer_lip_roi.py)."""
+    script = Path(__file__).resolve().parent / "peer_lip_roi.py"
+    done = subprocess.run([python, str(script), str(peer), *map(str, paths)], capture_output=True, text=True)
+    if done.returncode:
+        raise RuntimeError(f"the peer's preparation failed: {done.stderr.strip().splitlines()[-1:]}")
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def measure(paths: list[Path], out_dir: Path, repeats: int, settings: dict,
+            peer: tuple[Path, str] | None = None) -> dict[str, dict]:
     """Each setting's median frames/s over ``repeats`` rounds (the settings alternate within a round,
-    so a change in the machine's load reaches them all), steadiness and face-found rate."""
-    rates: dict[str, list[float]] = {label: [] for label in SETTINGS}
+    so a change in the machine's load reaches them all), steadiness and face-found rate; with
+    ``peer``, the peer's row too (input frames/s and face-found rate; its steadiness is not read)."""
+    rates: dict[str, list[float]] = {label: [] for label in settings}
+    peer_rates, peer_found = [], 0.0
     results = {}
     for _ in range(repeats):
-        for index, (label, (options, workers, old_gray)) in enumerate(SETTINGS.items()):
+        if peer is not None:
+            timed = run_peer(paths, *peer)
+            peer_rates.append(timed["frames"] / timed["seconds"])
+            peer_found = timed["found"] / timed["frames"]
+        for index, (label, (options, workers, old_gray)) in enumerate(settings.items()):
             assert workers == 1 or not old_gray, "the old conversion is patched in this process only"
             with ffmpeg_gray(old_gray):
                 started = time.perf_counter()
@@ -84,11 +121,14 @@ def measure(paths: list[Path], out_dir: Path, repeats: int) -> dict[str, dict]:
             assert all(r.status == "done" for r in done), [r.error for r in done]
             results[label] = done
     rows = {}
-    for label, (options, _, _) in SETTINGS.items():
+    for label, (options, _, _) in settings.items():
         rois = [LipRoi.load(Path(r.output)) for r in results[label]]
-        rows[label] = {"fps": statistics.median(rates[label]),
+        rows[label] = {"fps": statistics.median(rates[label]), "frames": results[label][0].frames,
                        "steadiness": statistics.median(steadiness_percent(roi, options) for roi in rois),
                        "found": float(np.mean([roi.face_found.mean() for roi in rois]))}
+    if peer is not None:
+        rows["auto_avsr preparation (peer), 1 process"] = {"input_fps": statistics.median(peer_rates),
+                                                          "found": peer_found}
     return rows
 
 
@@ -96,7 +136,19 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--files", type=int, default=6, help="copies of each clip per batch")
+    parser.add_argument("--only", type=int, nargs="+", metavar="ROW",
+                        help=f"settings to run, 1-{len(SETTINGS)} in this order: {'; '.join(SETTINGS)}")
+    parser.add_argument("--peer", type=Path, help="auto_avsr's preparation folder (commit 182b628)")
+    parser.add_argument("--peer-python", help="the interpreter of the peer's scratch environment")
     args = parser.parse_args()
+    if bool(args.peer) != bool(args.peer_python):
+        parser.error("--peer and --peer-python go together")
+    labels = list(SETTINGS)
+    chosen = sorted({1, *(args.only or range(1, len(labels) + 1))})
+    if chosen[-1] > len(labels) or chosen[0] < 1:
+        parser.error(f"--only takes row numbers 1-{len(labels)}")
+    settings = {labels[i - 1]: SETTINGS[labels[i - 1]] for i in chosen}
+    peer = (args.peer.resolve(), args.peer_python) if args.peer else None
     source = load_media(CARPHONE, audio=False).video
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
@@ -110,12 +162,18 @@ def main() -> None:
                 copy.write_bytes(clip.read_bytes())
                 paths.append(copy)
             print(f"\n{name}: {args.files} files, median of {args.repeats} runs")
-            print(f"{'setting':<40}{'frames/s':>10}{'x baseline':>12}{'steadiness %IOD':>17}{'face found':>12}")
-            rows = measure(paths, tmp / "out", args.repeats)
-            baseline = next(iter(rows.values()))["fps"]
+            print(f"{'setting':<42}{'frames/s':>9}{'input f/s':>10}{'x baseline':>11}{'x peer':>8}"
+                  f"{'steadiness %IOD':>17}{'face found':>12}")
+            rows = measure(paths, tmp / "out", args.repeats, settings, peer)
+            per_output = input_frames(clip) / next(iter(rows.values()))["frames"]  # file frames per crop
+            baseline = next(iter(rows.values()))["fps"] * per_output
+            peer_fps = rows.get("auto_avsr preparation (peer), 1 process", {}).get("input_fps")
             for label, row in rows.items():
-                print(f"{label:<40}{row['fps']:>10.0f}{row['fps'] / baseline:>12.2f}"
-                      f"{row['steadiness']:>17.2f}{row['found']:>12.1%}", flush=True)
+                fps = row.get("fps", float("nan"))
+                input_fps = row.get("input_fps", fps * per_output)
+                versus_peer = f"{input_fps / peer_fps:>8.2f}" if peer_fps else f"{'':>8}"
+                print(f"{label:<42}{fps:>9.0f}{input_fps:>10.0f}{input_fps / baseline:>11.2f}{versus_peer}"
+                      f"{row.get('steadiness', float('nan')):>17.2f}{row['found']:>12.1%}", flush=True)
 
 
 if __name__ == "__main__":
