@@ -2,9 +2,10 @@
 
 Prints:
   * real-time factor (wall time / audio duration, end to end: decoding, lip ROIs, model, decoding
-    of the CTC output, writing all four outputs) over synthetic clips, greedy and beam search, one
-    worker, face landmarks on every frame and on every 2nd frame, and greedy with the model run by
-    ONNX Runtime (when the [onnx] extra is installed);
+    of the CTC output, writing all four outputs) over synthetic clips, one worker: first the
+    lip-ROI defaults before 2026-12-01 (the baseline of the run), then today's defaults, landmarks
+    on every 2nd and 3rd frame, beam search, and greedy with the model run by ONNX Runtime (when the
+    [onnx] extra is installed);
   * throughput in files/min with 1 and 2 worker processes;
   * peak resident memory and RTF of ``avsr transcribe`` (defaults) on a one-hour video made by
     concatenating the clips; ``--hour-minutes 10 60`` measures files of several lengths, each in its
@@ -18,6 +19,8 @@ Run it on an otherwise idle machine: it measures wall time.
 from __future__ import annotations
 
 import argparse
+import contextlib
+import functools
 import subprocess
 import sys
 import tempfile
@@ -59,11 +62,33 @@ def make_hour(clips: list[Path], path: Path, minutes: float) -> float:
     return len(audio) / 16000
 
 
+@contextlib.contextmanager
+def old_lip_roi_defaults():
+    """The lip-ROI stage as before 2026-12-01 (in this process): landmarks on the full-size frame and
+    every frame converted to gray by FFmpeg (now: detection at 320 px and the luma plane read)."""
+    import avsr.inference.transcribe as transcribe_module
+    import avsr.io.lip_roi as lip_roi_module
+    from avsr.io.lip_roi import LipRoiOptions
+    from avsr.io.media import _rotate
+
+    saved = transcribe_module.LipRoiOptions, lip_roi_module.frame_to_gray
+    transcribe_module.LipRoiOptions = functools.partial(LipRoiOptions, detect_max_side=None)
+    lip_roi_module.frame_to_gray = lambda frame: _rotate(frame.to_ndarray(format="gray"), frame.rotation or 0)
+    try:
+        yield
+    finally:
+        transcribe_module.LipRoiOptions, lip_roi_module.frame_to_gray = saved
+
+
 def clip_figures(clips: list[Path], seconds: float, model, tmp: Path) -> None:
     timed_batch(clips[:2], model, tmp / "warm", TranscribeOptions(), 1)  # MediaPipe and torch warm-up
     print(f"{'decoding':<22}{'landmarks':>10}{'wall s':>9}{'RTF':>8}")
+    with old_lip_roi_defaults():  # the baseline of this run: the defaults before 2026-12-01
+        wall = timed_batch(clips, model, tmp / "out", TranscribeOptions(detect_every=1), 1)
+    print(f"{'greedy, old defaults':<22}{'every':>10}{wall:>9.2f}{wall / seconds:>8.3f}", flush=True)
     lexicon = str(tmp / "clips" / "train.jsonl")
-    for name, options in (("greedy", TranscribeOptions()),
+    for name, options in (("greedy (defaults)", TranscribeOptions()),
+                          ("greedy", TranscribeOptions(detect_every=3)),
                           ("greedy", TranscribeOptions(detect_every=2)),
                           ("beam 16", TranscribeOptions(beam_size=16)),
                           ("beam 16 + lexicon", TranscribeOptions(beam_size=16, lexicon=lexicon))):
