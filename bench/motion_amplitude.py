@@ -14,6 +14,8 @@ synthetic corpus's training speakers printed here).
 ``--model``: the control. The model's video mode on the test split with its input multiplied by each
 gain (``pixel_std / gain``; after mean subtraction this scales the motion), WER overall and per
 speaker; ``--rms [MOTION_RMS ...]`` adds rows with ``video_norm: utterance_rms`` (default 0.26).
+The gain rows read the crops with ``video_norm: utterance`` whatever the model was trained with:
+a ``utterance_rms`` model's own normalisation would scale the motion back and undo any gain.
 """
 
 from __future__ import annotations
@@ -71,7 +73,8 @@ def gain_control(prepared: Path, model_path: str, gains: list[float], motion_rms
     manifest = prepared / "test.jsonl"
     speakers = [r["speaker"] for r in read_jsonl(manifest, required=("id", "speaker"))]
     items = load_items(str(manifest), base)[0]
-    settings = [(f"gain {g:g}", dataclasses.replace(base, pixel_std=base.pixel_std / g)) for g in gains]
+    settings = [(f"gain {g:g}", dataclasses.replace(base, video_norm="utterance", pixel_std=base.pixel_std / g))
+                for g in gains]
     settings += [(f"utterance_rms {rms:g}", dataclasses.replace(base, video_norm="utterance_rms", motion_rms=rms))
                  for rms in motion_rms]
     for label, spec in settings:
