@@ -269,16 +269,11 @@ def _expected_gray_bytes(source: str | os.PathLike | np.ndarray) -> float:
     return duration_s * VIDEO_FPS * width * height
 
 
-TRACK_BLOCK = 1500  # frames of landmark track allocated at once (a minute at 25 fps)
-
-
 def _track_face(source, options: LipRoiOptions) -> tuple[np.ndarray, list[np.ndarray] | None]:
     """First pass: kept face points per frame ``(T, P, 2)`` (NaN where not detected) and the
     grayscale frames, or ``None`` when they exceed ``frame_cache_mb``."""
-    # Points are copied into blocks of TRACK_BLOCK frames as they come: one small array kept per frame
-    # would pin the heap between the frames' large, short-lived buffers (see TRACK_BLOCK).
-    blocks: list[np.ndarray] = []
-    count = 0
+    missing = np.full((len(KEPT_POINTS), 2), np.nan, np.float32)
+    rows: list[np.ndarray] = []
     cache_bytes, cache_limit = 0, options.frame_cache_mb * 2**20
     cache: list[np.ndarray] | None = [] if _expected_gray_bytes(source) <= cache_limit else None
     with FaceMeshTracker(
@@ -292,19 +287,13 @@ def _track_face(source, options: LipRoiOptions) -> tuple[np.ndarray, list[np.nda
             if index % options.detect_every == 0:
                 rgb = frame.rgb(options.detect_max_side)
                 points = tracker.track(rgb, round(index * 1000 / VIDEO_FPS), output_size=frame.size)
-            if count % TRACK_BLOCK == 0:
-                blocks.append(np.full((TRACK_BLOCK, len(KEPT_POINTS), 2), np.nan, np.float32))
-            if points is not None:
-                blocks[-1][count % TRACK_BLOCK] = points
-            count += 1
+            rows.append(missing if points is None else points)
             if cache is not None:
                 cache.append(frame.gray())
                 cache_bytes += cache[-1].nbytes
                 if cache_bytes > cache_limit:
                     cache = None  # too long to keep: decode again in the second pass
-    if not blocks:
-        return np.zeros((0, len(KEPT_POINTS), 2), np.float32), cache
-    return np.concatenate(blocks)[:count], cache
+    return np.stack(rows), cache
 
 
 SPOOL_BLOCK = 256  # crops cut before they are written to a spool
