@@ -12,7 +12,7 @@ from torch import nn
 from avsr.models.audio_encoder import AudioEncoder, frames_from_samples
 from avsr.models.conformer import Conformer
 from avsr.models.fusion import (POSTERIOR_CUES, ConcatFusion, CrossAttentionGate, ReliabilityGate, SumFusion,
-                                posterior_entropy, reliability_cues)
+                                posterior_agreement, posterior_entropy, reliability_cues)
 from avsr.models.video_encoder import VideoEncoder
 from avsr.preprocessing import Preprocessing
 
@@ -53,6 +53,7 @@ class ModelConfig:
     xattn_window: int = 8  # xattn: frames each way a stream looks into the other (8 = 320 ms)
     gate_unit_streams: bool = False  # gate: mix unit-RMS streams, so its weight is each stream's share (see fusion.py)
     gate_posterior_cues: bool = False  # gate / xattn: also read each stream's CTC posterior entropy per frame
+    gate_agreement_cue: bool = False  # gate / xattn: also read how far the two heads read the same characters
     gate_mix: str = "sum"  # gate / xattn: add the weighted streams (sum) or concatenate them into an MLP (concat)
     dropout: float = 0.1
     modalities: str = "av"  # av; audio (ASR) or video (VSR): one encoder and its CTC head alone
@@ -77,9 +78,10 @@ class ModelConfig:
             raise ValueError(f"fusion={self.fusion!r}; use one of {', '.join(FUSIONS)}")
         if self.gate_mix not in ReliabilityGate.MIXES:
             raise ValueError(f"gate_mix={self.gate_mix!r}; use one of {', '.join(ReliabilityGate.MIXES)}")
-        if ((self.gate_unit_streams or self.gate_posterior_cues or self.gate_mix != "sum")
+        if ((self.gate_unit_streams or self.gate_posterior_cues or self.gate_agreement_cue or self.gate_mix != "sum")
                 and self.fusion not in ("gate", "xattn")):
-            raise ValueError(f"gate_unit_streams, gate_posterior_cues and gate_mix set how a gate weighs the streams; "
+            raise ValueError(f"gate_unit_streams, gate_posterior_cues, gate_agreement_cue and gate_mix set how a gate "
+                             f"weighs the streams; "
                              f"fusion={self.fusion!r} has no gate")
         if self.dim % self.num_heads:
             raise ValueError(f"dim={self.dim} must be divisible by num_heads={self.num_heads}")
@@ -126,7 +128,7 @@ class AVSRModel(nn.Module):
         if c.modalities == "video":
             self.video_head = nn.Linear(c.dim, c.vocab_size)
             return
-        extra_cues = POSTERIOR_CUES if c.gate_posterior_cues else 0
+        extra_cues = (POSTERIOR_CUES if c.gate_posterior_cues else 0) + int(c.gate_agreement_cue)
         if c.fusion == "gate":
             self.fusion = ReliabilityGate(c.dim, unit_streams=c.gate_unit_streams, extra_cues=extra_cues, mix=c.gate_mix)
         elif c.fusion == "xattn":
@@ -179,6 +181,8 @@ class AVSRModel(nn.Module):
             cues = torch.cat([cues, posterior_entropy(audio_log_probs)[..., None],
                               posterior_entropy(video_log_probs)[..., None]], dim=2)
         valid = torch.arange(frames, device=video.device)[None] < lengths[:, None]
+        if self.config.gate_agreement_cue:  # do the lips and the sound read the same characters here?
+            cues = torch.cat([cues, posterior_agreement(audio_log_probs, video_log_probs, valid)[..., None]], dim=2)
         fused, audio_weight, attention = self.fusion(audio_features, video_features, cues, valid)
         shared = self.shared(fused, lengths)
         log_probs = nn.functional.log_softmax(self.head(shared).float(), dim=-1)

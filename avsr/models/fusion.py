@@ -26,6 +26,24 @@ def posterior_entropy(log_probs: torch.Tensor) -> torch.Tensor:
     return -(log_probs.exp() * log_probs).sum(dim=-1) / torch.log(torch.tensor(float(log_probs.shape[-1])))
 
 
+AGREEMENT_WINDOW = 4  # frames each way over which the two heads' character posteriors are summed
+
+
+def posterior_agreement(audio_log_probs: torch.Tensor, video_log_probs: torch.Tensor, valid: torch.Tensor,
+                        window: int = AGREEMENT_WINDOW) -> torch.Tensor:
+    """``(B, T)`` how much the two streams' CTC heads say the same characters near each frame: the
+    cosine of their non-blank posteriors (token 0 is the blank) summed over ``±window`` frames
+    (CTC spikes of the two streams need not fall on the same frame). 1: the same characters; 0:
+    different ones, or none (silence). Audio drowned in babble still has a confident head, but one
+    that reads other words than the lips. Detached, like :func:`posterior_entropy`; frames outside
+    ``valid`` count as silence, so the value does not change under padding."""
+    def summed(log_probs: torch.Tensor) -> torch.Tensor:
+        characters = log_probs.detach().float().exp()[..., 1:] * valid[..., None]
+        return nn.functional.avg_pool1d(characters.transpose(1, 2), 2 * window + 1, stride=1, padding=window,
+                                        count_include_pad=True).transpose(1, 2)
+    return nn.functional.cosine_similarity(summed(audio_log_probs), summed(video_log_probs), dim=2, eps=1e-6)
+
+
 def reliability_cues(logmel: torch.Tensor, audio_lengths: torch.Tensor, face_found: torch.Tensor) -> torch.Tensor:
     """Explicit per-frame reliability signals ``(B, T, 3)`` at 25 Hz.
 

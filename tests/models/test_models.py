@@ -47,12 +47,14 @@ def test_module_shapes():
     assert ((out.audio_weight >= 0) & (out.audio_weight <= 1)).all()
 
 
-@pytest.mark.parametrize("fusion", ["gate", "xattn", "concat", "sum", "gate+posterior_cues", "gate+mix_concat"])
+@pytest.mark.parametrize("fusion", ["gate", "xattn", "concat", "sum", "gate+posterior_cues", "gate+mix_concat",
+                                    "xattn+agreement"])
 def test_a_sample_is_the_same_alone_and_in_a_padded_batch(fusion):
     torch.manual_seed(0)
     fusion, _, option = fusion.partition("+")
     model = AVSRModel(ModelConfig(**{**SMALL.__dict__, "fusion": fusion, "gate_posterior_cues": option == "posterior_cues",
-                                     "gate_mix": "concat" if option == "mix_concat" else "sum"})).eval()
+                                     "gate_mix": "concat" if option == "mix_concat" else "sum",
+                                     "gate_agreement_cue": option == "agreement"})).eval()
     batch = inputs(3, [23, 11, 16], seed=1)
     alone = tuple(x[1:2, : (11 * 640 if i == 0 else 11)] if i in (0, 2, 4) else x[1:2] for i, x in enumerate(batch))
     with torch.no_grad():
@@ -193,6 +195,25 @@ def test_a_frame_without_a_face_takes_nothing_from_the_video_stream(mix):
         changed, _, _ = gate(audio, other, cues)
     torch.testing.assert_close(fused[0, 2:5], changed[0, 2:5])  # ... does not reach the fused frames
     assert not torch.allclose(gate(audio, torch.randn(1, 9, 16), cues)[0][0, 0], fused[0, 0])  # elsewhere it does
+
+
+def test_agreement_is_one_where_the_heads_read_the_same_characters_and_zero_where_they_do_not():
+    from avsr.models.fusion import posterior_agreement
+
+    def posteriors(ids):  # one-hot CTC posteriors, 0 = blank
+        return torch.log(torch.nn.functional.one_hot(torch.tensor([ids]), 5).float().clamp(min=1e-9))
+
+    valid = torch.ones(1, 12, dtype=torch.bool)
+    audio = posteriors([0, 1, 0, 0, 2, 0, 0, 0, 0, 0, 0, 0])
+    late = posteriors([0, 0, 1, 0, 0, 2, 0, 0, 0, 0, 0, 0])  # the same characters a frame later
+    other = posteriors([0, 3, 0, 0, 4, 0, 0, 0, 0, 0, 0, 0])  # other characters
+    same = posterior_agreement(audio, late, valid, window=2)
+    assert (same[0, :7] > 0.7).all()
+    torch.testing.assert_close(posterior_agreement(audio, other, valid, window=2), torch.zeros(1, 12))
+    assert (same[0, 10:] < 1e-3).all()  # only blanks near these frames: nothing read, nothing agreed
+    short = torch.arange(12)[None] < 8  # padding: frames past the length take no part
+    torch.testing.assert_close(posterior_agreement(audio, late, short, window=2)[0, :8],
+                               posterior_agreement(audio[:, :8], late[:, :8], valid[:, :8], window=2)[0])
 
 
 def test_gate_mix_needs_a_gate():
