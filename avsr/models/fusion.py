@@ -34,8 +34,9 @@ def posterior_agreement(audio_log_probs: torch.Tensor, video_log_probs: torch.Te
     """``(B, T)`` how much the two streams' CTC heads say the same characters near each frame: the
     cosine of their non-blank posteriors (token 0 is the blank) summed over ``±window`` frames
     (CTC spikes of the two streams need not fall on the same frame). 1: the same characters; 0:
-    different ones, or none (silence). Audio drowned in babble still has a confident head, but one
-    that reads other words than the lips. Detached, like :func:`posterior_entropy`; frames outside
+    different ones, or none (silence). The hypothesis it was added to test (RESULTS.md, 2026-12-01):
+    audio drowned in babble can keep a confident head that reads other words than the lips, which the
+    energy cues do not show. Detached, like :func:`posterior_entropy`; frames outside
     ``valid`` count as silence, so the value does not change under padding."""
     def summed(log_probs: torch.Tensor) -> torch.Tensor:
         characters = log_probs.detach().float().exp()[..., 1:] * valid[..., None]
