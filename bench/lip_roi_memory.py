@@ -1,14 +1,11 @@
-"""Peak memory of the lip-ROI stage on long files, and how it grows per minute of video.
+"""Peak memory of the lip-ROI stage on long 640x360 videos, each run in a fresh process.
 
-    python bench/lip_roi_memory.py [--minutes 5 10] [--clips 8] [--detect-every 1]
+    python bench/lip_roi_memory.py [--minutes 0.33 2 10]
 
-Makes long files as ``bench/transcribe_speed.py --only-hour`` does (the synthetic clips joined over
-and over) and runs :func:`avsr.io.lip_roi.extract_lip_roi` on each in a fresh process, crops
-spooled to disk (as ``avsr transcribe`` spools a long file's crops), landmarks on every frame by
-default (``avsr transcribe``'s stride). Prints, per length, the process's resident memory before
-the stage and its peak during it (kernel's VmHWM), then the growth per minute between the lengths:
-what keeps the stage from running in bounded memory. To compare two versions of the library, run
-it with each on ``PYTHONPATH`` one after the other.
+Each clip is the real carphone sequence upscaled to 640x360 and looped (29.97 fps). The peak
+resident set size (ru_maxrss) of a child process that imports avsr and extracts the ROIs is
+printed (VmHWM), with the default frame cache (256 MB) and with the cache off (frames decoded
+twice), after a baseline of the interpreter with the imports alone.
 """
 
 from __future__ import annotations
@@ -17,51 +14,52 @@ import argparse
 import subprocess
 import sys
 import tempfile
+from fractions import Fraction
 from pathlib import Path
+
+import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from transcribe_speed import make_clips, make_hour  # noqa: E402
+from lip_roi_speed import CARPHONE, make_clip  # noqa: E402
 
-# Run in a child: import the stage, reset the peak counter, cut the crops, print "RSS-before peak" in MB.
-CHILD = """
-import sys
-from pathlib import Path
+from avsr.io.media import load_media  # noqa: E402
+from avsr.io.writer import write_video  # noqa: E402
+
+# VmHWM (peak RSS of this address space) rather than ru_maxrss, which keeps the peak of the
+# forked parent from before exec.
+PEAK_KB = "int(next(l for l in open('/proc/self/status') if l.startswith('VmHWM')).split()[1])"
+CHILD = f"""
+import sys, time
 from avsr.io.lip_roi import LipRoiOptions, extract_lip_roi
-
-def mb(field):
-    line = next(l for l in Path("/proc/self/status").read_text().splitlines() if l.startswith(field + ":"))
-    return int(line.split()[1]) / 1024
-
-before = mb("VmRSS")
-Path("/proc/self/clear_refs").write_text("5")  # VmHWM := VmRSS
-roi = extract_lip_roi(sys.argv[1], LipRoiOptions(detect_every=int(sys.argv[2])), spool_above_mb=1)
-print(before, mb("VmHWM"), len(roi.face_found))
+started = time.perf_counter()
+roi = extract_lip_roi(sys.argv[1], LipRoiOptions(detect_every=3, frame_cache_mb=int(sys.argv[2])))
+print(len(roi), time.perf_counter() - started, {PEAK_KB})
 """
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--minutes", type=float, nargs="+", default=[5.0, 10.0])
-    parser.add_argument("--clips", type=int, default=8)
-    parser.add_argument("--detect-every", type=int, default=1)
+    parser.add_argument("--minutes", type=float, nargs="+", default=[1 / 3, 2, 10])
     args = parser.parse_args()
-    rows = []
+    source = load_media(CARPHONE, audio=False).video
     with tempfile.TemporaryDirectory() as tmp:
-        tmp = Path(tmp)
-        clips = make_clips(tmp / "clips", args.clips)
-        print(f"{'minutes':>8}{'frames':>8}{'RSS before MB':>15}{'peak MB':>9}{'stage MB':>10}")
+        base = make_clip(source, 640, 360, Path(tmp) / "base.mp4")
+        base_frames = load_media(base, audio=False, fps=30000 / 1001).video
+        baseline = subprocess.run([sys.executable, "-c", f"import avsr.io.lip_roi; print({PEAK_KB})"],
+                                  capture_output=True, text=True, check=True)
+        print(f"python + imports alone: {int(baseline.stdout) / 1024:.0f} MB peak RSS")
+        print(f"{'clip':<20}{'frames':>8}{'cache':>10}{'seconds':>9}{'peak RSS MB':>13}")
         for minutes in args.minutes:
-            path = tmp / f"long{minutes:g}.mp4"
-            make_hour(clips, path, minutes)
-            done = subprocess.run([sys.executable, "-c", CHILD, str(path), str(args.detect_every)],
-                                  capture_output=True, text=True)
-            assert done.returncode == 0, done.stderr[-2000:]
-            before, peak, frames = map(float, done.stdout.split()[-3:])
+            repeats = int(np.ceil(minutes * 60 * 30000 / 1001 / len(base_frames)))
+            path = Path(tmp) / f"long_{minutes:g}min.mp4"
+            write_video(path, (f for _ in range(repeats) for f in base_frames), Fraction(30000, 1001))
+            for cache_mb in (256, 0):
+                out = subprocess.run([sys.executable, "-c", CHILD, str(path), str(cache_mb)],
+                                     capture_output=True, text=True, check=True).stdout.split()
+                frames, seconds, peak_kb = int(out[0]), float(out[1]), int(out[2])
+                print(f"{f'{minutes:g} min 640x360':<20}{frames:>8}{f'{cache_mb} MB':>10}{seconds:>9.1f}"
+                      f"{peak_kb / 1024:>13.0f}", flush=True)
             path.unlink()
-            rows.append((frames / 1500, peak - before))
-            print(f"{minutes:>8g}{frames:>8.0f}{before:>15.0f}{peak:>9.0f}{peak - before:>10.0f}", flush=True)
-    for (m0, s0), (m1, s1) in zip(rows, rows[1:]):
-        print(f"growth {m0:.1f} -> {m1:.1f} min: {(s1 - s0) / (m1 - m0):.2f} MB per minute of video")
 
 
 if __name__ == "__main__":
