@@ -54,7 +54,8 @@ class ModelConfig:
     gate_unit_streams: bool = False  # gate: mix unit-RMS streams, so its weight is each stream's share (see fusion.py)
     gate_posterior_cues: bool = False  # gate / xattn: also read each stream's CTC posterior entropy per frame
     gate_agreement_cue: bool = False  # gate / xattn: also read how far the two heads read the same characters
-    gate_mix: str = "sum"  # gate / xattn: add the weighted streams (sum) or concatenate them into an MLP (concat)
+    gate_mix: str = "sum"  # gate / xattn: add the weighted streams (sum), concatenate them into an MLP (concat);
+    # gate only: weigh the two heads' CTC log-posteriors instead (posterior: decision fusion, see fusion.py)
     dropout: float = 0.1
     modalities: str = "av"  # av; audio (ASR) or video (VSR): one encoder and its CTC head alone
     video_pool: int = 1  # side of the spatial grid kept at the end of the video trunk (1: global average)
@@ -83,6 +84,9 @@ class ModelConfig:
             raise ValueError(f"gate_unit_streams, gate_posterior_cues, gate_agreement_cue and gate_mix set how a gate "
                              f"weighs the streams; "
                              f"fusion={self.fusion!r} has no gate")
+        if self.gate_mix == "posterior" and self.fusion != "gate":
+            raise ValueError(f"gate_mix='posterior' weighs the heads of the streams as they enter the fusion; "
+                             f"fusion={self.fusion!r} changes the streams first: use fusion gate")
         if self.dim % self.num_heads:
             raise ValueError(f"dim={self.dim} must be divisible by num_heads={self.num_heads}")
 
@@ -136,6 +140,10 @@ class AVSRModel(nn.Module):
                                              extra_cues=extra_cues, mix=c.gate_mix)
         else:
             self.fusion = FUSIONS[c.fusion](c.dim)
+        if c.gate_mix == "posterior":  # the heads' posteriors are fused: nothing follows the gate
+            self.audio_head = nn.Linear(c.dim, c.vocab_size)
+            self.video_head = nn.Linear(c.dim, c.vocab_size)
+            return
         self.shared = Conformer(c.dim, c.num_heads, c.ffn_dim, c.fusion_layers, c.kernel_size, c.dropout)
         self.head = nn.Linear(c.dim, c.vocab_size)  # (creation order kept: it fixes the seeded initialisation)
         self.audio_head = nn.Linear(c.dim, c.vocab_size)
@@ -183,6 +191,11 @@ class AVSRModel(nn.Module):
         valid = torch.arange(frames, device=video.device)[None] < lengths[:, None]
         if self.config.gate_agreement_cue:  # do the lips and the sound read the same characters here?
             cues = torch.cat([cues, posterior_agreement(audio_log_probs, video_log_probs, valid)[..., None]], dim=2)
+        if self.config.gate_mix == "posterior":  # stream exponents on the heads' own posteriors
+            weights = self.fusion.stream_weights(audio_features, video_features, cues).float()
+            pooled = weights[..., :1] * audio_log_probs + weights[..., 1:] * video_log_probs
+            return ModelOutput(nn.functional.log_softmax(pooled, dim=-1), lengths, weights[..., 0], audio_log_probs,
+                               video_log_probs)
         fused, audio_weight, attention = self.fusion(audio_features, video_features, cues, valid)
         shared = self.shared(fused, lengths)
         log_probs = nn.functional.log_softmax(self.head(shared).float(), dim=-1)

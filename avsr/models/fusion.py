@@ -86,9 +86,16 @@ class ReliabilityGate(nn.Module):
     two linear maps, so the layers after it cannot tell which stream a feature came from; the
     concatenation keeps them apart (as concat fusion does) while the gate still scales each one, and
     a frame without a face still gets exactly no video (its half is zero).
+
+    ``mix="posterior"`` (decision fusion): the gate's weights are exponents on the two streams' own
+    CTC posteriors instead of weights on their features, ``log p = w_audio * log p_audio + w_video *
+    log p_video`` renormalised per frame (the reliability-weighted stream exponents of multi-stream
+    HMM AVSR, Potamianos et al., Proc. IEEE 91(9), 2003). Nothing after the gate can make up for a
+    weight: 1 reads the audio head alone, 0 the video head. :class:`~avsr.models.av_model.AVSRModel`
+    then reads :meth:`stream_weights` only (this module has no projections).
     """
 
-    MIXES = ("sum", "concat")
+    MIXES = ("sum", "concat", "posterior")
 
     def __init__(self, dim: int, hidden: int = 64, unit_streams: bool = False, extra_cues: int = 0,
                  mix: str = "sum") -> None:
@@ -98,6 +105,8 @@ class ReliabilityGate(nn.Module):
         self.unit_streams, self.mix = unit_streams, mix
         self.audio_norm, self.video_norm = nn.LayerNorm(dim), nn.LayerNorm(dim)
         self.scorer = nn.Sequential(nn.Linear(2 * dim + CUE_DIM + extra_cues, hidden), nn.GELU(), nn.Linear(hidden, 2))
+        if mix == "posterior":
+            return
         self.audio_proj, self.video_proj = nn.Linear(dim, dim), nn.Linear(dim, dim)
         if mix == "concat":
             self.mixer = nn.Sequential(nn.Linear(2 * dim, 4 * dim), nn.GELU(), nn.Linear(4 * dim, dim))
@@ -106,11 +115,10 @@ class ReliabilityGate(nn.Module):
                 valid: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor, None]:
         """audio, video ``(B, T, D)``; cues ``(B, T, 3 + extra_cues)`` (face_found third). Returns fused ``(B, T, D)``, ``w_audio``
         ``(B, T)`` and None (no attention)."""
+        if self.mix == "posterior":
+            raise RuntimeError("a posterior-mix gate weighs the streams' CTC posteriors: call stream_weights")
         a, v = self.audio_norm(audio), self.video_norm(video)
-        scores = self.scorer(torch.cat([a, v, cues], dim=2))  # (B, T, 2)
-        # Where no face was found there is no video to trust: its weight is 0 by construction.
-        no_face = (cues[..., 2] < 0.5)[..., None] & torch.tensor([False, True], device=scores.device)
-        weights = torch.softmax(scores.masked_fill(no_face, float("-inf")), dim=2)
+        weights = self._weights(a, v, cues)
         a, v = self.audio_proj(a), self.video_proj(v)
         if self.unit_streams:
             a, v = nn.functional.layer_norm(a, a.shape[-1:]), nn.functional.layer_norm(v, v.shape[-1:])
@@ -119,6 +127,16 @@ class ReliabilityGate(nn.Module):
         else:
             fused = weights[..., :1] * a + weights[..., 1:] * v
         return fused, weights[..., 0], None
+
+    def stream_weights(self, audio: torch.Tensor, video: torch.Tensor, cues: torch.Tensor) -> torch.Tensor:
+        """``(B, T, 2)`` the per-frame softmax weights on {audio, video} (video 0 where no face was found)."""
+        return self._weights(self.audio_norm(audio), self.video_norm(video), cues)
+
+    def _weights(self, audio: torch.Tensor, video: torch.Tensor, cues: torch.Tensor) -> torch.Tensor:
+        scores = self.scorer(torch.cat([audio, video, cues], dim=2))  # (B, T, 2)
+        # Where no face was found there is no video to trust: its weight is 0 by construction.
+        no_face = (cues[..., 2] < 0.5)[..., None] & torch.tensor([False, True], device=scores.device)
+        return torch.softmax(scores.masked_fill(no_face, float("-inf")), dim=2)
 
 
 class ConcatFusion(nn.Module):

@@ -48,12 +48,12 @@ def test_module_shapes():
 
 
 @pytest.mark.parametrize("fusion", ["gate", "xattn", "concat", "sum", "gate+posterior_cues", "gate+mix_concat",
-                                    "xattn+agreement"])
+                                    "gate+mix_posterior", "xattn+agreement"])
 def test_a_sample_is_the_same_alone_and_in_a_padded_batch(fusion):
     torch.manual_seed(0)
     fusion, _, option = fusion.partition("+")
     model = AVSRModel(ModelConfig(**{**SMALL.__dict__, "fusion": fusion, "gate_posterior_cues": option == "posterior_cues",
-                                     "gate_mix": "concat" if option == "mix_concat" else "sum",
+                                     "gate_mix": option[4:] if option.startswith("mix_") else "sum",
                                      "gate_agreement_cue": option == "agreement"})).eval()
     batch = inputs(3, [23, 11, 16], seed=1)
     alone = tuple(x[1:2, : (11 * 640 if i == 0 else 11)] if i in (0, 2, 4) else x[1:2] for i, x in enumerate(batch))
@@ -170,7 +170,7 @@ def test_bundle_round_trip_and_refusal(tmp_path):
         load_bundle(tmp_path / "pickle.pt")
 
 
-@pytest.mark.parametrize("posterior_cues, mix", [(False, "sum"), (True, "sum"), (False, "concat")])
+@pytest.mark.parametrize("posterior_cues, mix", [(False, "sum"), (True, "sum"), (False, "concat"), (False, "posterior")])
 def test_gate_gives_video_no_weight_where_no_face_was_found(posterior_cues, mix):
     model = AVSRModel(ModelConfig(**{**SMALL.__dict__, "gate_posterior_cues": posterior_cues, "gate_mix": mix})).eval()
     audio, audio_lengths, video, video_lengths, face = inputs(2, [12, 12])
@@ -214,6 +214,23 @@ def test_agreement_is_one_where_the_heads_read_the_same_characters_and_zero_wher
     short = torch.arange(12)[None] < 8  # padding: frames past the length take no part
     torch.testing.assert_close(posterior_agreement(audio, late, short, window=2)[0, :8],
                                posterior_agreement(audio[:, :8], late[:, :8], valid[:, :8], window=2)[0])
+
+
+def test_the_posterior_mix_reads_each_head_alone_at_the_weights_ends():
+    torch.manual_seed(0)
+    model = AVSRModel(ModelConfig(**{**SMALL.__dict__, "gate_mix": "posterior"})).eval()
+    assert not hasattr(model, "shared") and not hasattr(model.fusion, "audio_proj")  # nothing follows the gate
+    audio, audio_lengths, video, video_lengths, face = inputs(2, [12, 12])
+    face[0, 3:8] = False  # no face: weight 1 on audio, so the fused posteriors are the audio head's
+    with torch.no_grad():
+        out = model(audio, audio_lengths, video, video_lengths, face)
+    torch.testing.assert_close(out.log_probs[0, 3:8], out.audio_log_probs[0, 3:8])
+    w = out.audio_weight[1][:, None]  # elsewhere the renormalised weighted sum of the two heads' log-posteriors
+    expected = torch.log_softmax(w * out.audio_log_probs[1] + (1 - w) * out.video_log_probs[1], dim=-1)
+    torch.testing.assert_close(out.log_probs[1], expected)
+    assert not torch.allclose(out.log_probs[1], out.audio_log_probs[1], atol=1e-3)
+    with pytest.raises(ValueError, match="use fusion gate"):
+        ModelConfig(fusion="xattn", gate_mix="posterior")
 
 
 def test_gate_mix_needs_a_gate():
