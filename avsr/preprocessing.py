@@ -33,11 +33,12 @@ CROP_SIZE = 88
 # bench/lip_roi_speed.py and bench/av_sync.py (RESULTS.md, 2026-12-01).
 DETECT_EVERY = 3
 DETECT_MAX_SIDE = 320
-# ... except when transcribing (`avsr transcribe`, `avsr render`), where the audio-video offset is
-# estimated from the mouth opening the landmarks give frame by frame: interpolated between every
-# 3rd frame they made a confident estimate 131 ms wrong in tests/inference/test_sync.py, and
-# bench/av_sync.py's median error 35 instead of 31 ms (RESULTS.md, 2026-12-01).
-TRANSCRIBE_DETECT_EVERY = 1
+# Transcription (`avsr transcribe`, `avsr render`) too: its audio-video offset estimate reads the
+# mouth from the crops' pixels (avsr.inference.sync.mouth_signal), which follow the lips on every
+# frame whatever the landmarker's stride. It had kept the landmarker on every frame, because an
+# opening read from landmarks interpolated between every 3rd frame was confidently 131 ms wrong
+# on a test clip (RESULTS.md, 2026-12-01).
+TRANSCRIBE_DETECT_EVERY = DETECT_EVERY
 # Grey-level mean and standard deviation (/255) of mouth crops: the LRS3 values used by auto_avsr.
 PIXEL_MEAN, PIXEL_STD = 0.421, 0.165
 VIDEO_NORMS = ("global", "utterance", "utterance_rms")

@@ -25,7 +25,7 @@ from avsr.io.lip_roi import LipRoiOptions, extract_lip_roi, true_runs
 from avsr.io.media import MediaError, MediaWarning, load_media, probe_video, read_audio_into
 from avsr.io.spool import FrameSpool, ShiftedFrames
 from avsr.files import file_sha256
-from avsr.inference.sync import SyncEstimate, estimate_offset, mouth_opening, speech_envelope
+from avsr.inference.sync import SyncEstimate, estimate_offset, mouth_opening, mouth_signal, speech_envelope
 from avsr.models.av_model import MODES as MODEL_MODES
 from avsr.models.av_model import AVSRModel
 from avsr.models.fusion import attention_summary
@@ -145,7 +145,7 @@ class PreparedInput:
     prepare_s: float
     transforms: np.ndarray | None = None  # (T, 2, 3) image-to-crop affine maps, NaN without a face
     warnings: list[str] = field(default_factory=list)  # what decoding noticed (e.g. streams ending early)
-    mouth_opening: np.ndarray | None = None  # (T,) inner-lip height / mouth width, NaN without a face
+    mouth_signal: np.ndarray | None = None  # (T,) the lips' movement (avsr.inference.sync.mouth_signal), NaN without a face
 
     @property
     def frames(self) -> int:
@@ -171,7 +171,7 @@ def prepare_input(path: str | Path, detect_every: int = TRANSCRIBE_DETECT_EVERY,
         if has_video:  # crops first, so that their working memory is gone before the audio arrives
             roi = extract_lip_roi(path, LipRoiOptions(detect_every=detect_every), spool_above_mb=crop_memory_mb)
             crops, found, transforms = roi.roi, roi.face_found, roi.transforms
-            opening = mouth_opening(roi.mouth_landmarks)
+            opening = mouth_signal(crops, found, mouth_opening(roi.mouth_landmarks))
             del roi
         try:  # a video's length is known by now: its audio is read straight into an array of that length
             if has_video:
@@ -397,9 +397,9 @@ class Transcriber:
 
     def _sync(self, prepared: PreparedInput, mode: str) -> tuple[SyncEstimate | None, int, list[str]]:
         """The offset estimate, the frames to move the video back by (0: none) and what to tell the user."""
-        if mode != "av" or prepared.mouth_opening is None or not prepared.has_audio:
+        if mode != "av" or prepared.mouth_signal is None or not prepared.has_audio:
             return None, 0, []
-        estimate = estimate_offset(prepared.mouth_opening, prepared.audio)
+        estimate = estimate_offset(prepared.mouth_signal, prepared.audio)
         if estimate is None or abs(estimate.offset_ms) <= SYNC_MS:
             return estimate, 0, []
         late = "the video lags" if estimate.offset_ms > 0 else "the video leads"

@@ -52,7 +52,7 @@ def test_the_sync_estimate_recovers_a_known_shift_of_a_synthetic_clip(synth_corp
     for clip in synth_corpus.split("test")[:6]:
         for frames in (-5, -3, 0, 3, 5):
             prepared = prepare_input(write_offset_copy(clip["video"], tmp_path / f"{clip['id']}_{frames}.mp4", frames))
-            estimate = estimate_offset(prepared.mouth_opening, prepared.audio)
+            estimate = estimate_offset(prepared.mouth_signal, prepared.audio)
             assert estimate is not None and 0 <= estimate.confidence <= 1 and estimate.correlation > 0.2
             errors.append(abs(estimate.offset_ms - 40 * frames))
             if estimate.confidence >= SYNC_MIN_CONFIDENCE:
@@ -65,7 +65,7 @@ def test_the_sync_estimate_recovers_a_known_shift_of_a_synthetic_clip(synth_corp
 def test_no_estimate_without_a_moving_mouth_or_without_sound(clips):
     prepared = prepare_input(clips[0]["video"])
     assert estimate_offset(np.full(prepared.frames, 0.2), prepared.audio) is None  # a still mouth
-    assert estimate_offset(prepared.mouth_opening, np.zeros_like(prepared.audio)) is None  # silence
+    assert estimate_offset(prepared.mouth_signal, np.zeros_like(prepared.audio)) is None  # silence
     assert estimate_offset(np.full(prepared.frames, np.nan), prepared.audio) is None  # no face anywhere
     assert mouth_opening(np.full((4, 40, 2), np.nan)).tolist() == [pytest.approx(np.nan, nan_ok=True)] * 4
     assert speech_envelope(np.zeros(640 * 3, np.float32)).shape == (3,)
