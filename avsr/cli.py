@@ -488,7 +488,8 @@ def _add_transcribe(subparsers) -> None:
                         help="words allowed in the output: a word list, one per line, or a manifest .jsonl")
     parser.add_argument("--lm", default=None, metavar="ARPA", help="KenLM language model (.arpa or binary)")
     parser.add_argument("--lm-weight", type=float, default=2.0)
-    parser.add_argument("--workers", type=positive_int, default=1, help="worker processes preparing inputs (default 1)")
+    parser.add_argument("--workers", type=positive_int, default=None,
+                        help="worker processes preparing inputs (default: one per CPU core, at most one per input)")
     parser.add_argument("--device", default="cpu", help="cpu (default) or cuda")
     parser.add_argument("--backend", default=None, choices=["torch", "onnx"],
                         help="torch (bundles), or onnx: ONNX Runtime on graphs from `avsr export MODEL model.onnx` "
@@ -547,7 +548,8 @@ def _run_transcribe(args: argparse.Namespace) -> int:
         print(f"avsr transcribe: error: {error}", file=sys.stderr)
         return 2
     try:
-        summary = transcribe_batch(paths, model, args.output_dir, formats, options, args.workers, args.device,
+        summary = transcribe_batch(paths, model, args.output_dir, formats, options,
+                                   default_workers(args.workers, len(paths)), args.device,
                                    args.overwrite, progress=not args.quiet)
     except (LexiconError, BusyError) as error:
         print(f"avsr transcribe: error: {error}", file=sys.stderr)

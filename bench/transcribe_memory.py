@@ -74,7 +74,7 @@ def measure_stages(path: str, trim: bool = True) -> dict[str, tuple[float, float
     transcribe_module.pause_cuts = staged("pause cuts", transcribe_module.pause_cuts)
     transcriber._forward = staged("model windows", transcriber._forward)
     start("prepare (lip ROIs, audio)")
-    prepared = prepare_input(path, options.detect_every, options.crop_memory_mb)
+    prepared = prepare_input(path, options.detect_every, options.crop_memory_mb, options.audio_memory_mb)
     start("decode, align, write")
     with tempfile.TemporaryDirectory() as out, open(Path(out) / "ledger", "w") as ledger:
         result = _recognise(transcriber, prepared, Path(out) / "long", ("txt", "json", "srt", "vtt"), ledger)

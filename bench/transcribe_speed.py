@@ -2,11 +2,11 @@
 
 Prints:
   * real-time factor (wall time / audio duration, end to end: decoding, lip ROIs, model, decoding
-    of the CTC output, writing all four outputs) over synthetic clips, one worker: first the
-    lip-ROI defaults before 2026-12-01 (the baseline of the run), then today's defaults, landmarks
-    on every 2nd and 3rd frame, beam search, and greedy with the model run by ONNX Runtime (when the
-    [onnx] extra is installed);
-  * throughput in files/min with 1 and 2 worker processes;
+    of the CTC output, writing all four outputs) and WER over synthetic clips: first the defaults
+    before 2026-12-01 (landmarks on every full-size frame, one worker: the baseline of the run),
+    then today's defaults (the workers `avsr transcribe` starts here), one worker, landmarks on
+    every frame, beam search, and greedy with the model run by ONNX Runtime (when the [onnx] extra
+    is installed);
   * peak resident memory and RTF of ``avsr transcribe`` (defaults) on a one-hour video made by
     concatenating the clips; ``--hour-minutes 10 60`` measures files of several lengths, each in its
     own process, so that memory can be compared across lengths.
@@ -21,15 +21,18 @@ from __future__ import annotations
 import argparse
 import contextlib
 import functools
+import json
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
+import jiwer
 import numpy as np
 
 import avsr
+from avsr.cli import default_workers
 from avsr.inference.batch import transcribe_batch
 from avsr.inference.transcribe import TranscribeOptions
 from avsr.io.media import load_media
@@ -37,10 +40,12 @@ from avsr.io.writer import write_video
 from avsr.synth.corpus import SynthOptions, synthesize_corpus
 
 
-def make_clips(folder: Path, count: int) -> list[Path]:
+def make_clips(folder: Path, count: int) -> tuple[list[Path], dict[str, str]]:
+    """The clips and their texts by file stem."""
     records = synthesize_corpus(folder, SynthOptions(num_utterances=count, speakers=4, test_speakers=1,
                                                      val_speakers=1, seed=5), progress=False)
-    return [folder / r["video"] for split in ("train", "val", "test") for r in records[split]]
+    records = [r for split in ("train", "val", "test") for r in records[split]]
+    return [folder / r["video"] for r in records], {Path(r["video"]).stem: r["text"] for r in records}
 
 
 def timed_batch(paths, model, out: Path, options: TranscribeOptions, workers: int) -> float:
@@ -80,21 +85,25 @@ def old_lip_roi_defaults():
         transcribe_module.LipRoiOptions, lip_roi_module.frame_to_gray = saved
 
 
-def clip_figures(clips: list[Path], seconds: float, model, tmp: Path) -> None:
+def clip_figures(clips: list[Path], seconds: float, model, tmp: Path, references: dict[str, str]) -> None:
     timed_batch(clips[:2], model, tmp / "warm", TranscribeOptions(), 1)  # MediaPipe and torch warm-up
-    print(f"{'decoding':<22}{'landmarks':>10}{'wall s':>9}{'RTF':>8}")
-    with old_lip_roi_defaults():  # the baseline of this run: the defaults before 2026-12-01
-        wall = timed_batch(clips, model, tmp / "out", TranscribeOptions(detect_every=1), 1)
-    print(f"{'greedy, old defaults':<22}{'every':>10}{wall:>9.2f}{wall / seconds:>8.3f}", flush=True)
-    lexicon = str(tmp / "clips" / "train.jsonl")
-    for name, options in (("greedy (defaults)", TranscribeOptions()),
-                          ("greedy", TranscribeOptions(detect_every=3)),
-                          ("greedy", TranscribeOptions(detect_every=2)),
-                          ("beam 16", TranscribeOptions(beam_size=16)),
-                          ("beam 16 + lexicon", TranscribeOptions(beam_size=16, lexicon=lexicon))):
-        wall = timed_batch(clips, model, tmp / "out", options, 1)
+    workers = default_workers(None, len(clips))  # what `avsr transcribe` starts on this machine
+    print(f"{'decoding':<26}{'landmarks':>10}{'workers':>8}{'wall s':>9}{'RTF':>8}{'WER %':>7}")
+
+    def row(name: str, options: TranscribeOptions, count: int, network=model) -> None:
+        wall = timed_batch(clips, network, tmp / "out", options, count)
         every = "every" if options.detect_every == 1 else f"1 in {options.detect_every}"
-        print(f"{name:<22}{every:>10}{wall:>9.2f}{wall / seconds:>8.3f}", flush=True)
+        print(f"{name:<26}{every:>10}{count:>8}{wall:>9.2f}{wall / seconds:>8.3f}{word_error(tmp / 'out', references):>7.1f}",
+              flush=True)
+
+    with old_lip_roi_defaults():  # the baseline of this run: the defaults before 2026-12-01
+        row("greedy, old defaults", TranscribeOptions(detect_every=1), 1)
+    row("greedy, defaults", TranscribeOptions(), workers)
+    row("greedy", TranscribeOptions(), 1)
+    row("greedy", TranscribeOptions(detect_every=1), 1)
+    row("greedy", TranscribeOptions(detect_every=1), workers)
+    row("beam 16", TranscribeOptions(beam_size=16), workers)
+    row("beam 16 + lexicon", TranscribeOptions(beam_size=16, lexicon=str(tmp / "clips" / "train.jsonl")), workers)
     from avsr.models.onnx import OnnxError, export_onnx
 
     try:  # the same model run by ONNX Runtime (the [onnx] extra)
@@ -105,12 +114,14 @@ def clip_figures(clips: list[Path], seconds: float, model, tmp: Path) -> None:
     except (ImportError, OnnxError) as error:
         print(f"(onnx backend not measured: {error})")
     else:
-        wall = timed_batch(clips, onnx_model, tmp / "out", TranscribeOptions(), 1)
-        print(f"{'greedy, onnx backend':<22}{'every':>10}{wall:>9.2f}{wall / seconds:>8.3f}", flush=True)
-    print(f"\n{'workers':<10}{'files/min':>10}   (greedy, landmarks on every frame; includes starting the workers)")
-    for workers in (1, 2):
-        wall = timed_batch(clips, model, tmp / "out", TranscribeOptions(), workers)
-        print(f"{workers:<10}{60 * len(clips) / wall:>10.1f}", flush=True)
+        row("greedy, onnx backend", TranscribeOptions(), workers, onnx_model)
+
+
+def word_error(out: Path, references: dict[str, str]) -> float:
+    """WER (%) of the transcripts in ``out`` against the clips' texts."""
+    stems = sorted(references)
+    hypotheses = [json.loads((out / f"{stem}.json").read_text())["text"] for stem in stems]
+    return 100 * jiwer.wer([references[stem] for stem in stems], hypotheses)
 
 
 def main() -> None:
@@ -123,11 +134,11 @@ def main() -> None:
     model = avsr.load_model("synth-grid-tiny")
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
-        clips = make_clips(tmp / "clips", args.clips)
+        clips, references = make_clips(tmp / "clips", args.clips)
         seconds = sum(load_media(c, video=False).duration_s for c in clips)
         print(f"{len(clips)} synthetic clips, {seconds:.1f} s of speech, 224x224, model {model.id}")
         if not args.only_hour:
-            clip_figures(clips, seconds, model, tmp)
+            clip_figures(clips, seconds, model, tmp, references)
         if args.skip_hour:
             return
         for minutes in args.hour_minutes:

@@ -89,7 +89,8 @@ def render(path: str | Path, out_path: str | Path, transcriber: Transcriber) -> 
     """Transcribe ``path`` and write ``out_path`` (mp4, 25 fps, the input's audio): each frame with
     the mouth box, the gate's weights and the transcript so far. Written to a temporary name and
     renamed when complete. Raises :class:`MediaError` for an input without video."""
-    prepared = prepare_input(path, transcriber.options.detect_every, transcriber.options.crop_memory_mb)
+    prepared = prepare_input(path, transcriber.options.detect_every, transcriber.options.crop_memory_mb,
+                             transcriber.options.audio_memory_mb)
     try:
         if not prepared.has_video:
             raise MediaError(path, "no_video", "has no video track to draw on; use avsr transcribe for audio files")
@@ -104,5 +105,5 @@ def render(path: str | Path, out_path: str | Path, transcriber: Transcriber) -> 
                 image = image[: image.shape[0] // 2 * 2, : image.shape[1] // 2 * 2]
             yield draw_frame(image, index, prepared, transcript)
 
-    write_video(out_path, frames(), fps=VIDEO_FPS, audio=prepared.audio if prepared.has_audio else None)
+    write_video(out_path, frames(), fps=VIDEO_FPS, audio=prepared.audio[:] if prepared.has_audio else None)
     return transcript

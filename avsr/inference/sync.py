@@ -101,24 +101,27 @@ def mouth_signal(roi, face_found: np.ndarray, opening: np.ndarray) -> np.ndarray
 ENVELOPE_BLOCK = 1500  # frames (a minute) squared in float64 at a time: an hour at once would take 460 MB
 
 
-def speech_envelope(audio: np.ndarray) -> np.ndarray:
-    """Log energy (dB) of each 25 Hz frame of 16 kHz ``audio``."""
+def speech_envelope(audio) -> np.ndarray:
+    """Log energy (dB) of each 25 Hz frame of 16 kHz ``audio`` (an array, or a
+    :class:`~avsr.io.spool.FrameSpool` of samples: it is read a block at a time)."""
     frames = len(audio) // SAMPLES_PER_FRAME
-    samples = audio[: frames * SAMPLES_PER_FRAME].reshape(frames, -1)
     energy = np.empty(frames)
     for start in range(0, frames, ENVELOPE_BLOCK):
-        energy[start: start + ENVELOPE_BLOCK] = np.square(samples[start: start + ENVELOPE_BLOCK], dtype=np.float64).mean(axis=1)
+        stop = min(start + ENVELOPE_BLOCK, frames)
+        samples = np.asarray(audio[start * SAMPLES_PER_FRAME: stop * SAMPLES_PER_FRAME]).reshape(stop - start, -1)
+        energy[start: stop] = np.square(samples, dtype=np.float64).mean(axis=1)
     return 10 * np.log10(energy + 1e-10)
 
 
-def estimate_offset(opening: np.ndarray, audio: np.ndarray, max_lag: int = 10,
+def estimate_offset(opening: np.ndarray, audio, max_lag: int = 10,
                     min_frames: int = 25) -> SyncEstimate | None:
     """The audio-video offset of one recording, or None when there is too little to go on (fewer
     than ``min_frames`` frames with a face at any lag, or a flat mouth or a silent track).
 
     Args:
         opening: the mouth per 25 Hz frame, :func:`mouth_signal` or :func:`mouth_opening` (NaN without a face).
-        audio: 16 kHz samples on the same clock (frame t = samples 640 t .. 640 (t + 1)).
+        audio: 16 kHz samples on the same clock (frame t = samples 640 t .. 640 (t + 1)); an array or a
+            :class:`~avsr.io.spool.FrameSpool` of samples.
         max_lag: the largest offset looked for, in frames each way (10 = 400 ms).
     """
     envelope = speech_envelope(audio)

@@ -64,6 +64,7 @@ class TranscribeOptions:
     av_sync: str = "auto"  # auto: estimate the audio-video offset and undo it beyond SYNC_MS; off
     attention: bool = False  # return an xattn model's attended offset and peak per frame
     crop_memory_mb: float | None = 128.0  # a file's mouth crops beyond this wait on disk, read a window at a time
+    audio_memory_mb: float | None = 32.0  # ... and its audio beyond this (about 8 minutes)
 
     def __post_init__(self) -> None:
         if self.mode not in MODES:
@@ -139,7 +140,7 @@ class PreparedInput:
     sha256: str
     roi: np.ndarray | FrameSpool  # (T, 96, 96) uint8, zero without a face; on disk for a long file
     face_found: np.ndarray  # (T,) bool
-    audio: np.ndarray  # (640 T,) float32, zero without an audio track
+    audio: np.ndarray | FrameSpool  # (640 T,) float32, zero without an audio track; on disk for a long file
     has_audio: bool
     has_video: bool
     prepare_s: float
@@ -152,16 +153,19 @@ class PreparedInput:
         return len(self.face_found)
 
     def close(self) -> None:
-        """Remove the crops' temporary file, if they were spooled to one."""
-        if isinstance(self.roi, FrameSpool):
-            self.roi.close()
+        """Remove the crops' and the audio's temporary files, if they were spooled to them."""
+        for spooled in (self.roi, self.audio):
+            if isinstance(spooled, FrameSpool):
+                spooled.close()
 
 
-def prepare_input(path: str | Path, detect_every: int = TRANSCRIBE_DETECT_EVERY, crop_memory_mb: float | None = None) -> PreparedInput:
+def prepare_input(path: str | Path, detect_every: int = TRANSCRIBE_DETECT_EVERY, crop_memory_mb: float | None = None,
+                  audio_memory_mb: float | None = None) -> PreparedInput:
     """Decode ``path`` for transcription. Raises :class:`MediaError` for a file that cannot be used.
 
     Crops that would take more than ``crop_memory_mb`` are spooled to a temporary file
-    (:class:`~avsr.io.spool.FrameSpool`; None: kept in memory); :meth:`PreparedInput.close` removes it."""
+    (:class:`~avsr.io.spool.FrameSpool`; None: kept in memory), and a video's audio beyond
+    ``audio_memory_mb`` too; :meth:`PreparedInput.close` removes them."""
     started = time.perf_counter()
     path = Path(path)
     sha256 = file_sha256(path) if path.is_file() else ""
@@ -175,7 +179,9 @@ def prepare_input(path: str | Path, detect_every: int = TRANSCRIBE_DETECT_EVERY,
             del roi
         try:  # a video's length is known by now: its audio is read straight into an array of that length
             if has_video:
-                audio, decoded = read_audio_into(path, len(found) * SAMPLES_PER_FRAME)
+                audio, decoded = read_audio_into(path, len(found) * SAMPLES_PER_FRAME, spool_above_mb=audio_memory_mb)
+                if not decoded and isinstance(audio, FrameSpool):
+                    audio.close()
                 audio = audio if decoded else None
             else:
                 audio = load_media(path, video=False).audio
@@ -198,9 +204,10 @@ def prepare_input(path: str | Path, detect_every: int = TRANSCRIBE_DETECT_EVERY,
     has_audio, samples = audio is not None, len(found) * SAMPLES_PER_FRAME
     if not has_audio:
         audio = np.zeros(samples, np.float32)
-    elif len(audio) < samples:
-        audio = np.pad(audio, (0, samples - len(audio)))
-    audio = audio[:samples].astype(np.float32, copy=False)
+    elif not isinstance(audio, FrameSpool):  # (a spooled video's audio has the video's length already)
+        if len(audio) < samples:
+            audio = np.pad(audio, (0, samples - len(audio)))
+        audio = audio[:samples].astype(np.float32, copy=False)
     return PreparedInput(str(path), sha256, crops, found, audio, has_audio, has_video, time.perf_counter() - started,
                          transforms, notes, opening)
 
@@ -349,7 +356,8 @@ class Transcriber:
                                     options.word_score, tokenizer)
 
     def __call__(self, path: str | Path) -> Transcript:
-        prepared = prepare_input(path, self.options.detect_every, self.options.crop_memory_mb)
+        prepared = prepare_input(path, self.options.detect_every, self.options.crop_memory_mb,
+                                 self.options.audio_memory_mb)
         try:
             return self.recognise(prepared)
         finally:

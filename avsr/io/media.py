@@ -18,6 +18,7 @@ import av
 import numpy as np
 
 from avsr.io.results import MEDIA_REASONS, FileError, Reason
+from avsr.io.spool import FrameSpool
 from avsr.preprocessing import SAMPLE_RATE, VIDEO_FPS
 
 # A file whose streams end this much (and this share) before the duration its header states is
@@ -425,20 +426,35 @@ def iter_media_chunks(
         yield take()
 
 
-def read_audio_into(path: str | os.PathLike, samples: int, sample_rate: int = SAMPLE_RATE) -> tuple[np.ndarray, bool]:
+def read_audio_into(path: str | os.PathLike, samples: int, sample_rate: int = SAMPLE_RATE,
+                    spool_above_mb: float | None = None) -> tuple[np.ndarray | FrameSpool, bool]:
     """The audio of ``path`` as exactly ``samples`` float32 mono samples (zeros after its end, cut
     beyond it), decoded a minute at a time into one preallocated array: an hour never sits in
-    memory twice, as joining decoded pieces would need. Returns ``(audio, has_audio)``: ``False`` for
+    memory twice, as joining decoded pieces would need. Audio that would take more than
+    ``spool_above_mb`` goes to a temporary file instead (a :class:`~avsr.io.spool.FrameSpool` of
+    samples, read by ranges; None: always in memory). Returns ``(audio, has_audio)``: ``False`` for
     an audio track that decodes to nothing.
 
     Raises:
         MediaError: as :func:`iter_media_chunks`; ``reason="no_audio"`` without an audio track."""
-    out, filled, found = np.zeros(samples, np.float32), 0, False
-    for chunk in iter_media_chunks(path, 60.0, video=False, audio=True, sample_rate=sample_rate):
-        found = True
-        take = min(len(chunk.audio), samples - filled)
-        out[filled: filled + take] = chunk.audio[:take]
-        filled += take
+    spool = spool_above_mb is not None and 4 * samples > spool_above_mb * 2**20
+    out, filled, found = FrameSpool(samples, dtype=np.float32) if spool else np.zeros(samples, np.float32), 0, False
+    try:
+        for chunk in iter_media_chunks(path, 60.0, video=False, audio=True, sample_rate=sample_rate):
+            found = True
+            take = min(len(chunk.audio), samples - filled)
+            if spool:
+                out.write(chunk.audio[:take])
+            else:
+                out[filled: filled + take] = chunk.audio[:take]
+            filled += take
+        if spool:  # silence after the track's end, a minute at a time
+            for start in range(filled, samples, 60 * sample_rate):
+                out.write(np.zeros(min(60 * sample_rate, samples - start), np.float32))
+    except BaseException:
+        if spool:
+            out.close()
+        raise
     return out, found
 
 

@@ -1,8 +1,9 @@
-"""Frames kept on disk instead of in memory: the mouth crops of a long recording.
+"""Frames kept on disk instead of in memory: the mouth crops and the audio of a long recording.
 
-An hour of 96x96 crops is 830 MB. :class:`FrameSpool` holds them in a temporary file and reads a
-range of frames when asked (``spool[start:stop]``, or ``spool[start:stop, rows, columns]``), so the
-memory a transcription needs does not grow with the file's length. :class:`ShiftedFrames` reads
+An hour of 96x96 crops is 830 MB, and an hour of 16 kHz float32 audio 230 MB. :class:`FrameSpool`
+holds either in a temporary file and reads a range of frames (or samples) when asked
+(``spool[start:stop]``, or ``spool[start:stop, rows, columns]``), so the memory a transcription
+needs does not grow with the file's length. :class:`ShiftedFrames` reads
 frames moved in time (a file's audio-video offset undone) without copying them.
 """
 
@@ -37,37 +38,38 @@ def _read(key, length: int, read) -> np.ndarray:
 
 class FrameSpool:
     """``(T, H, W)`` uint8 frames in a temporary file (``tempfile.gettempdir()``), written in order
-    with :meth:`write` and read by ranges.
+    with :meth:`write` and read by ranges. Other shapes and types too: ``FrameSpool(N, dtype=np.float32)``
+    holds N audio samples.
 
     The file is removed by :meth:`close` (or when the spool is garbage-collected). A spool sent to
     another process (pickled, as worker processes return their results) hands the file over: the
     receiving copy removes it, the sending one no longer does.
     """
 
-    def __init__(self, frames: int, height: int, width: int) -> None:
-        self.shape = (frames, height, width)
-        self.dtype = np.dtype(np.uint8)
-        handle, self.path = tempfile.mkstemp(prefix=SPOOL_PREFIX, suffix=".u8")
+    def __init__(self, frames: int, *frame_shape: int, dtype=np.uint8) -> None:
+        self.shape = (frames, *frame_shape)
+        self.dtype = np.dtype(dtype)
+        handle, self.path = tempfile.mkstemp(prefix=SPOOL_PREFIX, suffix=f".{self.dtype.str[1:]}")
         os.close(handle)
         self._owner, self._written = True, 0
         with open(self.path, "r+b") as file:
-            file.truncate(frames * height * width)
+            file.truncate(frames * self._frame_bytes)
         self._file = open(self.path, "r+b")
 
     @property
     def ndim(self) -> int:
-        return 3
+        return len(self.shape)
 
     def __len__(self) -> int:
         return self.shape[0]
 
     @property
     def _frame_bytes(self) -> int:
-        return self.shape[1] * self.shape[2]
+        return int(np.prod(self.shape[1:], dtype=np.int64)) * self.dtype.itemsize
 
     def write(self, frames: np.ndarray) -> None:
-        """Append ``frames`` ``(n, H, W)`` uint8 after those written so far."""
-        frames = np.ascontiguousarray(frames, dtype=np.uint8)
+        """Append ``frames`` ``(n, ...)`` after those written so far."""
+        frames = np.ascontiguousarray(frames, dtype=self.dtype)
         if frames.shape[1:] != self.shape[1:] or self._written + len(frames) > len(self):
             raise ValueError(f"{frames.shape} frames do not fit a spool of {self.shape} holding {self._written}")
         self._file.seek(self._written * self._frame_bytes)
@@ -80,7 +82,7 @@ class FrameSpool:
     def _read(self, start: int, stop: int) -> np.ndarray:
         self._file.seek(start * self._frame_bytes)
         data = bytearray(self._file.read((stop - start) * self._frame_bytes))  # writable, as numpy's slices are
-        return np.frombuffer(data, np.uint8).reshape(stop - start, *self.shape[1:])
+        return np.frombuffer(data, self.dtype).reshape(stop - start, *self.shape[1:])
 
     def close(self) -> None:
         if getattr(self, "_file", None) is not None:
@@ -95,11 +97,11 @@ class FrameSpool:
     def __getstate__(self) -> dict:
         self._file.flush()
         self._owner = False  # the copy being made takes the file over
-        return {"shape": self.shape, "path": self.path, "written": self._written}
+        return {"shape": self.shape, "dtype": self.dtype.str, "path": self.path, "written": self._written}
 
     def __setstate__(self, state: dict) -> None:
         self.shape, self.path, self._written = state["shape"], state["path"], state["written"]
-        self.dtype, self._owner = np.dtype(np.uint8), True
+        self.dtype, self._owner = np.dtype(state["dtype"]), True
         self._file = open(self.path, "r+b")
 
 

@@ -346,9 +346,10 @@ def test_a_model_is_fed_crops_prepared_as_its_bundle_says(corpus, tmp_path):
 
 @pytest.mark.slow
 def test_a_long_input_reads_its_crops_from_disk_with_the_same_result(corpus, model, tmp_path, monkeypatch):
-    """Crops beyond ``crop_memory_mb`` wait in a temporary file and are read a window at a time: the
-    transcript is the same as with every crop in memory, also when the video is moved back by its
-    offset, and also when a worker process cut the crops; no temporary file is left behind."""
+    """Crops beyond ``crop_memory_mb`` and audio beyond ``audio_memory_mb`` wait in temporary files
+    and are read a window at a time: the transcript is the same as with everything in memory, also
+    when the video is moved back by its offset, and also when a worker process prepared the file; no
+    temporary file is left behind."""
     import tempfile
 
     from avsr.inference.batch import transcribe_batch
@@ -365,19 +366,23 @@ def test_a_long_input_reads_its_crops_from_disk_with_the_same_result(corpus, mod
     joined = write_video(tmp_path / "joined.mp4", frames, audio=audio)
     # 200 ms late: av-sync auto moves such a clip back when its estimate is sure
     late = [write_offset_copy(c["video"], tmp_path / f"late{i}.mp4", 5) for i, c in enumerate(corpus[4:8])]
-    spooled = prepare_input(joined, crop_memory_mb=0)
-    assert isinstance(spooled.roi, FrameSpool) and len(list(spool_dir.iterdir())) == 1
-    assert np.array_equal(spooled.roi[:], prepare_input(joined).roi)
+    spooled, in_memory = prepare_input(joined, crop_memory_mb=0, audio_memory_mb=0), prepare_input(joined)
+    assert isinstance(spooled.roi, FrameSpool) and isinstance(spooled.audio, FrameSpool)
+    assert len(list(spool_dir.iterdir())) == 2
+    assert np.array_equal(spooled.roi[:], in_memory.roi) and np.array_equal(spooled.audio[:], in_memory.audio)
+    np.testing.assert_array_equal(spooled.mouth_signal, in_memory.mouth_signal)
     spooled.close()
     shifts = []
     for clip in [joined] + late:
         memory = avsr.transcribe(model, clip, TranscribeOptions(window_s=6.0, overlap_s=1.0, crop_memory_mb=None))
-        disk = avsr.transcribe(model, clip, TranscribeOptions(window_s=6.0, overlap_s=1.0, crop_memory_mb=0))
+        disk = avsr.transcribe(model, clip, TranscribeOptions(window_s=6.0, overlap_s=1.0, crop_memory_mb=0,
+                                                              audio_memory_mb=0))
         assert disk.text == memory.text and disk.audio_weight == memory.audio_weight
         assert disk.av_sync_shift_ms == memory.av_sync_shift_ms
         shifts.append(memory.av_sync_shift_ms)
     assert any(shifts[1:]), "an offset copy must exercise the shifted read"
     summary = transcribe_batch([joined] + late[:1], model, tmp_path / "out",
-                               options=TranscribeOptions(crop_memory_mb=0), workers=2, progress=False)
+                               options=TranscribeOptions(crop_memory_mb=0, audio_memory_mb=0), workers=2,
+                               progress=False)
     assert [r.status for r in summary] == ["done", "done"]
     assert list(spool_dir.iterdir()) == [], "a temporary crop file was left behind"

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import warnings
 from fractions import Fraction
+from pathlib import Path
 
 import librosa
 import numpy as np
 import pytest
 
 from avsr.io.media import MediaError, iter_media_chunks, load_media, read_audio_into
+from avsr.io.spool import FrameSpool
 from avsr.io.writer import write_video
 from tests.conftest import CARPHONE, SPEECH, read_rgb_frames, read_wav
 
@@ -129,9 +131,19 @@ def test_audio_read_into_a_fixed_length_is_the_decoded_audio_padded_or_cut(tmp_p
         assert decoded and audio.dtype == np.float32 and len(audio) == samples
         np.testing.assert_array_equal(audio[: len(whole)], whole[:samples])
         assert not audio[len(whole):].any()
+        spooled, decoded = read_audio_into(path, samples, spool_above_mb=0)  # the same, from a temporary file
+        assert decoded and isinstance(spooled, FrameSpool) and spooled.shape == (samples,)
+        np.testing.assert_array_equal(spooled[:], audio)
+        np.testing.assert_array_equal(spooled[1000:2000], audio[1000:2000])
+        file = Path(spooled.path)
+        spooled.close()
+        assert not file.exists()
+    assert isinstance(read_audio_into(path, 640, spool_above_mb=1.0)[0], np.ndarray)  # under the limit: memory
     silent = write_video(tmp_path / "silent.mp4", index_frames(10), 25)
     with pytest.raises(MediaError, match="silent.mp4: has no audio stream"):
         read_audio_into(silent, 640)
+    with pytest.raises(MediaError, match="silent.mp4: has no audio stream"):
+        read_audio_into(silent, 640, spool_above_mb=0)
 
 
 def test_streaming_can_skip_a_stream(tmp_path):
