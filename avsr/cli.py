@@ -31,6 +31,9 @@ TRANSCRIBE_DETECT_EVERY_HELP = (f"run the face landmarker on every K-th frame (d
 WORKERS_HELP = "parallel worker processes (default: one per CPU core, at most one per input)"
 
 
+TRANSCRIBE_WORKERS = 1  # measured: 2 workers were 2.1x slower on 20 short clips (RESULTS.md, 2026-12-01, third session)
+
+
 def default_workers(asked: int | None, inputs: int | None = None) -> int:
     """``--workers`` as given, else one per CPU core this process may use (at most one per input: a
     single file is prepared in this process, without starting a worker)."""
@@ -488,8 +491,9 @@ def _add_transcribe(subparsers) -> None:
                         help="words allowed in the output: a word list, one per line, or a manifest .jsonl")
     parser.add_argument("--lm", default=None, metavar="ARPA", help="KenLM language model (.arpa or binary)")
     parser.add_argument("--lm-weight", type=float, default=2.0)
-    parser.add_argument("--workers", type=positive_int, default=None,
-                        help="worker processes preparing inputs (default: one per CPU core, at most one per input)")
+    parser.add_argument("--workers", type=positive_int, default=TRANSCRIBE_WORKERS,
+                        help=f"worker processes preparing inputs (default {TRANSCRIBE_WORKERS}: on 2 cores and short clips, "
+                        "starting workers cost more than they gave; bench/transcribe_speed.py)")
     parser.add_argument("--device", default="cpu", help="cpu (default) or cuda")
     parser.add_argument("--backend", default=None, choices=["torch", "onnx"],
                         help="torch (bundles), or onnx: ONNX Runtime on graphs from `avsr export MODEL model.onnx` "
@@ -548,8 +552,7 @@ def _run_transcribe(args: argparse.Namespace) -> int:
         print(f"avsr transcribe: error: {error}", file=sys.stderr)
         return 2
     try:
-        summary = transcribe_batch(paths, model, args.output_dir, formats, options,
-                                   default_workers(args.workers, len(paths)), args.device,
+        summary = transcribe_batch(paths, model, args.output_dir, formats, options, args.workers, args.device,
                                    args.overwrite, progress=not args.quiet)
     except (LexiconError, BusyError) as error:
         print(f"avsr transcribe: error: {error}", file=sys.stderr)

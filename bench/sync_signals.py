@@ -10,9 +10,10 @@ from three mouth signals:
 
 - ``opening``: inner-lip height over mouth width from the landmarks (:func:`mouth_opening`); at
   stride 3 interpolated between landmark frames;
-- ``pixels``: the crops' first principal component over the mouth box (:func:`mouth_signal`);
+- ``pixels``: the crops' first principal component over the mouth box (:func:`mouth_signal`), what
+  ``avsr transcribe`` reads;
 - ``both``: the pixels' estimate, with its confidence set to 0 where the opening's estimate is more
-  than a frame away from it (what ``avsr transcribe`` reads).
+  than a frame away from it.
 
 Printed per signal and stride: the median absolute error, the share within 40 ms and beyond 80 ms,
 and for each confidence threshold (``SYNC_MIN_CONFIDENCE`` is the one transcription acts on) the

@@ -4,8 +4,7 @@ Prints:
   * real-time factor (wall time / audio duration, end to end: decoding, lip ROIs, model, decoding
     of the CTC output, writing all four outputs) and WER over synthetic clips: first the defaults
     before 2026-12-01 (landmarks on every full-size frame, one worker: the baseline of the run),
-    then today's defaults (the workers `avsr transcribe` starts here), one worker, landmarks on
-    every frame, beam search, and greedy with the model run by ONNX Runtime (when the [onnx] extra
+    then today's defaults, two workers, landmarks on every frame, beam search, and greedy with the model run by ONNX Runtime (when the [onnx] extra
     is installed);
   * peak resident memory and RTF of ``avsr transcribe`` (defaults) on a one-hour video made by
     concatenating the clips; ``--hour-minutes 10 60`` measures files of several lengths, each in its
@@ -32,7 +31,7 @@ import jiwer
 import numpy as np
 
 import avsr
-from avsr.cli import default_workers
+from avsr.cli import TRANSCRIBE_WORKERS
 from avsr.inference.batch import transcribe_batch
 from avsr.inference.transcribe import TranscribeOptions
 from avsr.io.media import load_media
@@ -87,7 +86,7 @@ def old_lip_roi_defaults():
 
 def clip_figures(clips: list[Path], seconds: float, model, tmp: Path, references: dict[str, str]) -> None:
     timed_batch(clips[:2], model, tmp / "warm", TranscribeOptions(), 1)  # MediaPipe and torch warm-up
-    workers = default_workers(None, len(clips))  # what `avsr transcribe` starts on this machine
+    workers = TRANSCRIBE_WORKERS  # what `avsr transcribe` starts by default
     print(f"{'decoding':<26}{'landmarks':>10}{'workers':>8}{'wall s':>9}{'RTF':>8}{'WER %':>7}")
 
     def row(name: str, options: TranscribeOptions, count: int, network=model) -> None:
@@ -99,9 +98,9 @@ def clip_figures(clips: list[Path], seconds: float, model, tmp: Path, references
     with old_lip_roi_defaults():  # the baseline of this run: the defaults before 2026-12-01
         row("greedy, old defaults", TranscribeOptions(detect_every=1), 1)
     row("greedy, defaults", TranscribeOptions(), workers)
-    row("greedy", TranscribeOptions(), 1)
+    row("greedy", TranscribeOptions(), 2)
     row("greedy", TranscribeOptions(detect_every=1), 1)
-    row("greedy", TranscribeOptions(detect_every=1), workers)
+    row("greedy", TranscribeOptions(detect_every=1), 2)
     row("beam 16", TranscribeOptions(beam_size=16), workers)
     row("beam 16 + lexicon", TranscribeOptions(beam_size=16, lexicon=str(tmp / "clips" / "train.jsonl")), workers)
     from avsr.models.onnx import OnnxError, export_onnx
