@@ -1,7 +1,7 @@
 """Audio-video offset: how well ``avsr transcribe`` estimates it, and what undoing it buys.
 
     python bench/av_sync.py MANIFEST.jsonl [--clips 40] [--offsets-ms -200 -120 -40 0 40 120 200]
-        [--model synth-grid-tiny] [--detect-every K] [--work DIR]
+        [--model synth-grid-tiny] [--detect-every K] [--signal pixels|opening] [--work DIR]
 
 For every clip of a raw manifest (``avsr synth``'s ``test.jsonl``; the first ``--clips``, taken
 evenly over its speakers) and every offset, a copy of the clip is written with the picture moved
@@ -50,7 +50,13 @@ def main() -> None:
     parser.add_argument("--detect-every", type=int, default=None,
                         help="landmarker stride of the lip-ROI stage (default: the library's default)")
     parser.add_argument("--work", type=Path, default=None, help="folder for the shifted copies (default: a temporary one)")
+    parser.add_argument("--signal", choices=["pixels", "opening"], default="pixels",
+                        help="the mouth signal of the estimate: pixels (transcribe's) or, as a control, the landmarks' "
+                        "opening (transcribe's before 2026-12-01, third session)")
     args = parser.parse_args()
+    if args.signal == "opening":  # the control: the estimate from the landmarks' opening alone
+        import avsr.inference.transcribe as transcribe_module
+        transcribe_module.mouth_signal = lambda crops, found, opening: opening
     model = load_model(args.model)
     runs = {setting: Transcriber(model.network, model.tokenizer, model.id, TranscribeOptions(av_sync=setting))
             for setting in ("off", "auto")}
@@ -71,7 +77,7 @@ def main() -> None:
                                         {s: (clip["text"], t.text) for s, t in outputs.items()}))
                 path.unlink()
     print(f"{len(clips)} clips of {args.manifest}, model {args.model}, landmarks on every "
-          f"{args.detect_every or 'default'} frame(s)")
+          f"{args.detect_every or 'default'} frame(s), mouth signal: {args.signal}")
     print(f"{'offset ms':>9} {'estimate median':>16} {'median |error|':>15} {'confidence':>11} {'no estimate':>12} "
           f"{'WER % off':>10} {'WER % auto':>11}")
     errors = []
