@@ -49,7 +49,9 @@ class SyncEstimate:
 
     @property
     def offset_frames(self) -> int:
-        return round(self.offset_ms / 1000 / FRAME_S)
+        """Whole frames to undo, rounded toward zero: a correction that falls short leaves a lag the
+        model reads through, one a frame too far costs letters (RESULTS.md, 2026-12-01, third session)."""
+        return int(self.offset_ms / 1000 / FRAME_S)
 
 
 def mouth_opening(mouth_landmarks: np.ndarray) -> np.ndarray:
