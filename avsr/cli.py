@@ -492,8 +492,8 @@ def _add_transcribe(subparsers) -> None:
     parser.add_argument("--lm", default=None, metavar="ARPA", help="KenLM language model (.arpa or binary)")
     parser.add_argument("--lm-weight", type=float, default=2.0)
     parser.add_argument("--workers", type=positive_int, default=TRANSCRIBE_WORKERS,
-                        help=f"worker processes preparing inputs (default {TRANSCRIBE_WORKERS}: on 2 cores and short clips, "
-                        "starting workers cost more than they gave; bench/transcribe_speed.py)")
+                        help=f"worker processes preparing inputs (default {TRANSCRIBE_WORKERS}: on 2 cores, 2 workers were "
+                        "slower on short clips; bench/transcribe_speed.py)")
     parser.add_argument("--device", default="cpu", help="cpu (default) or cuda")
     parser.add_argument("--backend", default=None, choices=["torch", "onnx"],
                         help="torch (bundles), or onnx: ONNX Runtime on graphs from `avsr export MODEL model.onnx` "

@@ -76,10 +76,11 @@ def mouth_signal(roi, face_found: np.ndarray, opening: np.ndarray) -> np.ndarray
     interpolated between landmark frames). The crops are aligned on the face, so what varies most
     in the mouth box is the mouth. Read a block of frames at a time, twice."""
     frames = len(face_found)
-    signal = np.full(frames, np.nan)
+    signal, opening = np.full(frames, np.nan), opening[:frames]
     count = int(face_found.sum())
     if count < 2:
         return signal
+
     def pixels(start: int) -> tuple[np.ndarray, np.ndarray]:
         found = face_found[start: start + PCA_BLOCK]
         block = np.asarray(roi[start: start + len(found)])[(slice(None),) + MOUTH_BOX]
@@ -94,9 +95,9 @@ def mouth_signal(roi, face_found: np.ndarray, opening: np.ndarray) -> np.ndarray
     for start in range(0, frames, PCA_BLOCK):
         x, found = pixels(start)
         signal[start: start + len(found)][found] = (x - mean) @ component
-    both = np.isfinite(signal) & np.isfinite(opening[:frames])
-    if both.sum() > 2 and signal[both].std() > 0 and opening[:frames][both].std() > 0 \
-            and np.corrcoef(signal[both], opening[:frames][both])[0, 1] < 0:
+    both = np.isfinite(signal) & np.isfinite(opening)
+    if both.sum() > 2 and signal[both].std() > 0 and opening[both].std() > 0 \
+            and np.corrcoef(signal[both], opening[both])[0, 1] < 0:
         signal = -signal
     return signal
 

@@ -140,12 +140,9 @@ class AVSRModel(nn.Module):
                                              extra_cues=extra_cues, mix=c.gate_mix)
         else:
             self.fusion = FUSIONS[c.fusion](c.dim)
-        if c.gate_mix == "posterior":  # the heads' posteriors are fused: nothing follows the gate
-            self.audio_head = nn.Linear(c.dim, c.vocab_size)
-            self.video_head = nn.Linear(c.dim, c.vocab_size)
-            return
-        self.shared = Conformer(c.dim, c.num_heads, c.ffn_dim, c.fusion_layers, c.kernel_size, c.dropout)
-        self.head = nn.Linear(c.dim, c.vocab_size)  # (creation order kept: it fixes the seeded initialisation)
+        if c.gate_mix != "posterior":  # (posterior: the heads' posteriors are fused, nothing follows the gate)
+            self.shared = Conformer(c.dim, c.num_heads, c.ffn_dim, c.fusion_layers, c.kernel_size, c.dropout)
+            self.head = nn.Linear(c.dim, c.vocab_size)  # (creation order kept: it fixes the seeded initialisation)
         self.audio_head = nn.Linear(c.dim, c.vocab_size)
         self.video_head = nn.Linear(c.dim, c.vocab_size)
 

@@ -20,6 +20,7 @@ from avsr.io.media import load_media
 from avsr.io.writer import write_offset_copy
 from avsr.models.av_model import AVSRModel, ModelConfig
 from avsr.models.bundle import save_bundle
+from tests.conftest import CARPHONE
 
 AVSR = str(Path(sys.executable).with_name("avsr"))
 
@@ -69,6 +70,26 @@ def test_no_estimate_without_a_moving_mouth_or_without_sound(clips):
     assert estimate_offset(np.full(prepared.frames, np.nan), prepared.audio) is None  # no face anywhere
     assert mouth_opening(np.full((4, 40, 2), np.nan)).tolist() == [pytest.approx(np.nan, nan_ok=True)] * 4
     assert speech_envelope(np.zeros(640 * 3, np.float32)).shape == (3,)
+
+
+def test_the_pixel_signal_follows_a_real_mouth_between_landmark_frames():
+    """A real face (the carphone sequence): the crops' mouth component, with landmarks on every 3rd
+    frame, follows the opening that landmarks on every frame read (measured 0.93), frame-to-frame
+    changes included (0.89; the opening interpolated between every 3rd frame: 0.75). No face, no value."""
+    from avsr.inference.sync import mouth_signal
+    from avsr.io.lip_roi import LipRoiOptions, extract_lip_roi
+
+    every = mouth_opening(extract_lip_roi(CARPHONE, LipRoiOptions(detect_every=1)).mouth_landmarks)
+    third = extract_lip_roi(CARPHONE, LipRoiOptions(detect_every=3))
+    signal = mouth_signal(third.roi, third.face_found, mouth_opening(third.mouth_landmarks))
+    assert third.face_found.all() and np.isfinite(signal).all()
+    assert np.corrcoef(signal, every)[0, 1] > 0.85  # signed by the opening: it rises as the mouth opens
+    assert np.corrcoef(np.diff(signal), np.diff(every))[0, 1] > 0.8
+    found = third.face_found.copy()
+    found[10:20] = False  # the face lost for 10 frames
+    partial = mouth_signal(third.roi, found, mouth_opening(third.mouth_landmarks))
+    assert np.isnan(partial[10:20]).all() and np.isfinite(partial[found]).all()
+    assert np.isnan(mouth_signal(third.roi, np.zeros_like(found), np.full(len(found), np.nan))).all()
 
 
 def test_the_envelope_of_a_long_recording_is_computed_a_block_at_a_time_and_exactly(clips):
