@@ -65,9 +65,31 @@ def shift_video(video: np.ndarray, face_found: np.ndarray, frames: int) -> tuple
     return shifted, found
 
 
+SNR_CAP_DB = 60.0  # frame SNRs are clipped to +-this: a frame without noise, or without the speaker
+
+
+def frame_snr_db(clean: np.ndarray, noisy: np.ndarray, samples_per_frame: int) -> np.ndarray:
+    """``(T,)`` each frame's own SNR in dB: the clean speech's energy over that of what was added
+    to it (``noisy - clean``), clipped to ``±SNR_CAP_DB`` (a frame with no noise added: the cap; a
+    speaker's pause in babble: far below 0). NaN where both are silent (audio dropped or masked):
+    there is no condition to name."""
+    frames = len(clean) // samples_per_frame
+    shape = (frames, samples_per_frame)
+    clean = clean[: frames * samples_per_frame].astype(np.float64).reshape(shape)
+    noise = noisy[: frames * samples_per_frame].astype(np.float64).reshape(shape) - clean
+    speech, added = (clean**2).sum(axis=1), (noise**2).sum(axis=1)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        snr = 10 * np.log10(speech / added)
+    snr = np.clip(snr, -SNR_CAP_DB, SNR_CAP_DB)
+    snr[(speech == 0) & (added == 0)] = np.nan
+    return snr.astype(np.float32)
+
+
 class Augmenter:
     """Applies :class:`AugmentOptions` to ``(video (T, roi, roi) uint8, face_found (T,), audio (samples_per_frame T,))``
-    and crops the video to the model's ``crop_size``."""
+    and crops the video to the model's ``crop_size``. Returns the three, and each frame's SNR
+    (:func:`frame_snr_db`) under the noise it mixed in: the condition of the frame, known exactly
+    because the recipe made it (``gate_snr_supervision`` teaches the gate from it)."""
 
     def __init__(self, options: AugmentOptions, preprocessing: Preprocessing = Preprocessing()) -> None:
         self.options = options
@@ -75,7 +97,7 @@ class Augmenter:
         self._folder = NoiseFolder(options.noise_dir) if options.noise_dir else None
 
     def __call__(self, video: np.ndarray, face_found: np.ndarray, audio: np.ndarray, rng: np.random.Generator,
-                 others: list[np.ndarray] = ()) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+                 others: list[np.ndarray] = ()) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         o = self.options
         video, face_found, audio = self._crop(video, rng), face_found.copy(), audio.astype(np.float32)
         if rng.random() < o.flip_prob:
@@ -85,11 +107,12 @@ class Augmenter:
         if o.offset_prob and rng.random() < o.offset_prob:  # likewise
             video, face_found = shift_video(video, face_found, int(rng.integers(-o.max_offset_frames,
                                                                                 o.max_offset_frames + 1)))
+        clean = audio
         if rng.random() < o.noise_prob:
             audio = mix_at_snr(audio, self._noise(len(audio), rng, others), rng.uniform(*o.snr_db_range))
         frames, step = len(video), self.spec.samples_per_frame
         if rng.random() < o.drop_audio_prob:
-            audio = np.zeros_like(audio)
+            audio = clean = np.zeros_like(audio)
         elif rng.random() < o.drop_video_prob:
             video, face_found = np.zeros_like(video), np.zeros_like(face_found)
         elif rng.random() < o.blank_span_prob and frames > 2:
@@ -100,7 +123,9 @@ class Augmenter:
             start = int(rng.integers(0, frames - width))
             video[start:start + width] = 0
             audio[start * step:(start + width) * step] = 0
-        return np.ascontiguousarray(video), face_found, audio
+            clean = clean.copy()
+            clean[start * step:(start + width) * step] = 0
+        return np.ascontiguousarray(video), face_found, audio, frame_snr_db(clean, audio, step)
 
     def _crop(self, video: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         self.spec.check_roi(video)

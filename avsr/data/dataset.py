@@ -39,7 +39,9 @@ def load_features(path: str | Path) -> tuple[np.ndarray, np.ndarray, np.ndarray]
 class AVDataset(Dataset):
     """Utterances of one or more prepared manifests (``avsr prepare manifest``).
 
-    Items: ``dict(id, video (T, crop, crop) uint8, face_found (T,), audio (samples_per_frame T,), tokens (L,))``,
+    Items: ``dict(id, video (T, crop, crop) uint8, face_found (T,), audio (samples_per_frame T,), frame_snr (T,),
+    tokens (L,))`` (``frame_snr``: each frame's SNR in dB under the mixed-in noise, see
+    :func:`~avsr.data.augment.frame_snr_db`),
     cropped as ``preprocessing`` says (at random when augmenting).
     """
 
@@ -73,15 +75,16 @@ class AVDataset(Dataset):
         if self.augment.options.noise_prob > 0 and "babble" in self.augment.options.noise_types:
             picks = babble_talkers(index, self.speakers, self.augment.options.babble_speakers, rng)
             others = [load_features(self.records[i]["features"])[2] for i in picks]
-        video, face_found, audio = self.augment(video, face_found, audio, rng, others)
+        video, face_found, audio, frame_snr = self.augment(video, face_found, audio, rng, others)
         return {"id": record["id"], "text": record["text"], "video": video, "face_found": face_found,
-                "audio": audio, "tokens": torch.tensor(self.tokenizer.encode(record["text"]), dtype=torch.long)}
+                "audio": audio, "frame_snr": frame_snr, "tokens": torch.tensor(self.tokenizer.encode(record["text"]), dtype=torch.long)}
 
 
 @dataclass
 class Batch:
     """Padded tensors with their lengths: audio ``(B, N)``, video ``(B, T, H, W)`` (normalised),
-    face_found ``(B, T)``, targets ``(B, L)`` (0-padded)."""
+    face_found ``(B, T)``, targets ``(B, L)`` (0-padded), and frame_snr ``(B, T)`` (each frame's SNR
+    in dB under the noise the augmentation mixed in; NaN where unknown and in the padding)."""
 
     ids: list[str]
     texts: list[str]
@@ -92,9 +95,13 @@ class Batch:
     face_found: torch.Tensor
     targets: torch.Tensor
     target_lengths: torch.Tensor
+    frame_snr: torch.Tensor | None = None
 
     def to(self, device, **kwargs) -> "Batch":
-        for name in ("audio", "audio_lengths", "video", "video_lengths", "face_found", "targets", "target_lengths"):
+        for name in ("audio", "audio_lengths", "video", "video_lengths", "face_found", "targets", "target_lengths",
+                     "frame_snr"):
+            if getattr(self, name) is None:
+                continue
             setattr(self, name, getattr(self, name).to(device, **kwargs))
         return self
 
@@ -108,14 +115,18 @@ def collate(items: list[dict], preprocessing: Preprocessing = Preprocessing()) -
     face_found = torch.zeros(len(items), int(frames.max()), dtype=torch.bool)
     audio = torch.zeros(len(items), int(frames.max()) * step)
     targets = torch.nn.utils.rnn.pad_sequence([item["tokens"] for item in items], batch_first=True)
+    frame_snr = torch.full((len(items), int(frames.max())), float("nan"))
     for i, item in enumerate(items):
         count = len(item["video"])
         video[i, :count] = torch.from_numpy(np.ascontiguousarray(item["video"]))
         face_found[i, :count] = torch.from_numpy(item["face_found"])
         audio[i, : count * step] = torch.from_numpy(item["audio"][: count * step])
+        if item.get("frame_snr") is not None:
+            snr = torch.from_numpy(item["frame_snr"][:count])
+            frame_snr[i, : len(snr)] = snr
     return Batch([item["id"] for item in items], [item["text"] for item in items], audio, frames * step,
                  preprocessing.normalise_video(video, face_found, frames), frames, face_found, targets,
-                 torch.tensor([len(item["tokens"]) for item in items]))
+                 torch.tensor([len(item["tokens"]) for item in items]), frame_snr)
 
 
 class BucketBatchSampler(Sampler[list[tuple[int, int]]]):

@@ -21,7 +21,7 @@ import jiwer
 import numpy as np
 import torch
 
-from avsr.data.augment import shift_video
+from avsr.data.augment import frame_snr_db, shift_video
 from avsr.data.dataset import AVDataset, collate
 from avsr.preprocessing import FRAME_S, Preprocessing
 from avsr.files import write_text_atomic
@@ -111,7 +111,8 @@ def noisy_items(items: list[dict], source: NoiseSource | None, snr_db: float | N
         rng = np.random.default_rng([seed, zlib.crc32(source.name.encode()), index])
         audio = mix_at_snr(item["audio"], source(index, len(item["audio"]), rng), snr_db)
         achieved.append(measured_snr_db(item["audio"], audio))
-        noisy.append(item | {"audio": audio})
+        step = len(item["audio"]) // max(len(item["video"]), 1)
+        noisy.append(item | {"audio": audio, "frame_snr": frame_snr_db(item["audio"], audio, step)})
     return noisy, achieved
 
 

@@ -74,6 +74,15 @@ def reliability_target(audio_loss: torch.Tensor, video_loss: torch.Tensor) -> to
     return video_loss / (audio_loss + video_loss)
 
 
+def snr_target(snr_db: torch.Tensor, midpoint_db: float, width_db: float, ceiling: float) -> torch.Tensor:
+    """The audio weight the gate is taught for a frame of SNR ``snr_db`` (``gate_snr_supervision``):
+    ``ceiling * sigmoid((snr_db - midpoint_db) / width_db)``. It falls from ``ceiling`` (clean
+    audio; below 1, so that clean frames still read the lips) through ``ceiling / 2`` at
+    ``midpoint_db`` (choose where the two streams read equally well) towards 0 (no speech left in
+    the audio)."""
+    return ceiling * torch.sigmoid((snr_db.float() - midpoint_db) / width_db)
+
+
 class AVSRLightning(L.LightningModule):
     """
     Args:
@@ -105,15 +114,25 @@ class AVSRLightning(L.LightningModule):
             is pulled towards it (binary cross-entropy). Needs only the model's own stream heads,
             so it works on any AV dataset. 0: the gate learns from the fused CTC loss alone.
             Measured (RESULTS.md, 2026-12-01): it widens the weight's span but the model fails in noise.
+        gate_snr_supervision: weight of a loss that teaches the gate (``gate``, ``xattn``) from the
+            condition of each frame, which the recipe knows because it mixed the noise in: every
+            frame with a face and a known SNR (``Batch.frame_snr``) is pulled towards
+            :func:`snr_target` of its SNR (binary cross-entropy). Real datasets allow it wherever
+            noise is added in training. 0: off.
+        gate_snr_midpoint_db, gate_snr_width_db, gate_snr_ceiling: the shape of :func:`snr_target`.
     """
 
     def __init__(self, model: ModelConfig | None = None, learning_rate: float = 2e-3, weight_decay: float = 0.01,
                  warmup_steps: int = 200, aux_weight: float = 0.3, video_aux_weight: float | None = None,
                  preprocessing: Preprocessing = Preprocessing(), init_audio: str | None = None,
                  init_video: str | None = None, freeze_streams_steps: int = 0, align_teacher: str | None = None,
-                 align_weight: float = 0.5, gate_supervision: float = 0.0) -> None:
+                 align_weight: float = 0.5, gate_supervision: float = 0.0, gate_snr_supervision: float = 0.0,
+                 gate_snr_midpoint_db: float = 5.0, gate_snr_width_db: float = 3.0, gate_snr_ceiling: float = 0.8) -> None:
         super().__init__()
         self.save_hyperparameters()
+        if gate_snr_width_db <= 0 or not 0 < gate_snr_ceiling <= 1:
+            raise ValueError(f"gate_snr_width_db={gate_snr_width_db} must be > 0 and gate_snr_ceiling={gate_snr_ceiling} "
+                             "in (0, 1]")
         if not isinstance(model, ModelConfig):  # None, or a plain dict from a checkpoint's hyperparameters
             model = ModelConfig(**(model or {}))
         self.hparams["model"] = model.to_dict()  # the resolved sizes, not a preset's name: what checkpoints keep
@@ -169,7 +188,8 @@ class AVSRLightning(L.LightningModule):
         video_weight = self.hparams.aux_weight if self.hparams.video_aux_weight is None else self.hparams.video_aux_weight
         aux = (self.hparams.aux_weight * self._ctc(out.audio_log_probs, out, batch)
                + video_weight * self._ctc(out.video_log_probs, out, batch))
-        return self._ctc(out.log_probs, out, batch) + aux + self._align_loss(out, batch) + self._gate_loss(out, batch), out
+        return (self._ctc(out.log_probs, out, batch) + aux + self._align_loss(out, batch) + self._gate_loss(out, batch)
+                + self._gate_snr_loss(out, batch)), out
 
     def _gate_loss(self, out, batch: Batch) -> torch.Tensor:
         """``gate_supervision`` x the binary cross-entropy of the gate's audio weight, on frames with a
@@ -188,6 +208,22 @@ class AVSRLightning(L.LightningModule):
         weight = out.audio_weight.float().clamp(1e-6, 1 - 1e-6)
         bce = torch.nn.functional.binary_cross_entropy(weight, target[:, None].expand_as(weight), reduction="none")
         return self.hparams.gate_supervision * (bce * valid).sum() / valid.sum().clamp(min=1)
+
+    def _gate_snr_loss(self, out, batch: Batch) -> torch.Tensor:
+        """``gate_snr_supervision`` x the binary cross-entropy of the gate's audio weight against
+        :func:`snr_target` of each frame's SNR, on frames with a face and a known SNR; 0 when off,
+        without a gate, or for a batch without SNRs."""
+        h = self.hparams
+        if not h.gate_snr_supervision or out.audio_weight is None or batch.frame_snr is None:
+            return out.log_probs.new_zeros(())
+        frames = out.audio_weight.shape[1]
+        snr = batch.frame_snr[:, :frames].to(out.audio_weight.device)
+        valid = torch.arange(frames, device=snr.device)[None] < out.lengths[:, None]
+        valid &= batch.face_found[:, :frames].bool() & torch.isfinite(snr)
+        target = snr_target(torch.nan_to_num(snr), h.gate_snr_midpoint_db, h.gate_snr_width_db, h.gate_snr_ceiling)
+        weight = out.audio_weight.float().clamp(1e-6, 1 - 1e-6)
+        bce = torch.nn.functional.binary_cross_entropy(weight, target, reduction="none")
+        return h.gate_snr_supervision * (bce * valid).sum() / valid.sum().clamp(min=1)
 
     def _align_loss(self, out, batch: Batch) -> torch.Tensor:
         """``align_weight`` x the frame-wise cross-entropy of the video stream against the teacher's

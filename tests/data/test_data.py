@@ -65,6 +65,44 @@ def test_augmentation_is_seeded_and_shapes_are_right():
     np.testing.assert_array_equal(centre[2], audio)
 
 
+def test_each_frames_snr_is_that_of_the_noise_mixed_into_it():
+    """The augmentation reports each frame's SNR under the noise it mixed in: 20 dB more noise lowers
+    every frame's SNR by exactly 20 dB, a speaker's pauses sit far below the speech, frames without
+    noise sit at the cap, and frames with no audio at all (dropped, masked) have none."""
+    from avsr.data.augment import SNR_CAP_DB
+
+    speech, _ = read_wav(SPEECH)
+    frames = len(speech) // 640
+    video, face, audio = np.full((frames, 96, 96), 128, np.uint8), np.ones(frames, bool), speech[: frames * 640]
+    plain = dict(drop_audio_prob=0.0, drop_video_prob=0.0, blank_span_prob=0.0, time_mask_prob=0.0,
+                 noise_types=("white",))
+    snrs = {}
+    for level in (10.0, -10.0):
+        out = Augmenter(AugmentOptions(noise_prob=1.0, snr_db_range=(level, level), **plain))(
+            video, face, audio, np.random.default_rng(3))
+        assert out[3].shape == (frames,) and out[3].dtype == np.float32
+        snrs[level] = out[3]
+    np.testing.assert_allclose(snrs[10.0] - snrs[-10.0], 20.0, atol=1e-3)
+    energy = (audio.astype(np.float64).reshape(frames, 640) ** 2).sum(axis=1)
+    loud, quiet = energy > np.quantile(energy, 0.8), energy < np.quantile(energy, 0.2)
+    assert snrs[10.0][loud].min() > snrs[10.0][quiet].max() + 10
+    clean = Augmenter(AugmentOptions(noise_prob=0.0, **plain))(video, face, audio, np.random.default_rng(3))[3]
+    assert (clean == SNR_CAP_DB).all()
+    dropped = Augmenter(AugmentOptions(noise_prob=1.0, **(plain | dict(drop_audio_prob=1.0))))(
+        video, face, audio, np.random.default_rng(3))[3]
+    assert np.isnan(dropped).all()
+    masked = Augmenter(AugmentOptions(noise_prob=0.0, **(plain | dict(time_mask_prob=1.0))))(
+        video, face, audio, np.random.default_rng(3))
+    silent = ~masked[2].reshape(frames, 640).any(axis=1)
+    assert silent.any() and np.isnan(masked[3][silent]).all() and (masked[3][~silent] == SNR_CAP_DB).all()
+    batch = collate([{"id": "a", "text": "a", "video": out[0], "face_found": out[1], "audio": out[2],
+                      "frame_snr": out[3], "tokens": torch.tensor([1])},
+                     {"id": "b", "text": "b", "video": out[0][:10], "face_found": out[1][:10], "audio": out[2][:6400],
+                      "frame_snr": out[3][:10], "tokens": torch.tensor([1])}])
+    np.testing.assert_array_equal(batch.frame_snr[0].numpy(), out[3])
+    assert torch.isnan(batch.frame_snr[1, 10:]).all()  # the padding has no condition
+
+
 def test_dropping_video_clears_face_found():
     video = np.full((30, 96, 96), 128, np.uint8)
     out = Augmenter(AugmentOptions(noise_prob=0, drop_audio_prob=0, drop_video_prob=1.0, time_mask_prob=0))(
@@ -101,8 +139,8 @@ def test_offset_augmentation_draws_a_seeded_shift_within_its_range():
                              time_mask_prob=0, flip_prob=0, offset_prob=1.0, max_offset_frames=3)
     shifts = set()
     for seed in range(40):
-        out, found, _ = Augmenter(options)(video, np.ones(40, bool), np.zeros(40 * 640, np.float32),
-                                           np.random.default_rng(seed))
+        out, found, _, _ = Augmenter(options)(video, np.ones(40, bool), np.zeros(40 * 640, np.float32),
+                                              np.random.default_rng(seed))
         first = int(np.flatnonzero(found)[0])
         shift = first if first else -(int(out[0, 0, 0]) - 1)  # late video starts black; early video starts later
         np.testing.assert_array_equal(out, shift_video(video[:, 4:92, 4:92], np.ones(40, bool), shift)[0])
@@ -149,8 +187,8 @@ def test_padding_adds_silence_and_repeats_the_edge_frames():
                              flip_prob=0.0, time_mask_prob=0.0, random_crop=False, pad_prob=1.0, max_pad_frames=10)
     lengths = set()
     for seed in range(8):
-        out_video, out_face, out_audio = Augmenter(options)(video, np.ones(frames, bool), audio,
-                                                             np.random.default_rng(seed))
+        out_video, out_face, out_audio, _ = Augmenter(options)(video, np.ones(frames, bool), audio,
+                                                                np.random.default_rng(seed))
         before = int(np.argmin(np.all(out_video == crops[0], axis=(1, 2)))) - 1  # repeats of the first frame
         after = len(out_video) - frames - before
         assert 0 <= before <= 10 and 0 <= after <= 10 and out_face.all() and len(out_audio) == 640 * len(out_video)
