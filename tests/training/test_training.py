@@ -402,3 +402,58 @@ def test_gate_supervision_pulls_the_audio_weight_towards_the_stream_that_reads_b
     assert module._gate_loss(out, no_face) == 0  # the weight of a frame without a face is fixed at 1
     off = AVSRLightning(trained.config, preprocessing=spec)
     assert off._gate_loss(out, noisy) == 0
+
+
+def test_gate_snr_supervision_teaches_the_weight_to_follow_the_frames_snr(prepared_corpus):
+    """``gate_snr_supervision``: the target falls with the frame's SNR through half the ceiling at the
+    midpoint; frames without a face or a known SNR are left out; only the gate learns; and a few steps
+    of this loss alone make the weight of noisy frames fall below that of the same frames clean."""
+    from avsr.data.augment import AugmentOptions
+    from avsr.training.lightning_module import AVSRLightning, snr_target
+
+    target = snr_target(torch.tensor([-60.0, 0.0, 5.0, 10.0, 60.0]), 5.0, 3.0, 0.8)
+    assert target[2] == pytest.approx(0.4) and target[0] < 1e-6 and target[-1] == pytest.approx(0.8)
+    assert (target.diff() > 0).all()
+    with pytest.raises(ValueError, match="gate_snr_width_db"):
+        AVSRLightning(gate_snr_width_db=0.0)
+
+    embedded = Path(avsr.__file__).parent / "assets" / "synth-grid-tiny.pt"
+    trained, _, _ = load_bundle(embedded)
+    spec = trained.preprocessing
+    module = AVSRLightning(trained.config, preprocessing=spec, gate_snr_supervision=1.0)
+    module.model.load_state_dict(trained.state_dict())
+    quiet = dict(drop_audio_prob=0.0, drop_video_prob=0.0, blank_span_prob=0.0, time_mask_prob=0.0,
+                 random_crop=False, flip_prob=0.0, noise_types=("white",))
+    clean_set = AVDataset(prepared_corpus / "val.jsonl", preprocessing=spec, augment=AugmentOptions(noise_prob=0.0, **quiet))
+    noisy_set = AVDataset(prepared_corpus / "val.jsonl", preprocessing=spec,
+                          augment=AugmentOptions(noise_prob=1.0, snr_db_range=(-10.0, -10.0), **quiet))
+    clean, noisy = (collate([dataset[i] for i in range(4)], spec) for dataset in (clean_set, noisy_set))
+    inside = torch.arange(clean.frame_snr.shape[1])[None] < clean.video_lengths[:, None]
+    assert (clean.frame_snr[inside] == 60).all() and noisy.frame_snr[inside].nanmedian() < 0
+
+    def weights(batch):
+        out = module.model(batch.audio, batch.audio_lengths, batch.video, batch.video_lengths, batch.face_found, "av")
+        return out, out.audio_weight[batch.face_found].mean()
+
+    module.eval()  # batch norm held: the loss, not the statistics, moves the weight
+    out, _ = weights(noisy)
+    loss = module._gate_snr_loss(out, noisy)
+    assert loss > 0
+    loss.backward()
+    assert module.model.fusion.scorer[0].weight.grad.abs().sum() > 0
+    assert module.model.head.weight.grad is None  # it trains the gate, not the recognisers
+    assert module._gate_snr_loss(out, dataclasses.replace(noisy, face_found=torch.zeros_like(noisy.face_found))) == 0
+    assert module._gate_snr_loss(out, dataclasses.replace(noisy, frame_snr=torch.full_like(noisy.frame_snr, float("nan")))) == 0
+    assert AVSRLightning(trained.config, preprocessing=spec)._gate_snr_loss(out, noisy) == 0
+
+    with torch.no_grad():
+        before = weights(clean)[1] - weights(noisy)[1]
+    optimizer = torch.optim.Adam(module.model.fusion.scorer.parameters(), lr=1e-2)
+    for _ in range(15):
+        for batch in (clean, noisy):
+            optimizer.zero_grad()
+            module._gate_snr_loss(weights(batch)[0], batch).backward()
+            optimizer.step()
+    with torch.no_grad():
+        (_, clean_weight), (_, noisy_weight) = weights(clean), weights(noisy)
+    assert clean_weight - noisy_weight > max(0.3, before + 0.2), (before, clean_weight, noisy_weight)
