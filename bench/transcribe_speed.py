@@ -4,8 +4,9 @@ Prints:
   * real-time factor (wall time / audio duration, end to end: decoding, lip ROIs, model, decoding
     of the CTC output, writing all four outputs) and WER over synthetic clips: first the defaults
     before 2026-12-01 (landmarks on every full-size frame, one worker: the baseline of the run),
-    then today's defaults, two workers, landmarks on every frame, beam search, and greedy with the model run by ONNX Runtime (when the [onnx] extra
-    is installed);
+    then today's defaults, two workers, landmarks on every frame, beam search, and greedy with the
+    model run by ONNX Runtime (when the [onnx] extra is installed); per row also the per-file prepare and recognise seconds summed over the files
+    (as each file's process timed them) and the seconds to the first file written;
   * peak resident memory and RTF of ``avsr transcribe`` (defaults) on a one-hour video made by
     concatenating the clips; ``--hour-minutes 10 60`` measures files of several lengths, each in its
     own process, so that memory can be compared across lengths.
@@ -54,6 +55,16 @@ def timed_batch(paths, model, out: Path, options: TranscribeOptions, workers: in
     return time.perf_counter() - started
 
 
+def stage_seconds(out: Path, started_at: float) -> tuple[float, float, float]:
+    """Summed per-file ``prepare`` and ``recognise`` seconds of the ``.json`` files in ``out`` (as
+    each file's own process timed them), and the seconds from the batch's start to the first file
+    written: with workers, start-up shows in the last, contention between them in the first two."""
+    files = list(out.glob("*.json"))
+    timings = [json.loads(f.read_text())["timings_s"] for f in files]
+    first = min(f.stat().st_mtime for f in files) - started_at
+    return sum(t["prepare"] for t in timings), sum(t["recognise"] for t in timings), first
+
+
 def make_hour(clips: list[Path], path: Path, minutes: float) -> float:
     """Concatenate the clips, over and over, into one video of ``minutes``; frames are streamed."""
     media = [load_media(c) for c in clips]
@@ -87,13 +98,16 @@ def old_lip_roi_defaults():
 def clip_figures(clips: list[Path], seconds: float, model, tmp: Path, references: dict[str, str]) -> None:
     timed_batch(clips[:2], model, tmp / "warm", TranscribeOptions(), 1)  # MediaPipe and torch warm-up
     workers = TRANSCRIBE_WORKERS  # what `avsr transcribe` starts by default
-    print(f"{'decoding':<26}{'landmarks':>10}{'workers':>8}{'wall s':>9}{'RTF':>8}{'WER %':>7}")
+    print(f"{'decoding':<26}{'landmarks':>10}{'workers':>8}{'wall s':>9}{'RTF':>8}{'WER %':>7}"
+          f"{'prepare s':>11}{'recognise s':>12}{'first s':>9}")
 
     def row(name: str, options: TranscribeOptions, count: int, network=model) -> None:
+        started_at = time.time()
         wall = timed_batch(clips, network, tmp / "out", options, count)
         every = "every" if options.detect_every == 1 else f"1 in {options.detect_every}"
-        print(f"{name:<26}{every:>10}{count:>8}{wall:>9.2f}{wall / seconds:>8.3f}{word_error(tmp / 'out', references):>7.1f}",
-              flush=True)
+        prepare, recognise, first = stage_seconds(tmp / "out", started_at)
+        print(f"{name:<26}{every:>10}{count:>8}{wall:>9.2f}{wall / seconds:>8.3f}{word_error(tmp / 'out', references):>7.1f}"
+              f"{prepare:>11.2f}{recognise:>12.2f}{first:>9.2f}", flush=True)
 
     with old_lip_roi_defaults():  # the baseline of this run: the defaults before 2026-12-01
         row("greedy, old defaults", TranscribeOptions(detect_every=1), 1)
