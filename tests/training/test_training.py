@@ -359,6 +359,11 @@ def test_alignment_distillation_trains_the_video_stream_on_the_transcript_forced
         AVSRLightning(ModelConfig(modalities="audio"), align_teacher=str(embedded)).setup("fit")
 
 
+def gate_of(model: AVSRModel):
+    """The reliability gate of a ``gate`` or ``xattn`` model (the latter's sits behind its attention)."""
+    return getattr(model.fusion, "gate", model.fusion)
+
+
 def test_gate_supervision_pulls_the_audio_weight_towards_the_stream_that_reads_better(prepared_corpus):
     """``gate_supervision``: the target is the video head's share of the two heads' CTC losses (so
     drowning the audio in noise lowers it), only frames with a face count, and the loss trains the
@@ -387,16 +392,17 @@ def test_gate_supervision_pulls_the_audio_weight_towards_the_stream_that_reads_b
         losses = [torch.nn.functional.ctc_loss(lp.transpose(0, 1), batch.targets, out.lengths, batch.target_lengths,
                                                reduction="none") for lp in (out.audio_log_probs, out.video_log_probs)]
         targets.append(reliability_target(*losses))
-    # Noise moves every target towards the lips (embedded model of 2026-12-01: 0.66 / 0.76 / 0.51 clean ->
-    # 0.44 / 0.68 / 0.29 at -10 dB).
+    # Noise moves the targets towards the lips (embedded model of 2026-12-01, second session: 0.66 / 0.76 /
+    # 0.51 clean -> 0.44 / 0.68 / 0.29 at -10 dB; the xattn model embedded since: 0.65 / 0.84 / 0.60 ->
+    # 0.49 / 0.90 / 0.27: its audio head reads the second clip better in the noise, a loss of 4.9 against 8.6).
     drop = targets[0] - targets[1]
-    assert (drop > 0.05).all() and drop.mean() > 0.1, targets
+    assert (drop > 0.05).sum() >= 2 and drop.mean() > 0.1, targets
 
     out = module.model(noisy.audio, noisy.audio_lengths, noisy.video, noisy.video_lengths, noisy.face_found, "av")
     loss = module._gate_loss(out, noisy)
     assert loss > 0
     loss.backward()
-    assert module.model.fusion.scorer[0].weight.grad.abs().sum() > 0
+    assert gate_of(module.model).scorer[0].weight.grad.abs().sum() > 0
     assert module.model.head.weight.grad is None  # it trains the gate, not the recognisers
     no_face = dataclasses.replace(noisy, face_found=torch.zeros_like(noisy.face_found))
     assert module._gate_loss(out, no_face) == 0  # the weight of a frame without a face is fixed at 1
@@ -440,15 +446,19 @@ def test_gate_snr_supervision_teaches_the_weight_to_follow_the_frames_snr(prepar
     loss = module._gate_snr_loss(out, noisy)
     assert loss > 0
     loss.backward()
-    assert module.model.fusion.scorer[0].weight.grad.abs().sum() > 0
+    assert gate_of(module.model).scorer[0].weight.grad.abs().sum() > 0
     assert module.model.head.weight.grad is None  # it trains the gate, not the recognisers
     assert module._gate_snr_loss(out, dataclasses.replace(noisy, face_found=torch.zeros_like(noisy.face_found))) == 0
     assert module._gate_snr_loss(out, dataclasses.replace(noisy, frame_snr=torch.full_like(noisy.frame_snr, float("nan")))) == 0
     assert AVSRLightning(trained.config, preprocessing=spec)._gate_snr_loss(out, noisy) == 0
 
+    torch.manual_seed(0)  # a scorer that has learned nothing yet: the loss alone must teach it
+    for layer in gate_of(module.model).scorer:
+        if hasattr(layer, "reset_parameters"):
+            layer.reset_parameters()
     with torch.no_grad():
         before = weights(clean)[1] - weights(noisy)[1]
-    optimizer = torch.optim.Adam(module.model.fusion.scorer.parameters(), lr=1e-2)
+    optimizer = torch.optim.Adam(gate_of(module.model).scorer.parameters(), lr=1e-2)
     for _ in range(15):
         for batch in (clean, noisy):
             optimizer.zero_grad()
