@@ -31,7 +31,9 @@ TRANSCRIBE_DETECT_EVERY_HELP = (f"run the face landmarker on every K-th frame (d
 WORKERS_HELP = "parallel worker processes (default: one per CPU core, at most one per input)"
 
 
-TRANSCRIBE_WORKERS = 1  # measured: 2 workers were 2.1x slower on 20 short clips (RESULTS.md, 2026-12-01, third session)
+# Measured on 2 cores (RESULTS.md, 2026-12-01, fourth session): 2 workers were 2.1x slower on 20 short clips,
+# by start-up (first file after 6.6 s, not 0.7) and by oversubscribed cores (each file's prepare 3.8x longer).
+TRANSCRIBE_WORKERS = 1
 
 
 def default_workers(asked: int | None, inputs: int | None = None) -> int:

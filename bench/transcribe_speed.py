@@ -5,8 +5,9 @@ Prints:
     of the CTC output, writing all four outputs) and WER over synthetic clips: first the defaults
     before 2026-12-01 (landmarks on every full-size frame, one worker: the baseline of the run),
     then today's defaults, two workers, landmarks on every frame, beam search, and greedy with the
-    model run by ONNX Runtime (when the [onnx] extra is installed); per row also the per-file prepare and recognise seconds summed over the files
-    (as each file's process timed them) and the seconds to the first file written;
+    model run by ONNX Runtime (when the [onnx] extra is installed); per row also the per-file
+    prepare and recognise seconds summed over the files (as each file's process timed them) and the
+    seconds to the first file written;
   * peak resident memory and RTF of ``avsr transcribe`` (defaults) on a one-hour video made by
     concatenating the clips; ``--hour-minutes 10 60`` measures files of several lengths, each in its
     own process, so that memory can be compared across lengths.

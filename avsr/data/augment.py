@@ -123,8 +123,7 @@ class Augmenter:
             start = int(rng.integers(0, frames - width))
             video[start:start + width] = 0
             audio[start * step:(start + width) * step] = 0
-            clean = clean.copy()
-            clean[start * step:(start + width) * step] = 0
+            clean[start * step:(start + width) * step] = 0  # this function's own copy (astype above)
         return np.ascontiguousarray(video), face_found, audio, frame_snr_db(clean, audio, step)
 
     def _crop(self, video: np.ndarray, rng: np.random.Generator) -> np.ndarray:

@@ -83,6 +83,20 @@ def snr_target(snr_db: torch.Tensor, midpoint_db: float, width_db: float, ceilin
     return ceiling * torch.sigmoid((snr_db.float() - midpoint_db) / width_db)
 
 
+def gate_bce(out, batch: Batch, target: torch.Tensor, known: torch.Tensor | None = None) -> torch.Tensor:
+    """Mean binary cross-entropy of the gate's audio weight against ``target`` ``(B, T)`` over the
+    frames inside each utterance that have a face (a frame without one has its weight fixed at 1)
+    and, if given, ``known``."""
+    frames = out.audio_weight.shape[1]
+    valid = torch.arange(frames, device=out.audio_weight.device)[None] < out.lengths[:, None]
+    valid = valid & batch.face_found[:, :frames].bool().to(valid.device)
+    if known is not None:
+        valid = valid & known
+    weight = out.audio_weight.float().clamp(1e-6, 1 - 1e-6)
+    bce = torch.nn.functional.binary_cross_entropy(weight, target, reduction="none")
+    return (bce * valid).sum() / valid.sum().clamp(min=1)
+
+
 class AVSRLightning(L.LightningModule):
     """
     Args:
@@ -202,12 +216,7 @@ class AVSRLightning(L.LightningModule):
                                                    zero_infinity=True)
                       for log_probs in (out.audio_log_probs, out.video_log_probs)]
             target = reliability_target(*losses)  # (B,)
-        frames = out.audio_weight.shape[1]
-        valid = torch.arange(frames, device=self.device)[None] < out.lengths[:, None]
-        valid &= batch.face_found[:, :frames].bool()
-        weight = out.audio_weight.float().clamp(1e-6, 1 - 1e-6)
-        bce = torch.nn.functional.binary_cross_entropy(weight, target[:, None].expand_as(weight), reduction="none")
-        return self.hparams.gate_supervision * (bce * valid).sum() / valid.sum().clamp(min=1)
+        return self.hparams.gate_supervision * gate_bce(out, batch, target[:, None].expand_as(out.audio_weight))
 
     def _gate_snr_loss(self, out, batch: Batch) -> torch.Tensor:
         """``gate_snr_supervision`` x the binary cross-entropy of the gate's audio weight against
@@ -216,14 +225,9 @@ class AVSRLightning(L.LightningModule):
         h = self.hparams
         if not h.gate_snr_supervision or out.audio_weight is None or batch.frame_snr is None:
             return out.log_probs.new_zeros(())
-        frames = out.audio_weight.shape[1]
-        snr = batch.frame_snr[:, :frames].to(out.audio_weight.device)
-        valid = torch.arange(frames, device=snr.device)[None] < out.lengths[:, None]
-        valid &= batch.face_found[:, :frames].bool() & torch.isfinite(snr)
+        snr = batch.frame_snr[:, :out.audio_weight.shape[1]].to(out.audio_weight.device)
         target = snr_target(torch.nan_to_num(snr), h.gate_snr_midpoint_db, h.gate_snr_width_db, h.gate_snr_ceiling)
-        weight = out.audio_weight.float().clamp(1e-6, 1 - 1e-6)
-        bce = torch.nn.functional.binary_cross_entropy(weight, target, reduction="none")
-        return h.gate_snr_supervision * (bce * valid).sum() / valid.sum().clamp(min=1)
+        return h.gate_snr_supervision * gate_bce(out, batch, target, torch.isfinite(snr))
 
     def _align_loss(self, out, batch: Batch) -> torch.Tensor:
         """``align_weight`` x the frame-wise cross-entropy of the video stream against the teacher's
