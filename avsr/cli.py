@@ -32,7 +32,7 @@ WORKERS_HELP = "parallel worker processes (default: one per CPU core, at most on
 
 
 # Measured on 2 cores (RESULTS.md, 2026-12-01, fourth session): 2 workers were 2.1x slower on 20 short clips,
-# by start-up (first file after 6.6 s, not 0.7) and by oversubscribed cores (each file's prepare 3.8x longer).
+# by start-up (first file after 6.6 s, not 0.7) and by contention (each file's prepare 3.8x longer).
 TRANSCRIBE_WORKERS = 1
 
 
