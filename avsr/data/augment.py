@@ -87,9 +87,11 @@ def frame_snr_db(clean: np.ndarray, noisy: np.ndarray, samples_per_frame: int) -
 
 class Augmenter:
     """Applies :class:`AugmentOptions` to ``(video (T, roi, roi) uint8, face_found (T,), audio (samples_per_frame T,))``
-    and crops the video to the model's ``crop_size``. Returns the three, and each frame's SNR
+    and crops the video to the model's ``crop_size``. Returns the three; each frame's SNR
     (:func:`frame_snr_db`) under the noise it mixed in: the condition of the frame, known exactly
-    because the recipe made it (``gate_snr_supervision`` teaches the gate from it)."""
+    because the recipe made it (``gate_snr_supervision`` teaches the gate from it); and the frames
+    the video was moved later against the audio (:func:`shift_video`; 0 when not shifted), which
+    ``xattn_sync_supervision`` teaches the cross-attention from."""
 
     def __init__(self, options: AugmentOptions, preprocessing: Preprocessing = Preprocessing()) -> None:
         self.options = options
@@ -97,16 +99,17 @@ class Augmenter:
         self._folder = NoiseFolder(options.noise_dir) if options.noise_dir else None
 
     def __call__(self, video: np.ndarray, face_found: np.ndarray, audio: np.ndarray, rng: np.random.Generator,
-                 others: list[np.ndarray] = ()) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+                 others: list[np.ndarray] = ()) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, int]:
         o = self.options
         video, face_found, audio = self._crop(video, rng), face_found.copy(), audio.astype(np.float32)
         if rng.random() < o.flip_prob:
             video = video[:, :, ::-1]
         if o.pad_prob and rng.random() < o.pad_prob:  # no draw when off: the same stream as before
             video, face_found, audio = self._pad(video, face_found, audio, rng)
+        offset = 0
         if o.offset_prob and rng.random() < o.offset_prob:  # likewise
-            video, face_found = shift_video(video, face_found, int(rng.integers(-o.max_offset_frames,
-                                                                                o.max_offset_frames + 1)))
+            offset = int(rng.integers(-o.max_offset_frames, o.max_offset_frames + 1))
+            video, face_found = shift_video(video, face_found, offset)
         clean = audio
         if rng.random() < o.noise_prob:
             audio = mix_at_snr(audio, self._noise(len(audio), rng, others), rng.uniform(*o.snr_db_range))
@@ -124,7 +127,7 @@ class Augmenter:
             video[start:start + width] = 0
             audio[start * step:(start + width) * step] = 0
             clean[start * step:(start + width) * step] = 0  # this function's own copy (astype above)
-        return np.ascontiguousarray(video), face_found, audio, frame_snr_db(clean, audio, step)
+        return np.ascontiguousarray(video), face_found, audio, frame_snr_db(clean, audio, step), offset
 
     def _crop(self, video: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         self.spec.check_roi(video)

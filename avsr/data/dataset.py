@@ -40,8 +40,8 @@ class AVDataset(Dataset):
     """Utterances of one or more prepared manifests (``avsr prepare manifest``).
 
     Items: ``dict(id, video (T, crop, crop) uint8, face_found (T,), audio (samples_per_frame T,), frame_snr (T,),
-    tokens (L,))`` (``frame_snr``: each frame's SNR in dB under the mixed-in noise, see
-    :func:`~avsr.data.augment.frame_snr_db`),
+    av_offset, tokens (L,))`` (``frame_snr``: each frame's SNR in dB under the mixed-in noise, see
+    :func:`~avsr.data.augment.frame_snr_db`; ``av_offset``: the frames the video was moved later),
     cropped as ``preprocessing`` says (at random when augmenting).
     """
 
@@ -75,16 +75,17 @@ class AVDataset(Dataset):
         if self.augment.options.noise_prob > 0 and "babble" in self.augment.options.noise_types:
             picks = babble_talkers(index, self.speakers, self.augment.options.babble_speakers, rng)
             others = [load_features(self.records[i]["features"])[2] for i in picks]
-        video, face_found, audio, frame_snr = self.augment(video, face_found, audio, rng, others)
+        video, face_found, audio, frame_snr, av_offset = self.augment(video, face_found, audio, rng, others)
         return {"id": record["id"], "text": record["text"], "video": video, "face_found": face_found,
-                "audio": audio, "frame_snr": frame_snr, "tokens": torch.tensor(self.tokenizer.encode(record["text"]), dtype=torch.long)}
+                "audio": audio, "frame_snr": frame_snr, "av_offset": av_offset, "tokens": torch.tensor(self.tokenizer.encode(record["text"]), dtype=torch.long)}
 
 
 @dataclass
 class Batch:
     """Padded tensors with their lengths: audio ``(B, N)``, video ``(B, T, H, W)`` (normalised),
-    face_found ``(B, T)``, targets ``(B, L)`` (0-padded), and frame_snr ``(B, T)`` (each frame's SNR
-    in dB under the noise the augmentation mixed in; NaN where unknown and in the padding)."""
+    face_found ``(B, T)``, targets ``(B, L)`` (0-padded), frame_snr ``(B, T)`` (each frame's SNR
+    in dB under the noise the augmentation mixed in; NaN where unknown and in the padding) and
+    av_offset ``(B,)`` (frames the augmentation moved each video later against its audio)."""
 
     ids: list[str]
     texts: list[str]
@@ -96,10 +97,11 @@ class Batch:
     targets: torch.Tensor
     target_lengths: torch.Tensor
     frame_snr: torch.Tensor | None = None
+    av_offset: torch.Tensor | None = None
 
     def to(self, device, **kwargs) -> "Batch":
         for name in ("audio", "audio_lengths", "video", "video_lengths", "face_found", "targets", "target_lengths",
-                     "frame_snr"):
+                     "frame_snr", "av_offset"):
             if getattr(self, name) is None:
                 continue
             setattr(self, name, getattr(self, name).to(device, **kwargs))
@@ -126,7 +128,8 @@ def collate(items: list[dict], preprocessing: Preprocessing = Preprocessing()) -
             frame_snr[i, : len(snr)] = snr
     return Batch([item["id"] for item in items], [item["text"] for item in items], audio, frames * step,
                  preprocessing.normalise_video(video, face_found, frames), frames, face_found, targets,
-                 torch.tensor([len(item["tokens"]) for item in items]), frame_snr)
+                 torch.tensor([len(item["tokens"]) for item in items]), frame_snr,
+                 torch.tensor([item.get("av_offset", 0) for item in items]))
 
 
 class BucketBatchSampler(Sampler[list[tuple[int, int]]]):

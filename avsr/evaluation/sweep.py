@@ -88,7 +88,8 @@ def shifted_items(items: list[dict], offset_ms: int) -> list[dict]:
     frames = offset_frames(offset_ms)
     if frames == 0:
         return items
-    return [item | dict(zip(("video", "face_found"), shift_video(item["video"], item["face_found"], frames)))
+    return [item | dict(zip(("video", "face_found"), shift_video(item["video"], item["face_found"], frames)),
+                        av_offset=item.get("av_offset", 0) + frames)
             for item in items]
 
 

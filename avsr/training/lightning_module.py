@@ -97,6 +97,31 @@ def gate_bce(out, batch: Batch, target: torch.Tensor, known: torch.Tensor | None
     return (bce * valid).sum() / valid.sum().clamp(min=1)
 
 
+def sync_nll(attention: torch.Tensor, lengths: torch.Tensor, face_found: torch.Tensor,
+             av_offset: torch.Tensor) -> torch.Tensor:
+    """Mean negative log of the attention each audio frame pays to the video frame that shows it.
+
+    Args:
+        attention: ``(B, T, 2W + 1)`` from ``xattn`` (index ``j``: video frame ``t + j - W``).
+        lengths: ``(B,)`` frames in each utterance; face_found ``(B, T)``.
+        av_offset: ``(B,)`` frames each video was moved later (:class:`~avsr.data.augment.Augmenter`),
+            so audio frame ``t`` is shown by video frame ``t + av_offset``.
+
+    Only frames inside the utterance whose target video frame is inside it, within the window and
+    has a face count (the others have nothing to find)."""
+    batch, frames, span = attention.shape
+    window = (span - 1) // 2
+    offset = av_offset.to(attention.device)[:, None]  # (B, 1)
+    time = torch.arange(frames, device=attention.device)[None]  # (1, T)
+    shown = time + offset  # the video frame that shows audio frame t
+    inside = (time < lengths[:, None]) & (shown >= 0) & (shown < lengths[:, None]) & (offset.abs() <= window)
+    found = torch.gather(face_found.bool().to(attention.device), 1, shown.clamp(0, frames - 1))
+    known = inside & found
+    index = (offset + window).clamp(0, span - 1).expand(batch, frames)[..., None]
+    picked = torch.gather(attention.float(), 2, index)[..., 0]
+    return -(picked.clamp(min=1e-6).log() * known).sum() / known.sum().clamp(min=1)
+
+
 class AVSRLightning(L.LightningModule):
     """
     Args:
@@ -134,6 +159,13 @@ class AVSRLightning(L.LightningModule):
             :func:`snr_target` of its SNR (binary cross-entropy). Real datasets allow it wherever
             noise is added in training. 0: off.
         gate_snr_midpoint_db, gate_snr_width_db, gate_snr_ceiling: the shape of :func:`snr_target`.
+        xattn_sync_supervision: weight of a loss that teaches ``xattn``'s audio-to-video attention
+            where each audio frame's lip frame is: the offset augmentation moved the video by a
+            known number of frames (``Batch.av_offset``), and the attention's weight on that frame
+            is raised (:func:`sync_nll`). Without it nothing tells the attention to find the right
+            frame (RESULTS.md, 2026-12-01, fifth session: its peak offset did not follow a shift).
+            Real datasets allow it wherever their clips are in sync (LRS2/LRS3 were filtered with
+            SyncNet) and offsets are added in training. 0: off.
     """
 
     def __init__(self, model: ModelConfig | None = None, learning_rate: float = 2e-3, weight_decay: float = 0.01,
@@ -141,7 +173,8 @@ class AVSRLightning(L.LightningModule):
                  preprocessing: Preprocessing = Preprocessing(), init_audio: str | None = None,
                  init_video: str | None = None, freeze_streams_steps: int = 0, align_teacher: str | None = None,
                  align_weight: float = 0.5, gate_supervision: float = 0.0, gate_snr_supervision: float = 0.0,
-                 gate_snr_midpoint_db: float = 5.0, gate_snr_width_db: float = 3.0, gate_snr_ceiling: float = 0.8) -> None:
+                 gate_snr_midpoint_db: float = 5.0, gate_snr_width_db: float = 3.0, gate_snr_ceiling: float = 0.8,
+                 xattn_sync_supervision: float = 0.0) -> None:
         super().__init__()
         self.save_hyperparameters()
         if gate_snr_width_db <= 0 or not 0 < gate_snr_ceiling <= 1:
@@ -203,7 +236,7 @@ class AVSRLightning(L.LightningModule):
         aux = (self.hparams.aux_weight * self._ctc(out.audio_log_probs, out, batch)
                + video_weight * self._ctc(out.video_log_probs, out, batch))
         return (self._ctc(out.log_probs, out, batch) + aux + self._align_loss(out, batch) + self._gate_loss(out, batch)
-                + self._gate_snr_loss(out, batch)), out
+                + self._gate_snr_loss(out, batch) + self._sync_loss(out, batch)), out
 
     def _gate_loss(self, out, batch: Batch) -> torch.Tensor:
         """``gate_supervision`` x the binary cross-entropy of the gate's audio weight, on frames with a
@@ -228,6 +261,14 @@ class AVSRLightning(L.LightningModule):
         snr = batch.frame_snr[:, :out.audio_weight.shape[1]].to(out.audio_weight.device)
         target = snr_target(torch.nan_to_num(snr), h.gate_snr_midpoint_db, h.gate_snr_width_db, h.gate_snr_ceiling)
         return h.gate_snr_supervision * gate_bce(out, batch, target, torch.isfinite(snr))
+
+    def _sync_loss(self, out, batch: Batch) -> torch.Tensor:
+        """``xattn_sync_supervision`` x :func:`sync_nll` of the audio-to-video attention; 0 when off,
+        without cross-attention, or for a batch without offsets."""
+        weight = self.hparams.xattn_sync_supervision
+        if not weight or out.attention is None or batch.av_offset is None:
+            return out.log_probs.new_zeros(())
+        return weight * sync_nll(out.attention, out.lengths, batch.face_found, batch.av_offset)
 
     def _align_loss(self, out, batch: Batch) -> torch.Tensor:
         """``align_weight`` x the frame-wise cross-entropy of the video stream against the teacher's

@@ -139,11 +139,12 @@ def test_offset_augmentation_draws_a_seeded_shift_within_its_range():
                              time_mask_prob=0, flip_prob=0, offset_prob=1.0, max_offset_frames=3)
     shifts = set()
     for seed in range(40):
-        out, found, _, _ = Augmenter(options)(video, np.ones(40, bool), np.zeros(40 * 640, np.float32),
-                                              np.random.default_rng(seed))
+        out, found, _, _, reported = Augmenter(options)(video, np.ones(40, bool), np.zeros(40 * 640, np.float32),
+                                                        np.random.default_rng(seed))
         first = int(np.flatnonzero(found)[0])
         shift = first if first else -(int(out[0, 0, 0]) - 1)  # late video starts black; early video starts later
         np.testing.assert_array_equal(out, shift_video(video[:, 4:92, 4:92], np.ones(40, bool), shift)[0])
+        assert reported == shift  # the shift it reports (Batch.av_offset) is the one it made
         shifts.add(shift)
     assert shifts == set(range(-3, 4))  # every shift in ±3 frames is drawn, none beyond
     again = Augmenter(options)(video, np.ones(40, bool), np.zeros(40 * 640, np.float32), np.random.default_rng(7))
@@ -187,7 +188,7 @@ def test_padding_adds_silence_and_repeats_the_edge_frames():
                              flip_prob=0.0, time_mask_prob=0.0, random_crop=False, pad_prob=1.0, max_pad_frames=10)
     lengths = set()
     for seed in range(8):
-        out_video, out_face, out_audio, _ = Augmenter(options)(video, np.ones(frames, bool), audio,
+        out_video, out_face, out_audio, _, _ = Augmenter(options)(video, np.ones(frames, bool), audio,
                                                                 np.random.default_rng(seed))
         before = int(np.argmin(np.all(out_video == crops[0], axis=(1, 2)))) - 1  # repeats of the first frame
         after = len(out_video) - frames - before

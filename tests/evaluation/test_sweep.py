@@ -189,6 +189,7 @@ def test_an_offset_axis_shifts_the_video_by_whole_frames_and_combines_with_every
         np.testing.assert_array_equal(moved["video"], expected_video)
         np.testing.assert_array_equal(moved["face_found"], expected_face)
         assert not moved["face_found"][:3].any() and moved["audio"] is item["audio"]
+        assert moved["av_offset"] == item["av_offset"] + 3  # the shift it made, as the training loss reads it
     paths = write_results(rows, tmp_path)
     assert tmp_path / "wer_vs_offset.png" in paths
     image = cv2.imread(str(tmp_path / "wer_vs_offset.png"))
