@@ -467,3 +467,67 @@ def test_gate_snr_supervision_teaches_the_weight_to_follow_the_frames_snr(prepar
     with torch.no_grad():
         (_, clean_weight), (_, noisy_weight) = weights(clean), weights(noisy)
     assert clean_weight - noisy_weight > max(0.3, before + 0.2), (before, clean_weight, noisy_weight)
+
+
+def test_sync_supervision_raises_the_attention_on_the_lip_frame_of_each_audio_frame(prepared_corpus):
+    """``xattn_sync_supervision``: the batch carries the shift the offset augmentation made; the loss
+    is 0 for attention all on the frame that shows the audio and log(2W + 1) for attention spread
+    evenly; frames with nothing to find are left out; only the audio-to-video attention and the
+    streams learn; and a few steps of it raise that attention."""
+    from avsr.data.augment import AugmentOptions
+    from avsr.training.lightning_module import AVSRLightning, sync_nll
+
+    embedded = Path(avsr.__file__).parent / "assets" / "synth-grid-tiny.pt"
+    trained, _, _ = load_bundle(embedded)
+    spec = trained.preprocessing
+    quiet = dict(drop_audio_prob=0.0, drop_video_prob=0.0, blank_span_prob=0.0, time_mask_prob=0.0, noise_prob=0.0,
+                 random_crop=False, flip_prob=0.0, pad_prob=0.0, offset_prob=1.0, max_offset_frames=3)
+    dataset = AVDataset(prepared_corpus / "val.jsonl", preprocessing=spec, augment=AugmentOptions(**quiet))
+    batch = collate([dataset[(i, epoch)] for i in range(2) for epoch in range(3)], spec)
+    assert len(set(batch.av_offset.tolist())) > 1 and (batch.av_offset.abs() <= 3).all()
+    for found, frames, offset in zip(batch.face_found, batch.video_lengths, batch.av_offset.tolist()):
+        missing = found[:offset] if offset > 0 else found[frames + offset:frames]  # shifted in from outside
+        assert not missing.any() and found[:frames].sum() >= frames - abs(offset) - 2
+
+    window, frames = 4, 12
+    lengths, face = torch.tensor([frames, 9]), torch.ones(2, frames, dtype=torch.bool)
+    offsets = torch.tensor([2, -1])
+    exact = torch.zeros(2, frames, 2 * window + 1)
+    exact[0, :, window + 2] = exact[1, :, window - 1] = 1
+    assert sync_nll(exact, lengths, face, offsets) == pytest.approx(0.0, abs=1e-6)
+    even = torch.full((2, frames, 2 * window + 1), 1 / (2 * window + 1))
+    assert sync_nll(even, lengths, face, offsets) == pytest.approx(np.log(2 * window + 1), rel=1e-5)
+    wrong = exact.roll(1, dims=2)
+    assert sync_nll(wrong, lengths, face, offsets) > 10  # no weight on the right frame: a large loss
+    assert sync_nll(wrong, lengths, torch.zeros_like(face), offsets) == 0  # no face to find anywhere
+    assert sync_nll(wrong, lengths, face, torch.tensor([window + 1, -window - 1])) == 0  # outside the window
+    first_only = torch.zeros_like(face)
+    first_only[0, 2:4] = True  # faces in video frames 2 and 3 only: they show audio frames 0 and 1 of the first
+    assert sync_nll(wrong, lengths, first_only, offsets) > 10
+    half = exact * 0.5 + even * 0.5
+    half[0, 2:] = half[1] = 0  # the frames with nothing to find do not count, whatever their attention
+    assert sync_nll(half, lengths, first_only, offsets) == pytest.approx(
+        -np.log(0.5 + 0.5 / (2 * window + 1)), rel=1e-5)
+
+    module = AVSRLightning(trained.config, preprocessing=spec, xattn_sync_supervision=1.0)
+    module.model.load_state_dict(trained.state_dict())
+    module.eval()
+    forward = lambda: module.model(batch.audio, batch.audio_lengths, batch.video, batch.video_lengths, batch.face_found,
+                                   "av")
+    out = forward()
+    loss = module._sync_loss(out, batch)
+    assert loss > 0
+    loss.backward()
+    assert module.model.fusion.audio_to_video.query.weight.grad.abs().sum() > 0
+    assert module.model.head.weight.grad is None and module.model.fusion.gate.scorer[0].weight.grad is None
+    assert AVSRLightning(trained.config, preprocessing=spec)._sync_loss(out, batch) == 0
+    assert module._sync_loss(out, dataclasses.replace(batch, av_offset=None)) == 0
+
+    optimizer = torch.optim.Adam(module.model.fusion.audio_to_video.parameters(), lr=1e-2)
+    for _ in range(10):
+        optimizer.zero_grad()
+        module._sync_loss(forward(), batch).backward()
+        optimizer.step()
+    with torch.no_grad():
+        after = module._sync_loss(forward(), batch)
+    assert after < loss.detach() - 0.2, (float(loss), float(after))
