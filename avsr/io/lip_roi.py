@@ -2,8 +2,9 @@
 
 The pipeline per clip (25 fps):
 
-1. MediaPipe's face landmarker runs on every ``detect_every``-th frame and follows one face
-   (the largest at first, then the same one; :class:`~avsr.io.face_mesh.FaceMeshTracker`).
+1. MediaPipe's face landmarker runs on every ``detect_every``-th frame (optionally less often
+   while the head holds still, ``detect_every_max``) and follows one face (the largest at first,
+   then the same one; :class:`~avsr.io.face_mesh.FaceMeshTracker`).
 2. Gaps in the landmark track up to ``max_gap_frames`` are filled by linear interpolation;
    longer gaps are marked ``face_found = False`` and their crops are zeroed.
 3. The stable points (eye corners, nose) are smoothed over time and a similarity transform maps
@@ -29,7 +30,8 @@ import numpy as np
 from scipy.ndimage import gaussian_filter1d
 
 from avsr.files import atomic_path
-from avsr.io.face_mesh import KEPT_POINTS, LIPS_OUTER, LIPS_SLICE, STABLE_SLICE, FaceMeshTracker, detection_size
+from avsr.io.face_mesh import (KEPT_POINTS, LIPS_OUTER, LIPS_SLICE, STABLE_SLICE, FaceMeshTracker, detection_size,
+                               face_size)
 from avsr.io.media import frame_to_gray, frame_to_rgb, iter_video_frames, probe_video
 from avsr.io.spool import FrameSpool
 from avsr.preprocessing import DETECT_EVERY, DETECT_MAX_SIDE, ROI_SIZE, VIDEO_FPS
@@ -55,6 +57,10 @@ class LipRoiOptions:
     crop_size: int = ROI_SIZE  # side of the square grayscale crop, pixels
     mouth_width_fraction: float = 0.55  # an average mouth spans this fraction of the crop width
     detect_every: int = DETECT_EVERY  # run the landmarker on every k-th frame and interpolate in between
+    # While the head holds still, the stride doubles after each detection up to this many frames, and
+    # it falls back to detect_every as soon as the head moves or the face is lost (None: fixed stride).
+    detect_every_max: int | None = None
+    still_motion: float = 0.005  # "still": the stable points moved less than this x the face width a frame
     detect_max_side: int | None = DETECT_MAX_SIDE  # downscale frames to this longer side for detection (None: full size)
     max_faces: int = 4  # faces MediaPipe may report per frame (the largest one is followed)
     max_gap_frames: int = 12  # longer runs without a face are face_found=False (12 = 0.48 s)
@@ -68,10 +74,13 @@ class LipRoiOptions:
             raise ValueError(f"crop_size={self.crop_size} is too small; use at least 16")
         if self.detect_every < 1:
             raise ValueError(f"detect_every={self.detect_every} must be >= 1")
-        if self.max_gap_frames < self.detect_every - 1:
+        if self.detect_every_max is not None and self.detect_every_max < self.detect_every:
+            raise ValueError(f"detect_every_max={self.detect_every_max} must be >= detect_every={self.detect_every} "
+                             "(or None for a fixed stride)")
+        if self.max_gap_frames < self.longest_stride - 1:
             raise ValueError(
                 f"max_gap_frames={self.max_gap_frames} is shorter than the frames skipped between "
-                f"detections (detect_every={self.detect_every}); use max_gap_frames >= {self.detect_every - 1}"
+                f"detections (up to {self.longest_stride}); use max_gap_frames >= {self.longest_stride - 1}"
             )
         if self.detect_max_side is not None and self.detect_max_side < 64:
             raise ValueError(f"detect_max_side={self.detect_max_side} is too small; use >= 64 or None")
@@ -79,6 +88,21 @@ class LipRoiOptions:
             raise ValueError(f"mouth_width_fraction={self.mouth_width_fraction} must be in [0.1, 0.9]")
         if self.smooth_sigma_frames < 0:
             raise ValueError(f"smooth_sigma_frames={self.smooth_sigma_frames} must be >= 0")
+
+    @property
+    def longest_stride(self) -> int:
+        """The most frames from one landmarker call to the next."""
+        return self.detect_every_max or self.detect_every
+
+    def next_stride(self, stride: int, points: np.ndarray | None, previous: np.ndarray | None, frames: int) -> int:
+        """Frames until the landmarker's next call, after a call that found ``points`` (None: no face)
+        ``frames`` after the call that found ``previous``: twice ``stride`` (at most
+        ``detect_every_max``) while the stable points moved less than ``still_motion`` x the face width
+        per frame, else ``detect_every``."""
+        if self.detect_every_max is None or points is None or previous is None:
+            return self.detect_every
+        motion = np.abs(points[STABLE_SLICE] - previous[STABLE_SLICE]).max() / frames / max(face_size(points), 1.0)
+        return min(2 * stride, self.detect_every_max) if motion < self.still_motion else self.detect_every
 
 
 @dataclass
@@ -280,13 +304,20 @@ def _track_face(source, options: LipRoiOptions) -> tuple[np.ndarray, list[np.nda
         options.landmarker_model,
         max_faces=options.max_faces,
         detect_max_side=options.detect_max_side,
-        reacquire_after=max(1, options.max_gap_frames // options.detect_every),
+        reacquire_after=max(1, options.max_gap_frames // options.longest_stride),
     ) as tracker:
+        stride, due, previous, previous_index = options.detect_every, 0, None, 0
         for index, frame in enumerate(_frames(source)):
             points = None
-            if index % options.detect_every == 0:
+            if index == due:
                 rgb = frame.rgb(options.detect_max_side)
                 points = tracker.track(rgb, round(index * 1000 / VIDEO_FPS), output_size=frame.size)
+                stride = options.next_stride(stride, points, previous, index - previous_index)
+                due = index + stride
+                if points is not None:
+                    previous, previous_index = points, index
+                else:
+                    previous = None  # the next found face starts the stride again
             rows.append(missing if points is None else points)
             if cache is not None:
                 cache.append(frame.gray())

@@ -141,6 +141,30 @@ def test_npz_round_trip(tmp_path, carphone_roi):
 def test_options_are_validated():
     with pytest.raises(ValueError, match="max_gap_frames"):
         LipRoiOptions(detect_every=20, max_gap_frames=5)
+    with pytest.raises(ValueError, match="max_gap_frames"):
+        LipRoiOptions(detect_every_max=20, max_gap_frames=12)
+    with pytest.raises(ValueError, match="detect_every_max=2"):
+        LipRoiOptions(detect_every=3, detect_every_max=2)
+
+
+def test_the_stride_grows_while_the_head_holds_still_and_not_while_it_moves(carphone_roi, carphone_frames, monkeypatch):
+    """``detect_every_max``: on a still head the landmarker runs far less often and the crops are
+    those of the fixed stride; on the moving carphone head it keeps the fixed stride's calls."""
+    calls = []
+    track = FaceMeshTracker.track
+    monkeypatch.setattr(FaceMeshTracker, "track", lambda self, frame, ms, **kw: calls.append(ms) or track(self, frame, ms, **kw))
+    still = np.repeat(carphone_frames[:1], 50, axis=0)
+    fixed = extract_lip_roi(still)
+    fixed_calls, calls[:] = len(calls), []
+    adaptive = extract_lip_roi(still, LipRoiOptions(detect_every_max=12))
+    assert fixed_calls == 17 and len(calls) <= 7, calls  # frames 0, 3, 9, 21, 33, 45
+    assert adaptive.face_found.all() and np.abs(adaptive.roi.astype(int) - fixed.roi).max() <= 1
+
+    calls[:] = []
+    moving = extract_lip_roi(CARPHONE, LipRoiOptions(detect_every_max=12))
+    assert len(calls) >= 0.9 * len(carphone_roi) / 3 and moving.face_found.all()
+    drift = np.abs(moving.mouth_landmarks.mean(axis=1) - carphone_roi.mouth_landmarks.mean(axis=1))
+    assert np.median(drift) < 2.0 and drift.max() < 6.0
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc and glibc's allocator")
