@@ -44,8 +44,9 @@ OUTER_LIPS = slice(0, 20)
 @dataclass(frozen=True)
 class SyncEstimate:
     offset_ms: float  # positive: the video lags the audio
-    confidence: float  # the peak's margin over the best rival lag (see the module's notes)
-    correlation: float  # the correlation at the peak
+    confidence: float  # mouth: the peak's margin over the best rival lag (see the module's notes); attention: agreement
+    correlation: float  # mouth: the correlation at the peak; attention: the attention's mean peak weight
+    source: str = "mouth"  # mouth (estimate_offset) or attention (attention_offset)
 
     @property
     def offset_frames(self) -> int:
@@ -157,3 +158,31 @@ def estimate_offset(opening: np.ndarray, audio, max_lag: int = 10,
     rival = np.nanmax(rivals) if np.isfinite(rivals).any() else -1.0
     margin = float(np.clip(scores[best] - rival, 0.0, 1.0))
     return SyncEstimate(1000 * FRAME_S * lag, margin, float(scores[best]))
+
+
+def attention_offset(attention: np.ndarray, face_found: np.ndarray, min_frames: int = 25) -> SyncEstimate | None:
+    """The audio-video offset read from where an ``xattn`` model's audio frames looked, or None with
+    fewer than ``min_frames`` frames that attended to a face.
+
+    Each audio frame's most attended video frame (:func:`~avsr.models.fusion.attention_summary`) is a
+    vote for an offset. The estimate is the median vote, refined by the mean of the votes within a
+    frame of it; ``confidence`` is the share of votes within that frame (1: every frame agrees).
+    Only a model taught where the lips are (``xattn_sync_supervision``) votes consistently: the
+    votes of one trained without it are spread over the window (RESULTS.md, 2026-12-01, fifth
+    session).
+
+    Args:
+        attention: ``(T, 2W + 1)`` each audio frame's attention over video frames ``t - W .. t + W``
+            (rows of zeros where it had no face to attend to).
+        face_found: ``(T,)``; frames without a face do not vote.
+    """
+    attention = np.asarray(attention, dtype=np.float64)
+    window = (attention.shape[1] - 1) // 2
+    voting = np.asarray(face_found[: len(attention)], bool) & (attention.sum(axis=1) > 0)
+    if voting.sum() < min_frames:
+        return None
+    votes = attention[voting].argmax(axis=1) - window
+    median = float(np.median(votes))
+    near = np.abs(votes - median) <= 1
+    return SyncEstimate(1000 * FRAME_S * float(votes[near].mean()), float(near.mean()),
+                        float(attention[voting].max(axis=1).mean()), source="attention")

@@ -14,7 +14,7 @@ import pytest
 import torch
 
 import avsr
-from avsr.inference.sync import estimate_offset, mouth_opening, speech_envelope
+from avsr.inference.sync import attention_offset, estimate_offset, mouth_opening, speech_envelope
 from avsr.inference.transcribe import SYNC_MIN_CONFIDENCE, TranscribeOptions, Transcriber, prepare_input
 from avsr.io.media import load_media
 from avsr.io.writer import write_offset_copy
@@ -145,3 +145,27 @@ def test_the_json_has_the_offset_always_and_the_attention_only_when_asked(clips,
     assert len(asked["attention_offset_frames"]) == len(asked["attention_peak"]) == frames
     assert all(-4 <= o <= 4 for o in asked["attention_offset_frames"])
     assert all(1 / 9 - 1e-3 <= p <= 1 for p in asked["attention_peak"])
+
+
+def test_the_attention_estimate_is_the_offset_most_frames_looked_at():
+    """``attention_offset``: the median vote, refined within a frame; agreement as confidence; frames
+    without a face do not vote; too few votes give no estimate."""
+    rng = np.random.default_rng(0)
+    window, frames = 8, 60
+    attention = rng.random((frames, 2 * window + 1)) * 0.1
+    looked = np.where(np.arange(frames) % 4 == 0, 4, 3)  # three quarters at +3 frames, a quarter at +4
+    attention[np.arange(frames), window + looked] = 1.0
+    attention /= attention.sum(axis=1, keepdims=True)
+    face = np.ones(frames, bool)
+    estimate = attention_offset(attention, face)
+    assert estimate.source == "attention" and estimate.confidence == 1.0
+    assert estimate.offset_ms == pytest.approx(40 * 3.25)
+
+    scattered = attention.copy()
+    scattered[:20] = np.roll(scattered[:20], -7, axis=1)  # a third look 7 frames earlier
+    assert attention_offset(scattered, face).confidence == pytest.approx(40 / 60)
+    no_face = face.copy()
+    no_face[:20] = False  # ... but those frames had no face: they do not vote
+    assert attention_offset(scattered, no_face).confidence == 1.0
+    assert attention_offset(attention, np.arange(frames) < 24) is None
+    assert attention_offset(np.zeros_like(attention), face) is None  # a model that attended to nothing
