@@ -59,6 +59,8 @@ class LipRoiOptions:
     detect_every: int = DETECT_EVERY  # run the landmarker on every k-th frame and interpolate in between
     # While the head holds still, the stride doubles after each detection up to this many frames, and
     # it falls back to detect_every as soon as the head moves or the face is lost (None: fixed stride).
+    # Measured (RESULTS.md, 2026-12-01, fifth session): 3..12 prepared the synthetic test set 1.8x
+    # faster, but the embedded model, trained on fixed-stride crops, read its video 17.3 -> 24.6 % WER.
     detect_every_max: int | None = None
     still_motion: float = 0.005  # "still": the stable points moved less than this x the face width a frame
     detect_max_side: int | None = DETECT_MAX_SIDE  # downscale frames to this longer side for detection (None: full size)
