@@ -51,6 +51,7 @@ class ModelConfig:
     video_channels: tuple[int, ...] | None = None  # ResNet stage widths of the video trunk
     fusion: str = "gate"  # gate | xattn (the gate over locally cross-attending streams) | concat | sum
     xattn_window: int = 8  # xattn: frames each way a stream looks into the other (8 = 320 ms)
+    xattn_align: bool = False  # xattn: the gate reads the video moved into the audio's time by the attention
     gate_unit_streams: bool = False  # gate: mix unit-RMS streams, so its weight is each stream's share (see fusion.py)
     gate_posterior_cues: bool = False  # gate / xattn: also read each stream's CTC posterior entropy per frame
     gate_agreement_cue: bool = False  # gate / xattn: also read how far the two heads read the same characters
@@ -75,6 +76,9 @@ class ModelConfig:
             raise ValueError(f"video_pool={self.video_pool} and video_downsample={self.video_downsample} must be >= 1")
         if self.xattn_window < 0:
             raise ValueError(f"xattn_window={self.xattn_window} must be 0 or more (frames each way)")
+        if self.xattn_align and self.fusion != "xattn":
+            raise ValueError(f"xattn_align moves the video by the cross-attention; fusion={self.fusion!r} has none: "
+                             "use fusion xattn")
         if self.fusion not in FUSIONS:
             raise ValueError(f"fusion={self.fusion!r}; use one of {', '.join(FUSIONS)}")
         if self.gate_mix not in ReliabilityGate.MIXES:
@@ -137,7 +141,7 @@ class AVSRModel(nn.Module):
             self.fusion = ReliabilityGate(c.dim, unit_streams=c.gate_unit_streams, extra_cues=extra_cues, mix=c.gate_mix)
         elif c.fusion == "xattn":
             self.fusion = CrossAttentionGate(c.dim, c.num_heads, c.xattn_window, unit_streams=c.gate_unit_streams,
-                                             extra_cues=extra_cues, mix=c.gate_mix)
+                                             extra_cues=extra_cues, mix=c.gate_mix, align=c.xattn_align)
         else:
             self.fusion = FUSIONS[c.fusion](c.dim)
         if c.gate_mix != "posterior":  # (posterior: the heads' posteriors are fused, nothing follows the gate)

@@ -161,6 +161,12 @@ class SumFusion(nn.Module):
         return 0.5 * (self.audio_proj(audio) + self.video_proj(video)), None, None
 
 
+def local_windows(x: torch.Tensor, window: int) -> torch.Tensor:
+    """``(B, T, D)`` -> ``(B, T, D, 2 * window + 1)``: for each frame t the frames t - window .. t + window
+    (zeros beyond the ends), a strided view of the padded sequence."""
+    return nn.functional.pad(x, (0, 0, window, window)).unfold(1, 2 * window + 1, 1)
+
+
 class LocalCrossAttention(nn.Module):
     """Multi-head attention from each frame of one stream to the other stream's frames within
     ``±window`` frames, with a learned bias per head and relative offset.
@@ -188,10 +194,8 @@ class LocalCrossAttention(nn.Module):
         heads, span = self.num_heads, 2 * self.window + 1
         q = self.query(self.norm_query(query)).view(batch, frames, heads, dim // heads)
         keys, values = self.key_value(self.norm_memory(memory)).chunk(2, dim=2)
-        # (B, T + 2W, D) -> (B, T, D, 2W + 1): the window of frame t is padded frames t .. t + 2W.
-        window = lambda x: nn.functional.pad(x, (0, 0, self.window, self.window)).unfold(1, span, 1)
-        keys = window(keys).reshape(batch, frames, heads, dim // heads, span)
-        values = window(values).reshape(batch, frames, heads, dim // heads, span)
+        keys = local_windows(keys, self.window).reshape(batch, frames, heads, dim // heads, span)
+        values = local_windows(values, self.window).reshape(batch, frames, heads, dim // heads, span)
         allowed = nn.functional.pad(memory_valid, (self.window, self.window), value=False).unfold(1, span, 1)
         scores = torch.einsum("bthd,bthdk->bthk", q, keys) / (dim // heads) ** 0.5 + self.position_bias
         scores = scores.masked_fill(~allowed[:, :, None, :], float("-inf"))
@@ -209,22 +213,34 @@ class CrossAttentionGate(nn.Module):
     Frame-by-frame fusions read video frame t with audio frame t, the wrong lip frame when the
     streams are out of step; attention from audio frame t can find the lip frame that belongs to it.
     Returns the audio -> video attention averaged over heads, ``(B, T, 2 * window + 1)``.
+
+    ``align``: the gate's video side is the video stream *moved into the audio's time* (each audio
+    frame's average of the video frames in its window, weighted by its head-averaged attention)
+    instead of video frame t plus what it looked up in the audio (no video -> audio attention then).
+    Without it, the gate still reads video frame t itself, the wrong lip frame when out of step,
+    however well the attention finds the right one (RESULTS.md, 2026-12-01, fifth session).
     """
 
     def __init__(self, dim: int, num_heads: int, window: int, unit_streams: bool = False, extra_cues: int = 0,
-                 mix: str = "sum") -> None:
+                 mix: str = "sum", align: bool = False) -> None:
         super().__init__()
+        self.window, self.align = window, align
         self.audio_to_video = LocalCrossAttention(dim, num_heads, window)
-        self.video_to_audio = LocalCrossAttention(dim, num_heads, window)
+        self.video_to_audio = None if align else LocalCrossAttention(dim, num_heads, window)
         self.gate = ReliabilityGate(dim, unit_streams=unit_streams, extra_cues=extra_cues, mix=mix)
 
     def forward(self, audio: torch.Tensor, video: torch.Tensor, cues: torch.Tensor,
                 valid: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         face = valid & (cues[..., 2] > 0.5)
         from_video, attention = self.audio_to_video(audio, video, face)
-        from_audio, _ = self.video_to_audio(video, audio, valid)
-        fused, audio_weight, _ = self.gate(audio + from_video, video + from_audio, cues)
-        return fused, audio_weight, attention.mean(dim=2)
+        attention = attention.mean(dim=2)  # (B, T, 2W + 1)
+        if self.align:
+            video = torch.einsum("btk,btdk->btd", attention, local_windows(video, self.window))
+        else:
+            from_audio, _ = self.video_to_audio(video, audio, valid)
+            video = video + from_audio
+        fused, audio_weight, _ = self.gate(audio + from_video, video, cues)
+        return fused, audio_weight, attention
 
 
 def attention_summary(attention: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
