@@ -48,13 +48,13 @@ def test_module_shapes():
 
 
 @pytest.mark.parametrize("fusion", ["gate", "xattn", "concat", "sum", "gate+posterior_cues", "gate+mix_concat",
-                                    "gate+mix_posterior", "xattn+agreement"])
+                                    "gate+mix_posterior", "xattn+agreement", "xattn+align"])
 def test_a_sample_is_the_same_alone_and_in_a_padded_batch(fusion):
     torch.manual_seed(0)
     fusion, _, option = fusion.partition("+")
     model = AVSRModel(ModelConfig(**{**SMALL.__dict__, "fusion": fusion, "gate_posterior_cues": option == "posterior_cues",
                                      "gate_mix": option[4:] if option.startswith("mix_") else "sum",
-                                     "gate_agreement_cue": option == "agreement"})).eval()
+                                     "gate_agreement_cue": option == "agreement", "xattn_align": option == "align"})).eval()
     batch = inputs(3, [23, 11, 16], seed=1)
     alone = tuple(x[1:2, : (11 * 640 if i == 0 else 11)] if i in (0, 2, 4) else x[1:2] for i, x in enumerate(batch))
     with torch.no_grad():
@@ -271,6 +271,34 @@ def test_a_frame_outside_the_window_has_no_influence():
     touched = memory.grad[0].abs().sum(dim=1) > 0
     assert touched.tolist() == [False] * 3 + [True] * 5 + [False] * 2  # frames 3..7 = 5 ± 2
     assert (query.grad[0, :5].abs().sum() == 0) and (query.grad[0, 6:].abs().sum() == 0)
+
+
+def test_aligned_xattn_gives_the_gate_the_video_frame_the_audio_attended_to():
+    """``xattn_align``: the gate reads, at audio frame t, the video stream averaged by t's attention
+    (here all on 3 frames later), and nothing from outside t's window."""
+    from avsr.models.fusion import CrossAttentionGate
+
+    torch.manual_seed(0)
+    fusion = CrossAttentionGate(16, 2, window=4, align=True).eval()
+    assert fusion.video_to_audio is None
+    with torch.no_grad():  # scores from the position bias alone: every frame looks 3 frames later
+        fusion.audio_to_video.query.weight.zero_()
+        fusion.audio_to_video.position_bias.zero_()
+        fusion.audio_to_video.position_bias[:, 4 + 3] = 50.0
+    audio, video = torch.randn(1, 20, 16), torch.randn(1, 20, 16, requires_grad=True)
+    cues, valid = torch.ones(1, 20, 3), torch.ones(1, 20, dtype=torch.bool)
+    fused, weight, attention = fusion(audio, video, cues, valid)
+    assert (attention[0, :17, 4 + 3] > 0.99).all()
+    with torch.no_grad():
+        from_video, _ = fusion.audio_to_video(audio, video, valid)
+        expected, expected_weight, _ = fusion.gate(audio + from_video, video.roll(-3, dims=1), cues)
+    torch.testing.assert_close(fused[0, :17], expected[0, :17], atol=1e-4, rtol=1e-4)
+    torch.testing.assert_close(weight[0, :17], expected_weight[0, :17], atol=1e-4, rtol=1e-4)
+    fused[0, 10].sum().backward()
+    touched = video.grad[0].abs().sum(dim=1) > 0
+    assert touched[6:15].any() and not touched[:6].any() and not touched[15:].any()  # 10 ± 4
+    with pytest.raises(ValueError, match="xattn_align"):
+        ModelConfig(fusion="gate", xattn_align=True)
 
 
 def test_xattn_finds_the_video_frame_that_belongs_to_the_audio():
