@@ -1,12 +1,13 @@
 """The training step cost of each fusion at a preset size, in one process.
 
-    python bench/fusion_step_cost.py [--preset tiny] [--fusions gate xattn concat sum] [--steps 12]
+    python bench/fusion_step_cost.py [--preset tiny] [--fusions gate xattn xattn+align concat sum] [--steps 12]
         [--batch 16] [--frames 75]
 
 One random batch (``--batch`` clips of ``--frames`` 25 Hz frames, 88x88 crops as the stage configs
 feed them: pooled 3x3, downsampled 2x) goes through forward, CTC loss, backward and an AdamW step,
 ``--steps`` times per fusion after two warm-up steps; the fusions take turns step by step, so a busy
 machine slows them alike. Printed: the median step time of each and its ratio to the first fusion.
+``xattn+align`` is ``xattn`` with ``xattn_align`` (the gate reads the video moved by the attention).
 """
 
 from __future__ import annotations
@@ -44,7 +45,7 @@ def step(model: AVSRModel, optimiser: torch.optim.Optimizer, batch) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--preset", default="tiny")
-    parser.add_argument("--fusions", nargs="+", default=["gate", "xattn", "concat", "sum"])
+    parser.add_argument("--fusions", nargs="+", default=["gate", "xattn", "xattn+align", "concat", "sum"])
     parser.add_argument("--steps", type=int, default=12)
     parser.add_argument("--batch", type=int, default=16)
     parser.add_argument("--frames", type=int, default=75)
@@ -53,7 +54,9 @@ def main() -> None:
     runs = {}
     for fusion in args.fusions:
         torch.manual_seed(0)
-        model = AVSRModel(ModelConfig(preset=args.preset, fusion=fusion, video_pool=3, video_downsample=2)).train()
+        name, _, option = fusion.partition("+")
+        model = AVSRModel(ModelConfig(preset=args.preset, fusion=name, xattn_align=option == "align", video_pool=3,
+                                      video_downsample=2)).train()
         runs[fusion] = (model, torch.optim.AdamW(model.parameters(), 1e-3), [])
     for _ in range(2):  # warm-up
         for model, optimiser, _ in runs.values():
@@ -67,7 +70,7 @@ def main() -> None:
     for fusion, (model, _, times) in runs.items():
         parameters = sum(p.numel() for p in model.fusion.parameters())
         median = statistics.median(times)
-        print(f"{fusion:8s} {median:7.3f} s/step  {median / first:5.2f}x {args.fusions[0]}  "
+        print(f"{fusion:11s} {median:7.3f} s/step  {median / first:5.2f}x {args.fusions[0]}  "
               f"(fusion parameters {parameters:,})")
 
 
