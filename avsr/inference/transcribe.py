@@ -25,8 +25,7 @@ from avsr.io.lip_roi import LipRoiOptions, extract_lip_roi, true_runs
 from avsr.io.media import MediaError, MediaWarning, load_media, probe_video, read_audio_into
 from avsr.io.spool import FrameSpool, ShiftedFrames
 from avsr.files import file_sha256
-from avsr.inference.sync import (SyncEstimate, attention_offset, estimate_offset, mouth_opening, mouth_signal,
-                                 speech_envelope)
+from avsr.inference.sync import SyncEstimate, estimate_offset, mouth_opening, mouth_signal, speech_envelope
 from avsr.models.av_model import MODES as MODEL_MODES
 from avsr.models.av_model import AVSRModel
 from avsr.models.fusion import attention_summary
@@ -35,9 +34,6 @@ from avsr.preprocessing import FRAME_S, ROI_SIZE, SAMPLES_PER_FRAME, TRANSCRIBE_
 MIN_FRAMES = 5  # 0.2 s: a clip shorter than this holds no word (a 1-frame clip once "transcribed" as "n")
 SYNC_MS = 80  # an estimated audio-video offset beyond this is a warning and, with av_sync="auto", undone
 SYNC_MIN_CONFIDENCE = 0.1  # an estimate with a smaller margin over its rivals is reported, not acted on
-# An xattn model's attention is read as the offset when at least this share of its frames looked within
-# a frame of the same offset (attention_offset); otherwise the mouth estimate decides.
-ATTENTION_MIN_AGREEMENT = 0.5
 
 MODES = ("auto",) + MODEL_MODES
 
@@ -112,13 +108,11 @@ class Transcript:
     warnings: list[str] = field(default_factory=list)
     timings_s: dict[str, float] = field(default_factory=dict)  # prepare / recognise seconds
     # The estimated audio-video offset (ms, positive: the video lags) and its confidence (0-1), from the
-    # mouth opening against the speech envelope or from an xattn model's attention (av_sync_source:
-    # mouth or attention; avsr.inference.sync); None without both streams or with too little to go on.
-    # av_sync_shift_ms: what was undone before recognition (0: nothing).
+    # mouth opening against the speech envelope (avsr.inference.sync); None without both streams or
+    # with too little to go on. av_sync_shift_ms: what was undone before recognition (0: nothing).
     av_offset_ms: float | None = None
     av_sync_confidence: float | None = None
     av_sync_shift_ms: int = 0
-    av_sync_source: str | None = None
     # With TranscribeOptions(attention=True) and an xattn model: per 25 Hz frame, the video frame the
     # audio attended to most (offset in frames, positive: later) and that attention's weight (peakedness).
     attention_offset_frames: list[int] | None = None
@@ -411,27 +405,6 @@ class Transcriber:
     def _decode(self, log_probs: torch.Tensor) -> str:
         return self.decoder(log_probs[None], torch.tensor([len(log_probs)]))[0]
 
-    def _cuts(self, prepared: PreparedInput, mode: str) -> list[int]:
-        return pause_cuts(prepared.audio, round(self.options.cut_pause_s * VIDEO_FPS),
-                          prepared.roi if prepared.has_video else None) if prepared.has_audio and mode != "video" else []
-
-    def _attention_sync(self, prepared: PreparedInput,
-                        attention: torch.Tensor | None) -> tuple[SyncEstimate | None, list[str]]:
-        """The offset read from an ``xattn`` model's attention (:func:`attention_offset`) and what to
-        tell the user, or ``(None, [])`` when its frames do not agree (a model not taught where the
-        lips are) or the offset is at the window's edge (it may lie beyond): the mouth estimate then decides."""
-        window = self.model.config.xattn_window
-        estimate = None if attention is None else attention_offset(attention.numpy(), prepared.face_found)
-        if estimate is None or estimate.confidence < ATTENTION_MIN_AGREEMENT or \
-                abs(estimate.offset_ms) > (window - 1) * FRAME_S * 1000:
-            return None, []
-        if abs(estimate.offset_ms) <= SYNC_MS:
-            return estimate, []
-        late = "the video lags" if estimate.offset_ms > 0 else "the video leads"
-        return estimate, [f"audio and video are out of step: {late} by about {abs(estimate.offset_ms):.0f} ms (read "
-                          f"from the model's attention, agreement {estimate.confidence:.2f}); left as it is: the "
-                          f"model's cross-attention reaches ±{window * FRAME_S * 1000:.0f} ms"]
-
     def _sync(self, prepared: PreparedInput, mode: str) -> tuple[SyncEstimate | None, int, list[str]]:
         """The offset estimate, the frames to move the video back by (0: none) and what to tell the user."""
         if mode != "av" or prepared.mouth_signal is None or not prepared.has_audio:
@@ -454,24 +427,14 @@ class Transcriber:
         started = time.perf_counter()
         mode, notes = choose_mode(prepared, self.options.mode, self.model.modes)
         o = self.options
-        forward, estimate = None, None
-        if mode == "av" and self.model.config.fusion == "xattn":
-            # A model whose attention finds the lips reads through an offset inside its window: the
-            # offset is read from where it looked, and the video is left as it is.
-            cuts = self._cuts(prepared, mode)
-            forward = self._forward(prepared, mode, cuts)
-            estimate, sync_notes = self._attention_sync(prepared, forward[2])
-            shift = 0
-        if estimate is None:
-            estimate, shift, sync_notes = self._sync(prepared, mode)
+        estimate, shift, sync_notes = self._sync(prepared, mode)
         notes += sync_notes
         if shift:  # the video frame that belongs to audio frame t is t + shift; the clip's ends are held
             prepared = replace(prepared, roi=ShiftedFrames(prepared.roi, -shift),
                                face_found=ShiftedFrames(prepared.face_found, -shift)[:])
-        if forward is None or shift:
-            cuts = self._cuts(prepared, mode)
-            forward = self._forward(prepared, mode, cuts)
-        log_probs, weights, attention = forward
+        cuts = pause_cuts(prepared.audio, round(o.cut_pause_s * VIDEO_FPS), prepared.roi if prepared.has_video else None) \
+            if prepared.has_audio and mode != "video" else []
+        log_probs, weights, attention = self._forward(prepared, mode, cuts)
         if not torch.isfinite(log_probs).all():
             raise ValueError(f"{prepared.path}: the model gave NaN or infinite scores; its weights are damaged: "
                              f"re-export the bundle ({self.model_id})")
@@ -496,7 +459,6 @@ class Transcriber:
             timings_s={"prepare": prepared.prepare_s, "recognise": time.perf_counter() - started},
             av_offset_ms=None if estimate is None else round(estimate.offset_ms, 1),
             av_sync_confidence=None if estimate is None else round(estimate.confidence, 3),
-            av_sync_source=None if estimate is None else estimate.source,
             av_sync_shift_ms=round(shift * FRAME_S * 1000),
             **self._attention_fields(attention))
 
