@@ -165,8 +165,8 @@ def attention_offset(attention: np.ndarray, face_found: np.ndarray, min_frames: 
     fewer than ``min_frames`` frames that attended to a face.
 
     Each audio frame's most attended video frame (:func:`~avsr.models.fusion.attention_summary`) is a
-    vote for an offset. The estimate is the median vote, refined by the mean of the votes within a
-    frame of it; ``confidence`` is the share of votes within that frame (1: every frame agrees).
+    vote for an offset. The estimate is the median vote (the vote nearest it), refined by the mean of
+    the votes within a frame of it; ``confidence`` is the share of votes within that frame (1: every frame agrees).
     Only a model taught where the lips are (``xattn_sync_supervision``) votes consistently: the
     votes of one trained without it are spread over the window (RESULTS.md, 2026-12-01, fifth
     session).
@@ -183,6 +183,7 @@ def attention_offset(attention: np.ndarray, face_found: np.ndarray, min_frames: 
         return None
     votes = attention[voting].argmax(axis=1) - window
     median = float(np.median(votes))
-    near = np.abs(votes - median) <= 1
+    centre = votes[np.argmin(np.abs(votes - median))]  # a vote: the median of two far-apart halves may be none
+    near = np.abs(votes - centre) <= 1
     return SyncEstimate(1000 * FRAME_S * float(votes[near].mean()), float(near.mean()),
                         float(attention[voting].max(axis=1).mean()), source="attention")

@@ -168,4 +168,10 @@ def test_the_attention_estimate_is_the_offset_most_frames_looked_at():
     no_face[:20] = False  # ... but those frames had no face: they do not vote
     assert attention_offset(scattered, no_face).confidence == 1.0
     assert attention_offset(attention, np.arange(frames) < 24) is None
+    split = attention.copy()
+    split[:30] = np.roll(split[:30], -6, axis=1)  # two far-apart halves: the median lies between them
+    halves = [40 * np.mean(np.where(np.arange(first, first + 30) % 4 == 0, 4, 3) - shift)
+              for first, shift in ((0, 6), (30, 0))]  # -2.73 and +3.23 frames
+    estimate = attention_offset(split, face)
+    assert estimate.confidence == 0.5 and estimate.offset_ms in [pytest.approx(h) for h in halves]
     assert attention_offset(np.zeros_like(attention), face) is None  # a model that attended to nothing
