@@ -51,8 +51,8 @@ SETTINGS = {
     "every 3rd frame, 1 worker": (LipRoiOptions(detect_every=3, detect_max_side=None), 1, False),
     "every 3rd, detect at 320, 1 worker": (LipRoiOptions(detect_every=3, detect_max_side=320), 1, False),
     "every 3rd, 320, max 1 face, 1 worker": (LipRoiOptions(detect_every=3, detect_max_side=320, max_faces=1), 1, False),
-    "defaults, up to every 6th while still, 1 worker": (LipRoiOptions(detect_every_max=6), 1, False),
-    "defaults, up to every 12th while still, 1 worker": (LipRoiOptions(detect_every_max=12), 1, False),
+    "defaults, up to 6th if still, 1 worker": (LipRoiOptions(detect_every_max=6), 1, False),
+    "defaults, up to 12th if still, 1 worker": (LipRoiOptions(detect_every_max=12), 1, False),
     "defaults, 1 worker": (LipRoiOptions(), 1, False),
     "defaults, 2 workers": (LipRoiOptions(), 2, False),
 }
