@@ -76,6 +76,8 @@ class LipRoiOptions:
             raise ValueError(f"crop_size={self.crop_size} is too small; use at least 16")
         if self.detect_every < 1:
             raise ValueError(f"detect_every={self.detect_every} must be >= 1")
+        if self.still_motion <= 0:
+            raise ValueError(f"still_motion={self.still_motion} must be > 0 (a share of the face width per frame)")
         if self.detect_every_max is not None and self.detect_every_max < self.detect_every:
             raise ValueError(f"detect_every_max={self.detect_every_max} must be >= detect_every={self.detect_every} "
                              "(or None for a fixed stride)")

@@ -145,6 +145,8 @@ def test_options_are_validated():
         LipRoiOptions(detect_every_max=20, max_gap_frames=12)
     with pytest.raises(ValueError, match="detect_every_max=2"):
         LipRoiOptions(detect_every=3, detect_every_max=2)
+    with pytest.raises(ValueError, match="still_motion"):
+        LipRoiOptions(detect_every_max=6, still_motion=0.0)
 
 
 def test_the_stride_grows_while_the_head_holds_still_and_not_while_it_moves(carphone_roi, carphone_frames, monkeypatch):
