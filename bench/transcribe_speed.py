@@ -106,8 +106,6 @@ def clip_figures(clips: list[Path], seconds: float, model, tmp: Path, references
         started_at = time.time()
         wall = timed_batch(clips, network, tmp / "out", options, count)
         every = "every" if options.detect_every == 1 else f"1 in {options.detect_every}"
-        if options.detect_every_max:
-            every += f"-{options.detect_every_max}"
         prepare, recognise, first = stage_seconds(tmp / "out", started_at)
         print(f"{name:<26}{every:>10}{count:>8}{wall:>9.2f}{wall / seconds:>8.3f}{word_error(tmp / 'out', references):>7.1f}"
               f"{prepare:>11.2f}{recognise:>12.2f}{first:>9.2f}", flush=True)
@@ -116,7 +114,6 @@ def clip_figures(clips: list[Path], seconds: float, model, tmp: Path, references
         row("greedy, old defaults", TranscribeOptions(detect_every=1), 1)
     row("greedy, defaults", TranscribeOptions(), workers)
     row("greedy", TranscribeOptions(), 2)
-    row("greedy, up to 1 in 12 still", TranscribeOptions(detect_every_max=12), 1)
     row("greedy", TranscribeOptions(detect_every=1), 1)
     row("greedy", TranscribeOptions(detect_every=1), 2)
     row("beam 16", TranscribeOptions(beam_size=16), workers)

@@ -118,11 +118,11 @@ def merge_summary(out_dir: Path, results: list[FileResult]) -> list[dict]:
     return kept + [r.to_json(SUMMARY_KEYS) for r in results]
 
 
-def _prepare_job(path: Path, detect_every: int, crop_memory_mb: float | None, audio_memory_mb: float | None,
-                 detect_every_max: int | None = None) -> PreparedInput | FileResult:
+def _prepare_job(path: Path, detect_every: int, crop_memory_mb: float | None,
+                 audio_memory_mb: float | None) -> PreparedInput | FileResult:
     """Worker side: the decoded input, or the failure that explains why it cannot be used."""
     try:
-        return prepare_input(path, detect_every, crop_memory_mb, audio_memory_mb, detect_every_max)
+        return prepare_input(path, detect_every, crop_memory_mb, audio_memory_mb)
     except Exception as error:  # one file's failure, expected or not, must not end the batch
         return FileResult.failed(path, error)
 
@@ -175,8 +175,7 @@ def _transcribe_locked(paths, model, out_dir, formats, options, workers, device,
     with tqdm(total=len(paths), initial=len(paths) - len(todo), unit="file", disable=not progress,
               dynamic_ncols=True) as bar, partial.open("a", encoding="utf-8") as log, \
             (out_dir / LEDGER_NAME).open("a", encoding="utf-8") as entries:
-        jobs = [(paths[i], options.detect_every, options.crop_memory_mb, options.audio_memory_mb, options.detect_every_max)
-                for i in todo]
+        jobs = [(paths[i], options.detect_every, options.crop_memory_mb, options.audio_memory_mb) for i in todo]
         for job, result in imap_jobs(_prepare_job, jobs, workers, _crashed):
             index = todo[job]
             if isinstance(result, PreparedInput):

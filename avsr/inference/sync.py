@@ -33,7 +33,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+import torch
 
+from avsr.models.fusion import attention_summary
 from avsr.preprocessing import FRAME_S, SAMPLES_PER_FRAME
 
 RIVAL_FRAMES = 3  # a rival lag is at least this far from the peak
@@ -176,14 +178,13 @@ def attention_offset(attention: np.ndarray, face_found: np.ndarray, min_frames: 
             (rows of zeros where it had no face to attend to).
         face_found: ``(T,)``; frames without a face do not vote.
     """
-    attention = np.asarray(attention, dtype=np.float64)
-    window = (attention.shape[1] - 1) // 2
-    voting = np.asarray(face_found[: len(attention)], bool) & (attention.sum(axis=1) > 0)
-    if voting.sum() < min_frames:
+    attention = torch.as_tensor(np.asarray(attention, dtype=np.float64))
+    voting = torch.as_tensor(np.asarray(face_found[: len(attention)], bool)) & (attention.sum(dim=1) > 0)
+    if int(voting.sum()) < min_frames:
         return None
-    votes = attention[voting].argmax(axis=1) - window
+    votes, peaks = (x.numpy() for x in attention_summary(attention[voting]))
     median = float(np.median(votes))
     centre = votes[np.argmin(np.abs(votes - median))]  # a vote: the median of two far-apart halves may be none
     near = np.abs(votes - centre) <= 1
-    return SyncEstimate(1000 * FRAME_S * float(votes[near].mean()), float(near.mean()),
-                        float(attention[voting].max(axis=1).mean()), source="attention")
+    return SyncEstimate(1000 * FRAME_S * float(votes[near].mean()), float(near.mean()), float(peaks.mean()),
+                        source="attention")

@@ -61,7 +61,6 @@ class TranscribeOptions:
     pause_s: float = 0.4  # a pause this long splits speech into segments
     max_segment_s: float = 20.0  # longer speech is cut at its longest pause
     detect_every: int = TRANSCRIBE_DETECT_EVERY  # run the face landmarker on every k-th frame (see there)
-    detect_every_max: int | None = None  # ... and up to every k-th while the head holds still (LipRoiOptions)
     av_sync: str = "auto"  # auto: estimate the audio-video offset and undo it beyond SYNC_MS; off
     attention: bool = False  # return an xattn model's attended offset and peak per frame
     crop_memory_mb: float | None = 128.0  # a file's mouth crops beyond this wait on disk, read a window at a time
@@ -161,7 +160,7 @@ class PreparedInput:
 
 
 def prepare_input(path: str | Path, detect_every: int = TRANSCRIBE_DETECT_EVERY, crop_memory_mb: float | None = None,
-                  audio_memory_mb: float | None = None, detect_every_max: int | None = None) -> PreparedInput:
+                  audio_memory_mb: float | None = None) -> PreparedInput:
     """Decode ``path`` for transcription. Raises :class:`MediaError` for a file that cannot be used.
 
     Crops that would take more than ``crop_memory_mb`` are spooled to a temporary file
@@ -174,8 +173,7 @@ def prepare_input(path: str | Path, detect_every: int = TRANSCRIBE_DETECT_EVERY,
         warnings.simplefilter("always", MediaWarning)
         has_video = probe_video(path) is not None
         if has_video:  # crops first, so that their working memory is gone before the audio arrives
-            roi = extract_lip_roi(path, LipRoiOptions(detect_every=detect_every, detect_every_max=detect_every_max),
-                                  spool_above_mb=crop_memory_mb)
+            roi = extract_lip_roi(path, LipRoiOptions(detect_every=detect_every), spool_above_mb=crop_memory_mb)
             crops, found, transforms = roi.roi, roi.face_found, roi.transforms
             opening = mouth_signal(crops, found, mouth_opening(roi.mouth_landmarks))
             del roi
@@ -359,7 +357,7 @@ class Transcriber:
 
     def __call__(self, path: str | Path) -> Transcript:
         prepared = prepare_input(path, self.options.detect_every, self.options.crop_memory_mb,
-                                 self.options.audio_memory_mb, self.options.detect_every_max)
+                                 self.options.audio_memory_mb)
         try:
             return self.recognise(prepared)
         finally:
