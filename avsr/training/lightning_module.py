@@ -65,6 +65,25 @@ def init_stream(model: AVSRModel, stream: str, path: str | Path) -> list[str]:
     return sorted(wanted)
 
 
+def init_whole(model: AVSRModel, path: str | Path) -> None:
+    """Copy every weight of the model at ``path`` into ``model`` (fine-tuning a trained model).
+
+    Raises:
+        ValueError: the source differs in its modalities, fusion, sizes or crop preparation. The
+            message names both models.
+    """
+    source = load_stream_model(path)
+    ours, theirs = model.config.to_dict(), source.config.to_dict()
+    differ = sorted(k for k in ours.keys() | theirs.keys() if ours.get(k) != theirs.get(k))
+    if differ:
+        raise ValueError(f"{path}: that model is not this one ({', '.join(f'{k}={theirs.get(k)!r} there, {ours.get(k)!r} here' for k in differ[:3])}); "
+                         "init_model needs the same model settings (init_audio / init_video copy one stream of another model)")
+    if source.preprocessing != model.preprocessing:
+        raise ValueError(f"{path}: it was trained on crops prepared as {source.preprocessing}, this model is set to "
+                         f"{model.preprocessing}; set model.preprocessing to match")
+    model.load_state_dict(source.state_dict())
+
+
 def reliability_target(audio_loss: torch.Tensor, video_loss: torch.Tensor) -> torch.Tensor:
     """Per utterance, the audio weight the gate is taught (``gate_supervision``): the video stream's
     share of the two streams' CTC losses, ``L_v / (L_a + L_v)``. Each stream is weighted by the
@@ -135,6 +154,10 @@ class AVSRLightning(L.LightningModule):
         init_audio, init_video: bundles or checkpoints of trained stream models (e.g. an audio-only and a
             video-only model) whose encoder and CTC head start this model's streams, as strong AVSR
             recipes do. Applied when training starts (a resumed run keeps its checkpoint's weights).
+        init_model: a bundle or checkpoint of a model with this model's settings (modalities, fusion,
+            sizes, preprocessing) whose every weight starts this one: fine-tuning, e.g. with another
+            loss or on another corpus. Applied before ``init_audio`` / ``init_video``, when training
+            starts; ``freeze_streams_steps`` then holds both its streams.
         freeze_streams_steps: keep the initialised streams fixed for this many optimizer steps, so
             that the fusion learns to read them before they move.
         align_teacher: cross-modal distillation: a bundle or checkpoint of a model with an audio
@@ -174,7 +197,7 @@ class AVSRLightning(L.LightningModule):
                  init_video: str | None = None, freeze_streams_steps: int = 0, align_teacher: str | None = None,
                  align_weight: float = 0.5, gate_supervision: float = 0.0, gate_snr_supervision: float = 0.0,
                  gate_snr_midpoint_db: float = 5.0, gate_snr_width_db: float = 3.0, gate_snr_ceiling: float = 0.8,
-                 xattn_sync_supervision: float = 0.0) -> None:
+                 xattn_sync_supervision: float = 0.0, init_model: str | None = None) -> None:
         super().__init__()
         self.save_hyperparameters()
         if gate_snr_width_db <= 0 or not 0 < gate_snr_ceiling <= 1:
@@ -209,13 +232,17 @@ class AVSRLightning(L.LightningModule):
                                  "audio stream to align the transcripts with; pass an audio-only or AV model")
             # Set past nn.Module's registration: a submodule would be trained, moved and checkpointed with the model.
             object.__setattr__(self, "_teacher", teacher.eval().requires_grad_(False))
+        if h.init_model:
+            init_whole(self.model, h.init_model)
+            if h.freeze_streams_steps > 0:
+                self._frozen += [names[0] for stream, names in STREAMS.items() if stream in self.model.modes]
         for stream, path in (("audio", h.init_audio), ("video", h.init_video)):
             if path:
                 if stream not in self.model.modes:
                     raise ValueError(f"init_{stream}={path}: this {self.model.config.modalities} model has no "
                                      f"{stream} stream")
                 init_stream(self.model, stream, path)
-                if h.freeze_streams_steps > 0:
+                if h.freeze_streams_steps > 0 and STREAMS[stream][0] not in self._frozen:
                     self._frozen.append(STREAMS[stream][0])
 
     def on_train_batch_start(self, batch: Batch, batch_index: int) -> None:
