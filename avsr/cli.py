@@ -419,6 +419,10 @@ def _add_evaluate(subparsers) -> None:
                         help="shift the video against the audio by each offset (positive: the video lags; multiples "
                         "of 40 ms, one frame), combined with every SNR and noise: an offset axis in the sweep and "
                         "wer_vs_offset.png (default 0)")
+    parser.add_argument("--av-sync", default="off", choices=["off", "attention"],
+                        help="attention: before an xattn model's av rows are scored, undo each utterance's offset as "
+                        "its cross-attention reads it (as avsr transcribe does for a model taught where the lips are); "
+                        "off: score the shifted video as it is (default)")
     parser.add_argument("--beam-size", type=positive_int, default=1, metavar="N", help="1 = greedy (default)")
     parser.add_argument("--lexicon", default=None, metavar="FILE",
                         help="words allowed in the output (word list or manifest .jsonl); needs --beam-size > 1")
@@ -446,7 +450,7 @@ def _run_evaluate(args: argparse.Namespace) -> int:
         options = EvaluateOptions(snrs=parse_snrs(args.snr_db), noises=tuple(args.noise), modes=tuple(args.modes),
                                   seed=args.seed, beam_size=args.beam_size, lexicon=args.lexicon,
                                   output_dir=args.output_dir, detect_every=args.detect_every,
-                                  av_offsets_ms=tuple(args.av_offset_ms))
+                                  av_offsets_ms=tuple(args.av_offset_ms), av_sync=args.av_sync)
         models = {_model_name(name): load_model(name).network for name in args.model}
         rows = evaluate(models, args.manifest, options, progress=bool(args.output_dir))
     except (ValueError, BundleError, OSError) as error:

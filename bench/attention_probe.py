@@ -10,8 +10,11 @@ av mode, and every audio frame that had a face in its window votes for the video
 attended to most (:func:`avsr.models.fusion.attention_summary`). Printed per offset: the median
 vote, the share of votes on the true offset (and within a frame of it), the attention's mean peak
 weight, the gate's mean audio weight, and the median error of the per-utterance offset estimate read
-from the attention (:func:`avsr.inference.sync.attention_offset`) with its median agreement. A model whose attention finds the lips puts its votes on
-the offset; one whose attention does not, spreads them over the window whatever the offset.
+from the attention (:func:`avsr.inference.sync.attention_offset`) with its median agreement and the
+share of utterances whose agreement lets ``avsr transcribe`` use it
+(:data:`avsr.inference.sync.ATTENTION_MIN_AGREEMENT`; the others fall back to the mouth). A model
+whose attention finds the lips puts its votes on the offset; one whose attention does not, spreads
+them over the window whatever the offset.
 ``--noise``/``--snr-db``: the audio mixed with that noise first, as ``avsr evaluate`` mixes it
 (the audio frames are the attention's queries).
 """
@@ -80,15 +83,16 @@ def main() -> None:
         condition = f"{args.noise} {args.snr_db:g} dB" if args.noise else "clean"
         print(f"{path}: {len(items)} utterances of {args.manifest}, {condition}")
         print(f"{'offset ms':>9} {'median vote':>12} {'on offset %':>12} {'within 1 %':>11} {'peak':>6} {'audio w':>8}"
-              f"  {'utterance estimate: median |error| ms':>37} {'agreement':>10}")
+              f"  {'utterance estimate: median |error| ms':>37} {'agreement':>10} {'used %':>7}")
         for offset, shift in shifts.items():
             attended, peak, weight, estimates = votes(network, shifted_items(items, offset))
             found = [e for e in estimates if e is not None]
             error = np.median([abs(e.offset_ms - offset) for e in found]) if found else float("nan")
             agreement = np.median([e.confidence for e in found]) if found else float("nan")
+            used = sum(e.sure for e in found) / len(estimates)
             print(f"{offset:>+9d} {np.median(attended):>+12.1f} {100 * np.mean(attended == shift):>12.1f} "
                   f"{100 * np.mean(np.abs(attended - shift) <= 1):>11.1f} {peak.mean():>6.2f} {weight.mean():>8.3f}"
-                  f"  {error:>37.1f} {agreement:>10.2f}", flush=True)
+                  f"  {error:>37.1f} {agreement:>10.2f} {100 * used:>7.0f}", flush=True)
 
 
 if __name__ == "__main__":

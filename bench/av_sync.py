@@ -8,7 +8,8 @@ evenly over its speakers) and every offset, a copy of the clip is written with t
 against the sound (positive: the video lags) by :func:`avsr.io.writer.write_offset_copy`, padded at
 the ends so that no speech or frame is lost. Each copy is decoded once and recognised with
 ``--av-sync off`` and ``auto``. Printed per offset: the estimate's median and median absolute error
-(ms), its confidence, and WER with each setting.
+(ms), its confidence, the share of estimates read from the model's attention (the rest from the
+mouth: :meth:`avsr.inference.transcribe.Transcriber.recognise`), and WER with each setting.
 """
 
 from __future__ import annotations
@@ -74,12 +75,13 @@ def main() -> None:
                 outputs = {setting: run.recognise(prepared) for setting, run in runs.items()}
                 estimate = outputs["auto"].av_offset_ms
                 results[offset].append((estimate, outputs["auto"].av_sync_confidence,
-                                        {s: (clip["text"], t.text) for s, t in outputs.items()}))
+                                        {s: (clip["text"], t.text) for s, t in outputs.items()},
+                                        outputs["auto"].av_sync_source))
                 path.unlink()
     print(f"{len(clips)} clips of {args.manifest}, model {args.model}, landmarks on every "
           f"{args.detect_every or 'default'} frame(s), mouth signal: {args.signal}")
     print(f"{'offset ms':>9} {'estimate median':>16} {'median |error|':>15} {'confidence':>11} {'no estimate':>12} "
-          f"{'WER % off':>10} {'WER % auto':>11}")
+          f"{'attention %':>12} {'WER % off':>10} {'WER % auto':>11}")
     errors = []
     for offset in args.offsets_ms:
         rows = results[offset]
@@ -88,7 +90,8 @@ def main() -> None:
         errors += error
         wer = {s: 100 * jiwer.wer([r[2][s][0] for r in rows], [r[2][s][1] for r in rows]) for s in ("off", "auto")}
         print(f"{offset:>+9d} {statistics.median(r[0] for r in found):>16.1f} {statistics.median(error):>15.1f} "
-              f"{statistics.median(r[1] for r in found):>11.2f} {len(rows) - len(found):>12d} {wer['off']:>10.1f} "
+              f"{statistics.median(r[1] for r in found):>11.2f} {len(rows) - len(found):>12d} "
+              f"{100 * np.mean([r[3] == 'attention' for r in rows]):>12.0f} {wer['off']:>10.1f} "
               f"{wer['auto']:>11.1f}")
     print(f"all offsets: median |error| {statistics.median(errors):.1f} ms, "
           f"{100 * np.mean(np.array(errors) <= 40):.0f} % within 40 ms")

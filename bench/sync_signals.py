@@ -32,7 +32,7 @@ import numpy as np
 
 from av_sync import pick_clips
 from avsr.inference.sync import estimate_offset, mouth_opening, mouth_signal
-from avsr.inference.transcribe import SYNC_MIN_CONFIDENCE
+from avsr.inference.sync import SYNC_MIN_CONFIDENCE
 from avsr.io.lip_roi import LipRoiOptions, extract_lip_roi
 from avsr.io.media import read_audio_into
 from avsr.io.writer import write_offset_copy

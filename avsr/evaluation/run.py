@@ -19,7 +19,8 @@ class EvaluateOptions:
     ``babble`` or ``NAME=DIR``. ``output_dir``: write a sweep (tables, plots) there; without it one
     model's table is printed. ``detect_every``: landmarker stride when a raw manifest is prepared.
     ``av_offsets_ms``: the video shifted against the audio by each (positive: it lags), in whole
-    25 fps frames (multiples of 40 ms)."""
+    25 fps frames (multiples of 40 ms). ``av_sync``: ``attention`` undoes each utterance's offset as
+    an ``xattn`` model's attention reads it, before its ``av`` rows are scored (``off``: as it is)."""
 
     snrs: tuple[float | None, ...] = (None,)
     noises: tuple[str, ...] = ("white",)
@@ -30,8 +31,11 @@ class EvaluateOptions:
     output_dir: str | None = None
     detect_every: int = DETECT_EVERY
     av_offsets_ms: tuple[int, ...] = (0,)
+    av_sync: str = "off"
 
     def __post_init__(self) -> None:
+        if self.av_sync not in ("off", "attention"):
+            raise ValueError(f"--av-sync {self.av_sync}: use off or attention")
         for offset in self.av_offsets_ms:
             offset_frames(offset)
         for noise in self.noises:
@@ -88,7 +92,8 @@ def evaluate(models: dict, manifest: str | Path, options: EvaluateOptions = Eval
         figure = out / "utterance.png"
         figure.unlink(missing_ok=True)  # an earlier sweep's
     rows = sweep(models, str(manifest), list(options.snrs), list(options.noises), list(options.modes), options.seed,
-                 decoder, progress=progress, figure_path=figure, offsets_ms=list(options.av_offsets_ms))
+                 decoder, progress=progress, figure_path=figure, offsets_ms=list(options.av_offsets_ms),
+                 av_sync=options.av_sync)
     if out is not None:
         write_results(rows, out)
     return rows

@@ -28,6 +28,7 @@ from avsr.files import write_text_atomic
 from avsr.data.noise import NoiseFolder, babble, babble_talkers, measured_snr_db, mix_at_snr, white_noise
 from avsr.decoding.greedy import greedy_decode
 from avsr.evaluation.figures import sweep_plots, utterance_figure
+from avsr.inference.sync import attention_offset, frames_to_undo
 
 BABBLE_TALKERS = 4
 
@@ -46,6 +47,7 @@ class SweepRow:
     utterances: int
     mean_audio_weight: float | None
     av_offset_ms: int = 0  # the video shifted against the audio (positive: the video lags)
+    av_sync: str = "off"  # attention: each utterance's offset, read from the model's attention, undone first
 
 
 class NoiseSource:
@@ -131,11 +133,31 @@ def bootstrap_wer(errors: np.ndarray, words: np.ndarray, seed: int, rounds: int 
 
 
 @torch.no_grad()
-def score(model, items: list[dict], mode: str, decoder: Callable, batch_size: int = 16) -> tuple[list[str], float | None]:
+def score(model, items: list[dict], mode: str, decoder: Callable, batch_size: int = 16,
+          av_sync: str = "off") -> tuple[list[str], float | None]:
+    """Hypotheses of ``items`` in ``mode`` and the gate's mean audio weight (None without one).
+
+    ``av_sync="attention"``: an ``xattn`` model is run on each batch, each utterance's offset is read
+    from where its audio frames looked (:func:`~avsr.inference.sync.attention_offset`), and where it
+    is sure and beyond 80 ms (:func:`~avsr.inference.sync.frames_to_undo`, as ``avsr transcribe``
+    decides) the video is moved back by it and the batch is run again. Other models and modes are
+    scored as they are.
+    """
     hypotheses, weights = [], []
     for start in range(0, len(items), batch_size):
-        batch = collate(items[start:start + batch_size], model.preprocessing)
+        chunk = items[start:start + batch_size]
+        batch = collate(chunk, model.preprocessing)
         out = model(batch.audio, batch.audio_lengths, batch.video, batch.video_lengths, batch.face_found, mode)
+        if av_sync == "attention" and out.attention is not None:
+            shifts = [frames_to_undo(attention_offset(out.attention[row, :frames].float().numpy(),
+                                                      batch.face_found[row, :frames].numpy()))
+                      for row, frames in enumerate(out.lengths.tolist())]
+            if any(shifts):
+                chunk = [item | dict(zip(("video", "face_found"),
+                                         shift_video(item["video"], item["face_found"], -shift)))
+                         for item, shift in zip(chunk, shifts)]
+                batch = collate(chunk, model.preprocessing)
+                out = model(batch.audio, batch.audio_lengths, batch.video, batch.video_lengths, batch.face_found, mode)
         hypotheses += decoder(out.log_probs, out.lengths)
         if mode == "av" and out.audio_weight is not None:  # concat and sum fusion have no weights
             valid = torch.arange(out.audio_weight.shape[1])[None] < out.lengths[:, None]
@@ -146,12 +168,15 @@ def score(model, items: list[dict], mode: str, decoder: Callable, batch_size: in
 def sweep(models: dict[str, torch.nn.Module], manifest: str, snrs: list[float | None], noises: list[str],
           modes: list[str], seed: int = 0, decoder: Callable = greedy_decode,
           progress: bool = True, figure_path: str | Path | None = None,
-          offsets_ms: list[int] = (0,)) -> list[SweepRow]:
+          offsets_ms: list[int] = (0,), av_sync: str = "off") -> list[SweepRow]:
     """One row per model x mode x noise x SNR x offset (clean first, once per model x mode; modes a
     model cannot run, such as ``av`` for an audio-only model, are skipped, and so is ``audio`` mode at
     a non-zero offset, where its input is the same; ``video`` mode, whose input is the same under every
     noise, is scored once per offset and its row repeated). The manifest's features are read once; each
     condition mixes its noise into them, then shifts the video by each offset.
+
+    ``av_sync``: ``attention`` undoes each utterance's offset as the model's attention reads it
+    before its ``av`` rows are scored (see :func:`score`); ``off``: as it is.
 
     ``figure_path``: also draw :func:`~avsr.evaluation.figures.utterance_figure` for the first
     utterance, clean and at the lowest SNR of the first noise, with the first model that runs ``av``.
@@ -188,7 +213,7 @@ def sweep(models: dict[str, torch.nn.Module], manifest: str, snrs: list[float | 
                     if mode == "video" and (name, offset) in video_runs:  # it reads no audio: same under every noise
                         hypotheses, weight = video_runs[name, offset]
                     else:
-                        hypotheses, weight = score(models[name].eval(), items, mode, decoder)
+                        hypotheses, weight = score(models[name].eval(), items, mode, decoder, av_sync=av_sync)
                         if mode == "video":
                             video_runs[name, offset] = hypotheses, weight
                     errors = np.array([_edits(r, h) for r, h in zip(references, hypotheses)])
@@ -196,7 +221,8 @@ def sweep(models: dict[str, torch.nn.Module], manifest: str, snrs: list[float | 
                     rows.append(SweepRow(name, mode, sources[noise].name if noise in sources else "clean", snr,
                                          float(np.mean(achieved)) if achieved else None,
                                          jiwer.wer(references, hypotheses), low, high,
-                                         jiwer.cer(references, hypotheses), len(references), weight, offset))
+                                         jiwer.cer(references, hypotheses), len(references), weight, offset,
+                                         av_sync if mode == "av" and models[name].config.fusion == "xattn" else "off"))
                     bar.update()
     av_models = [model for model in models.values() if "av" in model.modes]
     lowest = min((snr for snr in snrs if snr is not None), default=None)
@@ -226,7 +252,8 @@ def write_results(rows: list[SweepRow], out_dir: str | Path) -> list[Path]:
         snr = "clean" if r.snr_db is None else f"{r.snr_db:g}"
         achieved = "" if r.achieved_snr_db is None else f"{r.achieved_snr_db:.2f}"
         weight = "" if r.mean_audio_weight is None else f"{r.mean_audio_weight:.3f}"
-        md.append(f"| {r.model} | {r.mode} | {r.noise} | {snr} |" + (f" {r.av_offset_ms:+d} |" if offsets else "") +
+        mode = r.mode if r.av_sync == "off" else f"{r.mode}, {r.av_sync} sync"
+        md.append(f"| {r.model} | {mode} | {r.noise} | {snr} |" + (f" {r.av_offset_ms:+d} |" if offsets else "") +
                   f" {achieved} | {100 * r.wer:.1f} | {100 * r.wer_low:.1f}–{100 * r.wer_high:.1f} | "
                   f"{100 * r.cer:.1f} | {r.utterances} | {weight} |")
     write_text_atomic(out_dir / "results.md", "\n".join(md) + "\n")

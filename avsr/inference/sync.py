@@ -39,6 +39,13 @@ from avsr.models.fusion import attention_summary
 from avsr.preprocessing import FRAME_S, SAMPLES_PER_FRAME
 
 RIVAL_FRAMES = 3  # a rival lag is at least this far from the peak
+SYNC_MS = 80  # an estimated audio-video offset beyond this is a warning and, with av_sync="auto", undone
+SYNC_MIN_CONFIDENCE = 0.1  # a mouth estimate with a smaller margin over its rivals is reported, not acted on
+# An attention estimate with fewer agreeing frames is not used (avsr transcribe reads the mouth instead).
+# Measured (RESULTS.md, 2026-12-01, sixth session; bench/attention_probe.py, 40 test utterances at 7
+# offsets): models taught where the lips are agree on 0.82-1.00 clean and in babble at 0 dB; the
+# embedded model of the fifth session (not taught) 0.18-0.26 and randomly initialised ones 0.16-0.21.
+ATTENTION_MIN_AGREEMENT = 0.5
 INNER_LIPS = slice(20, 40)  # the inner contour of LipRoi.mouth_landmarks (outer contour first)
 OUTER_LIPS = slice(0, 20)
 
@@ -51,10 +58,23 @@ class SyncEstimate:
     source: str = "mouth"  # mouth (estimate_offset) or attention (attention_offset)
 
     @property
+    def sure(self) -> bool:
+        """Confident enough to act on (:data:`SYNC_MIN_CONFIDENCE`, :data:`ATTENTION_MIN_AGREEMENT`)."""
+        return self.confidence >= (ATTENTION_MIN_AGREEMENT if self.source == "attention" else SYNC_MIN_CONFIDENCE)
+
+    @property
     def offset_frames(self) -> int:
         """Whole frames to undo, rounded toward zero: a correction that falls short leaves a lag the
         model reads through, one a frame too far costs letters (RESULTS.md, 2026-12-01, third session)."""
         return int(self.offset_ms / 1000 / FRAME_S)
+
+
+def frames_to_undo(estimate: SyncEstimate | None) -> int:
+    """The frames to move the video back by before recognition: the estimate's whole frames where it
+    is sure and beyond :data:`SYNC_MS`, else 0."""
+    if estimate is None or abs(estimate.offset_ms) <= SYNC_MS or not estimate.sure:
+        return 0
+    return estimate.offset_frames
 
 
 def mouth_opening(mouth_landmarks: np.ndarray) -> np.ndarray:

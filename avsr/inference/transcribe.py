@@ -25,15 +25,14 @@ from avsr.io.lip_roi import LipRoiOptions, extract_lip_roi, true_runs
 from avsr.io.media import MediaError, MediaWarning, load_media, probe_video, read_audio_into
 from avsr.io.spool import FrameSpool, ShiftedFrames
 from avsr.files import file_sha256
-from avsr.inference.sync import SyncEstimate, estimate_offset, mouth_opening, mouth_signal, speech_envelope
+from avsr.inference.sync import (SYNC_MS, SyncEstimate, attention_offset, estimate_offset,
+                                 frames_to_undo, mouth_opening, mouth_signal, speech_envelope)
 from avsr.models.av_model import MODES as MODEL_MODES
 from avsr.models.av_model import AVSRModel
 from avsr.models.fusion import attention_summary
 from avsr.preprocessing import FRAME_S, ROI_SIZE, SAMPLES_PER_FRAME, TRANSCRIBE_DETECT_EVERY, VIDEO_FPS
 
 MIN_FRAMES = 5  # 0.2 s: a clip shorter than this holds no word (a 1-frame clip once "transcribed" as "n")
-SYNC_MS = 80  # an estimated audio-video offset beyond this is a warning and, with av_sync="auto", undone
-SYNC_MIN_CONFIDENCE = 0.1  # an estimate with a smaller margin over its rivals is reported, not acted on
 
 MODES = ("auto",) + MODEL_MODES
 
@@ -106,11 +105,15 @@ class Transcript:
     # empty for a fusion without weights (concat, sum)
     warnings: list[str] = field(default_factory=list)
     timings_s: dict[str, float] = field(default_factory=dict)  # prepare / recognise seconds
-    # The estimated audio-video offset (ms, positive: the video lags) and its confidence (0-1), from the
-    # mouth opening against the speech envelope (avsr.inference.sync); None without both streams or
-    # with too little to go on. av_sync_shift_ms: what was undone before recognition (0: nothing).
+    # The estimated audio-video offset (ms, positive: the video lags) and its confidence (0-1), from
+    # av_sync_source (avsr.inference.sync): "attention", where the audio frames of an xattn model taught
+    # where the lips are looked (confidence: the share of frames that agree), else "mouth", the mouth's
+    # movement against the speech envelope (confidence: the peak's margin over its rivals). None
+    # without both streams or with too little to go on. av_sync_shift_ms: what was undone before
+    # recognition (0: nothing).
     av_offset_ms: float | None = None
     av_sync_confidence: float | None = None
+    av_sync_source: str | None = None
     av_sync_shift_ms: int = 0
     # With TranscribeOptions(attention=True) and an xattn model: per 25 Hz frame, the video frame the
     # audio attended to most (offset in frames, positive: later) and that attention's weight (peakedness).
@@ -400,39 +403,59 @@ class Transcriber:
                     attention[keep_from:keep_to] = out.attention[row, keep_from - start: keep_to - start].float().cpu()
         return log_probs, (weights if out.audio_weight is not None else None), attention
 
+    def _cuts(self, prepared: PreparedInput, mode: str) -> list[int]:
+        o = self.options
+        if not prepared.has_audio or mode == "video":
+            return []
+        return pause_cuts(prepared.audio, round(o.cut_pause_s * VIDEO_FPS),
+                          prepared.roi if prepared.has_video else None)
+
     def _decode(self, log_probs: torch.Tensor) -> str:
         return self.decoder(log_probs[None], torch.tensor([len(log_probs)]))[0]
 
-    def _sync(self, prepared: PreparedInput, mode: str) -> tuple[SyncEstimate | None, int, list[str]]:
+    def _estimate(self, prepared: PreparedInput, attention: torch.Tensor | None) -> SyncEstimate | None:
+        """The offset read from the model's attention where its frames agree on one, else from the mouth."""
+        if attention is not None:
+            estimate = attention_offset(attention.numpy(), prepared.face_found)
+            if estimate is not None and estimate.sure:
+                return estimate
+        if prepared.mouth_signal is None:
+            return None
+        return estimate_offset(prepared.mouth_signal, prepared.audio)
+
+    def _sync(self, prepared: PreparedInput, mode: str,
+              attention: torch.Tensor | None) -> tuple[SyncEstimate | None, int, list[str]]:
         """The offset estimate, the frames to move the video back by (0: none) and what to tell the user."""
-        if mode != "av" or prepared.mouth_signal is None or not prepared.has_audio:
+        if mode != "av" or not prepared.has_audio:
             return None, 0, []
-        estimate = estimate_offset(prepared.mouth_signal, prepared.audio)
+        estimate = self._estimate(prepared, attention)
         if estimate is None or abs(estimate.offset_ms) <= SYNC_MS:
             return estimate, 0, []
         late = "the video lags" if estimate.offset_ms > 0 else "the video leads"
-        sure = estimate.confidence >= SYNC_MIN_CONFIDENCE
-        if self.options.av_sync == "auto" and sure:
-            shift = estimate.offset_frames
-            return estimate, shift, [f"audio and video are out of step: {late} by about {abs(estimate.offset_ms):.0f} ms "
-                                     f"(confidence {estimate.confidence:.2f}); the video was moved back by "
-                                     f"{abs(shift) * FRAME_S * 1000:.0f} ms before recognition (--av-sync off to keep it)"]
-        action = "left as it is: the estimate is unsure" if not sure else "left as it is (--av-sync auto corrects it)"
-        return estimate, 0, [f"audio and video may be out of step: {late} by about {abs(estimate.offset_ms):.0f} ms "
-                             f"(confidence {estimate.confidence:.2f}); {action}"]
+        found = (f"by about {abs(estimate.offset_ms):.0f} ms (from the {estimate.source}, "
+                 f"confidence {estimate.confidence:.2f})")
+        if self.options.av_sync == "auto" and estimate.sure:
+            shift = frames_to_undo(estimate)
+            return estimate, shift, [f"audio and video are out of step: {late} {found}; the video was moved back "
+                                     f"by {abs(shift) * FRAME_S * 1000:.0f} ms before recognition (--av-sync off to "
+                                     "keep it)"]
+        action = "left as it is: the estimate is unsure" if not estimate.sure else "left as it is (--av-sync auto corrects it)"
+        return estimate, 0, [f"audio and video may be out of step: {late} {found}; {action}"]
 
     def recognise(self, prepared: PreparedInput) -> Transcript:
         started = time.perf_counter()
         mode, notes = choose_mode(prepared, self.options.mode, self.model.modes)
         o = self.options
-        estimate, shift, sync_notes = self._sync(prepared, mode)
+        cuts = self._cuts(prepared, mode)
+        # An xattn model is run first as the file is: where its audio frames looked is the offset estimate.
+        first = self._forward(prepared, mode, cuts) if mode == "av" and self.model.config.fusion == "xattn" else None
+        estimate, shift, sync_notes = self._sync(prepared, mode, None if first is None else first[2])
         notes += sync_notes
         if shift:  # the video frame that belongs to audio frame t is t + shift; the clip's ends are held
             prepared = replace(prepared, roi=ShiftedFrames(prepared.roi, -shift),
                                face_found=ShiftedFrames(prepared.face_found, -shift)[:])
-        cuts = pause_cuts(prepared.audio, round(o.cut_pause_s * VIDEO_FPS), prepared.roi if prepared.has_video else None) \
-            if prepared.has_audio and mode != "video" else []
-        log_probs, weights, attention = self._forward(prepared, mode, cuts)
+            cuts, first = self._cuts(prepared, mode), None
+        log_probs, weights, attention = first or self._forward(prepared, mode, cuts)
         if not torch.isfinite(log_probs).all():
             raise ValueError(f"{prepared.path}: the model gave NaN or infinite scores; its weights are damaged: "
                              f"re-export the bundle ({self.model_id})")
@@ -457,6 +480,7 @@ class Transcriber:
             timings_s={"prepare": prepared.prepare_s, "recognise": time.perf_counter() - started},
             av_offset_ms=None if estimate is None else round(estimate.offset_ms, 1),
             av_sync_confidence=None if estimate is None else round(estimate.confidence, 3),
+            av_sync_source=None if estimate is None else estimate.source,
             av_sync_shift_ms=round(shift * FRAME_S * 1000),
             **self._attention_fields(attention))
 

@@ -76,8 +76,9 @@ def init_whole(model: AVSRModel, path: str | Path) -> None:
     ours, theirs = model.config.to_dict(), source.config.to_dict()
     differ = sorted(k for k in ours.keys() | theirs.keys() if ours.get(k) != theirs.get(k))
     if differ:
-        raise ValueError(f"{path}: that model is not this one ({', '.join(f'{k}={theirs.get(k)!r} there, {ours.get(k)!r} here' for k in differ[:3])}); "
-                         "init_model needs the same model settings (init_audio / init_video copy one stream of another model)")
+        named = ", ".join(f"{k}={theirs.get(k)!r} there, {ours.get(k)!r} here" for k in differ[:3])
+        raise ValueError(f"{path}: that model is not this one ({named}); init_model needs the same model settings "
+                         "(init_audio / init_video copy one stream of another model)")
     if source.preprocessing != model.preprocessing:
         raise ValueError(f"{path}: it was trained on crops prepared as {source.preprocessing}, this model is set to "
                          f"{model.preprocessing}; set model.preprocessing to match")

@@ -14,8 +14,8 @@ import pytest
 import torch
 
 import avsr
-from avsr.inference.sync import attention_offset, estimate_offset, mouth_opening, speech_envelope
-from avsr.inference.transcribe import SYNC_MIN_CONFIDENCE, TranscribeOptions, Transcriber, prepare_input
+from avsr.inference.sync import SYNC_MIN_CONFIDENCE, attention_offset, estimate_offset, mouth_opening, speech_envelope
+from avsr.inference.transcribe import TranscribeOptions, Transcriber, prepare_input
 from avsr.io.media import load_media
 from avsr.io.writer import write_offset_copy
 from avsr.models.av_model import AVSRModel, ModelConfig

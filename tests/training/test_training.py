@@ -293,6 +293,25 @@ def test_av_training_starts_from_stream_models_and_refuses_ones_that_do_not_fit(
         AVSRLightning(config, init_video=str(video), preprocessing=Preprocessing(video_norm="utterance")).setup("fit")
 
 
+def test_fine_tuning_starts_from_every_weight_of_a_model_with_the_same_settings(tmp_path):
+    from avsr.training.lightning_module import AVSRLightning
+
+    config = ModelConfig(dim=32, num_heads=2, ffn_dim=64, audio_layers=1, video_layers=1, video_channels=(8, 16),
+                         fusion="xattn", xattn_window=2)
+    trained = stream_bundle(tmp_path / "trained.pt", "av", seed=4, fusion="xattn", xattn_window=2)
+    module = AVSRLightning(config, init_model=str(trained), freeze_streams_steps=5)
+    module.setup("fit")
+    source = load_bundle(trained)[0].state_dict()
+    assert all(torch.equal(module.model.state_dict()[k], v) for k, v in source.items())
+    assert module._frozen == ["audio_encoder", "video_encoder"]
+
+    with pytest.raises(ValueError, match=r"trained\.pt: that model is not this one \(fusion='xattn' there, 'gate' here"):
+        AVSRLightning(ModelConfig(dim=32, num_heads=2, ffn_dim=64, audio_layers=1, video_layers=1,
+                                  video_channels=(8, 16)), init_model=str(trained)).setup("fit")
+    with pytest.raises(ValueError, match=r"trained\.pt: it was trained on crops prepared as"):
+        AVSRLightning(config, init_model=str(trained), preprocessing=Preprocessing(video_norm="utterance")).setup("fit")
+
+
 @pytest.mark.slow
 def test_frozen_streams_stay_those_of_the_stream_models(tmp_path, prepared):
     audio = stream_bundle(tmp_path / "audio.pt", "audio", seed=1)
