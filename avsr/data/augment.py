@@ -26,6 +26,9 @@ class AugmentOptions:
     drop_audio_prob: float = 0.1  # audio replaced by silence
     drop_video_prob: float = 0.1  # all frames blanked, face_found False
     blank_span_prob: float = 0.2  # one random span of frames blanked (face lost for a while)
+    face_gap_prob: float = 0.0  # share of utterances whose face is lost for a few frames at a time, as a
+    max_face_gaps: int = 3  # landmarker loses one behind a hand or in a blur: 1..max_face_gaps gaps of
+    max_face_gap_frames: int = 8  # 1..max_face_gap_frames frames each (bench/face_gaps.py)
     random_crop: bool = True  # the model's crop (Preprocessing.crop_size) at a random place; centred when False
     flip_prob: float = 0.5  # horizontal flip
     time_mask_prob: float = 0.2  # one span of audio and frames zeroed together
@@ -42,10 +45,13 @@ class AugmentOptions:
             raise ValueError("noise type 'folder' needs noise_dir")
         if self.max_offset_frames < 0:
             raise ValueError(f"max_offset_frames={self.max_offset_frames} must be 0 or more")
+        if self.max_face_gaps < 1 or self.max_face_gap_frames < 1:
+            raise ValueError(f"max_face_gaps={self.max_face_gaps} and max_face_gap_frames={self.max_face_gap_frames} "
+                             "must be 1 or more")
 
     @classmethod
     def evaluation(cls) -> "AugmentOptions":
-        return cls(noise_prob=0.0, drop_audio_prob=0.0, drop_video_prob=0.0, blank_span_prob=0.0,
+        return cls(noise_prob=0.0, drop_audio_prob=0.0, drop_video_prob=0.0, blank_span_prob=0.0, face_gap_prob=0.0,
                    random_crop=False, flip_prob=0.0, time_mask_prob=0.0, pad_prob=0.0)
 
 
@@ -121,6 +127,11 @@ class Augmenter:
         elif rng.random() < o.blank_span_prob and frames > 2:
             start, stop = sorted(rng.integers(0, frames, 2))
             video[start:stop + 1], face_found[start:stop + 1] = 0, False
+        if o.face_gap_prob and rng.random() < o.face_gap_prob:  # no draw when off: the same stream as before
+            for _ in range(int(rng.integers(1, o.max_face_gaps + 1))):
+                width = min(int(rng.integers(1, o.max_face_gap_frames + 1)), frames)
+                start = int(rng.integers(0, frames - width + 1))
+                video[start:start + width], face_found[start:start + width] = 0, False
         if rng.random() < o.time_mask_prob and frames > 4:
             width = int(rng.integers(1, max(frames // 5, 2)))
             start = int(rng.integers(0, frames - width))

@@ -152,6 +152,30 @@ def test_offset_augmentation_draws_a_seeded_shift_within_its_range():
                                                                np.random.default_rng(7))[0])
 
 
+def test_face_gaps_blank_a_few_short_spans_and_clear_their_face():
+    video = np.full((60, 96, 96), 128, np.uint8)
+    options = AugmentOptions(noise_prob=0, drop_audio_prob=0, drop_video_prob=0, blank_span_prob=0, time_mask_prob=0,
+                             flip_prob=0, face_gap_prob=1.0, max_face_gaps=3, max_face_gap_frames=4)
+    widths, counts = set(), set()
+    for seed in range(40):
+        out, found, _, _, _ = Augmenter(options)(video, np.ones(60, bool), np.zeros(60 * 640, np.float32),
+                                                 np.random.default_rng(seed))
+        blank = (out == 0).all(axis=(1, 2))
+        np.testing.assert_array_equal(blank, ~found)  # a frame is blank exactly where it has no face
+        assert (out[found] == 128).all()
+        edges = np.flatnonzero(np.diff(np.r_[0, (~found).astype(int), 0]))
+        spans = edges[1::2] - edges[::2]  # gaps may touch and merge: at most 3 of at most 4 frames each
+        assert 1 <= len(spans) <= 3 and spans.max() <= 3 * 4 and (~found).sum() <= 3 * 4
+        widths.add(int(spans.min()))
+        counts.add(len(spans))
+    assert 1 in widths and counts == {1, 2, 3}
+    off = AugmentOptions(noise_prob=0, drop_audio_prob=0, drop_video_prob=0, blank_span_prob=0, time_mask_prob=0,
+                         flip_prob=0)
+    assert Augmenter(off)(video, np.ones(60, bool), np.zeros(60 * 640, np.float32), np.random.default_rng(0))[1].all()
+    with pytest.raises(ValueError, match="max_face_gap_frames=0 must be 1 or more"):
+        AugmentOptions(max_face_gap_frames=0)
+
+
 def test_bucketing_respects_the_frame_budget_and_covers_everything():
     lengths = list(np.random.default_rng(0).integers(20, 120, 200))
     sampler = BucketBatchSampler(lengths, max_frames=600, seed=0)
