@@ -54,7 +54,16 @@ def main() -> None:
     parser.add_argument("--signal", choices=["pixels", "opening"], default="pixels",
                         help="the mouth signal of the estimate: pixels (transcribe's) or, as a control, the landmarks' "
                         "opening (transcribe's before 2026-12-01, third session)")
+    parser.add_argument("--attention-rounding", choices=["floor", "nearest", "zero"], default="floor",
+                        help="how an estimate from the attention becomes whole frames to undo: floor (transcribe's: "
+                        "never leaves the picture early) or, as controls, to the nearest frame or toward zero")
     args = parser.parse_args()
+    if args.attention_rounding != "floor":  # the control: another rule for the attention's estimates
+        from avsr.inference.sync import SyncEstimate
+
+        mouth_rule, rule = SyncEstimate.offset_frames.fget, {"nearest": round, "zero": int}[args.attention_rounding]
+        SyncEstimate.offset_frames = property(lambda e: rule(e.offset_ms / 40) if e.source == "attention"
+                                              else mouth_rule(e))
     if args.signal == "opening":  # the control: the estimate from the landmarks' opening alone
         import avsr.inference.transcribe as transcribe_module
         transcribe_module.mouth_signal = lambda crops, found, opening: opening
@@ -79,7 +88,8 @@ def main() -> None:
                                         outputs["auto"].av_sync_source))
                 path.unlink()
     print(f"{len(clips)} clips of {args.manifest}, model {args.model}, landmarks on every "
-          f"{args.detect_every or 'default'} frame(s), mouth signal: {args.signal}")
+          f"{args.detect_every or 'default'} frame(s), mouth signal: {args.signal}, attention's estimate rounded: "
+          f"{args.attention_rounding}")
     print(f"{'offset ms':>9} {'estimate median':>16} {'median |error|':>15} {'confidence':>11} {'no estimate':>12} "
           f"{'attention %':>12} {'WER % off':>10} {'WER % auto':>11}")
     errors = []

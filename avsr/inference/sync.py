@@ -30,6 +30,7 @@ this estimator's, not separated); real mouths tend to lead, so no correction for
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -64,9 +65,13 @@ class SyncEstimate:
 
     @property
     def offset_frames(self) -> int:
-        """Whole frames to undo, rounded toward zero: a correction that falls short leaves a lag the
-        model reads through, one a frame too far costs letters (RESULTS.md, 2026-12-01, third session)."""
-        return int(self.offset_ms / 1000 / FRAME_S)
+        """Whole frames to undo. The mouth's estimate is rounded toward zero: it is off by about 30 ms,
+        a correction that falls short leaves a lag the model reads through, and one a frame too far
+        costs letters (RESULTS.md, 2026-12-01, third session). The attention's, off by a few ms, is
+        rounded down, so that what is left is a lag of under a frame, never a lead: the models read a
+        picture one frame late as well as an aligned one, and one frame early worse (sixth session)."""
+        frames = self.offset_ms / 1000 / FRAME_S
+        return math.floor(frames) if self.source == "attention" else int(frames)
 
 
 def frames_to_undo(estimate: SyncEstimate | None) -> int:

@@ -202,6 +202,30 @@ def test_an_offset_axis_shifts_the_video_by_whole_frames_and_combines_with_every
         EvaluateOptions(av_offsets_ms=(0, 30))
 
 
+def test_attention_sync_undoes_the_offset_the_embedded_models_attention_reads(manifest, tmp_path):
+    """``--av-sync attention``: the embedded model (taught where the lips are) reads each shifted
+    utterance's offset and the video is moved back before scoring; its errors fall to about the aligned
+    clips'. Rows of other modes, and of a model without cross-attention, are scored as they are."""
+    import avsr
+
+    embedded = avsr.load_model("synth-grid-tiny").network
+    torch.manual_seed(0)
+    models = {"embedded": embedded, "gate": AVSRModel(ModelConfig(**SMALL), embedded.preprocessing)}
+    rows = {s: sweep(models, manifest, [None], [], ["av", "video"], progress=False, offsets_ms=[0, 200], av_sync=s)
+            for s in ("off", "attention")}
+    errors = {s: {(r.model, r.mode, r.av_offset_ms): r.wer for r in rows[s]} for s in rows}
+    assert [r.av_sync for r in rows["attention"]] == ["attention", "off", "off", "off"] * 2
+    late, aligned = errors["attention"][("embedded", "av", 200)], errors["off"][("embedded", "av", 0)]
+    assert late < errors["off"][("embedded", "av", 200)] and late <= aligned + 0.1
+    for key in errors["off"]:
+        if key[0] == "gate" or key[1] == "video" or key[2] == 0:  # nothing to undo: the same rows
+            assert errors["attention"][key] == errors["off"][key], key
+    write_results(rows["attention"], tmp_path)
+    assert "| embedded | av, attention sync | clean |" in (tmp_path / "results.md").read_text()
+    with pytest.raises(ValueError, match="--av-sync mouth: use off or attention"):
+        EvaluateOptions(av_sync="mouth")
+
+
 def test_the_utterance_figure_shows_the_attention_of_an_xattn_model(manifest, tmp_path):
     torch.manual_seed(0)
     items = load_items(manifest)[0]

@@ -3,7 +3,9 @@ before recognition, and the attention fields of ``avsr transcribe``'s ``.json``.
 
 from __future__ import annotations
 
+import copy
 import json
+import math
 import statistics
 import subprocess
 import sys
@@ -100,20 +102,40 @@ def test_the_envelope_of_a_long_recording_is_computed_a_block_at_a_time_and_exac
     np.testing.assert_allclose(speech_envelope(audio), expected, rtol=0, atol=1e-9)
 
 
-def test_transcription_reports_and_undoes_an_offset(clips, tmp_path):
+def untaught(network: AVSRModel) -> AVSRModel:
+    """A copy of an xattn model whose audio-to-video attention is set back to a fresh start (seeded):
+    a model that was never taught where the lips are."""
+    network = copy.deepcopy(network)
+    attention = network.fusion.audio_to_video
+    torch.manual_seed(0)
+    for layer in (attention.query, attention.key_value, attention.norm_query, attention.norm_memory):
+        layer.reset_parameters()
+    torch.nn.init.zeros_(attention.position_bias)
+    return network
+
+
+@pytest.mark.parametrize("taught", [True, False], ids=["attention", "mouth"])
+def test_transcription_reports_and_undoes_an_offset(clips, tmp_path, taught):
+    """The embedded model's attention was taught where the lips are: the offset is read from it. A
+    copy whose attention was not falls back to the mouth's estimate."""
     model = avsr.load_model("synth-grid-tiny")
-    runs = {s: Transcriber(model.network, model.tokenizer, model.id, TranscribeOptions(av_sync=s)) for s in ("auto", "off")}
+    network = model.network if taught else untaught(model.network)
+    runs = {s: Transcriber(network, model.tokenizer, model.id, TranscribeOptions(av_sync=s)) for s in ("auto", "off")}
     corrected = 0
     for clip in clips:
         late = prepare_input(write_offset_copy(clip["video"], tmp_path / f"{clip['id']}.mp4", 5))
         fixed, kept = runs["auto"].recognise(late), runs["off"].recognise(late)
+        assert fixed.av_sync_source == kept.av_sync_source == ("attention" if taught else "mouth")
+        if taught:  # the attention's estimate is within 20 ms and always acted on
+            assert abs(fixed.av_offset_ms - 200) <= 20 and fixed.av_sync_confidence >= 0.5
         assert 120 < fixed.av_offset_ms < 280 and fixed.av_offset_ms == kept.av_offset_ms
         assert kept.av_sync_shift_ms == 0 and any("the video lags by about" in w for w in kept.warnings)
         if fixed.av_sync_confidence < SYNC_MIN_CONFIDENCE:  # reported, not acted on
             assert fixed.av_sync_shift_ms == 0 and any("left as it is: the estimate is unsure" in w for w in fixed.warnings)
             continue
         corrected += 1
-        assert fixed.av_sync_shift_ms == 40 * int(fixed.av_offset_ms / 40)  # whole frames, rounded toward zero
+        rounded = math.floor if taught else int  # the attention's estimate rounded down, the mouth's toward zero
+        assert fixed.av_sync_shift_ms == 40 * rounded(fixed.av_offset_ms / 40)
         assert any("the video lags by about" in w and "moved back" in w for w in fixed.warnings)
         clean = runs["auto"].recognise(prepare_input(clip["video"]))
         assert abs(clean.av_offset_ms) <= 80 and clean.av_sync_shift_ms == 0
@@ -122,7 +144,7 @@ def test_transcription_reports_and_undoes_an_offset(clips, tmp_path):
             # (the copy's sound starts with the clip's, its picture 5 held frames later: frame t is the clip's t)
             weights = np.array(fixed.audio_weight[: len(clean.audio_weight)])
             assert np.abs(weights - np.array(clean.audio_weight)).mean() < 0.05
-    assert corrected >= 1
+    assert corrected >= (len(clips) if taught else 1)
 
 
 @pytest.mark.slow
