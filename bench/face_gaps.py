@@ -23,6 +23,8 @@ evaluate`` does.
 from __future__ import annotations
 
 import argparse
+import sys
+from pathlib import Path
 
 import jiwer
 import numpy as np
@@ -30,15 +32,8 @@ import numpy as np
 from avsr.decoding.greedy import greedy_decode
 from avsr.evaluation.sweep import NoiseSource, load_items, noisy_items, score
 
-
-def load_network(path: str):
-    if path.endswith(".ckpt"):
-        from avsr.training.lightning_module import load_stream_model
-
-        return load_stream_model(path).eval()
-    from avsr.models.bundle import load_model
-
-    return load_model(path).network
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from attention_probe import load_network  # noqa: E402  (a bundle or a checkpoint, as that probe loads them)
 
 
 def without_face(item: dict, frames: np.ndarray) -> dict:

@@ -50,3 +50,29 @@ def test_motion_amplitude_prints_each_speakers_motion_and_the_gain_control(corpu
                                                            control.stdout, re.MULTILINE)}
     assert set(rows) == {"gain 1", "gain 4", "utterance_rms 0.26"}
     assert rows["gain 4"] != rows["gain 1"]  # the gain reaches the model's input
+
+
+def test_face_gaps_scores_the_clips_as_evaluate_does_and_with_the_face_removed(corpus):
+    """``bench/face_gaps.py``: its "none" column is the AV WER ``avsr evaluate`` scores on the same clips;
+    removing the face everywhere leaves the model its audio, which it still reads."""
+    import jiwer
+
+    import avsr
+    from avsr.decoding.greedy import greedy_decode
+    from avsr.evaluation.sweep import load_items, score
+
+    manifest = corpus[1] / "test.jsonl"
+    result = subprocess.run([sys.executable, str(ROOT / "bench" / "face_gaps.py"), "synth-grid-tiny", "--manifest",
+                             str(manifest), "--clips", "6"], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    header = re.search(r"^model +(.+)$", result.stdout, re.MULTILINE).group(1).split()
+    assert header == ["none", "start", "middle", "end", "every", "25", "all", "audio"]
+    row = re.search(r"^synth-grid-tiny((?: +[0-9.]+){7})$", result.stdout, re.MULTILINE)
+    row = [float(x) for x in row.group(1).split()]
+    network = avsr.load_model("synth-grid-tiny").network
+    items = load_items(str(manifest), network.preprocessing)[0][:6]
+    references = [item["text"] for item in items]
+    for column, mode in ((0, "av"), (6, "audio")):
+        expected = 100 * jiwer.wer(references, score(network, items, mode, greedy_decode)[0])
+        assert row[column] == pytest.approx(expected, abs=0.05)
+    assert row[5] < 50  # no face at all: the audio carries the clips

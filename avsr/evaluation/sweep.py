@@ -143,21 +143,22 @@ def score(model, items: list[dict], mode: str, decoder: Callable, batch_size: in
     decides) the video is moved back by it and the batch is run again. Other models and modes are
     scored as they are.
     """
+    def run(chunk: list[dict]):
+        batch = collate(chunk, model.preprocessing)
+        return batch, model(batch.audio, batch.audio_lengths, batch.video, batch.video_lengths, batch.face_found, mode)
+
     hypotheses, weights = [], []
     for start in range(0, len(items), batch_size):
         chunk = items[start:start + batch_size]
-        batch = collate(chunk, model.preprocessing)
-        out = model(batch.audio, batch.audio_lengths, batch.video, batch.video_lengths, batch.face_found, mode)
+        batch, out = run(chunk)
         if av_sync == "attention" and out.attention is not None:
             shifts = [frames_to_undo(attention_offset(out.attention[row, :frames].float().numpy(),
                                                       batch.face_found[row, :frames].numpy()))
                       for row, frames in enumerate(out.lengths.tolist())]
             if any(shifts):
-                chunk = [item | dict(zip(("video", "face_found"),
-                                         shift_video(item["video"], item["face_found"], -shift)))
-                         for item, shift in zip(chunk, shifts)]
-                batch = collate(chunk, model.preprocessing)
-                out = model(batch.audio, batch.audio_lengths, batch.video, batch.video_lengths, batch.face_found, mode)
+                _, out = run([item | dict(zip(("video", "face_found"),
+                                              shift_video(item["video"], item["face_found"], -shift)))
+                              for item, shift in zip(chunk, shifts)])
         hypotheses += decoder(out.log_probs, out.lengths)
         if mode == "av" and out.audio_weight is not None:  # concat and sum fusion have no weights
             valid = torch.arange(out.audio_weight.shape[1])[None] < out.lengths[:, None]

@@ -439,7 +439,8 @@ class Transcriber:
             return estimate, shift, [f"audio and video are out of step: {late} {found}; the video was moved back "
                                      f"by {abs(shift) * FRAME_S * 1000:.0f} ms before recognition (--av-sync off to "
                                      "keep it)"]
-        action = "left as it is: the estimate is unsure" if not estimate.sure else "left as it is (--av-sync auto corrects it)"
+        action = "left as it is (--av-sync auto corrects it)" if estimate.sure else \
+            "left as it is: the estimate is unsure"
         return estimate, 0, [f"audio and video may be out of step: {late} {found}; {action}"]
 
     def recognise(self, prepared: PreparedInput) -> Transcript:

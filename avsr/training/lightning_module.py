@@ -34,6 +34,14 @@ def load_stream_model(path: str | Path) -> AVSRModel:
     return AVSRLightning.load_from_checkpoint(path, map_location="cpu").model
 
 
+def check_crops(source: AVSRModel, model: AVSRModel, path: str | Path, what: str) -> None:
+    """A ValueError naming both when ``source`` (at ``path``) was trained on crops prepared otherwise
+    than ``model`` is set to read them."""
+    if source.preprocessing != model.preprocessing:
+        raise ValueError(f"{path}: {what} was trained on crops prepared as {source.preprocessing}, this model is set "
+                         f"to {model.preprocessing}; set model.preprocessing to match")
+
+
 def init_stream(model: AVSRModel, stream: str, path: str | Path) -> list[str]:
     """Copy ``stream``'s encoder and CTC head from the model at ``path`` into ``model``; returns the
     names of the copied tensors.
@@ -46,9 +54,8 @@ def init_stream(model: AVSRModel, stream: str, path: str | Path) -> list[str]:
     if stream not in source.modes:
         raise ValueError(f"{path}: a {source.config.modalities} model has no {stream} stream to initialise the "
                          f"{stream} encoder from; pass a {stream}-only or AV model")
-    if stream == "video" and source.preprocessing != model.preprocessing:
-        raise ValueError(f"{path}: its video stream was trained on crops prepared as {source.preprocessing}, this "
-                         f"model is set to {model.preprocessing}; set model.preprocessing to match")
+    if stream == "video":
+        check_crops(source, model, path, "its video stream")
     prefixes = tuple(f"{name}." for name in STREAMS[stream])
     wanted = {k: v for k, v in source.state_dict().items() if k.startswith(prefixes)}
     target = model.state_dict()
@@ -79,9 +86,7 @@ def init_whole(model: AVSRModel, path: str | Path) -> None:
         named = ", ".join(f"{k}={theirs.get(k)!r} there, {ours.get(k)!r} here" for k in differ[:3])
         raise ValueError(f"{path}: that model is not this one ({named}); init_model needs the same model settings "
                          "(init_audio / init_video copy one stream of another model)")
-    if source.preprocessing != model.preprocessing:
-        raise ValueError(f"{path}: it was trained on crops prepared as {source.preprocessing}, this model is set to "
-                         f"{model.preprocessing}; set model.preprocessing to match")
+    check_crops(source, model, path, "it")
     model.load_state_dict(source.state_dict())
 
 
