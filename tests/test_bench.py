@@ -76,3 +76,33 @@ def test_face_gaps_scores_the_clips_as_evaluate_does_and_with_the_face_removed(c
         expected = 100 * jiwer.wer(references, score(network, items, mode, greedy_decode)[0])
         assert row[column] == pytest.approx(expected, abs=0.05)
     assert row[5] < 50  # no face at all: the audio carries the clips
+
+
+def test_paired_wer_scores_both_sides_as_evaluate_does(corpus):
+    """``bench/paired_wer.py`` with one model read in two modes: the B column is the model's video
+    head in every condition (it hears no noise), the A column its AV WER, and the gain is 1 - A / B."""
+    import jiwer
+
+    import avsr
+    from avsr.decoding.greedy import greedy_decode
+    from avsr.evaluation.sweep import load_items, score
+
+    manifest = corpus[1] / "test.jsonl"
+    result = subprocess.run([sys.executable, str(ROOT / "bench" / "paired_wer.py"), "synth-grid-tiny",
+                             "synth-grid-tiny", "--b-mode", "video", "--manifest", str(manifest), "--snr-db", "clean",
+                             "0"], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    video = float(re.search(r"video heads: A ([0-9.]+) %", result.stdout).group(1))
+    rows = {label: tuple(map(float, values)) for label, *values in
+            re.findall(r"^(clean|babble 0 dB) +([0-9.]+) +([0-9.]+) +(-?[0-9.]+) +(-?[0-9.]+) … (-?[0-9.]+)$",
+                       result.stdout, re.MULTILINE)}
+    assert set(rows) == {"clean", "babble 0 dB"}
+    network = avsr.load_model("synth-grid-tiny").network
+    items = load_items(str(manifest), network.preprocessing)[0]
+    clean = 100 * jiwer.wer([item["text"] for item in items], score(network, items, "av", greedy_decode)[0])
+    assert rows["clean"][0] == pytest.approx(clean, abs=0.05)
+    for a, b, gain, low, high in rows.values():
+        assert b == video
+        assert low <= gain <= high
+        if b:
+            assert gain == pytest.approx(100 * (1 - a / b), abs=1.0)  # from figures printed to 0.1
