@@ -10,6 +10,7 @@ import importlib
 
 _EXPORTS = {
     "LipRoi": "avsr.io.lip_roi", "LipRoiOptions": "avsr.io.lip_roi", "extract_lip_roi": "avsr.io.lip_roi",
+    "iter_lip_roi": "avsr.io.lip_roi",
     "Media": "avsr.io.media", "MediaChunk": "avsr.io.media", "MediaError": "avsr.io.media",
     "iter_media_chunks": "avsr.io.media", "load_media": "avsr.io.media",
 }

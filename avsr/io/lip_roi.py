@@ -12,8 +12,9 @@ The pipeline per clip (25 fps):
 4. The crop is centred on the mouth position in that canonical frame, smoothed over a wider
    window, so it follows the head and slow changes (pitch) but not each opening of the jaw.
 
-Only the landmark track is kept for the whole clip; frames are cached up to ``frame_cache_mb``
-and decoded a second time beyond that, so memory stays bounded on long videos.
+Each frame is decoded once. Crops are cut in pieces (:func:`iter_lip_roi`) as soon as the track
+has run far enough past them for steps 2-4 to be final, so the frames held at any time are a few
+seconds' worth, whatever the clip's length.
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ from scipy.ndimage import gaussian_filter1d
 from avsr.files import atomic_path
 from avsr.io.face_mesh import (KEPT_POINTS, LIPS_OUTER, LIPS_SLICE, STABLE_SLICE, FaceMeshTracker, detection_size,
                                face_size)
-from avsr.io.media import frame_to_gray, frame_to_rgb, iter_video_frames, probe_video
+from avsr.io.media import frame_to_gray, frame_to_rgb, iter_video_frames
 from avsr.io.spool import FrameSpool
 from avsr.preprocessing import DETECT_EVERY, DETECT_MAX_SIDE, ROI_SIZE, VIDEO_FPS
 
@@ -69,7 +70,6 @@ class LipRoiOptions:
     smooth_sigma_frames: float = 2.5  # Gaussian smoothing of the head pose over time, frames
     mouth_smooth_sigma_frames: float = 4.0  # smoothing of the mouth position in the face, frames
     landmarker_model: str | None = None  # another face_landmarker .task bundle
-    frame_cache_mb: int = 256  # grayscale frames kept between the passes; longer clips are decoded twice
 
     def __post_init__(self) -> None:
         if self.crop_size < 16:
@@ -286,24 +286,10 @@ def _frames(source: str | os.PathLike | np.ndarray) -> Iterator[_Frame]:
         yield wrapped
 
 
-def _expected_gray_bytes(source: str | os.PathLike | np.ndarray) -> float:
-    """Bytes the grayscale frames of ``source`` will take, from the file header."""
-    if isinstance(source, np.ndarray):
-        return source[..., 0].nbytes
-    probe = probe_video(source)
-    if probe is None:
-        return 0.0  # the decoder will report the missing video stream
-    duration_s, width, height = probe
-    return duration_s * VIDEO_FPS * width * height
-
-
-def _track_face(source, options: LipRoiOptions) -> tuple[np.ndarray, list[np.ndarray] | None]:
-    """First pass: kept face points per frame ``(T, P, 2)`` (NaN where not detected) and the
-    grayscale frames, or ``None`` when they exceed ``frame_cache_mb``."""
+def _tracked_frames(source, options: LipRoiOptions) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """Per 25 fps frame, in order: the kept face points ``(P, 2)`` (NaN where the landmarker did not
+    run or found no face) and the grayscale frame."""
     missing = np.full((len(KEPT_POINTS), 2), np.nan, np.float32)
-    rows: list[np.ndarray] = []
-    cache_bytes, cache_limit = 0, options.frame_cache_mb * 2**20
-    cache: list[np.ndarray] | None = [] if _expected_gray_bytes(source) <= cache_limit else None
     with FaceMeshTracker(
         options.landmarker_model,
         max_faces=options.max_faces,
@@ -322,25 +308,83 @@ def _track_face(source, options: LipRoiOptions) -> tuple[np.ndarray, list[np.nda
                     previous, previous_index = points, index
                 else:
                     previous = None  # the next found face starts the stride again
-            rows.append(missing if points is None else points)
-            if cache is not None:
-                cache.append(frame.gray())
-                cache_bytes += cache[-1].nbytes
-                if cache_bytes > cache_limit:
-                    cache = None  # too long to keep: decode again in the second pass
-    return np.stack(rows), cache
+            yield (missing if points is None else points), frame.gray()
 
 
-SPOOL_BLOCK = 256  # crops cut before they are written to a spool
+def _smoothing_reach(sigma: float) -> int:
+    """Frames a Gaussian smoothing of ``sigma`` frames reads on each side (scipy truncates at 4 sigma)."""
+    return int(4.0 * sigma + 0.5) if sigma > 0 else 0
+
+
+def stream_margin(options: LipRoiOptions) -> int:
+    """Frames of landmark track needed past a frame (and before it) for its crop to be final: a gap
+    is filled from the detection after it (up to ``max_gap_frames + 1`` frames on), then the head's
+    and the mouth's smoothings each read their reach on both sides, one after the other."""
+    return (options.max_gap_frames + 1 + _smoothing_reach(options.smooth_sigma_frames)
+            + _smoothing_reach(options.mouth_smooth_sigma_frames))
+
+
+PIECE_FRAMES = 100  # crops cut at a time by iter_lip_roi (4 s; with the margins, ~180 frames held)
+
+
+def iter_lip_roi(source: str | os.PathLike | np.ndarray, options: LipRoiOptions = LipRoiOptions(),
+                 piece_frames: int = PIECE_FRAMES) -> Iterator[LipRoi]:
+    """The mouth crops of a clip in consecutive pieces of ``piece_frames`` frames (the last one
+    shorter), each cut as soon as the landmark track has reached :func:`stream_margin` frames past
+    it. Together they are exactly :func:`extract_lip_roi`'s result (a piece's ``timestamps_s`` say
+    where it sits), from one decoding pass, and the frames held at any time are those of one piece
+    and two margins, whatever the clip's length.
+
+    Why exact: a crop depends on the gap-filled, twice-smoothed track within the margin around its
+    frame only, so each piece is computed from the track of the piece and a margin on either side.
+    """
+    if piece_frames < 1:
+        raise ValueError(f"piece_frames={piece_frames} must be >= 1")
+    margin, size = stream_margin(options), options.crop_size
+    points: list[np.ndarray] = []  # the track from frame `kept` on
+    grays: list[np.ndarray] = []  # the frames from `first` on, not cut yet
+    kept = first = 0
+
+    def cut(stop: int, ends: bool) -> LipRoi:
+        """Crops of frames ``first .. stop``; ``ends``: the clip ends with the last tracked frame."""
+        lo, hi = max(kept, first - margin), kept + len(points) if ends else stop + margin
+        track, found = fill_gaps(np.stack(points[lo - kept: hi - kept]), options.max_gap_frames)
+        transforms = crop_transforms(track, found, options)[first - lo: stop - lo]
+        track, found = track[first - lo: stop - lo], found[first - lo: stop - lo]
+        crops = np.zeros((stop - first, size, size), np.uint8)
+        for row in np.flatnonzero(found):
+            crops[row] = cv2.warpAffine(grays[row], transforms[row], (size, size), flags=cv2.INTER_LINEAR,
+                                        borderMode=cv2.BORDER_REPLICATE)
+        return LipRoi(roi=crops, face_found=found,
+                      mouth_landmarks=apply_affine(transforms, track[:, LIPS_SLICE]).astype(np.float32),
+                      timestamps_s=np.arange(first, stop) / VIDEO_FPS, transforms=transforms.astype(np.float32))
+
+    def advance() -> None:
+        nonlocal first, kept
+        del grays[:piece_frames]
+        first += piece_frames
+        drop = max(0, first - margin - kept)  # track no later piece reads
+        del points[:drop]
+        kept += drop
+
+    for frame_points, gray in _tracked_frames(source, options):
+        points.append(frame_points)
+        grays.append(gray)
+        if kept + len(points) >= first + piece_frames + margin:
+            yield cut(first + piece_frames, ends=False)
+            advance()
+    while kept + len(points) > first:  # the clip has ended: the rest, its track complete
+        yield cut(min(first + piece_frames, kept + len(points)), ends=True)
+        advance()
 
 
 def release_free_heap() -> None:
     """Give the C heap's free pages back to the system (glibc's ``malloc_trim``; elsewhere nothing).
 
-    The first pass leaves many small blocks freed (cached gray frames, per-frame landmark rows); the
-    allocator keeps them for reuse, so a process's memory stays at the stage's peak. Measured after
-    ``prepare_input``: 254 MB returned for a 2-minute file (its frames had been cached), 64 MB for
-    a 10-minute one (RESULTS.md, 2026-12-01)."""
+    Cutting leaves many small blocks freed (frames held between detection and cutting, per-frame
+    landmark rows); the allocator keeps them for reuse, so a process's memory stays at the stage's
+    peak. Measured after ``prepare_input``: 254 MB returned for a 2-minute file (its frames had been
+    cached by the two-pass stage of then), 64 MB for a 10-minute one (RESULTS.md, 2026-12-01)."""
     try:
         ctypes.CDLL(None).malloc_trim(0)
     except (OSError, AttributeError):  # not glibc (macOS, musl, Windows): nothing to do
@@ -349,52 +393,59 @@ def release_free_heap() -> None:
 
 def extract_lip_roi(source: str | os.PathLike | np.ndarray, options: LipRoiOptions = LipRoiOptions(),
                     spool_above_mb: float | None = None) -> LipRoi:
-    """Find, align and cut the mouth in every 25 fps frame of a clip.
+    """Find, align and cut the mouth in every 25 fps frame of a clip (:func:`iter_lip_roi`'s pieces
+    put together).
 
     Args:
         source: a media file (decoded and resampled to 25 fps) or RGB frames ``(T, H, W, 3) uint8``
             already at 25 fps.
         options: see :class:`LipRoiOptions`.
-        spool_above_mb: crops that would take more memory than this are written to a temporary file
-            as they are cut, and ``roi`` is a :class:`~avsr.io.spool.FrameSpool` read by ranges (None:
-            always an array in memory).
+        spool_above_mb: once the crops take more memory than this, they are written to a temporary
+            file as they are cut, and ``roi`` is a :class:`~avsr.io.spool.FrameSpool` read by ranges
+            (None: always an array in memory).
 
     Raises:
         MediaError: ``source`` is a file that cannot be read or has no video stream.
     """
     if isinstance(source, np.ndarray) and (source.ndim != 4 or source.shape[-1] != 3 or len(source) == 0):
         raise ValueError(f"frames must be (T, H, W, 3) uint8 with T > 0, got shape {source.shape}")
-    track, cache = _track_face(source, options)
-    track, found = fill_gaps(track, options.max_gap_frames)
-    transforms = crop_transforms(track, found, options)
     size = options.crop_size
-    spool = spool_above_mb is not None and len(track) * size * size > spool_above_mb * 2**20
-    roi = FrameSpool(len(track), size, size) if spool else None
-    # In memory: one array of every crop. Spooled: a block of crops at a time, written as it fills.
-    block = np.zeros((SPOOL_BLOCK if spool else len(track), size, size), np.uint8)
-    frames = cache if cache is not None else (f.gray() for f in _frames(source))
-    count = 0
-    for index, gray in enumerate(frames):
-        count += 1
-        row = index % len(block)
-        if found[index]:
-            block[row] = cv2.warpAffine(gray, transforms[index], (size, size), flags=cv2.INTER_LINEAR,
-                                        borderMode=cv2.BORDER_REPLICATE)
-        else:
-            block[row] = 0
-        if spool and (row == len(block) - 1 or index == len(track) - 1):
-            roi.write(block[: row + 1])
-    assert count == len(track), "second decoding pass returned a different number of frames"
-    if not spool:
-        roi = block
-    del cache, frames
+    limit = None if spool_above_mb is None else spool_above_mb * 2**20
+    pieces: list[LipRoi] = []
+    spool: FrameSpool | None = None
+    held = 0  # bytes of crops in memory
+    for piece in iter_lip_roi(source, options):
+        if spool is None and limit is not None and held + piece.roi.nbytes > limit:
+            spool = FrameSpool(0, size, size, growable=True)
+            for earlier in pieces:
+                spool.write(earlier.roi)
+                earlier.roi = earlier.roi[:0]
+        if spool is not None:
+            spool.write(piece.roi)
+            piece.roi = piece.roi[:0]
+        held += piece.roi.nbytes
+        pieces.append(piece)
+    if spool is not None:
+        roi = spool
+    else:  # one array, each piece freed as it is copied in (untouched pages of np.empty take no memory)
+        roi = np.empty((sum(len(p.roi) for p in pieces), size, size), np.uint8)
+        at = 0
+        for piece in pieces:
+            roi[at: at + len(piece.roi)] = piece.roi
+            at += len(piece.roi)
+            piece.roi = None
     release_free_heap()
+
+    def joined(field: str, shape: tuple, dtype) -> np.ndarray:
+        parts = [getattr(p, field) for p in pieces]
+        return np.concatenate(parts) if parts else np.zeros((0, *shape), dtype)
+
     return LipRoi(
         roi=roi,
-        face_found=found,
-        mouth_landmarks=apply_affine(transforms, track[:, LIPS_SLICE]).astype(np.float32),
-        timestamps_s=np.arange(len(track)) / VIDEO_FPS,
-        transforms=transforms.astype(np.float32),
+        face_found=joined("face_found", (), bool),
+        mouth_landmarks=joined("mouth_landmarks", (len(KEPT_POINTS[LIPS_SLICE]), 2), np.float32),
+        timestamps_s=joined("timestamps_s", (), np.float64),
+        transforms=joined("transforms", (2, 3), np.float32),
     )
 
 

@@ -23,7 +23,7 @@ ROI_FORMAT_VERSION = "1"
 
 def cache_key(path: str | Path, options: LipRoiOptions) -> str:
     """Content hash of the file plus every option that changes the crops."""
-    settings = {k: v for k, v in asdict(options).items() if k != "frame_cache_mb"}
+    settings = asdict(options)
     if options.landmarker_model is not None:
         settings["landmarker_model"] = file_sha256(options.landmarker_model)
     text = json.dumps({"file": file_sha256(path), "options": settings, "format": ROI_FORMAT_VERSION}, sort_keys=True)

@@ -39,16 +39,17 @@ def _read(key, length: int, read) -> np.ndarray:
 class FrameSpool:
     """``(T, H, W)`` uint8 frames in a temporary file (``tempfile.gettempdir()``), written in order
     with :meth:`write` and read by ranges. Other shapes and types too: ``FrameSpool(N, dtype=np.float32)``
-    holds N audio samples.
+    holds N audio samples. ``growable``: the length is not known in advance; it is the frames written
+    so far (``FrameSpool(0, 96, 96, growable=True)``).
 
     The file is removed by :meth:`close` (or when the spool is garbage-collected). A spool sent to
     another process (pickled, as worker processes return their results) hands the file over: the
     receiving copy removes it, the sending one no longer does.
     """
 
-    def __init__(self, frames: int, *frame_shape: int, dtype=np.uint8) -> None:
+    def __init__(self, frames: int, *frame_shape: int, dtype=np.uint8, growable: bool = False) -> None:
         self.shape = (frames, *frame_shape)
-        self.dtype = np.dtype(dtype)
+        self.dtype, self.growable = np.dtype(dtype), growable
         handle, self.path = tempfile.mkstemp(prefix=SPOOL_PREFIX, suffix=f".{self.dtype.str[1:]}")
         os.close(handle)
         self._owner, self._written = True, 0
@@ -70,6 +71,8 @@ class FrameSpool:
     def write(self, frames: np.ndarray) -> None:
         """Append ``frames`` ``(n, ...)`` after those written so far."""
         frames = np.ascontiguousarray(frames, dtype=self.dtype)
+        if self.growable and frames.shape[1:] == self.shape[1:] and self._written + len(frames) > len(self):
+            self.shape = (self._written + len(frames), *self.shape[1:])  # the file grows as it is written
         if frames.shape[1:] != self.shape[1:] or self._written + len(frames) > len(self):
             raise ValueError(f"{frames.shape} frames do not fit a spool of {self.shape} holding {self._written}")
         self._file.seek(self._written * self._frame_bytes)
@@ -97,11 +100,12 @@ class FrameSpool:
     def __getstate__(self) -> dict:
         self._file.flush()
         self._owner = False  # the copy being made takes the file over
-        return {"shape": self.shape, "dtype": self.dtype.str, "path": self.path, "written": self._written}
+        return {"shape": self.shape, "dtype": self.dtype.str, "path": self.path, "written": self._written,
+                "growable": self.growable}
 
     def __setstate__(self, state: dict) -> None:
         self.shape, self.path, self._written = state["shape"], state["path"], state["written"]
-        self.dtype, self._owner = np.dtype(state["dtype"]), True
+        self.dtype, self._owner, self.growable = np.dtype(state["dtype"]), True, state.get("growable", False)
         self._file = open(self.path, "r+b")
 
 

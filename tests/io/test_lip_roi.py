@@ -11,8 +11,10 @@ import pytest
 
 from avsr.io.face_mesh import OVAL_SLICE, FaceMeshTracker, face_size
 from avsr.io.lip_roi import (
-    LipRoi, LipRoiOptions, extract_lip_roi, fill_gaps, similarity_transforms, steadiness_percent,
+    LipRoi, LipRoiOptions, extract_lip_roi, fill_gaps, iter_lip_roi, similarity_transforms, steadiness_percent,
+    stream_margin,
 )
+from avsr.io.spool import FrameSpool
 from tests.conftest import CARPHONE, MULTI_FACE
 
 
@@ -103,6 +105,44 @@ def test_long_gap_is_marked_and_short_gap_is_filled(carphone_frames):
     assert not strided.face_found[20:46].any() and (strided.roi[20:46] == 0).all()
     assert strided.face_found[:18].all() and strided.face_found[48:].all()
     assert strided.face_found[70:75].all()
+
+
+def test_crops_cut_in_pieces_are_exactly_the_crops_of_the_whole_clip(carphone_frames):
+    """Each piece is cut from the track of the piece and a margin on either side: with a long and a
+    short gap in the face and landmarks on every 3rd frame, pieces of any length give the crops,
+    face flags, transforms and lip points that one piece over the whole clip gives."""
+    frames = np.concatenate([carphone_frames[:80], carphone_frames[:40]])  # 120 frames of a face
+    frames[20:46] = 0  # longer than max_gap_frames: no face
+    frames[70:75] = 0  # filled
+    options = LipRoiOptions()
+    assert stream_margin(options) == 13 + 10 + 16
+    whole = list(iter_lip_roi(frames, options, piece_frames=len(frames)))
+    assert len(whole) == 1
+    whole = whole[0]
+    for piece_frames in (1, 17, 50, 119):
+        pieces = list(iter_lip_roi(frames, options, piece_frames=piece_frames))
+        assert [len(p) for p in pieces[:-1]] == [piece_frames] * (len(pieces) - 1)
+        assert [round(p.timestamps_s[0] * 25) for p in pieces] == list(range(0, 120, piece_frames))
+        for field in ("roi", "face_found", "transforms", "mouth_landmarks", "timestamps_s"):
+            np.testing.assert_array_equal(np.concatenate([getattr(p, field) for p in pieces]), getattr(whole, field),
+                                          err_msg=f"{field}, pieces of {piece_frames}")
+    assert not whole.face_found[20:46].any() and whole.face_found[70:75].all()
+    joined = extract_lip_roi(frames, options)
+    np.testing.assert_array_equal(joined.roi, whole.roi)
+    np.testing.assert_array_equal(joined.transforms, whole.transforms)
+
+
+def test_crops_beyond_the_memory_limit_go_to_a_spool_that_reads_as_the_array(carphone_frames):
+    frames = np.concatenate([carphone_frames] * 3)[:300]  # three pieces of 100 frames; 2.7 MB of crops
+    in_memory = extract_lip_roi(frames)
+    spooled = extract_lip_roi(frames, spool_above_mb=1.0)  # beyond the first piece (0.9 MB)
+    assert isinstance(spooled.roi, FrameSpool) and isinstance(in_memory.roi, np.ndarray)
+    assert spooled.roi.shape == in_memory.roi.shape
+    np.testing.assert_array_equal(spooled.roi[0:300], in_memory.roi)
+    np.testing.assert_array_equal(spooled.face_found, in_memory.face_found)
+    kept = extract_lip_roi(frames, spool_above_mb=100.0)
+    assert isinstance(kept.roi, np.ndarray)
+    spooled.roi.close()
 
 
 def test_no_face_at_all_is_not_a_crash():
