@@ -13,7 +13,7 @@ import multiprocessing
 import os
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, ThreadPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
 from typing import Any
 
@@ -55,13 +55,27 @@ def _tracked(index: int, function: Callable[..., Any], job: tuple) -> Any:
 
 
 def imap_jobs(function: Callable[..., Any], jobs: Sequence[tuple], workers: int, on_crash: Callable[[tuple], Any],
-              max_in_flight: int | None = None) -> Iterator[tuple[int, Any]]:
+              max_in_flight: int | None = None, prefetch: bool = False) -> Iterator[tuple[int, Any]]:
     """Yield ``(index, function(*jobs[index]))`` as jobs finish, with ``workers`` processes (1: in this
     one, in order). At most ``max_in_flight`` jobs (default ``2 * workers``) are queued or running, so
     results never pile up faster than the caller takes them.
 
+    ``prefetch`` (with one worker): the next job runs in a thread of this process while the caller
+    works on the result just yielded, one job ahead at most (its native code, a decoder or MediaPipe,
+    runs beside the caller's). ``function`` must then catch its own failures, as a crash cannot be
+    isolated in a thread.
+
     ``function`` must be importable by name (a module-level function), as worker processes are spawned.
     """
+    if workers <= 1 and prefetch and jobs:
+        with ThreadPoolExecutor(1, thread_name_prefix="avsr-prefetch") as thread:
+            ahead = thread.submit(function, *jobs[0])
+            for index in range(len(jobs)):
+                result = ahead.result()
+                if index + 1 < len(jobs):
+                    ahead = thread.submit(function, *jobs[index + 1])
+                yield index, result
+        return
     if workers <= 1:
         for index, job in enumerate(jobs):
             yield index, function(*job)

@@ -7,6 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -106,3 +107,41 @@ def test_paired_wer_scores_both_sides_as_evaluate_does(corpus):
         assert low <= gain <= high
         if b:
             assert gain == pytest.approx(100 * (1 - a / b), abs=1.0)  # from figures printed to 0.1
+
+
+def test_lead_in_lengthens_each_clip_with_quiet_sound_and_a_held_crop_and_scores_it(corpus):
+    """``bench/lead_in.py``: 0 frames is ``avsr evaluate``'s AV scoring of the clips; a lead-in of n
+    frames adds n frames of the clip's quietest sound and its first crop held (or its last, at the end)."""
+    import importlib.util
+
+    import jiwer
+
+    import avsr
+    from avsr.decoding.greedy import greedy_decode
+    from avsr.evaluation.sweep import load_items, score
+    from avsr.io.writer import quietest_stretch
+
+    spec = importlib.util.spec_from_file_location("lead_in", ROOT / "bench" / "lead_in.py")
+    lead_in = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(lead_in)
+    manifest = corpus[1] / "test.jsonl"
+    network = avsr.load_model("synth-grid-tiny").network
+    items = load_items(str(manifest), network.preprocessing)[0]
+    item = items[0]
+    longer = lead_in.with_lead_in(item, 3)
+    assert len(longer["video"]) == len(item["video"]) + 3 and len(longer["audio"]) == len(item["audio"]) + 3 * 640
+    assert (longer["video"][:4] == item["video"][0]).all() and (longer["video"][3:] == item["video"]).all()
+    np.testing.assert_array_equal(longer["audio"][: 3 * 640], quietest_stretch(item["audio"], 3))
+    assert np.abs(longer["audio"][: 3 * 640]).max() < np.abs(item["audio"]).max() / 4  # quiet, not speech
+    trailing = lead_in.with_lead_in(item, 2, at="end", digital_zero=True)
+    assert (trailing["video"][-3:] == item["video"][-1]).all() and not trailing["audio"][-2 * 640:].any()
+
+    result = subprocess.run([sys.executable, str(ROOT / "bench" / "lead_in.py"), "synth-grid-tiny", "--manifest",
+                             str(manifest), "--frames", "0", "3"], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    row = [float(x) for x in re.search(r"^synth-grid-tiny((?: +[0-9.]+){6})$", result.stdout, re.MULTILINE)
+           .group(1).split()]
+    references = [i["text"] for i in items]
+    for column, mode in ((0, "av"), (2, "audio"), (4, "video")):
+        assert row[column] == pytest.approx(100 * jiwer.wer(references, score(network, items, mode, greedy_decode)[0]),
+                                            abs=0.05)

@@ -22,3 +22,28 @@ def test_a_crashing_worker_costs_one_job():
 
 def test_one_worker_runs_in_process():
     assert run_jobs(square_or_die, [(3,), (4,)], workers=1, on_crash=str, progress=False) == [9, 16]
+
+
+def test_prefetch_runs_the_next_job_in_a_thread_while_the_caller_works_on_a_result():
+    """One job ahead, never more: while the caller holds result i, job i + 1 runs (it starts even
+    though the caller waits for it) and job i + 2 has not started; results come in order."""
+    import threading
+
+    from avsr.parallel import imap_jobs
+
+    started = {index: threading.Event() for index in range(4)}
+
+    def job(index: int) -> tuple[int, str]:
+        started[index].set()
+        return index, threading.current_thread().name
+
+    seen = []
+    for index, (value, thread) in imap_jobs(job, [(i,) for i in range(4)], workers=1, on_crash=str, prefetch=True):
+        assert index == value and thread != threading.main_thread().name
+        if index + 1 < 4:
+            assert started[index + 1].wait(timeout=10)  # the next one runs while this result is held
+        if index + 2 < 4:
+            assert not started[index + 2].is_set()
+        seen.append(index)
+    assert seen == [0, 1, 2, 3]
+    assert list(imap_jobs(job, [], workers=1, on_crash=str, prefetch=True)) == []

@@ -142,16 +142,20 @@ def is_current(stem: Path, formats: tuple[str, ...], model_id: str, sha256: str)
 
 def transcribe_batch(paths: list[Path], model: LoadedModel, out_dir: str | Path, formats: tuple[str, ...] = FORMATS,
                      options: TranscribeOptions = TranscribeOptions(), workers: int = 1, device: str = "cpu",
-                     overwrite: bool = False, progress: bool = True) -> list[FileResult]:
+                     overwrite: bool = False, progress: bool = True, prefetch: bool = True) -> list[FileResult]:
     """Transcribe ``paths`` into ``out_dir`` (``<stem>.<fmt>`` per input); returns one result per input, in order
-    (``extra`` of a done one: ``mode``, ``duration_s``, ``prepare_s``, ``recognise_s``, ``warnings``)."""
+    (``extra`` of a done one: ``mode``, ``duration_s``, ``prepare_s``, ``recognise_s``, ``warnings``).
+
+    ``prefetch`` (one worker): the next file is decoded and its lip ROIs cut in a thread while the
+    model reads the current one."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     with folder_lock(out_dir):
-        return _transcribe_locked(paths, model, out_dir, formats, options, workers, device, overwrite, progress)
+        return _transcribe_locked(paths, model, out_dir, formats, options, workers, device, overwrite, progress,
+                                  prefetch)
 
 
-def _transcribe_locked(paths, model, out_dir, formats, options, workers, device, overwrite, progress):
+def _transcribe_locked(paths, model, out_dir, formats, options, workers, device, overwrite, progress, prefetch):
     from tqdm import tqdm
 
     formats = tuple(dict.fromkeys(formats + ("json",)))  # the .json marks a finished input
@@ -176,7 +180,7 @@ def _transcribe_locked(paths, model, out_dir, formats, options, workers, device,
               dynamic_ncols=True) as bar, partial.open("a", encoding="utf-8") as log, \
             (out_dir / LEDGER_NAME).open("a", encoding="utf-8") as entries:
         jobs = [(paths[i], options.detect_every, options.crop_memory_mb, options.audio_memory_mb) for i in todo]
-        for job, result in imap_jobs(_prepare_job, jobs, workers, _crashed):
+        for job, result in imap_jobs(_prepare_job, jobs, workers, _crashed, prefetch=prefetch):
             index = todo[job]
             if isinstance(result, PreparedInput):
                 prepared = result

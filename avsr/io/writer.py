@@ -112,6 +112,18 @@ def _encode_audio(container, stream, audio: np.ndarray, sample_rate: int) -> Non
     container.mux(stream.encode())
 
 
+def quietest_stretch(audio: np.ndarray, frames: int) -> np.ndarray:
+    """The quietest ``frames`` 25 fps frames of ``audio`` (16 kHz) in a row: the recording's room tone
+    or floor, to lengthen a clip with (repeated if the clip is shorter)."""
+    from avsr.preprocessing import SAMPLES_PER_FRAME
+
+    whole = len(audio) // SAMPLES_PER_FRAME
+    power = (audio[: whole * SAMPLES_PER_FRAME].reshape(whole, -1).astype(np.float64) ** 2).mean(axis=1)
+    energy = np.convolve(power, np.ones(frames), mode="valid")  # energy of every run of `frames` frames
+    start = int(np.argmin(energy)) * SAMPLES_PER_FRAME if len(energy) else 0
+    return np.resize(audio[start: start + frames * SAMPLES_PER_FRAME], frames * SAMPLES_PER_FRAME)
+
+
 def write_offset_copy(source: str | os.PathLike, target: str | os.PathLike, offset_frames: int) -> Path:
     """A copy of ``source`` (at 25 fps and 16 kHz) whose picture is ``offset_frames`` frames later
     than its sound (earlier when negative), with nothing cut: a late picture holds its first frame
@@ -120,18 +132,14 @@ def write_offset_copy(source: str | os.PathLike, target: str | os.PathLike, offs
     length (its room or recording floor, never digital silence). For testing how a file out of sync
     is recognised."""
     from avsr.io.media import load_media
-    from avsr.preprocessing import SAMPLES_PER_FRAME, VIDEO_FPS
+    from avsr.preprocessing import VIDEO_FPS
 
     media = load_media(source)
     video, audio = media.video, media.audio
     count = abs(offset_frames)
     if count == 0:
         return write_video(target, video, VIDEO_FPS, audio)
-    frames = len(audio) // SAMPLES_PER_FRAME
-    energy = np.convolve((audio[: frames * SAMPLES_PER_FRAME].reshape(frames, -1).astype(np.float64) ** 2).mean(axis=1),
-                         np.ones(count), mode="valid")  # energy of every run of `count` frames
-    start = int(np.argmin(energy)) * SAMPLES_PER_FRAME if len(energy) else 0
-    quiet = np.resize(audio[start: start + count * SAMPLES_PER_FRAME], count * SAMPLES_PER_FRAME)
+    quiet = quietest_stretch(audio, count)
     if offset_frames > 0:
         video, audio = np.concatenate([np.repeat(video[:1], count, 0), video]), np.concatenate([audio, quiet])
     else:

@@ -1,0 +1,80 @@
+"""Does a model read a clip worse when its speech starts later? AV WER with a lead-in added.
+
+    python bench/lead_in.py MODEL [MODEL ...] [--manifest data/synth_grid_prepared/test.jsonl]
+        [--frames 0 1 2 3 4 5 8 12] [--at start|end] [--digital-zero] [--noise babble --snr-db 0]
+
+Real recordings start and end at any distance from the speech; the synthetic clips start theirs
+about 13 ms in. For each model (a bundle, or a Lightning checkpoint of this project) and each
+length, every utterance of a prepared manifest is lengthened by that many 25 fps frames at its
+start (or ``--at end``): the sound is the clip's own quietest stretch of that length (as
+``avsr.io.writer.write_offset_copy`` pads an offset copy; ``--digital-zero``: zeros, as the
+training pads are), and the first (last) crop is held over it. Printed: AV WER per length, and the
+model's audio- and video-head WER at the longest one beside their WER without it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import jiwer
+import numpy as np
+
+from avsr.decoding.greedy import greedy_decode
+from avsr.evaluation.sweep import NoiseSource, load_items, noisy_items, score
+from avsr.io.writer import quietest_stretch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from attention_probe import load_network  # noqa: E402  (a bundle or a checkpoint, as that probe loads them)
+
+
+def with_lead_in(item: dict, frames: int, at: str = "start", digital_zero: bool = False) -> dict:
+    """``item`` lengthened by ``frames`` frames of quiet sound and a held crop at its ``at`` end."""
+    if frames == 0:
+        return item
+    quiet = quietest_stretch(item["audio"], frames) * (0.0 if digital_zero else 1.0)
+    edge = slice(None, 1) if at == "start" else slice(-1, None)
+    held = np.repeat(item["video"][edge], frames, 0), np.repeat(item["face_found"][edge], frames)
+    parts = {"audio": (quiet.astype(item["audio"].dtype), item["audio"]), "video": (held[0], item["video"]),
+             "face_found": (held[1], item["face_found"])}
+    return item | {key: np.concatenate(pair if at == "start" else pair[::-1]) for key, pair in parts.items()}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("models", nargs="+")
+    parser.add_argument("--manifest", default="data/synth_grid_prepared/test.jsonl")
+    parser.add_argument("--frames", type=int, nargs="+", default=[0, 1, 2, 3, 4, 5, 8, 12])
+    parser.add_argument("--at", choices=["start", "end"], default="start")
+    parser.add_argument("--digital-zero", action="store_true", help="zeros for the added sound (as training pads)")
+    parser.add_argument("--noise", help="white, babble or NAME=DIR, mixed in at --snr-db before the lead-in")
+    parser.add_argument("--snr-db", type=float, default=0.0)
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args()
+    longest = max(args.frames)
+    print(f"{args.manifest}, " + (f"{args.noise} {args.snr_db:g} dB" if args.noise else "clean") +
+          f", lead-in at the {args.at}" + (" (digital zero)" if args.digital_zero else "") + "; WER %")
+    print(f"{'model':<28}" + "".join(f"{f'av {n}':>8}" for n in args.frames) +
+          f"{'audio 0':>9}{f'audio {longest}':>10}{'video 0':>9}{f'video {longest}':>10}")
+    for path in args.models:
+        network = load_network(path).eval()
+        items, speakers = load_items(args.manifest, network.preprocessing)
+        if args.noise:
+            source = NoiseSource(args.noise, [item["audio"] for item in items], speakers)
+            items = noisy_items(items, source, args.snr_db, args.seed)[0]
+        references = [item["text"] for item in items]
+
+        def wer(frames: int, mode: str) -> float:
+            lengthened = [with_lead_in(item, frames, args.at, args.digital_zero) for item in items]
+            return 100 * jiwer.wer(references, score(network, lengthened, mode, greedy_decode)[0])
+
+        row = [wer(n, "av") for n in args.frames]
+        heads = [wer(n, mode) for mode in ("audio", "video") for n in (0, longest)]
+        label = path.rsplit("/", 1)[-1]
+        print(f"{label:<28}" + "".join(f"{x:>8.1f}" for x in row) + "".join(f"{x:>9.1f}" if i % 2 == 0 else f"{x:>10.1f}"
+                                                                           for i, x in enumerate(heads)), flush=True)
+
+
+if __name__ == "__main__":
+    main()
