@@ -33,7 +33,7 @@ from scipy.ndimage import gaussian_filter1d
 from avsr.files import atomic_path
 from avsr.io.face_mesh import (KEPT_POINTS, LIPS_OUTER, LIPS_SLICE, STABLE_SLICE, FaceMeshTracker, detection_size,
                                face_size)
-from avsr.io.media import frame_to_gray, frame_to_rgb, iter_video_frames
+from avsr.io.media import frame_to_gray, frame_to_rgb, iter_video_frames, probe_video
 from avsr.io.spool import FrameSpool
 from avsr.preprocessing import DETECT_EVERY, DETECT_MAX_SIDE, ROI_SIZE, VIDEO_FPS
 
@@ -391,6 +391,17 @@ def release_free_heap() -> None:
         pass
 
 
+PREALLOCATED_FRAMES = 25 * 3600  # the most crops extract_lip_roi makes room for before the first piece (830 MB)
+
+
+def _expected_frames(source: str | os.PathLike | np.ndarray) -> int:
+    """25 fps frames of ``source``: its length, or for a file its header's duration (0 without one)."""
+    if isinstance(source, np.ndarray):
+        return len(source)
+    probe = probe_video(source)
+    return int(np.ceil(probe[0] * VIDEO_FPS)) + 1 if probe is not None else 0
+
+
 def extract_lip_roi(source: str | os.PathLike | np.ndarray, options: LipRoiOptions = LipRoiOptions(),
                     spool_above_mb: float | None = None) -> LipRoi:
     """Find, align and cut the mouth in every 25 fps frame of a clip (:func:`iter_lip_roi`'s pieces
@@ -411,29 +422,32 @@ def extract_lip_roi(source: str | os.PathLike | np.ndarray, options: LipRoiOptio
         raise ValueError(f"frames must be (T, H, W, 3) uint8 with T > 0, got shape {source.shape}")
     size = options.crop_size
     limit = None if spool_above_mb is None else spool_above_mb * 2**20
+    # The crops go straight into one array sized from the header (its pages are taken as they are
+    # written, and it grows if the header fell short), or, once past the limit, into a spool.
+    first_size = min(_expected_frames(source), PREALLOCATED_FRAMES)
+    if limit is not None:
+        first_size = min(first_size, int(limit) // (size * size) + PIECE_FRAMES)
+    roi: np.ndarray | FrameSpool = np.empty((first_size, size, size), np.uint8)
     pieces: list[LipRoi] = []
-    spool: FrameSpool | None = None
-    held = 0  # bytes of crops in memory
+    count = 0
     for piece in iter_lip_roi(source, options):
-        if spool is None and limit is not None and held + piece.roi.nbytes > limit:
-            spool = FrameSpool(0, size, size, growable=True)
-            for earlier in pieces:
-                spool.write(earlier.roi)
-                earlier.roi = earlier.roi[:0]
-        if spool is not None:
-            spool.write(piece.roi)
-            piece.roi = piece.roi[:0]
-        held += piece.roi.nbytes
+        if isinstance(roi, np.ndarray) and limit is not None and (count + len(piece)) * size * size > limit:
+            spooled = FrameSpool(0, size, size, growable=True)
+            spooled.write(roi[:count])
+            roi = spooled
+        if isinstance(roi, FrameSpool):
+            roi.write(piece.roi)
+        else:
+            if count + len(piece) > len(roi):
+                grown = np.empty((max(2 * len(roi), count + len(piece)), size, size), np.uint8)
+                grown[:count] = roi[:count]
+                roi = grown
+            roi[count: count + len(piece)] = piece.roi
+        count += len(piece)
+        piece.roi = None
         pieces.append(piece)
-    if spool is not None:
-        roi = spool
-    else:  # one array, each piece freed as it is copied in (untouched pages of np.empty take no memory)
-        roi = np.empty((sum(len(p.roi) for p in pieces), size, size), np.uint8)
-        at = 0
-        for piece in pieces:
-            roi[at: at + len(piece.roi)] = piece.roi
-            at += len(piece.roi)
-            piece.roi = None
+    if isinstance(roi, np.ndarray):
+        roi = roi[:count]
     release_free_heap()
 
     def joined(field: str, shape: tuple, dtype) -> np.ndarray:

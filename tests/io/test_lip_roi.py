@@ -145,6 +145,18 @@ def test_crops_beyond_the_memory_limit_go_to_a_spool_that_reads_as_the_array(car
     spooled.roi.close()
 
 
+def test_crops_of_a_file_longer_than_its_header_says_are_all_kept(carphone_frames, monkeypatch):
+    """The crops' array is sized from the header's duration; a file that runs on grows it."""
+    import avsr.io.lip_roi as lip_roi_module
+
+    frames = np.concatenate([carphone_frames] * 3)[:260]
+    expected = extract_lip_roi(frames)
+    monkeypatch.setattr(lip_roi_module, "_expected_frames", lambda source: 7)
+    grown = extract_lip_roi(frames)
+    assert len(grown.roi) == 260
+    np.testing.assert_array_equal(grown.roi, expected.roi)
+
+
 def test_no_face_at_all_is_not_a_crash():
     frames = np.full((20, 120, 160, 3), 90, np.uint8)
     roi = extract_lip_roi(frames)
