@@ -8,8 +8,8 @@ about 13 ms in. For each model (a bundle, or a Lightning checkpoint of this proj
 length, every utterance of a prepared manifest is lengthened by that many 25 fps frames at its
 start (or ``--at end``): the sound is the clip's own quietest stretch of that length (as
 ``avsr.io.writer.write_offset_copy`` pads an offset copy; ``--digital-zero``: zeros, as the
-training pads are), and the first (last) crop is held over it. Printed: AV WER per length, and the
-model's audio- and video-head WER at the longest one beside their WER without it.
+training pads are), and the first (last) crop is held over it. Printed: WER per length in each of
+the model's modes (AV, and its audio and video heads).
 """
 
 from __future__ import annotations
@@ -52,11 +52,10 @@ def main() -> None:
     parser.add_argument("--snr-db", type=float, default=0.0)
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
-    longest = max(args.frames)
     print(f"{args.manifest}, " + (f"{args.noise} {args.snr_db:g} dB" if args.noise else "clean") +
-          f", lead-in at the {args.at}" + (" (digital zero)" if args.digital_zero else "") + "; WER %")
-    print(f"{'model':<28}" + "".join(f"{f'av {n}':>8}" for n in args.frames) +
-          f"{'audio 0':>9}{f'audio {longest}':>10}{'video 0':>9}{f'video {longest}':>10}")
+          f", lead-in at the {args.at}" + (" (digital zero)" if args.digital_zero else "") +
+          "; WER % per lead-in length (frames)")
+    print(f"{'model':<28}{'mode':<7}" + "".join(f"{n:>7}" for n in args.frames))
     for path in args.models:
         network = load_network(path).eval()
         items, speakers = load_items(args.manifest, network.preprocessing)
@@ -64,16 +63,13 @@ def main() -> None:
             source = NoiseSource(args.noise, [item["audio"] for item in items], speakers)
             items = noisy_items(items, source, args.snr_db, args.seed)[0]
         references = [item["text"] for item in items]
-
-        def wer(frames: int, mode: str) -> float:
-            lengthened = [with_lead_in(item, frames, args.at, args.digital_zero) for item in items]
-            return 100 * jiwer.wer(references, score(network, lengthened, mode, greedy_decode)[0])
-
-        row = [wer(n, "av") for n in args.frames]
-        heads = [wer(n, mode) for mode in ("audio", "video") for n in (0, longest)]
         label = path.rsplit("/", 1)[-1]
-        print(f"{label:<28}" + "".join(f"{x:>8.1f}" for x in row) + "".join(f"{x:>9.1f}" if i % 2 == 0 else f"{x:>10.1f}"
-                                                                           for i, x in enumerate(heads)), flush=True)
+        for mode in [m for m in ("av", "audio", "video") if m in network.modes]:
+            row = []
+            for frames in args.frames:
+                lengthened = [with_lead_in(item, frames, args.at, args.digital_zero) for item in items]
+                row.append(100 * jiwer.wer(references, score(network, lengthened, mode, greedy_decode)[0]))
+            print(f"{label:<28}{mode:<7}" + "".join(f"{x:>7.1f}" for x in row), flush=True)
 
 
 if __name__ == "__main__":
