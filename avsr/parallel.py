@@ -55,7 +55,8 @@ def _tracked(index: int, function: Callable[..., Any], job: tuple) -> Any:
 
 
 def imap_jobs(function: Callable[..., Any], jobs: Sequence[tuple], workers: int, on_crash: Callable[[tuple], Any],
-              max_in_flight: int | None = None, prefetch: bool = False) -> Iterator[tuple[int, Any]]:
+              max_in_flight: int | None = None, prefetch: bool = False,
+              discard: Callable[[Any], None] | None = None) -> Iterator[tuple[int, Any]]:
     """Yield ``(index, function(*jobs[index]))`` as jobs finish, with ``workers`` processes (1: in this
     one, in order). At most ``max_in_flight`` jobs (default ``2 * workers``) are queued or running, so
     results never pile up faster than the caller takes them.
@@ -63,18 +64,23 @@ def imap_jobs(function: Callable[..., Any], jobs: Sequence[tuple], workers: int,
     ``prefetch`` (with one worker): the next job runs in a thread of this process while the caller
     works on the result just yielded, one job ahead at most (its native code, a decoder or MediaPipe,
     runs beside the caller's). ``function`` must then catch its own failures, as a crash cannot be
-    isolated in a thread.
+    isolated in a thread. If the caller stops early, a job not yet started is cancelled, and the
+    result of one already running is handed to ``discard`` when it is ready (to remove what it holds).
 
     ``function`` must be importable by name (a module-level function), as worker processes are spawned.
     """
     if workers <= 1 and prefetch and jobs:
-        with ThreadPoolExecutor(1, thread_name_prefix="avsr-prefetch") as thread:
-            ahead = thread.submit(function, *jobs[0])
+        thread = ThreadPoolExecutor(1, thread_name_prefix="avsr-prefetch")
+        ahead = thread.submit(function, *jobs[0])
+        try:
             for index in range(len(jobs)):
                 result = ahead.result()
-                if index + 1 < len(jobs):
-                    ahead = thread.submit(function, *jobs[index + 1])
+                ahead = thread.submit(function, *jobs[index + 1]) if index + 1 < len(jobs) else None
                 yield index, result
+        finally:  # stopped early (an error, Ctrl-C, a closed generator): do not wait for the next job
+            if ahead is not None and not ahead.cancel() and discard is not None:
+                ahead.add_done_callback(lambda done: done.exception() is None and discard(done.result()))
+            thread.shutdown(wait=False)
         return
     if workers <= 1:
         for index, job in enumerate(jobs):

@@ -67,7 +67,7 @@ def main() -> None:
         noisy = noisy_items(items, source, level, args.seed)[0]
         errors = [utterance_errors(references, score(network, noisy, mode, greedy_decode)[0])
                   for network, mode in zip(networks, modes)]
-        gain, low, high = paired_gain(errors[0], errors[1], words, args.seed)
+        gain, low, high = paired_gain(errors[0], errors[1], args.seed)
         label = "clean" if level is None else f"{args.noise} {level:g} dB"
         print(f"{label:<16}{100 * errors[0].sum() / words.sum():>9.1f}{100 * errors[1].sum() / words.sum():>9.1f}"
               f"{100 * gain:>9.1f}{f'{100 * low:.1f} … {100 * high:.1f}':>16}", flush=True)

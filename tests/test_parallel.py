@@ -47,3 +47,33 @@ def test_prefetch_runs_the_next_job_in_a_thread_while_the_caller_works_on_a_resu
         seen.append(index)
     assert seen == [0, 1, 2, 3]
     assert list(imap_jobs(job, [], workers=1, on_crash=str, prefetch=True)) == []
+
+
+def test_a_prefetch_stopped_early_cancels_the_next_job_or_discards_its_result():
+    """The caller stops after the first result: the job already running (the second) is handed to
+    ``discard`` when it is done, and the third never starts."""
+    import threading
+
+    from avsr.parallel import imap_jobs
+
+    started, discarded = [], []
+    running, release = threading.Event(), threading.Event()
+
+    def job(index: int) -> int:
+        started.append(index)
+        if index == 1:
+            running.set()
+            release.wait(timeout=10)
+        return index
+
+    jobs = imap_jobs(job, [(i,) for i in range(3)], workers=1, on_crash=str, prefetch=True,
+                     discard=discarded.append)
+    assert next(jobs) == (0, 0)
+    assert running.wait(timeout=10)
+    jobs.close()  # while job 1 runs
+    release.set()
+    for _ in range(100):
+        if discarded:
+            break
+        threading.Event().wait(0.05)
+    assert discarded == [1] and started == [0, 1]

@@ -166,17 +166,21 @@ def score(model, items: list[dict], mode: str, decoder: Callable, batch_size: in
     return hypotheses, float(torch.cat(weights).mean()) if weights else None
 
 
-def paired_gain(errors_a: np.ndarray, errors_b: np.ndarray, words: np.ndarray, seed: int,
+def paired_gain(errors_a: np.ndarray, errors_b: np.ndarray, seed: int,
                 rounds: int = 1000) -> tuple[float, float, float]:
     """How much lower A's corpus WER is than B's, relative to B's (``1 - WER_A / WER_B``; 0.2 = 20 %
-    better), on the same utterances, with a paired bootstrap 95 % interval: each round resamples
-    utterances and scores both systems on the same draw, so the interval reflects their
-    difference rather than each one's spread. Returns ``(gain, low, high)``."""
+    better), on the same utterances (word edits per utterance), with a paired bootstrap 95 %
+    interval: each round resamples utterances and scores both systems on the same draw, so the
+    interval reflects their difference rather than each one's spread. Returns ``(gain, low, high)``;
+    NaN where B makes no error (no relative gain is defined), and draws in which B makes none are
+    left out of the interval."""
+    if errors_b.sum() == 0:
+        return float("nan"), float("nan"), float("nan")
     rng = np.random.default_rng(seed)
     picks = rng.integers(0, len(errors_a), (rounds, len(errors_a)))
-    a, b = errors_a[picks].sum(axis=1), np.maximum(errors_b[picks].sum(axis=1), 1)
-    gains = 1 - a / b
-    return float(1 - errors_a.sum() / max(errors_b.sum(), 1)), float(np.percentile(gains, 2.5)), \
+    a, b = errors_a[picks].sum(axis=1), errors_b[picks].sum(axis=1)
+    gains = 1 - a[b > 0] / b[b > 0]
+    return float(1 - errors_a.sum() / errors_b.sum()), float(np.percentile(gains, 2.5)), \
         float(np.percentile(gains, 97.5))
 
 

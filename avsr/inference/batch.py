@@ -127,6 +127,12 @@ def _prepare_job(path: Path, detect_every: int, crop_memory_mb: float | None,
         return FileResult.failed(path, error)
 
 
+def _close(result: PreparedInput | FileResult) -> None:
+    """A prepared input the batch will not read (it stopped early): its temporary files go."""
+    if isinstance(result, PreparedInput):
+        result.close()
+
+
 def _crashed(job: tuple) -> FileResult:
     return FileResult.crashed(job[0])
 
@@ -147,7 +153,9 @@ def transcribe_batch(paths: list[Path], model: LoadedModel, out_dir: str | Path,
     (``extra`` of a done one: ``mode``, ``duration_s``, ``prepare_s``, ``recognise_s``, ``warnings``).
 
     ``prefetch`` (one worker): the next file is decoded and its lip ROIs cut in a thread while the
-    model reads the current one."""
+    model reads the current one. Two files' inputs are then held at once, so the memory that
+    ``options.crop_memory_mb`` and ``audio_memory_mb`` allow a file's crops and audio is taken
+    twice at most."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     with folder_lock(out_dir):
@@ -180,7 +188,7 @@ def _transcribe_locked(paths, model, out_dir, formats, options, workers, device,
               dynamic_ncols=True) as bar, partial.open("a", encoding="utf-8") as log, \
             (out_dir / LEDGER_NAME).open("a", encoding="utf-8") as entries:
         jobs = [(paths[i], options.detect_every, options.crop_memory_mb, options.audio_memory_mb) for i in todo]
-        for job, result in imap_jobs(_prepare_job, jobs, workers, _crashed, prefetch=prefetch):
+        for job, result in imap_jobs(_prepare_job, jobs, workers, _crashed, prefetch=prefetch, discard=_close):
             index = todo[job]
             if isinstance(result, PreparedInput):
                 prepared = result

@@ -193,6 +193,9 @@ def prepare_input(path: str | Path, detect_every: int = TRANSCRIBE_DETECT_EVERY,
                 raise
             audio = None
     notes = list(dict.fromkeys(str(w.message) for w in caught if issubclass(w.category, MediaWarning)))
+    for other in caught:  # recording catches every thread's warnings (batch prefetch): the rest go on
+        if not issubclass(other.category, MediaWarning):
+            warnings.warn_explicit(other.message, other.category, other.filename, other.lineno, source=other.source)
     if not has_video:
         frames = int(np.ceil(len(audio) / SAMPLES_PER_FRAME)) if audio is not None else 0
         crops, found, transforms = np.zeros((frames, ROI_SIZE, ROI_SIZE), np.uint8), np.zeros(frames, bool), None

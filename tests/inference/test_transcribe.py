@@ -386,3 +386,26 @@ def test_a_long_input_reads_its_crops_from_disk_with_the_same_result(corpus, mod
                                progress=False)
     assert [r.status for r in summary] == ["done", "done"]
     assert list(spool_dir.iterdir()) == [], "a temporary crop file was left behind"
+
+
+def test_prepare_keeps_its_media_warnings_and_passes_other_warnings_on(monkeypatch):
+    """``prepare_input`` records the decoder's warnings as the file's notes. Recording catches every
+    warning of the process (a batch prepares the next file in a thread while the model runs), so the
+    others are raised again, not swallowed."""
+    import warnings
+
+    import avsr.inference.transcribe as transcribe_module
+    from avsr.io.media import MediaWarning
+
+    probe = transcribe_module.probe_video
+
+    def noisy_probe(path):
+        warnings.warn("from elsewhere", RuntimeWarning)
+        warnings.warn(f"{path}: a note on this file", MediaWarning)
+        return probe(path)
+
+    monkeypatch.setattr(transcribe_module, "probe_video", noisy_probe)
+    with pytest.warns(RuntimeWarning, match="from elsewhere"):
+        prepared = transcribe_module.prepare_input(CARPHONE)
+    assert any("a note on this file" in note for note in prepared.warnings)
+    assert not any("from elsewhere" in note for note in prepared.warnings)
