@@ -10,6 +10,9 @@ start (or ``--at end``): the sound is the clip's own quietest stretch of that le
 ``avsr.io.writer.write_offset_copy`` pads an offset copy; ``--digital-zero``: zeros, as the
 training pads are), and the first (last) crop is held over it. Printed: WER per length in each of
 the model's modes (AV, and its audio and video heads).
+
+The synthetic clips end 242-429 ms after their speech, so a quiet stretch longer than about 6
+frames takes in the end of their last word: use ``--digital-zero`` for longer lead-ins there.
 """
 
 from __future__ import annotations
