@@ -341,14 +341,15 @@ def iter_lip_roi(source: str | os.PathLike | np.ndarray, options: LipRoiOptions 
     if piece_frames < 1:
         raise ValueError(f"piece_frames={piece_frames} must be >= 1")
     margin, size = stream_margin(options), options.crop_size
-    points: list[np.ndarray] = []  # the track from frame `kept` on
+    points: list[np.ndarray] = []  # the track from frame max(0, first - margin) on: what is still read
     grays: list[np.ndarray] = []  # the frames from `first` on, not cut yet
-    kept = first = 0
+    first = 0
 
     def cut(stop: int, ends: bool) -> LipRoi:
         """Crops of frames ``first .. stop``; ``ends``: the clip ends with the last tracked frame."""
-        lo, hi = max(kept, first - margin), kept + len(points) if ends else stop + margin
-        track, found = fill_gaps(np.stack(points[lo - kept: hi - kept]), options.max_gap_frames)
+        lo = max(0, first - margin)
+        hi = lo + len(points) if ends else stop + margin
+        track, found = fill_gaps(np.stack(points[: hi - lo]), options.max_gap_frames)
         transforms = crop_transforms(track, found, options)[first - lo: stop - lo]
         track, found = track[first - lo: stop - lo], found[first - lo: stop - lo]
         crops = np.zeros((stop - first, size, size), np.uint8)
@@ -360,21 +361,19 @@ def iter_lip_roi(source: str | os.PathLike | np.ndarray, options: LipRoiOptions 
                       timestamps_s=np.arange(first, stop) / VIDEO_FPS, transforms=transforms.astype(np.float32))
 
     def advance() -> None:
-        nonlocal first, kept
-        del grays[:piece_frames]
+        nonlocal first
+        before = max(0, first - margin)
         first += piece_frames
-        drop = max(0, first - margin - kept)  # track no later piece reads
-        del points[:drop]
-        kept += drop
+        del grays[:piece_frames], points[: max(0, first - margin) - before]  # what no later piece reads
 
     for frame_points, gray in _tracked_frames(source, options):
         points.append(frame_points)
         grays.append(gray)
-        if kept + len(points) >= first + piece_frames + margin:
+        if max(0, first - margin) + len(points) >= first + piece_frames + margin:
             yield cut(first + piece_frames, ends=False)
             advance()
-    while kept + len(points) > first:  # the clip has ended: the rest, its track complete
-        yield cut(min(first + piece_frames, kept + len(points)), ends=True)
+    while grays:  # the clip has ended: the rest, its track complete
+        yield cut(first + len(grays[:piece_frames]), ends=True)
         advance()
 
 
