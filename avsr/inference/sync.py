@@ -94,6 +94,7 @@ def mouth_opening(mouth_landmarks: np.ndarray) -> np.ndarray:
 
 MOUTH_BOX = (slice(24, 72, 2), slice(16, 80, 2))  # rows, columns of a 96x96 crop around the mouth, every 2nd pixel
 PCA_BLOCK = 1500  # crops read at a time (a minute): an hour's crops may be on disk (FrameSpool)
+MOUTH_PIXELS = 24 * 32  # pixels in MOUTH_BOX
 
 
 def mouth_signal(roi, face_found: np.ndarray, opening: np.ndarray) -> np.ndarray:
@@ -102,7 +103,8 @@ def mouth_signal(roi, face_found: np.ndarray, opening: np.ndarray) -> np.ndarray
     :class:`~avsr.io.spool.FrameSpool`) on their first principal component over the file's frames
     with a face, signed so that it rises with ``opening`` (:func:`mouth_opening`, which may be
     interpolated between landmark frames). The crops are aligned on the face, so what varies most
-    in the mouth box is the mouth. Read a block of frames at a time, twice."""
+    in the mouth box is the mouth. A file of more than :data:`MOUTH_PIXELS` face frames is read a block
+    of frames at a time, twice, and its component found from the pixels' covariance."""
     frames = len(face_found)
     signal, opening = np.full(frames, np.nan), opening[:frames]
     count = int(face_found.sum())
@@ -113,16 +115,21 @@ def mouth_signal(roi, face_found: np.ndarray, opening: np.ndarray) -> np.ndarray
         found = face_found[start: start + PCA_BLOCK]
         block = np.asarray(roi[start: start + len(found)])[(slice(None),) + MOUTH_BOX]
         return block[found].reshape(int(found.sum()), -1).astype(np.float64), found
-    total, products = 0.0, 0.0
-    for start in range(0, frames, PCA_BLOCK):
-        x, _ = pixels(start)
-        total, products = total + x.sum(axis=0), products + x.T @ x
-    mean = total / count
-    covariance = products / count - np.outer(mean, mean)
-    component = np.linalg.eigh(covariance)[1][:, -1]
-    for start in range(0, frames, PCA_BLOCK):
-        x, found = pixels(start)
-        signal[start: start + len(found)][found] = (x - mean) @ component
+    if count <= MOUTH_PIXELS:  # at most 30 s: the first right singular vector of the centred pixels is the same
+        x = np.concatenate([pixels(start)[0] for start in range(0, frames, PCA_BLOCK)])  # component, found faster
+        centred = x - x.mean(axis=0)
+        signal[face_found] = centred @ np.linalg.svd(centred, full_matrices=False)[2][0]
+    else:
+        total, products = 0.0, 0.0
+        for start in range(0, frames, PCA_BLOCK):
+            x, _ = pixels(start)
+            total, products = total + x.sum(axis=0), products + x.T @ x
+        mean = total / count
+        covariance = products / count - np.outer(mean, mean)
+        component = np.linalg.eigh(covariance)[1][:, -1]
+        for start in range(0, frames, PCA_BLOCK):
+            x, found = pixels(start)
+            signal[start: start + len(found)][found] = (x - mean) @ component
     both = np.isfinite(signal) & np.isfinite(opening)
     if both.sum() > 2 and signal[both].std() > 0 and opening[both].std() > 0 \
             and np.corrcoef(signal[both], opening[both])[0, 1] < 0:

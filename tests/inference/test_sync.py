@@ -74,10 +74,13 @@ def test_no_estimate_without_a_moving_mouth_or_without_sound(clips):
     assert speech_envelope(np.zeros(640 * 3, np.float32)).shape == (3,)
 
 
-def test_the_pixel_signal_follows_a_real_mouth_between_landmark_frames():
+def test_the_pixel_signal_follows_a_real_mouth_between_landmark_frames(monkeypatch):
     """A real face (the carphone sequence): the crops' mouth component, with landmarks on every 3rd
     frame, follows the opening that landmarks on every frame read (measured 0.93), frame-to-frame
-    changes included (0.89; the opening interpolated between every 3rd frame: 0.75). No face, no value."""
+    changes included (0.89; the opening interpolated between every 3rd frame: 0.75). No face, no value.
+    The component of a short file (from the centred pixels) is the one of a long file (from their
+    covariance, read in blocks)."""
+    from avsr.inference import sync
     from avsr.inference.sync import mouth_signal
     from avsr.io.lip_roi import LipRoiOptions, extract_lip_roi
 
@@ -92,6 +95,10 @@ def test_the_pixel_signal_follows_a_real_mouth_between_landmark_frames():
     partial = mouth_signal(third.roi, found, mouth_opening(third.mouth_landmarks))
     assert np.isnan(partial[10:20]).all() and np.isfinite(partial[found]).all()
     assert np.isnan(mouth_signal(third.roi, np.zeros_like(found), np.full(len(found), np.nan))).all()
+    monkeypatch.setattr(sync, "MOUTH_PIXELS", 0)  # the long-file route
+    monkeypatch.setattr(sync, "PCA_BLOCK", 7)
+    np.testing.assert_allclose(mouth_signal(third.roi, found, mouth_opening(third.mouth_landmarks)), partial,
+                               rtol=1e-6, atol=1e-6 * np.abs(partial[found]).max())
 
 
 def test_the_envelope_of_a_long_recording_is_computed_a_block_at_a_time_and_exactly(clips):
