@@ -500,6 +500,9 @@ def _add_transcribe(subparsers) -> None:
     parser.add_argument("--workers", type=positive_int, default=TRANSCRIBE_WORKERS,
                         help=f"worker processes preparing inputs (default {TRANSCRIBE_WORKERS}: on 2 cores, 2 workers were "
                         "slower on short clips; bench/transcribe_speed.py)")
+    parser.add_argument("--no-prefetch", action="store_true",
+                        help="with one worker, prepare each file only after the previous one is transcribed (by "
+                        "default the next one is prepared meanwhile; then two files' inputs are held at once)")
     parser.add_argument("--device", default="cpu", help="cpu (default) or cuda")
     parser.add_argument("--backend", default=None, choices=["torch", "onnx"],
                         help="torch (bundles), or onnx: ONNX Runtime on graphs from `avsr export MODEL model.onnx` "
@@ -559,7 +562,7 @@ def _run_transcribe(args: argparse.Namespace) -> int:
         return 2
     try:
         summary = transcribe_batch(paths, model, args.output_dir, formats, options, args.workers, args.device,
-                                   args.overwrite, progress=not args.quiet)
+                                   args.overwrite, progress=not args.quiet, prefetch=not args.no_prefetch)
     except (LexiconError, BusyError) as error:
         print(f"avsr transcribe: error: {error}", file=sys.stderr)
         return 2

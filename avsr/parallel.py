@@ -11,13 +11,19 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import threading
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, ThreadPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
+from contextlib import contextmanager
 from typing import Any
 
 _STARTED = None  # per worker: the shared array of job states (0 waiting, 1 started, 2 returned)
+
+
+class Cancelled(Exception):
+    """A job stopped because its caller stopped early (the ``cancel`` event of :func:`imap_jobs`)."""
 
 
 def _die_with_parent(parent: int) -> None:
@@ -41,10 +47,35 @@ def _die_with_parent(parent: int) -> None:
 def _init_worker(started, parent: int) -> None:
     import warnings
 
+    from threadpoolctl import threadpool_limits
+
     global _STARTED
     _STARTED = started
     _die_with_parent(parent)
     warnings.simplefilter("ignore")
+    threadpool_limits(limits=1, user_api="blas")  # the processes are the parallelism (see model_threads)
+
+
+@contextmanager
+def model_threads(preparing_beside: int):
+    """Thread pools for a process that alternates numpy work and a torch model with
+    ``preparing_beside`` preparations running next to it (a worker process or a thread each, whose
+    MediaPipe landmarker keeps one core busy): within the block numpy's BLAS runs on one thread,
+    and torch on the cores it had less those, at least one.
+
+    Why, measured on 2 cores (RESULTS.md, 2026-12-02): OpenBLAS's helper threads keep spinning
+    after a call, and torch's threads wait on each other, so on a shared core the model ran at
+    half its speed right after a file's preparation (120 against 66 ms a short clip)."""
+    import torch
+    from threadpoolctl import threadpool_limits
+
+    before = torch.get_num_threads()
+    with threadpool_limits(limits=1, user_api="blas"):
+        torch.set_num_threads(max(1, before - preparing_beside))
+        try:
+            yield
+        finally:
+            torch.set_num_threads(before)
 
 
 def _tracked(index: int, function: Callable[..., Any], job: tuple) -> Any:
@@ -56,7 +87,8 @@ def _tracked(index: int, function: Callable[..., Any], job: tuple) -> Any:
 
 def imap_jobs(function: Callable[..., Any], jobs: Sequence[tuple], workers: int, on_crash: Callable[[tuple], Any],
               max_in_flight: int | None = None, prefetch: bool = False,
-              discard: Callable[[Any], None] | None = None) -> Iterator[tuple[int, Any]]:
+              discard: Callable[[Any], None] | None = None,
+              cancel: threading.Event | None = None) -> Iterator[tuple[int, Any]]:
     """Yield ``(index, function(*jobs[index]))`` as jobs finish, with ``workers`` processes (1: in this
     one, in order). At most ``max_in_flight`` jobs (default ``2 * workers``) are queued or running, so
     results never pile up faster than the caller takes them.
@@ -66,6 +98,10 @@ def imap_jobs(function: Callable[..., Any], jobs: Sequence[tuple], workers: int,
     runs beside the caller's). ``function`` must then catch its own failures, as a crash cannot be
     isolated in a thread. If the caller stops early, a job not yet started is cancelled, and the
     result of one already running is handed to ``discard`` when it is ready (to remove what it holds).
+    With ``cancel`` (an event the jobs watch, raising :class:`Cancelled`) that job is told to stop
+    and waited for, so that it releases what it holds in its own thread before the caller goes on
+    (a MediaPipe landmarker left to the interpreter's exit is closed after MediaPipe's own shutdown,
+    with a traceback).
 
     ``function`` must be importable by name (a module-level function), as worker processes are spawned.
     """
@@ -77,9 +113,13 @@ def imap_jobs(function: Callable[..., Any], jobs: Sequence[tuple], workers: int,
                 result = ahead.result()
                 ahead = thread.submit(function, *jobs[index + 1]) if index + 1 < len(jobs) else None
                 yield index, result
-        finally:  # stopped early (an error, Ctrl-C, a closed generator): do not wait for the next job
-            if ahead is not None and not ahead.cancel() and discard is not None:
-                ahead.add_done_callback(lambda done: done.exception() is None and discard(done.result()))
+        finally:  # stopped early (an error, Ctrl-C, a closed generator)
+            if ahead is not None and not ahead.cancel():
+                if cancel is not None:
+                    cancel.set()
+                    wait([ahead])
+                if discard is not None:
+                    ahead.add_done_callback(lambda done: done.exception() is None and discard(done.result()))
             thread.shutdown(wait=False)
         return
     if workers <= 1:

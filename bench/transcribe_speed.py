@@ -98,28 +98,46 @@ def old_lip_roi_defaults():
         transcribe_module.LipRoiOptions, lip_roi_module.frame_to_gray = saved
 
 
+@contextlib.contextmanager
+def thread_pools_as_they_were():
+    """No thread-pool policy (before 2026-12-02): numpy's BLAS and torch on all their threads beside
+    the preparation (now: ``avsr.parallel.model_threads``)."""
+    import avsr.inference.batch as batch_module
+
+    saved = batch_module.model_threads
+    batch_module.model_threads = lambda beside: contextlib.nullcontext()
+    try:
+        yield
+    finally:
+        batch_module.model_threads = saved
+
+
 def clip_figures(clips: list[Path], seconds: float, model, tmp: Path, references: dict[str, str]) -> None:
     timed_batch(clips[:2], model, tmp / "warm", TranscribeOptions(), 1)  # MediaPipe and torch warm-up
     workers = TRANSCRIBE_WORKERS  # what `avsr transcribe` starts by default
-    print(f"{'decoding':<26}{'landmarks':>10}{'workers':>8}{'prefetch':>9}{'wall s':>9}{'RTF':>8}{'WER %':>7}"
-          f"{'prepare s':>11}{'recognise s':>12}{'first s':>9}")
+    print(f"{'decoding':<30}{'landmarks':>10}{'workers':>8}{'prefetch':>9}{'pools':>7}{'wall s':>9}{'RTF':>8}"
+          f"{'WER %':>7}{'prepare s':>11}{'recognise s':>12}{'first s':>9}")
 
-    def row(name: str, options: TranscribeOptions, count: int, network=model, prefetch: bool = False) -> None:
+    def row(name: str, options: TranscribeOptions, count: int, network=model, prefetch: bool = True,
+            pools: bool = True) -> None:
         started_at = time.time()
-        wall = timed_batch(clips, network, tmp / "out", options, count, prefetch)
+        with contextlib.nullcontext() if pools else thread_pools_as_they_were():
+            wall = timed_batch(clips, network, tmp / "out", options, count, prefetch)
         every = "every" if options.detect_every == 1 else f"1 in {options.detect_every}"
         prepare, recognise, first = stage_seconds(tmp / "out", started_at)
         ahead = "yes" if prefetch and count == 1 else "-"
-        print(f"{name:<26}{every:>10}{count:>8}{ahead:>9}{wall:>9.2f}{wall / seconds:>8.3f}{word_error(tmp / 'out', references):>7.1f}"
+        print(f"{name:<30}{every:>10}{count:>8}{ahead:>9}{'set' if pools else 'as is':>7}{wall:>9.2f}"
+              f"{wall / seconds:>8.3f}{word_error(tmp / 'out', references):>7.1f}"
               f"{prepare:>11.2f}{recognise:>12.2f}{first:>9.2f}", flush=True)
 
-    with old_lip_roi_defaults():  # the baseline of this run: the defaults before 2026-12-01
-        row("greedy, old defaults", TranscribeOptions(detect_every=1), 1)
+    with old_lip_roi_defaults():  # the defaults before 2026-12-01
+        row("greedy, old defaults", TranscribeOptions(detect_every=1), 1, prefetch=False, pools=False)
+    row("greedy, defaults of 12-01", TranscribeOptions(), 1, prefetch=False, pools=False)  # the run's baseline
     row("greedy, defaults", TranscribeOptions(), workers)
-    row("greedy", TranscribeOptions(), 1, prefetch=True)
+    row("greedy", TranscribeOptions(), 1, prefetch=False)
+    row("greedy", TranscribeOptions(), 1, pools=False)
     row("greedy", TranscribeOptions(), 2)
-    row("greedy", TranscribeOptions(detect_every=1), 1)
-    row("greedy", TranscribeOptions(detect_every=1), 2)
+    row("greedy", TranscribeOptions(detect_every=1), workers)
     row("beam 16", TranscribeOptions(beam_size=16), workers)
     row("beam 16 + lexicon", TranscribeOptions(beam_size=16, lexicon=str(tmp / "clips" / "train.jsonl")), workers)
     from avsr.models.onnx import OnnxError, export_onnx

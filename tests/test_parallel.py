@@ -77,3 +77,43 @@ def test_a_prefetch_stopped_early_cancels_the_next_job_or_discards_its_result():
             break
         threading.Event().wait(0.05)
     assert discarded == [1] and started == [0, 1]
+
+
+def test_a_prefetch_stopped_early_tells_the_running_job_to_stop_and_waits_for_it():
+    """With ``cancel``: closing the results sets it, and returns only once the running job has seen it
+    and ended (so that it can release a landmarker in its own thread); its result is discarded."""
+    import threading
+
+    from avsr.parallel import imap_jobs
+
+    cancel, running, ended, discarded = threading.Event(), threading.Event(), threading.Event(), []
+
+    def job(index: int) -> int:
+        if index == 1:
+            running.set()
+            assert cancel.wait(timeout=10)  # works until told to stop
+            ended.set()
+        return index
+
+    jobs = imap_jobs(job, [(i,) for i in range(3)], workers=1, on_crash=str, prefetch=True,
+                     discard=discarded.append, cancel=cancel)
+    assert next(jobs) == (0, 0)
+    assert running.wait(timeout=10)
+    jobs.close()
+    assert cancel.is_set() and ended.is_set() and discarded == [1]
+
+
+def test_model_threads_leave_torch_the_cores_the_preparations_do_not_take_and_restore_them():
+    import torch
+    from threadpoolctl import threadpool_info
+
+    from avsr.parallel import model_threads
+
+    before = torch.get_num_threads()
+    blas = [pool["num_threads"] for pool in threadpool_info() if pool["user_api"] == "blas"]
+    for beside in (0, 1, 64):
+        with model_threads(beside):
+            assert torch.get_num_threads() == max(1, before - beside)
+            assert all(pool["num_threads"] == 1 for pool in threadpool_info() if pool["user_api"] == "blas")
+        assert torch.get_num_threads() == before
+        assert [pool["num_threads"] for pool in threadpool_info() if pool["user_api"] == "blas"] == blas

@@ -15,8 +15,9 @@ from __future__ import annotations
 
 import fcntl
 import json
+import threading
 import time
-from contextlib import contextmanager
+from contextlib import closing, contextmanager
 from pathlib import Path
 from typing import TextIO
 
@@ -26,7 +27,7 @@ from avsr.inference.transcribe import PreparedInput, TranscribeOptions, Transcri
 from avsr.io.results import FileResult, Reason, Status
 from avsr.files import file_sha256, output_names
 from avsr.models.bundle import LoadedModel
-from avsr.parallel import imap_jobs
+from avsr.parallel import imap_jobs, model_threads
 
 SUMMARY_NAME = "transcribe_summary.jsonl"
 LEDGER_NAME = ".avsr_outputs.jsonl"
@@ -118,11 +119,11 @@ def merge_summary(out_dir: Path, results: list[FileResult]) -> list[dict]:
     return kept + [r.to_json(SUMMARY_KEYS) for r in results]
 
 
-def _prepare_job(path: Path, detect_every: int, crop_memory_mb: float | None,
-                 audio_memory_mb: float | None) -> PreparedInput | FileResult:
+def _prepare_job(path: Path, detect_every: int, crop_memory_mb: float | None, audio_memory_mb: float | None,
+                 cancel: threading.Event | None = None) -> PreparedInput | FileResult:
     """Worker side: the decoded input, or the failure that explains why it cannot be used."""
     try:
-        return prepare_input(path, detect_every, crop_memory_mb, audio_memory_mb)
+        return prepare_input(path, detect_every, crop_memory_mb, audio_memory_mb, cancel)
     except Exception as error:  # one file's failure, expected or not, must not end the batch
         return FileResult.failed(path, error)
 
@@ -148,16 +149,15 @@ def is_current(stem: Path, formats: tuple[str, ...], model_id: str, sha256: str)
 
 def transcribe_batch(paths: list[Path], model: LoadedModel, out_dir: str | Path, formats: tuple[str, ...] = FORMATS,
                      options: TranscribeOptions = TranscribeOptions(), workers: int = 1, device: str = "cpu",
-                     overwrite: bool = False, progress: bool = True, prefetch: bool = False) -> list[FileResult]:
+                     overwrite: bool = False, progress: bool = True, prefetch: bool = True) -> list[FileResult]:
     """Transcribe ``paths`` into ``out_dir`` (``<stem>.<fmt>`` per input); returns one result per input, in order
     (``extra`` of a done one: ``mode``, ``duration_s``, ``prepare_s``, ``recognise_s``, ``warnings``).
 
     ``prefetch`` (one worker): the next file is decoded and its lip ROIs cut in a thread while the
-    model reads the current one (7 % faster on 20 short clips, RESULTS.md). Two files' inputs are
-    then held at once, so the memory that ``options.crop_memory_mb`` and ``audio_memory_mb`` allow a
-    file's crops and audio is taken twice at most. Off by default, and not offered by ``avsr
-    transcribe``: a Ctrl-C leaves that thread's MediaPipe landmarker to be closed at interpreter
-    exit, after MediaPipe's own dispatcher has shut down, which prints a traceback."""
+    model reads the current one (MediaPipe's landmarker keeps one core busy, and the model takes
+    the rest: RESULTS.md, 2026-12-02). Two files' inputs are then held at once, so the memory that
+    ``options.crop_memory_mb`` and ``audio_memory_mb`` allow a file's crops and audio is taken twice
+    at most. If the batch stops early (Ctrl-C), the thread is told to stop and waited for."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     with folder_lock(out_dir):
@@ -189,21 +189,27 @@ def _transcribe_locked(paths, model, out_dir, formats, options, workers, device,
     with tqdm(total=len(paths), initial=len(paths) - len(todo), unit="file", disable=not progress,
               dynamic_ncols=True) as bar, partial.open("a", encoding="utf-8") as log, \
             (out_dir / LEDGER_NAME).open("a", encoding="utf-8") as entries:
-        jobs = [(paths[i], options.detect_every, options.crop_memory_mb, options.audio_memory_mb) for i in todo]
-        for job, result in imap_jobs(_prepare_job, jobs, workers, _crashed, prefetch=prefetch, discard=_close):
-            index = todo[job]
-            if isinstance(result, PreparedInput):
-                prepared = result
-                try:
-                    result = _recognise(transcriber, prepared, stems[index], formats, entries)
-                finally:
-                    prepared.close()  # the temporary file of a long input's crops
-            for note in result.extra.get("warnings", []):
-                bar.write(f"warning: {paths[index]}: {note}")
-            summary[index] = result
-            log.write(json.dumps(result.to_json(SUMMARY_KEYS)) + "\n")
-            log.flush()
-            bar.update()
+        threaded = prefetch and workers <= 1  # the jobs run in a thread of this process, which can tell them to stop
+        cancel = threading.Event() if threaded else None
+        jobs = [(paths[i], options.detect_every, options.crop_memory_mb, options.audio_memory_mb)
+                + ((cancel,) if threaded else ()) for i in todo]
+        beside = workers if workers > 1 else int(threaded)  # preparations running beside the model
+        results = imap_jobs(_prepare_job, jobs, workers, _crashed, prefetch=prefetch, discard=_close, cancel=cancel)
+        with model_threads(beside), closing(results):
+            for job, result in results:
+                index = todo[job]
+                if isinstance(result, PreparedInput):
+                    prepared = result
+                    try:
+                        result = _recognise(transcriber, prepared, stems[index], formats, entries)
+                    finally:
+                        prepared.close()  # the temporary file of a long input's crops
+                for note in result.extra.get("warnings", []):
+                    bar.write(f"warning: {paths[index]}: {note}")
+                summary[index] = result
+                log.write(json.dumps(result.to_json(SUMMARY_KEYS)) + "\n")
+                log.flush()
+                bar.update()
     write_jsonl(out_dir / SUMMARY_NAME, merge_summary(out_dir, summary))
     partial.unlink()
     return summary

@@ -10,6 +10,7 @@ the second stage is bounded by the window, so hour-long files are fine.
 
 from __future__ import annotations
 
+import threading
 import time
 import warnings
 from dataclasses import asdict, dataclass, field, replace
@@ -30,6 +31,7 @@ from avsr.inference.sync import (SYNC_MS, SyncEstimate, attention_offset, estima
 from avsr.models.av_model import MODES as MODEL_MODES
 from avsr.models.av_model import AVSRModel
 from avsr.models.fusion import attention_summary
+from avsr.parallel import Cancelled
 from avsr.preprocessing import FRAME_S, ROI_SIZE, SAMPLES_PER_FRAME, TRANSCRIBE_DETECT_EVERY, VIDEO_FPS
 
 MIN_FRAMES = 5  # 0.2 s: a clip shorter than this holds no word (a 1-frame clip once "transcribed" as "n")
@@ -163,8 +165,9 @@ class PreparedInput:
 
 
 def prepare_input(path: str | Path, detect_every: int = TRANSCRIBE_DETECT_EVERY, crop_memory_mb: float | None = None,
-                  audio_memory_mb: float | None = None) -> PreparedInput:
-    """Decode ``path`` for transcription. Raises :class:`MediaError` for a file that cannot be used.
+                  audio_memory_mb: float | None = None, cancel: threading.Event | None = None) -> PreparedInput:
+    """Decode ``path`` for transcription. Raises :class:`MediaError` for a file that cannot be used,
+    :class:`~avsr.parallel.Cancelled` once ``cancel`` is set (checked at every video frame).
 
     Crops that would take more than ``crop_memory_mb`` are spooled to a temporary file
     (:class:`~avsr.io.spool.FrameSpool`; None: kept in memory), and a video's audio beyond
@@ -176,10 +179,15 @@ def prepare_input(path: str | Path, detect_every: int = TRANSCRIBE_DETECT_EVERY,
         warnings.simplefilter("always", MediaWarning)
         has_video = probe_video(path) is not None
         if has_video:  # crops first, so that their working memory is gone before the audio arrives
-            roi = extract_lip_roi(path, LipRoiOptions(detect_every=detect_every), spool_above_mb=crop_memory_mb)
+            roi = extract_lip_roi(path, LipRoiOptions(detect_every=detect_every), spool_above_mb=crop_memory_mb,
+                                  cancel=cancel)
             crops, found, transforms = roi.roi, roi.face_found, roi.transforms
             opening = mouth_signal(crops, found, mouth_opening(roi.mouth_landmarks))
             del roi
+            if cancel is not None and cancel.is_set():
+                if isinstance(crops, FrameSpool):
+                    crops.close()
+                raise Cancelled(f"{path}: stopped before its audio was read")
         try:  # a video's length is known by now: its audio is read straight into an array of that length
             if has_video:
                 audio, decoded = read_audio_into(path, len(found) * SAMPLES_PER_FRAME, spool_above_mb=audio_memory_mb)

@@ -19,8 +19,10 @@ seconds' worth, whatever the clip's length.
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import os
+import threading
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -35,6 +37,7 @@ from avsr.io.face_mesh import (KEPT_POINTS, LIPS_OUTER, LIPS_SLICE, STABLE_SLICE
                                face_size)
 from avsr.io.media import frame_to_gray, frame_to_rgb, iter_video_frames, probe_video
 from avsr.io.spool import FrameSpool
+from avsr.parallel import Cancelled
 from avsr.preprocessing import DETECT_EVERY, DETECT_MAX_SIDE, ROI_SIZE, VIDEO_FPS
 
 # Canonical frontal face: the STABLE points (right eye outer, right eye inner, left eye inner, left
@@ -328,7 +331,7 @@ PIECE_FRAMES = 100  # crops cut at a time by iter_lip_roi (4 s; with the margins
 
 
 def iter_lip_roi(source: str | os.PathLike | np.ndarray, options: LipRoiOptions = LipRoiOptions(),
-                 piece_frames: int = PIECE_FRAMES) -> Iterator[LipRoi]:
+                 piece_frames: int = PIECE_FRAMES, cancel: threading.Event | None = None) -> Iterator[LipRoi]:
     """The mouth crops of a clip in consecutive pieces of ``piece_frames`` frames (the last one
     shorter), each cut as soon as the landmark track has reached :func:`stream_margin` frames past
     it. Together they are exactly :func:`extract_lip_roi`'s result (a piece's ``timestamps_s`` say
@@ -337,6 +340,9 @@ def iter_lip_roi(source: str | os.PathLike | np.ndarray, options: LipRoiOptions 
 
     Why exact: a crop depends on the gap-filled, twice-smoothed track within the margin around its
     frame only, so each piece is computed from the track of the piece and a margin on either side.
+
+    ``cancel``: checked at every frame; once set, :class:`~avsr.parallel.Cancelled` is raised and the
+    landmarker closed (so does stopping the iteration early).
     """
     if piece_frames < 1:
         raise ValueError(f"piece_frames={piece_frames} must be >= 1")
@@ -366,12 +372,15 @@ def iter_lip_roi(source: str | os.PathLike | np.ndarray, options: LipRoiOptions 
         first += piece_frames
         del grays[:piece_frames], points[: max(0, first - margin) - before]  # what no later piece reads
 
-    for frame_points, gray in _tracked_frames(source, options):
-        points.append(frame_points)
-        grays.append(gray)
-        if max(0, first - margin) + len(points) >= first + piece_frames + margin:
-            yield cut(first + piece_frames, ends=False)
-            advance()
+    with contextlib.closing(_tracked_frames(source, options)) as tracked:  # the landmarker is closed here
+        for frame_points, gray in tracked:
+            if cancel is not None and cancel.is_set():
+                raise Cancelled(f"{source}: stopped before its lip ROIs were cut")
+            points.append(frame_points)
+            grays.append(gray)
+            if max(0, first - margin) + len(points) >= first + piece_frames + margin:
+                yield cut(first + piece_frames, ends=False)
+                advance()
     while grays:  # the clip has ended: the rest, its track complete
         yield cut(first + len(grays[:piece_frames]), ends=True)
         advance()
@@ -402,7 +411,7 @@ def _expected_frames(source: str | os.PathLike | np.ndarray) -> int:
 
 
 def extract_lip_roi(source: str | os.PathLike | np.ndarray, options: LipRoiOptions = LipRoiOptions(),
-                    spool_above_mb: float | None = None) -> LipRoi:
+                    spool_above_mb: float | None = None, cancel: threading.Event | None = None) -> LipRoi:
     """Find, align and cut the mouth in every 25 fps frame of a clip (:func:`iter_lip_roi`'s pieces
     put together).
 
@@ -413,9 +422,11 @@ def extract_lip_roi(source: str | os.PathLike | np.ndarray, options: LipRoiOptio
         spool_above_mb: once the crops take more memory than this, they are written to a temporary
             file as they are cut, and ``roi`` is a :class:`~avsr.io.spool.FrameSpool` read by ranges
             (None: always an array in memory).
+        cancel: see :func:`iter_lip_roi`.
 
     Raises:
         MediaError: ``source`` is a file that cannot be read or has no video stream.
+        Cancelled: ``cancel`` was set.
     """
     if isinstance(source, np.ndarray) and (source.ndim != 4 or source.shape[-1] != 3 or len(source) == 0):
         raise ValueError(f"frames must be (T, H, W, 3) uint8 with T > 0, got shape {source.shape}")
@@ -429,22 +440,27 @@ def extract_lip_roi(source: str | os.PathLike | np.ndarray, options: LipRoiOptio
     roi: np.ndarray | FrameSpool = np.empty((first_size, size, size), np.uint8)
     pieces: list[LipRoi] = []
     count = 0
-    for piece in iter_lip_roi(source, options):
-        if isinstance(roi, np.ndarray) and limit is not None and (count + len(piece)) * size * size > limit:
-            spooled = FrameSpool(0, size, size, growable=True)
-            spooled.write(roi[:count])
-            roi = spooled
+    try:
+        for piece in iter_lip_roi(source, options, cancel=cancel):
+            if isinstance(roi, np.ndarray) and limit is not None and (count + len(piece)) * size * size > limit:
+                spooled = FrameSpool(0, size, size, growable=True)
+                spooled.write(roi[:count])
+                roi = spooled
+            if isinstance(roi, FrameSpool):
+                roi.write(piece.roi)
+            else:
+                if count + len(piece) > len(roi):
+                    grown = np.empty((max(2 * len(roi), count + len(piece)), size, size), np.uint8)
+                    grown[:count] = roi[:count]
+                    roi = grown
+                roi[count: count + len(piece)] = piece.roi
+            count += len(piece)
+            piece.roi = None
+            pieces.append(piece)
+    except BaseException:  # a file that fails half-way (or is cancelled) leaves no spool behind
         if isinstance(roi, FrameSpool):
-            roi.write(piece.roi)
-        else:
-            if count + len(piece) > len(roi):
-                grown = np.empty((max(2 * len(roi), count + len(piece)), size, size), np.uint8)
-                grown[:count] = roi[:count]
-                roi = grown
-            roi[count: count + len(piece)] = piece.roi
-        count += len(piece)
-        piece.roi = None
-        pieces.append(piece)
+            roi.close()
+        raise
     if isinstance(roi, np.ndarray):
         roi = roi[:count]
     release_free_heap()

@@ -145,6 +145,33 @@ def test_crops_beyond_the_memory_limit_go_to_a_spool_that_reads_as_the_array(car
     spooled.roi.close()
 
 
+def test_a_cancelled_cut_stops_within_a_frame_and_leaves_no_spool(carphone_frames, tmp_path, monkeypatch):
+    """``cancel`` (a batch stopped early) is seen at the next frame: :class:`Cancelled` is raised, the
+    crops already spooled are removed, and the landmarker is closed at once."""
+    import tempfile
+    import threading
+
+    from avsr.parallel import Cancelled
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    closed, close = [], FaceMeshTracker.close
+    monkeypatch.setattr(FaceMeshTracker, "close", lambda tracker: closed.append(tracker._landmarker) or close(tracker))
+    frames = np.concatenate([carphone_frames] * 3)[:300]
+    cancel, seen = threading.Event(), []
+
+    class Counted(np.ndarray):  # frames that set `cancel` once the 200th has been read
+        def __iter__(self):
+            for index, frame in enumerate(np.asarray(self)):
+                seen.append(index)
+                if index == 200:
+                    cancel.set()
+                yield frame
+    with pytest.raises(Cancelled, match="stopped"):
+        extract_lip_roi(frames.view(Counted), spool_above_mb=0.5, cancel=cancel)  # spooled from the first piece
+    assert seen[-1] == 200 and list(tmp_path.iterdir()) == []
+    assert len(closed) == 1 and closed[0] is not None
+
+
 def test_crops_of_a_file_longer_than_its_header_says_are_all_kept(carphone_frames, monkeypatch):
     """The crops' array is sized from the header's duration; a file that runs on grows it."""
     import avsr.io.lip_roi as lip_roi_module
