@@ -63,9 +63,9 @@ def model_threads(preparing_beside: int):
     MediaPipe landmarker keeps one core busy): within the block numpy's BLAS runs on one thread,
     and torch on the cores it had less those, at least one.
 
-    Why, measured on 2 cores (RESULTS.md, 2026-12-02): OpenBLAS's helper threads keep spinning
-    after a call, and torch's threads wait on each other, so on a shared core the model ran at
-    half its speed right after a file's preparation (120 against 66 ms a short clip)."""
+    Why, measured on 2 cores (RESULTS.md, eighth session of 2026-12-01): OpenBLAS's helper threads
+    keep spinning after a call, and torch's threads wait on each other, so on a shared core the
+    model ran at half its speed right after a file's preparation (119 against 66 ms a short clip)."""
     import torch
     from threadpoolctl import threadpool_limits
 

@@ -100,8 +100,8 @@ def old_lip_roi_defaults():
 
 @contextlib.contextmanager
 def thread_pools_as_they_were():
-    """No thread-pool policy (before 2026-12-02): numpy's BLAS and torch on all their threads beside
-    the preparation (now: ``avsr.parallel.model_threads``)."""
+    """No thread-pool policy (before the eighth session of 2026-12-01): numpy's BLAS and torch on all
+    their threads beside the preparation (now: ``avsr.parallel.model_threads``)."""
     import avsr.inference.batch as batch_module
 
     saved = batch_module.model_threads

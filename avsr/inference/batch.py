@@ -154,10 +154,12 @@ def transcribe_batch(paths: list[Path], model: LoadedModel, out_dir: str | Path,
     (``extra`` of a done one: ``mode``, ``duration_s``, ``prepare_s``, ``recognise_s``, ``warnings``).
 
     ``prefetch`` (one worker): the next file is decoded and its lip ROIs cut in a thread while the
-    model reads the current one (MediaPipe's landmarker keeps one core busy, and the model takes
-    the rest: RESULTS.md, 2026-12-02). Two files' inputs are then held at once, so the memory that
-    ``options.crop_memory_mb`` and ``audio_memory_mb`` allow a file's crops and audio is taken twice
-    at most. If the batch stops early (Ctrl-C), the thread is told to stop and waited for."""
+    model reads the current one (MediaPipe's landmarker keeps one core busy, and the model takes the
+    rest: RESULTS.md, eighth session of 2026-12-01). Two files' inputs are then held at once, so the
+    memory that ``options.crop_memory_mb`` and ``audio_memory_mb`` allow a file's crops and audio is
+    taken twice at most. If the batch stops early (Ctrl-C), the thread is told to stop and waited for.
+    While the batch runs, numpy's BLAS uses one thread and torch the cores the preparations leave
+    (:func:`~avsr.parallel.model_threads`)."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     with folder_lock(out_dir):
