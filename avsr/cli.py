@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import avsr
+from avsr.parallel import MAX_PREFETCH, usable_cores
 from avsr.preprocessing import DETECT_EVERY, DETECT_MAX_SIDE, TRANSCRIBE_DETECT_EVERY
 
 if TYPE_CHECKING:
@@ -31,8 +32,8 @@ TRANSCRIBE_DETECT_EVERY_HELP = (f"run the face landmarker on every K-th frame (d
 WORKERS_HELP = "parallel worker processes (default: one per CPU core, at most one per input)"
 
 
-# Measured on 2 cores (RESULTS.md, 2026-12-01, fourth session): 2 workers were 2.1x slower on 20 short clips,
-# by start-up (first file after 6.6 s, not 0.7) and by contention (each file's prepare 3.8x longer).
+# Measured on 2 cores (RESULTS.md, eighth session of 2026-12-01): on 20 short clips 2 workers took 10.7 s, one
+# worker with the next file prepared in a thread (the default) 8.2 s; the workers' first file came after 4.7 s.
 TRANSCRIBE_WORKERS = 1
 
 
@@ -41,7 +42,7 @@ def default_workers(asked: int | None, inputs: int | None = None) -> int:
     single file is prepared in this process, without starting a worker)."""
     if asked is not None:
         return asked
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    cores = usable_cores()
     return max(1, min(cores, inputs or cores))
 
 
@@ -52,15 +53,20 @@ class OneLineParser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message}; see {self.prog} --help\n")
 
 
-def positive_int(text: str) -> int:
-    """An argparse type: a whole number >= 1."""
+def positive_int(text: str, minimum: int = 1) -> int:
+    """An argparse type: a whole number >= 1 (``minimum``)."""
     try:
         value = int(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"{value} must be 1 or more")
+    if value < minimum:
+        raise argparse.ArgumentTypeError(f"{value} must be {minimum} or more")
     return value
+
+
+def non_negative_int(text: str) -> int:
+    """An argparse type: a whole number >= 0."""
+    return positive_int(text, minimum=0)
 
 
 def check_device(device: str) -> str:
@@ -498,11 +504,12 @@ def _add_transcribe(subparsers) -> None:
     parser.add_argument("--lm", default=None, metavar="ARPA", help="KenLM language model (.arpa or binary)")
     parser.add_argument("--lm-weight", type=float, default=2.0)
     parser.add_argument("--workers", type=positive_int, default=TRANSCRIBE_WORKERS,
-                        help=f"worker processes preparing inputs (default {TRANSCRIBE_WORKERS}: on 2 cores, 2 workers were "
-                        "slower on short clips; bench/transcribe_speed.py)")
-    parser.add_argument("--no-prefetch", action="store_true",
-                        help="with one worker, prepare each file only after the previous one is transcribed (by "
-                        "default the next one is prepared meanwhile; then two files' inputs are held at once)")
+                        help=f"worker processes preparing inputs (default {TRANSCRIBE_WORKERS}, which prepares the next "
+                        "file in a thread meanwhile; on 2 cores 2 workers were slower; bench/transcribe_speed.py)")
+    parser.add_argument("--prefetch", type=non_negative_int, default=None, metavar="N",
+                        help="with one worker, files prepared ahead in threads while the model reads the current one "
+                        f"(default: one per CPU core, at most {MAX_PREFETCH}; 0: one file at a time, which holds "
+                        "one file's inputs in memory instead of N + 1)")
     parser.add_argument("--device", default="cpu", help="cpu (default) or cuda")
     parser.add_argument("--backend", default=None, choices=["torch", "onnx"],
                         help="torch (bundles), or onnx: ONNX Runtime on graphs from `avsr export MODEL model.onnx` "
@@ -562,7 +569,7 @@ def _run_transcribe(args: argparse.Namespace) -> int:
         return 2
     try:
         summary = transcribe_batch(paths, model, args.output_dir, formats, options, args.workers, args.device,
-                                   args.overwrite, progress=not args.quiet, prefetch=not args.no_prefetch)
+                                   args.overwrite, progress=not args.quiet, prefetch=args.prefetch)
     except (LexiconError, BusyError) as error:
         print(f"avsr transcribe: error: {error}", file=sys.stderr)
         return 2
@@ -658,6 +665,9 @@ def main(argv: list[str] | None = None) -> int:
 
     _one_line_warnings()
     args = build_parser().parse_args(argv)
+    from avsr.io.face_mesh import keep_python_stderr
+
+    keep_python_stderr()  # MediaPipe's set-up lines are silenced on descriptor 2, not our messages
     command = f"avsr {(argv or sys.argv[1:] or ['?'])[0]}"
     try:
         return args.handler(args)

@@ -9,13 +9,10 @@ Everything else goes back into the pool.
 
 from __future__ import annotations
 
-import multiprocessing
 import os
 import threading
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, ThreadPoolExecutor, wait
-from concurrent.futures.process import BrokenProcessPool
 from contextlib import contextmanager
 from typing import Any
 
@@ -85,42 +82,62 @@ def _tracked(index: int, function: Callable[..., Any], job: tuple) -> Any:
     return result
 
 
+def usable_cores() -> int:
+    """The CPU cores this process may run on."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
+MAX_PREFETCH = 4  # measured on 2 cores only (RESULTS.md, eighth session of 2026-12-01)
+
+
+def default_prefetch() -> int:
+    """Jobs run ahead in threads by default (:func:`imap_jobs`' ``prefetch``): one per CPU core this
+    process may use, at most :data:`MAX_PREFETCH` (their Python code shares the interpreter's lock)."""
+    return min(usable_cores(), MAX_PREFETCH)
+
+
 def imap_jobs(function: Callable[..., Any], jobs: Sequence[tuple], workers: int, on_crash: Callable[[tuple], Any],
-              max_in_flight: int | None = None, prefetch: bool = False,
+              max_in_flight: int | None = None, prefetch: int = 0,
               discard: Callable[[Any], None] | None = None,
               cancel: threading.Event | None = None) -> Iterator[tuple[int, Any]]:
     """Yield ``(index, function(*jobs[index]))`` as jobs finish, with ``workers`` processes (1: in this
     one, in order). At most ``max_in_flight`` jobs (default ``2 * workers``) are queued or running, so
     results never pile up faster than the caller takes them.
 
-    ``prefetch`` (with one worker): the next job runs in a thread of this process while the caller
-    works on the result just yielded, one job ahead at most (its native code, a decoder or MediaPipe,
-    runs beside the caller's). ``function`` must then catch its own failures, as a crash cannot be
-    isolated in a thread. If the caller stops early, a job not yet started is cancelled, and the
-    result of one already running is handed to ``discard`` when it is ready (to remove what it holds).
-    With ``cancel`` (an event the jobs watch, raising :class:`Cancelled`) that job is told to stop
-    and waited for, so that it releases what it holds in its own thread before the caller goes on
-    (a MediaPipe landmarker left to the interpreter's exit is closed after MediaPipe's own shutdown,
-    with a traceback).
+    ``prefetch`` (with one worker): that many next jobs run in threads of this process while the
+    caller works on the result just yielded; results still come in order (their native code, a
+    decoder or MediaPipe, runs beside the caller's). ``function`` must then catch its own failures,
+    as a crash cannot be isolated in a thread. If the caller stops early, jobs not yet started are
+    cancelled, and the results of those already running are handed to ``discard`` when ready (to
+    remove what they hold). With ``cancel`` (an event the jobs watch, raising :class:`Cancelled`)
+    those jobs are told to stop and waited for, so that they release what they hold in their own
+    threads before the caller goes on (a MediaPipe landmarker left to the interpreter's exit is
+    closed after MediaPipe's own shutdown, with a traceback).
 
     ``function`` must be importable by name (a module-level function), as worker processes are spawned.
     """
-    if workers <= 1 and prefetch and jobs:
-        thread = ThreadPoolExecutor(1, thread_name_prefix="avsr-prefetch")
-        ahead = thread.submit(function, *jobs[0])
+    import multiprocessing  # here, not at the top: `avsr --help` imports this module (for its constants)
+    from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, ThreadPoolExecutor, wait
+    from concurrent.futures.process import BrokenProcessPool
+
+    ahead_count = int(prefetch)
+    if workers <= 1 and ahead_count > 0 and jobs:
+        threads = ThreadPoolExecutor(ahead_count, thread_name_prefix="avsr-prefetch")
+        ahead = deque(threads.submit(function, *job) for job in jobs[:ahead_count])
         try:
             for index in range(len(jobs)):
-                result = ahead.result()
-                ahead = thread.submit(function, *jobs[index + 1]) if index + 1 < len(jobs) else None
+                result = ahead.popleft().result()
+                if index + ahead_count < len(jobs):
+                    ahead.append(threads.submit(function, *jobs[index + ahead_count]))
                 yield index, result
         finally:  # stopped early (an error, Ctrl-C, a closed generator)
-            if ahead is not None and not ahead.cancel():
-                if cancel is not None:
-                    cancel.set()
-                    wait([ahead])
-                if discard is not None:
-                    ahead.add_done_callback(lambda done: done.exception() is None and discard(done.result()))
-            thread.shutdown(wait=False)
+            running = [future for future in ahead if not future.cancel()]
+            if running and cancel is not None:
+                cancel.set()
+                wait(running)
+            for future in running if discard is not None else []:
+                future.add_done_callback(lambda done: done.exception() is None and discard(done.result()))
+            threads.shutdown(wait=False)
         return
     if workers <= 1:
         for index, job in enumerate(jobs):

@@ -2,13 +2,16 @@
 
 Prints:
   * real-time factor (wall time / audio duration, end to end: decoding, lip ROIs, model, decoding
-    of the CTC output, writing all four outputs) and WER over synthetic clips: first the defaults
-    before 2026-12-01 (landmarks on every full-size frame, one worker: the baseline of the run),
-    then today's defaults, the same with the next file prepared in a thread while the model reads
-    the current one (``transcribe_batch(prefetch=True)``, not a default), two workers, landmarks on
-    every frame, beam search, and greedy with the model run by ONNX Runtime (when the [onnx] extra
-    is installed); per row also the per-file prepare and recognise seconds summed over the files (as
-    each file's process timed them) and the seconds to the first file written;
+    of the CTC output, writing all four outputs) and WER over synthetic clips, one worker unless
+    said: the defaults before 2026-12-01 (landmarks on every full-size frame), those of the
+    seventh session of 2026-12-01 (the baseline of the run: one file at a time, thread pools as
+    they come), today's defaults (the next files, one per core, prepared in threads while the
+    model reads the current one; numpy's BLAS on one thread and torch on the cores the
+    preparations leave, ``avsr.parallel.model_threads``), no prefetch, one file ahead, the thread
+    pools as they come, two workers, landmarks on every frame, beam search, and greedy with the
+    model run by ONNX Runtime (when the [onnx] extra is installed); per row also the per-file
+    prepare and recognise seconds summed over the files (as each file's process timed them) and
+    the seconds to the first file written;
   * peak resident memory and RTF of ``avsr transcribe`` (defaults) on a one-hour video made by
     concatenating the clips; ``--hour-minutes 10 60`` measures files of several lengths, each in its
     own process, so that memory can be compared across lengths.
@@ -37,6 +40,7 @@ import avsr
 from avsr.cli import TRANSCRIBE_WORKERS
 from avsr.inference.batch import transcribe_batch
 from avsr.inference.transcribe import TranscribeOptions
+from avsr.parallel import default_prefetch
 from avsr.io.media import load_media
 from avsr.io.writer import write_video
 from avsr.synth.corpus import SynthOptions, synthesize_corpus
@@ -50,7 +54,8 @@ def make_clips(folder: Path, count: int) -> tuple[list[Path], dict[str, str]]:
     return [folder / r["video"] for r in records], {Path(r["video"]).stem: r["text"] for r in records}
 
 
-def timed_batch(paths, model, out: Path, options: TranscribeOptions, workers: int, prefetch: bool = False) -> float:
+def timed_batch(paths, model, out: Path, options: TranscribeOptions, workers: int,
+                prefetch: int | None = None) -> float:
     started = time.perf_counter()
     summary = transcribe_batch(paths, model, out, options=options, workers=workers, overwrite=True, progress=False,
                                prefetch=prefetch)
@@ -118,23 +123,24 @@ def clip_figures(clips: list[Path], seconds: float, model, tmp: Path, references
     print(f"{'decoding':<30}{'landmarks':>10}{'workers':>8}{'prefetch':>9}{'pools':>7}{'wall s':>9}{'RTF':>8}"
           f"{'WER %':>7}{'prepare s':>11}{'recognise s':>12}{'first s':>9}")
 
-    def row(name: str, options: TranscribeOptions, count: int, network=model, prefetch: bool = True,
+    def row(name: str, options: TranscribeOptions, count: int, network=model, prefetch: int | None = None,
             pools: bool = True) -> None:
         started_at = time.time()
         with contextlib.nullcontext() if pools else thread_pools_as_they_were():
             wall = timed_batch(clips, network, tmp / "out", options, count, prefetch)
         every = "every" if options.detect_every == 1 else f"1 in {options.detect_every}"
         prepare, recognise, first = stage_seconds(tmp / "out", started_at)
-        ahead = "yes" if prefetch and count == 1 else "-"
+        ahead = "-" if count > 1 or prefetch == 0 else str(default_prefetch() if prefetch is None else prefetch)
         print(f"{name:<30}{every:>10}{count:>8}{ahead:>9}{'set' if pools else 'as is':>7}{wall:>9.2f}"
               f"{wall / seconds:>8.3f}{word_error(tmp / 'out', references):>7.1f}"
               f"{prepare:>11.2f}{recognise:>12.2f}{first:>9.2f}", flush=True)
 
     with old_lip_roi_defaults():  # the defaults before 2026-12-01
-        row("greedy, old defaults", TranscribeOptions(detect_every=1), 1, prefetch=False, pools=False)
-    row("greedy, defaults of 12-01", TranscribeOptions(), 1, prefetch=False, pools=False)  # the run's baseline
+        row("greedy, old defaults", TranscribeOptions(detect_every=1), 1, prefetch=0, pools=False)
+    row("greedy, defaults of 12-01", TranscribeOptions(), 1, prefetch=0, pools=False)  # the run's baseline
     row("greedy, defaults", TranscribeOptions(), workers)
-    row("greedy", TranscribeOptions(), 1, prefetch=False)
+    row("greedy", TranscribeOptions(), 1, prefetch=0)
+    row("greedy", TranscribeOptions(), 1, prefetch=1)
     row("greedy", TranscribeOptions(), 1, pools=False)
     row("greedy", TranscribeOptions(), 2)
     row("greedy", TranscribeOptions(detect_every=1), workers)

@@ -49,6 +49,31 @@ def test_prefetch_runs_the_next_job_in_a_thread_while_the_caller_works_on_a_resu
     assert list(imap_jobs(job, [], workers=1, on_crash=str, prefetch=True)) == []
 
 
+def test_prefetch_of_two_runs_the_next_two_jobs_in_threads_and_keeps_the_order():
+    """``prefetch=2``: while the caller holds result i, jobs i + 1 and i + 2 run at once in two
+    threads (each waits until the other has started) and i + 3 has not started."""
+    import threading
+
+    from avsr.parallel import imap_jobs
+
+    started = {index: threading.Event() for index in range(6)}
+
+    def job(index: int) -> int:
+        started[index].set()
+        partner = index + 1 if index % 2 else index - 1  # 1 with 2, 3 with 4: they overlap
+        if index and 0 < partner < 6:
+            assert started[partner].wait(timeout=10)
+        return index
+
+    seen = []
+    for index, value in imap_jobs(job, [(i,) for i in range(6)], workers=1, on_crash=str, prefetch=2):
+        assert value == index
+        if index + 3 < 6:
+            assert not started[index + 3].is_set()
+        seen.append(index)
+    assert seen == list(range(6))
+
+
 def test_a_prefetch_stopped_early_cancels_the_next_job_or_discards_its_result():
     """The caller stops after the first result: the job already running (the second) is handed to
     ``discard`` when it is done, and the third never starts."""

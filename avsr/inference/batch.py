@@ -27,7 +27,7 @@ from avsr.inference.transcribe import PreparedInput, TranscribeOptions, Transcri
 from avsr.io.results import FileResult, Reason, Status
 from avsr.files import file_sha256, output_names
 from avsr.models.bundle import LoadedModel
-from avsr.parallel import imap_jobs, model_threads
+from avsr.parallel import default_prefetch, imap_jobs, model_threads
 
 SUMMARY_NAME = "transcribe_summary.jsonl"
 LEDGER_NAME = ".avsr_outputs.jsonl"
@@ -149,17 +149,18 @@ def is_current(stem: Path, formats: tuple[str, ...], model_id: str, sha256: str)
 
 def transcribe_batch(paths: list[Path], model: LoadedModel, out_dir: str | Path, formats: tuple[str, ...] = FORMATS,
                      options: TranscribeOptions = TranscribeOptions(), workers: int = 1, device: str = "cpu",
-                     overwrite: bool = False, progress: bool = True, prefetch: bool = True) -> list[FileResult]:
+                     overwrite: bool = False, progress: bool = True, prefetch: int | None = None) -> list[FileResult]:
     """Transcribe ``paths`` into ``out_dir`` (``<stem>.<fmt>`` per input); returns one result per input, in order
     (``extra`` of a done one: ``mode``, ``duration_s``, ``prepare_s``, ``recognise_s``, ``warnings``).
 
-    ``prefetch`` (one worker): the next file is decoded and its lip ROIs cut in a thread while the
-    model reads the current one (MediaPipe's landmarker keeps one core busy, and the model takes the
-    rest: RESULTS.md, eighth session of 2026-12-01). Two files' inputs are then held at once, so the
-    memory that ``options.crop_memory_mb`` and ``audio_memory_mb`` allow a file's crops and audio is
-    taken twice at most. If the batch stops early (Ctrl-C), the thread is told to stop and waited for.
-    While the batch runs, numpy's BLAS uses one thread and torch the cores the preparations leave
-    (:func:`~avsr.parallel.model_threads`)."""
+    ``prefetch`` (one worker): the next files, that many (None: :func:`~avsr.parallel.default_prefetch`; 0: none),
+    are decoded and their lip ROIs cut in threads while the model reads the current one. MediaPipe's
+    landmarker keeps one core busy per file, and the model takes the cores left (RESULTS.md, eighth
+    session of 2026-12-01). ``prefetch + 1`` files' inputs are then held at once, so the memory that
+    ``options.crop_memory_mb`` and ``audio_memory_mb`` allow a file's crops and audio is taken that
+    many times at most. If the batch stops early (Ctrl-C), the threads are told to stop and waited
+    for. While the batch runs, numpy's BLAS uses one thread and torch the cores the preparations
+    leave (:func:`~avsr.parallel.model_threads`)."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     with folder_lock(out_dir):
@@ -191,11 +192,12 @@ def _transcribe_locked(paths, model, out_dir, formats, options, workers, device,
     with tqdm(total=len(paths), initial=len(paths) - len(todo), unit="file", disable=not progress,
               dynamic_ncols=True) as bar, partial.open("a", encoding="utf-8") as log, \
             (out_dir / LEDGER_NAME).open("a", encoding="utf-8") as entries:
-        threaded = prefetch and workers <= 1  # the jobs run in a thread of this process, which can tell them to stop
+        prefetch = default_prefetch() if prefetch is None else int(prefetch)
+        threaded = prefetch > 0 and workers <= 1  # the jobs run in threads of this process, which can tell them to stop
         cancel = threading.Event() if threaded else None
         jobs = [(paths[i], options.detect_every, options.crop_memory_mb, options.audio_memory_mb)
                 + ((cancel,) if threaded else ()) for i in todo]
-        beside = workers if workers > 1 else int(threaded)  # preparations running beside the model
+        beside = workers if workers > 1 else prefetch if threaded else 0  # preparations running beside the model
         results = imap_jobs(_prepare_job, jobs, workers, _crashed, prefetch=prefetch, discard=_close, cancel=cancel)
         with model_threads(beside), closing(results):
             for job, result in results:

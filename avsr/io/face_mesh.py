@@ -10,6 +10,7 @@ import contextlib
 import hashlib
 import os
 import sys
+import threading
 import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -84,27 +85,56 @@ def detection_size(width: int, height: int, max_side: int | None) -> tuple[int, 
     return max(2, round(width * scale / 2) * 2), max(2, round(height * scale / 2) * 2)
 
 
+_SILENCE_LOCK = threading.Lock()
+_silenced = 0  # threads inside _native_stderr_silenced
+_saved_stderr_fd: int | None = None  # file descriptor 2 as it was before the first of them
+
+
 @contextlib.contextmanager
 def _native_stderr_silenced() -> Iterator[None]:
     """Discard what native code writes to file descriptor 2 (MediaPipe's glog/TFLite set-up lines).
 
-    Those lines ignore GLOG_minloglevel in mediapipe 1.2.x; Python exceptions are unaffected.
+    Those lines ignore GLOG_minloglevel in mediapipe 1.2.x. Several threads may make landmarkers at
+    once (transcription's prefetch): descriptor 2 goes to /dev/null when the first enters and comes
+    back when the last leaves. Whatever Python writes to ``sys.stderr`` meanwhile is lost too,
+    unless it writes to a copy of descriptor 2 (:func:`keep_python_stderr`, as ``avsr`` does).
     """
+    global _silenced, _saved_stderr_fd
+    with _SILENCE_LOCK:
+        if _silenced == 0:
+            with contextlib.suppress(AttributeError, OSError, ValueError):
+                sys.stderr.flush()
+            try:
+                saved = os.dup(2)
+            except OSError:  # no descriptor 2: nothing to silence
+                saved = None
+            if saved is not None:
+                devnull = os.open(os.devnull, os.O_WRONLY)
+                os.dup2(devnull, 2)
+                os.close(devnull)
+            _saved_stderr_fd = saved
+        _silenced += 1
     try:
-        fd = sys.stderr.fileno()
-    except (AttributeError, OSError, ValueError):  # no real stderr (e.g. captured): nothing to silence
-        yield
-        return
-    sys.stderr.flush()
-    saved = os.dup(fd)
-    devnull = os.open(os.devnull, os.O_WRONLY)
-    try:
-        os.dup2(devnull, fd)
         yield
     finally:
-        os.dup2(saved, fd)
-        os.close(saved)
-        os.close(devnull)
+        with _SILENCE_LOCK:
+            _silenced -= 1
+            if _silenced == 0 and _saved_stderr_fd is not None:
+                os.dup2(_saved_stderr_fd, 2)
+                os.close(_saved_stderr_fd)
+                _saved_stderr_fd = None
+
+
+def keep_python_stderr() -> None:
+    """Point ``sys.stderr`` at a copy of file descriptor 2, so that Python's messages (errors,
+    progress) still reach the terminal while another thread has descriptor 2 silenced
+    (:func:`_native_stderr_silenced`). Nothing happens where ``sys.stderr`` is not descriptor 2
+    (captured by a test, say)."""
+    with contextlib.suppress(AttributeError, OSError, ValueError):
+        if sys.stderr.fileno() == 2:
+            sys.stderr.flush()
+            sys.stderr = os.fdopen(os.dup(2), "w", buffering=1, encoding=sys.stderr.encoding,
+                                   errors=sys.stderr.errors)
 
 
 @dataclass

@@ -411,17 +411,18 @@ def test_prepare_keeps_its_media_warnings_and_passes_other_warnings_on(monkeypat
     assert not any("from elsewhere" in note for note in prepared.warnings)
 
 
-def test_a_batch_prepared_one_file_ahead_writes_what_one_file_at_a_time_writes(corpus, model, tmp_path):
-    """``transcribe_batch(prefetch=True)``: each next clip is decoded and its lips cut in a thread while
-    the model reads the current one; the transcripts and gate weights are those of the plain batch."""
+def test_a_batch_prepared_two_files_ahead_writes_what_one_file_at_a_time_writes(corpus, model, tmp_path):
+    """``transcribe_batch(prefetch=2)``: the next two clips are decoded and their lips cut in threads
+    while the model reads the current one; the transcripts and gate weights are those of the batch
+    that prepares one file at a time (``prefetch=0``)."""
     from avsr.inference.batch import transcribe_batch
 
     clips = [clip["video"] for clip in corpus[:4]]
     outputs = {}
-    for prefetch in (False, True):
+    for prefetch in (0, 2):
         summary = transcribe_batch(clips, model, tmp_path / str(prefetch), prefetch=prefetch, progress=False)
         assert [r.status for r in summary] == ["done"] * 4
         outputs[prefetch] = [json.loads((tmp_path / str(prefetch) / f"{Path(c).stem}.json").read_text())
                              for c in clips]
-    assert [o["text"] for o in outputs[True]] == [o["text"] for o in outputs[False]]
-    assert [o["audio_weight"] for o in outputs[True]] == [o["audio_weight"] for o in outputs[False]]
+    assert [o["text"] for o in outputs[2]] == [o["text"] for o in outputs[0]]
+    assert [o["audio_weight"] for o in outputs[2]] == [o["audio_weight"] for o in outputs[0]]
