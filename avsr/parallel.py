@@ -126,7 +126,8 @@ def imap_jobs(function: Callable[..., Any], jobs: Sequence[tuple], workers: int,
         ahead = deque(threads.submit(function, *job) for job in jobs[:ahead_count])
         try:
             for index in range(len(jobs)):
-                result = ahead.popleft().result()
+                result = ahead[0].result()  # still in `ahead` while waited for: a Ctrl-C here stops it too
+                ahead.popleft()
                 if index + ahead_count < len(jobs):
                     ahead.append(threads.submit(function, *jobs[index + ahead_count]))
                 yield index, result
