@@ -291,27 +291,56 @@ def _frames(source: str | os.PathLike | np.ndarray) -> Iterator[_Frame]:
 
 def _tracked_frames(source, options: LipRoiOptions) -> Iterator[tuple[np.ndarray, np.ndarray]]:
     """Per 25 fps frame, in order: the kept face points ``(P, 2)`` (NaN where the landmarker did not
-    run or found no face) and the grayscale frame."""
+    run or found no face) and the grayscale frame.
+
+    The landmarker runs in a thread of its own, one call at a time and in order, so its results are
+    those of calling it in line. With a fixed stride the next call's frame is known before a result
+    comes back, so the frames up to it are decoded and converted here while the landmarker works
+    (MediaPipe keeps one core busy, RESULTS.md, eighth session of 2026-12-01); a stride that grows
+    (``detect_every_max``) waits for each result."""
+    from concurrent.futures import ThreadPoolExecutor
+
     missing = np.full((len(KEPT_POINTS), 2), np.nan, np.float32)
     with FaceMeshTracker(
         options.landmarker_model,
         max_faces=options.max_faces,
         detect_max_side=options.detect_max_side,
         reacquire_after=max(1, options.max_gap_frames // options.longest_stride),
-    ) as tracker:
+    ) as tracker, ThreadPoolExecutor(1, thread_name_prefix="avsr-landmarker") as caller:
         stride, due, previous, previous_index = options.detect_every, 0, None, 0
-        for index, frame in enumerate(_frames(source)):
-            points = None
-            if index == due:
-                rgb = frame.rgb(options.detect_max_side)
-                points = tracker.track(rgb, round(index * 1000 / VIDEO_FPS), output_size=frame.size)
+        call, held = None, []  # the landmarker call on held[0]'s frame; (index, gray) of frames not yielded yet
+
+        def settle() -> list[tuple[np.ndarray, np.ndarray]]:
+            """The held frames with their points, once the call in flight has returned; sets the next
+            call's frame from its result."""
+            nonlocal call, held, stride, due, previous, previous_index
+            ready = [(missing, gray) for _, gray in held]
+            if call is not None:
+                points, index = call.result(), held[0][0]
                 stride = options.next_stride(stride, points, previous, index - previous_index)
                 due = index + stride
                 if points is not None:
                     previous, previous_index = points, index
+                    ready[0] = (points, ready[0][1])
                 else:
                     previous = None  # the next found face starts the stride again
-            yield (missing if points is None else points), frame.gray()
+            call, held = None, []
+            return ready
+
+        for index, frame in enumerate(_frames(source)):
+            if index != due:
+                held.append((index, frame.gray()))
+                continue
+            rgb = frame.rgb(options.detect_max_side)
+            ready = settle()
+            call = caller.submit(tracker.track, rgb, round(index * 1000 / VIDEO_FPS), output_size=frame.size)
+            held.append((index, frame.gray()))
+            if options.detect_every_max is None:
+                due = index + options.detect_every
+            else:
+                ready += settle()
+            yield from ready
+        yield from settle()
 
 
 def _smoothing_reach(sigma: float) -> int:

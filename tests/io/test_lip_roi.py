@@ -145,9 +145,10 @@ def test_crops_beyond_the_memory_limit_go_to_a_spool_that_reads_as_the_array(car
     spooled.roi.close()
 
 
-def test_a_cancelled_cut_stops_within_a_frame_and_leaves_no_spool(carphone_frames, tmp_path, monkeypatch):
-    """``cancel`` (a batch stopped early) is seen at the next frame: :class:`Cancelled` is raised, the
-    crops already spooled are removed, and the landmarker is closed at once."""
+def test_a_cancelled_cut_stops_within_a_stride_and_leaves_no_spool(carphone_frames, tmp_path, monkeypatch):
+    """``cancel`` (a batch stopped early) is seen within a landmarker stride (frames up to the next
+    landmarker call are decoded while it works): :class:`Cancelled` is raised, the crops already
+    spooled are removed, and the landmarker is closed at once."""
     import tempfile
     import threading
 
@@ -168,7 +169,7 @@ def test_a_cancelled_cut_stops_within_a_frame_and_leaves_no_spool(carphone_frame
                 yield frame
     with pytest.raises(Cancelled, match="stopped"):
         extract_lip_roi(frames.view(Counted), spool_above_mb=0.5, cancel=cancel)  # spooled from the first piece
-    assert seen[-1] == 200 and list(tmp_path.iterdir()) == []
+    assert 200 <= seen[-1] <= 200 + LipRoiOptions().detect_every and list(tmp_path.iterdir()) == []
     assert len(closed) == 1 and closed[0] is not None
 
 
