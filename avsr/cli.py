@@ -53,8 +53,8 @@ class OneLineParser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message}; see {self.prog} --help\n")
 
 
-def positive_int(text: str, minimum: int = 1) -> int:
-    """An argparse type: a whole number >= 1 (``minimum``)."""
+def _whole_number(text: str, minimum: int) -> int:
+    """A whole number >= ``minimum``, or an argparse error saying what is wrong."""
     try:
         value = int(text)
     except ValueError:
@@ -64,9 +64,14 @@ def positive_int(text: str, minimum: int = 1) -> int:
     return value
 
 
+def positive_int(text: str) -> int:
+    """An argparse type: a whole number >= 1."""
+    return _whole_number(text, 1)
+
+
 def non_negative_int(text: str) -> int:
     """An argparse type: a whole number >= 0."""
-    return positive_int(text, minimum=0)
+    return _whole_number(text, 0)
 
 
 def check_device(device: str) -> str:

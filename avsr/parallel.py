@@ -136,8 +136,9 @@ def imap_jobs(function: Callable[..., Any], jobs: Sequence[tuple], workers: int,
             if running and cancel is not None:
                 cancel.set()
                 wait(running)
-            for future in running if discard is not None else []:
-                future.add_done_callback(lambda done: done.exception() is None and discard(done.result()))
+            if discard is not None:
+                for future in running:
+                    future.add_done_callback(lambda done: done.exception() is None and discard(done.result()))
             threads.shutdown(wait=False)
         return
     if workers <= 1:

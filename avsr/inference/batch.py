@@ -197,8 +197,12 @@ def _transcribe_locked(paths, model, out_dir, formats, options, workers, device,
         cancel = threading.Event() if threaded else None
         jobs = [(paths[i], options.detect_every, options.crop_memory_mb, options.audio_memory_mb)
                 + ((cancel,) if threaded else ()) for i in todo]
-        # preparations running beside the model (a single file is prepared before the model runs)
-        beside = workers if workers > 1 else min(prefetch, max(len(jobs) - 1, 0)) if threaded else 0
+        if workers > 1:  # preparations running beside the model
+            beside = workers
+        elif threaded:  # (a single file is prepared before the model runs)
+            beside = min(prefetch, max(len(jobs) - 1, 0))
+        else:
+            beside = 0
         results = imap_jobs(_prepare_job, jobs, workers, _crashed, prefetch=prefetch, discard=_close, cancel=cancel)
         with model_threads(beside), closing(results):
             for job, result in results:

@@ -94,7 +94,7 @@ def mouth_opening(mouth_landmarks: np.ndarray) -> np.ndarray:
 
 MOUTH_BOX = (slice(24, 72, 2), slice(16, 80, 2))  # rows, columns of a 96x96 crop around the mouth, every 2nd pixel
 PCA_BLOCK = 1500  # crops read at a time (a minute): an hour's crops may be on disk (FrameSpool)
-MOUTH_PIXELS = 24 * 32  # pixels in MOUTH_BOX
+MOUTH_PIXELS = len(range(96)[MOUTH_BOX[0]]) * len(range(96)[MOUTH_BOX[1]])  # 24 x 32
 
 
 def mouth_signal(roi, face_found: np.ndarray, opening: np.ndarray) -> np.ndarray:
@@ -115,8 +115,8 @@ def mouth_signal(roi, face_found: np.ndarray, opening: np.ndarray) -> np.ndarray
         found = face_found[start: start + PCA_BLOCK]
         block = np.asarray(roi[start: start + len(found)])[(slice(None),) + MOUTH_BOX]
         return block[found].reshape(int(found.sum()), -1).astype(np.float64), found
-    if count <= MOUTH_PIXELS:  # at most 30 s: the first right singular vector of the centred pixels is the same
-        x = np.concatenate([pixels(start)[0] for start in range(0, frames, PCA_BLOCK)])  # component, found faster
+    if count <= MOUTH_PIXELS:  # at most 30 s: the same component, from the SVD of the centred pixels (faster)
+        x = np.concatenate([pixels(start)[0] for start in range(0, frames, PCA_BLOCK)])
         centred = x - x.mean(axis=0)
         signal[face_found] = centred @ np.linalg.svd(centred, full_matrices=False)[2][0]
     else:

@@ -182,12 +182,12 @@ def prepare_input(path: str | Path, detect_every: int = TRANSCRIBE_DETECT_EVERY,
             roi = extract_lip_roi(path, LipRoiOptions(detect_every=detect_every), spool_above_mb=crop_memory_mb,
                                   cancel=cancel)
             crops, found, transforms = roi.roi, roi.face_found, roi.transforms
-            opening = mouth_signal(crops, found, mouth_opening(roi.mouth_landmarks))
-            del roi
             if cancel is not None and cancel.is_set():
                 if isinstance(crops, FrameSpool):
                     crops.close()
                 raise Cancelled(f"{path}: stopped before its audio was read")
+            opening = mouth_signal(crops, found, mouth_opening(roi.mouth_landmarks))
+            del roi
         try:  # a video's length is known by now: its audio is read straight into an array of that length
             if has_video:
                 audio, decoded = read_audio_into(path, len(found) * SAMPLES_PER_FRAME, spool_above_mb=audio_memory_mb)
