@@ -132,6 +132,28 @@ def test_crops_cut_in_pieces_are_exactly_the_crops_of_the_whole_clip(carphone_fr
     np.testing.assert_array_equal(joined.transforms, whole.transforms)
 
 
+def test_the_landmarker_in_its_own_thread_finds_what_calling_it_in_line_finds(carphone_frames):
+    """``_tracked_frames`` runs the landmarker in a thread while the next frames are read: the points
+    of every frame are those of the same tracker called frame by frame, every 3rd frame (the default)."""
+    from avsr.io import lip_roi as lip_roi_module
+    from avsr.preprocessing import VIDEO_FPS
+
+    options = LipRoiOptions()
+    threaded = [points for points, _ in lip_roi_module._tracked_frames(carphone_frames, options)]
+    height, width = carphone_frames.shape[1:3]
+    with FaceMeshTracker(max_faces=options.max_faces, detect_max_side=options.detect_max_side,
+                         reacquire_after=max(1, options.max_gap_frames // options.longest_stride)) as tracker:
+        in_line = [tracker.track(frame, round(index * 1000 / VIDEO_FPS), output_size=(width, height))
+                   if index % options.detect_every == 0 else None for index, frame in enumerate(carphone_frames)]
+    assert len(threaded) == len(carphone_frames)
+    for points, expected in zip(threaded, in_line):
+        if expected is None:
+            assert np.isnan(points).all()
+        else:
+            np.testing.assert_array_equal(points, expected)
+    assert sum(expected is not None for expected in in_line) > len(carphone_frames) // 4  # the face was found
+
+
 def test_crops_beyond_the_memory_limit_go_to_a_spool_that_reads_as_the_array(carphone_frames):
     frames = np.concatenate([carphone_frames] * 3)[:300]  # three pieces of 100 frames; 2.7 MB of crops
     in_memory = extract_lip_roi(frames)
