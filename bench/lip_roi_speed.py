@@ -3,6 +3,11 @@
     python bench/lip_roi_speed.py [--repeats 3] [--files 6] [--only 1 7 8]
         [--peer AUTO_AVSR/preparation --peer-python SCRATCH_VENV/bin/python]
 
+Per row: throughput, steadiness (the crop centre's frame-to-frame jitter) and drift (how far the
+crop centre sits from the baseline row's, whose landmarks come from every full-size frame: the
+error that sparser landmarks add where the head moves), both in % of the inter-ocular distance,
+and the share of frames with a face.
+
 Clips: the real carphone sequence (176x144) and 640x360 / 1280x720 clips made from its frames
 (upscaled, padded by reflection, played forwards then backwards to 12 s at 29.97 fps). Frames/s
 is end to end (decode + 25 fps resampling + landmarks + alignment + crop + .npz write), wall
@@ -34,7 +39,7 @@ import cv2
 import numpy as np
 
 from avsr.io import lip_roi
-from avsr.io.lip_roi import LipRoi, LipRoiOptions, steadiness_percent
+from avsr.io.lip_roi import LipRoi, LipRoiOptions, crop_centres, steadiness_percent
 from avsr.io.media import _rotate, load_media
 from avsr.io.roi_batch import run_lip_roi
 from avsr.io.writer import write_video
@@ -55,6 +60,8 @@ SETTINGS = {
     "defaults, up to 12th if still, 1 worker": (LipRoiOptions(detect_every_max=12), 1, False),
     "defaults, 1 worker": (LipRoiOptions(), 1, False),
     "defaults, 2 workers": (LipRoiOptions(), 2, False),
+    "every 4th, 320, 1 worker": (LipRoiOptions(detect_every=4), 1, False),
+    "every 6th, 320, 1 worker": (LipRoiOptions(detect_every=6), 1, False),
 }
 
 
@@ -100,6 +107,17 @@ def run_peer(paths: list[Path], peer: Path, python: str) -> dict:
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
+def drift_percent(roi: LipRoi, options: LipRoiOptions, reference: LipRoi, reference_options: LipRoiOptions) -> float:
+    """Median distance from each crop centre to the reference's (the landmarks of every frame), as %
+    of the inter-ocular distance, over the frames both found: what steadiness cannot see, a crop
+    that lags a moving head between sparser landmarker calls."""
+    both = roi.face_found & reference.face_found
+    centres, interocular = crop_centres(roi, options)
+    truth = crop_centres(reference, reference_options)[0]
+    distance = np.linalg.norm(centres[both[roi.face_found]] - truth[both[reference.face_found]], axis=1)
+    return float(np.median(distance / interocular[both[roi.face_found]]) * 100)
+
+
 def measure(paths: list[Path], out_dir: Path, repeats: int, settings: dict,
             peer: tuple[Path, str] | None = None) -> dict[str, dict]:
     """Each setting's median frames/s over ``repeats`` rounds (the settings alternate within a round,
@@ -122,11 +140,13 @@ def measure(paths: list[Path], out_dir: Path, repeats: int, settings: dict,
                 rates[label].append(sum(r.frames for r in done) / (time.perf_counter() - started))
             assert all(r.status == "done" for r in done), [r.error for r in done]
             results[label] = done
-    rows = {}
+    rows, reference = {}, None
     for label, (options, _, _) in settings.items():
         rois = [LipRoi.load(Path(r.output)) for r in results[label]]
+        reference = reference or (rois[0], options)  # the first row: landmarks on every full-size frame
         rows[label] = {"fps": statistics.median(rates[label]), "frames": results[label][0].frames,
                        "steadiness": statistics.median(steadiness_percent(roi, options) for roi in rois),
+                       "drift": drift_percent(rois[0], options, *reference),
                        "found": float(np.mean([roi.face_found.mean() for roi in rois]))}
     if peer is not None:
         rows["auto_avsr preparation (peer), 1 process"] = {"input_fps": statistics.median(peer_rates),
@@ -165,7 +185,7 @@ def main() -> None:
                 paths.append(copy)
             print(f"\n{name}: {args.files} files, median of {args.repeats} runs")
             print(f"{'setting':<42}{'frames/s':>9}{'input f/s':>10}{'x baseline':>11}{'x peer':>8}"
-                  f"{'steadiness %IOD':>17}{'face found':>12}")
+                  f"{'steadiness %IOD':>17}{'drift %IOD':>12}{'face found':>12}")
             rows = measure(paths, tmp / "out", args.repeats, settings, peer)
             per_output = input_frames(clip) / next(iter(rows.values()))["frames"]  # file frames per crop
             baseline = next(iter(rows.values()))["fps"] * per_output
@@ -175,7 +195,8 @@ def main() -> None:
                 input_fps = row.get("input_fps", fps * per_output)
                 versus_peer = f"{input_fps / peer_fps:>8.2f}" if peer_fps else f"{'':>8}"
                 print(f"{label:<42}{fps:>9.0f}{input_fps:>10.0f}{input_fps / baseline:>11.2f}{versus_peer}"
-                      f"{row.get('steadiness', float('nan')):>17.2f}{row['found']:>12.1%}", flush=True)
+                      f"{row.get('steadiness', float('nan')):>17.2f}{row.get('drift', float('nan')):>12.2f}"
+                      f"{row['found']:>12.1%}", flush=True)
 
 
 if __name__ == "__main__":

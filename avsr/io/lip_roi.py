@@ -33,7 +33,7 @@ import numpy as np
 from scipy.ndimage import gaussian_filter1d
 
 from avsr.files import atomic_path
-from avsr.io.face_mesh import (KEPT_POINTS, LIPS_OUTER, LIPS_SLICE, STABLE_SLICE, FaceMeshTracker, detection_size,
+from avsr.io.face_mesh import (KEPT_POINTS, LIPS_OUTER, LIPS_SLICE, STABLE_SLICE, borrowed_tracker, detection_size,
                                face_size)
 from avsr.io.media import frame_to_gray, frame_to_rgb, iter_video_frames, probe_video
 from avsr.io.spool import FrameSpool
@@ -301,7 +301,7 @@ def _tracked_frames(source, options: LipRoiOptions) -> Iterator[tuple[np.ndarray
     from concurrent.futures import ThreadPoolExecutor
 
     missing = np.full((len(KEPT_POINTS), 2), np.nan, np.float32)
-    with FaceMeshTracker(
+    with borrowed_tracker(
         options.landmarker_model,
         max_faces=options.max_faces,
         detect_max_side=options.detect_max_side,
@@ -507,24 +507,28 @@ def extract_lip_roi(source: str | os.PathLike | np.ndarray, options: LipRoiOptio
     )
 
 
-def steadiness_percent(lip_roi: LipRoi, options: LipRoiOptions = LipRoiOptions()) -> float:
-    """Median second difference of the crop centre (image pixels) as % of the inter-ocular distance.
-
-    The inter-ocular distance is taken between the eye centres (midpoints of each eye's corners)
-    of the canonical face at the frame's scale. Lower is steadier. Computed over consecutive found frames; NaN if fewer than three.
-    ``options`` must be those the crops were cut with (they fix the crop scale).
-    """
-    found = lip_roi.face_found
-    matrices = lip_roi.transforms[found].astype(np.float64)
-    if len(matrices) < 3:
-        return float("nan")
+def crop_centres(lip_roi: LipRoi, options: LipRoiOptions = LipRoiOptions()) -> tuple[np.ndarray, np.ndarray]:
+    """Where each found frame's crop centre sits in the image ``(F, 2)`` (pixels), and the
+    inter-ocular distance there ``(F,)`` (pixels, between the eye centres of the canonical face at the
+    frame's scale). ``options`` must be those the crops were cut with (they fix the crop scale)."""
+    matrices = lip_roi.transforms[lip_roi.face_found].astype(np.float64)
     linear, shift = matrices[:, :, :2], matrices[:, :, 2]
-    inverse = np.linalg.inv(linear)
     centre = np.full(2, (lip_roi.roi.shape[1] - 1) / 2)
-    centres = np.einsum("tij,tj->ti", inverse, centre - shift)  # crop centre in image pixels
+    centres = np.einsum("tij,tj->ti", np.linalg.inv(linear), centre - shift)
     scale = np.sqrt(np.abs(np.linalg.det(linear)))  # crop pixels per image pixel
     crop_px_per_unit = options.crop_size * options.mouth_width_fraction / CANONICAL_MOUTH_WIDTH
-    interocular = crop_px_per_unit * CANONICAL_EYE_CENTRE_DISTANCE / scale  # image pixels
+    return centres, crop_px_per_unit * CANONICAL_EYE_CENTRE_DISTANCE / scale
+
+
+def steadiness_percent(lip_roi: LipRoi, options: LipRoiOptions = LipRoiOptions()) -> float:
+    """Median second difference of the crop centre (image pixels) as % of the inter-ocular distance
+    (:func:`crop_centres`), over consecutive found frames. Lower is steadier; NaN if fewer than three.
+    ``options`` must be those the crops were cut with.
+    """
+    found = lip_roi.face_found
+    if found.sum() < 3:
+        return float("nan")
+    centres, interocular = crop_centres(lip_roi, options)
     index = np.flatnonzero(found)
     consecutive = (index[2:] - index[:-2]) == 2
     second = np.linalg.norm(centres[2:] - 2 * centres[1:-1] + centres[:-2], axis=1)
