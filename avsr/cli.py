@@ -26,9 +26,9 @@ DETECT_EVERY_HELP = (f"run the face landmarker on every K-th frame and interpola
                      "1: every frame, slower, crops nearly the same)")
 
 
-TRANSCRIBE_DETECT_EVERY_HELP = (f"run the face landmarker on every K-th frame (default {TRANSCRIBE_DETECT_EVERY}: the "
-                                "audio-video offset is estimated from the mouth opening frame by frame; 3 is ~2.5x "
-                                "faster, its offset estimate less sure)")
+TRANSCRIBE_DETECT_EVERY_HELP = (f"run the face landmarker on every K-th frame and interpolate between (default "
+                                f"{TRANSCRIBE_DETECT_EVERY}; 3: the crops follow a moving head more closely, "
+                                "about 1.4x the CPU time)")
 WORKERS_HELP = "parallel worker processes (default: one per CPU core, at most one per input)"
 
 

@@ -4,10 +4,12 @@ Prints:
   * real-time factor (wall time / audio duration, end to end: decoding, lip ROIs, model, decoding
     of the CTC output, writing all four outputs) and WER over synthetic clips, one worker unless
     said: the defaults before 2026-12-01 (landmarks on every full-size frame), those of the
-    seventh session of 2026-12-01 (the baseline of the run: one file at a time, thread pools as
-    they come), today's defaults (the next files, one per core, prepared in threads while the
-    model reads the current one; numpy's BLAS on one thread and torch on the cores the
-    preparations leave, ``avsr.parallel.model_threads``), no prefetch, one file ahead, the thread
+    seventh session of 2026-12-01 (the baseline of the run: landmarks on every 3rd frame, one file
+    at a time, thread pools as they come, a landmarker made per file), those of the eighth (the
+    next files, one per core, prepared in threads while the model reads the current one; numpy's
+    BLAS on one thread and torch on the cores the preparations leave,
+    ``avsr.parallel.model_threads``), today's defaults (landmarks on every 6th frame, landmarkers
+    reused across files), each of today's two changes alone, no prefetch, one file ahead, the thread
     pools as they come, two workers, landmarks on every frame, beam search, and greedy with the
     model run by ONNX Runtime (when the [onnx] extra is installed); per row also the per-file
     prepare and recognise seconds summed over the files (as each file's process timed them) and
@@ -104,6 +106,21 @@ def old_lip_roi_defaults():
 
 
 @contextlib.contextmanager
+def landmarker_per_clip():
+    """A new face landmarker for every clip (before 2026-12-02; now one is reused,
+    ``avsr.io.face_mesh.borrowed_tracker``)."""
+    import avsr.io.face_mesh as face_mesh
+
+    saved = face_mesh.MAX_IDLE_TRACKERS
+    face_mesh.close_idle_trackers()
+    face_mesh.MAX_IDLE_TRACKERS = 0
+    try:
+        yield
+    finally:
+        face_mesh.MAX_IDLE_TRACKERS = saved
+
+
+@contextlib.contextmanager
 def thread_pools_as_they_were():
     """No thread-pool policy (before the eighth session of 2026-12-01): numpy's BLAS and torch on all
     their threads beside the preparation (now: ``avsr.parallel.model_threads``)."""
@@ -120,25 +137,33 @@ def thread_pools_as_they_were():
 def clip_figures(clips: list[Path], seconds: float, model, tmp: Path, references: dict[str, str]) -> None:
     timed_batch(clips[:2], model, tmp / "warm", TranscribeOptions(), 1)  # MediaPipe and torch warm-up
     workers = TRANSCRIBE_WORKERS  # what `avsr transcribe` starts by default
-    print(f"{'decoding':<30}{'landmarks':>10}{'workers':>8}{'prefetch':>9}{'pools':>7}{'wall s':>9}{'RTF':>8}"
+    print(f"{'decoding':<34}{'landmarks':>10}{'workers':>8}{'prefetch':>9}{'pools':>7}{'reuse':>7}{'wall s':>9}{'RTF':>8}"
           f"{'WER %':>7}{'prepare s':>11}{'recognise s':>12}{'first s':>9}")
 
     def row(name: str, options: TranscribeOptions, count: int, network=model, prefetch: int | None = None,
-            pools: bool = True) -> None:
+            pools: bool = True, reuse: bool = True) -> None:
         started_at = time.time()
-        with contextlib.nullcontext() if pools else thread_pools_as_they_were():
+        with contextlib.ExitStack() as stack:
+            if not pools:
+                stack.enter_context(thread_pools_as_they_were())
+            if not reuse:
+                stack.enter_context(landmarker_per_clip())
             wall = timed_batch(clips, network, tmp / "out", options, count, prefetch)
         every = "every" if options.detect_every == 1 else f"1 in {options.detect_every}"
         prepare, recognise, first = stage_seconds(tmp / "out", started_at)
         ahead = "-" if count > 1 or prefetch == 0 else str(default_prefetch() if prefetch is None else prefetch)
-        print(f"{name:<30}{every:>10}{count:>8}{ahead:>9}{'set' if pools else 'as is':>7}{wall:>9.2f}"
-              f"{wall / seconds:>8.3f}{word_error(tmp / 'out', references):>7.1f}"
+        print(f"{name:<34}{every:>10}{count:>8}{ahead:>9}{'set' if pools else 'as is':>7}{'yes' if reuse else 'no':>7}"
+              f"{wall:>9.2f}{wall / seconds:>8.3f}{word_error(tmp / 'out', references):>7.1f}"
               f"{prepare:>11.2f}{recognise:>12.2f}{first:>9.2f}", flush=True)
 
     with old_lip_roi_defaults():  # the defaults before 2026-12-01
-        row("greedy, old defaults", TranscribeOptions(detect_every=1), 1, prefetch=0, pools=False)
-    row("greedy, defaults of 12-01", TranscribeOptions(), 1, prefetch=0, pools=False)  # the run's baseline
+        row("greedy, old defaults", TranscribeOptions(detect_every=1), 1, prefetch=0, pools=False, reuse=False)
+    row("greedy, defaults of 12-01", TranscribeOptions(detect_every=3), 1, prefetch=0, pools=False,
+        reuse=False)  # the run's baseline
+    row("greedy, defaults of 12-01 (late)", TranscribeOptions(detect_every=3), workers, reuse=False)
     row("greedy, defaults", TranscribeOptions(), workers)
+    row("greedy", TranscribeOptions(detect_every=3), workers)
+    row("greedy", TranscribeOptions(), workers, reuse=False)
     row("greedy", TranscribeOptions(), 1, prefetch=0)
     row("greedy", TranscribeOptions(), 1, prefetch=1)
     row("greedy", TranscribeOptions(), 1, pools=False)
