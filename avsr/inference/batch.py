@@ -27,7 +27,7 @@ from avsr.inference.transcribe import PreparedInput, TranscribeOptions, Transcri
 from avsr.io.results import FileResult, Reason, Status
 from avsr.files import file_sha256, output_names
 from avsr.models.bundle import LoadedModel
-from avsr.parallel import default_prefetch, imap_jobs, model_threads
+from avsr.parallel import default_prefetch, imap_jobs, landmarkers_per_file, model_threads
 
 SUMMARY_NAME = "transcribe_summary.jsonl"
 LEDGER_NAME = ".avsr_outputs.jsonl"
@@ -120,10 +120,10 @@ def merge_summary(out_dir: Path, results: list[FileResult]) -> list[dict]:
 
 
 def _prepare_job(path: Path, detect_every: int, crop_memory_mb: float | None, audio_memory_mb: float | None,
-                 cancel: threading.Event | None = None) -> PreparedInput | FileResult:
+                 landmarkers: int = 1, cancel: threading.Event | None = None) -> PreparedInput | FileResult:
     """Worker side: the decoded input, or the failure that explains why it cannot be used."""
     try:
-        return prepare_input(path, detect_every, crop_memory_mb, audio_memory_mb, cancel)
+        return prepare_input(path, detect_every, crop_memory_mb, audio_memory_mb, cancel, landmarkers)
     except Exception as error:  # one file's failure, expected or not, must not end the batch
         return FileResult.failed(path, error)
 
@@ -195,8 +195,10 @@ def _transcribe_locked(paths, model, out_dir, formats, options, workers, device,
         prefetch = default_prefetch() if prefetch is None else int(prefetch)
         threaded = prefetch > 0 and workers <= 1  # the jobs run in threads of this process, which can tell them to stop
         cancel = threading.Event() if threaded else None
-        jobs = [(paths[i], options.detect_every, options.crop_memory_mb, options.audio_memory_mb)
-                + ((cancel,) if threaded else ()) for i in todo]
+        # The cores are shared among the files prepared at once: one long file gets a landmarker per core.
+        at_once = workers if workers > 1 else min(prefetch, len(todo)) if threaded else 1
+        jobs = [(paths[i], options.detect_every, options.crop_memory_mb, options.audio_memory_mb,
+                 landmarkers_per_file(at_once)) + ((cancel,) if threaded else ()) for i in todo]
         if workers > 1:  # preparations running beside the model
             beside = workers
         elif threaded:  # (a single file is prepared before the model runs)

@@ -165,9 +165,11 @@ class PreparedInput:
 
 
 def prepare_input(path: str | Path, detect_every: int = TRANSCRIBE_DETECT_EVERY, crop_memory_mb: float | None = None,
-                  audio_memory_mb: float | None = None, cancel: threading.Event | None = None) -> PreparedInput:
+                  audio_memory_mb: float | None = None, cancel: threading.Event | None = None,
+                  landmarkers: int = 1) -> PreparedInput:
     """Decode ``path`` for transcription. Raises :class:`MediaError` for a file that cannot be used,
     :class:`~avsr.parallel.Cancelled` once ``cancel`` is set (checked at every video frame).
+    ``landmarkers``: face landmarkers taking the frames in turn (:func:`~avsr.io.lip_roi.iter_lip_roi`).
 
     Crops that would take more than ``crop_memory_mb`` are spooled to a temporary file
     (:class:`~avsr.io.spool.FrameSpool`; None: kept in memory), and a video's audio beyond
@@ -180,7 +182,7 @@ def prepare_input(path: str | Path, detect_every: int = TRANSCRIBE_DETECT_EVERY,
         has_video = probe_video(path) is not None
         if has_video:  # crops first, so that their working memory is gone before the audio arrives
             roi = extract_lip_roi(path, LipRoiOptions(detect_every=detect_every), spool_above_mb=crop_memory_mb,
-                                  cancel=cancel)
+                                  cancel=cancel, landmarkers=landmarkers)
             crops, found, transforms = roi.roi, roi.face_found, roi.transforms
             if cancel is not None and cancel.is_set():
                 if isinstance(crops, FrameSpool):
@@ -370,8 +372,10 @@ class Transcriber:
                                     options.word_score, tokenizer)
 
     def __call__(self, path: str | Path) -> Transcript:
+        from avsr.parallel import landmarkers_per_file
+
         prepared = prepare_input(path, self.options.detect_every, self.options.crop_memory_mb,
-                                 self.options.audio_memory_mb)
+                                 self.options.audio_memory_mb, landmarkers=landmarkers_per_file(1))
         try:
             return self.recognise(prepared)
         finally:

@@ -245,7 +245,11 @@ class FaceMeshTracker:
     def track(self, frame: np.ndarray, timestamp_ms: int,
               output_size: tuple[int, int] | None = None) -> np.ndarray | None:
         """Kept points ``(P, 2)`` of the followed face in this frame, or ``None`` if absent."""
-        faces = self.detect_faces(frame, timestamp_ms, output_size)
+        return self.follow(self.detect_faces(frame, timestamp_ms, output_size))
+
+    def follow(self, faces: list[np.ndarray]) -> np.ndarray | None:
+        """The followed face among the next frame's ``faces`` (:meth:`detect_faces`, possibly of another
+        landmarker), or ``None`` if it is not among them."""
         chosen = self._choose(faces)
         if chosen is None:
             self._misses += 1

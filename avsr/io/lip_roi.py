@@ -24,6 +24,7 @@ import ctypes
 import os
 import threading
 from collections.abc import Iterator
+from concurrent.futures import Future
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -289,58 +290,77 @@ def _frames(source: str | os.PathLike | np.ndarray) -> Iterator[_Frame]:
         yield wrapped
 
 
-def _tracked_frames(source, options: LipRoiOptions) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+def _tracked_frames(source, options: LipRoiOptions, landmarkers: int = 1) -> Iterator[tuple[np.ndarray, np.ndarray]]:
     """Per 25 fps frame, in order: the kept face points ``(P, 2)`` (NaN where the landmarker did not
     run or found no face) and the grayscale frame.
 
-    The landmarker runs in a thread of its own, one call at a time and in order, so its results are
-    those of calling it in line. With a fixed stride the next call's frame is known before a result
-    comes back, so the frames up to it are decoded and converted here while the landmarker works
-    (MediaPipe keeps one core busy, RESULTS.md, eighth session of 2026-12-01); a stride that grows
-    (``detect_every_max``) waits for each result."""
+    The landmarker runs in threads of its own and its results are taken in order, so the face
+    followed is chosen as if it were called in line. With a fixed stride the next call's frame is
+    known before a result comes back, so the frames up to it are decoded and converted here while
+    the landmarker works (MediaPipe keeps one core busy, RESULTS.md, eighth session of 2026-12-01),
+    and ``landmarkers`` > 1 landmarkers take the calls in turn, that many at once. Their points are
+    those of one landmarker, byte for byte, while fewer faces than ``max_faces`` are in view:
+    MediaPipe then finds the faces afresh in every frame (tests/io/test_lip_roi.py; with more, each
+    landmarker tracks them over its own frames). A stride that grows (``detect_every_max``) waits for
+    each result, and ``max_faces=1`` (MediaPipe smooths one face over its frames) uses one landmarker.
+    """
+    from collections import deque
     from concurrent.futures import ThreadPoolExecutor
 
+    if options.detect_every_max is not None or options.max_faces == 1:
+        landmarkers = 1
     missing = np.full((len(KEPT_POINTS), 2), np.nan, np.float32)
-    with borrowed_tracker(
-        options.landmarker_model,
-        max_faces=options.max_faces,
-        detect_max_side=options.detect_max_side,
-        reacquire_after=max(1, options.max_gap_frames // options.longest_stride),
-    ) as tracker, ThreadPoolExecutor(1, thread_name_prefix="avsr-landmarker") as caller:
-        stride, due, previous, previous_index = options.detect_every, 0, None, 0
-        call, held = None, []  # the landmarker call on held[0]'s frame; (index, gray) of frames not yielded yet
+    reacquire = max(1, options.max_gap_frames // options.longest_stride)
+    with contextlib.ExitStack() as stack:  # on leaving: the calls in flight end, then the landmarkers go back
+        trackers = [stack.enter_context(borrowed_tracker(options.landmarker_model, options.max_faces,
+                                                         options.detect_max_side, reacquire))
+                    for _ in range(landmarkers)]
+        caller = stack.enter_context(ThreadPoolExecutor(landmarkers, thread_name_prefix="avsr-landmarker"))
+        follower = trackers[0]  # keeps which face is followed
+        stride, due, previous, previous_index, calls = options.detect_every, 0, None, 0, 0
+        # One entry per landmarker call not taken in yet: its result, and (index, gray) of its frame and
+        # of the frames after it up to the next call.
+        pending: deque[tuple[Future, list[tuple[int, np.ndarray]]]] = deque()
 
         def settle() -> list[tuple[np.ndarray, np.ndarray]]:
-            """The held frames with their points, once the call in flight has returned; sets the next
-            call's frame from its result."""
-            nonlocal call, held, stride, due, previous, previous_index
+            """The oldest call's frames with their points, once it has returned; a stride that grows
+            sets the next call's frame from its result."""
+            nonlocal stride, due, previous, previous_index
+            call, held = pending.popleft()
             ready = [(missing, gray) for _, gray in held]
-            if call is not None:
-                points, index = call.result(), held[0][0]
-                stride = options.next_stride(stride, points, previous, index - previous_index)
+            points, index = follower.follow(call.result()), held[0][0]
+            stride = options.next_stride(stride, points, previous, index - previous_index)
+            if options.detect_every_max is not None:
                 due = index + stride
-                if points is not None:
-                    previous, previous_index = points, index
-                    ready[0] = (points, ready[0][1])
-                else:
-                    previous = None  # the next found face starts the stride again
-            call, held = None, []
+            if points is not None:
+                previous, previous_index = points, index
+                ready[0] = (points, ready[0][1])
+            else:
+                previous = None  # the next found face starts the stride again
             return ready
 
         for index, frame in enumerate(_frames(source)):
             if index != due:
-                held.append((index, frame.gray()))
+                if pending:
+                    pending[-1][1].append((index, frame.gray()))
+                else:  # every call has been taken in (a stride that grows): nothing to wait for
+                    yield missing, frame.gray()
                 continue
             rgb = frame.rgb(options.detect_max_side)
-            ready = settle()
-            call = caller.submit(tracker.track, rgb, round(index * 1000 / VIDEO_FPS), output_size=frame.size)
-            held.append((index, frame.gray()))
+            ready = []
+            while len(pending) >= landmarkers:  # every landmarker busy: wait for the oldest call
+                ready += settle()
+            tracker = trackers[calls % landmarkers]  # in turn: a landmarker's next call waits for its last
+            calls += 1
+            pending.append((caller.submit(tracker.detect_faces, rgb, round(index * 1000 / VIDEO_FPS),
+                                          output_size=frame.size), [(index, frame.gray())]))
             if options.detect_every_max is None:
                 due = index + options.detect_every
             else:
                 ready += settle()
             yield from ready
-        yield from settle()
+        while pending:
+            yield from settle()
 
 
 def _smoothing_reach(sigma: float) -> int:
@@ -360,7 +380,8 @@ PIECE_FRAMES = 100  # crops cut at a time by iter_lip_roi (4 s; with the margins
 
 
 def iter_lip_roi(source: str | os.PathLike | np.ndarray, options: LipRoiOptions = LipRoiOptions(),
-                 piece_frames: int = PIECE_FRAMES, cancel: threading.Event | None = None) -> Iterator[LipRoi]:
+                 piece_frames: int = PIECE_FRAMES, cancel: threading.Event | None = None,
+                 landmarkers: int = 1) -> Iterator[LipRoi]:
     """The mouth crops of a clip in consecutive pieces of ``piece_frames`` frames (the last one
     shorter), each cut as soon as the landmark track has reached :func:`stream_margin` frames past
     it. Together they are exactly :func:`extract_lip_roi`'s result (a piece's ``timestamps_s`` say
@@ -371,7 +392,9 @@ def iter_lip_roi(source: str | os.PathLike | np.ndarray, options: LipRoiOptions 
     frame only, so each piece is computed from the track of the piece and a margin on either side.
 
     ``cancel``: checked at every frame; once set, :class:`~avsr.parallel.Cancelled` is raised and the
-    landmarker closed (so does stopping the iteration early).
+    landmarker closed (so does stopping the iteration early). ``landmarkers``: face landmarkers taking
+    the calls in turn, in threads (for one long file on several cores; the same crops while fewer
+    faces than ``options.max_faces`` are in view, see :func:`_tracked_frames`).
     """
     if piece_frames < 1:
         raise ValueError(f"piece_frames={piece_frames} must be >= 1")
@@ -401,7 +424,7 @@ def iter_lip_roi(source: str | os.PathLike | np.ndarray, options: LipRoiOptions 
         first += piece_frames
         del grays[:piece_frames], points[: max(0, first - margin) - before]  # what no later piece reads
 
-    with contextlib.closing(_tracked_frames(source, options)) as tracked:  # the landmarker is closed here
+    with contextlib.closing(_tracked_frames(source, options, landmarkers)) as tracked:  # the landmarker is closed here
         for frame_points, gray in tracked:
             if cancel is not None and cancel.is_set():
                 raise Cancelled(f"{source}: stopped before its lip ROIs were cut")
@@ -440,7 +463,8 @@ def _expected_frames(source: str | os.PathLike | np.ndarray) -> int:
 
 
 def extract_lip_roi(source: str | os.PathLike | np.ndarray, options: LipRoiOptions = LipRoiOptions(),
-                    spool_above_mb: float | None = None, cancel: threading.Event | None = None) -> LipRoi:
+                    spool_above_mb: float | None = None, cancel: threading.Event | None = None,
+                    landmarkers: int = 1) -> LipRoi:
     """Find, align and cut the mouth in every 25 fps frame of a clip (:func:`iter_lip_roi`'s pieces
     put together).
 
@@ -451,7 +475,7 @@ def extract_lip_roi(source: str | os.PathLike | np.ndarray, options: LipRoiOptio
         spool_above_mb: once the crops take more memory than this, they are written to a temporary
             file as they are cut, and ``roi`` is a :class:`~avsr.io.spool.FrameSpool` read by ranges
             (None: always an array in memory).
-        cancel: see :func:`iter_lip_roi`.
+        cancel, landmarkers: see :func:`iter_lip_roi`.
 
     Raises:
         MediaError: ``source`` is a file that cannot be read or has no video stream.
@@ -470,7 +494,7 @@ def extract_lip_roi(source: str | os.PathLike | np.ndarray, options: LipRoiOptio
     pieces: list[LipRoi] = []
     count = 0
     try:
-        for piece in iter_lip_roi(source, options, cancel=cancel):
+        for piece in iter_lip_roi(source, options, cancel=cancel, landmarkers=landmarkers):
             if isinstance(roi, np.ndarray) and limit is not None and (count + len(piece)) * size * size > limit:
                 spooled = FrameSpool(0, size, size, growable=True)
                 spooled.write(roi[:count])

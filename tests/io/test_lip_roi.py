@@ -132,14 +132,16 @@ def test_crops_cut_in_pieces_are_exactly_the_crops_of_the_whole_clip(carphone_fr
     np.testing.assert_array_equal(joined.transforms, whole.transforms)
 
 
-def test_the_landmarker_in_its_own_thread_finds_what_calling_it_in_line_finds(carphone_frames):
-    """``_tracked_frames`` runs the landmarker in a thread while the next frames are read: the points
-    of every frame are those of the same tracker called frame by frame, every 3rd frame (the default)."""
+@pytest.mark.parametrize("landmarkers", [1, 3])
+def test_the_landmarker_in_its_own_thread_finds_what_calling_it_in_line_finds(carphone_frames, landmarkers):
+    """``_tracked_frames`` runs the landmarker in a thread while the next frames are read (or several
+    landmarkers, taking the calls in turn): the points of every frame are those of one tracker called
+    frame by frame, every 3rd frame (the default)."""
     from avsr.io import lip_roi as lip_roi_module
     from avsr.preprocessing import VIDEO_FPS
 
     options = LipRoiOptions()
-    threaded = [points for points, _ in lip_roi_module._tracked_frames(carphone_frames, options)]
+    threaded = [points for points, _ in lip_roi_module._tracked_frames(carphone_frames, options, landmarkers)]
     height, width = carphone_frames.shape[1:3]
     with FaceMeshTracker(max_faces=options.max_faces, detect_max_side=options.detect_max_side,
                          reacquire_after=max(1, options.max_gap_frames // options.longest_stride)) as tracker:
@@ -254,9 +256,9 @@ def test_options_are_validated():
 def test_the_stride_grows_while_the_head_holds_still_and_not_while_it_moves(carphone_roi, carphone_frames, monkeypatch):
     """``detect_every_max``: on a still head the landmarker runs far less often and the crops are
     those of the fixed stride; on the moving carphone head it keeps the fixed stride's calls."""
-    calls = []
-    track = FaceMeshTracker.track
-    monkeypatch.setattr(FaceMeshTracker, "track", lambda self, frame, ms, **kw: calls.append(ms) or track(self, frame, ms, **kw))
+    calls = []  # one per landmarker call taken in
+    follow = FaceMeshTracker.follow
+    monkeypatch.setattr(FaceMeshTracker, "follow", lambda self, faces: calls.append(len(faces)) or follow(self, faces))
     still = np.repeat(carphone_frames[:1], 50, axis=0)
     fixed = extract_lip_roi(still)
     fixed_calls, calls[:] = len(calls), []
