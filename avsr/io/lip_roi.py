@@ -298,11 +298,12 @@ def _tracked_frames(source, options: LipRoiOptions, landmarkers: int = 1) -> Ite
     followed is chosen as if it were called in line. With a fixed stride the next call's frame is
     known before a result comes back, so the frames up to it are decoded and converted here while
     the landmarker works (MediaPipe keeps one core busy, RESULTS.md, eighth session of 2026-12-01),
-    and ``landmarkers`` > 1 landmarkers take the calls in turn, that many at once. Their points are
-    those of one landmarker, byte for byte, while fewer faces than ``max_faces`` are in view:
-    MediaPipe then finds the faces afresh in every frame (tests/io/test_lip_roi.py; with more, each
-    landmarker tracks them over its own frames). A stride that grows (``detect_every_max``) waits for
-    each result, and ``max_faces=1`` (MediaPipe smooths one face over its frames) uses one landmarker.
+    and ``landmarkers`` > 1 landmarkers take the calls in turn, that many at once. With one face in
+    view their points are those of one landmarker, byte for byte (tests/io/test_lip_roi.py): MediaPipe
+    then finds the face afresh in every frame. With several, MediaPipe also carries faces from a
+    landmarker's previous call, which is further back, and the points may differ. A stride that grows
+    (``detect_every_max``) waits for each result, and ``max_faces=1`` (MediaPipe then smooths the
+    face over its frames) uses one landmarker.
     """
     from collections import deque
     from concurrent.futures import ThreadPoolExecutor
@@ -393,8 +394,8 @@ def iter_lip_roi(source: str | os.PathLike | np.ndarray, options: LipRoiOptions 
 
     ``cancel``: checked at every frame; once set, :class:`~avsr.parallel.Cancelled` is raised and the
     landmarker closed (so does stopping the iteration early). ``landmarkers``: face landmarkers taking
-    the calls in turn, in threads (for one long file on several cores; the same crops while fewer
-    faces than ``options.max_faces`` are in view, see :func:`_tracked_frames`).
+    the calls in turn, in threads (for one long file on several cores; the same crops as one
+    landmarker with one face in view, see :func:`_tracked_frames`).
     """
     if piece_frames < 1:
         raise ValueError(f"piece_frames={piece_frames} must be >= 1")
