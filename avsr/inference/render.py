@@ -9,6 +9,7 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+from av.video.reformatter import VideoReformatter
 
 from avsr.inference.transcribe import PreparedInput, Transcriber, Transcript, prepare_input
 from avsr.io.lip_roi import LipRoiOptions
@@ -99,8 +100,9 @@ def render(path: str | Path, out_path: str | Path, transcriber: Transcriber) -> 
         prepared.close()  # the crops are not drawn, only the box they were cut from
 
     def frames() -> Iterator[np.ndarray]:
+        reformatter = VideoReformatter()
         for index, frame in enumerate(iter_video_frames(path)):
-            image = frame_to_rgb(frame)
+            image = frame_to_rgb(frame, reformatter=reformatter)
             if image.shape[0] % 2 or image.shape[1] % 2:  # 4:2:0 video needs even sides
                 image = image[: image.shape[0] // 2 * 2, : image.shape[1] // 2 * 2]
             yield draw_frame(image, index, prepared, transcript)

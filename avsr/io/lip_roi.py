@@ -31,6 +31,7 @@ from pathlib import Path
 import av
 import cv2
 import numpy as np
+from av.video.reformatter import VideoReformatter
 from scipy.ndimage import gaussian_filter1d
 
 from avsr.files import atomic_path
@@ -252,8 +253,9 @@ def crop_transforms(track: np.ndarray, found: np.ndarray, options: LipRoiOptions
 class _Frame:
     """One 25 fps frame, converted on demand: grayscale for the crop, RGB only for detection."""
 
-    def __init__(self, source: np.ndarray | av.VideoFrame) -> None:
+    def __init__(self, source: np.ndarray | av.VideoFrame, reformatter: VideoReformatter | None = None) -> None:
         self._source = source
+        self._reformatter = reformatter  # the stream's, shared by its frames (see frame_to_rgb)
         self._gray: np.ndarray | None = None
 
     @property
@@ -275,7 +277,7 @@ class _Frame:
             return self._source  # the tracker downscales arrays itself
         frame = self._source
         width, height = detection_size(frame.width, frame.height, max_side)  # scaled in the decoder
-        return frame_to_rgb(frame, width, height)
+        return frame_to_rgb(frame, width, height, self._reformatter)
 
 
 def _frames(source: str | os.PathLike | np.ndarray) -> Iterator[_Frame]:
@@ -283,10 +285,10 @@ def _frames(source: str | os.PathLike | np.ndarray) -> Iterator[_Frame]:
         for image in source:
             yield _Frame(image)
         return
-    previous, wrapped = None, None
+    previous, wrapped, reformatter = None, None, VideoReformatter()
     for frame in iter_video_frames(source):
         if frame is not previous:  # a source frame repeated by 25 fps resampling is converted once
-            previous, wrapped = frame, _Frame(frame)
+            previous, wrapped = frame, _Frame(frame, reformatter)
         yield wrapped
 
 

