@@ -15,6 +15,7 @@ from avsr.inference.transcribe import PreparedInput, Transcriber, Transcript, pr
 from avsr.io.lip_roi import LipRoiOptions
 from avsr.io.media import MediaError, frame_to_rgb, iter_video_frames
 from avsr.io.writer import write_video
+from avsr.parallel import landmarkers_per_file
 from avsr.preprocessing import FRAME_S, VIDEO_FPS
 
 AUDIO_COLOUR = (255, 160, 40)  # RGB: the audio share of the bar
@@ -91,7 +92,7 @@ def render(path: str | Path, out_path: str | Path, transcriber: Transcriber) -> 
     the mouth box, the gate's weights and the transcript so far. Written to a temporary name and
     renamed when complete. Raises :class:`MediaError` for an input without video."""
     prepared = prepare_input(path, transcriber.options.detect_every, transcriber.options.crop_memory_mb,
-                             transcriber.options.audio_memory_mb)
+                             transcriber.options.audio_memory_mb, landmarkers=landmarkers_per_file(1))
     try:
         if not prepared.has_video:
             raise MediaError(path, "no_video", "has no video track to draw on; use avsr transcribe for audio files")
