@@ -90,10 +90,14 @@ def usable_cores() -> int:
 MAX_PREFETCH = 4  # measured on 2 cores only (RESULTS.md, eighth session of 2026-12-01)
 
 
+MAX_LANDMARKERS = 4  # per file; measured on 2 cores only (RESULTS.md, 2026-12-02)
+
+
 def landmarkers_per_file(files_at_once: int) -> int:
     """Face landmarkers one file's preparation may run at once (``avsr.io.lip_roi.iter_lip_roi``): the
-    cores this process may use, at most :data:`MAX_PREFETCH`, shared among the files prepared at once."""
-    return max(1, min(usable_cores(), MAX_PREFETCH) // max(1, files_at_once))
+    cores this process may use, at most :data:`MAX_LANDMARKERS`, shared among the files prepared at
+    once."""
+    return max(1, min(usable_cores(), MAX_LANDMARKERS) // max(1, files_at_once))
 
 
 def default_prefetch() -> int:

@@ -8,9 +8,12 @@ Prints:
     at a time, thread pools as they come, a landmarker made per file), those of the eighth (the
     next files, one per core, prepared in threads while the model reads the current one; numpy's
     BLAS on one thread and torch on the cores the preparations leave,
-    ``avsr.parallel.model_threads``), today's defaults (landmarks on every 6th frame, landmarkers
-    reused across files), each of today's two changes alone, no prefetch, one file ahead, the thread
-    pools as they come, two workers, landmarks on every frame, beam search, and greedy with the
+    ``avsr.parallel.model_threads``), today's defaults (landmarks on every 6th frame; the lip-ROI
+    column "12-02": landmarkers reused across files, a landmarker per core for a file prepared
+    alone, one RGB reformatter per stream; "before": none of these), the stride of 6 alone, the
+    lip-ROI changes alone, reuse switched off, no prefetch (with and without the lip-ROI changes),
+    one file ahead, the thread pools as they come, two workers, landmarks on every frame, beam
+    search, and greedy with the
     model run by ONNX Runtime (when the [onnx] extra is installed); per row also the per-file
     prepare and recognise seconds summed over the files (as each file's process timed them) and
     the seconds to the first file written;
@@ -121,6 +124,24 @@ def landmarker_per_clip():
 
 
 @contextlib.contextmanager
+def lip_roi_before_12_02():
+    """The lip-ROI stage of transcription as before 2026-12-02 (in this process), but for the stride:
+    a new landmarker per clip, one landmarker per file (now a file prepared alone gets one per core),
+    and FFmpeg's scaler set up for every RGB frame (now one reformatter per stream)."""
+    import avsr.inference.batch as batch_module
+    import avsr.io.lip_roi as lip_roi_module
+
+    saved = batch_module.landmarkers_per_file, lip_roi_module.VideoReformatter
+    batch_module.landmarkers_per_file = lambda files_at_once: 1
+    lip_roi_module.VideoReformatter = lambda: None  # frame_to_rgb without a kept reformatter
+    try:
+        with landmarker_per_clip():
+            yield
+    finally:
+        batch_module.landmarkers_per_file, lip_roi_module.VideoReformatter = saved
+
+
+@contextlib.contextmanager
 def thread_pools_as_they_were():
     """No thread-pool policy (before the eighth session of 2026-12-01): numpy's BLAS and torch on all
     their threads beside the preparation (now: ``avsr.parallel.model_threads``)."""
@@ -137,34 +158,41 @@ def thread_pools_as_they_were():
 def clip_figures(clips: list[Path], seconds: float, model, tmp: Path, references: dict[str, str]) -> None:
     timed_batch(clips[:2], model, tmp / "warm", TranscribeOptions(), 1)  # MediaPipe and torch warm-up
     workers = TRANSCRIBE_WORKERS  # what `avsr transcribe` starts by default
-    print(f"{'decoding':<34}{'landmarks':>10}{'workers':>8}{'prefetch':>9}{'pools':>7}{'reuse':>7}{'wall s':>9}{'RTF':>8}"
+    print(f"{'decoding':<34}{'landmarks':>10}{'workers':>8}{'prefetch':>9}{'pools':>7}{'lip-ROI':>10}{'wall s':>9}{'RTF':>8}"
           f"{'WER %':>7}{'prepare s':>11}{'recognise s':>12}{'first s':>9}")
 
     def row(name: str, options: TranscribeOptions, count: int, network=model, prefetch: int | None = None,
-            pools: bool = True, reuse: bool = True) -> None:
+            pools: bool = True, today: bool = True, reuse: bool = True) -> None:
+        """``today``: with this session's lip-ROI changes (landmarkers reused, several per file prepared
+        alone, one RGB reformatter per stream); ``reuse`` alone switches the first off."""
         started_at = time.time()
         with contextlib.ExitStack() as stack:
             if not pools:
                 stack.enter_context(thread_pools_as_they_were())
-            if not reuse:
+            if not today:
+                stack.enter_context(lip_roi_before_12_02())
+            elif not reuse:
                 stack.enter_context(landmarker_per_clip())
             wall = timed_batch(clips, network, tmp / "out", options, count, prefetch)
         every = "every" if options.detect_every == 1 else f"1 in {options.detect_every}"
         prepare, recognise, first = stage_seconds(tmp / "out", started_at)
         ahead = "-" if count > 1 or prefetch == 0 else str(default_prefetch() if prefetch is None else prefetch)
-        print(f"{name:<34}{every:>10}{count:>8}{ahead:>9}{'set' if pools else 'as is':>7}{'yes' if reuse else 'no':>7}"
+        lip_roi = "12-02" if today and reuse else "no reuse" if today else "before"
+        print(f"{name:<34}{every:>10}{count:>8}{ahead:>9}{'set' if pools else 'as is':>7}{lip_roi:>10}"
               f"{wall:>9.2f}{wall / seconds:>8.3f}{word_error(tmp / 'out', references):>7.1f}"
               f"{prepare:>11.2f}{recognise:>12.2f}{first:>9.2f}", flush=True)
 
     with old_lip_roi_defaults():  # the defaults before 2026-12-01
-        row("greedy, old defaults", TranscribeOptions(detect_every=1), 1, prefetch=0, pools=False, reuse=False)
+        row("greedy, old defaults", TranscribeOptions(detect_every=1), 1, prefetch=0, pools=False, today=False)
     row("greedy, defaults of 12-01", TranscribeOptions(detect_every=3), 1, prefetch=0, pools=False,
-        reuse=False)  # the run's baseline
-    row("greedy, defaults of 12-01 (late)", TranscribeOptions(detect_every=3), workers, reuse=False)
+        today=False)  # the run's baseline
+    row("greedy, defaults of 12-01 (late)", TranscribeOptions(detect_every=3), workers, today=False)
     row("greedy, defaults", TranscribeOptions(), workers)
+    row("greedy", TranscribeOptions(), workers, today=False)
     row("greedy", TranscribeOptions(detect_every=3), workers)
     row("greedy", TranscribeOptions(), workers, reuse=False)
     row("greedy", TranscribeOptions(), 1, prefetch=0)
+    row("greedy", TranscribeOptions(), 1, prefetch=0, today=False)
     row("greedy", TranscribeOptions(), 1, prefetch=1)
     row("greedy", TranscribeOptions(), 1, pools=False)
     row("greedy", TranscribeOptions(), 2)

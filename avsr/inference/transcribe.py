@@ -31,7 +31,7 @@ from avsr.inference.sync import (SYNC_MS, SyncEstimate, attention_offset, estima
 from avsr.models.av_model import MODES as MODEL_MODES
 from avsr.models.av_model import AVSRModel
 from avsr.models.fusion import attention_summary
-from avsr.parallel import Cancelled
+from avsr.parallel import Cancelled, landmarkers_per_file
 from avsr.preprocessing import FRAME_S, ROI_SIZE, SAMPLES_PER_FRAME, TRANSCRIBE_DETECT_EVERY, VIDEO_FPS
 
 MIN_FRAMES = 5  # 0.2 s: a clip shorter than this holds no word (a 1-frame clip once "transcribed" as "n")
@@ -372,8 +372,6 @@ class Transcriber:
                                     options.word_score, tokenizer)
 
     def __call__(self, path: str | Path) -> Transcript:
-        from avsr.parallel import landmarkers_per_file
-
         prepared = prepare_input(path, self.options.detect_every, self.options.crop_memory_mb,
                                  self.options.audio_memory_mb, landmarkers=landmarkers_per_file(1))
         try:

@@ -233,6 +233,11 @@ class FaceMeshTracker:
             faces.append(points * np.array([width, height], np.float32))
         return faces
 
+    @property
+    def calls(self) -> int:
+        """Landmarker calls made so far (a reused tracker has made some)."""
+        return self._calls
+
     def restart(self) -> None:
         """Start a new clip as a new tracker would: the face to follow is chosen anew, timestamps count
         from 0 again, and MediaPipe drops the faces it was tracking (it is shown a blank frame, 16 ms
@@ -273,8 +278,20 @@ class FaceMeshTracker:
 
 _POOL_LOCK = threading.Lock()
 _idle: dict[tuple, list[FaceMeshTracker]] = {}  # landmarkers between clips, by their settings
-_idle_pid = os.getpid()
+_orphaned: list[dict] = []  # a forked child's copy of its parent's landmarkers: never used, never closed
 MAX_IDLE_TRACKERS = 4  # landmarkers kept for later clips per setting (a batch prepares up to 4 files at once)
+
+
+def _forget_parents_trackers() -> None:
+    """In a forked child: the parent's landmarkers are not ours (MediaPipe's threads did not survive the
+    fork, so even closing them could hang), and the lock may have been held by a parent thread."""
+    global _POOL_LOCK, _idle
+    _orphaned.append(_idle)
+    _idle, _POOL_LOCK = {}, threading.Lock()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_parents_trackers)
 
 
 @contextlib.contextmanager
@@ -285,23 +302,19 @@ def borrowed_tracker(model_path: str | Path | None = None, max_faces: int = 4, d
 
     Making a landmarker costs ~44 ms, a third of a 2-second clip's landmarks at every 3rd frame; a
     reused one is shown a blank frame first (:meth:`FaceMeshTracker.restart`), so that it tracks no
-    face of the last clip into the next.
+    face of the last clip into the next. With ``max_faces=1`` MediaPipe smooths the face's points
+    over time, a blank frame does not clear that, and a landmarker is never reused.
     """
-    global _idle_pid
     key = (None if model_path is None else str(model_path), max_faces, detect_max_side, reacquire_after)
-    tracker = None
-    reuse = max_faces > 1
+    reuse, tracker = max_faces > 1, None
     with _POOL_LOCK:
-        if _idle_pid != os.getpid():  # a forked child: the parent's landmarkers are not ours to use
-            _idle.clear()
-            _idle_pid = os.getpid()
         if reuse and _idle.get(key):
             tracker = _idle[key].pop()
     if tracker is None:
         tracker = FaceMeshTracker(model_path, max_faces, detect_max_side, reacquire_after=reacquire_after)
-    else:
-        tracker.restart()
     try:
+        if tracker.calls:
+            tracker.restart()
         yield tracker
     except BaseException:
         tracker.close()
@@ -317,8 +330,9 @@ def borrowed_tracker(model_path: str | Path | None = None, max_faces: int = 4, d
 @atexit.register
 def close_idle_trackers() -> None:
     """Close the landmarkers kept for later clips (:func:`borrowed_tracker`); done at exit."""
+    global _idle
     with _POOL_LOCK:
-        trackers = [tracker for kept in _idle.values() for tracker in kept] if _idle_pid == os.getpid() else []
-        _idle.clear()
+        trackers = [tracker for kept in _idle.values() for tracker in kept]
+        _idle = {}
     for tracker in trackers:
         tracker.close()

@@ -23,8 +23,9 @@ import contextlib
 import ctypes
 import os
 import threading
+from collections import deque
 from collections.abc import Iterator
-from concurrent.futures import Future
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -307,9 +308,6 @@ def _tracked_frames(source, options: LipRoiOptions, landmarkers: int = 1) -> Ite
     (``detect_every_max``) waits for each result, and ``max_faces=1`` (MediaPipe then smooths the
     face over its frames) uses one landmarker.
     """
-    from collections import deque
-    from concurrent.futures import ThreadPoolExecutor
-
     if options.detect_every_max is not None or options.max_faces == 1:
         landmarkers = 1
     missing = np.full((len(KEPT_POINTS), 2), np.nan, np.float32)
@@ -401,6 +399,8 @@ def iter_lip_roi(source: str | os.PathLike | np.ndarray, options: LipRoiOptions 
     """
     if piece_frames < 1:
         raise ValueError(f"piece_frames={piece_frames} must be >= 1")
+    if landmarkers < 1:
+        raise ValueError(f"landmarkers={landmarkers} must be >= 1 (one landmarker per core at most helps)")
     margin, size = stream_margin(options), options.crop_size
     points: list[np.ndarray] = []  # the track from frame max(0, first - margin) on: what is still read
     grays: list[np.ndarray] = []  # the frames from `first` on, not cut yet
@@ -427,7 +427,9 @@ def iter_lip_roi(source: str | os.PathLike | np.ndarray, options: LipRoiOptions 
         first += piece_frames
         del grays[:piece_frames], points[: max(0, first - margin) - before]  # what no later piece reads
 
-    with contextlib.closing(_tracked_frames(source, options, landmarkers)) as tracked:  # the landmarker is closed here
+    # Closing the iteration early (or an error) closes the landmarkers; a clip that ends leaves them
+    # for the next (avsr.io.face_mesh.borrowed_tracker).
+    with contextlib.closing(_tracked_frames(source, options, landmarkers)) as tracked:
         for frame_points, gray in tracked:
             if cancel is not None and cancel.is_set():
                 raise Cancelled(f"{source}: stopped before its lip ROIs were cut")

@@ -66,7 +66,15 @@ def _points(tracker, frames: np.ndarray) -> np.ndarray:
     return out
 
 
-def test_a_landmarker_left_by_one_clip_gives_the_next_the_points_of_a_new_one(carphone_frames):
+@pytest.fixture
+def empty_pool():
+    """No landmarker left by other tests, and none left for them, even when the test fails."""
+    close_idle_trackers()
+    yield
+    close_idle_trackers()
+
+
+def test_a_landmarker_left_by_one_clip_gives_the_next_the_points_of_a_new_one(carphone_frames, empty_pool):
     # The first clip shows four faces: MediaPipe then tracks them and stops detecting. Unless the
     # reused landmarker is shown a blank frame first, it carries them into the next clip (checked: the
     # points then differ).
@@ -92,10 +100,9 @@ def test_a_landmarker_left_by_one_clip_gives_the_next_the_points_of_a_new_one(ca
     close_idle_trackers()
 
 
-def test_a_landmarker_is_closed_not_kept_when_its_clip_fails(carphone_frames):
-    close_idle_trackers()
+def test_a_landmarker_is_closed_not_kept_when_its_clip_fails(empty_pool):
     with pytest.raises(RuntimeError), borrowed_tracker() as tracker:
         raise RuntimeError("the clip failed")
+    assert tracker._landmarker is None  # closed
     with borrowed_tracker() as next_one:
         assert next_one is not tracker
-    close_idle_trackers()
