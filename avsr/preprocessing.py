@@ -37,7 +37,7 @@ DETECT_MAX_SIDE = 320
 # the embedded model's WER on the synthetic test set did not change beyond its paired interval (av in
 # babble -2..-5 %, video -5 % [-14, +2] relative), the audio-video offset estimate, which reads the
 # mouth from the crops' pixels on every frame (avsr.inference.sync.mouth_signal), was as good, and
-# transcription took 30 % less CPU; the crop drifts 1.2-1.5 % of the eye distance further from the
+# transcription took 30 % less CPU; the crop drifts 1.1-1.5 % of the eye distance further from the
 # every-frame track on a real moving head (RESULTS.md, 2026-12-02). Training data keeps DETECT_EVERY.
 TRANSCRIBE_DETECT_EVERY = 6
 # Grey-level mean and standard deviation (/255) of mouth crops: the LRS3 values used by auto_avsr.

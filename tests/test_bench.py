@@ -109,6 +109,26 @@ def test_paired_wer_scores_both_sides_as_evaluate_does(corpus):
             assert gain == pytest.approx(100 * (1 - a / b), abs=1.0)  # from figures printed to 0.1
 
 
+def test_paired_wer_reads_b_from_another_preparation_of_the_same_utterances(corpus):
+    """``--b-manifest``: B is scored on its own manifest (here the same one: every gain is 0), and a
+    manifest that does not hold the same utterances in the same order is refused in one line."""
+    manifest = corpus[1] / "test.jsonl"
+    command = [sys.executable, str(ROOT / "bench" / "paired_wer.py"), "synth-grid-tiny", "synth-grid-tiny",
+               "--manifest", str(manifest), "--snr-db", "0"]
+    result = subprocess.run(command + ["--b-manifest", str(manifest)], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    a, b, gain = re.search(r"^babble 0 dB +([0-9.]+) +([0-9.]+) +(-?[0-9.]+)", result.stdout, re.MULTILINE).groups()
+    assert a == b and float(gain) == 0.0
+    reordered = manifest.with_name("test_reordered.jsonl")
+    reordered.write_text("".join(reversed(manifest.read_text().splitlines(keepends=True))))
+    try:
+        refused = subprocess.run(command + ["--b-manifest", str(reordered)], capture_output=True, text=True,
+                                 timeout=300)
+    finally:
+        reordered.unlink()
+    assert refused.returncode != 0 and "does not hold" in refused.stderr and "Traceback" not in refused.stderr
+
+
 def test_lead_in_lengthens_each_clip_with_quiet_sound_and_a_held_crop_and_scores_it(corpus):
     """``bench/lead_in.py``: 0 frames is ``avsr evaluate``'s AV scoring of the clips; a lead-in of n
     frames adds n frames of the clip's quietest sound and its first crop held (or its last, at the end)."""

@@ -142,3 +142,12 @@ def test_model_threads_leave_torch_the_cores_the_preparations_do_not_take_and_re
             assert all(pool["num_threads"] == 1 for pool in threadpool_info() if pool["user_api"] == "blas")
         assert torch.get_num_threads() == before
         assert [pool["num_threads"] for pool in threadpool_info() if pool["user_api"] == "blas"] == blas
+
+
+def test_the_cores_are_shared_among_the_files_prepared_at_once():
+    from avsr.parallel import MAX_LANDMARKERS, landmarkers_per_file, usable_cores
+
+    cores = min(usable_cores(), MAX_LANDMARKERS)
+    assert landmarkers_per_file(1) == landmarkers_per_file(0) == cores
+    assert landmarkers_per_file(2) == max(1, cores // 2)
+    assert landmarkers_per_file(cores) == landmarkers_per_file(cores + 5) == 1

@@ -233,11 +233,6 @@ class FaceMeshTracker:
             faces.append(points * np.array([width, height], np.float32))
         return faces
 
-    @property
-    def calls(self) -> int:
-        """Landmarker calls made so far (a reused tracker has made some)."""
-        return self._calls
-
     def restart(self) -> None:
         """Start a new clip as a new tracker would: the face to follow is chosen anew, timestamps count
         from 0 again, and MediaPipe drops the faces it was tracking (it is shown a blank frame, 16 ms
@@ -310,10 +305,11 @@ def borrowed_tracker(model_path: str | Path | None = None, max_faces: int = 4, d
     with _POOL_LOCK:
         if reuse and _idle.get(key):
             tracker = _idle[key].pop()
-    if tracker is None:
+    pooled = tracker is not None
+    if not pooled:
         tracker = FaceMeshTracker(model_path, max_faces, detect_max_side, reacquire_after=reacquire_after)
     try:
-        if tracker.calls:
+        if pooled:
             tracker.restart()
         yield tracker
     except BaseException:

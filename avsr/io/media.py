@@ -142,10 +142,7 @@ def frame_to_rgb(frame: av.VideoFrame, width: int | None = None, height: int | N
 
     ``reformatter``: one kept for all the frames of a stream, so that FFmpeg's scaler is set up once
     instead of per frame: the same pixels, 0.38 instead of 1.34 ms a 224x224 frame (2026-12-02)."""
-    if reformatter is None:
-        image = frame.to_ndarray(format="rgb24", width=width, height=height)
-    else:
-        image = reformatter.reformat(frame, width, height, "rgb24").to_ndarray()
+    image = (reformatter or VideoReformatter()).reformat(frame, width, height, "rgb24").to_ndarray()
     return _rotate(image, frame.rotation or 0)
 
 

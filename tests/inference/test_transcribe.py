@@ -426,3 +426,26 @@ def test_a_batch_prepared_two_files_ahead_writes_what_one_file_at_a_time_writes(
                              for c in clips]
     assert [o["text"] for o in outputs[2]] == [o["text"] for o in outputs[0]]
     assert [o["audio_weight"] for o in outputs[2]] == [o["audio_weight"] for o in outputs[0]]
+
+
+def test_a_file_prepared_alone_gets_a_landmarker_per_core_and_the_same_transcript(corpus, model, tmp_path,
+                                                                                  monkeypatch):
+    """A batch of one file cuts its lips with ``landmarkers_per_file(1)`` landmarkers taking the calls
+    in turn (one per core, at most 4); its transcript and gate weights are those of one landmarker."""
+    from avsr.inference.batch import transcribe_batch
+    from avsr.io.face_mesh import FaceMeshTracker
+    from avsr.parallel import landmarkers_per_file
+
+    clip = corpus[0]["video"]
+    used = set()
+    detect = FaceMeshTracker.detect_faces
+    with monkeypatch.context() as patched:
+        patched.setattr(FaceMeshTracker, "detect_faces",
+                        lambda self, *args, **kwargs: used.add(id(self)) or detect(self, *args, **kwargs))
+        summary = transcribe_batch([clip], model, tmp_path, progress=False)
+    assert [r.status for r in summary] == ["done"] and len(used) == landmarkers_per_file(1)
+    written = json.loads((tmp_path / f"{Path(clip).stem}.json").read_text())
+    alone = prepare_input(clip, landmarkers=1)
+    expected = Transcriber(model.network, model.tokenizer, model.id, TranscribeOptions()).recognise(alone)
+    assert written["text"] == expected.text
+    assert written["audio_weight"] == [round(w, 3) for w in expected.audio_weight]
