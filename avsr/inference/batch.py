@@ -120,10 +120,11 @@ def merge_summary(out_dir: Path, results: list[FileResult]) -> list[dict]:
 
 
 def _prepare_job(path: Path, detect_every: int, crop_memory_mb: float | None, audio_memory_mb: float | None,
-                 landmarkers: int = 1, cancel: threading.Event | None = None) -> PreparedInput | FileResult:
+                 landmarkers: int = 1, cancel: threading.Event | None = None,
+                 reader: Transcriber | None = None) -> PreparedInput | FileResult:
     """Worker side: the decoded input, or the failure that explains why it cannot be used."""
     try:
-        return prepare_input(path, detect_every, crop_memory_mb, audio_memory_mb, cancel, landmarkers)
+        return prepare_input(path, detect_every, crop_memory_mb, audio_memory_mb, cancel, landmarkers, reader)
     except Exception as error:  # one file's failure, expected or not, must not end the batch
         return FileResult.failed(path, error)
 
@@ -197,8 +198,10 @@ def _transcribe_locked(paths, model, out_dir, formats, options, workers, device,
         cancel = threading.Event() if threaded else None
         # The cores are shared among the files prepared at once: one long file gets a landmarker per core.
         at_once = workers if workers > 1 else min(prefetch, len(todo)) if threaded else 1
+        # In this process, the model reads a file's windows while the rest of the file is cut (EarlyForward).
+        reader = transcriber if workers <= 1 else None
         jobs = [(paths[i], options.detect_every, options.crop_memory_mb, options.audio_memory_mb,
-                 landmarkers_per_file(at_once)) + ((cancel,) if threaded else ()) for i in todo]
+                 landmarkers_per_file(at_once)) + ((cancel, reader) if workers <= 1 else ()) for i in todo]
         if workers > 1:  # preparations running beside the model
             beside = workers
         elif threaded:  # (a single file is prepared before the model runs)

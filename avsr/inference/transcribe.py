@@ -22,7 +22,9 @@ import torch
 from avsr.data.tokenizer import CharTokenizer
 from avsr.decoding.align import WordTiming, align_words
 from avsr.decoding.beam import make_decoder
-from avsr.io.lip_roi import LipRoiOptions, extract_lip_roi, true_runs
+from avsr.inference.chunks import Window, chunk_plan, pause_cuts
+from avsr.inference.stream import EarlyForward
+from avsr.io.lip_roi import LipRoiOptions, expected_frames, extract_lip_roi, true_runs
 from avsr.io.media import MediaError, MediaWarning, load_media, probe_video, read_audio_into
 from avsr.io.spool import FrameSpool, ShiftedFrames
 from avsr.files import file_sha256
@@ -152,6 +154,8 @@ class PreparedInput:
     transforms: np.ndarray | None = None  # (T, 2, 3) image-to-crop affine maps, NaN without a face
     warnings: list[str] = field(default_factory=list)  # what decoding noticed (e.g. streams ending early)
     mouth_signal: np.ndarray | None = None  # (T,) the lips' movement (avsr.inference.sync.mouth_signal), NaN without a face
+    early_mode: str | None = None  # the mode the model read windows in while the file was cut ...
+    early: dict[tuple[Window, ...], list] | None = None  # ... and their outputs (avsr.inference.stream)
 
     @property
     def frames(self) -> int:
@@ -166,10 +170,12 @@ class PreparedInput:
 
 def prepare_input(path: str | Path, detect_every: int = TRANSCRIBE_DETECT_EVERY, crop_memory_mb: float | None = None,
                   audio_memory_mb: float | None = None, cancel: threading.Event | None = None,
-                  landmarkers: int = 1) -> PreparedInput:
+                  landmarkers: int = 1, reader: Transcriber | None = None) -> PreparedInput:
     """Decode ``path`` for transcription. Raises :class:`MediaError` for a file that cannot be used,
     :class:`~avsr.parallel.Cancelled` once ``cancel`` is set (checked at every video frame).
     ``landmarkers``: face landmarkers taking the frames in turn (:func:`~avsr.io.lip_roi.iter_lip_roi`).
+    ``reader``: the transcriber that will recognise the file, to read its windows while the rest is
+    still being cut (:class:`~avsr.inference.stream.EarlyForward`; its outputs go in ``early``).
 
     Crops that would take more than ``crop_memory_mb`` are spooled to a temporary file
     (:class:`~avsr.io.spool.FrameSpool`; None: kept in memory), and a video's audio beyond
@@ -177,31 +183,45 @@ def prepare_input(path: str | Path, detect_every: int = TRANSCRIBE_DETECT_EVERY,
     started = time.perf_counter()
     path = Path(path)
     sha256 = file_sha256(path) if path.is_file() else ""
+    early = None
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", MediaWarning)
         has_video = probe_video(path) is not None
-        if has_video:  # crops first, so that their working memory is gone before the audio arrives
-            roi = extract_lip_roi(path, LipRoiOptions(detect_every=detect_every), spool_above_mb=crop_memory_mb,
-                                  cancel=cancel, landmarkers=landmarkers)
-            crops, found, transforms = roi.roi, roi.face_found, roi.transforms
-            if cancel is not None and cancel.is_set():
-                if isinstance(crops, FrameSpool):
-                    crops.close()
-                raise Cancelled(f"{path}: stopped before its audio was read")
-            opening = mouth_signal(crops, found, mouth_opening(roi.mouth_landmarks))
-            del roi
-        try:  # a video's length is known by now: its audio is read straight into an array of that length
+        audio = None
+        try:  # a video's audio first, as long as its header says (and a second more): the pauses come from it
             if has_video:
-                audio, decoded = read_audio_into(path, len(found) * SAMPLES_PER_FRAME, spool_above_mb=audio_memory_mb)
-                if not decoded and isinstance(audio, FrameSpool):
-                    audio.close()
-                audio = audio if decoded else None
+                hint = expected_frames(path)
+                audio, decoded = read_audio_into(path, (hint + VIDEO_FPS) * SAMPLES_PER_FRAME,
+                                                 spool_above_mb=audio_memory_mb)
+                if not decoded:
+                    _close_spool(audio)
+                    audio = None
             else:
                 audio = load_media(path, video=False).audio
         except MediaError as error:
             if error.reason != "no_audio":
                 raise
-            audio = None
+        if has_video:
+            if reader is not None and audio is not None:
+                early = EarlyForward(reader, audio, hint, has_audio=True)
+            try:
+                roi = extract_lip_roi(path, LipRoiOptions(detect_every=detect_every), spool_above_mb=crop_memory_mb,
+                                      cancel=cancel, landmarkers=landmarkers,
+                                      on_piece=None if early is None else early.feed)
+            except BaseException:
+                _close_spool(audio)
+                raise
+            finally:
+                early = None if early is None else (early.mode, early.finish())
+            crops, found, transforms = roi.roi, roi.face_found, roi.transforms
+            if cancel is not None and cancel.is_set():
+                _close_spool(crops)
+                _close_spool(audio)
+                raise Cancelled(f"{path}: stopped before its lip ROIs were cut")
+            opening = mouth_signal(crops, found, mouth_opening(roi.mouth_landmarks))
+            del roi
+            if audio is not None:
+                audio = _audio_of_length(path, audio, len(found) * SAMPLES_PER_FRAME, audio_memory_mb)
     notes = list(dict.fromkeys(str(w.message) for w in caught if issubclass(w.category, MediaWarning)))
     for other in caught:  # recording catches every thread's warnings (batch prefetch): the rest go on
         if not issubclass(other.category, MediaWarning):
@@ -220,12 +240,29 @@ def prepare_input(path: str | Path, detect_every: int = TRANSCRIBE_DETECT_EVERY,
     has_audio, samples = audio is not None, len(found) * SAMPLES_PER_FRAME
     if not has_audio:
         audio = np.zeros(samples, np.float32)
-    elif not isinstance(audio, FrameSpool):  # (a spooled video's audio has the video's length already)
+    elif not has_video:
         if len(audio) < samples:
             audio = np.pad(audio, (0, samples - len(audio)))
         audio = audio[:samples].astype(np.float32, copy=False)
     return PreparedInput(str(path), sha256, crops, found, audio, has_audio, has_video, time.perf_counter() - started,
-                         transforms, notes, opening)
+                         transforms, notes, opening, *(early or (None, None)))
+
+
+def _close_spool(frames) -> None:
+    if isinstance(frames, FrameSpool):
+        frames.close()
+
+
+def _audio_of_length(path: Path, audio, samples: int, memory_mb: float | None):
+    """A video's audio, read ahead at the length its header gave, cut to the frames the video turned
+    out to have; read again if the video ran longer than its header said."""
+    if samples > len(audio):
+        _close_spool(audio)
+        return read_audio_into(path, samples, spool_above_mb=memory_mb)[0]
+    if isinstance(audio, FrameSpool):
+        audio.truncate(samples)
+        return audio
+    return audio[:samples]
 
 
 def choose_mode(prepared: PreparedInput, requested: str, modes: tuple[str, ...] = MODEL_MODES,
@@ -258,80 +295,6 @@ def choose_mode(prepared: PreparedInput, requested: str, modes: tuple[str, ...] 
     elif requested in ("av", "audio") and not prepared.has_audio:
         notes.append(f"{requested} mode was asked for but the file has no audio track")
     return mode, notes
-
-
-def _windows(frames: int, window: int, overlap: int) -> list[tuple[int, int, int, int]]:
-    """``(start, stop, keep_from, keep_to)`` frame ranges covering ``frames``: each window keeps the
-    frames at least ``overlap // 2`` from its inner edges, so the kept ranges tile the recording."""
-    if frames <= window:
-        return [(0, frames, 0, frames)]
-    hop = window - overlap
-    starts = list(range(0, frames - window, hop)) + [frames - window]
-    out = []
-    for i, start in enumerate(starts):
-        keep_from = 0 if i == 0 else out[-1][3]
-        keep_to = frames if i == len(starts) - 1 else start + window - overlap // 2
-        out.append((start, start + window, keep_from, keep_to))
-    return out
-
-
-PICTURE_CUT_FACTOR = 4.0  # a crop this many times further from the previous one than the file's median ...
-PICTURE_CUT_MIN = 15.0  # ... and at least this far (mean grey levels) is a picture cut: another face or shot
-
-
-def pause_cuts(audio: np.ndarray, min_pause_frames: int, roi: np.ndarray | None = None) -> list[int]:
-    """Frames at which to cut ``audio`` (16 kHz, 640 samples per frame): one in every run of at least
-    ``min_pause_frames`` quiet frames. Quiet is judged against the recording's own levels (5th and
-    95th percentile of frame energy, "peak"): 25 dB under the peak, or within 6 dB of the floor. Audio
-    without a clear floor (loud noise or music throughout, silence) gets no cuts.
-
-    The cut is the middle of the pause, unless the mouth crops ``roi`` ``(T, S, S)`` change there at
-    once (a picture cut: another face or another shot, far beyond the frame-to-frame change the file
-    usually has): then it is that frame, so that no chunk holds two faces. A chunk's crops are
-    normalised together (``video_norm: utterance`` or ``utterance_rms``), and a few frames of another face in it (a pause
-    cut in its middle where speech starts right after the picture cut) cost words.
-    """
-    frames = len(audio) // SAMPLES_PER_FRAME
-    if frames < 2 * min_pause_frames:
-        return []
-    level = speech_envelope(audio)
-    floor, peak = np.percentile(level, [5, 95])
-    if peak - floor < 15:
-        return []
-    quiet = level < max(floor + 6.0, peak - 25.0)
-    runs = [(int(a), int(b)) for a, b in true_runs(quiet) if b - a >= min_pause_frames and 0 < a and b < frames]
-    change = picture_changes(roi) if roi is not None and len(roi) > 2 and runs else None
-    if change is not None:
-        threshold = max(PICTURE_CUT_MIN, PICTURE_CUT_FACTOR * float(np.median(change)))
-    cuts = []
-    for a, b in runs:
-        cut = (a + b) // 2
-        if change is not None:
-            inside = change[a - 1: min(b, len(change))]  # the steps into frames a .. b
-            if len(inside) and inside.max() > threshold:
-                cut = a + int(np.argmax(inside))
-        cuts.append(cut)
-    return cuts
-
-
-def picture_changes(roi: np.ndarray, block: int = 256) -> np.ndarray:
-    """Mean absolute grey-level change from each crop to the next ``(T - 1,)``, computed a block of
-    frames at a time (an hour of crops as float32 at once would be 3.3 GB)."""
-    out = np.empty(len(roi) - 1, np.float32)
-    for start in range(0, len(roi) - 1, block):
-        piece = roi[start: start + block + 1].astype(np.int16)
-        out[start: start + len(piece) - 1] = np.abs(np.diff(piece, axis=0)).mean(axis=(1, 2))
-    return out
-
-
-def chunk_plan(frames: int, cuts: list[int], window: int, overlap: int) -> list[tuple[int, int, int, int]]:
-    """``(start, stop, keep_from, keep_to)`` per model input: the recording cut at ``cuts``, and any
-    piece longer than ``window`` split into overlapping windows (see :func:`_windows`)."""
-    bounds = [0] + sorted(c for c in set(cuts) if 0 < c < frames) + [frames]
-    plan = []
-    for a, b in zip(bounds, bounds[1:]):
-        plan += [(a + s, a + e, a + kf, a + kt) for s, e, kf, kt in _windows(b - a, window, overlap)]
-    return plan
 
 
 def speech_segments(log_probs: torch.Tensor, blank: int, pause_frames: int, max_frames: int) -> list[tuple[int, int]]:
@@ -373,48 +336,65 @@ class Transcriber:
 
     def __call__(self, path: str | Path) -> Transcript:
         prepared = prepare_input(path, self.options.detect_every, self.options.crop_memory_mb,
-                                 self.options.audio_memory_mb, landmarkers=landmarkers_per_file(1))
+                                 self.options.audio_memory_mb, landmarkers=landmarkers_per_file(1), reader=self)
         try:
             return self.recognise(prepared)
         finally:
             prepared.close()
 
     @torch.no_grad()
-    def _forward(self, prepared: PreparedInput, mode: str,
-                 cuts: list[int]) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None]:
+    def _forward(self, prepared: PreparedInput, mode: str, cuts: list[int],
+                 early: dict | None = None) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None]:
         """Stitched ``log_probs (T, V)``, ``audio_weight (T,)`` (None for a fusion without weights) and
         the attention ``(T, 2W + 1)`` (None but for an xattn model in av mode) over the whole recording,
-        cut at ``cuts``."""
+        cut at ``cuts``. ``early``: outputs of groups of windows already run (:class:`EarlyForward`)."""
         o, frames, spec = self.options, prepared.frames, self.model.preprocessing
         spec.check_roi(prepared.roi, str(prepared.path))
-        step, (rows, columns) = spec.samples_per_frame, spec.crop_box()
-        windows = chunk_plan(frames, cuts, round(o.window_s * spec.fps), round(o.overlap_s * spec.fps))
+        plan = chunk_plan(frames, cuts, round(o.window_s * spec.fps), round(o.overlap_s * spec.fps))
         log_probs = torch.zeros(frames, self.tokenizer.vocab_size)
-        weights = torch.zeros(frames)
-        attention = None
-        for first in range(0, len(windows), o.batch_size):
-            group = windows[first:first + o.batch_size]
-            length = max(stop - start for start, stop, _, _ in group)
-            video = torch.zeros(len(group), length, spec.crop_size, spec.crop_size, dtype=torch.uint8)
-            found = torch.zeros(len(group), length, dtype=torch.bool)
-            audio = torch.zeros(len(group), length * step)
-            lengths = torch.tensor([stop - start for start, stop, _, _ in group])
-            for row, (start, stop, _, _) in enumerate(group):
-                video[row, : stop - start] = torch.from_numpy(prepared.roi[start:stop, rows, columns])
-                found[row, : stop - start] = torch.from_numpy(prepared.face_found[start:stop])
-                audio[row, : (stop - start) * step] = torch.from_numpy(prepared.audio[start * step: stop * step])
-            video = spec.normalise_video(video, found, lengths)
-            out = self.model(audio.to(self.device), (lengths * step).to(self.device), video.to(self.device),
-                             lengths.to(self.device), found.to(self.device), mode)
-            for row, (start, stop, keep_from, keep_to) in enumerate(group):
-                log_probs[keep_from:keep_to] = out.log_probs[row, keep_from - start: keep_to - start].float().cpu()
-                if out.audio_weight is not None:
-                    weights[keep_from:keep_to] = out.audio_weight[row, keep_from - start: keep_to - start].float().cpu()
-                if out.attention is not None:
-                    if attention is None:
-                        attention = torch.zeros(frames, out.attention.shape[-1])
-                    attention[keep_from:keep_to] = out.attention[row, keep_from - start: keep_to - start].float().cpu()
-        return log_probs, (weights if out.audio_weight is not None else None), attention
+        weights = attention = None
+        for first in range(0, len(plan), o.batch_size):
+            group = tuple(plan[first:first + o.batch_size])
+            kept = (early or {}).get(group)
+            if kept is None:
+                kept = self.forward_group(group, prepared.roi, prepared.face_found, prepared.audio, mode)
+            for (_, _, keep_from, keep_to), (row_log_probs, row_weights, row_attention) in zip(group, kept):
+                log_probs[keep_from:keep_to] = row_log_probs
+                if row_weights is not None:
+                    weights = torch.zeros(frames) if weights is None else weights
+                    weights[keep_from:keep_to] = row_weights
+                if row_attention is not None:
+                    attention = torch.zeros(frames, row_attention.shape[-1]) if attention is None else attention
+                    attention[keep_from:keep_to] = row_attention
+        return log_probs, weights, attention
+
+    @torch.no_grad()
+    def forward_group(self, group: tuple[Window, ...], roi, face_found, audio,
+                      mode: str) -> list[tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None]]:
+        """One forward pass over the windows of ``group`` (padded to the longest), and per window the
+        outputs on its kept frames: ``log_probs (K, V)``, ``audio_weight (K,)`` and ``attention
+        (K, 2W + 1)`` (None where the model gives none). ``roi``, ``face_found`` and ``audio`` are
+        read by ranges of frames (samples): arrays, spools, or what :class:`EarlyForward` holds."""
+        spec = self.model.preprocessing
+        step, (rows, columns) = spec.samples_per_frame, spec.crop_box()
+        length = max(stop - start for start, stop, _, _ in group)
+        video = torch.zeros(len(group), length, spec.crop_size, spec.crop_size, dtype=torch.uint8)
+        found = torch.zeros(len(group), length, dtype=torch.bool)
+        samples = torch.zeros(len(group), length * step)
+        lengths = torch.tensor([stop - start for start, stop, _, _ in group])
+        for row, (start, stop, _, _) in enumerate(group):
+            video[row, : stop - start] = torch.from_numpy(roi[start:stop, rows, columns])
+            found[row, : stop - start] = torch.from_numpy(face_found[start:stop])
+            samples[row, : (stop - start) * step] = torch.from_numpy(audio[start * step: stop * step])
+        video = spec.normalise_video(video, found, lengths)
+        out = self.model(samples.to(self.device), (lengths * step).to(self.device), video.to(self.device),
+                         lengths.to(self.device), found.to(self.device), mode)
+
+        def kept(output: torch.Tensor | None, row: int, span: slice) -> torch.Tensor | None:
+            return None if output is None else output[row, span].float().cpu()
+
+        return [(kept(out.log_probs, row, span), kept(out.audio_weight, row, span), kept(out.attention, row, span))
+                for row, span in enumerate(slice(kf - start, kt - start) for start, _, kf, kt in group)]
 
     def _cuts(self, prepared: PreparedInput, mode: str) -> list[int]:
         o = self.options
@@ -461,15 +441,18 @@ class Transcriber:
         mode, notes = choose_mode(prepared, self.options.mode, self.model.modes)
         o = self.options
         cuts = self._cuts(prepared, mode)
+        # The windows read while the file was cut, if they were read in this mode (and the video is not moved).
+        early = prepared.early if prepared.early_mode == mode else None
         # An xattn model is run first as the file is: where its audio frames looked is the offset estimate.
-        first = self._forward(prepared, mode, cuts) if mode == "av" and self.model.config.fusion == "xattn" else None
+        first = self._forward(prepared, mode, cuts, early) if mode == "av" and self.model.config.fusion == "xattn" \
+            else None
         estimate, shift, sync_notes = self._sync(prepared, mode, None if first is None else first[2])
         notes += sync_notes
         if shift:  # the video frame that belongs to audio frame t is t + shift; the clip's ends are held
             prepared = replace(prepared, roi=ShiftedFrames(prepared.roi, -shift),
                                face_found=ShiftedFrames(prepared.face_found, -shift)[:])
             cuts, first = self._cuts(prepared, mode), None
-        log_probs, weights, attention = first or self._forward(prepared, mode, cuts)
+        log_probs, weights, attention = first or self._forward(prepared, mode, cuts, None if shift else early)
         if not torch.isfinite(log_probs).all():
             raise ValueError(f"{prepared.path}: the model gave NaN or infinite scores; its weights are damaged: "
                              f"re-export the bundle ({self.model_id})")

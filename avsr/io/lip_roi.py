@@ -24,9 +24,9 @@ import ctypes
 import os
 import threading
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import av
@@ -459,7 +459,7 @@ def release_free_heap() -> None:
 PREALLOCATED_FRAMES = 25 * 3600  # the most crops extract_lip_roi makes room for before the first piece (830 MB)
 
 
-def _expected_frames(source: str | os.PathLike | np.ndarray) -> int:
+def expected_frames(source: str | os.PathLike | np.ndarray) -> int:
     """25 fps frames of ``source``: its length, or for a file its header's duration (0 without one)."""
     if isinstance(source, np.ndarray):
         return len(source)
@@ -469,7 +469,7 @@ def _expected_frames(source: str | os.PathLike | np.ndarray) -> int:
 
 def extract_lip_roi(source: str | os.PathLike | np.ndarray, options: LipRoiOptions = LipRoiOptions(),
                     spool_above_mb: float | None = None, cancel: threading.Event | None = None,
-                    landmarkers: int = 1) -> LipRoi:
+                    landmarkers: int = 1, on_piece: Callable[[LipRoi], None] | None = None) -> LipRoi:
     """Find, align and cut the mouth in every 25 fps frame of a clip (:func:`iter_lip_roi`'s pieces
     put together).
 
@@ -481,6 +481,8 @@ def extract_lip_roi(source: str | os.PathLike | np.ndarray, options: LipRoiOptio
             file as they are cut, and ``roi`` is a :class:`~avsr.io.spool.FrameSpool` read by ranges
             (None: always an array in memory).
         cancel, landmarkers: see :func:`iter_lip_roi`.
+        on_piece: called with each piece of crops as it is cut (its arrays are not changed afterwards),
+            for a reader that starts on the crops before the clip is done.
 
     Raises:
         MediaError: ``source`` is a file that cannot be read or has no video stream.
@@ -492,7 +494,7 @@ def extract_lip_roi(source: str | os.PathLike | np.ndarray, options: LipRoiOptio
     limit = None if spool_above_mb is None else spool_above_mb * 2**20
     # The crops go straight into one array sized from the header (its pages are taken as they are
     # written, and it grows if the header fell short), or, once past the limit, into a spool.
-    first_size = min(_expected_frames(source), PREALLOCATED_FRAMES)
+    first_size = min(expected_frames(source), PREALLOCATED_FRAMES)
     if limit is not None:
         first_size = min(first_size, int(limit) // (size * size) + PIECE_FRAMES)
     roi: np.ndarray | FrameSpool = np.empty((first_size, size, size), np.uint8)
@@ -500,6 +502,8 @@ def extract_lip_roi(source: str | os.PathLike | np.ndarray, options: LipRoiOptio
     count = 0
     try:
         for piece in iter_lip_roi(source, options, cancel=cancel, landmarkers=landmarkers):
+            if on_piece is not None:
+                on_piece(replace(piece))
             if isinstance(roi, np.ndarray) and limit is not None and (count + len(piece)) * size * size > limit:
                 spooled = FrameSpool(0, size, size, growable=True)
                 spooled.write(roi[:count])

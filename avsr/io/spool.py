@@ -18,7 +18,7 @@ import numpy as np
 SPOOL_PREFIX = "avsr-crops-"
 
 
-def _read(key, length: int, read) -> np.ndarray:
+def read_frames(key, length: int, read) -> np.ndarray:
     """``frames[key]`` for a ``key`` of one frame or a step-1 range of frames, optionally followed by
     an index into each frame, with ``read(start, stop)`` giving frames ``start:stop`` as an array."""
     rest = ()
@@ -80,12 +80,20 @@ class FrameSpool:
         self._written += len(frames)
 
     def __getitem__(self, key) -> np.ndarray:
-        return _read(key, len(self), self._read)
+        return read_frames(key, len(self), self._read)
 
     def _read(self, start: int, stop: int) -> np.ndarray:
         self._file.seek(start * self._frame_bytes)
         data = bytearray(self._file.read((stop - start) * self._frame_bytes))  # writable, as numpy's slices are
         return np.frombuffer(data, self.dtype).reshape(stop - start, *self.shape[1:])
+
+    def truncate(self, frames: int) -> None:
+        """Keep the first ``frames`` frames only."""
+        if not 0 <= frames <= len(self):
+            raise ValueError(f"cannot keep {frames} frames of a spool of {len(self)}")
+        self._file.flush()
+        self._file.truncate(frames * self._frame_bytes)
+        self.shape, self._written = (frames, *self.shape[1:]), min(self._written, frames)
 
     def close(self) -> None:
         if getattr(self, "_file", None) is not None:
@@ -123,7 +131,7 @@ class ShiftedFrames:
         return len(self.frames)
 
     def __getitem__(self, key) -> np.ndarray:
-        return _read(key, len(self), self._read)
+        return read_frames(key, len(self), self._read)
 
     def _read(self, start: int, stop: int) -> np.ndarray:
         source = np.clip(np.arange(start, stop) - self.by, 0, len(self) - 1)

@@ -18,8 +18,8 @@ import torch
 import webvtt
 
 import avsr
-from avsr.inference.transcribe import (TranscribeOptions, Transcriber, _windows, chunk_plan, pause_cuts,
-                                      prepare_input, speech_segments)
+from avsr.inference.chunks import chunk_plan, first_windows, pause_cuts, windows
+from avsr.inference.transcribe import TranscribeOptions, Transcriber, prepare_input, speech_segments
 from avsr.io.media import load_media
 from avsr.io.writer import write_video
 from tests.conftest import CARPHONE, SPEECH, make_synth_corpus, read_wav
@@ -215,11 +215,20 @@ def test_a_lexicon_constrains_the_output_to_its_words(inputs, model, tmp_path):
 
 def test_windows_tile_the_recording():
     for frames in (10, 750, 751, 2000, 9001):
-        windows = _windows(frames, 750, 50)
-        kept = [i for _, _, a, b in windows for i in range(a, b)]
+        plan = windows(frames, 750, 50)
+        kept = [i for _, _, a, b in plan for i in range(a, b)]
         assert kept == list(range(frames))
-        for start, stop, keep_from, keep_to in windows:
+        for start, stop, keep_from, keep_to in plan:
             assert start <= keep_from < keep_to <= stop <= frames and stop - start <= 750
+
+
+def test_the_first_windows_of_a_chunk_are_those_of_every_longer_chunk():
+    """What the model may read before a chunk's end is known (avsr.inference.stream)."""
+    for at_least in (10, 750, 1449, 1450, 1451, 3000):
+        first = first_windows(at_least, 750, 50)
+        assert len(first) == max(0, -(-(at_least - 750) // 700))
+        for frames in range(at_least, at_least + 1500, 7):
+            assert windows(frames, 750, 50)[: len(first)] == first
 
 
 def test_speech_segments_split_at_pauses_and_respect_the_maximum():

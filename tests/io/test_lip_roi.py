@@ -221,7 +221,7 @@ def test_crops_of_a_file_longer_than_its_header_says_are_all_kept(carphone_frame
 
     frames = np.concatenate([carphone_frames] * 3)[:260]
     expected = extract_lip_roi(frames)
-    monkeypatch.setattr(lip_roi_module, "_expected_frames", lambda source: 7)
+    monkeypatch.setattr(lip_roi_module, "expected_frames", lambda source: 7)
     grown = extract_lip_roi(frames)
     assert len(grown.roi) == 260
     np.testing.assert_array_equal(grown.roi, expected.roi)

@@ -1,0 +1,181 @@
+"""The model read a file's windows while the rest of the file is still being cut.
+
+Cutting the lip ROIs of a long file keeps the cores busy for most of its transcription, and the
+model would otherwise start only when the last crop is cut. :class:`EarlyForward` takes the crops
+piece by piece as :func:`~avsr.inference.transcribe.prepare_input` cuts them, and runs the model, in
+a thread of its own, over every group of windows whose place in the plan is settled: the groups
+that :meth:`~avsr.inference.transcribe.Transcriber.recognise` would run, with the same inputs.
+
+Recognition decides three things over the whole file before it reads it: where the pauses are
+(the audio's own levels), whether a face was found anywhere (the mode), and the audio-video offset.
+The early reading assumes what a file usually turns out to be: the audio (read before the video)
+gives the pauses, the model's mode is the one a file with a face gets, and no offset is undone. A
+pause's cut is placed at a picture cut inside it against the frame-to-frame change seen so far.
+Recognition then plans the file as before and takes a group's outputs from here only where the
+group is exactly the same (the same windows, the same mode, no offset undone); the rest it runs
+itself. So the transcript is the one the file gets without this, whatever the assumptions were.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+
+import numpy as np
+import torch
+
+from avsr.inference.chunks import Window, cut_threshold, first_windows, pause_runs, place_cut, windows
+from avsr.inference.sync import speech_envelope
+from avsr.io.spool import read_frames
+from avsr.preprocessing import VIDEO_FPS
+
+HELD_GROUPS = 2  # crops waiting for the model beyond this many groups' worth: the early reading stops
+
+
+def expected_mode(requested: str, modes: tuple[str, ...], has_audio: bool) -> str:
+    """The mode :func:`~avsr.inference.transcribe.choose_mode` gives a file with a face in it."""
+    if requested != "auto":
+        return requested
+    if modes == ("audio",):
+        return "audio"
+    return "av" if has_audio else "video"
+
+
+class _Recent:
+    """The frames of a stream from ``first`` on, held as the pieces they came in; read by ranges of
+    absolute frame numbers (``recent[a:b]``, ``recent[a:b, rows, columns]``)."""
+
+    def __init__(self) -> None:
+        self.pieces: list[np.ndarray] = []
+        self.first = self.count = 0  # the first frame held; the frames seen
+
+    def append(self, frames: np.ndarray) -> None:
+        self.pieces.append(frames)
+        self.count += len(frames)
+
+    def forget_before(self, frame: int) -> None:
+        while self.pieces and self.first + len(self.pieces[0]) <= frame:
+            self.first += len(self.pieces.pop(0))
+
+    def __len__(self) -> int:
+        return self.count
+
+    def __getitem__(self, key) -> np.ndarray:
+        return read_frames(key, self.count, self._read)
+
+    def _read(self, start: int, stop: int) -> np.ndarray:
+        if start < self.first:
+            raise IndexError(f"frames from {start} were let go (held from {self.first})")
+        parts, at = [], self.first
+        for piece in self.pieces:
+            lo, hi = max(start, at), min(stop, at + len(piece))
+            if lo < hi:
+                parts.append(piece[lo - at: hi - at])
+            at += len(piece)
+        return np.concatenate(parts) if len(parts) != 1 else parts[0]
+
+
+class EarlyForward:
+    """Runs ``transcriber``'s model over a file's groups of windows as their crops arrive (see the
+    module's text). ``audio``: the file's 16 kHz samples (an array or a spool), from its start and at
+    least as long as the frames :meth:`feed` will bring, or the early reading stops where it ends;
+    ``frames_hint``: the file's length in 25 Hz frames as its header tells it.
+
+    :meth:`feed` (the preparing thread) hands over each piece of crops; :meth:`finish` stops the
+    reading and waits for the group in hand; ``outputs`` then maps each group run, a tuple of
+    windows, to the kept outputs :meth:`~avsr.inference.transcribe.Transcriber.forward_group` gave.
+    A failure here only ends the early reading: recognition meets it again and reports it."""
+
+    def __init__(self, transcriber, audio, frames_hint: int, has_audio: bool) -> None:
+        o, spec = transcriber.options, transcriber.model.preprocessing
+        self.transcriber, self.audio = transcriber, audio
+        self.mode = expected_mode(o.mode, transcriber.model.modes, has_audio)
+        self.window, self.overlap = round(o.window_s * spec.fps), round(o.overlap_s * spec.fps)
+        self.batch_size = o.batch_size
+        self.audio_frames = len(audio) // spec.samples_per_frame
+        cut = has_audio and self.mode != "video"
+        level = speech_envelope(audio)[:frames_hint] if cut else np.zeros(0)
+        self.runs = pause_runs(level, round(o.cut_pause_s * VIDEO_FPS)) if cut else []
+        self.cuts: list[int] = []  # one per run of self.runs[: len(self.cuts)]
+        self.roi, self.found = _Recent(), _Recent()
+        self.change: list[np.ndarray] = []  # crop-to-crop changes (frame t -> t + 1) of the frames seen
+        self._last: np.ndarray | None = None  # the last crop seen (1, S, S)
+        self.groups_run = 0
+        self.outputs: dict[tuple[Window, ...], list] = {}
+        self.held_limit = HELD_GROUPS * self.batch_size * self.window
+        self._pieces: queue.Queue = queue.Queue()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._work, name="avsr-early-forward", daemon=True)
+        self._thread.start()
+
+    def feed(self, piece) -> None:
+        """Hand over the next piece of crops (a :class:`~avsr.io.lip_roi.LipRoi`)."""
+        if self._stop.is_set():
+            return
+        if self._pieces.qsize() * max(len(piece), 1) > self.held_limit:  # the model has fallen behind
+            self._stop.set()
+            return
+        self._pieces.put((piece.roi, piece.face_found))
+
+    def finish(self) -> dict[tuple[Window, ...], list]:
+        """Stop (the crops not read yet are left to recognition) and return ``outputs``."""
+        self._stop.set()
+        self._pieces.put(None)
+        self._thread.join()
+        self.roi = self.found = None
+        return self.outputs
+
+    def _work(self) -> None:
+        try:
+            with torch.no_grad():
+                while not self._stop.is_set():
+                    piece = self._pieces.get()
+                    if piece is None:
+                        return
+                    self._take(*piece)
+                    self._run_ready()
+        except Exception:  # met again, and reported with the file's name, when the file is recognised
+            self._stop.set()
+
+    def _take(self, crops: np.ndarray, found: np.ndarray) -> None:
+        steps = (crops if self._last is None else np.concatenate([self._last, crops])).astype(np.int16)
+        self.change.append(np.abs(np.diff(steps, axis=0)).mean(axis=(1, 2)).astype(np.float32))
+        self._last = crops[-1:] if len(crops) else self._last
+        self.roi.append(crops)
+        self.found.append(found)
+
+    def _settled(self) -> tuple[list[Window], int]:
+        """The windows whose bounds no cut still to come can change, in plan order, and the first
+        frame a window not among them can start at."""
+        seen = self.roi.count
+        if len(self.cuts) < len(self.runs) and self.runs[len(self.cuts)][1] < seen:
+            change = np.concatenate(self.change)
+            threshold = cut_threshold(change)
+            while len(self.cuts) < len(self.runs) and self.runs[len(self.cuts)][1] < seen:
+                self.cuts.append(place_cut(*self.runs[len(self.cuts)], change, threshold))
+        bounds, plan = [0] + self.cuts, []
+        for a, b in zip(bounds, bounds[1:]):
+            plan += [(a + s, a + e, a + kf, a + kt) for s, e, kf, kt in windows(b - a, self.window, self.overlap)]
+        # The chunk after the last cut ends at the next pause (or the file's end) at the earliest.
+        open_from = bounds[-1]
+        at_least = (self.runs[len(self.cuts)][0] if len(self.cuts) < len(self.runs) else seen) - open_from
+        opened = first_windows(at_least, self.window, self.overlap)
+        plan += [(open_from + s, open_from + e, open_from + kf, open_from + kt) for s, e, kf, kt in opened]
+        return plan, open_from + (opened[-1][0] if opened else 0)
+
+    def _run_ready(self) -> None:
+        plan, later = self._settled()
+        limit = min(self.roi.count, self.audio_frames)
+        size = self.batch_size
+        while len(plan) >= (self.groups_run + 1) * size and not self._stop.is_set():
+            group = tuple(plan[self.groups_run * size: (self.groups_run + 1) * size])
+            if max(stop for _, stop, _, _ in group) > limit:
+                break
+            self.outputs[group] = self.transcriber.forward_group(group, self.roi, self.found, self.audio, self.mode)
+            self.groups_run += 1
+        pending = plan[self.groups_run * size:]
+        keep_from = min([later] + [start for start, _, _, _ in pending])
+        self.roi.forget_before(keep_from)
+        self.found.forget_before(keep_from)
+        if self.roi.count - self.roi.first > self.held_limit:  # a long stretch with no settled window
+            self._stop.set()
