@@ -12,16 +12,21 @@ Prints:
     column "12-02": landmarkers reused across files, a landmarker per core for a file prepared
     alone, one RGB reformatter per stream; "before": none of these), the stride of 6 alone, the
     lip-ROI changes alone, reuse switched off, no prefetch (with and without the lip-ROI changes),
-    one file ahead, the thread pools as they come, two workers, landmarks on every frame, beam
+    one file ahead, the thread pools as they come, two workers, landmarks on every frame, the model
+    reading a file's windows while the rest is still being cut (``avsr.inference.stream``; off on the
+    CPU by default), beam
     search, and greedy with the
     model run by ONNX Runtime (when the [onnx] extra is installed); per row also the per-file
     prepare and recognise seconds summed over the files (as each file's process timed them) and
     the seconds to the first file written;
   * peak resident memory and RTF of ``avsr transcribe`` (defaults) on a one-hour video made by
     concatenating the clips; ``--hour-minutes 10 60`` measures files of several lengths, each in its
-    own process, so that memory can be compared across lengths.
+    own process, so that memory can be compared across lengths; ``--early-rounds 3`` also measures
+    each long file with and without the model reading while the file is cut, alternating, each run
+    in a process of its own.
 
     python bench/transcribe_speed.py [--clips 20] [--hour-minutes 60 ...] [--skip-hour | --only-hour]
+                                     [--early-rounds N]
 
 Run it on an otherwise idle machine: it measures wall time.
 """
@@ -36,6 +41,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import jiwer
@@ -182,12 +188,14 @@ def clip_figures(clips: list[Path], seconds: float, model, tmp: Path, references
               f"{wall:>9.2f}{wall / seconds:>8.3f}{word_error(tmp / 'out', references):>7.1f}"
               f"{prepare:>11.2f}{recognise:>12.2f}{first:>9.2f}", flush=True)
 
+    before = TranscribeOptions(read_while_cutting=False)  # earlier sessions' defaults, whatever today's become
     with old_lip_roi_defaults():  # the defaults before 2026-12-01
-        row("greedy, old defaults", TranscribeOptions(detect_every=1), 1, prefetch=0, pools=False, today=False)
-    row("greedy, defaults of 12-01", TranscribeOptions(detect_every=3), 1, prefetch=0, pools=False,
+        row("greedy, old defaults", replace(before, detect_every=1), 1, prefetch=0, pools=False, today=False)
+    row("greedy, defaults of 12-01", replace(before, detect_every=3), 1, prefetch=0, pools=False,
         today=False)  # the run's baseline
-    row("greedy, defaults of 12-01 (late)", TranscribeOptions(detect_every=3), workers, today=False)
+    row("greedy, defaults of 12-01 (late)", replace(before, detect_every=3), workers, today=False)
     row("greedy, defaults", TranscribeOptions(), workers)
+    row("greedy, read while cutting", TranscribeOptions(read_while_cutting=True), workers)
     row("greedy", TranscribeOptions(), workers, today=False)
     row("greedy", TranscribeOptions(detect_every=3), workers)
     row("greedy", TranscribeOptions(), workers, reuse=False)
@@ -225,6 +233,8 @@ def main() -> None:
     parser.add_argument("--hour-minutes", type=float, nargs="+", default=[60.0])
     parser.add_argument("--skip-hour", action="store_true")
     parser.add_argument("--only-hour", action="store_true", help="measure the long file only")
+    parser.add_argument("--early-rounds", type=int, default=0,
+                        help="also time each long file in this process with and without reading while cutting")
     args = parser.parse_args()
     model = avsr.load_model("synth-grid-tiny")
     with tempfile.TemporaryDirectory() as tmp:
@@ -237,7 +247,7 @@ def main() -> None:
         if args.skip_hour:
             return
         for minutes in args.hour_minutes:
-            long_file_figures(clips, minutes, tmp)
+            long_file_figures(clips, minutes, tmp, args.early_rounds)
 
 
 # Runs a command and prints its peak RSS (KiB): each long file is measured in a process of its own.
@@ -245,9 +255,44 @@ PEAK_RSS = ("import resource, subprocess, sys; code = subprocess.run(sys.argv[1:
             "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss); sys.exit(code)")
 
 
-def long_file_figures(clips: list[Path], minutes: float, tmp: Path) -> None:
+# One batch of one file in a process of its own: wall seconds (after loading the model) and peak RSS (KiB).
+EARLY_RUN = ("import resource, sys, time; from pathlib import Path; import avsr; "
+             "from avsr.inference.batch import transcribe_batch; "
+             "from avsr.inference.transcribe import TranscribeOptions; "
+             "model = avsr.load_model('synth-grid-tiny'); started = time.perf_counter(); "
+             "options = TranscribeOptions(read_while_cutting=sys.argv[3] == 'on'); "
+             "[r] = transcribe_batch([Path(sys.argv[1])], model, sys.argv[2], options=options, overwrite=True, "
+             "progress=False); assert r.status == 'done', r.error; "
+             "print(time.perf_counter() - started, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)")
+
+
+def reading_while_cutting(path: Path, duration: float, rounds: int, tmp: Path) -> None:
+    """``avsr transcribe``'s batch on one long file, the model reading windows while the file is cut
+    and not (the default on the CPU), each run in a process of its own, alternating, ``rounds`` times
+    each: medians of wall time and peak RSS, and the ratio of the times."""
+    runs: dict[str, list[tuple[float, float]]] = {"on": [], "off": []}
+    texts = set()
+    for _ in range(rounds):
+        for setting in ("off", "on"):
+            out = tmp / f"early_{setting}"
+            result = subprocess.run([sys.executable, "-c", EARLY_RUN, str(path), str(out), setting],
+                                    capture_output=True, text=True)
+            assert result.returncode == 0, result.stderr[-2000:]
+            wall, peak_kib = map(float, result.stdout.split()[-2:])
+            runs[setting].append((wall, peak_kib / 1024))
+            texts.add((out / f"{path.stem}.txt").read_text())
+            print(f"  read while cutting {setting:<3}: {wall:.1f} s, peak RSS {peak_kib / 1024:.0f} MB", flush=True)
+    (on, on_mb), (off, off_mb) = (np.median(runs[s], axis=0) for s in ("on", "off"))
+    print(f"one file of {duration / 60:.1f} min, medians of {rounds}: read while cutting {on:.1f} s "
+          f"(RTF {on / duration:.3f}, {on_mb:.0f} MB), not {off:.1f} s (RTF {off / duration:.3f}, {off_mb:.0f} MB): "
+          f"{off / on:.2f}x; {'the same transcript' if len(texts) == 1 else 'TRANSCRIPTS DIFFER'}", flush=True)
+
+
+def long_file_figures(clips: list[Path], minutes: float, tmp: Path, rounds: int = 0) -> None:
     hour = tmp / f"long{minutes:g}.mp4"
     duration = make_hour(clips, hour, minutes)
+    if rounds:
+        reading_while_cutting(hour, duration, rounds, tmp)
     out = tmp / f"long{minutes:g}_out"
     started = time.perf_counter()
     result = subprocess.run([sys.executable, "-c", PEAK_RSS, str(Path(sys.executable).with_name("avsr")), "transcribe",

@@ -199,7 +199,7 @@ def _transcribe_locked(paths, model, out_dir, formats, options, workers, device,
         # The cores are shared among the files prepared at once: one long file gets a landmarker per core.
         at_once = workers if workers > 1 else min(prefetch, len(todo)) if threaded else 1
         # In this process, the model reads a file's windows while the rest of the file is cut (EarlyForward).
-        reader = transcriber if workers <= 1 else None
+        reader = transcriber.reader if workers <= 1 else None
         jobs = [(paths[i], options.detect_every, options.crop_memory_mb, options.audio_memory_mb,
                  landmarkers_per_file(at_once)) + ((cancel, reader) if workers <= 1 else ()) for i in todo]
         if workers > 1:  # preparations running beside the model

@@ -93,7 +93,7 @@ def render(path: str | Path, out_path: str | Path, transcriber: Transcriber) -> 
     renamed when complete. Raises :class:`MediaError` for an input without video."""
     prepared = prepare_input(path, transcriber.options.detect_every, transcriber.options.crop_memory_mb,
                              transcriber.options.audio_memory_mb, landmarkers=landmarkers_per_file(1),
-                             reader=transcriber)
+                             reader=transcriber.reader)
     try:
         if not prepared.has_video:
             raise MediaError(path, "no_video", "has no video track to draw on; use avsr transcribe for audio files")

@@ -5,7 +5,9 @@ device: :func:`prepare_input` decodes the file (16 kHz audio, 96x96 mouth crops 
 :meth:`Transcriber.recognise` runs the model over windows of the recording, stitches the per-frame
 log-probabilities, cuts the result into speech segments at pauses, decodes each segment (greedy or
 beam search) and forces the text back onto the frames for word timings and confidences. Memory in
-the second stage is bounded by the window, so hour-long files are fine.
+the second stage is bounded by the window, so hour-long files are fine. Given the transcriber
+(``reader``), the first stage already runs the model over the windows it has cut
+(:mod:`avsr.inference.stream`), and the second takes those outputs where they are the ones it needs.
 """
 
 from __future__ import annotations
@@ -68,6 +70,9 @@ class TranscribeOptions:
     attention: bool = False  # return an xattn model's attended offset and peak per frame
     crop_memory_mb: float | None = 128.0  # a file's mouth crops beyond this wait on disk, read a window at a time
     audio_memory_mb: float | None = 32.0  # ... and its audio beyond this (about 8 minutes)
+    # The model reads windows while the file's later crops are cut (avsr.inference.stream). None: where the model
+    # has a device of its own; on 2 CPU cores it saved no time and took 120 MB more (RESULTS.md, 2026-12-02).
+    read_while_cutting: bool | None = None
 
     def __post_init__(self) -> None:
         if self.mode not in MODES:
@@ -334,9 +339,15 @@ class Transcriber:
         self.decoder = make_decoder(options.beam_size, options.lexicon, options.lm, options.lm_weight,
                                     options.word_score, tokenizer)
 
+    @property
+    def reader(self) -> Transcriber | None:
+        """What :func:`prepare_input` is given to read a file's windows while it is cut (None: not read so)."""
+        wanted = self.options.read_while_cutting
+        return self if (torch.device(self.device).type != "cpu" if wanted is None else wanted) else None
+
     def __call__(self, path: str | Path) -> Transcript:
         prepared = prepare_input(path, self.options.detect_every, self.options.crop_memory_mb,
-                                 self.options.audio_memory_mb, landmarkers=landmarkers_per_file(1), reader=self)
+                                 self.options.audio_memory_mb, landmarkers=landmarkers_per_file(1), reader=self.reader)
         try:
             return self.recognise(prepared)
         finally:

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+from dataclasses import replace
+
 import numpy as np
 import pytest
 import torch
@@ -56,6 +59,34 @@ def test_windows_read_while_cutting_are_those_recognition_runs_and_give_its_tran
     assert ours.audio_weight == theirs.audio_weight
 
 
+def test_a_batch_reads_while_cutting_when_asked_and_writes_the_same(model, joined, tmp_path, monkeypatch):
+    """``transcribe_batch`` hands its transcriber to the preparation when ``read_while_cutting`` is on
+    (the default only for a model on a GPU), and the model reads windows early; the outputs are those
+    of a batch without it."""
+    import avsr.inference.transcribe as transcribe_module
+    from avsr.inference.batch import transcribe_batch
+    from avsr.inference.stream import EarlyForward
+
+    made = []
+
+    class Recorded(EarlyForward):  # the real reader, kept to look at
+        def __init__(self, *args, **kwargs) -> None:
+            super().__init__(*args, **kwargs)
+            made.append(self)
+
+    monkeypatch.setattr(transcribe_module, "EarlyForward", Recorded)
+    assert Transcriber(model.network, model.tokenizer, model.id).reader is None  # on the CPU
+    outputs = {}
+    for early in (False, True):
+        options = replace(OPTIONS, read_while_cutting=early)
+        [result] = transcribe_batch([joined], model, tmp_path / str(early), options=options, progress=False)
+        assert result.status == "done" and len(made) == int(early)
+        record = json.loads((tmp_path / str(early) / f"{joined.stem}.json").read_text())
+        outputs[early] = (record["text"], record["audio_weight"])
+    assert outputs[True] == outputs[False]
+    assert len(made) == 1 and made[0].outputs
+
+
 def test_recognition_takes_the_early_outputs_only_for_the_mode_they_were_read_in(model, joined):
     """Outputs read early are used (spoiling them spoils the transcript), and not when the file is
     recognised in another mode than the one they were read in."""
@@ -66,7 +97,7 @@ def test_recognition_takes_the_early_outputs_only_for_the_mode_they_were_read_in
         for log_probs, _, _ in kept:
             log_probs.copy_(torch.log_softmax(torch.zeros_like(log_probs), -1))  # nothing but ties
     assert transcriber.recognise(prepared).text != right.text
-    video = Transcriber(model.network, model.tokenizer, model.id, TranscribeOptions(**{**vars(OPTIONS), "mode": "video"}))
+    video = Transcriber(model.network, model.tokenizer, model.id, replace(OPTIONS, mode="video"))
     assert video.recognise(prepared).text == video.recognise(prepare_input(joined)).text
 
 

@@ -356,9 +356,10 @@ def test_a_model_is_fed_crops_prepared_as_its_bundle_says(corpus, tmp_path):
 @pytest.mark.slow
 def test_a_long_input_reads_its_crops_from_disk_with_the_same_result(corpus, model, tmp_path, monkeypatch):
     """Crops beyond ``crop_memory_mb`` and audio beyond ``audio_memory_mb`` wait in temporary files
-    and are read a window at a time: the transcript is the same as with everything in memory, also
-    when the video is moved back by its offset, and also when a worker process prepared the file; no
-    temporary file is left behind."""
+    and are read a window at a time: the transcript is the same as with everything in memory (and
+    the model reading windows while the file is cut, from the audio's temporary file), also when the
+    video is moved back by its offset, and also when a worker process prepared the file; no temporary
+    file is left behind."""
     import tempfile
 
     from avsr.inference.batch import transcribe_batch
@@ -385,7 +386,7 @@ def test_a_long_input_reads_its_crops_from_disk_with_the_same_result(corpus, mod
     for clip in [joined] + late:
         memory = avsr.transcribe(model, clip, TranscribeOptions(window_s=6.0, overlap_s=1.0, crop_memory_mb=None))
         disk = avsr.transcribe(model, clip, TranscribeOptions(window_s=6.0, overlap_s=1.0, crop_memory_mb=0,
-                                                              audio_memory_mb=0))
+                                                              audio_memory_mb=0, batch_size=1, read_while_cutting=True))
         assert disk.text == memory.text and disk.audio_weight == memory.audio_weight
         assert disk.av_sync_shift_ms == memory.av_sync_shift_ms
         shifts.append(memory.av_sync_shift_ms)
