@@ -26,7 +26,7 @@ from avsr.decoding.align import WordTiming, align_words
 from avsr.decoding.beam import make_decoder
 from avsr.inference.chunks import Window, chunk_plan, pause_cuts
 from avsr.inference.stream import EarlyForward
-from avsr.io.lip_roi import LipRoiOptions, expected_frames, extract_lip_roi, true_runs
+from avsr.io.lip_roi import LipRoiOptions, extract_lip_roi, header_frames, true_runs
 from avsr.io.media import MediaError, MediaWarning, load_media, probe_video, read_audio_into
 from avsr.io.spool import FrameSpool, ShiftedFrames
 from avsr.files import file_sha256
@@ -191,11 +191,12 @@ def prepare_input(path: str | Path, detect_every: int = TRANSCRIBE_DETECT_EVERY,
     early = None
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", MediaWarning)
-        has_video = probe_video(path) is not None
+        probe = probe_video(path)
+        has_video = probe is not None
         audio = None
         try:  # a video's audio first, as long as its header says (and a second more): the pauses come from it
             if has_video:
-                hint = expected_frames(path)
+                hint = header_frames(probe)
                 audio, decoded = read_audio_into(path, (hint + VIDEO_FPS) * SAMPLES_PER_FRAME,
                                                  spool_above_mb=audio_memory_mb)
                 if not decoded:
@@ -212,7 +213,7 @@ def prepare_input(path: str | Path, detect_every: int = TRANSCRIBE_DETECT_EVERY,
             try:
                 roi = extract_lip_roi(path, LipRoiOptions(detect_every=detect_every), spool_above_mb=crop_memory_mb,
                                       cancel=cancel, landmarkers=landmarkers,
-                                      on_piece=None if early is None else early.feed)
+                                      on_piece=None if early is None else early.feed, frames_hint=hint)
             except BaseException:
                 _close_spool(audio)
                 raise

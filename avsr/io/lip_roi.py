@@ -459,17 +459,20 @@ def release_free_heap() -> None:
 PREALLOCATED_FRAMES = 25 * 3600  # the most crops extract_lip_roi makes room for before the first piece (830 MB)
 
 
+def header_frames(probe: tuple[float, int, int] | None) -> int:
+    """25 fps frames of a video by its header (:func:`~avsr.io.media.probe_video`; 0 without a duration)."""
+    return int(np.ceil(probe[0] * VIDEO_FPS)) + 1 if probe is not None else 0
+
+
 def expected_frames(source: str | os.PathLike | np.ndarray) -> int:
     """25 fps frames of ``source``: its length, or for a file its header's duration (0 without one)."""
-    if isinstance(source, np.ndarray):
-        return len(source)
-    probe = probe_video(source)
-    return int(np.ceil(probe[0] * VIDEO_FPS)) + 1 if probe is not None else 0
+    return len(source) if isinstance(source, np.ndarray) else header_frames(probe_video(source))
 
 
 def extract_lip_roi(source: str | os.PathLike | np.ndarray, options: LipRoiOptions = LipRoiOptions(),
                     spool_above_mb: float | None = None, cancel: threading.Event | None = None,
-                    landmarkers: int = 1, on_piece: Callable[[LipRoi], None] | None = None) -> LipRoi:
+                    landmarkers: int = 1, on_piece: Callable[[LipRoi], None] | None = None,
+                    frames_hint: int | None = None) -> LipRoi:
     """Find, align and cut the mouth in every 25 fps frame of a clip (:func:`iter_lip_roi`'s pieces
     put together).
 
@@ -483,6 +486,8 @@ def extract_lip_roi(source: str | os.PathLike | np.ndarray, options: LipRoiOptio
         cancel, landmarkers: see :func:`iter_lip_roi`.
         on_piece: called with each piece of crops as it is cut (its arrays are not changed afterwards),
             for a reader that starts on the crops before the clip is done.
+        frames_hint: the clip's length in frames as its header gives it (:func:`header_frames`), where
+            the caller has probed it already (None: the header is read here).
 
     Raises:
         MediaError: ``source`` is a file that cannot be read or has no video stream.
@@ -494,7 +499,7 @@ def extract_lip_roi(source: str | os.PathLike | np.ndarray, options: LipRoiOptio
     limit = None if spool_above_mb is None else spool_above_mb * 2**20
     # The crops go straight into one array sized from the header (its pages are taken as they are
     # written, and it grows if the header fell short), or, once past the limit, into a spool.
-    first_size = min(expected_frames(source), PREALLOCATED_FRAMES)
+    first_size = min(expected_frames(source) if frames_hint is None else frames_hint, PREALLOCATED_FRAMES)
     if limit is not None:
         first_size = min(first_size, int(limit) // (size * size) + PIECE_FRAMES)
     roi: np.ndarray | FrameSpool = np.empty((first_size, size, size), np.uint8)

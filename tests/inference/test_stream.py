@@ -107,7 +107,7 @@ def test_a_header_shorter_than_the_video_gets_its_audio_read_again(model, joined
     first ends."""
     import avsr.inference.transcribe as transcribe_module
 
-    monkeypatch.setattr(transcribe_module, "expected_frames", lambda path: 10)  # 0.4 s (+ 1 s read)
+    monkeypatch.setattr(transcribe_module, "header_frames", lambda probe: 10)  # 0.4 s (+ 1 s read)
     transcriber = Transcriber(model.network, model.tokenizer, model.id, OPTIONS)
     short = prepare_input(joined, reader=transcriber)
     monkeypatch.undo()

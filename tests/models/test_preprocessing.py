@@ -48,8 +48,38 @@ def test_utterance_normalisation_removes_the_mean_image_of_the_frames_with_a_fac
     torch.testing.assert_close(x[1, :4].mean(dim=0), torch.zeros(8, 8), atol=1e-5, rtol=0)
     assert (x[0, 2] == 0).all() and (x[1, 4:] == 0).all()
     # Identity and lighting go: a brighter copy of the same clip gives the same input.
-    brighter = Preprocessing(video_norm="utterance").normalise_video(video.float() + 20, face, lengths)
+    brighter_video = video.float() + 20
+    kept = brighter_video.clone()
+    brighter = Preprocessing(video_norm="utterance").normalise_video(brighter_video, face, lengths)
     torch.testing.assert_close(brighter, x, atol=1e-5, rtol=0)
+    assert torch.equal(brighter_video, kept), "normalisation wrote into its input"
+
+
+def test_normalisation_gives_the_values_of_its_formula_bit_for_bit():
+    """Computed in place on one copy (a batch-sized temporary costs its page faults), the input is
+    exactly the formula's: standardised grey levels, less the mean over the frames with a face, those
+    without zero (+0.0), scaled to ``motion_rms`` (utterance_rms); padding zero under global."""
+    from avsr.preprocessing import MIN_MOTION_RMS
+
+    generator = torch.Generator().manual_seed(1)
+    video = torch.randint(0, 256, (3, 40, 88, 88), generator=generator, dtype=torch.uint8)
+    face = torch.rand(3, 40, generator=generator) > 0.2
+    lengths = torch.tensor([40, 31, 12])
+    valid = torch.arange(40)[None] < lengths[:, None]
+    for norm in ("global", "utterance", "utterance_rms"):
+        spec = Preprocessing(video_norm=norm)
+        x = (video.float() / 255 - spec.pixel_mean) / spec.pixel_std
+        if norm == "global":
+            expected = torch.where(valid[..., None, None], x, torch.zeros_like(x))
+        else:
+            mask = (face & valid)[..., None, None]
+            frames = mask.sum(dim=1, keepdim=True).clamp(min=1)
+            expected = torch.where(mask, x - (x * mask).sum(dim=1, keepdim=True) / frames, torch.zeros_like(x))
+            if norm == "utterance_rms":
+                rms = (expected.square().sum(dim=(1, 2, 3), keepdim=True) / (frames * 88 * 88)).sqrt()
+                expected = expected * (spec.motion_rms / rms.clamp(min=MIN_MOTION_RMS))
+        got = spec.normalise_video(video, face, lengths)
+        assert torch.equal(got, expected) and torch.equal(got.signbit(), expected.signbit()), norm
 
 
 def test_the_spec_travels_in_the_bundle_and_is_checked_at_load(tmp_path):
