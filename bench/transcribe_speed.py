@@ -255,15 +255,17 @@ PEAK_RSS = ("import resource, subprocess, sys; code = subprocess.run(sys.argv[1:
             "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss); sys.exit(code)")
 
 
-# One batch of one file in a process of its own: wall seconds (after loading the model) and peak RSS (KiB).
-EARLY_RUN = ("import resource, sys, time; from pathlib import Path; import avsr; "
+# One batch of one file in a process of its own: wall seconds (after loading the model) and peak RSS (KiB), read
+# from VmHWM: Linux's ru_maxrss of a process keeps the RSS its parent had when it was forked (1.7 GB here).
+EARLY_RUN = ("import sys, time; from pathlib import Path; import avsr; "
              "from avsr.inference.batch import transcribe_batch; "
              "from avsr.inference.transcribe import TranscribeOptions; "
              "model = avsr.load_model('synth-grid-tiny'); started = time.perf_counter(); "
              "options = TranscribeOptions(read_while_cutting=sys.argv[3] == 'on'); "
              "[r] = transcribe_batch([Path(sys.argv[1])], model, sys.argv[2], options=options, overwrite=True, "
              "progress=False); assert r.status == 'done', r.error; "
-             "print(time.perf_counter() - started, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)")
+             "peak = [line.split()[1] for line in open('/proc/self/status') if line.startswith('VmHWM')][0]; "
+             "print(time.perf_counter() - started, peak)")
 
 
 def reading_while_cutting(path: Path, duration: float, rounds: int, tmp: Path) -> None:
