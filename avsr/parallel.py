@@ -17,7 +17,6 @@ from contextlib import contextmanager
 from typing import Any
 
 _STARTED = None  # per worker: the shared array of job states (0 waiting, 1 started, 2 returned)
-SWITCH_INTERVAL_S = 0.001  # how long a thread may hold the GIL while a model runs beside preparations (model_threads)
 
 
 class Cancelled(Exception):
@@ -59,29 +58,21 @@ def model_threads(preparing_beside: int):
     """Thread pools for a process that alternates numpy work and a torch model with
     ``preparing_beside`` preparations running next to it (a worker process or a thread each, whose
     MediaPipe landmarker keeps one core busy): within the block numpy's BLAS runs on one thread,
-    torch on the cores it had less those, at least one, and Python hands the GIL on after
-    :data:`SWITCH_INTERVAL_S` (``sys.setswitchinterval``; 5 ms before).
+    and torch on the cores it had less those, at least one.
 
-    Why, measured on 2 cores: OpenBLAS's helper threads keep spinning after a call, and torch's
-    threads wait on each other, so on a shared core the model ran at half its speed right after a
-    file's preparation (119 against 66 ms a short clip; RESULTS.md, eighth session of 2026-12-01).
-    Eager torch takes the GIL for each of its operations, and a thread beside it that holds the GIL
-    keeps it for the whole interval: 40 short clips ran 4-6 % faster at 1 ms, the same transcripts
-    (RESULTS.md, tenth session of 2026-12-02)."""
-    import sys
-
+    Why, measured on 2 cores (RESULTS.md, eighth session of 2026-12-01): OpenBLAS's helper threads
+    keep spinning after a call, and torch's threads wait on each other, so on a shared core the
+    model ran at half its speed right after a file's preparation (119 against 66 ms a short clip)."""
     import torch
     from threadpoolctl import threadpool_limits
 
-    before, interval = torch.get_num_threads(), sys.getswitchinterval()
+    before = torch.get_num_threads()
     with threadpool_limits(limits=1, user_api="blas"):
         torch.set_num_threads(max(1, before - preparing_beside))
-        sys.setswitchinterval(min(interval, SWITCH_INTERVAL_S))
         try:
             yield
         finally:
             torch.set_num_threads(before)
-            sys.setswitchinterval(interval)
 
 
 def _tracked(index: int, function: Callable[..., Any], job: tuple) -> Any:

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import os
 
-import pytest
-
 from avsr.parallel import run_jobs
 
 
@@ -131,24 +129,19 @@ def test_a_prefetch_stopped_early_tells_the_running_job_to_stop_and_waits_for_it
 
 
 def test_model_threads_leave_torch_the_cores_the_preparations_do_not_take_and_restore_them():
-    """... and a thread hands the GIL on after SWITCH_INTERVAL_S inside the block, the interval it had after."""
-    import sys
-
     import torch
     from threadpoolctl import threadpool_info
 
-    from avsr.parallel import SWITCH_INTERVAL_S, model_threads
+    from avsr.parallel import model_threads
 
-    before, interval = torch.get_num_threads(), sys.getswitchinterval()
+    before = torch.get_num_threads()
     blas = [pool["num_threads"] for pool in threadpool_info() if pool["user_api"] == "blas"]
     for beside in (0, 1, 64):
         with model_threads(beside):
             assert torch.get_num_threads() == max(1, before - beside)
             assert all(pool["num_threads"] == 1 for pool in threadpool_info() if pool["user_api"] == "blas")
-            assert sys.getswitchinterval() == pytest.approx(min(interval, SWITCH_INTERVAL_S))
-        assert torch.get_num_threads() == before and sys.getswitchinterval() == interval
+        assert torch.get_num_threads() == before
         assert [pool["num_threads"] for pool in threadpool_info() if pool["user_api"] == "blas"] == blas
-    assert SWITCH_INTERVAL_S < interval  # Python's 5 ms: the block shortens it
 
 
 def test_the_cores_are_shared_among_the_files_prepared_at_once():
