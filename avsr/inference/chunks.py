@@ -45,14 +45,16 @@ def first_windows(at_least: int, window: int, overlap: int) -> list[Window]:
     return out
 
 
+def moved(plan: list[Window], by: int) -> list[Window]:
+    """``plan``'s windows ``by`` frames later (a chunk's windows placed where the chunk starts)."""
+    return [(start + by, stop + by, keep_from + by, keep_to + by) for start, stop, keep_from, keep_to in plan]
+
+
 def chunk_plan(frames: int, cuts: list[int], window: int, overlap: int) -> list[Window]:
     """The model inputs: the recording cut at ``cuts``, and any piece longer than ``window`` split into
     overlapping windows (see :func:`windows`)."""
     bounds = [0] + sorted(c for c in set(cuts) if 0 < c < frames) + [frames]
-    plan = []
-    for a, b in zip(bounds, bounds[1:]):
-        plan += [(a + s, a + e, a + kf, a + kt) for s, e, kf, kt in windows(b - a, window, overlap)]
-    return plan
+    return [w for a, b in zip(bounds, bounds[1:]) for w in moved(windows(b - a, window, overlap), a)]
 
 
 def pause_runs(level: np.ndarray, min_pause_frames: int) -> list[tuple[int, int]]:

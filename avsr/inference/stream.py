@@ -24,7 +24,7 @@ import threading
 import numpy as np
 import torch
 
-from avsr.inference.chunks import Window, cut_threshold, first_windows, pause_runs, place_cut, windows
+from avsr.inference.chunks import Window, chunk_plan, cut_threshold, first_windows, moved, pause_runs, place_cut
 from avsr.inference.sync import speech_envelope
 from avsr.io.spool import read_frames
 from avsr.preprocessing import VIDEO_FPS
@@ -153,15 +153,13 @@ class EarlyForward:
             threshold = cut_threshold(change)
             while len(self.cuts) < len(self.runs) and self.runs[len(self.cuts)][1] < seen:
                 self.cuts.append(place_cut(*self.runs[len(self.cuts)], change, threshold))
-        bounds, plan = [0] + self.cuts, []
-        for a, b in zip(bounds, bounds[1:]):
-            plan += [(a + s, a + e, a + kf, a + kt) for s, e, kf, kt in windows(b - a, self.window, self.overlap)]
-        # The chunk after the last cut ends at the next pause (or the file's end) at the earliest.
-        open_from = bounds[-1]
+        # The chunks up to the last cut are settled; the one after it ends at the next pause (or the
+        # file's end) at the earliest.
+        open_from = self.cuts[-1] if self.cuts else 0
+        plan = chunk_plan(open_from, self.cuts, self.window, self.overlap) if self.cuts else []
         at_least = (self.runs[len(self.cuts)][0] if len(self.cuts) < len(self.runs) else seen) - open_from
-        opened = first_windows(at_least, self.window, self.overlap)
-        plan += [(open_from + s, open_from + e, open_from + kf, open_from + kt) for s, e, kf, kt in opened]
-        return plan, open_from + (opened[-1][0] if opened else 0)
+        opened = moved(first_windows(at_least, self.window, self.overlap), open_from)
+        return plan + opened, opened[-1][0] if opened else open_from
 
     def _run_ready(self) -> None:
         plan, later = self._settled()
