@@ -24,7 +24,8 @@ from pathlib import Path
 import jiwer
 import numpy as np
 
-from avsr.inference.transcribe import TranscribeOptions, Transcriber, prepare_input
+from avsr.inference.prepare import prepare_input
+from avsr.inference.transcribe import TranscribeOptions, Transcriber
 from avsr.io.writer import write_offset_copy
 from avsr.models.bundle import load_model
 
@@ -65,8 +66,8 @@ def main() -> None:
         SyncEstimate.offset_frames = property(lambda e: rule(e.offset_ms / 40) if e.source == "attention"
                                               else mouth_rule(e))
     if args.signal == "opening":  # the control: the estimate from the landmarks' opening alone
-        import avsr.inference.transcribe as transcribe_module
-        transcribe_module.mouth_signal = lambda crops, found, opening: opening
+        import avsr.inference.prepare as prepare_module
+        prepare_module.mouth_signal = lambda crops, found, opening: opening
     model = load_model(args.model)
     runs = {setting: Transcriber(model.network, model.tokenizer, model.id, TranscribeOptions(av_sync=setting))
             for setting in ("off", "auto")}

@@ -19,7 +19,7 @@ import time
 from pathlib import Path
 
 import avsr.io.face_mesh as face_mesh
-from avsr.inference.transcribe import prepare_input
+from avsr.inference.prepare import prepare_input
 from avsr.preprocessing import TRANSCRIBE_DETECT_EVERY
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))

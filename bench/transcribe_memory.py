@@ -39,7 +39,8 @@ def measure_stages(path: str, trim: bool = True) -> dict[str, tuple[float, float
     if not trim:
         avsr.io.lip_roi.release_free_heap = lambda: None
     from avsr.inference.batch import _recognise
-    from avsr.inference.transcribe import Transcriber, TranscribeOptions, prepare_input
+    from avsr.inference.prepare import prepare_input
+    from avsr.inference.transcribe import Transcriber, TranscribeOptions
 
     stages: dict[str, tuple[float, float]] = {}
     current = [None, 0.0]

@@ -100,18 +100,18 @@ def make_hour(clips: list[Path], path: Path, minutes: float) -> float:
 def old_lip_roi_defaults():
     """The lip-ROI stage as before 2026-12-01 (in this process): landmarks on the full-size frame and
     every frame converted to gray by FFmpeg (now: detection at 320 px and the luma plane read)."""
-    import avsr.inference.transcribe as transcribe_module
+    import avsr.inference.prepare as prepare_module
     import avsr.io.lip_roi as lip_roi_module
     from avsr.io.lip_roi import LipRoiOptions
     from avsr.io.media import _rotate
 
-    saved = transcribe_module.LipRoiOptions, lip_roi_module.frame_to_gray
-    transcribe_module.LipRoiOptions = functools.partial(LipRoiOptions, detect_max_side=None)
+    saved = prepare_module.LipRoiOptions, lip_roi_module.frame_to_gray
+    prepare_module.LipRoiOptions = functools.partial(LipRoiOptions, detect_max_side=None)
     lip_roi_module.frame_to_gray = lambda frame: _rotate(frame.to_ndarray(format="gray"), frame.rotation or 0)
     try:
         yield
     finally:
-        transcribe_module.LipRoiOptions, lip_roi_module.frame_to_gray = saved
+        prepare_module.LipRoiOptions, lip_roi_module.frame_to_gray = saved
 
 
 @contextlib.contextmanager

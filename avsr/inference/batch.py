@@ -23,7 +23,8 @@ from typing import TextIO
 
 from avsr.data.manifest import write_jsonl
 from avsr.inference.outputs import FORMATS, write_outputs
-from avsr.inference.transcribe import PreparedInput, TranscribeOptions, Transcriber, prepare_input
+from avsr.inference.prepare import PreparedInput, prepare_input
+from avsr.inference.transcribe import TranscribeOptions, Transcriber
 from avsr.io.results import FileResult, Reason, Status
 from avsr.files import file_sha256, output_names
 from avsr.models.bundle import LoadedModel

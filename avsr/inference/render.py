@@ -11,7 +11,8 @@ import cv2
 import numpy as np
 from av.video.reformatter import VideoReformatter
 
-from avsr.inference.transcribe import PreparedInput, Transcriber, Transcript, prepare_input
+from avsr.inference.prepare import PreparedInput, prepare_input
+from avsr.inference.transcribe import Transcriber, Transcript
 from avsr.io.lip_roi import LipRoiOptions
 from avsr.io.media import MediaError, frame_to_rgb, iter_video_frames
 from avsr.io.writer import write_video

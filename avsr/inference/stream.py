@@ -2,7 +2,7 @@
 
 Cutting the lip ROIs of a long file keeps the cores busy for most of its transcription, and the
 model would otherwise start only when the last crop is cut. :class:`EarlyForward` takes the crops
-piece by piece as :func:`~avsr.inference.transcribe.prepare_input` cuts them, and runs the model, in
+piece by piece as :func:`~avsr.inference.prepare.prepare_input` cuts them, and runs the model, in
 a thread of its own, over every group of windows whose place in the plan is settled: the groups
 that :meth:`~avsr.inference.transcribe.Transcriber.recognise` would run, with the same inputs.
 

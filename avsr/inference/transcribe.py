@@ -1,8 +1,8 @@
 """Transcribing one media file: lip ROIs and audio in, text with word timings and gate weights out.
 
 Two stages, so that a batch can run the first in worker processes and the second on the model's
-device: :func:`prepare_input` decodes the file (16 kHz audio, 96x96 mouth crops at 25 fps) and
-:meth:`Transcriber.recognise` runs the model over windows of the recording, stitches the per-frame
+device: :func:`~avsr.inference.prepare.prepare_input` decodes the file (16 kHz audio, 96x96 mouth
+crops at 25 fps) and :meth:`Transcriber.recognise` runs the model over windows of the recording, stitches the per-frame
 log-probabilities, cuts the result into speech segments at pauses, decodes each segment (greedy or
 beam search) and forces the text back onto the frames for word timings and confidences. Memory in
 the second stage is bounded by the window, so hour-long files are fine. Given the transcriber
@@ -12,33 +12,25 @@ the second stage is bounded by the window, so hour-long files are fine. Given th
 
 from __future__ import annotations
 
-import threading
 import time
-import warnings
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
-import numpy as np
 import torch
 
 from avsr.data.tokenizer import CharTokenizer
 from avsr.decoding.align import WordTiming, align_words
 from avsr.decoding.beam import make_decoder
 from avsr.inference.chunks import Window, chunk_plan, pause_cuts
-from avsr.inference.stream import EarlyForward
-from avsr.io.lip_roi import LipRoiOptions, extract_lip_roi, header_frames, true_runs
-from avsr.io.media import MediaError, MediaWarning, load_media, probe_video, read_audio_into
-from avsr.io.spool import FrameSpool, ShiftedFrames
-from avsr.files import file_sha256
-from avsr.inference.sync import (SYNC_MS, SyncEstimate, attention_offset, estimate_offset,
-                                 frames_to_undo, mouth_opening, mouth_signal, speech_envelope)
+from avsr.inference.prepare import PreparedInput, prepare_input
+from avsr.inference.sync import SYNC_MS, SyncEstimate, attention_offset, estimate_offset, frames_to_undo
+from avsr.io.lip_roi import true_runs
+from avsr.io.spool import ShiftedFrames
 from avsr.models.av_model import MODES as MODEL_MODES
 from avsr.models.av_model import AVSRModel
 from avsr.models.fusion import attention_summary
-from avsr.parallel import Cancelled, landmarkers_per_file
-from avsr.preprocessing import FRAME_S, ROI_SIZE, SAMPLES_PER_FRAME, TRANSCRIBE_DETECT_EVERY, VIDEO_FPS
-
-MIN_FRAMES = 5  # 0.2 s: a clip shorter than this holds no word (a 1-frame clip once "transcribed" as "n")
+from avsr.parallel import landmarkers_per_file
+from avsr.preprocessing import FRAME_S, TRANSCRIBE_DETECT_EVERY, VIDEO_FPS
 
 MODES = ("auto",) + MODEL_MODES
 
@@ -142,133 +134,6 @@ class Transcript:
         else:
             out["attention_peak"] = [round(p, 3) for p in self.attention_peak]
         return out
-
-
-@dataclass
-class PreparedInput:
-    """A decoded file: mouth crops, ``face_found`` and audio on the same 25 Hz clock."""
-
-    path: str
-    sha256: str
-    roi: np.ndarray | FrameSpool  # (T, 96, 96) uint8, zero without a face; on disk for a long file
-    face_found: np.ndarray  # (T,) bool
-    audio: np.ndarray | FrameSpool  # (640 T,) float32, zero without an audio track; on disk for a long file
-    has_audio: bool
-    has_video: bool
-    prepare_s: float
-    transforms: np.ndarray | None = None  # (T, 2, 3) image-to-crop affine maps, NaN without a face
-    warnings: list[str] = field(default_factory=list)  # what decoding noticed (e.g. streams ending early)
-    mouth_signal: np.ndarray | None = None  # (T,) the lips' movement (avsr.inference.sync.mouth_signal), NaN without a face
-    early_mode: str | None = None  # the mode the model read windows in while the file was cut ...
-    early: dict[tuple[Window, ...], list] | None = None  # ... and their outputs (avsr.inference.stream)
-
-    @property
-    def frames(self) -> int:
-        return len(self.face_found)
-
-    def close(self) -> None:
-        """Remove the crops' and the audio's temporary files, if they were spooled to them."""
-        for spooled in (self.roi, self.audio):
-            if isinstance(spooled, FrameSpool):
-                spooled.close()
-
-
-def prepare_input(path: str | Path, detect_every: int = TRANSCRIBE_DETECT_EVERY, crop_memory_mb: float | None = None,
-                  audio_memory_mb: float | None = None, cancel: threading.Event | None = None,
-                  landmarkers: int = 1, reader: Transcriber | None = None) -> PreparedInput:
-    """Decode ``path`` for transcription. Raises :class:`MediaError` for a file that cannot be used,
-    :class:`~avsr.parallel.Cancelled` once ``cancel`` is set (checked at every video frame).
-    ``landmarkers``: face landmarkers taking the frames in turn (:func:`~avsr.io.lip_roi.iter_lip_roi`).
-    ``reader``: the transcriber that will recognise the file, to read its windows while the rest is
-    still being cut (:class:`~avsr.inference.stream.EarlyForward`; its outputs go in ``early``).
-
-    Crops that would take more than ``crop_memory_mb`` are spooled to a temporary file
-    (:class:`~avsr.io.spool.FrameSpool`; None: kept in memory), and a video's audio beyond
-    ``audio_memory_mb`` too; :meth:`PreparedInput.close` removes them."""
-    started = time.perf_counter()
-    path = Path(path)
-    sha256 = file_sha256(path) if path.is_file() else ""
-    early = None
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always", MediaWarning)
-        probe = probe_video(path)
-        has_video = probe is not None
-        audio = None
-        try:  # a video's audio first, as long as its header says (and a second more): the pauses come from it
-            if has_video:
-                hint = header_frames(probe)
-                audio, decoded = read_audio_into(path, (hint + VIDEO_FPS) * SAMPLES_PER_FRAME,
-                                                 spool_above_mb=audio_memory_mb)
-                if not decoded:
-                    _close_spool(audio)
-                    audio = None
-            else:
-                audio = load_media(path, video=False).audio
-        except MediaError as error:
-            if error.reason != "no_audio":
-                raise
-        if has_video:
-            if reader is not None and audio is not None:
-                early = EarlyForward(reader, audio, hint, has_audio=True)
-            try:
-                roi = extract_lip_roi(path, LipRoiOptions(detect_every=detect_every), spool_above_mb=crop_memory_mb,
-                                      cancel=cancel, landmarkers=landmarkers,
-                                      on_piece=None if early is None else early.feed, frames_hint=hint)
-            except BaseException:
-                _close_spool(audio)
-                raise
-            finally:
-                early = None if early is None else (early.mode, early.finish())
-            crops, found, transforms = roi.roi, roi.face_found, roi.transforms
-            if cancel is not None and cancel.is_set():
-                _close_spool(crops)
-                _close_spool(audio)
-                raise Cancelled(f"{path}: stopped before its lip ROIs were cut")
-            opening = mouth_signal(crops, found, mouth_opening(roi.mouth_landmarks))
-            del roi
-            if audio is not None:
-                audio = _audio_of_length(path, audio, len(found) * SAMPLES_PER_FRAME, audio_memory_mb)
-    notes = list(dict.fromkeys(str(w.message) for w in caught if issubclass(w.category, MediaWarning)))
-    for other in caught:  # recording catches every thread's warnings (batch prefetch): the rest go on
-        if not issubclass(other.category, MediaWarning):
-            warnings.warn_explicit(other.message, other.category, other.filename, other.lineno, source=other.source)
-    if not has_video:
-        frames = int(np.ceil(len(audio) / SAMPLES_PER_FRAME)) if audio is not None else 0
-        crops, found, transforms = np.zeros((frames, ROI_SIZE, ROI_SIZE), np.uint8), np.zeros(frames, bool), None
-        opening = None
-    if audio is None and not found.any():
-        raise MediaError(path, "no_audio", "has neither an audio track nor a visible face; nothing to transcribe")
-    if len(found) == 0:
-        raise MediaError(path, "empty", "holds no frames and no audio; check the file")
-    if len(found) < MIN_FRAMES:
-        raise MediaError(path, "too_short", f"is {len(found) * FRAME_S:.2f} s long, too short to hold a word "
-                         f"(at least {MIN_FRAMES * FRAME_S:.2f} s); check the file")
-    has_audio, samples = audio is not None, len(found) * SAMPLES_PER_FRAME
-    if not has_audio:
-        audio = np.zeros(samples, np.float32)
-    elif not has_video:
-        if len(audio) < samples:
-            audio = np.pad(audio, (0, samples - len(audio)))
-        audio = audio[:samples].astype(np.float32, copy=False)
-    return PreparedInput(str(path), sha256, crops, found, audio, has_audio, has_video, time.perf_counter() - started,
-                         transforms, notes, opening, *(early or (None, None)))
-
-
-def _close_spool(frames) -> None:
-    if isinstance(frames, FrameSpool):
-        frames.close()
-
-
-def _audio_of_length(path: Path, audio, samples: int, memory_mb: float | None):
-    """A video's audio, read ahead at the length its header gave, cut to the frames the video turned
-    out to have; read again if the video ran longer than its header said."""
-    if samples > len(audio):
-        _close_spool(audio)
-        return read_audio_into(path, samples, spool_above_mb=memory_mb)[0]
-    if isinstance(audio, FrameSpool):
-        audio.truncate(samples)
-        return audio
-    return audio[:samples]
 
 
 def choose_mode(prepared: PreparedInput, requested: str, modes: tuple[str, ...] = MODEL_MODES,

@@ -11,7 +11,8 @@ import torch
 
 import avsr
 from avsr.inference.chunks import chunk_plan
-from avsr.inference.transcribe import TranscribeOptions, Transcriber, prepare_input
+from avsr.inference.prepare import prepare_input
+from avsr.inference.transcribe import TranscribeOptions, Transcriber
 from avsr.io.media import load_media
 from avsr.io.writer import write_video
 
@@ -63,7 +64,7 @@ def test_a_batch_reads_while_cutting_when_asked_and_writes_the_same(model, joine
     """``transcribe_batch`` hands its transcriber to the preparation when ``read_while_cutting`` is on
     (the default only for a model on a GPU), and the model reads windows early; the outputs are those
     of a batch without it."""
-    import avsr.inference.transcribe as transcribe_module
+    import avsr.inference.prepare as prepare_module
     from avsr.inference.batch import transcribe_batch
     from avsr.inference.stream import EarlyForward
 
@@ -74,7 +75,7 @@ def test_a_batch_reads_while_cutting_when_asked_and_writes_the_same(model, joine
             super().__init__(*args, **kwargs)
             made.append(self)
 
-    monkeypatch.setattr(transcribe_module, "EarlyForward", Recorded)
+    monkeypatch.setattr(prepare_module, "EarlyForward", Recorded)
     assert Transcriber(model.network, model.tokenizer, model.id).reader is None  # on the CPU
     outputs = {}
     for early in (False, True):
@@ -105,9 +106,9 @@ def test_a_header_shorter_than_the_video_gets_its_audio_read_again(model, joined
     """The audio is read before the video, at the length the header gives; a video that runs longer
     gets the whole audio all the same (read again), and the early reading stops where the audio read
     first ends."""
-    import avsr.inference.transcribe as transcribe_module
+    import avsr.inference.prepare as prepare_module
 
-    monkeypatch.setattr(transcribe_module, "header_frames", lambda probe: 10)  # 0.4 s (+ 1 s read)
+    monkeypatch.setattr(prepare_module, "header_frames", lambda probe: 10)  # 0.4 s (+ 1 s read)
     transcriber = Transcriber(model.network, model.tokenizer, model.id, OPTIONS)
     short = prepare_input(joined, reader=transcriber)
     monkeypatch.undo()

@@ -17,7 +17,8 @@ import torch
 
 import avsr
 from avsr.inference.sync import SYNC_MIN_CONFIDENCE, attention_offset, estimate_offset, mouth_opening, speech_envelope
-from avsr.inference.transcribe import TranscribeOptions, Transcriber, prepare_input
+from avsr.inference.prepare import prepare_input
+from avsr.inference.transcribe import TranscribeOptions, Transcriber
 from avsr.io.media import load_media
 from avsr.io.writer import write_offset_copy
 from avsr.models.av_model import AVSRModel, ModelConfig

@@ -20,7 +20,8 @@ import webvtt
 
 import avsr
 from avsr.inference.chunks import chunk_plan, first_windows, pause_cuts, windows
-from avsr.inference.transcribe import TranscribeOptions, Transcriber, prepare_input, speech_segments
+from avsr.inference.prepare import prepare_input
+from avsr.inference.transcribe import TranscribeOptions, Transcriber, speech_segments
 from avsr.io.media import load_media
 from avsr.io.writer import write_video
 from tests.conftest import CARPHONE, SPEECH, make_synth_corpus, read_wav
@@ -406,19 +407,19 @@ def test_prepare_keeps_its_media_warnings_and_passes_other_warnings_on(monkeypat
     others are raised again, not swallowed."""
     import warnings
 
-    import avsr.inference.transcribe as transcribe_module
+    import avsr.inference.prepare as prepare_module
     from avsr.io.media import MediaWarning
 
-    probe = transcribe_module.probe_video
+    probe = prepare_module.probe_video
 
     def noisy_probe(path):
         warnings.warn("from elsewhere", RuntimeWarning)
         warnings.warn(f"{path}: a note on this file", MediaWarning)
         return probe(path)
 
-    monkeypatch.setattr(transcribe_module, "probe_video", noisy_probe)
+    monkeypatch.setattr(prepare_module, "probe_video", noisy_probe)
     with pytest.warns(RuntimeWarning, match="from elsewhere"):
-        prepared = transcribe_module.prepare_input(CARPHONE)
+        prepared = prepare_module.prepare_input(CARPHONE)
     assert any("a note on this file" in note for note in prepared.warnings)
     assert not any("from elsewhere" in note for note in prepared.warnings)
 

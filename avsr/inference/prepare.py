@@ -1,0 +1,197 @@
+"""The first stage of transcription: one media file decoded into what the model reads.
+
+:func:`prepare_input` gives a :class:`PreparedInput`: 16 kHz audio and 96x96 mouth crops at 25 fps on
+one clock, with where a face was found, the crops' affine maps and the lips' movement (for the
+audio-video offset). A batch runs it in threads or worker processes while the model reads the file
+before (:mod:`avsr.inference.batch`). A video's audio is read first, so that, given the transcriber
+(``reader``), the model can already read the windows cut so far (:mod:`avsr.inference.stream`).
+Crops and audio of a long file wait on disk (:class:`~avsr.io.spool.FrameSpool`).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from avsr.files import file_sha256
+from avsr.inference.chunks import Window
+from avsr.inference.stream import EarlyForward
+from avsr.inference.sync import mouth_opening, mouth_signal
+from avsr.io.lip_roi import LipRoiOptions, extract_lip_roi, header_frames
+from avsr.io.media import MediaError, MediaWarning, load_media, probe_video, read_audio_into
+from avsr.io.spool import FrameSpool
+from avsr.parallel import Cancelled
+from avsr.preprocessing import FRAME_S, ROI_SIZE, SAMPLES_PER_FRAME, TRANSCRIBE_DETECT_EVERY, VIDEO_FPS
+
+if TYPE_CHECKING:
+    from avsr.inference.transcribe import Transcriber
+
+MIN_FRAMES = 5  # 0.2 s: a clip shorter than this holds no word (a 1-frame clip once "transcribed" as "n")
+
+
+@dataclass
+class PreparedInput:
+    """A decoded file: mouth crops, ``face_found`` and audio on the same 25 Hz clock."""
+
+    path: str
+    sha256: str
+    roi: np.ndarray | FrameSpool  # (T, 96, 96) uint8, zero without a face; on disk for a long file
+    face_found: np.ndarray  # (T,) bool
+    audio: np.ndarray | FrameSpool  # (640 T,) float32, zero without an audio track; on disk for a long file
+    has_audio: bool
+    has_video: bool
+    prepare_s: float
+    transforms: np.ndarray | None = None  # (T, 2, 3) image-to-crop affine maps, NaN without a face
+    warnings: list[str] = field(default_factory=list)  # what decoding noticed (e.g. streams ending early)
+    mouth_signal: np.ndarray | None = None  # (T,) the lips' movement (avsr.inference.sync.mouth_signal), NaN without a face
+    early_mode: str | None = None  # the mode the model read windows in while the file was cut ...
+    early: dict[tuple[Window, ...], list] | None = None  # ... and their outputs (avsr.inference.stream)
+
+    @property
+    def frames(self) -> int:
+        return len(self.face_found)
+
+    def close(self) -> None:
+        """Remove the crops' and the audio's temporary files, if they were spooled to them."""
+        for spooled in (self.roi, self.audio):
+            _close_spool(spooled)
+
+
+@dataclass
+class _Video:
+    """What the video stream gave: crops and their companions, and the model's early outputs."""
+
+    crops: np.ndarray | FrameSpool
+    found: np.ndarray
+    transforms: np.ndarray | None = None
+    opening: np.ndarray | None = None
+    early: tuple[str, dict] | None = None
+
+
+def prepare_input(path: str | Path, detect_every: int = TRANSCRIBE_DETECT_EVERY, crop_memory_mb: float | None = None,
+                  audio_memory_mb: float | None = None, cancel: threading.Event | None = None,
+                  landmarkers: int = 1, reader: Transcriber | None = None) -> PreparedInput:
+    """Decode ``path`` for transcription. Raises :class:`MediaError` for a file that cannot be used,
+    :class:`~avsr.parallel.Cancelled` once ``cancel`` is set (checked at every video frame).
+    ``landmarkers``: face landmarkers taking the frames in turn (:func:`~avsr.io.lip_roi.iter_lip_roi`).
+    ``reader``: the transcriber that will recognise the file, to read its windows while the rest is
+    still being cut (:class:`~avsr.inference.stream.EarlyForward`; its outputs go in ``early``).
+
+    Crops that would take more than ``crop_memory_mb`` are spooled to a temporary file
+    (:class:`~avsr.io.spool.FrameSpool`; None: kept in memory), and a video's audio beyond
+    ``audio_memory_mb`` too; :meth:`PreparedInput.close` removes them."""
+    started = time.perf_counter()
+    path = Path(path)
+    sha256 = file_sha256(path) if path.is_file() else ""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", MediaWarning)
+        probe = probe_video(path)
+        hint = None if probe is None else header_frames(probe)
+        audio = _audio_first(path, hint, audio_memory_mb)
+        if probe is not None:
+            try:
+                video = _cut_video(path, audio, hint, detect_every, crop_memory_mb, cancel, landmarkers, reader)
+            except BaseException:
+                _close_spool(audio)
+                raise
+            if audio is not None:
+                audio = _audio_of_length(path, audio, len(video.found) * SAMPLES_PER_FRAME, audio_memory_mb)
+    notes = list(dict.fromkeys(str(w.message) for w in caught if issubclass(w.category, MediaWarning)))
+    for other in caught:  # recording catches every thread's warnings (batch prefetch): the rest go on
+        if not issubclass(other.category, MediaWarning):
+            warnings.warn_explicit(other.message, other.category, other.filename, other.lineno, source=other.source)
+    if probe is None:  # audio alone: no face on its frames
+        frames = int(np.ceil(len(audio) / SAMPLES_PER_FRAME)) if audio is not None else 0
+        video = _Video(np.zeros((frames, ROI_SIZE, ROI_SIZE), np.uint8), np.zeros(frames, bool))
+    has_audio = audio is not None
+    try:
+        _check_content(path, has_audio, video.found)
+    except MediaError:
+        _close_spool(video.crops)
+        _close_spool(audio)
+        raise
+    audio = _audio_on_frames(audio, len(video.found), has_video=probe is not None)
+    return PreparedInput(str(path), sha256, video.crops, video.found, audio, has_audio, probe is not None,
+                         time.perf_counter() - started, video.transforms, notes, video.opening,
+                         *(video.early or (None, None)))
+
+
+def _audio_first(path: Path, frames_hint: int | None, memory_mb: float | None) -> np.ndarray | FrameSpool | None:
+    """The file's audio (None without an audio track). A video's is read first, as long as its header
+    says (``frames_hint``) and a second more: the pauses come from it (:class:`EarlyForward`)."""
+    try:
+        if frames_hint is None:
+            return load_media(path, video=False).audio
+        audio, decoded = read_audio_into(path, (frames_hint + VIDEO_FPS) * SAMPLES_PER_FRAME,
+                                         spool_above_mb=memory_mb)
+    except MediaError as error:
+        if error.reason != "no_audio":
+            raise
+        return None
+    if not decoded:
+        _close_spool(audio)
+        return None
+    return audio
+
+
+def _cut_video(path: Path, audio, frames_hint: int, detect_every: int, crop_memory_mb: float | None,
+               cancel: threading.Event | None, landmarkers: int, reader: Transcriber | None) -> _Video:
+    """The video's mouth crops, cut while ``reader`` (if given) reads the windows cut so far."""
+    early = None if reader is None or audio is None else EarlyForward(reader, audio, frames_hint, has_audio=True)
+    try:
+        roi = extract_lip_roi(path, LipRoiOptions(detect_every=detect_every), spool_above_mb=crop_memory_mb,
+                              cancel=cancel, landmarkers=landmarkers,
+                              on_piece=None if early is None else early.feed, frames_hint=frames_hint)
+    finally:
+        outputs = None if early is None else (early.mode, early.finish())
+    if cancel is not None and cancel.is_set():
+        _close_spool(roi.roi)
+        raise Cancelled(f"{path}: stopped before its lip ROIs were cut")
+    opening = mouth_signal(roi.roi, roi.face_found, mouth_opening(roi.mouth_landmarks))
+    return _Video(roi.roi, roi.face_found, roi.transforms, opening, outputs)
+
+
+def _check_content(path: Path, has_audio: bool, found: np.ndarray) -> None:
+    if not has_audio and not found.any():
+        raise MediaError(path, "no_audio", "has neither an audio track nor a visible face; nothing to transcribe")
+    if len(found) == 0:
+        raise MediaError(path, "empty", "holds no frames and no audio; check the file")
+    if len(found) < MIN_FRAMES:
+        raise MediaError(path, "too_short", f"is {len(found) * FRAME_S:.2f} s long, too short to hold a word "
+                         f"(at least {MIN_FRAMES * FRAME_S:.2f} s); check the file")
+
+
+def _audio_on_frames(audio, frames: int, has_video: bool) -> np.ndarray | FrameSpool:
+    """The audio as long as the ``frames`` (silence without an audio track). A video's audio already is
+    (:func:`_audio_of_length`); an audio file's frames are counted from its own length."""
+    samples = frames * SAMPLES_PER_FRAME
+    if audio is None:
+        return np.zeros(samples, np.float32)
+    if has_video:
+        return audio
+    if len(audio) < samples:
+        audio = np.pad(audio, (0, samples - len(audio)))
+    return audio[:samples].astype(np.float32, copy=False)
+
+
+def _audio_of_length(path: Path, audio, samples: int, memory_mb: float | None):
+    """A video's audio, read ahead at the length its header gave, cut to the frames the video turned
+    out to have; read again if the video ran longer than its header said."""
+    if samples > len(audio):
+        _close_spool(audio)
+        return read_audio_into(path, samples, spool_above_mb=memory_mb)[0]
+    if isinstance(audio, FrameSpool):
+        audio.truncate(samples)
+        return audio
+    return audio[:samples]
+
+
+def _close_spool(frames) -> None:
+    if isinstance(frames, FrameSpool):
+        frames.close()
