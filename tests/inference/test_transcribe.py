@@ -462,3 +462,23 @@ def test_a_file_prepared_alone_gets_a_landmarker_per_core_and_the_same_transcrip
     expected = Transcriber(model.network, model.tokenizer, model.id, TranscribeOptions()).recognise(alone)
     assert written["text"] == expected.text
     assert written["audio_weight"] == [round(w, 3) for w in expected.audio_weight]
+
+
+def test_a_refused_file_leaves_no_temporary_file(tmp_path, monkeypatch):
+    """A file that ``prepare_input`` refuses after cutting it (no face and no audio track; too short to
+    hold a word) has its spooled crops and audio removed."""
+    import tempfile
+
+    from avsr.io.media import MediaError
+
+    spool_dir = tmp_path / "tmp"
+    spool_dir.mkdir()
+    monkeypatch.setenv("TMPDIR", str(spool_dir))
+    monkeypatch.setattr(tempfile, "tempdir", None)
+    blank = write_video(tmp_path / "blank.mp4", np.full((30, 64, 64, 3), 128, np.uint8))  # no face, no audio
+    short = write_video(tmp_path / "short.mp4", load_media(CARPHONE).video[:3], audio=read_wav(SPEECH)[0][:3 * 640])
+    for path, reason in ((blank, "no_audio"), (short, "too_short")):
+        with pytest.raises(MediaError, match=path.name) as caught:
+            prepare_input(path, crop_memory_mb=0, audio_memory_mb=0)
+        assert caught.value.reason == reason
+        assert list(spool_dir.iterdir()) == [], f"{path.name}: a temporary file was left behind"
