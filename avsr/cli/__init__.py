@@ -1,0 +1,64 @@
+"""The ``avsr`` command. Each subcommand parses its arguments and calls one library function; the
+subcommands are defined by the data flow's stages: :mod:`avsr.cli.data` (lip-roi, synth, prepare),
+:mod:`avsr.cli.models` (export, evaluate) and :mod:`avsr.cli.transcribe` (transcribe, render, demo).
+Nothing heavy (torch, mediapipe, lightning) is imported before a command runs: help and argument
+errors answer at once (tested)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import warnings
+
+import avsr
+from avsr.cli.common import OneLineParser, default_workers
+from avsr.cli.data import add_lip_roi, add_prepare, add_synth
+from avsr.cli.models import add_evaluate, add_export
+from avsr.cli.transcribe import TRANSCRIBE_WORKERS, add_demo, add_render, add_transcribe
+
+__all__ = ["TRANSCRIBE_WORKERS", "build_parser", "default_workers", "main"]
+
+
+def _one_line_warnings() -> None:
+    warnings.formatwarning = lambda message, category, *args, **kwargs: f"warning: {message}\n"
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = OneLineParser(prog="avsr", description="Audio-visual speech recognition toolkit.")
+    parser.add_argument("--version", action="version", version=f"avsr {avsr.__version__}")
+    subparsers = parser.add_subparsers(title="commands", metavar="COMMAND", required=True)
+    add_lip_roi(subparsers)
+    add_synth(subparsers)
+    add_prepare(subparsers)
+    add_export(subparsers)
+    add_evaluate(subparsers)
+    add_transcribe(subparsers)
+    add_render(subparsers)
+    add_demo(subparsers)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    from avsr.io.inputs import InputListError, OutputError
+
+    _one_line_warnings()
+    args = build_parser().parse_args(argv)
+    from avsr.io.face_mesh import keep_python_stderr
+
+    keep_python_stderr()  # MediaPipe's set-up lines are silenced on descriptor 2, not our messages
+    command = f"avsr {(argv or sys.argv[1:] or ['?'])[0]}"
+    try:
+        return args.handler(args)
+    except (InputListError, OutputError) as error:
+        print(f"{command}: error: {error}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"{command}: interrupted; finished outputs are kept, and running the same command again resumes "
+              "where it stopped", file=sys.stderr)
+        return 130
+    except OSError as error:  # a full disk, a folder that vanished...
+        where = f"{error.filename}: " if error.filename else ""
+        print(f"{command}: error: {where}{error.strerror or error}; free space or fix the folder, then run the "
+              "same command again", file=sys.stderr)
+        return 1
+

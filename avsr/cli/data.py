@@ -1,0 +1,253 @@
+"""``avsr lip-roi``, ``avsr synth`` and ``avsr prepare``: media and corpora into training data."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from avsr.cli.common import WORKERS_HELP, default_workers, positive_int, report
+from avsr.preprocessing import DETECT_EVERY, DETECT_MAX_SIDE
+
+DETECT_EVERY_HELP = (f"run the face landmarker on every K-th frame and interpolate between (default {DETECT_EVERY}; "
+                     "1: every frame, slower, crops nearly the same)")
+
+LIP_ROI_EXAMPLES = """examples:
+  avsr lip-roi talk.mp4 -o rois/ --preview
+  avsr lip-roi videos/ '*.mov' @more.txt -o rois/ --detect-every 1   # landmarks on every frame
+"""
+
+
+def add_lip_roi(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "lip-roi", help="cut 25 fps mouth crops (96x96 grayscale) from videos into .npz files",
+        description="Track the face with MediaPipe, align it and cut a steady mouth crop per 25 fps frame. "
+        "Writes OUT_DIR/<stem>.npz with arrays roi, face_found, timestamps_s, mouth_landmarks, fps.",
+        epilog=LIP_ROI_EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("inputs", nargs="+", metavar="VIDEO", help="files, folders (recursive), globs or @list.txt")
+    parser.add_argument("-o", "--output-dir", required=True, help="folder for the .npz (and .png) outputs")
+    parser.add_argument("--detect-every", type=positive_int, default=DETECT_EVERY, metavar="K",
+                        help=DETECT_EVERY_HELP)
+    parser.add_argument("--detect-max-side", type=int, default=DETECT_MAX_SIDE, metavar="PX",
+                        help=f"downscale frames to this longer side for face detection; crops are cut from the full "
+                        f"frame (default {DETECT_MAX_SIDE}; 0: full size)")
+    parser.add_argument("--workers", type=positive_int, default=None, help=WORKERS_HELP)
+    parser.add_argument("--preview", action="store_true", help="also write <stem>.png, a contact sheet of the crops")
+    parser.add_argument("--overwrite", action="store_true", help="recompute even when the cached output is current")
+    parser.add_argument("--landmarker-model", default=None, metavar="TASK",
+                        help="another MediaPipe face_landmarker.task (default: the bundled one)")
+    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    parser.set_defaults(handler=_run_lip_roi)
+
+
+def _run_lip_roi(args: argparse.Namespace) -> int:
+    from avsr.io.inputs import OutputError, check_outputs_spare_inputs, ensure_output_dir, expand_inputs
+    from avsr.io.lip_roi import LipRoiOptions
+    from avsr.files import output_names
+    from avsr.io.roi_batch import run_lip_roi
+
+    from avsr.io.face_mesh import ModelFileError, check_model
+
+    try:
+        options = LipRoiOptions(detect_every=args.detect_every, detect_max_side=args.detect_max_side or None,
+                                landmarker_model=args.landmarker_model)
+        if args.landmarker_model:
+            check_model(args.landmarker_model)
+    except (ValueError, ModelFileError) as error:
+        print(f"avsr lip-roi: error: {error}", file=sys.stderr)
+        return 2
+    paths = expand_inputs(args.inputs)
+    if not paths:
+        print("avsr lip-roi: error: no media files found in the inputs given", file=sys.stderr)
+        return 2
+    names = output_names(paths)
+    ensure_output_dir(args.output_dir)
+    try:
+        check_outputs_spare_inputs([Path(args.output_dir) / f"{n}.{ext}" for n in names for ext in ("npz", "png")],
+                                   paths)
+    except OutputError as error:
+        print(f"avsr lip-roi: error: {error}", file=sys.stderr)
+        return 2
+    results = run_lip_roi(paths, args.output_dir, options, workers=default_workers(args.workers, len(paths)),
+                          preview=args.preview,
+                          overwrite=args.overwrite, progress=not args.quiet)
+    return report(results, "done", args.output_dir, current="cache current")
+
+
+SYNTH_EXAMPLES = """examples:
+  avsr synth corpus/ --num-utterances 200 --speakers 6 --test-speakers 2
+  avsr synth corpus/ --text-file sentences.txt --faces my_photos/ --voices en-us en-gb-x-rp --workers 2
+"""
+
+
+def add_synth(subparsers) -> None:
+    from avsr.synth import ENGLISH_VOICES, VARIETY_KINDS
+
+    parser = subparsers.add_parser(
+        "synth", help="make a synthetic audio-visual speech corpus (real faces, espeak-ng speech)",
+        description="Animate the mouths of real face photos from espeak-ng's phoneme timings and write mp4 "
+        "files with 16 kHz speech, JSONL manifests per split and word/phone timings per utterance.",
+        epilog=SYNTH_EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("output_dir", metavar="OUT_DIR")
+    parser.add_argument("--num-utterances", type=int, default=200)
+    parser.add_argument("--speakers", type=int, default=6)
+    parser.add_argument("--test-speakers", type=int, default=1, help="speakers held out for test (default 1)")
+    parser.add_argument("--val-speakers", type=int, default=1, help="speakers held out for validation (default 1)")
+    parser.add_argument("--faces", default=None, metavar="DIR", help="folder of face photos (default: bundled photos)")
+    parser.add_argument("--voices", nargs="+", default=list(ENGLISH_VOICES), metavar="VOICE",
+                        help=f"espeak-ng voices to draw from (default: {' '.join(ENGLISH_VOICES)})")
+    text = parser.add_mutually_exclusive_group()
+    text.add_argument("--grammar", choices=["grid"], default="grid", help="sentence grammar (default grid)")
+    text.add_argument("--text-file", default=None, metavar="F", help="sentences, one per line (open vocabulary)")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--frame-size", type=int, default=224, metavar="PX", help="square frame side (default 224)")
+    parser.add_argument("--workers", type=positive_int, default=1)
+    parser.add_argument("--no-recording-floor", dest="recording_floor", action="store_false",
+                        help="leave the synthesiser's silence as digital zero (by default every speaker gets room "
+                        "tone 35-60 dB below the speech)")
+    parser.add_argument("--face-variety", nargs="+", default=list(VARIETY_KINDS), choices=[*VARIETY_KINDS, "none"],
+                        metavar="KIND", help="identity variety given to training speakers' faces: "
+                        f"{', '.join(VARIETY_KINDS)}, or none (default: all)")
+    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    parser.set_defaults(handler=_run_synth)
+
+
+def _run_synth(args: argparse.Namespace) -> int:
+    from avsr.synth.corpus import SynthOptions, synthesize_corpus
+    from avsr.synth.face_rig import FaceImageError
+    from avsr.synth.text import TextError
+    from avsr.synth.tts import VoiceError
+
+    try:
+        options = SynthOptions(num_utterances=args.num_utterances, speakers=args.speakers,
+                               test_speakers=args.test_speakers, val_speakers=args.val_speakers, faces_dir=args.faces,
+                               voices=tuple(args.voices), text_file=args.text_file, seed=args.seed,
+                               frame_size=args.frame_size, workers=args.workers, recording_floor=args.recording_floor,
+                               face_variety=tuple(k for k in args.face_variety if k != "none"))
+        splits = synthesize_corpus(args.output_dir, options, progress=not args.quiet)
+    except (FaceImageError, TextError, VoiceError, ValueError) as error:
+        print(f"avsr synth: error: {error}", file=sys.stderr)
+        return 2
+    counts = ", ".join(f"{len(rows)} {split}" for split, rows in splits.items())
+    hours = sum(r["duration_s"] for rows in splits.values() for r in rows) / 3600
+    print(f"{counts} utterances ({hours * 60:.1f} min) -> {args.output_dir}")
+    return 0
+
+
+def add_prepare(subparsers) -> None:
+    parser = subparsers.add_parser("prepare", help="prepare data for training (lip ROIs + 16 kHz audio cache)")
+    recipes = parser.add_subparsers(title="recipes", metavar="RECIPE", required=True)
+    manifest = recipes.add_parser(
+        "manifest", help="any JSONL manifest of {id, video, text[, audio]}",
+        description="Cut lip ROIs and extract 16 kHz audio for every line; write OUT_DIR/features/<id>.npz, "
+        "the prepared manifest OUT_DIR/<name>.jsonl and OUT_DIR/prepare_summary.jsonl. Re-running skips "
+        "utterances whose features are current.")
+    manifest.add_argument("manifest", metavar="MANIFEST.jsonl")
+    manifest.add_argument("output_dir", metavar="OUT_DIR")
+    manifest.add_argument("--workers", type=positive_int, default=None, help=WORKERS_HELP)
+    manifest.add_argument("--detect-every", type=positive_int, default=DETECT_EVERY, metavar="K",
+                          help=DETECT_EVERY_HELP)
+    manifest.add_argument("--overwrite", action="store_true", help="recompute features even when they are current")
+    manifest.add_argument("--quiet", action="store_true")
+    manifest.set_defaults(handler=_run_prepare_manifest)
+    from avsr.data.recipes import RECIPES, RecipeOptions
+
+    for name, (_, splits, description) in RECIPES.items():
+        recipe = recipes.add_parser(
+            name, help=description,
+            description=f"{description}. Writes OUT_DIR/features/<id>.npz, OUT_DIR/<split>.jsonl (prepared manifests "
+            "for training), prepare_summary.jsonl (failures listed, the rest completes) and stats.json. Re-running "
+            "skips current files; --shard I/N prepares every N-th source file into OUT_DIR/shards/ for a job array, "
+            "joined by `avsr prepare merge OUT_DIR`. Layouts: data/README.md.")
+        recipe.add_argument("root", metavar="ROOT", help="the dataset's folder as unpacked from its archives")
+        recipe.add_argument("output_dir", metavar="OUT_DIR")
+        recipe.add_argument("--splits", nargs="+", default=list(splits), choices=list(splits),
+                            help=f"default: all ({' '.join(splits)})")
+        recipe.add_argument("--workers", type=positive_int, default=None, help=WORKERS_HELP)
+        recipe.add_argument("--shard", default=None, metavar="I/N", help="prepare shard I of N (0-based)")
+        recipe.add_argument("--detect-every", type=positive_int, default=DETECT_EVERY, metavar="K",
+                            help=DETECT_EVERY_HELP)
+        if name in ("lrs2", "lrs3"):
+            recipe.add_argument("--max-segment-s", type=float, default=RecipeOptions.max_segment_s, metavar="S",
+                                help="cut clips whose word timings run longer into pieces of at most S seconds at "
+                                "word boundaries (default 15)")
+        if name == "lrs3":
+            recipe.add_argument("--val-ids", default=None, metavar="FILE",
+                                help="trainval clips to hold out as a val split, '<speaker_id>/<nnnnn>' per line "
+                                "(e.g. AV-HuBERT's lrs3-valid.id); without it validate on test, as auto_avsr does")
+        if name == "grid":
+            recipe.add_argument("--grid-split", default=RecipeOptions.grid_split, choices=["unseen", "overlapped"],
+                                help="unseen: speakers s1 s2 s20 s22 are the test set (default); overlapped: 255 "
+                                "sentences per speaker")
+        if name == "vox2":
+            recipe.add_argument("--labels", required=True, metavar="FILE",
+                                help="transcripts, '<path><TAB><text>' per line (path relative to ROOT)")
+        recipe.add_argument("--quiet", action="store_true")
+        recipe.set_defaults(handler=_run_prepare_recipe, recipe=name)
+    merge = recipes.add_parser("merge", help="join the shards of a sharded `avsr prepare RECIPE` run",
+                               description="Join OUT_DIR/shards/I-of-N/ into OUT_DIR/<split>.jsonl, "
+                               "prepare_summary.jsonl and stats.json, as an unsharded run writes them.")
+    merge.add_argument("output_dir", metavar="OUT_DIR")
+    merge.set_defaults(handler=_run_prepare_merge)
+
+
+def _run_prepare_manifest(args: argparse.Namespace) -> int:
+    from avsr.data.manifest import ManifestError
+    from avsr.data.prepare import prepare_manifest
+    from avsr.io.lip_roi import LipRoiOptions
+
+    from avsr.io.inputs import ensure_output_dir
+
+    try:
+        ensure_output_dir(args.output_dir, option="OUT_DIR")
+        lip_roi = LipRoiOptions(detect_every=args.detect_every)
+        target, summary = prepare_manifest(args.manifest, args.output_dir, lip_roi,
+                                           workers=default_workers(args.workers), progress=not args.quiet,
+                                           overwrite=args.overwrite)
+    except (ManifestError, ValueError) as error:
+        print(f"avsr prepare manifest: error: {error}", file=sys.stderr)
+        return 2
+    return report(summary, "done", str(target))
+
+
+def _print_stats(stats: dict) -> None:
+    for split, row in stats["splits"].items():
+        print(f"{split:>10}: {row['utterances']} utterances, {row['hours']:.3f} h, vocabulary {row['vocabulary']}, "
+              f"face found in {100 * row['face_found_rate']:.1f}% of frames")
+
+
+def _run_prepare_recipe(args: argparse.Namespace) -> int:
+    from dataclasses import fields
+
+    from avsr.data.recipes import RECIPES, RecipeError, RecipeOptions, parse_shard, prepare_recipe
+    from avsr.io.lip_roi import LipRoiOptions
+
+    discover = RECIPES[args.recipe][0]
+    try:
+        shard = parse_shard(args.shard) if args.shard else None
+        # Each recipe's parser has the options that apply to it; the others keep their defaults.
+        options = RecipeOptions(**{f.name: getattr(args, f.name) for f in fields(RecipeOptions)
+                                   if hasattr(args, f.name)})
+        discovery = discover(args.root, tuple(args.splits), options)
+        stats, summary = prepare_recipe(discovery, args.output_dir, LipRoiOptions(detect_every=args.detect_every),
+                                        default_workers(args.workers), shard, progress=not args.quiet)
+    except (RecipeError, ValueError) as error:
+        print(f"avsr prepare {args.recipe}: error: {error}", file=sys.stderr)
+        return 2
+    _print_stats(stats)
+    where = args.output_dir if shard is None else f"{args.output_dir}/shards/{shard[0]}-of-{shard[1]}"
+    return report(summary, "done", where)
+
+
+def _run_prepare_merge(args: argparse.Namespace) -> int:
+    from avsr.data.manifest import ManifestError
+    from avsr.data.recipes import RecipeError, merge_shards
+
+    try:
+        stats, summary = merge_shards(args.output_dir)
+    except (RecipeError, ManifestError, ValueError) as error:
+        print(f"avsr prepare merge: error: {error}", file=sys.stderr)
+        return 2
+    _print_stats(stats)
+    print(f"merged {len(summary)} summary lines ({stats['failed']} failed) -> {args.output_dir}")
+    return 0

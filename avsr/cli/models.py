@@ -1,0 +1,152 @@
+"""``avsr export`` and ``avsr evaluate``: models into bundles and ONNX graphs, and their error rates."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+from avsr.cli.common import positive_int
+from avsr.preprocessing import DETECT_EVERY
+
+
+def add_export(subparsers) -> None:
+    parser = subparsers.add_parser("export", help="turn a training checkpoint into an inference bundle, or a model "
+                                   "into ONNX graphs",
+                                   description="Write the model of a Lightning checkpoint as a bundle (weights, "
+                                   "model config, tokenizer) that loads with torch.load(weights_only=True); or, with "
+                                   "an OUT ending in .onnx, export a checkpoint or bundle as ONNX graphs for ONNX "
+                                   "Runtime (one per mode the model runs: OUT, and OUT's stem.audio.onnx / .video.onnx "
+                                   "beside it for an AV model; dynamic batch and time axes; needs pip install "
+                                   "'avsr[onnx]').")
+    parser.add_argument("checkpoint", metavar="CKPT_OR_BUNDLE")
+    parser.add_argument("output", metavar="OUT", help="BUNDLE.pt, or MODEL.onnx")
+    parser.add_argument("--half", action="store_true", help="store weights as float16 (half the size; bundles only)")
+    parser.add_argument("--note", default="", help="free text stored in the output's metadata")
+    parser.set_defaults(handler=_run_export)
+
+
+def _run_export(args: argparse.Namespace) -> int:
+    from avsr.io.inputs import OutputError, check_outputs_spare_inputs
+    from avsr.models.bundle import BundleError, load_bundle, save_bundle
+
+    onnx = args.output.endswith(".onnx")
+    if onnx and args.half:
+        print("avsr export: error: --half applies to bundles; ONNX graphs are exported in float32", file=sys.stderr)
+        return 2
+    try:
+        check_outputs_spare_inputs([args.output], [args.checkpoint], option="OUT")
+    except OutputError as error:
+        print(f"avsr export: error: {error}", file=sys.stderr)
+        return 2
+    source = Path(args.checkpoint)
+    if not source.is_file():
+        print(f"avsr export: error: {source}: checkpoint not found; check the path", file=sys.stderr)
+        return 2
+    try:
+        if onnx and not source.name.endswith(".ckpt"):
+            model, tokenizer, _ = load_bundle(source)
+        else:
+            model, tokenizer = _checkpoint_model(source)
+    except BundleError as error:
+        print(f"avsr export: error: {error}", file=sys.stderr)
+        return 2
+    if not onnx:
+        save_bundle(args.output, model, tokenizer, {"checkpoint": args.checkpoint, "note": args.note}, half=args.half)
+        print(f"bundle -> {args.output}")
+        return 0
+    from avsr.models.onnx import OnnxError, export_onnx, graph_paths
+
+    try:
+        check_outputs_spare_inputs(list(graph_paths(args.output, model.modes).values()), [args.checkpoint],
+                                   option="OUT")
+        paths = export_onnx(model, args.output, tokenizer, {"source": args.checkpoint, "note": args.note})
+    except (OutputError, OnnxError) as error:
+        print(f"avsr export: error: {error}", file=sys.stderr)
+        return 2
+    for mode, path in paths.items():
+        print(f"{mode} graph -> {path}")
+    return 0
+
+
+def _checkpoint_model(path: Path):
+    """The network and tokenizer of a training checkpoint; BundleError for a file that is not one."""
+    from avsr.models.bundle import BundleError
+    from avsr.training.lightning_module import AVSRLightning
+
+    try:
+        module = AVSRLightning.load_from_checkpoint(path, map_location="cpu")
+    except Exception as error:  # text, a foreign checkpoint, a damaged pickle: all the user's to fix
+        raise BundleError(f"{path}: not a training checkpoint of avsr ({error.__class__.__name__}); pass a .ckpt "
+                          "written by python train.py fit") from None
+    return module.model, module.tokenizer
+
+
+def add_evaluate(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "evaluate", help="WER/CER of model bundles on a prepared manifest, per mode, noise and SNR",
+        description="Decode a prepared manifest in each mode, clean and with noise mixed at each SNR, and print "
+        "WER and CER; with -o, a sweep over several models and noises written as tables and plots.")
+    parser.add_argument("--model", nargs="+", default=["synth-grid-tiny"], metavar="BUNDLE",
+                        help="bundle files (or their .onnx exports), or the embedded 'synth-grid-tiny' (default; "
+                        "trained on the synthetic "
+                        "corpus only: it will not transcribe real people)")
+    parser.add_argument("--manifest", required=True, metavar="MANIFEST.jsonl",
+                        help="a prepared manifest (avsr prepare manifest), or a raw one (id, video, text per line, as "
+                        "avsr synth writes), which is prepared first into DIR/prepared (with -o) or "
+                        "<manifest>_prepared/ beside it, and reused when current")
+    parser.add_argument("--detect-every", type=positive_int, default=DETECT_EVERY, metavar="K",
+                        help=f"landmarker stride when a raw manifest is prepared (default {DETECT_EVERY})")
+    parser.add_argument("--modes", nargs="+", default=["av", "audio", "video"], choices=["av", "audio", "video"])
+    parser.add_argument("--snr-db", nargs="+", default=["clean"], metavar="SNR",
+                        help="SNRs in dB measured on the speech, or 'clean' (default: clean)")
+    parser.add_argument("--av-offset-ms", nargs="+", type=int, default=[0], metavar="MS",
+                        help="shift the video against the audio by each offset (positive: the video lags; multiples "
+                        "of 40 ms, one frame), combined with every SNR and noise: an offset axis in the sweep and "
+                        "wer_vs_offset.png (default 0)")
+    parser.add_argument("--av-sync", default="off", choices=["off", "attention"],
+                        help="attention: before an xattn model's av rows are scored, undo each utterance's offset as "
+                        "its cross-attention reads it (as avsr transcribe does for a model taught where the lips are); "
+                        "off: score the shifted video as it is (default)")
+    parser.add_argument("--beam-size", type=positive_int, default=1, metavar="N", help="1 = greedy (default)")
+    parser.add_argument("--lexicon", default=None, metavar="FILE",
+                        help="words allowed in the output (word list or manifest .jsonl); needs --beam-size > 1")
+    parser.add_argument("--noise", nargs="+", default=["white"], metavar="NOISE",
+                        help="white, babble (other speakers of the manifest) and/or NAME=DIR (a folder "
+                        "of noise recordings, e.g. music=musan/music); default white")
+    parser.add_argument("--seed", type=int, default=0, help="seeds the noise of every utterance (default 0)")
+    parser.add_argument("-o", "--output-dir", default=None, metavar="DIR",
+                        help="run a sweep over models x modes x noises x SNRs and write results.csv, results.md "
+                        "(WER with bootstrap 95%% intervals, achieved SNR, gate weight), PNG plots and one utterance's "
+                        "spectrogram / mouth crops / gate weight (utterance.png) here")
+    parser.set_defaults(handler=_run_evaluate)
+
+
+def _model_name(name: str) -> str:
+    """A bundle's label in tables: the file's stem, or the embedded model's name."""
+    return os.path.splitext(os.path.basename(name))[0]
+
+
+def _run_evaluate(args: argparse.Namespace) -> int:
+    from avsr.evaluation.run import EvaluateOptions, evaluate, format_table, parse_snrs
+    from avsr.models.bundle import BundleError, load_model
+
+    try:
+        options = EvaluateOptions(snrs=parse_snrs(args.snr_db), noises=tuple(args.noise), modes=tuple(args.modes),
+                                  seed=args.seed, beam_size=args.beam_size, lexicon=args.lexicon,
+                                  output_dir=args.output_dir, detect_every=args.detect_every,
+                                  av_offsets_ms=tuple(args.av_offset_ms), av_sync=args.av_sync)
+        models = {_model_name(name): load_model(name).network for name in args.model}
+        rows = evaluate(models, args.manifest, options, progress=bool(args.output_dir))
+    except (ValueError, BundleError, OSError) as error:
+        print(f"avsr evaluate: error: {error}", file=sys.stderr)
+        return 2
+    if args.output_dir:
+        out = Path(args.output_dir)
+        print((out / "results.md").read_text(), end="")
+        print(f"wrote {out}/results.csv, results.md, plots" + (", utterance.png" if (out / "utterance.png").exists()
+                                                                else ""))
+        return 0
+    print(format_table(rows), end="")
+    return 0
