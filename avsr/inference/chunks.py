@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 from avsr.inference.sync import speech_envelope
-from avsr.io.lip_roi import true_runs
+from avsr.io.face_align import true_runs
 
 Window = tuple[int, int, int, int]  # (start, stop, keep_from, keep_to) in frames
 

@@ -49,7 +49,8 @@ class PreparedInput:
     prepare_s: float
     transforms: np.ndarray | None = None  # (T, 2, 3) image-to-crop affine maps, NaN without a face
     warnings: list[str] = field(default_factory=list)  # what decoding noticed (e.g. streams ending early)
-    mouth_signal: np.ndarray | None = None  # (T,) the lips' movement (avsr.inference.sync.mouth_signal), NaN without a face
+    # (T,) the lips' movement (avsr.inference.sync.mouth_signal), NaN without a face
+    mouth_signal: np.ndarray | None = None
     early_mode: str | None = None  # the mode the model read windows in while the file was cut ...
     early: dict[tuple[Window, ...], list] | None = None  # ... and their outputs (avsr.inference.stream)
 

@@ -24,7 +24,7 @@ from avsr.decoding.beam import make_decoder
 from avsr.inference.chunks import Window, chunk_plan, pause_cuts
 from avsr.inference.prepare import PreparedInput, prepare_input
 from avsr.inference.sync import SYNC_MS, SyncEstimate, attention_offset, estimate_offset, frames_to_undo
-from avsr.io.lip_roi import true_runs
+from avsr.io.face_align import true_runs
 from avsr.io.spool import ShiftedFrames
 from avsr.models.av_model import MODES as MODEL_MODES
 from avsr.models.av_model import AVSRModel

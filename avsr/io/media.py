@@ -289,8 +289,9 @@ def _select_stream(container, kind: str, wanted: bool, path) -> av.stream.Stream
         warnings.warn(f"{path}: no {kind} track; {kind} is None", stacklevel=3)
         return None
     if len(streams) > 1:
-        names = ", ".join(f"#{i} {s.metadata.get('language', '') or s.metadata.get('title', '') or s.codec_context.name}"
-                          for i, s in enumerate(streams))
+        labels = [s.metadata.get("language", "") or s.metadata.get("title", "") or s.codec_context.name
+                  for s in streams]
+        names = ", ".join(f"#{i} {label}" for i, label in enumerate(labels))
         warnings.warn(MediaWarning(f"{path}: has {len(streams)} {kind} tracks ({names}); using the first. If it is "
                                    f"the wrong one, extract the right one first (ffmpeg -map 0:a:N)"), stacklevel=3)
     return streams[0]

@@ -10,10 +10,8 @@ import numpy as np
 import pytest
 
 from avsr.io.face_mesh import OVAL_SLICE, FaceMeshTracker, face_size
-from avsr.io.lip_roi import (
-    LipRoi, LipRoiOptions, extract_lip_roi, fill_gaps, iter_lip_roi, similarity_transforms, steadiness_percent,
-    stream_margin,
-)
+from avsr.io.face_align import fill_gaps, similarity_transforms
+from avsr.io.lip_roi import LipRoi, LipRoiOptions, extract_lip_roi, iter_lip_roi, steadiness_percent, stream_margin
 from avsr.io.spool import FrameSpool
 from tests.conftest import CARPHONE, MULTI_FACE
 
