@@ -40,7 +40,8 @@ import numpy as np
 
 from avsr.io import lip_roi
 from avsr.io.lip_roi import LipRoi, LipRoiOptions, crop_centres, steadiness_percent
-from avsr.io.media import _rotate, load_media
+from avsr.io.frames import _rotate
+from avsr.io.media import load_media
 from avsr.io.roi_batch import run_lip_roi
 from avsr.io.writer import write_video
 

@@ -103,7 +103,7 @@ def old_lip_roi_defaults():
     import avsr.inference.prepare as prepare_module
     import avsr.io.lip_roi as lip_roi_module
     from avsr.io.lip_roi import LipRoiOptions
-    from avsr.io.media import _rotate
+    from avsr.io.frames import _rotate
 
     saved = prepare_module.LipRoiOptions, lip_roi_module.frame_to_gray
     prepare_module.LipRoiOptions = functools.partial(LipRoiOptions, detect_max_side=None)

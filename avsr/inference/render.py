@@ -14,7 +14,8 @@ from av.video.reformatter import VideoReformatter
 from avsr.inference.prepare import PreparedInput, prepare_input
 from avsr.inference.transcribe import Transcriber, Transcript
 from avsr.io.lip_roi import LipRoiOptions
-from avsr.io.media import MediaError, frame_to_rgb, iter_video_frames
+from avsr.io.frames import frame_to_rgb
+from avsr.io.media import MediaError, iter_video_frames
 from avsr.io.writer import write_video
 from avsr.parallel import landmarkers_per_file
 from avsr.preprocessing import FRAME_S, VIDEO_FPS

@@ -41,7 +41,8 @@ from avsr.files import atomic_path
 from avsr.io.face_align import (CANONICAL_EYE_CENTRE_DISTANCE, CANONICAL_MOUTH_WIDTH, apply_affine, crop_transforms,
                                 fill_gaps)
 from avsr.io.face_mesh import KEPT_POINTS, LIPS_SLICE, STABLE_SLICE, borrowed_tracker, detection_size, face_size
-from avsr.io.media import frame_to_gray, frame_to_rgb, iter_video_frames, probe_video
+from avsr.io.frames import frame_to_gray, frame_to_rgb
+from avsr.io.media import iter_video_frames, probe_video
 from avsr.io.spool import FrameSpool
 from avsr.parallel import Cancelled
 from avsr.preprocessing import DETECT_EVERY, DETECT_MAX_SIDE, ROI_SIZE, VIDEO_FPS

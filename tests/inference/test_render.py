@@ -14,7 +14,8 @@ import avsr
 from avsr.inference.render import AUDIO_COLOUR, BOX_COLOUR, VIDEO_COLOUR, bar_split, mouth_box, panel_height
 from avsr.inference.prepare import prepare_input
 from avsr.inference.transcribe import TranscribeOptions, Transcriber
-from avsr.io.media import frame_to_rgb, iter_video_frames
+from avsr.io.frames import frame_to_rgb
+from avsr.io.media import iter_video_frames
 from avsr.io.writer import write_video
 from tests.conftest import avsr_main
 

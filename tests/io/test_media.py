@@ -239,7 +239,7 @@ def test_gray_and_rgb_frames_are_ffmpegs_conversions(tmp_path, codec, pixel_form
     padded rows and odd sizes included."""
     import av
 
-    from avsr.io.media import frame_to_gray
+    from avsr.io.frames import frame_to_gray
 
     frames = read_rgb_frames(CARPHONE)[:8, :, :175]  # odd width: rows padded in the decoder's buffer
     path = tmp_path / f"clip{suffix}"
@@ -258,7 +258,7 @@ def test_gray_and_rgb_frames_are_ffmpegs_conversions(tmp_path, codec, pixel_form
     # RGB through one reformatter kept for the stream: FFmpeg's per-frame conversion, pixel for pixel.
     from av.video.reformatter import VideoReformatter
 
-    from avsr.io.media import frame_to_rgb
+    from avsr.io.frames import frame_to_rgb
 
     reformatter = VideoReformatter()
     for frame in decoded:
