@@ -93,16 +93,26 @@ def prepare_input(path: str | Path, detect_every: int = TRANSCRIBE_DETECT_EVERY,
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", MediaWarning)
         probe = probe_video(path)
-        hint = None if probe is None else header_frames(probe)
-        audio = _audio_first(path, hint, audio_memory_mb)
+        hint = None if probe is None else header_frames(probe)  # 0: the header gives no duration
+        # A video's audio is read first, as long as its header says and a second more: the pauses come from
+        # it (EarlyForward). Without a duration, it is read after the video, at the video's length.
+        ahead = None if hint is None else (hint + VIDEO_FPS) * SAMPLES_PER_FRAME
+        audio = None if hint == 0 else _read_audio(path, ahead, audio_memory_mb)
         if probe is not None:
             try:
                 video = _cut_video(path, audio, hint, detect_every, crop_memory_mb, cancel, landmarkers, reader)
             except BaseException:
                 _close_spool(audio)
                 raise
-            if audio is not None:
-                audio = _audio_of_length(path, audio, len(video.found) * SAMPLES_PER_FRAME, audio_memory_mb)
+            samples = len(video.found) * SAMPLES_PER_FRAME
+            try:
+                if hint == 0:
+                    audio = _read_audio(path, samples, audio_memory_mb)
+                elif audio is not None:
+                    audio = _audio_of_length(path, audio, samples, audio_memory_mb)
+            except BaseException:
+                _close_spool(video.crops)
+                raise
     notes = list(dict.fromkeys(str(w.message) for w in caught if issubclass(w.category, MediaWarning)))
     for other in caught:  # recording catches every thread's warnings (batch prefetch): the rest go on
         if not issubclass(other.category, MediaWarning):
@@ -123,14 +133,13 @@ def prepare_input(path: str | Path, detect_every: int = TRANSCRIBE_DETECT_EVERY,
                          *(video.early or (None, None)))
 
 
-def _audio_first(path: Path, frames_hint: int | None, memory_mb: float | None) -> np.ndarray | FrameSpool | None:
-    """The file's audio (None without an audio track). A video's is read first, as long as its header
-    says (``frames_hint``) and a second more: the pauses come from it (:class:`EarlyForward`)."""
+def _read_audio(path: Path, samples: int | None, memory_mb: float | None) -> np.ndarray | FrameSpool | None:
+    """The file's audio, ``samples`` long (zeros after its end; None: an audio file's own length), or
+    None without an audio track. Beyond ``memory_mb`` it waits in a temporary file."""
     try:
-        if frames_hint is None:
+        if samples is None:
             return load_media(path, video=False).audio
-        audio, decoded = read_audio_into(path, (frames_hint + VIDEO_FPS) * SAMPLES_PER_FRAME,
-                                         spool_above_mb=memory_mb)
+        audio, decoded = read_audio_into(path, samples, spool_above_mb=memory_mb)
     except MediaError as error:
         if error.reason != "no_audio":
             raise

@@ -354,7 +354,7 @@ PREALLOCATED_FRAMES = 25 * 3600  # the most crops extract_lip_roi makes room for
 
 def header_frames(probe: tuple[float, int, int] | None) -> int:
     """25 fps frames of a video by its header (:func:`~avsr.io.media.probe_video`; 0 without a duration)."""
-    return int(np.ceil(probe[0] * VIDEO_FPS)) + 1 if probe is not None else 0
+    return int(np.ceil(probe[0] * VIDEO_FPS)) + 1 if probe is not None and probe[0] > 0 else 0
 
 
 def expected_frames(source: str | os.PathLike | np.ndarray) -> int:

@@ -482,3 +482,52 @@ def test_a_refused_file_leaves_no_temporary_file(tmp_path, monkeypatch):
             prepare_input(path, crop_memory_mb=0, audio_memory_mb=0)
         assert caught.value.reason == reason
         assert list(spool_dir.iterdir()) == [], f"{path.name}: a temporary file was left behind"
+
+
+def remux_without_duration(source: Path, target: Path) -> Path:
+    """``source``'s packets in Matroska written without seeking back (as to a pipe): no duration in the
+    header."""
+    import io
+
+    import av
+
+    class Unseekable(io.RawIOBase):
+        def __init__(self, file) -> None:
+            self.file = file
+
+        def writable(self) -> bool:
+            return True
+
+        def write(self, data) -> int:
+            return self.file.write(data)
+
+    with open(target, "wb") as raw, av.open(str(source)) as inp:
+        out = av.open(Unseekable(raw), "w", format="matroska")
+        streams = {s.index: out.add_stream_from_template(s) for s in (inp.streams.video[0], inp.streams.audio[0])}
+        for packet in inp.demux(inp.streams.video[0], inp.streams.audio[0]):
+            if packet.dts is not None:
+                packet.stream = streams[packet.stream.index]
+                out.mux(packet)
+        out.close()
+    return target
+
+
+def test_a_video_whose_header_gives_no_duration_has_its_audio_read_once(tmp_path, monkeypatch):
+    """Without a duration in the header, the audio cannot be read ahead at the video's length: it is
+    read once, after the video, at the length the video turned out to have (the whole track)."""
+    import avsr.inference.prepare as prepare_module
+    from avsr.io.media import probe_video
+
+    speech = read_wav(SPEECH)[0][: 60 * 640]
+    clip = write_video(tmp_path / "clip.mp4", load_media(CARPHONE).video[:60], audio=speech)
+    headerless = remux_without_duration(clip, tmp_path / "clip.mkv")
+    assert probe_video(headerless)[0] == 0  # the case at hand
+    reads = []
+    read = prepare_module.read_audio_into
+    monkeypatch.setattr(prepare_module, "read_audio_into", lambda path, samples, **kw: reads.append(samples) or
+                        read(path, samples, **kw))
+    prepared = prepare_input(headerless)
+    assert reads == [prepared.frames * 640] and prepared.frames >= 60
+    whole = load_media(headerless, video=False).audio
+    np.testing.assert_array_equal(prepared.audio[: len(whole)], whole[: prepared.frames * 640])
+    assert prepared.has_audio and prepared.face_found.mean() > 0.9
