@@ -126,38 +126,50 @@ def imap_jobs(function: Callable[..., Any], jobs: Sequence[tuple], workers: int,
 
     ``function`` must be importable by name (a module-level function), as worker processes are spawned.
     """
-    import multiprocessing  # here, not at the top: `avsr --help` imports this module (for its constants)
-    from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, ThreadPoolExecutor, wait
-    from concurrent.futures.process import BrokenProcessPool
-
-    ahead_count = int(prefetch)
-    if workers <= 1 and ahead_count > 0 and jobs:
-        threads = ThreadPoolExecutor(ahead_count, thread_name_prefix="avsr-prefetch")
-        ahead = deque(threads.submit(function, *job) for job in jobs[:ahead_count])
-        try:
-            for index in range(len(jobs)):
-                result = ahead[0].result()  # still in `ahead` while waited for: a Ctrl-C here stops it too
-                ahead.popleft()
-                if index + ahead_count < len(jobs):
-                    ahead.append(threads.submit(function, *jobs[index + ahead_count]))
-                yield index, result
-        finally:  # stopped early (an error, Ctrl-C, a closed generator)
-            running = [future for future in ahead if not future.cancel()]
-            if running and cancel is not None:
-                cancel.set()
-                wait(running)
-            if discard is not None:
-                for future in running:
-                    future.add_done_callback(lambda done: done.exception() is None and discard(done.result()))
-            threads.shutdown(wait=False)
-        return
-    if workers <= 1:
+    if workers <= 1 and int(prefetch) > 0 and jobs:
+        yield from _in_threads(function, jobs, int(prefetch), discard, cancel)
+    elif workers <= 1:
         for index, job in enumerate(jobs):
             yield index, function(*job)
-        return
+    else:
+        yield from _in_processes(function, jobs, workers, on_crash, max_in_flight or 2 * workers)
+
+
+def _in_threads(function: Callable[..., Any], jobs: Sequence[tuple], ahead_count: int,
+                discard: Callable[[Any], None] | None, cancel: threading.Event | None) -> Iterator[tuple[int, Any]]:
+    """:func:`imap_jobs` with one worker and ``ahead_count`` jobs run ahead in threads."""
+    from concurrent.futures import ThreadPoolExecutor, wait
+
+    threads = ThreadPoolExecutor(ahead_count, thread_name_prefix="avsr-prefetch")
+    ahead = deque(threads.submit(function, *job) for job in jobs[:ahead_count])
+    try:
+        for index in range(len(jobs)):
+            result = ahead[0].result()  # still in `ahead` while waited for: a Ctrl-C here stops it too
+            ahead.popleft()
+            if index + ahead_count < len(jobs):
+                ahead.append(threads.submit(function, *jobs[index + ahead_count]))
+            yield index, result
+    finally:  # stopped early (an error, Ctrl-C, a closed generator)
+        running = [future for future in ahead if not future.cancel()]
+        if running and cancel is not None:
+            cancel.set()
+            wait(running)
+        if discard is not None:
+            for future in running:
+                future.add_done_callback(lambda done: done.exception() is None and discard(done.result()))
+        threads.shutdown(wait=False)
+
+
+def _in_processes(function: Callable[..., Any], jobs: Sequence[tuple], workers: int, on_crash: Callable[[tuple], Any],
+                  limit: int) -> Iterator[tuple[int, Any]]:
+    """:func:`imap_jobs` with ``workers`` spawned processes, at most ``limit`` jobs in flight; a job whose
+    worker dies is run again alone, and ``on_crash`` gives its result if it kills that one too."""
+    import multiprocessing  # here, not at the top: `avsr --help` imports this module (for its constants)
+    from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+    from concurrent.futures.process import BrokenProcessPool
+
     context = multiprocessing.get_context("spawn")  # MediaPipe's threads do not survive fork
     started = context.Array("b", len(jobs), lock=False)
-    limit = max_in_flight or 2 * workers
     pending = deque(range(len(jobs)))
 
     def pool(size: int) -> ProcessPoolExecutor:
