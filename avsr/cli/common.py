@@ -80,3 +80,9 @@ def report(summary: list[FileResult], done_word: str, target: str, current: str 
     skipped = sum(r.status is Status.SKIPPED for r in summary)
     print(f"{done} {done_word}, {skipped} skipped ({current}), {len(failed)} failed -> {target}")
     return 1 if failed else 0
+
+
+def usage_error(command: str, message: object) -> int:
+    """Print ``<command>: error: <message>`` on stderr, in one line; the exit code of a usage error (2)."""
+    print(f"{command}: error: {message}", file=sys.stderr)
+    return 2

@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 
-from avsr.cli.common import WORKERS_HELP, default_workers, positive_int, report
+from avsr.cli.common import WORKERS_HELP, default_workers, positive_int, report, usage_error
 from avsr.preprocessing import DETECT_EVERY, DETECT_MAX_SIDE
 
 DETECT_EVERY_HELP = (f"run the face landmarker on every K-th frame and interpolate between (default {DETECT_EVERY}; "
@@ -54,20 +53,17 @@ def _run_lip_roi(args: argparse.Namespace) -> int:
         if args.landmarker_model:
             check_model(args.landmarker_model)
     except (ValueError, ModelFileError) as error:
-        print(f"avsr lip-roi: error: {error}", file=sys.stderr)
-        return 2
+        return usage_error("avsr lip-roi", error)
     paths = expand_inputs(args.inputs)
     if not paths:
-        print("avsr lip-roi: error: no media files found in the inputs given", file=sys.stderr)
-        return 2
+        return usage_error("avsr lip-roi", "no media files found in the inputs given")
     names = output_names(paths)
     ensure_output_dir(args.output_dir)
     try:
         check_outputs_spare_inputs([Path(args.output_dir) / f"{n}.{ext}" for n in names for ext in ("npz", "png")],
                                    paths)
     except OutputError as error:
-        print(f"avsr lip-roi: error: {error}", file=sys.stderr)
-        return 2
+        return usage_error("avsr lip-roi", error)
     results = run_lip_roi(paths, args.output_dir, options, workers=default_workers(args.workers, len(paths)),
                           preview=args.preview,
                           overwrite=args.overwrite, progress=not args.quiet)
@@ -126,8 +122,7 @@ def _run_synth(args: argparse.Namespace) -> int:
                                face_variety=tuple(k for k in args.face_variety if k != "none"))
         splits = synthesize_corpus(args.output_dir, options, progress=not args.quiet)
     except (FaceImageError, TextError, VoiceError, ValueError) as error:
-        print(f"avsr synth: error: {error}", file=sys.stderr)
-        return 2
+        return usage_error("avsr synth", error)
     counts = ", ".join(f"{len(rows)} {split}" for split, rows in splits.items())
     hours = sum(r["duration_s"] for rows in splits.values() for r in rows) / 3600
     print(f"{counts} utterances ({hours * 60:.1f} min) -> {args.output_dir}")
@@ -205,8 +200,7 @@ def _run_prepare_manifest(args: argparse.Namespace) -> int:
                                            workers=default_workers(args.workers), progress=not args.quiet,
                                            overwrite=args.overwrite)
     except (ManifestError, ValueError) as error:
-        print(f"avsr prepare manifest: error: {error}", file=sys.stderr)
-        return 2
+        return usage_error("avsr prepare manifest", error)
     return report(summary, "done", str(target))
 
 
@@ -232,8 +226,7 @@ def _run_prepare_recipe(args: argparse.Namespace) -> int:
         stats, summary = prepare_recipe(discovery, args.output_dir, LipRoiOptions(detect_every=args.detect_every),
                                         default_workers(args.workers), shard, progress=not args.quiet)
     except (RecipeError, ValueError) as error:
-        print(f"avsr prepare {args.recipe}: error: {error}", file=sys.stderr)
-        return 2
+        return usage_error(f"avsr prepare {args.recipe}", error)
     _print_stats(stats)
     where = args.output_dir if shard is None else f"{args.output_dir}/shards/{shard[0]}-of-{shard[1]}"
     return report(summary, "done", where)
@@ -246,8 +239,7 @@ def _run_prepare_merge(args: argparse.Namespace) -> int:
     try:
         stats, summary = merge_shards(args.output_dir)
     except (RecipeError, ManifestError, ValueError) as error:
-        print(f"avsr prepare merge: error: {error}", file=sys.stderr)
-        return 2
+        return usage_error("avsr prepare merge", error)
     _print_stats(stats)
     print(f"merged {len(summary)} summary lines ({stats['failed']} failed) -> {args.output_dir}")
     return 0

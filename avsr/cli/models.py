@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import argparse
 import os
-import sys
 from pathlib import Path
 
-from avsr.cli.common import positive_int
+from avsr.cli.common import positive_int, usage_error
 from avsr.preprocessing import DETECT_EVERY
 
 
@@ -33,25 +32,21 @@ def _run_export(args: argparse.Namespace) -> int:
 
     onnx = args.output.endswith(".onnx")
     if onnx and args.half:
-        print("avsr export: error: --half applies to bundles; ONNX graphs are exported in float32", file=sys.stderr)
-        return 2
+        return usage_error("avsr export", "--half applies to bundles; ONNX graphs are exported in float32")
     try:
         check_outputs_spare_inputs([args.output], [args.checkpoint], option="OUT")
     except OutputError as error:
-        print(f"avsr export: error: {error}", file=sys.stderr)
-        return 2
+        return usage_error("avsr export", error)
     source = Path(args.checkpoint)
     if not source.is_file():
-        print(f"avsr export: error: {source}: checkpoint not found; check the path", file=sys.stderr)
-        return 2
+        return usage_error("avsr export", f"{source}: checkpoint not found; check the path")
     try:
         if onnx and not source.name.endswith(".ckpt"):
             model, tokenizer, _ = load_bundle(source)
         else:
             model, tokenizer = _checkpoint_model(source)
     except BundleError as error:
-        print(f"avsr export: error: {error}", file=sys.stderr)
-        return 2
+        return usage_error("avsr export", error)
     if not onnx:
         save_bundle(args.output, model, tokenizer, {"checkpoint": args.checkpoint, "note": args.note}, half=args.half)
         print(f"bundle -> {args.output}")
@@ -63,8 +58,7 @@ def _run_export(args: argparse.Namespace) -> int:
                                    option="OUT")
         paths = export_onnx(model, args.output, tokenizer, {"source": args.checkpoint, "note": args.note})
     except (OutputError, OnnxError) as error:
-        print(f"avsr export: error: {error}", file=sys.stderr)
-        return 2
+        return usage_error("avsr export", error)
     for mode, path in paths.items():
         print(f"{mode} graph -> {path}")
     return 0
@@ -140,8 +134,7 @@ def _run_evaluate(args: argparse.Namespace) -> int:
         models = {_model_name(name): load_model(name).network for name in args.model}
         rows = evaluate(models, args.manifest, options, progress=bool(args.output_dir))
     except (ValueError, BundleError, OSError) as error:
-        print(f"avsr evaluate: error: {error}", file=sys.stderr)
-        return 2
+        return usage_error("avsr evaluate", error)
     if args.output_dir:
         out = Path(args.output_dir)
         print((out / "results.md").read_text(), end="")

@@ -6,7 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from avsr.cli.common import check_device, non_negative_int, positive_int, report
+from avsr.cli.common import check_device, non_negative_int, positive_int, report, usage_error
 from avsr.parallel import MAX_PREFETCH
 from avsr.preprocessing import TRANSCRIBE_DETECT_EVERY
 
@@ -91,9 +91,7 @@ def _run_transcribe(args: argparse.Namespace) -> int:
     formats = FORMATS if args.formats == "all" else tuple(f.strip() for f in args.formats.split(",") if f.strip())
     unknown = sorted(set(formats) - set(FORMATS))
     if unknown:
-        print(f"avsr transcribe: error: unknown format {', '.join(unknown)}; use {','.join(FORMATS)} or all",
-              file=sys.stderr)
-        return 2
+        return usage_error("avsr transcribe", f"unknown format {', '.join(unknown)}; use {','.join(FORMATS)} or all")
     try:
         options = TranscribeOptions(mode=args.mode, beam_size=args.beam_size, lexicon=args.lexicon, lm=args.lm,
                                     lm_weight=args.lm_weight, batch_size=args.batch_size,
@@ -103,25 +101,21 @@ def _run_transcribe(args: argparse.Namespace) -> int:
         if options.mode not in ("auto",) + model.network.modes:
             raise ValueError(f"--mode {options.mode}: {args.model} runs {', '.join(model.network.modes)} (or auto)")
     except (ValueError, BundleError) as error:
-        print(f"avsr transcribe: error: {error}", file=sys.stderr)
-        return 2
+        return usage_error("avsr transcribe", error)
     paths = expand_inputs(args.inputs)
     if not paths:
-        print("avsr transcribe: error: no media files found in the inputs given", file=sys.stderr)
-        return 2
+        return usage_error("avsr transcribe", "no media files found in the inputs given")
     out_dir = ensure_output_dir(args.output_dir)
     outputs = [out_dir / f"{name}.{fmt}" for name in output_names(paths) for fmt in set(formats) | {"json"}]
     try:
         check_outputs_spare_inputs(outputs + [out_dir / SUMMARY_NAME], paths)
     except OutputError as error:
-        print(f"avsr transcribe: error: {error}", file=sys.stderr)
-        return 2
+        return usage_error("avsr transcribe", error)
     try:
         summary = transcribe_batch(paths, model, args.output_dir, formats, options, args.workers, args.device,
                                    args.overwrite, progress=not args.quiet, prefetch=args.prefetch)
     except (LexiconError, BusyError) as error:
-        print(f"avsr transcribe: error: {error}", file=sys.stderr)
-        return 2
+        return usage_error("avsr transcribe", error)
     return report(summary, "transcribed", f"{args.output_dir} (summary: {SUMMARY_NAME})")
 
 
