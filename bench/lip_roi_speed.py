@@ -38,7 +38,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from avsr.io import lip_roi
+from avsr.io import face_track
 from avsr.io.lip_roi import LipRoi, LipRoiOptions, crop_centres, steadiness_percent
 from avsr.io.frames import _rotate
 from avsr.io.media import load_media
@@ -72,12 +72,12 @@ def ffmpeg_gray(enabled: bool):
     if not enabled:
         yield
         return
-    fast = lip_roi.frame_to_gray
-    lip_roi.frame_to_gray = lambda frame: _rotate(frame.to_ndarray(format="gray"), frame.rotation or 0)
+    fast = face_track.frame_to_gray
+    face_track.frame_to_gray = lambda frame: _rotate(frame.to_ndarray(format="gray"), frame.rotation or 0)
     try:
         yield
     finally:
-        lip_roi.frame_to_gray = fast
+        face_track.frame_to_gray = fast
 
 
 def make_clip(source_frames: np.ndarray, width: int, height: int, path: Path) -> Path:

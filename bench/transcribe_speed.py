@@ -101,17 +101,17 @@ def old_lip_roi_defaults():
     """The lip-ROI stage as before 2026-12-01 (in this process): landmarks on the full-size frame and
     every frame converted to gray by FFmpeg (now: detection at 320 px and the luma plane read)."""
     import avsr.inference.prepare as prepare_module
-    import avsr.io.lip_roi as lip_roi_module
+    import avsr.io.face_track as face_track
     from avsr.io.lip_roi import LipRoiOptions
     from avsr.io.frames import _rotate
 
-    saved = prepare_module.LipRoiOptions, lip_roi_module.frame_to_gray
+    saved = prepare_module.LipRoiOptions, face_track.frame_to_gray
     prepare_module.LipRoiOptions = functools.partial(LipRoiOptions, detect_max_side=None)
-    lip_roi_module.frame_to_gray = lambda frame: _rotate(frame.to_ndarray(format="gray"), frame.rotation or 0)
+    face_track.frame_to_gray = lambda frame: _rotate(frame.to_ndarray(format="gray"), frame.rotation or 0)
     try:
         yield
     finally:
-        prepare_module.LipRoiOptions, lip_roi_module.frame_to_gray = saved
+        prepare_module.LipRoiOptions, face_track.frame_to_gray = saved
 
 
 @contextlib.contextmanager
@@ -135,16 +135,16 @@ def lip_roi_before_12_02():
     a new landmarker per clip, one landmarker per file (now a file prepared alone gets one per core),
     and FFmpeg's scaler set up for every RGB frame (now one reformatter per stream)."""
     import avsr.inference.batch as batch_module
-    import avsr.io.lip_roi as lip_roi_module
+    import avsr.io.face_track as face_track
 
-    saved = batch_module.landmarkers_per_file, lip_roi_module.VideoReformatter
+    saved = batch_module.landmarkers_per_file, face_track.VideoReformatter
     batch_module.landmarkers_per_file = lambda files_at_once: 1
-    lip_roi_module.VideoReformatter = lambda: None  # frame_to_rgb without a kept reformatter
+    face_track.VideoReformatter = lambda: None  # frame_to_rgb without a kept reformatter
     try:
         with landmarker_per_clip():
             yield
     finally:
-        batch_module.landmarkers_per_file, lip_roi_module.VideoReformatter = saved
+        batch_module.landmarkers_per_file, face_track.VideoReformatter = saved
 
 
 @contextlib.contextmanager

@@ -12,8 +12,8 @@ The pipeline per clip (25 fps):
 4. The crop is centred on the mouth position in that canonical frame, smoothed over a wider
    window, so it follows the head and slow changes (pitch) but not each opening of the jaw.
 
-Steps 2-4 work on the points alone (:mod:`avsr.io.face_align`); this module decodes the frames,
-runs the landmarker and cuts the crops.
+Step 1 is :mod:`avsr.io.face_track`, steps 2-4 work on the points alone (:mod:`avsr.io.face_align`);
+this module puts them together and cuts the crops.
 
 Each frame is decoded once. Crops are cut in pieces (:func:`iter_lip_roi`) as soon as the track
 has run far enough past them for steps 2-4 to be final, so the frames held at any time are a few
@@ -26,23 +26,19 @@ import contextlib
 import ctypes
 import os
 import threading
-from collections import deque
 from collections.abc import Callable, Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
-import av
 import cv2
 import numpy as np
-from av.video.reformatter import VideoReformatter
 
 from avsr.files import atomic_path
 from avsr.io.face_align import (CANONICAL_EYE_CENTRE_DISTANCE, CANONICAL_MOUTH_WIDTH, apply_affine, crop_transforms,
                                 fill_gaps)
-from avsr.io.face_mesh import KEPT_POINTS, LIPS_SLICE, STABLE_SLICE, borrowed_tracker, detection_size, face_size
-from avsr.io.frames import frame_to_gray, frame_to_rgb
-from avsr.io.media import iter_video_frames, probe_video
+from avsr.io.face_mesh import KEPT_POINTS, LIPS_SLICE, STABLE_SLICE, face_size
+from avsr.io.face_track import tracked_frames
+from avsr.io.media import probe_video
 from avsr.io.spool import FrameSpool
 from avsr.parallel import Cancelled
 from avsr.preprocessing import DETECT_EVERY, DETECT_MAX_SIDE, ROI_SIZE, VIDEO_FPS
@@ -144,119 +140,6 @@ class LipRoi:
                        | {"fps": float(data["fps"])})
 
 
-class _Frame:
-    """One 25 fps frame, converted on demand: grayscale for the crop, RGB only for detection."""
-
-    def __init__(self, source: np.ndarray | av.VideoFrame, reformatter: VideoReformatter | None = None) -> None:
-        self._source = source
-        self._reformatter = reformatter  # the stream's, shared by its frames (see frame_to_rgb)
-        self._gray: np.ndarray | None = None
-
-    @property
-    def size(self) -> tuple[int, int]:
-        if isinstance(self._source, np.ndarray):
-            return self._source.shape[1], self._source.shape[0]
-        return self.gray().shape[1], self.gray().shape[0]  # after display rotation
-
-    def gray(self) -> np.ndarray:
-        if self._gray is None:
-            if isinstance(self._source, np.ndarray):
-                self._gray = cv2.cvtColor(self._source, cv2.COLOR_RGB2GRAY)
-            else:
-                self._gray = frame_to_gray(self._source)
-        return self._gray
-
-    def rgb(self, max_side: int | None) -> np.ndarray:
-        if isinstance(self._source, np.ndarray):
-            return self._source  # the tracker downscales arrays itself
-        frame = self._source
-        width, height = detection_size(frame.width, frame.height, max_side)  # scaled in the decoder
-        return frame_to_rgb(frame, width, height, self._reformatter)
-
-
-def _frames(source: str | os.PathLike | np.ndarray) -> Iterator[_Frame]:
-    if isinstance(source, np.ndarray):
-        for image in source:
-            yield _Frame(image)
-        return
-    previous, wrapped, reformatter = None, None, VideoReformatter()
-    for frame in iter_video_frames(source):
-        if frame is not previous:  # a source frame repeated by 25 fps resampling is converted once
-            previous, wrapped = frame, _Frame(frame, reformatter)
-        yield wrapped
-
-
-def _tracked_frames(source, options: LipRoiOptions, landmarkers: int = 1) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-    """Per 25 fps frame, in order: the kept face points ``(P, 2)`` (NaN where the landmarker did not
-    run or found no face) and the grayscale frame.
-
-    The landmarker runs in threads of its own and its results are taken in order, so the face
-    followed is chosen as if it were called in line. With a fixed stride the next call's frame is
-    known before a result comes back, so the frames up to it are decoded and converted here while
-    the landmarker works (MediaPipe keeps one core busy, RESULTS.md, eighth session of 2026-12-01),
-    and ``landmarkers`` > 1 landmarkers take the calls in turn, that many at once. With one face in
-    view their points are those of one landmarker, byte for byte (tests/io/test_lip_roi.py): MediaPipe
-    then finds the face afresh in every frame. With several, MediaPipe also carries faces from a
-    landmarker's previous call, which is further back, and the points may differ. A stride that grows
-    (``detect_every_max``) waits for each result, and ``max_faces=1`` (MediaPipe then smooths the
-    face over its frames) uses one landmarker.
-    """
-    if options.detect_every_max is not None or options.max_faces == 1:
-        landmarkers = 1
-    missing = np.full((len(KEPT_POINTS), 2), np.nan, np.float32)
-    reacquire = max(1, options.max_gap_frames // options.longest_stride)
-    with contextlib.ExitStack() as stack:  # on leaving: the calls in flight end, then the landmarkers go back
-        trackers = [stack.enter_context(borrowed_tracker(options.landmarker_model, options.max_faces,
-                                                         options.detect_max_side, reacquire))
-                    for _ in range(landmarkers)]
-        caller = stack.enter_context(ThreadPoolExecutor(landmarkers, thread_name_prefix="avsr-landmarker"))
-        follower = trackers[0]  # keeps which face is followed
-        stride, due, previous, previous_index, calls = options.detect_every, 0, None, 0, 0
-        # One entry per landmarker call not taken in yet: its result, and (index, gray) of its frame and
-        # of the frames after it up to the next call.
-        pending: deque[tuple[Future, list[tuple[int, np.ndarray]]]] = deque()
-
-        def settle() -> list[tuple[np.ndarray, np.ndarray]]:
-            """The oldest call's frames with their points, once it has returned; a stride that grows
-            sets the next call's frame from its result."""
-            nonlocal stride, due, previous, previous_index
-            call, held = pending.popleft()
-            ready = [(missing, gray) for _, gray in held]
-            points, index = follower.follow(call.result()), held[0][0]
-            stride = options.next_stride(stride, points, previous, index - previous_index)
-            if options.detect_every_max is not None:
-                due = index + stride
-            if points is not None:
-                previous, previous_index = points, index
-                ready[0] = (points, ready[0][1])
-            else:
-                previous = None  # the next found face starts the stride again
-            return ready
-
-        for index, frame in enumerate(_frames(source)):
-            if index != due:
-                if pending:
-                    pending[-1][1].append((index, frame.gray()))
-                else:  # every call has been taken in (a stride that grows): nothing to wait for
-                    yield missing, frame.gray()
-                continue
-            rgb = frame.rgb(options.detect_max_side)
-            ready = []
-            while len(pending) >= landmarkers:  # every landmarker busy: wait for the oldest call
-                ready += settle()
-            tracker = trackers[calls % landmarkers]  # in turn: a landmarker's next call waits for its last
-            calls += 1
-            pending.append((caller.submit(tracker.detect_faces, rgb, round(index * 1000 / VIDEO_FPS),
-                                          output_size=frame.size), [(index, frame.gray())]))
-            if options.detect_every_max is None:
-                due = index + options.detect_every
-            else:
-                ready += settle()
-            yield from ready
-        while pending:
-            yield from settle()
-
-
 def _smoothing_reach(sigma: float) -> int:
     """Frames a Gaussian smoothing of ``sigma`` frames reads on each side (scipy truncates at 4 sigma)."""
     return int(4.0 * sigma + 0.5) if sigma > 0 else 0
@@ -288,7 +171,7 @@ def iter_lip_roi(source: str | os.PathLike | np.ndarray, options: LipRoiOptions 
     ``cancel``: checked at every frame; once set, :class:`~avsr.parallel.Cancelled` is raised and the
     landmarker closed (so does stopping the iteration early). ``landmarkers``: face landmarkers taking
     the calls in turn, in threads (for one long file on several cores; the same crops as one
-    landmarker with one face in view, see :func:`_tracked_frames`).
+    landmarker with one face in view, see :func:`~avsr.io.face_track.tracked_frames`).
     """
     if piece_frames < 1:
         raise ValueError(f"piece_frames={piece_frames} must be >= 1")
@@ -322,7 +205,7 @@ def iter_lip_roi(source: str | os.PathLike | np.ndarray, options: LipRoiOptions 
 
     # Closing the iteration early (or an error) closes the landmarkers; a clip that ends leaves them
     # for the next (avsr.io.face_mesh.borrowed_tracker).
-    with contextlib.closing(_tracked_frames(source, options, landmarkers)) as tracked:
+    with contextlib.closing(tracked_frames(source, options, landmarkers)) as tracked:
         for frame_points, gray in tracked:
             if cancel is not None and cancel.is_set():
                 raise Cancelled(f"{source}: stopped before its lip ROIs were cut")

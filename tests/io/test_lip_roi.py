@@ -133,12 +133,12 @@ def test_crops_cut_in_pieces_are_exactly_the_crops_of_the_whole_clip(carphone_fr
 @pytest.mark.parametrize("landmarkers", [1, 3])
 def test_the_landmarker_in_its_own_thread_finds_what_calling_it_in_line_finds(carphone_frames, landmarkers,
                                                                                monkeypatch):
-    """``_tracked_frames`` runs the landmarker in a thread while the next frames are read (or several
+    """``tracked_frames`` runs the landmarker in a thread while the next frames are read (or several
     landmarkers, taking the calls in turn, each one call at a time): the points of every frame are
     those of one tracker called frame by frame, every 3rd frame (the default)."""
     import time
 
-    from avsr.io import lip_roi as lip_roi_module
+    from avsr.io.face_track import tracked_frames
     from avsr.preprocessing import VIDEO_FPS
 
     options = LipRoiOptions()
@@ -154,7 +154,7 @@ def test_the_landmarker_in_its_own_thread_finds_what_calling_it_in_line_finds(ca
 
     with monkeypatch.context() as patched:
         patched.setattr(FaceMeshTracker, "detect_faces", timed)
-        threaded = [points for points, _ in lip_roi_module._tracked_frames(carphone_frames, options, landmarkers)]
+        threaded = [points for points, _ in tracked_frames(carphone_frames, options, landmarkers)]
     assert len(spans) == landmarkers and all(len(calls) > 5 for calls in spans.values())
     for calls in spans.values():  # a landmarker never runs two calls at once
         assert all(end <= next_start for (_, end), (next_start, _) in zip(sorted(calls), sorted(calls)[1:]))
