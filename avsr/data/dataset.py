@@ -77,7 +77,8 @@ class AVDataset(Dataset):
             others = [load_features(self.records[i]["features"])[2] for i in picks]
         video, face_found, audio, frame_snr, av_offset = self.augment(video, face_found, audio, rng, others)
         return {"id": record["id"], "text": record["text"], "video": video, "face_found": face_found,
-                "audio": audio, "frame_snr": frame_snr, "av_offset": av_offset, "tokens": torch.tensor(self.tokenizer.encode(record["text"]), dtype=torch.long)}
+                "audio": audio, "frame_snr": frame_snr, "av_offset": av_offset,
+                "tokens": torch.tensor(self.tokenizer.encode(record["text"]), dtype=torch.long)}
 
 
 @dataclass

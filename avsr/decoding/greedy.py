@@ -19,6 +19,7 @@ def greedy_token_ids(log_probs: torch.Tensor, lengths: torch.Tensor, blank: int 
     return out
 
 
-def greedy_decode(log_probs: torch.Tensor, lengths: torch.Tensor, tokenizer: CharTokenizer = CharTokenizer()) -> list[str]:
+def greedy_decode(log_probs: torch.Tensor, lengths: torch.Tensor,
+                  tokenizer: CharTokenizer = CharTokenizer()) -> list[str]:
     """Transcripts, with runs of spaces collapsed and ends stripped."""
     return [" ".join(tokenizer.decode(ids).split()) for ids in greedy_token_ids(log_probs, lengths, tokenizer.blank)]

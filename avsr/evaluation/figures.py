@@ -55,7 +55,8 @@ def sweep_plots(rows: list, out_dir: Path) -> list[Path]:
                 for mode in dict.fromkeys(r.mode for r in rows):
                     if kind == "gate" and mode != "av":
                         continue
-                    line = sorted((r for r in rows if r.model == model and r.mode == mode and r.noise in (noise, "clean")),
+                    line = sorted((r for r in rows
+                                   if r.model == model and r.mode == mode and r.noise in (noise, "clean")),
                                   key=lambda r: x_clean if r.snr_db is None else r.snr_db)
                     if not line or (kind == "gate" and line[0].mean_audio_weight is None):
                         continue  # a mode the model does not run; a fusion without weights
@@ -150,7 +151,8 @@ def utterance_figure(model, clean: dict, noisy: dict, noisy_label: str, path: st
     figure, axes = plt.subplots(rows, 1, figsize=(10, 8.5 + 3 * bool(attention)),
                                 gridspec_kw={"height_ratios": [1.2, 2, 2, 1.6, 3][:rows]})
     axes[0].imshow(np.concatenate([video[i] for i in picks], axis=1), cmap="gray", aspect="equal")
-    axes[0].set_xticks((np.arange(len(picks)) + 0.5) * video.shape[2], [f"{i * FRAME_S:.2f}" for i in picks], fontsize=7)
+    axes[0].set_xticks((np.arange(len(picks)) + 0.5) * video.shape[2], [f"{i * FRAME_S:.2f}" for i in picks],
+                       fontsize=7)
     axes[0].set_yticks([])
     axes[0].set_title(f"{clean['id']}: \"{clean['text']}\" — mouth crops (s)", fontsize=9)
     duration = frames * FRAME_S

@@ -57,7 +57,8 @@ def parse_snrs(values: list[str]) -> tuple[float | None, ...]:
         raise ValueError(f"--snr-db takes numbers or 'clean', got {' '.join(values)}") from None
 
 
-def prepared_manifest(manifest: str | Path, cache_dir: str | Path, detect_every: int = DETECT_EVERY, progress: bool = True) -> Path:
+def prepared_manifest(manifest: str | Path, cache_dir: str | Path, detect_every: int = DETECT_EVERY,
+                      progress: bool = True) -> Path:
     """``manifest`` itself if it is prepared (``features`` per line); a raw one (``id, video, text``, as
     ``avsr synth`` writes) is prepared into ``cache_dir`` first (re-runs reuse what is current), and
     its failures are reported on stderr."""

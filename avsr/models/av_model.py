@@ -138,7 +138,8 @@ class AVSRModel(nn.Module):
             return
         extra_cues = (POSTERIOR_CUES if c.gate_posterior_cues else 0) + int(c.gate_agreement_cue)
         if c.fusion == "gate":
-            self.fusion = ReliabilityGate(c.dim, unit_streams=c.gate_unit_streams, extra_cues=extra_cues, mix=c.gate_mix)
+            self.fusion = ReliabilityGate(c.dim, unit_streams=c.gate_unit_streams, extra_cues=extra_cues,
+                                          mix=c.gate_mix)
         elif c.fusion == "xattn":
             self.fusion = CrossAttentionGate(c.dim, c.num_heads, c.xattn_window, unit_streams=c.gate_unit_streams,
                                              extra_cues=extra_cues, mix=c.gate_mix, align=c.xattn_align)

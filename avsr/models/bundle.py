@@ -51,8 +51,9 @@ def load_bundle(path: str | Path, device: str = "cpu") -> tuple[AVSRModel, CharT
         raise BundleError(f"{path}: not a safe avsr bundle ({error.__class__.__name__}); bundles hold only "
                           "weights and plain data — re-export it with avsr.models.bundle.save_bundle") from None
     if not isinstance(payload, dict) or payload.get("format") != BUNDLE_FORMAT:
-        raise BundleError(f"{path}: not an avsr bundle (format {payload.get('format') if isinstance(payload, dict) else '?'}); "
-                          "a Lightning checkpoint is converted with `avsr export`")
+        found = payload.get("format") if isinstance(payload, dict) else "?"
+        raise BundleError(f"{path}: not an avsr bundle (format {found}); a Lightning checkpoint is converted with "
+                          "`avsr export`")
     try:
         config = dict(payload["config"])
         config["video_channels"] = tuple(config["video_channels"])

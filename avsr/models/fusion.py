@@ -113,8 +113,8 @@ class ReliabilityGate(nn.Module):
 
     def forward(self, audio: torch.Tensor, video: torch.Tensor, cues: torch.Tensor,
                 valid: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor, None]:
-        """audio, video ``(B, T, D)``; cues ``(B, T, 3 + extra_cues)`` (face_found third). Returns fused ``(B, T, D)``, ``w_audio``
-        ``(B, T)`` and None (no attention)."""
+        """audio, video ``(B, T, D)``; cues ``(B, T, 3 + extra_cues)`` (face_found third). Returns fused
+        ``(B, T, D)``, ``w_audio`` ``(B, T)`` and None (no attention)."""
         if self.mix == "posterior":
             raise RuntimeError("a posterior-mix gate weighs the streams' CTC posteriors: call stream_weights")
         a, v = self.audio_norm(audio), self.video_norm(video)

@@ -58,7 +58,8 @@ class SynthOptions:
                              f"speaker out of {self.speakers}; raise --speakers or lower --test-speakers")
         unknown = set(self.face_variety) - set(VARIETY_KINDS)
         if unknown:
-            raise ValueError(f"unknown face variety {', '.join(sorted(unknown))}; choose from {', '.join(VARIETY_KINDS)}")
+            raise ValueError(f"unknown face variety {', '.join(sorted(unknown))}; "
+                             f"choose from {', '.join(VARIETY_KINDS)}")
         if self.frame_size < 96:
             raise ValueError(f"frame_size={self.frame_size} is too small for a face; use >= 96")
 
@@ -156,12 +157,13 @@ def make_speakers(options: SynthOptions, faces: list[FaceSource]) -> list[Speake
         if splits[index] == "train" and options.face_variety:
             # Its own generator, like the floor's: the variety leaves every other draw unchanged.
             look = look.vary(np.random.default_rng([options.seed, 4, index]), options.face_variety)
-        voice = Voice(name=options.voices[rng.integers(len(options.voices))], variant=VARIANTS[rng.integers(len(VARIANTS))],
-                      rate_wpm=int(rng.integers(140, 201)), pitch=int(rng.integers(30, 71)))
+        voice = Voice(name=options.voices[rng.integers(len(options.voices))],
+                      variant=VARIANTS[rng.integers(len(VARIANTS))], rate_wpm=int(rng.integers(140, 201)),
+                      pitch=int(rng.integers(30, 71)))
         # The recording floor has its own generator, so adding it left every other draw unchanged.
         floor = np.random.default_rng([options.seed, 3, index])
-        speakers.append(Speaker(f"s{index + 1:02d}", faces[face].source, voice, splits[index], int(rng.integers(20, 29)),
-                                int(rng.integers(2**31)), look,
+        speakers.append(Speaker(f"s{index + 1:02d}", faces[face].source, voice, splits[index],
+                                int(rng.integers(20, 29)), int(rng.integers(2**31)), look,
                                 floor_db=round(float(floor.uniform(35, 60)), 1) if options.recording_floor else None,
                                 floor_exponent=round(float(floor.uniform(0.5, 2.0)), 2)))
     return speakers
@@ -208,7 +210,8 @@ def _run_job(job: UtteranceJob) -> dict:
     return render_utterance(job, animators[job.speaker.id], _WORKER["synthesizer"], _WORKER["out_dir"])
 
 
-def synthesize_corpus(out_dir: str | Path, options: SynthOptions = SynthOptions(), progress: bool = True) -> dict[str, list[dict]]:
+def synthesize_corpus(out_dir: str | Path, options: SynthOptions = SynthOptions(),
+                      progress: bool = True) -> dict[str, list[dict]]:
     """Make the corpus in ``out_dir``; returns the manifest records per split.
 
     Utterances already on disk (mp4 + json) are kept, so an interrupted run resumes.

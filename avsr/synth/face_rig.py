@@ -146,8 +146,8 @@ class FaceLook:
         if "lips" in kinds:
             changes.update(lip_thickness=round(thickness, 3), lip_colour=tuple(int(v) for v in lip))
         if "hair" in kinds:
-            changes.update(hair=hair, hair_colour=hair_colour, hair_density=round(density, 3) if hair != "none" else 0.0,
-                           hair_seed=hair_seed)
+            changes.update(hair=hair, hair_colour=hair_colour,
+                           hair_density=round(density, 3) if hair != "none" else 0.0, hair_seed=hair_seed)
         if "teeth" in kinds:
             changes.update(mouth_inside=inside, teeth=teeth_rgb, teeth_show=round(teeth_show, 3))
         return replace(self, **changes)
@@ -166,8 +166,8 @@ def build_rig(photo: np.ndarray, points: np.ndarray, frame_size: int = 224, sour
     sx, sy = sign * scale * np.sqrt(look.aspect), scale / np.sqrt(look.aspect)
     matrix = np.array([[sx, 0, frame_size / 2 - sx * centre[0]],
                        [0, sy, frame_size / 2 - sy * centre[1]]], np.float32)
-    image = cv2.warpAffine(photo, matrix, (frame_size, frame_size), flags=cv2.INTER_AREA if scale < 1 else cv2.INTER_CUBIC,
-                           borderMode=cv2.BORDER_REFLECT)
+    image = cv2.warpAffine(photo, matrix, (frame_size, frame_size),
+                           flags=cv2.INTER_AREA if scale < 1 else cv2.INTER_CUBIC, borderMode=cv2.BORDER_REFLECT)
     moved = points @ matrix[:, :2].T + matrix[:, 2]
     image = _shade(image, moved[OVAL_SLICE], look)
     lips = moved[LIPS_SLICE]
@@ -273,7 +273,8 @@ def _grow_hair(image: np.ndarray, lips: np.ndarray, oval: np.ndarray, down: np.n
 
     def ellipse(offset: float, half_width: float, half_height: float) -> None:
         c = centre + down * offset
-        cv2.ellipse(region, (round(float(c[0])), round(float(c[1]))), (int(half_width), int(half_height)), angle, 0, 360, 255, -1)
+        at = (round(float(c[0])), round(float(c[1])))
+        cv2.ellipse(region, at, (int(half_width), int(half_height)), angle, 0, 360, 255, -1)
 
     ellipse(top - 0.12 * width, 0.62 * width, 0.14 * width)  # moustache
     if look.hair == "beard":
@@ -378,7 +379,8 @@ class MouthAnimator:
         look = self.rig.look
         teeth_show = np.clip(gap / (0.15 * self.rig.mouth_width) - 0.5, 0.0, 0.6) * look.teeth_show
         teeth_alpha = (np.minimum(teeth, mask).astype(np.float32)[..., None] / 255) * min(teeth_show, 0.9) * alpha
-        colour = (1 - teeth_alpha) * np.array(look.mouth_inside, np.float32) + teeth_alpha * np.array(look.teeth, np.float32)
+        colour = ((1 - teeth_alpha) * np.array(look.mouth_inside, np.float32)
+                  + teeth_alpha * np.array(look.teeth, np.float32))
         frame[:] = np.clip(frame * (1 - inside) + colour * inside, 0, 255).astype(np.uint8)
 
 

@@ -35,7 +35,8 @@ def read_sentences(path: str | Path) -> list[str]:
     try:
         lines = path.read_text(encoding="utf-8").splitlines()
     except (OSError, UnicodeDecodeError) as error:
-        raise TextError(f"{path}: cannot be read as UTF-8 text ({error.__class__.__name__}); pass a text file") from None
+        raise TextError(f"{path}: cannot be read as UTF-8 text ({error.__class__.__name__}); "
+                        "pass a text file") from None
     sentences = []
     for number, line in enumerate(lines, 1):
         sentence = normalise(line)

@@ -63,8 +63,8 @@ def init_stream(model: AVSRModel, stream: str, path: str | Path) -> list[str]:
     missing = sorted(k for k in target if k.startswith(prefixes) and k not in wanted)
     if mismatched or missing:
         example = (mismatched or missing)[0]
-        shapes = (f"{tuple(wanted[example].shape)} there, {tuple(target[example].shape) if example in target else 'absent'} "
-                  "here") if example in wanted else "absent there"
+        here = tuple(target[example].shape) if example in target else "absent"
+        shapes = f"{tuple(wanted[example].shape)} there, {here} here" if example in wanted else "absent there"
         raise ValueError(f"{path}: its {stream} stream does not fit this model ({len(mismatched) + len(missing)} "
                          f"tensor(s) differ, e.g. {example}: {shapes}); the stream model must have this model's sizes "
                          f"(dim, layers, heads, video_channels, video_pool)")
@@ -207,8 +207,8 @@ class AVSRLightning(L.LightningModule):
         super().__init__()
         self.save_hyperparameters()
         if gate_snr_width_db <= 0 or not 0 < gate_snr_ceiling <= 1:
-            raise ValueError(f"gate_snr_width_db={gate_snr_width_db} must be > 0 and gate_snr_ceiling={gate_snr_ceiling} "
-                             "in (0, 1]")
+            raise ValueError(f"gate_snr_width_db={gate_snr_width_db} must be > 0 and "
+                             f"gate_snr_ceiling={gate_snr_ceiling} in (0, 1]")
         if not isinstance(model, ModelConfig):  # None, or a plain dict from a checkpoint's hyperparameters
             model = ModelConfig(**(model or {}))
         self.hparams["model"] = model.to_dict()  # the resolved sizes, not a preset's name: what checkpoints keep
@@ -265,7 +265,8 @@ class AVSRLightning(L.LightningModule):
                              modalities)
             return self._ctc(out.log_probs, out, batch) + self._align_loss(out, batch), out
         out = self.model(batch.audio, batch.audio_lengths, batch.video, batch.video_lengths, batch.face_found, "av")
-        video_weight = self.hparams.aux_weight if self.hparams.video_aux_weight is None else self.hparams.video_aux_weight
+        video_weight = (self.hparams.aux_weight if self.hparams.video_aux_weight is None
+                        else self.hparams.video_aux_weight)
         aux = (self.hparams.aux_weight * self._ctc(out.audio_log_probs, out, batch)
                + video_weight * self._ctc(out.video_log_probs, out, batch))
         return (self._ctc(out.log_probs, out, batch) + aux + self._align_loss(out, batch) + self._gate_loss(out, batch)
