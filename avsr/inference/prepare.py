@@ -160,10 +160,13 @@ def _cut_video(path: Path, audio, frames_hint: int, detect_every: int, crop_memo
                               on_piece=None if early is None else early.feed, frames_hint=frames_hint)
     finally:
         outputs = None if early is None else (early.mode, early.finish())
-    if cancel is not None and cancel.is_set():
+    try:
+        if cancel is not None and cancel.is_set():
+            raise Cancelled(f"{path}: stopped before its lip ROIs were cut")
+        opening = mouth_signal(roi.roi, roi.face_found, mouth_opening(roi.mouth_landmarks))
+    except BaseException:  # the crops' temporary file goes with the file's failure
         _close_spool(roi.roi)
-        raise Cancelled(f"{path}: stopped before its lip ROIs were cut")
-    opening = mouth_signal(roi.roi, roi.face_found, mouth_opening(roi.mouth_landmarks))
+        raise
     return _Video(roi.roi, roi.face_found, roi.transforms, opening, outputs)
 
 
