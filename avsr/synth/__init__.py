@@ -7,7 +7,7 @@ splits, manifests).
 
 VARIETY_KINDS = ("skin", "lips", "hair", "mouth_width", "aspect", "teeth")
 """The kinds of identity variety a training speaker's face can get (``avsr synth --face-variety``,
-:meth:`avsr.synth.face_rig.FaceLook.vary`)."""
+:meth:`avsr.synth.face_look.FaceLook.vary`)."""
 
 ENGLISH_VOICES = ("en-us", "en", "en-gb-x-rp", "en-gb-scotland", "en-029", "en-us-nyc")
 """espeak-ng's English base voices, the default of ``avsr synth --voices``."""

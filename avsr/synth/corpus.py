@@ -24,7 +24,8 @@ import numpy as np
 from avsr.data.manifest import write_jsonl
 from avsr.files import write_text_atomic
 from avsr.synth import VARIETY_KINDS
-from avsr.synth.face_rig import FaceImageError, FaceLook, FaceRig, build_rig, find_faces, read_photo
+from avsr.synth.face_look import FaceLook
+from avsr.synth.face_rig import FaceImageError, FaceRig, build_rig, find_faces, read_photo
 from avsr.synth.text import grid_sentence, read_sentences
 from avsr.synth.tts import ENGLISH_VOICES, VARIANTS, Voice
 

@@ -11,7 +11,8 @@ import pytest
 from avsr.io.face_mesh import LIPS_SLICE, OVAL_SLICE, FaceMeshTracker
 from avsr.synth import VARIETY_KINDS
 from avsr.synth.corpus import SynthOptions, load_faces, make_speakers
-from avsr.synth.face_rig import FaceLook, MouthAnimator, build_rig
+from avsr.synth.face_look import FaceLook
+from avsr.synth.face_rig import MouthAnimator, build_rig
 
 
 @pytest.fixture(scope="module")
