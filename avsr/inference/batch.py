@@ -176,20 +176,7 @@ def _transcribe_locked(paths, model, out_dir, formats, options, workers, device,
     formats = tuple(dict.fromkeys(formats + ("json",)))  # the .json marks a finished input
     transcriber = Transcriber(model.network, model.tokenizer, model.id, options, device)
     stems = [out_dir / name for name in output_names(paths)]
-    ledger = read_ledger(out_dir)
-    summary: list[FileResult | None] = [None] * len(paths)
-    todo = []
-    for index, (path, stem) in enumerate(zip(paths, stems)):
-        # The input is hashed (once) only where outputs of its name already exist.
-        exists = any(stem.with_name(f"{stem.name}.{fmt}").exists() for fmt in formats)
-        sha256 = file_sha256(path) if exists and path.is_file() else ""
-        refusal = None if overwrite or not exists else foreign_output(path, stem, formats, ledger, sha256)
-        if refusal:
-            summary[index] = FileResult.failed(path, refusal, Reason.OUTPUT_EXISTS)
-        elif not overwrite and exists and is_current(stem, formats, model.id, sha256):
-            summary[index] = FileResult(str(path), Status.SKIPPED, output=str(stem) + ".*")
-        else:
-            todo.append(index)
+    summary, todo = _triage(paths, stems, formats, model.id, read_ledger(out_dir), overwrite)
     partial = out_dir / f".{SUMMARY_NAME}.partial"  # what a killed run got through
     with tqdm(total=len(paths), initial=len(paths) - len(todo), unit="file", disable=not progress,
               dynamic_ncols=True) as bar, partial.open("a", encoding="utf-8") as log, \
@@ -228,6 +215,26 @@ def _transcribe_locked(paths, model, out_dir, formats, options, workers, device,
     write_jsonl(out_dir / SUMMARY_NAME, merge_summary(out_dir, summary))
     partial.unlink()
     return summary
+
+
+def _triage(paths: list[Path], stems: list[Path], formats: tuple[str, ...], model_id: str, ledger: dict[str, str],
+            overwrite: bool) -> tuple[list[FileResult | None], list[int]]:
+    """Per input, the result it already has (its outputs are another input's: failed; current: skipped)
+    or None, and the indices of the inputs to transcribe."""
+    summary: list[FileResult | None] = [None] * len(paths)
+    todo = []
+    for index, (path, stem) in enumerate(zip(paths, stems)):
+        # The input is hashed (once) only where outputs of its name already exist.
+        exists = any(stem.with_name(f"{stem.name}.{fmt}").exists() for fmt in formats)
+        sha256 = file_sha256(path) if exists and path.is_file() else ""
+        refusal = None if overwrite or not exists else foreign_output(path, stem, formats, ledger, sha256)
+        if refusal:
+            summary[index] = FileResult.failed(path, refusal, Reason.OUTPUT_EXISTS)
+        elif not overwrite and exists and is_current(stem, formats, model_id, sha256):
+            summary[index] = FileResult(str(path), Status.SKIPPED, output=str(stem) + ".*")
+        else:
+            todo.append(index)
+    return summary, todo
 
 
 def _recognise(transcriber: Transcriber, prepared: PreparedInput, stem: Path, formats: tuple[str, ...],
