@@ -273,13 +273,18 @@ def _decode(path, video: bool, audio: bool, fps: float, sample_rate: int) -> Ite
                 raise MediaError(path, Reason.CORRUPT, f"no {kind} frame could be decoded (corrupt or truncated); "
                                  "re-encode it")
         stated = container.duration / av.time_base if container.duration else None
-        ended = max(produced["video"] / fps, produced["audio"] / sample_rate)
-        if stated and stated - ended > TRUNCATED_S and ended < (1 - TRUNCATED_SHARE) * stated:
-            raise MediaError(path, Reason.TRUNCATED, f"its streams end at {ended:.2f} s of the {stated:.2f} s its "
-                             "header states: the file is truncated; re-download or re-encode it")
-        if stated and stated - ended > SHORT_S and ended < (1 - SHORT_SHARE) * stated:
-            warnings.warn(MediaWarning(f"{path}: its streams end at {ended:.2f} s of the {stated:.2f} s its header "
-                                       "states; the end may be missing (truncated file?)"), stacklevel=2)
+        _check_length(path, max(produced["video"] / fps, produced["audio"] / sample_rate), stated)
+
+
+def _check_length(path, ended: float, stated: float | None) -> None:
+    """A file whose streams ended (``ended`` s) well before the duration its header states: an error
+    when it is truncated (TRUNCATED_S, TRUNCATED_SHARE), a MediaWarning when its end may be missing."""
+    if stated and stated - ended > TRUNCATED_S and ended < (1 - TRUNCATED_SHARE) * stated:
+        raise MediaError(path, Reason.TRUNCATED, f"its streams end at {ended:.2f} s of the {stated:.2f} s its "
+                         "header states: the file is truncated; re-download or re-encode it")
+    if stated and stated - ended > SHORT_S and ended < (1 - SHORT_SHARE) * stated:
+        warnings.warn(MediaWarning(f"{path}: its streams end at {ended:.2f} s of the {stated:.2f} s its header "
+                                   "states; the end may be missing (truncated file?)"), stacklevel=3)
 
 
 def iter_video_frames(path: str | os.PathLike, fps: float = VIDEO_FPS) -> Iterator[av.VideoFrame]:
