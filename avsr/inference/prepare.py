@@ -90,42 +90,33 @@ def prepare_input(path: str | Path, detect_every: int = TRANSCRIBE_DETECT_EVERY,
     started = time.perf_counter()
     path = Path(path)
     sha256 = file_sha256(path) if path.is_file() else ""
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always", MediaWarning)
-        probe = probe_video(path)
-        hint = None if probe is None else header_frames(probe)  # 0: the header gives no duration
-        # A video's audio is read first, as long as its header says and a second more: the pauses come from
-        # it (EarlyForward). Without a duration, it is read after the video, at the video's length.
-        ahead = None if hint is None else (hint + VIDEO_FPS) * SAMPLES_PER_FRAME
-        audio = None if hint == 0 else _read_audio(path, ahead, audio_memory_mb)
-        if probe is not None:
-            try:
-                video = _cut_video(path, audio, hint, detect_every, crop_memory_mb, cancel, landmarkers, reader)
-            except BaseException:
-                _close_spool(audio)
-                raise
-            samples = len(video.found) * SAMPLES_PER_FRAME
-            try:
-                if hint == 0:
-                    audio = _read_audio(path, samples, audio_memory_mb)
-                elif audio is not None:
-                    audio = _audio_of_length(path, audio, samples, audio_memory_mb)
-            except BaseException:
-                _close_spool(video.crops)
-                raise
-    notes = list(dict.fromkeys(str(w.message) for w in caught if issubclass(w.category, MediaWarning)))
-    for other in caught:  # recording catches every thread's warnings (batch prefetch): the rest go on
-        if not issubclass(other.category, MediaWarning):
-            warnings.warn_explicit(other.message, other.category, other.filename, other.lineno, source=other.source)
-    if probe is None:  # audio alone: no face on its frames
-        frames = int(np.ceil(len(audio) / SAMPLES_PER_FRAME)) if audio is not None else 0
-        video = _Video(np.zeros((frames, ROI_SIZE, ROI_SIZE), np.uint8), np.zeros(frames, bool))
-    has_audio = audio is not None
+    audio = video = None
     try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", MediaWarning)
+            probe = probe_video(path)
+            hint = None if probe is None else header_frames(probe)  # 0: the header gives no duration
+            # A video's audio is read first, as long as its header says and a second more: the pauses come
+            # from it (EarlyForward). Without a duration, it is read after the video, at the video's length.
+            ahead = None if hint is None else (hint + VIDEO_FPS) * SAMPLES_PER_FRAME
+            audio = None if hint == 0 else _read_audio(path, ahead, audio_memory_mb)
+            if probe is not None:
+                video = _cut_video(path, audio, hint, detect_every, crop_memory_mb, cancel, landmarkers, reader)
+                audio = _audio_of_length(path, audio, len(video.found) * SAMPLES_PER_FRAME, audio_memory_mb,
+                                         read_ahead=hint != 0)
+        notes = list(dict.fromkeys(str(w.message) for w in caught if issubclass(w.category, MediaWarning)))
+        for other in caught:  # recording catches every thread's warnings (batch prefetch): the rest go on
+            if not issubclass(other.category, MediaWarning):
+                warnings.warn_explicit(other.message, other.category, other.filename, other.lineno,
+                                       source=other.source)
+        if probe is None:  # audio alone: no face on its frames
+            frames = int(np.ceil(len(audio) / SAMPLES_PER_FRAME)) if audio is not None else 0
+            video = _Video(np.zeros((frames, ROI_SIZE, ROI_SIZE), np.uint8), np.zeros(frames, bool))
+        has_audio = audio is not None
         _check_content(path, has_audio, video.found)
-    except MediaError:
-        _close_spool(video.crops)
+    except BaseException:  # a file that fails (or is cancelled) leaves no temporary file behind
         _close_spool(audio)
+        _close_spool(None if video is None else video.crops)
         raise
     audio = _audio_on_frames(audio, len(video.found), has_video=probe is not None)
     return PreparedInput(str(path), sha256, video.crops, video.found, audio, has_audio, probe is not None,
@@ -193,16 +184,17 @@ def _audio_on_frames(audio, frames: int, has_video: bool) -> np.ndarray | FrameS
     return audio[:samples].astype(np.float32, copy=False)
 
 
-def _audio_of_length(path: Path, audio, samples: int, memory_mb: float | None):
-    """A video's audio, read ahead at the length its header gave, cut to the frames the video turned
-    out to have; read again if the video ran longer than its header said."""
-    if samples > len(audio):
+def _audio_of_length(path: Path, audio, samples: int, memory_mb: float | None, read_ahead: bool):
+    """A video's audio as long as its frames turned out to be (``samples``): read now where it was not
+    read ahead (no duration in the header) or fell short (the video ran longer than its header said),
+    else the audio read ahead, cut to that length (None: no audio track)."""
+    if not read_ahead or (audio is not None and len(audio) < samples):
         _close_spool(audio)
-        return read_audio_into(path, samples, spool_above_mb=memory_mb)[0]
+        return _read_audio(path, samples, memory_mb)
     if isinstance(audio, FrameSpool):
         audio.truncate(samples)
         return audio
-    return audio[:samples]
+    return None if audio is None else audio[:samples]
 
 
 def _close_spool(frames) -> None:
