@@ -14,9 +14,8 @@ Prints:
     lip-ROI changes alone, reuse switched off, no prefetch (with and without the lip-ROI changes),
     one file ahead, the thread pools as they come, two workers, landmarks on every frame, the model
     reading a file's windows while the rest is still being cut (``avsr.inference.stream``; off on the
-    CPU by default), beam
-    search, and greedy with the
-    model run by ONNX Runtime (when the [onnx] extra is installed); per row also the per-file
+    CPU by default), beam search, and greedy with the model run by ONNX Runtime (when the [onnx]
+    extra is installed); per row also the per-file
     prepare and recognise seconds summed over the files (as each file's process timed them) and
     the seconds to the first file written;
   * peak resident memory and RTF of ``avsr transcribe`` (defaults) on a one-hour video made by
@@ -234,7 +233,8 @@ def main() -> None:
     parser.add_argument("--skip-hour", action="store_true")
     parser.add_argument("--only-hour", action="store_true", help="measure the long file only")
     parser.add_argument("--early-rounds", type=int, default=0,
-                        help="also time each long file in this process with and without reading while cutting")
+                        help="also time each long file N times with and without reading while cutting, each run in "
+                        "a process of its own")
     args = parser.parse_args()
     model = avsr.load_model("synth-grid-tiny")
     with tempfile.TemporaryDirectory() as tmp:
