@@ -13,7 +13,7 @@ from pathlib import Path
 PACKAGE = Path(__file__).resolve().parent.parent / "avsr"
 
 LAYERS = {
-    "avsr.files": 0, "avsr.text": 0, "avsr.parallel": 0, "avsr.preprocessing": 0,
+    "avsr.errors": 0, "avsr.files": 0, "avsr.text": 0, "avsr.parallel": 0, "avsr.preprocessing": 0,
     "avsr.io": 1,
     "avsr.data": 2,
     "avsr.synth": 2.5,  # beside data: it writes manifests with data's helpers, data never uses it
