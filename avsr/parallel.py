@@ -60,7 +60,7 @@ def model_threads(preparing_beside: int):
     MediaPipe landmarker keeps one core busy): within the block numpy's BLAS runs on one thread,
     and torch on the cores it had less those, at least one.
 
-    Why, measured on 2 cores (RESULTS.md, eighth session of 2026-12-01): OpenBLAS's helper threads
+    Why, measured on 2 cores (docs/history/2026-12-01.md, 3cb86a0…622ea5f): OpenBLAS's helper threads
     keep spinning after a call, and torch's threads wait on each other, so on a shared core the
     model ran at half its speed right after a file's preparation (119 against 66 ms a short clip)."""
     import torch
@@ -87,7 +87,7 @@ def usable_cores() -> int:
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
-MAX_PREFETCH = 4  # measured on 2 cores only (RESULTS.md, eighth session of 2026-12-01)
+MAX_PREFETCH = 4  # measured on 2 cores only (docs/history/2026-12-01.md, 3cb86a0…622ea5f)
 
 
 MAX_LANDMARKERS = 4  # per file; measured on 2 cores only (RESULTS.md, 2026-12-02)

@@ -15,7 +15,7 @@ TRANSCRIBE_DETECT_EVERY_HELP = (f"run the face landmarker on every K-th frame an
                                 "about 1.4x the CPU time)")
 
 
-# Measured on 2 cores (RESULTS.md, eighth session of 2026-12-01): on 20 short clips 2 workers took 10.7 s, one
+# Measured on 2 cores (docs/history/2026-12-01.md, 3cb86a0…622ea5f): on 20 short clips 2 workers took 10.7 s, one
 # worker with the next file prepared in a thread (the default) 8.2 s; the workers' first file came after 4.7 s.
 TRANSCRIBE_WORKERS = 1
 

@@ -157,8 +157,8 @@ def transcribe_batch(paths: list[Path], model: LoadedModel, out_dir: str | Path,
 
     ``prefetch`` (one worker): the next files, that many (None: :func:`~avsr.parallel.default_prefetch`; 0: none),
     are decoded and their lip ROIs cut in threads while the model reads the current one. MediaPipe's
-    landmarker keeps one core busy per file, and the model takes the cores left (RESULTS.md, eighth
-    session of 2026-12-01). ``prefetch + 1`` files' inputs are then held at once, so the memory that
+    landmarker keeps one core busy per file, and the model takes the cores left (docs/history/2026-12-01.md,
+    3cb86a0…622ea5f). ``prefetch + 1`` files' inputs are then held at once, so the memory that
     ``options.crop_memory_mb`` and ``audio_memory_mb`` allow a file's crops and audio is taken that
     many times at most. If the batch stops early (Ctrl-C), the threads are told to stop and waited
     for. While the batch runs, numpy's BLAS uses one thread and torch the cores the preparations

@@ -9,11 +9,9 @@ sound (the video lags, a positive offset). The peak is refined between frames wi
 The mouth's side of it is :func:`mouth_signal`: the first principal component of the file's mouth
 pixels over time, its sign set by the landmarks' opening. It moves with the lips on every frame
 even when the landmarker ran on every 3rd frame only (the crops are cut from every frame; the
-landmarks between are interpolated, and an opening read from them is smoothed over the gaps). On
-20 synthetic test clips x 7 offsets at landmark stride 3 (RESULTS.md, 2026-12-01, third session), it
-was off by more than 80 ms on 7 % of the copies, against 15 % for the interpolated opening and 14 %
-for the opening from landmarks on every frame; confident and that wrong on 5.0 % against 1.4 %
-(7 and 2 of 140), and on the validation speaker's 20 clips on 0 % against 4.3 %.
+landmarks between are interpolated, and an opening read from them is smoothed over the gaps).
+It is off by > 80 ms half as often as that opening (RESULTS.md#audio-video-sync; a415050…cda6f16 in
+docs/history/2026-12-01.md).
 
 This needs no model: it works the same whatever fusion the model has, and it is cheap (a few
 correlations of two numbers per frame, and one pass over the crops).
@@ -43,9 +41,7 @@ RIVAL_FRAMES = 3  # a rival lag is at least this far from the peak
 SYNC_MS = 80  # an estimated audio-video offset beyond this is a warning and, with av_sync="auto", undone
 SYNC_MIN_CONFIDENCE = 0.1  # a mouth estimate with a smaller margin over its rivals is reported, not acted on
 # An attention estimate with fewer agreeing frames is not used (avsr transcribe reads the mouth instead).
-# Measured (RESULTS.md, 2026-12-01, sixth session; bench/attention_probe.py, 40 test utterances at 7
-# offsets): models taught where the lips are agree on 0.82-1.00 clean and in babble at 0 dB; the
-# embedded model of the fifth session (not taught) 0.18-0.26 and randomly initialised ones 0.16-0.21.
+# Taught models agree on 0.82-1.00, untaught ones on 0.16-0.26 (docs/history/2026-12-01.md, 6a9af6c…b15d4c6).
 ATTENTION_MIN_AGREEMENT = 0.5
 INNER_LIPS = slice(20, 40)  # the inner contour of LipRoi.mouth_landmarks (outer contour first)
 OUTER_LIPS = slice(0, 20)
@@ -67,9 +63,9 @@ class SyncEstimate:
     def offset_frames(self) -> int:
         """Whole frames to undo. The mouth's estimate is rounded toward zero: it is off by about 30 ms,
         a correction that falls short leaves a lag the model reads through, and one a frame too far
-        costs letters (RESULTS.md, 2026-12-01, third session). The attention's, off by a few ms, is
+        costs letters (docs/history/2026-12-01.md, a415050…cda6f16). The attention's, off by a few ms, is
         rounded down, so that what is left is a lag of under a frame, never a lead: the models read a
-        picture one frame late as well as an aligned one, and one frame early worse (sixth session)."""
+        picture one frame late as well as an aligned one, and one frame early worse (6a9af6c…b15d4c6)."""
         frames = self.offset_ms / 1000 / FRAME_S
         return math.floor(frames) if self.source == "attention" else int(frames)
 
@@ -202,8 +198,8 @@ def attention_offset(attention: np.ndarray, face_found: np.ndarray, min_frames: 
     vote for an offset. The estimate is the median vote (the vote nearest it), refined by the mean of
     the votes within a frame of it; ``confidence`` is the share of votes within that frame (1: every frame agrees).
     Only a model taught where the lips are (``xattn_sync_supervision``) votes consistently: the
-    votes of one trained without it are spread over the window (RESULTS.md, 2026-12-01, fifth
-    session).
+    votes of one trained without it are spread over the window (docs/history/2026-12-01.md,
+    beb0de2…4134df0).
 
     Args:
         attention: ``(T, 2W + 1)`` each audio frame's attention over video frames ``t - W .. t + W``

@@ -75,7 +75,7 @@ def tracked_frames(source, options: LipRoiOptions, landmarkers: int = 1) -> Iter
     The landmarker runs in threads of its own and its results are taken in order, so the face
     followed is chosen as if it were called in line. With a fixed stride the next call's frame is
     known before a result comes back, so the frames up to it are decoded and converted here while
-    the landmarker works (MediaPipe keeps one core busy, RESULTS.md, eighth session of 2026-12-01),
+    the landmarker works (MediaPipe keeps one core busy, docs/history/2026-12-01.md, 3cb86a0…622ea5f),
     and ``landmarkers`` > 1 landmarkers take the calls in turn, that many at once. With one face in
     view their points are those of one landmarker, byte for byte (tests/io/test_lip_roi.py): MediaPipe
     then finds the face afresh in every frame. With several, MediaPipe also carries faces from a

@@ -219,7 +219,7 @@ class CrossAttentionGate(nn.Module):
     instead of video frame t plus what it looked up in the audio (no video -> audio attention then).
     Without it, the gate still reads video frame t itself, the wrong lip frame when out of step,
     however well the attention finds the right one. Measured with the attention taught where the
-    lips are (RESULTS.md, 2026-12-01, fifth session): with it, clean WER held at 5.2-6.0 % from -200
+    lips are (docs/history/2026-12-01.md, beb0de2…4134df0): with it, clean WER held at 5.2-6.0 % from -200
     to +200 ms; in babble it was worse than the video head alone, so it is off by default.
     """
 

@@ -192,7 +192,7 @@ class AVSRLightning(L.LightningModule):
             where each audio frame's lip frame is: the offset augmentation moved the video by a
             known number of frames (``Batch.av_offset``), and the attention's weight on that frame
             is raised (:func:`sync_nll`). Without it nothing tells the attention to find the right
-            frame (RESULTS.md, 2026-12-01, fifth session: its peak offset did not follow a shift).
+            frame (its peak offset did not follow a shift: docs/history/2026-12-01.md, beb0de2…4134df0).
             Real datasets allow it wherever their clips are in sync (LRS2/LRS3 were filtered with
             SyncNet) and offsets are added in training. 0: off.
     """
