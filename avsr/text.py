@@ -1,4 +1,4 @@
-"""Transcript text shared by every stage: normalisation and a word with its time span.
+"""Transcript text shared by every stage: normalisation, a word with its time span, and error rates.
 
 A leaf of the package (it imports nothing from ``avsr``), so that the dataset recipes and the
 synthesiser use one definition without importing each other.
@@ -7,6 +7,7 @@ synthesiser use one definition without importing each other.
 from __future__ import annotations
 
 import re
+from collections.abc import Hashable, Sequence
 from dataclasses import dataclass
 
 
@@ -25,3 +26,47 @@ class Word:
     text: str
     start_s: float
     end_s: float
+
+
+def edit_distance(reference: Sequence[Hashable], hypothesis: Sequence[Hashable]) -> int:
+    """Fewest substitutions, deletions and insertions that turn ``reference`` into ``hypothesis``
+    (Levenshtein distance over their items: words or characters)."""
+    previous = list(range(len(hypothesis) + 1))
+    for i, wanted in enumerate(reference, 1):
+        current = [i]
+        for j, given in enumerate(hypothesis, 1):
+            current.append(min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + (wanted != given)))
+        previous = current
+    return previous[-1]
+
+
+def word_errors(reference: str, hypothesis: str) -> int:
+    """Word edits (substitutions + deletions + insertions) of ``hypothesis`` against ``reference``;
+    words are split at whitespace."""
+    return edit_distance(reference.split(), hypothesis.split())
+
+
+def char_errors(reference: str, hypothesis: str) -> int:
+    """Character edits of ``hypothesis`` against ``reference``, spaces included, ends stripped."""
+    return edit_distance(reference.strip(), hypothesis.strip())
+
+
+def word_error_rate(references: Sequence[str], hypotheses: Sequence[str]) -> float:
+    """Corpus WER: word edits over all utterances divided by the references' words (not a mean of
+    per-utterance rates). References that hold no word at all are divided by one, so empty read as
+    empty is 0 and each inserted word adds 1."""
+    return _corpus_rate(references, hypotheses, word_errors, lambda text: len(text.split()))
+
+
+def char_error_rate(references: Sequence[str], hypotheses: Sequence[str]) -> float:
+    """Corpus CER: character edits over all utterances divided by the references' characters, spaces
+    included (see :func:`word_error_rate`)."""
+    return _corpus_rate(references, hypotheses, char_errors, lambda text: len(text.strip()))
+
+
+def _corpus_rate(references: Sequence[str], hypotheses: Sequence[str], errors, size) -> float:
+    if len(references) != len(hypotheses):
+        raise ValueError(f"{len(references)} references but {len(hypotheses)} hypotheses; pair each reference with "
+                         "its hypothesis")
+    edits = sum(errors(reference, hypothesis) for reference, hypothesis in zip(references, hypotheses))
+    return edits / max(sum(size(reference) for reference in references), 1)

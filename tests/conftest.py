@@ -27,7 +27,7 @@ MULTI_FACE = FIXTURES / "multi_face.jpg"
 SPEECH = FIXTURES / "sense_and_sensibility_01_austen_64kb-0880.wav"  # 16 kHz mono, 2.99 s
 MUSIC = FIXTURES / "music_morning_coffee_8k_20-28s.wav"  # 8 kHz mono, 8.0 s
 
-# The session corpus. Seed 221 gives test speakers (s05, s06) and a validation speaker (s04) whose faces
+# The shared test corpus, made once per test run. Seed 221 gives test speakers (s05, s06) and a validation speaker (s04) whose faces
 # the embedded model's training speakers never had (it held out biden.jpg#0, multi_face.jpg#1 and #4;
 # RESULTS.md), and sentences outside its training corpus: tests/training checks both.
 CORPUS_SEED = 221
@@ -153,14 +153,14 @@ def make_synth_corpus(folder: Path, num_utterances: int, speakers: int, seed: in
 
 @pytest.fixture(scope="session")
 def synth_corpus(tmp_path_factory) -> SynthCorpus:
-    """The session's corpus: 24 utterances by six speakers (three train, one val, two test)."""
+    """The shared test corpus: 24 utterances by six speakers (three train, one val, two test)."""
     return make_synth_corpus(tmp_path_factory.mktemp("synth_corpus"), CORPUS_UTTERANCES, CORPUS_SPEAKERS,
                              CORPUS_SEED)
 
 
 @pytest.fixture(scope="session")
 def prepared_corpus(synth_corpus) -> Path:
-    """``avsr prepare manifest`` of the session corpus's three splits (``--detect-every 2``): the folder
+    """``avsr prepare manifest`` of the shared test corpus's three splits (``--detect-every 2``): the folder
     holding train.jsonl, val.jsonl and test.jsonl and their features."""
     return prepare_corpus(synth_corpus, synth_corpus.folder.parent / "synth_corpus_prepared")
 

@@ -28,7 +28,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 @pytest.fixture(scope="module")
 def clips(synth_corpus) -> list[dict]:
-    """Six clips of the session corpus, one by each speaker."""
+    """Six clips of the shared test corpus, one by each speaker."""
     return synth_corpus.first(6)
 
 

@@ -25,7 +25,7 @@ FAST = LipRoiOptions(detect_every=3)
 
 @pytest.fixture(scope="module")
 def clips(synth_corpus) -> list[dict]:
-    """Eight synthetic utterances of the session corpus (the first two of each of four speakers): video,
+    """Eight synthetic utterances of the shared test corpus (the first two of each of four speakers): video,
     audio, text and word timings."""
     out = []
     chosen = [c for c in synth_corpus.first(12) if c["speaker"] in ("s01", "s02", "s04", "s05")]

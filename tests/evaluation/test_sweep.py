@@ -1,4 +1,4 @@
-"""Noise sweeps (`avsr evaluate`) over the session corpus's two test speakers: the rows, the SNR each
+"""Noise sweeps (`avsr evaluate`) over the shared test corpus's two test speakers: the rows, the SNR each
 condition reached, corpus WER with a bootstrap interval, seeded noise, tables and plots."""
 
 from __future__ import annotations

@@ -27,7 +27,7 @@ def model():
 
 @pytest.fixture(scope="module")
 def joined(synth_corpus, tmp_path_factory):
-    """Twelve clips of the session corpus one after the other, in one file with its audio."""
+    """Twelve clips of the shared test corpus one after the other, in one file with its audio."""
     media = [load_media(c["video"]) for c in synth_corpus.first(12)]
     frames = np.concatenate([m.video for m in media])
     audio = np.concatenate([np.pad(m.audio, (0, len(m.video) * 640 - len(m.audio)))[: len(m.video) * 640]

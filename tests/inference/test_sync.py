@@ -30,7 +30,7 @@ AVSR = str(Path(sys.executable).with_name("avsr"))
 
 @pytest.fixture(scope="module")
 def clips(synth_corpus) -> list[dict]:
-    """One test clip of each test speaker of the session corpus."""
+    """One test clip of each test speaker of the shared test corpus."""
     by_speaker = {}
     for clip in synth_corpus.split("test"):
         by_speaker.setdefault(clip["speaker"], clip)

@@ -33,7 +33,7 @@ GRID_WORDS = sorted(set("bin lay place set blue green red white at by in with ze
 
 @pytest.fixture(scope="module")
 def corpus(synth_corpus) -> list[dict]:
-    """Twelve utterances of the session corpus (a seed the embedded model was not trained on), two by each
+    """Twelve utterances of the shared test corpus (a seed the embedded model was not trained on), two by each
     of its six speakers."""
     return synth_corpus.first(12)
 

@@ -24,7 +24,7 @@ from avsr.synth.utterance import render_utterance
 from tests.conftest import CORPUS_SEED, CORPUS_SPEAKERS, CORPUS_UTTERANCES, synth_options
 
 OPTIONS = SynthOptions(num_utterances=8, speakers=4, test_speakers=1, val_speakers=1, seed=0)
-# The corpus checked here is the session's (tests/conftest.py), made with these options; the checks that
+# The corpus checked here is the shared test corpus (tests/conftest.py), made with these options; the checks that
 # track lips read its first eight utterances (every speaker, every split).
 CORPUS_OPTIONS = synth_options(CORPUS_UTTERANCES, CORPUS_SPEAKERS, CORPUS_SEED)
 FIRST = 8

@@ -23,7 +23,7 @@ from avsr.data.noise import mix_at_snr, white_noise
 def clips(prepared_corpus):
     model = avsr.load_model("synth-grid-tiny").network.eval()
     items = []
-    for split in ("val", "test"):  # the speakers held out of the session corpus (seed 221)
+    for split in ("val", "test"):  # the speakers held out of the shared test corpus (seed 221)
         dataset = AVDataset(str(prepared_corpus / f"{split}.jsonl"), preprocessing=model.preprocessing)
         items += [dataset[i] for i in range(len(dataset))]
     return model, items

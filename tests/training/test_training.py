@@ -1,4 +1,4 @@
-"""Training with Lightning on the session's synthetic corpus (tests/conftest.py), and the embedded model
+"""Training with Lightning on the shared synthetic test corpus (tests/conftest.py), and the embedded model
 on speakers and sentences it never trained on."""
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ AVSR = str(Path(sys.executable).with_name("avsr"))
 @pytest.fixture(scope="module")
 def prepared(prepared_corpus, tmp_path_factory) -> Path:
     """A folder with train.jsonl (two utterances of each of the three training speakers) and val.jsonl
-    (three of the validation speaker's), cut from the session corpus's prepared manifests."""
+    (three of the validation speaker's), cut from the shared test corpus's prepared manifests."""
     folder = tmp_path_factory.mktemp("prepared")
     subset_manifest(folder / "train.jsonl", prepared_corpus / "train.jsonl", count=2, per_speaker=True)
     subset_manifest(folder / "val.jsonl", prepared_corpus / "val.jsonl", count=3)
@@ -96,7 +96,7 @@ EMBEDDED_TRAINING_CORPUS = {"num_utterances": 2000, "speakers": 26, "test_speake
 
 
 def test_embedded_model_reads_speakers_and_sentences_it_never_saw(synth_corpus, prepared_corpus, tmp_path):
-    """The embedded model on the session corpus's validation and test speakers: faces that its training
+    """The embedded model on the shared test corpus's validation and test speakers: faces that its training
     corpus kept out of training, voices drawn anew, and sentences that were not among its training ones."""
     from avsr.evaluation.sweep import sweep
     from avsr.synth.corpus import SynthOptions, load_faces, make_jobs, make_speakers
