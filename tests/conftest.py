@@ -27,7 +27,7 @@ MULTI_FACE = FIXTURES / "multi_face.jpg"
 SPEECH = FIXTURES / "sense_and_sensibility_01_austen_64kb-0880.wav"  # 16 kHz mono, 2.99 s
 MUSIC = FIXTURES / "music_morning_coffee_8k_20-28s.wav"  # 8 kHz mono, 8.0 s
 
-# The shared test corpus, made once per test run. Seed 221 gives test speakers (s05, s06) and a validation speaker (s04) whose faces
+# The shared test corpus. Seed 221 gives test speakers (s05, s06) and a validation speaker (s04) whose faces
 # the embedded model's training speakers never had (it held out biden.jpg#0, multi_face.jpg#1 and #4;
 # RESULTS.md), and sentences outside its training corpus: tests/training checks both.
 CORPUS_SEED = 221
