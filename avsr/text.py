@@ -51,22 +51,31 @@ def char_errors(reference: str, hypothesis: str) -> int:
     return edit_distance(reference.strip(), hypothesis.strip())
 
 
+def error_counts(references: Sequence[str], hypotheses: Sequence[str], unit: str = "word") -> tuple[int, int]:
+    """``(edits, reference length)`` summed over utterances, in words (``unit="word"``) or characters
+    (``"char"``): what a corpus error rate divides, and what processes add up before dividing."""
+    if len(references) != len(hypotheses):
+        raise ValueError(f"{len(references)} references but {len(hypotheses)} hypotheses; pair each reference with "
+                         "its hypothesis")
+    if unit == "word":
+        return (sum(word_errors(r, h) for r, h in zip(references, hypotheses)),
+                sum(len(r.split()) for r in references))
+    if unit == "char":
+        return (sum(char_errors(r, h) for r, h in zip(references, hypotheses)),
+                sum(len(r.strip()) for r in references))
+    raise ValueError(f"unit {unit!r}: use word or char")
+
+
 def word_error_rate(references: Sequence[str], hypotheses: Sequence[str]) -> float:
     """Corpus WER: word edits over all utterances divided by the references' words (not a mean of
     per-utterance rates). References that hold no word at all are divided by one, so empty read as
     empty is 0 and each inserted word adds 1."""
-    return _corpus_rate(references, hypotheses, word_errors, lambda text: len(text.split()))
+    edits, words = error_counts(references, hypotheses, "word")
+    return edits / max(words, 1)
 
 
 def char_error_rate(references: Sequence[str], hypotheses: Sequence[str]) -> float:
     """Corpus CER: character edits over all utterances divided by the references' characters, spaces
     included (see :func:`word_error_rate`)."""
-    return _corpus_rate(references, hypotheses, char_errors, lambda text: len(text.strip()))
-
-
-def _corpus_rate(references: Sequence[str], hypotheses: Sequence[str], errors, size) -> float:
-    if len(references) != len(hypotheses):
-        raise ValueError(f"{len(references)} references but {len(hypotheses)} hypotheses; pair each reference with "
-                         "its hypothesis")
-    edits = sum(errors(reference, hypothesis) for reference, hypothesis in zip(references, hypotheses))
-    return edits / max(sum(size(reference) for reference in references), 1)
+    edits, chars = error_counts(references, hypotheses, "char")
+    return edits / max(chars, 1)

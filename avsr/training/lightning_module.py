@@ -8,7 +8,6 @@ from pathlib import Path
 import lightning as L
 import torch
 from torchmetrics import MeanMetric
-from torchmetrics.text import CharErrorRate, WordErrorRate
 
 from avsr.data.dataset import Batch
 from avsr.data.tokenizer import CharTokenizer
@@ -16,6 +15,7 @@ from avsr.decoding.align import can_align
 from avsr.decoding.greedy import greedy_decode
 from avsr.models.av_model import AVSRModel, ModelConfig
 from avsr.preprocessing import Preprocessing
+from avsr.training.metrics import CorpusErrorRate
 
 STREAMS = {"audio": ("audio_encoder", "audio_head"), "video": ("video_encoder", "video_head")}
 
@@ -222,7 +222,8 @@ class AVSRLightning(L.LightningModule):
         self.ctc = torch.nn.CTCLoss(blank=self.tokenizer.blank, zero_infinity=True)
         # Corpus error rates: errors and reference words are summed (across processes under DDP) before
         # dividing, so the validation WER is that of the whole validation set, not a mean of per-process rates.
-        self.val_wer, self.val_cer, self.val_audio_weight = WordErrorRate(), CharErrorRate(), MeanMetric()
+        self.val_wer, self.val_cer = CorpusErrorRate("word"), CorpusErrorRate("char")
+        self.val_audio_weight = MeanMetric()
 
     def setup(self, stage: str) -> None:
         h = self.hparams
