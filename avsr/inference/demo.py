@@ -5,13 +5,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import jiwer
-
 from avsr.inference.batch import transcribe_batch
 from avsr.inference.transcribe import TranscribeOptions
 from avsr.io.results import Status
 from avsr.models.bundle import load_model
 from avsr.synth.corpus import SynthOptions, synthesize_corpus
+from avsr.text import word_error_rate as corpus_wer
 
 
 def run_demo(out_dir: str | Path, clips: int = 4, seed: int = 2026, model: str = "synth-grid-tiny",
@@ -37,5 +36,6 @@ def run_demo(out_dir: str | Path, clips: int = 4, seed: int = 2026, model: str =
 
 
 def word_error_rate(rows: list[dict]) -> float:
+    """The corpus WER (:func:`avsr.text.word_error_rate`) of the clips that were transcribed; 1.0 if none was."""
     done = [r for r in rows if r["hypothesis"] is not None]
-    return jiwer.wer([r["truth"] for r in done], [r["hypothesis"] for r in done]) if done else 1.0
+    return corpus_wer([r["truth"] for r in done], [r["hypothesis"] for r in done]) if done else 1.0
