@@ -19,3 +19,9 @@ class AvsrError(Exception):
     """A problem the user can fix, told in one line. Subclasses name the kind (media, bundle, manifest...)."""
 
     exit_code: int = USAGE
+
+
+class OptionError(AvsrError, ValueError):
+    """An option's value outside its valid range (the message names the option, the value and the range).
+
+    Also a :class:`ValueError`, which option dataclasses raised before this class existed."""

@@ -18,6 +18,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, fields
 from typing import TYPE_CHECKING
 
+from avsr.errors import AvsrError
+
 if TYPE_CHECKING:  # this module is read by the CLI and the recipes, which must not pay for numpy or torch
     import numpy as np
 
@@ -47,7 +49,7 @@ VIDEO_NORMS = ("global", "utterance", "utterance_rms")
 MIN_MOTION_RMS = 0.02
 
 
-class PreprocessingError(ValueError):
+class PreprocessingError(AvsrError, ValueError):
     """A preprocessing spec that is inconsistent or that this version cannot produce."""
 
 

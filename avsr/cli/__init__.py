@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import traceback
 import warnings
 
 import avsr
@@ -39,19 +40,24 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from avsr.io.inputs import InputListError, OutputError
+    """Run one ``avsr`` command; its exit code.
+
+    An :class:`~avsr.errors.AvsrError` is the user's to fix: one line on stderr and the error's exit code. A
+    full disk or a vanished folder (``OSError``) is one line too, exit code 1. Anything else is a bug in avsr:
+    its traceback is printed with a request to report it, exit code 1."""
+    from avsr.errors import AvsrError
 
     _one_line_warnings()
     args = build_parser().parse_args(argv)
     from avsr.io.face_mesh import keep_python_stderr
 
     keep_python_stderr()  # MediaPipe's set-up lines are silenced on descriptor 2, not our messages
-    command = f"avsr {(argv or sys.argv[1:] or ['?'])[0]}"
+    command = args.command
     try:
         return args.handler(args)
-    except (InputListError, OutputError) as error:
+    except AvsrError as error:
         print(f"{command}: error: {error}", file=sys.stderr)
-        return 2
+        return error.exit_code
     except KeyboardInterrupt:
         print(f"{command}: interrupted; finished outputs are kept, and running the same command again resumes "
               "where it stopped", file=sys.stderr)
@@ -61,4 +67,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{command}: error: {where}{error.strerror or error}; free space or fix the folder, then run the "
               "same command again", file=sys.stderr)
         return 1
-
+    except Exception:
+        traceback.print_exc()
+        print(f"{command}: internal error: this is a bug in avsr {avsr.__version__}; please report it with the "
+              "command and the traceback above", file=sys.stderr)
+        return 1

@@ -7,6 +7,7 @@ import argparse
 import sys
 from typing import TYPE_CHECKING
 
+from avsr.errors import OptionError
 from avsr.parallel import usable_cores
 
 if TYPE_CHECKING:
@@ -25,7 +26,13 @@ def default_workers(asked: int | None, inputs: int | None = None) -> int:
 
 
 class OneLineParser(argparse.ArgumentParser):
-    """Usage errors in one line (``avsr transcribe: error: ...``) with exit code 2, no usage dump."""
+    """Usage errors in one line (``avsr transcribe: error: ...``) with exit code 2, no usage dump. The parsed
+    namespace's ``command`` is the deepest (sub)command's name, ``avsr prepare manifest``, for error lines."""
+
+    def parse_known_args(self, args=None, namespace=None):
+        namespace = namespace if namespace is not None else argparse.Namespace()
+        namespace.command = self.prog  # a subcommand's parser runs later and overwrites it with its own name
+        return super().parse_known_args(args, namespace)
 
     def error(self, message: str):
         self.exit(2, f"{self.prog}: error: {message}; see {self.prog} --help\n")
@@ -59,12 +66,12 @@ def check_device(device: str) -> str:
     try:
         kind = torch.device(device).type
     except RuntimeError:
-        raise ValueError(f"--device {device}: not a device name; use cpu or cuda") from None
+        raise OptionError(f"--device {device}: not a device name; use cpu or cuda") from None
     if kind == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"--device {device}: this machine has no CUDA GPU (or torch has no CUDA); use --device cpu")
+        raise OptionError(f"--device {device}: this machine has no CUDA GPU (or torch has no CUDA); use --device cpu")
     index = torch.device(device).index
     if kind == "cuda" and index is not None and index >= torch.cuda.device_count():
-        raise ValueError(f"--device {device}: this machine has {torch.cuda.device_count()} GPU(s), numbered from 0")
+        raise OptionError(f"--device {device}: this machine has {torch.cuda.device_count()} GPU(s), numbered from 0")
     return device
 
 

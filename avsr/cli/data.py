@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 
 from avsr.cli.common import WORKERS_HELP, default_workers, positive_int, report, usage_error
 from avsr.preprocessing import DETECT_EVERY, DETECT_MAX_SIDE
@@ -40,30 +39,19 @@ def add_lip_roi(subparsers) -> None:
 
 
 def _run_lip_roi(args: argparse.Namespace) -> int:
-    from avsr.io.inputs import OutputError, check_outputs_spare_inputs, ensure_output_dir, expand_inputs
+    from avsr.io.inputs import expand_inputs
     from avsr.io.lip_roi import LipRoiOptions
-    from avsr.files import output_names
     from avsr.io.roi_batch import run_lip_roi
 
-    from avsr.io.face_mesh import ModelFileError, check_model
+    from avsr.io.face_mesh import check_model
 
-    try:
-        options = LipRoiOptions(detect_every=args.detect_every, detect_max_side=args.detect_max_side or None,
-                                landmarker_model=args.landmarker_model)
-        if args.landmarker_model:
-            check_model(args.landmarker_model)
-    except (ValueError, ModelFileError) as error:
-        return usage_error("avsr lip-roi", error)
+    options = LipRoiOptions(detect_every=args.detect_every, detect_max_side=args.detect_max_side or None,
+                            landmarker_model=args.landmarker_model)
+    if args.landmarker_model:
+        check_model(args.landmarker_model)
     paths = expand_inputs(args.inputs)
     if not paths:
         return usage_error("avsr lip-roi", "no media files found in the inputs given")
-    names = output_names(paths)
-    ensure_output_dir(args.output_dir)
-    try:
-        check_outputs_spare_inputs([Path(args.output_dir) / f"{n}.{ext}" for n in names for ext in ("npz", "png")],
-                                   paths)
-    except OutputError as error:
-        return usage_error("avsr lip-roi", error)
     results = run_lip_roi(paths, args.output_dir, options, workers=default_workers(args.workers, len(paths)),
                           preview=args.preview,
                           overwrite=args.overwrite, progress=not args.quiet)
@@ -110,19 +98,13 @@ def add_synth(subparsers) -> None:
 
 def _run_synth(args: argparse.Namespace) -> int:
     from avsr.synth.corpus import SynthOptions, synthesize_corpus
-    from avsr.synth.face_rig import FaceImageError
-    from avsr.synth.text import TextError
-    from avsr.synth.tts import VoiceError
 
-    try:
-        options = SynthOptions(num_utterances=args.num_utterances, speakers=args.speakers,
-                               test_speakers=args.test_speakers, val_speakers=args.val_speakers, faces_dir=args.faces,
-                               voices=tuple(args.voices), text_file=args.text_file, seed=args.seed,
-                               frame_size=args.frame_size, workers=args.workers, recording_floor=args.recording_floor,
-                               face_variety=tuple(k for k in args.face_variety if k != "none"))
-        splits = synthesize_corpus(args.output_dir, options, progress=not args.quiet)
-    except (FaceImageError, TextError, VoiceError, ValueError) as error:
-        return usage_error("avsr synth", error)
+    options = SynthOptions(num_utterances=args.num_utterances, speakers=args.speakers,
+                           test_speakers=args.test_speakers, val_speakers=args.val_speakers, faces_dir=args.faces,
+                           voices=tuple(args.voices), text_file=args.text_file, seed=args.seed,
+                           frame_size=args.frame_size, workers=args.workers, recording_floor=args.recording_floor,
+                           face_variety=tuple(k for k in args.face_variety if k != "none"))
+    splits = synthesize_corpus(args.output_dir, options, progress=not args.quiet)
     counts = ", ".join(f"{len(rows)} {split}" for split, rows in splits.items())
     hours = sum(r["duration_s"] for rows in splits.values() for r in rows) / 3600
     print(f"{counts} utterances ({hours * 60:.1f} min) -> {args.output_dir}")
@@ -187,20 +169,15 @@ def add_prepare(subparsers) -> None:
 
 
 def _run_prepare_manifest(args: argparse.Namespace) -> int:
-    from avsr.data.manifest import ManifestError
     from avsr.data.prepare import prepare_manifest
     from avsr.io.lip_roi import LipRoiOptions
 
     from avsr.io.inputs import ensure_output_dir
 
-    try:
-        ensure_output_dir(args.output_dir, option="OUT_DIR")
-        lip_roi = LipRoiOptions(detect_every=args.detect_every)
-        target, summary = prepare_manifest(args.manifest, args.output_dir, lip_roi,
-                                           workers=default_workers(args.workers), progress=not args.quiet,
-                                           overwrite=args.overwrite)
-    except (ManifestError, ValueError) as error:
-        return usage_error("avsr prepare manifest", error)
+    ensure_output_dir(args.output_dir, option="OUT_DIR")
+    lip_roi = LipRoiOptions(detect_every=args.detect_every)
+    target, summary = prepare_manifest(args.manifest, args.output_dir, lip_roi, workers=default_workers(args.workers),
+                                       progress=not args.quiet, overwrite=args.overwrite)
     return report(summary, "done", str(target))
 
 
@@ -213,33 +190,25 @@ def _print_stats(stats: dict) -> None:
 def _run_prepare_recipe(args: argparse.Namespace) -> int:
     from dataclasses import fields
 
-    from avsr.data.recipes import RECIPES, RecipeError, RecipeOptions, parse_shard, prepare_recipe
+    from avsr.data.recipes import RECIPES, RecipeOptions, parse_shard, prepare_recipe
     from avsr.io.lip_roi import LipRoiOptions
 
     discover = RECIPES[args.recipe][0]
-    try:
-        shard = parse_shard(args.shard) if args.shard else None
-        # Each recipe's parser has the options that apply to it; the others keep their defaults.
-        options = RecipeOptions(**{f.name: getattr(args, f.name) for f in fields(RecipeOptions)
-                                   if hasattr(args, f.name)})
-        discovery = discover(args.root, tuple(args.splits), options)
-        stats, summary = prepare_recipe(discovery, args.output_dir, LipRoiOptions(detect_every=args.detect_every),
-                                        default_workers(args.workers), shard, progress=not args.quiet)
-    except (RecipeError, ValueError) as error:
-        return usage_error(f"avsr prepare {args.recipe}", error)
+    shard = parse_shard(args.shard) if args.shard else None
+    # Each recipe's parser has the options that apply to it; the others keep their defaults.
+    options = RecipeOptions(**{f.name: getattr(args, f.name) for f in fields(RecipeOptions) if hasattr(args, f.name)})
+    discovery = discover(args.root, tuple(args.splits), options)
+    stats, summary = prepare_recipe(discovery, args.output_dir, LipRoiOptions(detect_every=args.detect_every),
+                                    default_workers(args.workers), shard, progress=not args.quiet)
     _print_stats(stats)
     where = args.output_dir if shard is None else f"{args.output_dir}/shards/{shard[0]}-of-{shard[1]}"
     return report(summary, "done", where)
 
 
 def _run_prepare_merge(args: argparse.Namespace) -> int:
-    from avsr.data.manifest import ManifestError
-    from avsr.data.recipes import RecipeError, merge_shards
+    from avsr.data.recipes import merge_shards
 
-    try:
-        stats, summary = merge_shards(args.output_dir)
-    except (RecipeError, ManifestError, ValueError) as error:
-        return usage_error("avsr prepare merge", error)
+    stats, summary = merge_shards(args.output_dir)
     _print_stats(stats)
     print(f"merged {len(summary)} summary lines ({stats['failed']} failed) -> {args.output_dir}")
     return 0

@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import argparse
-import sys
-from pathlib import Path
 
+from avsr.errors import OptionError
 from avsr.cli.common import check_device, non_negative_int, positive_int, report, usage_error
 from avsr.parallel import MAX_PREFETCH
 from avsr.preprocessing import TRANSCRIBE_DETECT_EVERY
@@ -80,42 +79,28 @@ def add_transcribe(subparsers) -> None:
 
 
 def _run_transcribe(args: argparse.Namespace) -> int:
-    from avsr.decoding.beam import LexiconError
-    from avsr.inference.batch import SUMMARY_NAME, BusyError, transcribe_batch
+    from avsr.inference.batch import SUMMARY_NAME, transcribe_batch
     from avsr.inference.outputs import FORMATS
     from avsr.inference.transcribe import TranscribeOptions
-    from avsr.io.inputs import OutputError, check_outputs_spare_inputs, ensure_output_dir, expand_inputs
-    from avsr.files import output_names
-    from avsr.models.bundle import BundleError, load_model
+    from avsr.io.inputs import expand_inputs
+    from avsr.models.bundle import load_model
 
     formats = FORMATS if args.formats == "all" else tuple(f.strip() for f in args.formats.split(",") if f.strip())
     unknown = sorted(set(formats) - set(FORMATS))
     if unknown:
         return usage_error("avsr transcribe", f"unknown format {', '.join(unknown)}; use {','.join(FORMATS)} or all")
-    try:
-        options = TranscribeOptions(mode=args.mode, beam_size=args.beam_size, lexicon=args.lexicon, lm=args.lm,
-                                    lm_weight=args.lm_weight, batch_size=args.batch_size,
-                                    detect_every=args.detect_every, av_sync=args.av_sync, attention=args.attention)
-        check_device(args.device)
-        model = load_model(args.model, args.device, args.backend)
-        if options.mode not in ("auto",) + model.network.modes:
-            raise ValueError(f"--mode {options.mode}: {args.model} runs {', '.join(model.network.modes)} (or auto)")
-    except (ValueError, BundleError) as error:
-        return usage_error("avsr transcribe", error)
+    options = TranscribeOptions(mode=args.mode, beam_size=args.beam_size, lexicon=args.lexicon, lm=args.lm,
+                                lm_weight=args.lm_weight, batch_size=args.batch_size, detect_every=args.detect_every,
+                                av_sync=args.av_sync, attention=args.attention)
+    check_device(args.device)
+    model = load_model(args.model, args.device, args.backend)
+    if options.mode not in ("auto",) + model.network.modes:
+        raise OptionError(f"--mode {options.mode}: {args.model} runs {', '.join(model.network.modes)} (or auto)")
     paths = expand_inputs(args.inputs)
     if not paths:
         return usage_error("avsr transcribe", "no media files found in the inputs given")
-    out_dir = ensure_output_dir(args.output_dir)
-    outputs = [out_dir / f"{name}.{fmt}" for name in output_names(paths) for fmt in set(formats) | {"json"}]
-    try:
-        check_outputs_spare_inputs(outputs + [out_dir / SUMMARY_NAME], paths)
-    except OutputError as error:
-        return usage_error("avsr transcribe", error)
-    try:
-        summary = transcribe_batch(paths, model, args.output_dir, formats, options, args.workers, args.device,
-                                   args.overwrite, progress=not args.quiet, prefetch=args.prefetch)
-    except (LexiconError, BusyError) as error:
-        return usage_error("avsr transcribe", error)
+    summary = transcribe_batch(paths, model, args.output_dir, formats, options, args.workers, args.device,
+                               args.overwrite, progress=not args.quiet, prefetch=args.prefetch)
     return report(summary, "transcribed", f"{args.output_dir} (summary: {SUMMARY_NAME})")
 
 
@@ -142,22 +127,14 @@ def add_render(subparsers) -> None:
 def _run_render(args: argparse.Namespace) -> int:
     from avsr.inference.render import render
     from avsr.inference.transcribe import TranscribeOptions, Transcriber
-    from avsr.io.inputs import check_outputs_spare_inputs, ensure_output_dir
-    from avsr.io.media import MediaError
-    from avsr.models.bundle import BundleError, load_model
+    from avsr.models.bundle import load_model
 
-    try:
-        check_outputs_spare_inputs([args.output], [args.video])
-        ensure_output_dir(Path(args.output).parent, option="-o's folder")
-        check_device(args.device)
-        model = load_model(args.model, args.device)
-        transcriber = Transcriber(model.network, model.tokenizer, model.id,
-                                  TranscribeOptions(mode=args.mode, beam_size=args.beam_size,
-                                                    detect_every=args.detect_every, attention=True), args.device)
-        transcript = render(args.video, args.output, transcriber)
-    except (ValueError, BundleError, MediaError) as error:
-        print(f"avsr render: error: {error}", file=sys.stderr)
-        return 2 if not isinstance(error, MediaError) else 1
+    check_device(args.device)
+    model = load_model(args.model, args.device)
+    transcriber = Transcriber(model.network, model.tokenizer, model.id,
+                              TranscribeOptions(mode=args.mode, beam_size=args.beam_size,
+                                                detect_every=args.detect_every, attention=True), args.device)
+    transcript = render(args.video, args.output, transcriber)
     print(f"{args.output}: {transcript.text}")
     return 0
 

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from avsr.errors import OptionError
 from avsr.data.noise import NoiseFolder, babble, mix_at_snr, white_noise
 from avsr.preprocessing import Preprocessing
 
@@ -40,13 +41,13 @@ class AugmentOptions:
     def __post_init__(self) -> None:
         unknown = set(self.noise_types) - {"white", "babble", "folder"}
         if unknown:
-            raise ValueError(f"noise_types {sorted(unknown)}; use white, babble and/or folder")
+            raise OptionError(f"noise_types {sorted(unknown)}; use white, babble and/or folder")
         if "folder" in self.noise_types and not self.noise_dir:
-            raise ValueError("noise type 'folder' needs noise_dir")
+            raise OptionError("noise type 'folder' needs noise_dir")
         if self.max_offset_frames < 0:
-            raise ValueError(f"max_offset_frames={self.max_offset_frames} must be 0 or more")
+            raise OptionError(f"max_offset_frames={self.max_offset_frames} must be 0 or more")
         if self.max_face_gaps < 1 or self.max_face_gap_frames < 1:
-            raise ValueError(f"max_face_gaps={self.max_face_gaps} and max_face_gap_frames={self.max_face_gap_frames} "
+            raise OptionError(f"max_face_gaps={self.max_face_gaps} and max_face_gap_frames={self.max_face_gap_frames} "
                              "must be 1 or more")
 
     @classmethod

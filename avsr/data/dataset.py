@@ -9,6 +9,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset, Sampler
 
+from avsr.errors import AvsrError, OptionError
 from avsr.data.augment import Augmenter, AugmentOptions
 from avsr.data.manifest import read_jsonl, resolve
 from avsr.data.noise import babble_talkers
@@ -16,7 +17,7 @@ from avsr.data.tokenizer import CharTokenizer
 from avsr.preprocessing import Preprocessing
 
 
-class FeatureFileError(ValueError):
+class FeatureFileError(AvsrError, ValueError):
     """A prepared feature file that cannot be read."""
 
 
@@ -141,7 +142,7 @@ class BucketBatchSampler(Sampler[list[tuple[int, int]]]):
 
     def __init__(self, lengths: list[int], max_frames: int, shuffle: bool = True, seed: int = 0) -> None:
         if max(lengths, default=0) > max_frames:
-            raise ValueError(f"an utterance has {max(lengths)} frames, more than max_frames={max_frames}; "
+            raise OptionError(f"an utterance has {max(lengths)} frames, more than max_frames={max_frames}; "
                              "raise max_frames")
         self.lengths, self.max_frames, self.shuffle, self.seed = lengths, max_frames, shuffle, seed
         self.epoch = 0

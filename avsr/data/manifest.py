@@ -6,10 +6,11 @@ import json
 import os
 from pathlib import Path
 
+from avsr.errors import AvsrError
 from avsr.files import write_text_atomic
 
 
-class ManifestError(ValueError):
+class ManifestError(AvsrError, ValueError):
     """A manifest line that cannot be used."""
 
 

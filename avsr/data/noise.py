@@ -6,6 +6,8 @@ from pathlib import Path
 
 import numpy as np
 
+from avsr.errors import OptionError
+
 FRAME = 400  # 25 ms at 16 kHz, for measuring active speech
 
 
@@ -31,7 +33,7 @@ def mix_at_snr(speech: np.ndarray, noise: np.ndarray, snr_db: float) -> np.ndarr
     ``noise`` is tiled or cut to the speech's length. Returns float32 ``(N,)``.
     """
     if len(noise) == 0:
-        raise ValueError("noise is empty; pass at least one sample of noise")
+        raise OptionError("noise is empty; pass at least one sample of noise")
     noise = np.resize(noise.astype(np.float64), len(speech))
     noise_power = float((noise**2).mean())
     speech_power = active_power(speech)
@@ -98,7 +100,7 @@ class NoiseFolder:
 
         self.paths = expand_inputs([str(folder)])
         if not self.paths:
-            raise ValueError(f"{folder}: no audio files found; pass a folder of .wav/.flac/.mp3 noise recordings")
+            raise OptionError(f"{folder}: no audio files found; pass a folder of .wav/.flac/.mp3 noise recordings")
         self._cache: dict[Path, np.ndarray] = {}
 
     def sample(self, length: int, rng: np.random.Generator) -> np.ndarray:

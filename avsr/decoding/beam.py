@@ -15,12 +15,13 @@ from pathlib import Path
 
 import torch
 
+from avsr.errors import AvsrError
 from avsr.data.tokenizer import CharTokenizer
 
 BLANK_TOKEN, SPACE_TOKEN = "-", "|"
 
 
-class LexiconError(ValueError):
+class LexiconError(AvsrError, ValueError):
     """A lexicon file that cannot be read; the message names the file and the fix."""
 
 

@@ -21,10 +21,12 @@ from contextlib import closing, contextmanager
 from pathlib import Path
 from typing import TextIO
 
+from avsr.errors import AvsrError
 from avsr.data.manifest import write_jsonl
 from avsr.inference.outputs import FORMATS, write_outputs
 from avsr.inference.prepare import PreparedInput, prepare_input
 from avsr.inference.transcribe import TranscribeOptions, Transcriber
+from avsr.io.inputs import check_outputs_spare_inputs, ensure_output_dir
 from avsr.io.results import FileResult, Reason, Status
 from avsr.files import file_sha256, output_names
 from avsr.models.bundle import LoadedModel
@@ -36,7 +38,7 @@ LOCK_NAME = ".avsr.lock"
 SUMMARY_KEYS = {"output": "outputs"}  # the summary's name for FileResult.output (a "<stem>.*" pattern)
 
 
-class BusyError(ValueError):
+class BusyError(AvsrError, ValueError):
     """Another run is writing into the same output folder."""
 
 
@@ -162,9 +164,14 @@ def transcribe_batch(paths: list[Path], model: LoadedModel, out_dir: str | Path,
     ``options.crop_memory_mb`` and ``audio_memory_mb`` allow a file's crops and audio is taken that
     many times at most. If the batch stops early (Ctrl-C), the threads are told to stop and waited
     for. While the batch runs, numpy's BLAS uses one thread and torch the cores the preparations
-    leave (:func:`~avsr.parallel.model_threads`)."""
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
+    leave (:func:`~avsr.parallel.model_threads`).
+
+    Raises:
+        OutputError: ``out_dir`` cannot take outputs, or an output would replace one of ``paths``; nothing
+            is written then."""
+    out_dir = ensure_output_dir(out_dir)
+    outputs = [out_dir / f"{name}.{fmt}" for name in output_names(paths) for fmt in set(formats) | {"json"}]
+    check_outputs_spare_inputs(outputs + [out_dir / SUMMARY_NAME, out_dir / LEDGER_NAME], paths)
     with folder_lock(out_dir):
         return _transcribe_locked(paths, model, out_dir, formats, options, workers, device, overwrite, progress,
                                   prefetch)

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from avsr.errors import OptionError
 from avsr.files import write_text_atomic
 
 if TYPE_CHECKING:
@@ -72,7 +73,7 @@ def render(transcript: Transcript, fmt: str) -> str:
         return to_srt(subtitle_cues(transcript))
     if fmt == "vtt":
         return to_vtt(subtitle_cues(transcript))
-    raise ValueError(f"format {fmt!r}; use one of {', '.join(FORMATS)}")
+    raise OptionError(f"format {fmt!r}; use one of {', '.join(FORMATS)}")
 
 
 def write_outputs(transcript: Transcript, stem: Path, formats: tuple[str, ...]) -> list[Path]:

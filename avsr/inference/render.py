@@ -13,6 +13,7 @@ from av.video.reformatter import VideoReformatter
 
 from avsr.inference.prepare import PreparedInput, prepare_input
 from avsr.inference.transcribe import Transcriber, Transcript
+from avsr.io.inputs import check_outputs_spare_inputs, ensure_output_dir
 from avsr.io.lip_roi import LipRoiOptions
 from avsr.io.frames import frame_to_rgb
 from avsr.io.media import MediaError, iter_video_frames
@@ -92,7 +93,14 @@ def draw_frame(image: np.ndarray, index: int, prepared: PreparedInput, transcrip
 def render(path: str | Path, out_path: str | Path, transcriber: Transcriber) -> Transcript:
     """Transcribe ``path`` and write ``out_path`` (mp4, 25 fps, the input's audio): each frame with
     the mouth box, the gate's weights and the transcript so far. Written to a temporary name and
-    renamed when complete. Raises :class:`MediaError` for an input without video."""
+    renamed when complete.
+
+    Raises:
+        OutputError: ``out_path`` is the input, or its folder cannot take it (checked before any work).
+        MediaError: the input cannot be read, or has no video track.
+    """
+    check_outputs_spare_inputs([out_path], [path])
+    ensure_output_dir(Path(out_path).parent, option="-o's folder")
     prepared = prepare_input(path, transcriber.options.detect_every, transcriber.options.crop_memory_mb,
                              transcriber.options.audio_memory_mb, landmarkers=landmarkers_per_file(1),
                              reader=transcriber.reader)

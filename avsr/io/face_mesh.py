@@ -19,6 +19,8 @@ from pathlib import Path
 
 import numpy as np
 
+from avsr.errors import AvsrError
+
 # Silence MediaPipe's glog/TFLite chatter before the library is first imported.
 os.environ.setdefault("GLOG_minloglevel", "2")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
@@ -44,7 +46,7 @@ LIPS_SLICE = slice(len(STABLE), len(STABLE) + len(LIPS_OUTER) + len(LIPS_INNER))
 OVAL_SLICE = slice(LIPS_SLICE.stop, len(KEPT_POINTS))
 
 
-class ModelFileError(ValueError):
+class ModelFileError(AvsrError, ValueError):
     """The face landmarker model file is missing or not the expected bundle."""
 
 

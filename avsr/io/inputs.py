@@ -7,12 +7,14 @@ import os
 from collections.abc import Iterable
 from pathlib import Path
 
+from avsr.errors import AvsrError
+
 MEDIA_EXTENSIONS = frozenset(
     ".mp4 .mov .avi .mkv .mpg .mpeg .webm .m4v .flv .wmv .ts .wav .flac .mp3 .m4a .ogg .opus .aac".split()
 )
 
 
-class InputListError(ValueError):
+class InputListError(AvsrError, ValueError):
     """An ``@list`` file that cannot be read as a list of inputs."""
 
 
@@ -62,7 +64,7 @@ def expand_inputs(inputs: list[str], extensions: frozenset[str] = MEDIA_EXTENSIO
     return list(unique)
 
 
-class OutputError(ValueError):
+class OutputError(AvsrError, ValueError):
     """An output that would replace one of the command's own inputs, or a folder that cannot take outputs."""
 
 

@@ -14,6 +14,8 @@ from dataclasses import dataclass, field, fields
 from enum import Enum, StrEnum
 from typing import Any
 
+from avsr.errors import FAILED, AvsrError
+
 
 class Reason(StrEnum):
     """Why an input failed. Members are their JSON strings (``Reason.NO_VIDEO == "no_video"``)."""
@@ -49,8 +51,11 @@ class Status(StrEnum):
     FAILED = "failed"  # see the reason and error
 
 
-class FileError(Exception):
-    """One input that cannot be used, for ``reason``; the message names the file and the fix."""
+class FileError(AvsrError):
+    """One input that cannot be used, for ``reason``; the message names the file and the fix. In a batch it fails
+    that input alone; for a command that reads one input, the run failed (exit code 1)."""
+
+    exit_code = FAILED
 
     def __init__(self, path: str | os.PathLike, reason: Reason | str, message: str) -> None:
         self.path = str(path)

@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from avsr.files import file_sha256, output_names
+from avsr.io.inputs import check_outputs_spare_inputs, ensure_output_dir
 from avsr.io.lip_roi import LipRoiOptions, extract_lip_roi
 from avsr.io.preview import save_contact_sheet
 from avsr.io.results import FileResult, Status
@@ -74,10 +75,14 @@ def run_lip_roi(
     Inputs whose output holds the same cache key (file content + options) are skipped. A failing
     input is reported in its :class:`~avsr.io.results.FileResult` (reason and one-line error) and
     never stops the others. Results follow the order of ``paths``.
+
+    Raises:
+        OutputError: ``out_dir`` cannot take outputs, or an output would replace one of ``paths``; nothing
+            is written then.
     """
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
+    out_dir = ensure_output_dir(out_dir)
     outputs = [out_dir / f"{name}.npz" for name in output_names(paths)]
+    check_outputs_spare_inputs(outputs + [out.with_suffix(".png") for out in outputs], paths)
     jobs = [(path, output, options, preview, overwrite) for path, output in zip(paths, outputs)]
     return run_jobs(_process_one, jobs, workers, _crashed, progress=progress)
 

@@ -21,6 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
+from avsr.errors import OptionError
 from avsr.data.manifest import write_jsonl
 from avsr.files import write_text_atomic
 from avsr.synth import VARIETY_KINDS
@@ -53,16 +54,16 @@ class SynthOptions:
 
     def __post_init__(self) -> None:
         if self.num_utterances < 1 or self.speakers < 1:
-            raise ValueError("num_utterances and speakers must be >= 1")
+            raise OptionError("num_utterances and speakers must be >= 1")
         if self.test_speakers + self.val_speakers >= self.speakers:
-            raise ValueError(f"{self.test_speakers} test + {self.val_speakers} val speakers leave no training "
+            raise OptionError(f"{self.test_speakers} test + {self.val_speakers} val speakers leave no training "
                              f"speaker out of {self.speakers}; raise --speakers or lower --test-speakers")
         unknown = set(self.face_variety) - set(VARIETY_KINDS)
         if unknown:
-            raise ValueError(f"unknown face variety {', '.join(sorted(unknown))}; "
+            raise OptionError(f"unknown face variety {', '.join(sorted(unknown))}; "
                              f"choose from {', '.join(VARIETY_KINDS)}")
         if self.frame_size < 96:
-            raise ValueError(f"frame_size={self.frame_size} is too small for a face; use >= 96")
+            raise OptionError(f"frame_size={self.frame_size} is too small for a face; use >= 96")
 
 
 @dataclass(frozen=True)

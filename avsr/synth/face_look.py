@@ -11,6 +11,7 @@ from dataclasses import dataclass, replace
 import cv2
 import numpy as np
 
+from avsr.errors import OptionError
 from avsr.synth import VARIETY_KINDS
 
 
@@ -45,7 +46,7 @@ class FaceLook:
         """
         unknown = set(kinds) - set(VARIETY_KINDS)
         if unknown:
-            raise ValueError(f"unknown face variety {sorted(unknown)}; choose from {', '.join(VARIETY_KINDS)}")
+            raise OptionError(f"unknown face variety {sorted(unknown)}; choose from {', '.join(VARIETY_KINDS)}")
         skin = float(rng.uniform(0.5, 1.2))
         light = (float(rng.uniform(-0.3, 0.3)), float(rng.uniform(-0.2, 0.2)))
         aspect = float(rng.uniform(0.86, 1.16))

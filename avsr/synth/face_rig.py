@@ -17,10 +17,11 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from avsr.errors import AvsrError
 from avsr.io.face_mesh import LIPS_SLICE, OVAL_SLICE, STABLE_SLICE, FaceMeshTracker, face_size
 from avsr.synth.face_look import FaceLook, colour_lips, grow_hair, scale_mouth, shade
 
-class FaceImageError(ValueError):
+class FaceImageError(AvsrError, ValueError):
     """A face photo that cannot be read or shows no usable face."""
 
 

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
+from avsr.errors import AvsrError
 from avsr.text import normalise
 
 # GRID corpus grammar (Cooke, Barker, Cunningham & Shao, 2006): six slots, one word each.
@@ -20,7 +21,7 @@ GRID_SLOTS = (
 ALPHABET = "abcdefghijklmnopqrstuvwxyz' "
 
 
-class TextError(ValueError):
+class TextError(AvsrError, ValueError):
     """A text file the corpus cannot use."""
 
 

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from avsr.errors import AvsrError
 from avsr.synth import ENGLISH_VOICES, VARIANTS  # noqa: F401 (VARIANTS is part of this module's API)
 from avsr.text import Word
 
@@ -26,7 +27,7 @@ _PARAM_RATE, _PARAM_PITCH, _PARAM_RANGE = 1, 3, 4
 
 
 
-class VoiceError(ValueError):
+class VoiceError(AvsrError, ValueError):
     """An unknown espeak-ng voice or variant."""
 
 

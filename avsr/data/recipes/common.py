@@ -22,6 +22,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from avsr.errors import AvsrError, OptionError
 from avsr.data.manifest import read_jsonl, write_jsonl
 from avsr.files import write_text_atomic
 from avsr.data.tokenizer import CHARACTERS
@@ -35,7 +36,7 @@ if TYPE_CHECKING:  # the preparation itself (MediaPipe, PyAV) is imported where 
 PAUSE_MARGIN_S = 0.5  # silence kept on each side of a cut in a long pause
 
 
-class RecipeError(Exception):
+class RecipeError(AvsrError):
     """A dataset root that cannot be read as the recipe's layout (one line, naming the path)."""
 
 
@@ -155,7 +156,7 @@ def parse_shard(text: str) -> tuple[int, int]:
     """``"I/N"`` -> ``(I, N)`` with ``0 <= I < N``; ValueError otherwise."""
     match = re.fullmatch(r"(\d+)/(\d+)", text.strip())
     if not match or not int(match[1]) < int(match[2]):
-        raise ValueError(f"--shard {text!r}: use I/N with 0 <= I < N, e.g. 0/4")
+        raise OptionError(f"--shard {text!r}: use I/N with 0 <= I < N, e.g. 0/4")
     return int(match[1]), int(match[2])
 
 
