@@ -15,22 +15,18 @@ import time
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import numpy as np
 
 from avsr.files import file_sha256
 from avsr.inference.chunks import Window
-from avsr.inference.stream import EarlyForward
+from avsr.inference.stream import EarlyForward, WindowReader
 from avsr.inference.sync import mouth_opening, mouth_signal
 from avsr.io.lip_roi import LipRoiOptions, extract_lip_roi, header_frames
 from avsr.io.media import MediaError, MediaWarning, load_media, probe_video, read_audio_into
 from avsr.io.spool import FrameSpool
 from avsr.parallel import Cancelled
 from avsr.preprocessing import FRAME_S, ROI_SIZE, SAMPLES_PER_FRAME, TRANSCRIBE_DETECT_EVERY, VIDEO_FPS
-
-if TYPE_CHECKING:
-    from avsr.inference.transcribe import Transcriber
 
 MIN_FRAMES = 5  # 0.2 s: a clip shorter than this holds no word (a 1-frame clip once "transcribed" as "n")
 
@@ -77,7 +73,7 @@ class _Video:
 
 def prepare_input(path: str | Path, detect_every: int = TRANSCRIBE_DETECT_EVERY, crop_memory_mb: float | None = None,
                   audio_memory_mb: float | None = None, cancel: threading.Event | None = None,
-                  landmarkers: int = 1, reader: Transcriber | None = None) -> PreparedInput:
+                  landmarkers: int = 1, reader: WindowReader | None = None) -> PreparedInput:
     """Decode ``path`` for transcription. Raises :class:`MediaError` for a file that cannot be used,
     :class:`~avsr.parallel.Cancelled` once ``cancel`` is set (checked at every video frame).
     ``landmarkers``: face landmarkers taking the frames in turn (:func:`~avsr.io.lip_roi.iter_lip_roi`).
@@ -142,7 +138,7 @@ def _read_audio(path: Path, samples: int | None, memory_mb: float | None) -> np.
 
 
 def _cut_video(path: Path, audio, frames_hint: int, detect_every: int, crop_memory_mb: float | None,
-               cancel: threading.Event | None, landmarkers: int, reader: Transcriber | None) -> _Video:
+               cancel: threading.Event | None, landmarkers: int, reader: WindowReader | None) -> _Video:
     """The video's mouth crops, cut while ``reader`` (if given) reads the windows cut so far."""
     early = None if reader is None or audio is None else EarlyForward(reader, audio, frames_hint, has_audio=True)
     try:

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import queue
 import threading
+from typing import Any, Protocol
 
 import numpy as np
 import torch
@@ -75,6 +76,16 @@ class _Recent:
         return np.concatenate(parts) if len(parts) != 1 else parts[0]
 
 
+class WindowReader(Protocol):
+    """What :class:`EarlyForward` runs the model with: a :class:`~avsr.inference.transcribe.Transcriber`
+    (its ``options``, its ``model``'s ``modes`` and ``preprocessing``, and :meth:`forward_group`)."""
+
+    options: Any
+    model: Any
+
+    def forward_group(self, group: tuple[Window, ...], roi, face_found, audio, mode: str) -> list: ...
+
+
 class EarlyForward:
     """Runs ``transcriber``'s model over a file's groups of windows as their crops arrive (see the
     module's text). ``audio``: the file's 16 kHz samples (an array or a spool), from its start and at
@@ -86,7 +97,7 @@ class EarlyForward:
     windows, to the kept outputs :meth:`~avsr.inference.transcribe.Transcriber.forward_group` gave.
     A failure here only ends the early reading: recognition meets it again and reports it."""
 
-    def __init__(self, transcriber, audio, frames_hint: int, has_audio: bool) -> None:
+    def __init__(self, transcriber: WindowReader, audio, frames_hint: int, has_audio: bool) -> None:
         o, spec = transcriber.options, transcriber.model.preprocessing
         self.transcriber, self.audio = transcriber, audio
         self.mode = expected_mode(o.mode, transcriber.model.modes, has_audio)

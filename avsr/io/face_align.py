@@ -8,15 +8,12 @@ mouth in that frame, smoothed over a wider window. Pure numpy on arrays of point
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import TYPE_CHECKING
 
 import numpy as np
 from scipy.ndimage import gaussian_filter1d
 
 from avsr.io.face_mesh import LIPS_OUTER, LIPS_SLICE, STABLE_SLICE
-
-if TYPE_CHECKING:
-    from avsr.io.lip_roi import LipRoiOptions
+from avsr.io.roi_options import LipRoiOptions
 
 # Canonical frontal face: the STABLE points (right eye outer, right eye inner, left eye inner, left
 # eye outer, nose bridge, nose tip) in units of the outer-eye-corner distance, origin between the

@@ -10,7 +10,6 @@ import os
 from collections import deque
 from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
-from typing import TYPE_CHECKING
 
 import av
 import cv2
@@ -20,10 +19,8 @@ from av.video.reformatter import VideoReformatter
 from avsr.io.face_mesh import KEPT_POINTS, borrowed_tracker, detection_size
 from avsr.io.frames import frame_to_gray, frame_to_rgb
 from avsr.io.media import iter_video_frames
+from avsr.io.roi_options import LipRoiOptions
 from avsr.preprocessing import VIDEO_FPS
-
-if TYPE_CHECKING:
-    from avsr.io.lip_roi import LipRoiOptions
 
 
 class _Frame:
