@@ -35,7 +35,7 @@ import numpy as np
 import torch
 
 from avsr.models.fusion import attention_summary
-from avsr.preprocessing import FRAME_S, SAMPLES_PER_FRAME
+from avsr.preprocessing import FRAME_S, SAMPLES_PER_FRAME, VIDEO_FPS
 
 RIVAL_FRAMES = 3  # a rival lag is at least this far from the peak
 SYNC_MS = 80  # an estimated audio-video offset beyond this is a warning and, with av_sync="auto", undone
@@ -216,3 +216,22 @@ def attention_offset(attention: np.ndarray, face_found: np.ndarray, min_frames: 
     near = np.abs(votes - centre) <= 1
     return SyncEstimate(1000 * FRAME_S * float(votes[near].mean()), float(near.mean()), float(peaks.mean()),
                         source="attention")
+
+
+LIP_WINDOW_S = 0.4  # the mouth's motion is judged over this span around each frame
+LIP_MOVING = 1.0  # grey levels (RMS per mouth pixel along the component) at which a mouth is as likely speaking as not
+
+
+def lip_activity(signal: np.ndarray, face_found: np.ndarray) -> np.ndarray:
+    """How likely the mouth is speaking at each frame ``(T,)``, 0 without a face: a logistic of the
+    standard deviation of :func:`mouth_signal` ``(T,)`` over :data:`LIP_WINDOW_S` around the frame, in
+    grey levels per mouth pixel. A still mouth scores near 0, a speaking one near 1."""
+    signal = np.asarray(signal, np.float64) / np.sqrt(MOUTH_PIXELS)
+    found = np.asarray(face_found, bool) & np.isfinite(signal)
+    signal = np.where(found, signal, 0.0)
+    kernel = np.ones(2 * max(1, round(LIP_WINDOW_S * VIDEO_FPS / 2)) + 1)
+    count = np.convolve(found.astype(np.float64), kernel, "same")
+    mean = np.convolve(signal, kernel, "same") / np.maximum(count, 1)
+    spread = np.sqrt(np.maximum(np.convolve(signal ** 2, kernel, "same") / np.maximum(count, 1) - mean ** 2, 0.0))
+    probability = 1.0 / (1.0 + np.exp(-(spread - LIP_MOVING) / (0.2 * LIP_MOVING)))
+    return np.where(found & (count > len(kernel) // 2), probability, 0.0).astype(np.float32)
