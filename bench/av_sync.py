@@ -54,7 +54,7 @@ def main() -> None:
     parser.add_argument("--work", type=Path, default=None, help="folder for the shifted copies (default: a temporary one)")
     parser.add_argument("--signal", choices=["pixels", "opening"], default="pixels",
                         help="the mouth signal of the estimate: pixels (transcribe's) or, as a control, the landmarks' "
-                        "opening (transcribe's before 2026-12-01, third session)")
+                        "opening (transcribe's before a415050…cda6f16, 2026-12-01)")
     parser.add_argument("--attention-rounding", choices=["floor", "nearest", "zero"], default="floor",
                         help="how an estimate from the attention becomes whole frames to undo: floor (transcribe's: "
                         "never leaves the picture early) or, as controls, to the nearest frame or toward zero")

@@ -3,9 +3,9 @@
 Prints:
   * real-time factor (wall time / audio duration, end to end: decoding, lip ROIs, model, decoding
     of the CTC output, writing all four outputs) and WER over synthetic clips, one worker unless
-    said: the defaults before 2026-12-01 (landmarks on every full-size frame), those of the
-    seventh session of 2026-12-01 (the baseline of the run: landmarks on every 3rd frame, one file
-    at a time, thread pools as they come, a landmarker made per file), those of the eighth (the
+    said: the defaults before 2026-12-01 (landmarks on every full-size frame), those of 4cf318e
+    (2026-12-01; the baseline of the run: landmarks on every 3rd frame, one file
+    at a time, thread pools as they come, a landmarker made per file), those of 622ea5f (the
     next files, one per core, prepared in threads while the model reads the current one; numpy's
     BLAS on one thread and torch on the cores the preparations leave,
     ``avsr.parallel.model_threads``), today's defaults (landmarks on every 6th frame; the lip-ROI
@@ -148,7 +148,7 @@ def lip_roi_before_12_02():
 
 @contextlib.contextmanager
 def thread_pools_as_they_were():
-    """No thread-pool policy (before the eighth session of 2026-12-01): numpy's BLAS and torch on all
+    """No thread-pool policy (before 3cb86a0…622ea5f, 2026-12-01): numpy's BLAS and torch on all
     their threads beside the preparation (now: ``avsr.parallel.model_threads``)."""
     import avsr.inference.batch as batch_module
 
@@ -168,7 +168,7 @@ def clip_figures(clips: list[Path], seconds: float, model, tmp: Path, references
 
     def row(name: str, options: TranscribeOptions, count: int, network=model, prefetch: int | None = None,
             pools: bool = True, today: bool = True, reuse: bool = True) -> None:
-        """``today``: with this session's lip-ROI changes (landmarkers reused, several per file prepared
+        """``today``: with the lip-ROI changes of 19a37f3…f5889b5 (landmarkers reused, several per file prepared
         alone, one RGB reformatter per stream); ``reuse`` alone switches the first off."""
         started_at = time.time()
         with contextlib.ExitStack() as stack:
@@ -187,7 +187,7 @@ def clip_figures(clips: list[Path], seconds: float, model, tmp: Path, references
               f"{wall:>9.2f}{wall / seconds:>8.3f}{word_error(tmp / 'out', references):>7.1f}"
               f"{prepare:>11.2f}{recognise:>12.2f}{first:>9.2f}", flush=True)
 
-    before = TranscribeOptions(read_while_cutting=False)  # earlier sessions' defaults, whatever today's become
+    before = TranscribeOptions(read_while_cutting=False)  # earlier defaults, whatever today's become
     with old_lip_roi_defaults():  # the defaults before 2026-12-01
         row("greedy, old defaults", replace(before, detect_every=1), 1, prefetch=0, pools=False, today=False)
     row("greedy, defaults of 12-01", replace(before, detect_every=3), 1, prefetch=0, pools=False,
