@@ -1,7 +1,7 @@
 """Decode any media file PyAV opens into 25 fps RGB video and 16 kHz mono float32 audio.
 
 One streaming reader (:func:`iter_media_chunks`) does the work; :func:`load_media` collects its
-chunks for short files. Frames are resampled to a constant rate by presentation timestamp (each
+chunks for short files. Video frames are resampled to a constant rate by presentation timestamp (each
 output frame takes the source frame nearest in time; :mod:`avsr.io.frames`), so 29.97, 30, 23.976,
 50 fps and variable frame rate inputs all come out at exactly ``fps`` frames per second and stay in
 sync with the audio.
@@ -19,6 +19,7 @@ import av
 import numpy as np
 from av.video.reformatter import VideoReformatter
 
+from avsr.io.audio_frames import AudioCollector
 from avsr.io.frames import FrameResampler, frame_to_rgb
 from avsr.io.results import MEDIA_REASONS, FileError, Reason
 from avsr.io.spool import FrameSpool
@@ -132,72 +133,6 @@ def probe_video(path: str | os.PathLike) -> tuple[float, int, int] | None:
         return (container.duration or 0) / av.time_base, stream.width, stream.height
 
 
-class _AudioCollector:
-    """Resamples audio to mono float32 (the mean of the channels) and aligns it to time zero.
-
-    The last ``HOLDBACK`` samples are held until the end, where samples past the stream's stated
-    end (``end_s``, e.g. from an mp4 edit list) are dropped: that is the encoder's padding of the
-    last frame (AAC pads to 1024 samples), not signal.
-    """
-
-    HOLDBACK = 4096
-
-    def __init__(self, sample_rate: int, end_s: float | None = None) -> None:
-        self.sample_rate = sample_rate
-        self._resampler: av.AudioResampler | None = None
-        self._skip = 0
-        self._end = None if end_s is None else round(end_s * sample_rate)
-        self._released = 0
-        self._tail = np.zeros(0, np.float32)
-
-    def _samples(self, frames: list[av.AudioFrame]) -> list[np.ndarray]:
-        # Planar float frames are (channels, samples); average the channels rather than letting
-        # FFmpeg's downmix scale stereo by sqrt(2).
-        return [f.to_ndarray().mean(axis=0, dtype=np.float32) for f in frames]
-
-    def push(self, frame: av.AudioFrame, time_s: float | None) -> list[np.ndarray]:
-        out = []
-        if self._resampler is None:
-            self._resampler = av.AudioResampler(format="fltp", layout=frame.layout.name, rate=self.sample_rate)
-            offset = round((time_s or 0.0) * self.sample_rate)
-            if offset > 0:
-                out.append(np.zeros(offset, np.float32))  # audio starts after the video
-            else:
-                self._skip = -offset  # audio starts before time zero
-        out += self._samples(self._resampler.resample(frame))
-        return self._hold(self._trim(out))
-
-    def finish(self) -> list[np.ndarray]:
-        if self._resampler is None:
-            return []
-        tail = np.concatenate([self._tail] + self._trim(self._samples(self._resampler.resample(None))))
-        if self._end is not None:
-            excess = self._released + len(tail) - self._end
-            if 0 < excess <= self.HOLDBACK:
-                tail = tail[: len(tail) - excess]
-        self._tail = np.zeros(0, np.float32)
-        return [tail] if len(tail) else []
-
-    def _hold(self, pieces: list[np.ndarray]) -> list[np.ndarray]:
-        if not pieces:
-            return []
-        joined = np.concatenate([self._tail] + pieces)
-        cut = max(len(joined) - self.HOLDBACK, 0)
-        self._tail = joined[cut:]
-        self._released += cut
-        return [joined[:cut]] if cut else []
-
-    def _trim(self, pieces: list[np.ndarray]) -> list[np.ndarray]:
-        kept = []
-        for piece in pieces:
-            if self._skip:
-                cut = min(self._skip, len(piece))
-                piece, self._skip = piece[cut:], self._skip - cut
-            if len(piece):
-                kept.append(piece)
-        return kept
-
-
 def _stream_end_s(stream: av.stream.Stream | None, origin_s: float) -> float | None:
     """Where a stream says it ends, relative to ``origin_s``; ``None`` if it does not say."""
     if stream is None or not stream.duration or stream.time_base is None:
@@ -237,7 +172,7 @@ def _decode(path, video: bool, audio: bool, fps: float, sample_rate: int) -> Ite
         yield "streams", (video_stream is not None, audio_stream is not None)
         origin_s = (container.start_time or 0) / av.time_base
         resampler = FrameResampler(fps)
-        collector = _AudioCollector(sample_rate, _stream_end_s(audio_stream, origin_s))
+        collector = AudioCollector(sample_rate, _stream_end_s(audio_stream, origin_s))
         decoded = {"video": 0, "audio": 0}
         produced = {"video": 0, "audio": 0}  # frames at fps, samples at sample_rate
         streams = [s for s in (video_stream, audio_stream) if s is not None]
