@@ -13,6 +13,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -80,6 +81,17 @@ def one_line(result: subprocess.CompletedProcess, code: int, *names: str) -> str
     for name in names:
         assert name in lines[0], (name, lines[0])
     return lines[0]
+
+
+def wait_for(condition, timeout_s: float, what: str, interval_s: float = 0.05):
+    """Poll ``condition()`` until it gives a true value, and return that value; fail naming ``what``
+    once ``timeout_s`` seconds have passed without it (a test waits for what it needs, not a fixed time)."""
+    deadline = time.monotonic() + timeout_s
+    while not (value := condition()):
+        if time.monotonic() > deadline:
+            raise AssertionError(f"waited {timeout_s:g} s for {what}")
+        time.sleep(interval_s)
+    return value
 
 
 def avsr_main(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:

@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tests.conftest import avsr_main, one_line
+from tests.conftest import avsr_main, one_line, wait_for
 
 AVSR = str(Path(sys.executable).with_name("avsr"))
 ROOT = Path(__file__).resolve().parents[1]
@@ -368,7 +368,6 @@ def processes_with(marker: str) -> list[int]:
 def test_ctrl_c_says_how_to_resume_and_killed_runs_leave_no_workers(clips, tmp_path):
     import os
     import signal
-    import time
     import uuid
 
     folder = tmp_path / "in"
@@ -382,9 +381,8 @@ def test_ctrl_c_says_how_to_resume_and_killed_runs_leave_no_workers(clips, tmp_p
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                                preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     partial = tmp_path / "out" / ".transcribe_summary.jsonl.partial"
-    deadline = time.monotonic() + 300
-    while time.monotonic() < deadline and not (partial.exists() and partial.read_text().count("\n") >= 2):
-        time.sleep(0.05)  # interrupt mid-way: two files done, ten to go
+    # interrupt mid-way: two files done, ten to go
+    wait_for(lambda: partial.exists() and partial.read_text().count("\n") >= 2, 300, "two files transcribed")
     process.send_signal(signal.SIGINT)
     out, err = process.communicate(timeout=120)
     lines = [line for line in err.splitlines() if line.strip() and not line.startswith(("W0000", "I0000"))]
@@ -394,14 +392,9 @@ def test_ctrl_c_says_how_to_resume_and_killed_runs_leave_no_workers(clips, tmp_p
 
     process = subprocess.Popen([AVSR, "transcribe", folder, "-o", tmp_path / "out2", "--quiet", "--workers", "2",
                                 "--overwrite"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.time() + 60
-    while len(processes_with(marker)) < 3 and time.time() < deadline:  # the CLI and its two workers
-        time.sleep(0.5)
-    assert len(processes_with(marker)) >= 3
-    time.sleep(3)  # the workers are at work
+    wait_for(lambda: len(processes_with(marker)) >= 3, 60, "the CLI and its two workers", interval_s=0.5)
+    done = tmp_path / "out2" / ".transcribe_summary.jsonl.partial"
+    wait_for(lambda: done.exists() and done.read_text().count("\n") >= 1, 300, "the workers' first file")
     process.kill()
     process.wait()
-    deadline = time.time() + 30
-    while processes_with(marker) and time.time() < deadline:
-        time.sleep(0.5)
-    assert processes_with(marker) == []
+    wait_for(lambda: not processes_with(marker), 30, "the workers to end with the killed CLI", interval_s=0.5)
