@@ -35,7 +35,7 @@ from avsr.models.fusion import attention_summary
 
 def load_network(path: str):
     if path.endswith(".ckpt"):
-        from avsr.training.lightning_module import load_stream_model
+        from avsr.training.init import load_stream_model
 
         return load_stream_model(path).eval()
     return load_model(path).network

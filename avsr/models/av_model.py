@@ -9,10 +9,10 @@ from dataclasses import dataclass, field, fields
 import torch
 from torch import nn
 
+from avsr.errors import AvsrError
 from avsr.models.audio_encoder import AudioEncoder, frames_from_samples
 from avsr.models.conformer import Conformer
-from avsr.models.fusion import (POSTERIOR_CUES, ConcatFusion, CrossAttentionGate, ReliabilityGate, SumFusion,
-                                posterior_agreement, posterior_entropy, reliability_cues)
+from avsr.models.fusion import ConcatFusion, CrossAttentionGate, ReliabilityGate, SumFusion, reliability_cues
 from avsr.models.video_encoder import VideoEncoder
 from avsr.preprocessing import Preprocessing
 
@@ -28,6 +28,40 @@ PRESETS: dict[str, dict] = {
     "base": {"dim": 512, "num_heads": 8, "ffn_dim": 2048, "kernel_size": 31, "audio_layers": 12, "video_layers": 12,
              "fusion_layers": 2, "video_channels": (64, 128, 256, 512)},
 }
+
+
+class ModelConfigError(AvsrError, ValueError):
+    """Model settings this version cannot build: a value out of range, or a retired option turned on."""
+
+
+# Options measured negative and removed on 2026-12-07, each with the value that meant "off" (its
+# default); their measurements are in docs/history/ (2026-11-26 to 2026-12-02). A saved config that has
+# one off still loads. Those of ModelConfig:
+RETIRED_OPTIONS: dict[str, object] = {"gate_unit_streams": False, "gate_posterior_cues": False,
+                                      "gate_agreement_cue": False}
+# ... and those of the training module, in a checkpoint's hyper_parameters (align_teacher's loss weight,
+# align_weight, means nothing without it and is dropped whatever its value):
+RETIRED_TRAINING_OPTIONS: dict[str, object] = {"align_teacher": None, "gate_supervision": 0.0}
+
+
+def drop_retired(saved: dict, source: str, retired: dict[str, object] = RETIRED_OPTIONS) -> dict:
+    """``saved`` (settings read from a bundle, checkpoint or export) without the ``retired`` options
+    that are at their off value.
+
+    Raises:
+        ModelConfigError: one of them is on (this version no longer has the code it needs).
+    """
+    on = [name for name, off in retired.items() if name in saved and saved[name] != off]
+    if on:
+        raise ModelConfigError(f"{source}: {on[0]}={saved[on[0]]!r}, an option retired on 2026-12-07 (measured "
+                               f"negative) that this version cannot run; retrain without {on[0]}")
+    return {key: value for key, value in saved.items() if key not in retired}
+
+
+def model_config(saved: dict, source: str) -> "ModelConfig":
+    """The :class:`ModelConfig` of settings saved by any version (``ModelConfig.to_dict``), ``source``
+    naming the file in errors: what every loader of a saved model builds it from."""
+    return ModelConfig(**drop_retired(saved, source))
 
 
 @dataclass(frozen=True)
@@ -52,9 +86,6 @@ class ModelConfig:
     fusion: str = "gate"  # gate | xattn (the gate over locally cross-attending streams) | concat | sum
     xattn_window: int = 8  # xattn: frames each way a stream looks into the other (8 = 320 ms)
     xattn_align: bool = False  # xattn: the gate reads the video moved into the audio's time by the attention
-    gate_unit_streams: bool = False  # gate: mix unit-RMS streams, so its weight is each stream's share (see fusion.py)
-    gate_posterior_cues: bool = False  # gate / xattn: also read each stream's CTC posterior entropy per frame
-    gate_agreement_cue: bool = False  # gate / xattn: also read how far the two heads read the same characters
     gate_mix: str = "sum"  # gate / xattn: add the weighted streams (sum), concatenate them into an MLP (concat);
     # gate only: weigh the two heads' CTC log-posteriors instead (posterior: decision fusion, see fusion.py)
     dropout: float = 0.1
@@ -65,34 +96,32 @@ class ModelConfig:
 
     def __post_init__(self) -> None:
         if self.preset is not None and self.preset not in PRESETS:
-            raise ValueError(f"preset={self.preset!r}; use one of {', '.join(PRESETS)}")
+            raise ModelConfigError(f"preset={self.preset!r}; use one of {', '.join(PRESETS)}")
         for name, value in PRESETS[self.preset or "tiny"].items():
             if getattr(self, name) is None:
                 object.__setattr__(self, name, value)
         object.__setattr__(self, "video_channels", tuple(self.video_channels))  # a list from YAML or a checkpoint
         if self.modalities not in MODALITIES:
-            raise ValueError(f"modalities={self.modalities!r}; use one of {', '.join(MODALITIES)}")
+            raise ModelConfigError(f"modalities={self.modalities!r}; use one of {', '.join(MODALITIES)}")
         if self.video_pool < 1 or self.video_downsample < 1:
-            raise ValueError(f"video_pool={self.video_pool} and video_downsample={self.video_downsample} must be >= 1")
+            raise ModelConfigError(f"video_pool={self.video_pool} and video_downsample={self.video_downsample} must "
+                                   "be >= 1")
         if self.xattn_window < 0:
-            raise ValueError(f"xattn_window={self.xattn_window} must be 0 or more (frames each way)")
+            raise ModelConfigError(f"xattn_window={self.xattn_window} must be 0 or more (frames each way)")
         if self.xattn_align and self.fusion != "xattn":
-            raise ValueError(f"xattn_align moves the video by the cross-attention; fusion={self.fusion!r} has none: "
-                             "use fusion xattn")
+            raise ModelConfigError(f"xattn_align moves the video by the cross-attention; fusion={self.fusion!r} has "
+                                   "none: use fusion xattn")
         if self.fusion not in FUSIONS:
-            raise ValueError(f"fusion={self.fusion!r}; use one of {', '.join(FUSIONS)}")
+            raise ModelConfigError(f"fusion={self.fusion!r}; use one of {', '.join(FUSIONS)}")
         if self.gate_mix not in ReliabilityGate.MIXES:
-            raise ValueError(f"gate_mix={self.gate_mix!r}; use one of {', '.join(ReliabilityGate.MIXES)}")
-        if ((self.gate_unit_streams or self.gate_posterior_cues or self.gate_agreement_cue or self.gate_mix != "sum")
-                and self.fusion not in ("gate", "xattn")):
-            raise ValueError(f"gate_unit_streams, gate_posterior_cues, gate_agreement_cue and gate_mix set how a gate "
-                             f"weighs the streams; "
-                             f"fusion={self.fusion!r} has no gate")
+            raise ModelConfigError(f"gate_mix={self.gate_mix!r}; use one of {', '.join(ReliabilityGate.MIXES)}")
+        if self.gate_mix != "sum" and self.fusion not in ("gate", "xattn"):
+            raise ModelConfigError(f"gate_mix sets how a gate weighs the streams; fusion={self.fusion!r} has no gate")
         if self.gate_mix == "posterior" and self.fusion != "gate":
-            raise ValueError(f"gate_mix='posterior' weighs the heads of the streams as they enter the fusion; "
-                             f"fusion={self.fusion!r} changes the streams first: use fusion gate")
+            raise ModelConfigError(f"gate_mix='posterior' weighs the heads of the streams as they enter the fusion; "
+                                   f"fusion={self.fusion!r} changes the streams first: use fusion gate")
         if self.dim % self.num_heads:
-            raise ValueError(f"dim={self.dim} must be divisible by num_heads={self.num_heads}")
+            raise ModelConfigError(f"dim={self.dim} must be divisible by num_heads={self.num_heads}")
 
     def to_dict(self) -> dict:
         """Every field as a number (lists for tuples), without ``preset``: what bundles and checkpoints store."""
@@ -136,13 +165,10 @@ class AVSRModel(nn.Module):
         if c.modalities == "video":
             self.video_head = nn.Linear(c.dim, c.vocab_size)
             return
-        extra_cues = (POSTERIOR_CUES if c.gate_posterior_cues else 0) + int(c.gate_agreement_cue)
         if c.fusion == "gate":
-            self.fusion = ReliabilityGate(c.dim, unit_streams=c.gate_unit_streams, extra_cues=extra_cues,
-                                          mix=c.gate_mix)
+            self.fusion = ReliabilityGate(c.dim, mix=c.gate_mix)
         elif c.fusion == "xattn":
-            self.fusion = CrossAttentionGate(c.dim, c.num_heads, c.xattn_window, unit_streams=c.gate_unit_streams,
-                                             extra_cues=extra_cues, mix=c.gate_mix, align=c.xattn_align)
+            self.fusion = CrossAttentionGate(c.dim, c.num_heads, c.xattn_window, mix=c.gate_mix, align=c.xattn_align)
         else:
             self.fusion = FUSIONS[c.fusion](c.dim)
         if c.gate_mix != "posterior":  # (posterior: the heads' posteriors are fused, nothing follows the gate)
@@ -187,12 +213,7 @@ class AVSRModel(nn.Module):
             weight = torch.zeros(video_features.shape[:2], device=video.device)
             return ModelOutput(video_log_probs, lengths, weight, None, video_log_probs)
         cues = reliability_cues(logmel, audio_lengths, face_found)
-        if self.config.gate_posterior_cues:  # how sure each stream's own CTC head is, frame by frame
-            cues = torch.cat([cues, posterior_entropy(audio_log_probs)[..., None],
-                              posterior_entropy(video_log_probs)[..., None]], dim=2)
         valid = torch.arange(frames, device=video.device)[None] < lengths[:, None]
-        if self.config.gate_agreement_cue:  # do the lips and the sound read the same characters here?
-            cues = torch.cat([cues, posterior_agreement(audio_log_probs, video_log_probs, valid)[..., None]], dim=2)
         if self.config.gate_mix == "posterior":  # stream exponents on the heads' own posteriors
             weights = self.fusion.stream_weights(audio_features, video_features, cues).float()
             pooled = weights[..., :1] * audio_log_probs + weights[..., 1:] * video_log_probs

@@ -16,33 +16,6 @@ from avsr.models.audio_encoder import MEL_HOP
 from avsr.models.conformer import padding_mask
 
 CUE_DIM = 3  # audio SNR estimate, audio spectral flatness, face_found
-POSTERIOR_CUES = 2  # optional (ModelConfig.gate_posterior_cues): each stream's CTC posterior entropy
-
-
-def posterior_entropy(log_probs: torch.Tensor) -> torch.Tensor:
-    """``(B, T)`` entropy of each frame's CTC posteriors ``(B, T, V)`` over log V: 0 for a certain
-    stream, 1 for a uniform one. Detached: a cue the gate reads, not a loss the heads can play to."""
-    log_probs = log_probs.detach().float()
-    return -(log_probs.exp() * log_probs).sum(dim=-1) / torch.log(torch.tensor(float(log_probs.shape[-1])))
-
-
-AGREEMENT_WINDOW = 4  # frames each way over which the two heads' character posteriors are summed
-
-
-def posterior_agreement(audio_log_probs: torch.Tensor, video_log_probs: torch.Tensor, valid: torch.Tensor,
-                        window: int = AGREEMENT_WINDOW) -> torch.Tensor:
-    """``(B, T)`` how much the two streams' CTC heads say the same characters near each frame: the
-    cosine of their non-blank posteriors (token 0 is the blank) summed over ``±window`` frames
-    (CTC spikes of the two streams need not fall on the same frame). 1: the same characters; 0:
-    different ones, or none (silence). The hypothesis it was added to test (RESULTS.md, 2026-12-01):
-    audio drowned in babble can keep a confident head that reads other words than the lips, which the
-    energy cues do not show. Detached, like :func:`posterior_entropy`; frames outside
-    ``valid`` count as silence, so the value does not change under padding."""
-    def summed(log_probs: torch.Tensor) -> torch.Tensor:
-        characters = log_probs.detach().float().exp()[..., 1:] * valid[..., None]
-        return nn.functional.avg_pool1d(characters.transpose(1, 2), 2 * window + 1, stride=1, padding=window,
-                                        count_include_pad=True).transpose(1, 2)
-    return nn.functional.cosine_similarity(summed(audio_log_probs), summed(video_log_probs), dim=2, eps=1e-6)
 
 
 def reliability_cues(logmel: torch.Tensor, audio_lengths: torch.Tensor, face_found: torch.Tensor) -> torch.Tensor:
@@ -77,10 +50,6 @@ class ReliabilityGate(nn.Module):
     Frames without a face (``face_found`` false) get ``w_video = 0``; elsewhere the weights are
     learned (e.g. away from audio drowned in noise).
 
-    With ``unit_streams`` each projected stream is scaled to unit RMS per frame (a layer norm without
-    gain) before the weighting. Without it the projections can grow one stream's scale, and the same
-    mixture is then reached with any weight: the weight stops saying how much each stream counts.
-
     ``mix="concat"`` (gated concatenation): the weighted streams are concatenated and mixed by an MLP,
     ``fused = MLP([w_audio * A, w_video * V])``, instead of added. The sum is a convex combination of
     two linear maps, so the layers after it cannot tell which stream a feature came from; the
@@ -97,14 +66,13 @@ class ReliabilityGate(nn.Module):
 
     MIXES = ("sum", "concat", "posterior")
 
-    def __init__(self, dim: int, hidden: int = 64, unit_streams: bool = False, extra_cues: int = 0,
-                 mix: str = "sum") -> None:
+    def __init__(self, dim: int, hidden: int = 64, mix: str = "sum") -> None:
         super().__init__()
         if mix not in self.MIXES:
             raise ValueError(f"mix={mix!r}; use one of {', '.join(self.MIXES)}")
-        self.unit_streams, self.mix = unit_streams, mix
+        self.mix = mix
         self.audio_norm, self.video_norm = nn.LayerNorm(dim), nn.LayerNorm(dim)
-        self.scorer = nn.Sequential(nn.Linear(2 * dim + CUE_DIM + extra_cues, hidden), nn.GELU(), nn.Linear(hidden, 2))
+        self.scorer = nn.Sequential(nn.Linear(2 * dim + CUE_DIM, hidden), nn.GELU(), nn.Linear(hidden, 2))
         if mix == "posterior":
             return
         self.audio_proj, self.video_proj = nn.Linear(dim, dim), nn.Linear(dim, dim)
@@ -113,15 +81,13 @@ class ReliabilityGate(nn.Module):
 
     def forward(self, audio: torch.Tensor, video: torch.Tensor, cues: torch.Tensor,
                 valid: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor, None]:
-        """audio, video ``(B, T, D)``; cues ``(B, T, 3 + extra_cues)`` (face_found third). Returns fused
+        """audio, video ``(B, T, D)``; cues ``(B, T, 3)`` (face_found third). Returns fused
         ``(B, T, D)``, ``w_audio`` ``(B, T)`` and None (no attention)."""
         if self.mix == "posterior":
             raise RuntimeError("a posterior-mix gate weighs the streams' CTC posteriors: call stream_weights")
         a, v = self.audio_norm(audio), self.video_norm(video)
         weights = self._weights(a, v, cues)
         a, v = self.audio_proj(a), self.video_proj(v)
-        if self.unit_streams:
-            a, v = nn.functional.layer_norm(a, a.shape[-1:]), nn.functional.layer_norm(v, v.shape[-1:])
         if self.mix == "concat":
             fused = self.mixer(torch.cat([weights[..., :1] * a, weights[..., 1:] * v], dim=2))
         else:
@@ -223,13 +189,12 @@ class CrossAttentionGate(nn.Module):
     to +200 ms; in babble it was worse than the video head alone, so it is off by default.
     """
 
-    def __init__(self, dim: int, num_heads: int, window: int, unit_streams: bool = False, extra_cues: int = 0,
-                 mix: str = "sum", align: bool = False) -> None:
+    def __init__(self, dim: int, num_heads: int, window: int, mix: str = "sum", align: bool = False) -> None:
         super().__init__()
         self.window, self.align = window, align
         self.audio_to_video = LocalCrossAttention(dim, num_heads, window)
         self.video_to_audio = None if align else LocalCrossAttention(dim, num_heads, window)
-        self.gate = ReliabilityGate(dim, unit_streams=unit_streams, extra_cues=extra_cues, mix=mix)
+        self.gate = ReliabilityGate(dim, mix=mix)
 
     def forward(self, audio: torch.Tensor, video: torch.Tensor, cues: torch.Tensor,
                 valid: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:

@@ -9,7 +9,9 @@ import torch
 
 from avsr.data.tokenizer import CharTokenizer
 from avsr.models.audio_encoder import AudioEncoder
-from avsr.models.av_model import AVSRModel, ModelConfig, base, tiny
+from avsr.errors import AvsrError
+from avsr.models.av_model import (RETIRED_OPTIONS, AVSRModel, ModelConfig, ModelConfigError, base, drop_retired,
+                                  model_config, tiny)
 from avsr.models.bundle import BundleError, load_bundle, save_bundle
 from avsr.models.conformer import Conformer
 from avsr.models.fusion import LocalCrossAttention, attention_summary, reliability_cues
@@ -47,14 +49,14 @@ def test_module_shapes():
     assert ((out.audio_weight >= 0) & (out.audio_weight <= 1)).all()
 
 
-@pytest.mark.parametrize("fusion", ["gate", "xattn", "concat", "sum", "gate+posterior_cues", "gate+mix_concat",
-                                    "gate+mix_posterior", "xattn+agreement", "xattn+align"])
+@pytest.mark.parametrize("fusion", ["gate", "xattn", "concat", "sum", "gate+mix_concat", "gate+mix_posterior",
+                                    "xattn+align"])
 def test_a_sample_is_the_same_alone_and_in_a_padded_batch(fusion):
     torch.manual_seed(0)
     fusion, _, option = fusion.partition("+")
-    model = AVSRModel(ModelConfig(**{**SMALL.__dict__, "fusion": fusion, "gate_posterior_cues": option == "posterior_cues",
+    model = AVSRModel(ModelConfig(**{**SMALL.__dict__, "fusion": fusion,
                                      "gate_mix": option[4:] if option.startswith("mix_") else "sum",
-                                     "gate_agreement_cue": option == "agreement", "xattn_align": option == "align"})).eval()
+                                     "xattn_align": option == "align"})).eval()
     batch = inputs(3, [23, 11, 16], seed=1)
     alone = tuple(x[1:2, : (11 * 640 if i == 0 else 11)] if i in (0, 2, 4) else x[1:2] for i, x in enumerate(batch))
     with torch.no_grad():
@@ -170,9 +172,9 @@ def test_bundle_round_trip_and_refusal(tmp_path):
         load_bundle(tmp_path / "pickle.pt")
 
 
-@pytest.mark.parametrize("posterior_cues, mix", [(False, "sum"), (True, "sum"), (False, "concat"), (False, "posterior")])
-def test_gate_gives_video_no_weight_where_no_face_was_found(posterior_cues, mix):
-    model = AVSRModel(ModelConfig(**{**SMALL.__dict__, "gate_posterior_cues": posterior_cues, "gate_mix": mix})).eval()
+@pytest.mark.parametrize("mix", ["sum", "concat", "posterior"])
+def test_gate_gives_video_no_weight_where_no_face_was_found(mix):
+    model = AVSRModel(ModelConfig(**{**SMALL.__dict__, "gate_mix": mix})).eval()
     audio, audio_lengths, video, video_lengths, face = inputs(2, [12, 12])
     face[0, 3:8] = False
     with torch.no_grad():
@@ -195,25 +197,6 @@ def test_a_frame_without_a_face_takes_nothing_from_the_video_stream(mix):
         changed, _, _ = gate(audio, other, cues)
     torch.testing.assert_close(fused[0, 2:5], changed[0, 2:5])  # ... does not reach the fused frames
     assert not torch.allclose(gate(audio, torch.randn(1, 9, 16), cues)[0][0, 0], fused[0, 0])  # elsewhere it does
-
-
-def test_agreement_is_one_where_the_heads_read_the_same_characters_and_zero_where_they_do_not():
-    from avsr.models.fusion import posterior_agreement
-
-    def posteriors(ids):  # one-hot CTC posteriors, 0 = blank
-        return torch.log(torch.nn.functional.one_hot(torch.tensor([ids]), 5).float().clamp(min=1e-9))
-
-    valid = torch.ones(1, 12, dtype=torch.bool)
-    audio = posteriors([0, 1, 0, 0, 2, 0, 0, 0, 0, 0, 0, 0])
-    late = posteriors([0, 0, 1, 0, 0, 2, 0, 0, 0, 0, 0, 0])  # the same characters a frame later
-    other = posteriors([0, 3, 0, 0, 4, 0, 0, 0, 0, 0, 0, 0])  # other characters
-    same = posterior_agreement(audio, late, valid, window=2)
-    assert (same[0, :7] > 0.7).all()
-    torch.testing.assert_close(posterior_agreement(audio, other, valid, window=2), torch.zeros(1, 12))
-    assert (same[0, 10:] < 1e-3).all()  # only blanks near these frames: nothing read, nothing agreed
-    short = torch.arange(12)[None] < 8  # padding: frames past the length take no part
-    torch.testing.assert_close(posterior_agreement(audio, late, short, window=2)[0, :8],
-                               posterior_agreement(audio[:, :8], late[:, :8], valid[:, :8], window=2)[0])
 
 
 def test_the_posterior_mix_reads_each_head_alone_at_the_weights_ends():
@@ -320,20 +303,34 @@ def test_xattn_finds_the_video_frame_that_belongs_to_the_audio():
     assert offset[0, 9] == 3 and peak[0, 9] > 0.9
 
 
-def test_unit_streams_make_the_gate_weight_each_streams_share():
-    from avsr.models.fusion import ReliabilityGate
+def test_a_retired_option_loads_when_off_and_is_refused_when_on():
+    saved = SMALL.to_dict() | dict.fromkeys(RETIRED_OPTIONS, False)  # as bundles saved before 2026-12-07
+    assert model_config(saved, "old.pt") == SMALL
+    for option in RETIRED_OPTIONS:
+        with pytest.raises(ModelConfigError) as refused:
+            model_config(saved | {option: True}, "old.pt")
+        message = str(refused.value)
+        assert message.startswith(f"old.pt: {option}=True, an option retired") and "\n" not in message
+        assert isinstance(refused.value, AvsrError) and refused.value.exit_code == 2
+    with pytest.raises(TypeError, match="gate_unit_streams"):  # no longer an option of a new model
+        ModelConfig(gate_unit_streams=False)
+    assert drop_retired({"align_teacher": None, "lr": 1}, "x.ckpt", {"align_teacher": None}) == {"lr": 1}
+    with pytest.raises(ModelConfigError, match="x.ckpt: align_teacher='a.pt'"):
+        drop_retired({"align_teacher": "a.pt"}, "x.ckpt", {"align_teacher": None})
 
+
+def test_an_old_bundle_with_a_retired_option_off_loads_and_one_with_it_on_is_refused(tmp_path):
     torch.manual_seed(0)
-    audio, video, cues = torch.randn(2, 7, 16), torch.randn(2, 7, 16), torch.ones(2, 7, 3)
-    for unit in (False, True):
-        gate = ReliabilityGate(16, unit_streams=unit).eval()
-        with torch.no_grad():
-            before, weight, _ = gate(audio, video, cues)
-            gate.audio_proj.weight.mul_(10)  # one stream's projection grows ...
-            gate.audio_proj.bias.mul_(10)
-            after, again, _ = gate(audio, video, cues)
-        torch.testing.assert_close(weight, again)  # ... the weight does not see it
-        if unit:  # the mixture is the same: the weight alone sets each stream's share
-            torch.testing.assert_close(before, after, atol=1e-4, rtol=1e-4)
-        else:  # the same weight now means ten times more audio
-            assert not torch.allclose(before, after, atol=1e-2)
+    model = AVSRModel(SMALL).eval()
+    payload = torch.load(save_bundle(tmp_path / "new.pt", model), weights_only=True)
+    old = payload | {"config": payload["config"] | dict.fromkeys(RETIRED_OPTIONS, False)}
+    torch.save(old, tmp_path / "old.pt")
+    loaded, _, _ = load_bundle(tmp_path / "old.pt")
+    batch = inputs(2, [10, 7])
+    with torch.no_grad():
+        torch.testing.assert_close(loaded(*batch).log_probs, model(*batch).log_probs)
+    torch.save(old | {"config": old["config"] | {"gate_posterior_cues": True}}, tmp_path / "on.pt")
+    with pytest.raises(AvsrError) as refused:
+        load_bundle(tmp_path / "on.pt")
+    assert "on.pt: gate_posterior_cues=True, an option retired on 2026-12-07" in str(refused.value)
+    assert "\n" not in str(refused.value)

@@ -75,11 +75,11 @@ def test_stage_configs_parse_on_their_base(stage):
     base = ROOT / "configs" / ("lrs3_base.yaml" if stage.name.startswith("lrs3") else "synth_grid_tiny.yaml")
     if stage.stem.endswith("_tune"):  # a fine-tune of the stage it names, on top of it
         resolved = printed(base, stage.with_name(stage.name.replace("_tune", "")), stage)["model"]
-        assert resolved["init_model"] and not resolved["init_audio"] and not resolved["init_video"]
+        assert resolved["init"]["model"] and not resolved["init"]["audio"] and not resolved["init"]["video"]
         return
     resolved = printed(base, stage)["model"]
     if "av" in stage.stem.split("_"):
-        assert resolved["init_audio"] and resolved["init_video"] and resolved["model"]["modalities"] == "av"
+        assert resolved["init"]["audio"] and resolved["init"]["video"] and resolved["model"]["modalities"] == "av"
     else:
         assert resolved["model"]["modalities"] == stage.stem.split("_")[-1]
 

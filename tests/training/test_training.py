@@ -3,7 +3,6 @@ on speakers and sentences it never trained on."""
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import subprocess
 import sys
@@ -19,10 +18,9 @@ import avsr
 from avsr.data.dataset import AVDataset, BucketBatchSampler, collate
 from avsr.data.manifest import read_jsonl
 from avsr.data.tokenizer import CharTokenizer
-from avsr.models.av_model import AVSRModel, ModelConfig
-from avsr.models.bundle import load_bundle, save_bundle
-from avsr.preprocessing import Preprocessing
+from avsr.models.bundle import load_bundle
 from tests.conftest import subset_manifest
+from tests.training.test_init import stream_bundle
 
 ROOT = Path(__file__).resolve().parents[2]
 AVSR = str(Path(sys.executable).with_name("avsr"))
@@ -263,62 +261,13 @@ def test_video_only_model_trains_exports_evaluates_and_transcribes_video_alone(t
         assert bad.returncode == 2 and bad.stderr.strip().count("\n") == 0 and "runs video" in bad.stderr, bad.stderr
 
 
-def stream_bundle(path: Path, modalities: str, seed: int, **sizes) -> Path:
-    torch.manual_seed(seed)
-    config = ModelConfig(**({"dim": 32, "num_heads": 2, "ffn_dim": 64, "audio_layers": 1, "video_layers": 1,
-                             "video_channels": (8, 16), "modalities": modalities} | sizes))
-    return save_bundle(path, AVSRModel(config))
-
-
-def test_av_training_starts_from_stream_models_and_refuses_ones_that_do_not_fit(tmp_path):
-    from avsr.training.lightning_module import AVSRLightning
-
-    audio = stream_bundle(tmp_path / "audio.pt", "audio", seed=1)
-    video = stream_bundle(tmp_path / "video.pt", "video", seed=2)
-    config = ModelConfig(dim=32, num_heads=2, ffn_dim=64, audio_layers=1, video_layers=1, video_channels=(8, 16))
-    module = AVSRLightning(config, init_audio=str(audio), init_video=str(video))
-    module.setup("fit")
-    state = module.model.state_dict()
-    for path, prefixes in ((audio, ("audio_encoder.", "audio_head.")), (video, ("video_encoder.", "video_head."))):
-        source = load_bundle(path)[0].state_dict()
-        copied = [k for k in source if k.startswith(prefixes)]
-        assert copied and all(torch.equal(state[k], source[k]) for k in copied)
-
-    with pytest.raises(ValueError, match=r"video\.pt: a video model has no audio stream"):
-        AVSRLightning(config, init_audio=str(video)).setup("fit")
-    wide = stream_bundle(tmp_path / "wide.pt", "video", seed=3, video_channels=(8, 24))
-    with pytest.raises(ValueError, match=r"wide\.pt: its video stream does not fit this model .*\(8, 24|24"):
-        AVSRLightning(config, init_video=str(wide)).setup("fit")
-    with pytest.raises(ValueError, match=r"video\.pt: its video stream was trained on crops prepared as"):
-        AVSRLightning(config, init_video=str(video), preprocessing=Preprocessing(video_norm="utterance")).setup("fit")
-
-
-def test_fine_tuning_starts_from_every_weight_of_a_model_with_the_same_settings(tmp_path):
-    from avsr.training.lightning_module import AVSRLightning
-
-    config = ModelConfig(dim=32, num_heads=2, ffn_dim=64, audio_layers=1, video_layers=1, video_channels=(8, 16),
-                         fusion="xattn", xattn_window=2)
-    trained = stream_bundle(tmp_path / "trained.pt", "av", seed=4, fusion="xattn", xattn_window=2)
-    module = AVSRLightning(config, init_model=str(trained), freeze_streams_steps=5)
-    module.setup("fit")
-    source = load_bundle(trained)[0].state_dict()
-    assert all(torch.equal(module.model.state_dict()[k], v) for k, v in source.items())
-    assert module._frozen == ["audio_encoder", "video_encoder"]
-
-    with pytest.raises(ValueError, match=r"trained\.pt: that model is not this one \(fusion='xattn' there, 'gate' here"):
-        AVSRLightning(ModelConfig(dim=32, num_heads=2, ffn_dim=64, audio_layers=1, video_layers=1,
-                                  video_channels=(8, 16)), init_model=str(trained)).setup("fit")
-    with pytest.raises(ValueError, match=r"trained\.pt: it was trained on crops prepared as"):
-        AVSRLightning(config, init_model=str(trained), preprocessing=Preprocessing(video_norm="utterance")).setup("fit")
-
-
 @pytest.mark.slow
 def test_frozen_streams_stay_those_of_the_stream_models(tmp_path, prepared):
     audio = stream_bundle(tmp_path / "audio.pt", "audio", seed=1)
     video = stream_bundle(tmp_path / "video.pt", "video", seed=2)
     result = fit("--config", str(ROOT / "configs" / "synth_grid_tiny.yaml"), "--config",
-                 str(small_config(tmp_path, prepared, max_steps=3)), "--model.init_audio", str(audio),
-                 "--model.init_video", str(video), "--model.freeze_streams_steps", "10")
+                 str(small_config(tmp_path, prepared, max_steps=3)), "--model.init.audio", str(audio),
+                 "--model.init.video", str(video), "--model.init.freeze_streams_steps", "10")
     assert result.returncode == 0, result.stderr[-3000:]
     trained = torch.load(sorted((tmp_path / "run").rglob("last.ckpt"))[-1], map_location="cpu", weights_only=False)
     for path, prefix in ((audio, "audio_encoder."), (video, "video_encoder.")):
@@ -337,216 +286,10 @@ def test_held_streams_under_ddp(tmp_path, prepared):
     video = stream_bundle(tmp_path / "video.pt", "video", seed=2)
     result = fit("--config", str(ROOT / "configs" / "synth_grid_tiny.yaml"), "--config",
                  str(small_config(tmp_path, prepared, strategy="ddp", devices=2, max_steps=2)),
-                 "--model.init_audio", str(audio), "--model.init_video", str(video),
-                 "--model.freeze_streams_steps", "10")
+                 "--model.init.audio", str(audio), "--model.init.video", str(video),
+                 "--model.init.freeze_streams_steps", "10")
     assert result.returncode == 0, result.stderr[-3000:]
     trained = torch.load(sorted((tmp_path / "run").rglob("last.ckpt"))[-1], map_location="cpu", weights_only=False)
     source = load_bundle(video)[0].state_dict()
     assert all(torch.equal(trained["state_dict"][f"model.{k}"], v) for k, v in source.items()
                if k.startswith("video_encoder."))
-
-
-def test_alignment_distillation_trains_the_video_stream_on_the_transcript_forced_onto_the_audio(prepared_corpus):
-    """``align_teacher``: each transcript forced onto the teacher's audio posteriors gives every frame
-    a label; the path spells the transcript, the frame-wise loss reaches the video stream, and the
-    teacher is not part of the model (nor of its checkpoints)."""
-    from avsr.training.lightning_module import AVSRLightning
-
-    embedded = Path(avsr.__file__).parent / "assets" / "synth-grid-tiny.pt"
-    spec = Preprocessing(video_norm="utterance")
-    module = AVSRLightning(ModelConfig(modalities="video", video_pool=3, video_downsample=2), preprocessing=spec,
-                           align_teacher=str(embedded), align_weight=0.5)
-    module.setup("fit")
-    dataset = AVDataset(prepared_corpus / "train.jsonl", preprocessing=spec)
-    batch = collate([dataset[i] for i in range(4)], spec)
-    targets = module.alignment_targets(batch)
-    tokenizer = CharTokenizer()
-    for row, text in zip(targets.tolist(), batch.texts):
-        path = [label for label in row if label >= 0]
-        spelled = [p for i, p in enumerate(path) if p != tokenizer.blank and (i == 0 or p != path[i - 1])]
-        assert tokenizer.decode(spelled) == text
-    module.train()
-    out = module.model(batch.audio, batch.audio_lengths, batch.video, batch.video_lengths, batch.face_found, "video")
-    loss = module._align_loss(out, batch)
-    assert loss > 0
-    loss.backward()
-    assert module.model.video_head.weight.grad.abs().sum() > 0
-    assert not any("teacher" in name for name in module.state_dict())
-    module.eval()
-    assert module._align_loss(out, batch) == 0  # validation reads the CTC loss alone
-    with pytest.raises(ValueError, match="trains the video stream, and this audio model has none"):
-        AVSRLightning(ModelConfig(modalities="audio"), align_teacher=str(embedded)).setup("fit")
-
-
-def gate_of(model: AVSRModel):
-    """The reliability gate of a ``gate`` or ``xattn`` model (the latter's sits behind its attention)."""
-    return getattr(model.fusion, "gate", model.fusion)
-
-
-def test_gate_supervision_pulls_the_audio_weight_towards_the_stream_that_reads_better(prepared_corpus):
-    """``gate_supervision``: the target is the video head's share of the two heads' CTC losses (so
-    drowning the audio in noise lowers it), only frames with a face count, and the loss trains the
-    gate's scorer towards it."""
-    from avsr.data.noise import mix_at_snr, white_noise
-    from avsr.training.lightning_module import AVSRLightning, reliability_target
-
-    assert reliability_target(torch.tensor([1.0, 3.0]), torch.tensor([1.0, 1.0])).tolist() == [0.5, 0.25]
-    embedded = Path(avsr.__file__).parent / "assets" / "synth-grid-tiny.pt"
-    trained, _, _ = load_bundle(embedded)
-    spec = trained.preprocessing
-    module = AVSRLightning(trained.config, preprocessing=spec, gate_supervision=1.0)
-    module.model.load_state_dict(trained.state_dict())
-    dataset = AVDataset(prepared_corpus / "val.jsonl", preprocessing=spec)
-    items = [dataset[i] for i in range(3)]
-    clean = collate(items, spec)
-    rng = np.random.default_rng(0)
-    noisy_items = [dict(item, audio=mix_at_snr(item["audio"], white_noise(len(item["audio"]), rng), -10.0).astype(np.float32))
-                   for item in items]
-    noisy = collate(noisy_items, spec)
-    module.eval()
-    targets = []
-    for batch in (clean, noisy):
-        with torch.no_grad():
-            out = module.model(batch.audio, batch.audio_lengths, batch.video, batch.video_lengths, batch.face_found, "av")
-        losses = [torch.nn.functional.ctc_loss(lp.transpose(0, 1), batch.targets, out.lengths, batch.target_lengths,
-                                               reduction="none") for lp in (out.audio_log_probs, out.video_log_probs)]
-        targets.append(reliability_target(*losses))
-    # Noise moves the targets towards the lips (embedded model of 2026-12-01, second session: 0.66 / 0.76 /
-    # 0.51 clean -> 0.44 / 0.68 / 0.29 at -10 dB; the xattn model embedded since: 0.65 / 0.84 / 0.60 ->
-    # 0.49 / 0.90 / 0.27: its audio head reads the second clip better in the noise, a loss of 4.9 against 8.6).
-    drop = targets[0] - targets[1]
-    assert (drop > 0.05).sum() >= 2 and drop.mean() > 0.1, targets
-
-    out = module.model(noisy.audio, noisy.audio_lengths, noisy.video, noisy.video_lengths, noisy.face_found, "av")
-    loss = module._gate_loss(out, noisy)
-    assert loss > 0
-    loss.backward()
-    assert gate_of(module.model).scorer[0].weight.grad.abs().sum() > 0
-    assert module.model.head.weight.grad is None  # it trains the gate, not the recognisers
-    no_face = dataclasses.replace(noisy, face_found=torch.zeros_like(noisy.face_found))
-    assert module._gate_loss(out, no_face) == 0  # the weight of a frame without a face is fixed at 1
-    off = AVSRLightning(trained.config, preprocessing=spec)
-    assert off._gate_loss(out, noisy) == 0
-
-
-def test_gate_snr_supervision_teaches_the_weight_to_follow_the_frames_snr(prepared_corpus):
-    """``gate_snr_supervision``: the target falls with the frame's SNR through half the ceiling at the
-    midpoint; frames without a face or a known SNR are left out; only the gate learns; and a few steps
-    of this loss alone make the weight of noisy frames fall below that of the same frames clean."""
-    from avsr.data.augment import AugmentOptions
-    from avsr.training.lightning_module import AVSRLightning, snr_target
-
-    target = snr_target(torch.tensor([-60.0, 0.0, 5.0, 10.0, 60.0]), 5.0, 3.0, 0.8)
-    assert target[2] == pytest.approx(0.4) and target[0] < 1e-6 and target[-1] == pytest.approx(0.8)
-    assert (target.diff() > 0).all()
-    with pytest.raises(ValueError, match="gate_snr_width_db"):
-        AVSRLightning(gate_snr_width_db=0.0)
-
-    embedded = Path(avsr.__file__).parent / "assets" / "synth-grid-tiny.pt"
-    trained, _, _ = load_bundle(embedded)
-    spec = trained.preprocessing
-    module = AVSRLightning(trained.config, preprocessing=spec, gate_snr_supervision=1.0)
-    module.model.load_state_dict(trained.state_dict())
-    quiet = dict(drop_audio_prob=0.0, drop_video_prob=0.0, blank_span_prob=0.0, time_mask_prob=0.0,
-                 random_crop=False, flip_prob=0.0, noise_types=("white",))
-    clean_set = AVDataset(prepared_corpus / "val.jsonl", preprocessing=spec, augment=AugmentOptions(noise_prob=0.0, **quiet))
-    noisy_set = AVDataset(prepared_corpus / "val.jsonl", preprocessing=spec,
-                          augment=AugmentOptions(noise_prob=1.0, snr_db_range=(-10.0, -10.0), **quiet))
-    clean, noisy = (collate([dataset[i] for i in range(4)], spec) for dataset in (clean_set, noisy_set))
-    inside = torch.arange(clean.frame_snr.shape[1])[None] < clean.video_lengths[:, None]
-    assert (clean.frame_snr[inside] == 60).all() and noisy.frame_snr[inside].nanmedian() < 0
-
-    def weights(batch):
-        out = module.model(batch.audio, batch.audio_lengths, batch.video, batch.video_lengths, batch.face_found, "av")
-        return out, out.audio_weight[batch.face_found].mean()
-
-    module.eval()  # batch norm held: the loss, not the statistics, moves the weight
-    out, _ = weights(noisy)
-    loss = module._gate_snr_loss(out, noisy)
-    assert loss > 0
-    loss.backward()
-    assert gate_of(module.model).scorer[0].weight.grad.abs().sum() > 0
-    assert module.model.head.weight.grad is None  # it trains the gate, not the recognisers
-    assert module._gate_snr_loss(out, dataclasses.replace(noisy, face_found=torch.zeros_like(noisy.face_found))) == 0
-    assert module._gate_snr_loss(out, dataclasses.replace(noisy, frame_snr=torch.full_like(noisy.frame_snr, float("nan")))) == 0
-    assert AVSRLightning(trained.config, preprocessing=spec)._gate_snr_loss(out, noisy) == 0
-
-    torch.manual_seed(0)  # a scorer that has learned nothing yet: the loss alone must teach it
-    for layer in gate_of(module.model).scorer:
-        if hasattr(layer, "reset_parameters"):
-            layer.reset_parameters()
-    with torch.no_grad():
-        before = weights(clean)[1] - weights(noisy)[1]
-    optimizer = torch.optim.Adam(gate_of(module.model).scorer.parameters(), lr=1e-2)
-    for _ in range(15):
-        for batch in (clean, noisy):
-            optimizer.zero_grad()
-            module._gate_snr_loss(weights(batch)[0], batch).backward()
-            optimizer.step()
-    with torch.no_grad():
-        (_, clean_weight), (_, noisy_weight) = weights(clean), weights(noisy)
-    assert clean_weight - noisy_weight > max(0.3, before + 0.2), (before, clean_weight, noisy_weight)
-
-
-def test_sync_supervision_raises_the_attention_on_the_lip_frame_of_each_audio_frame(prepared_corpus):
-    """``xattn_sync_supervision``: the batch carries the shift the offset augmentation made; the loss
-    is 0 for attention all on the frame that shows the audio and log(2W + 1) for attention spread
-    evenly; frames with nothing to find are left out; only the audio-to-video attention and the
-    streams learn; and a few steps of it raise that attention."""
-    from avsr.data.augment import AugmentOptions
-    from avsr.training.lightning_module import AVSRLightning, sync_nll
-
-    embedded = Path(avsr.__file__).parent / "assets" / "synth-grid-tiny.pt"
-    trained, _, _ = load_bundle(embedded)
-    spec = trained.preprocessing
-    quiet = dict(drop_audio_prob=0.0, drop_video_prob=0.0, blank_span_prob=0.0, time_mask_prob=0.0, noise_prob=0.0,
-                 random_crop=False, flip_prob=0.0, pad_prob=0.0, offset_prob=1.0, max_offset_frames=3)
-    dataset = AVDataset(prepared_corpus / "val.jsonl", preprocessing=spec, augment=AugmentOptions(**quiet))
-    batch = collate([dataset[(i, epoch)] for i in range(2) for epoch in range(3)], spec)
-    assert len(set(batch.av_offset.tolist())) > 1 and (batch.av_offset.abs() <= 3).all()
-    for found, frames, offset in zip(batch.face_found, batch.video_lengths, batch.av_offset.tolist()):
-        missing = found[:offset] if offset > 0 else found[frames + offset:frames]  # shifted in from outside
-        assert not missing.any() and found[:frames].sum() >= frames - abs(offset) - 2
-
-    window, frames = 4, 12
-    lengths, face = torch.tensor([frames, 9]), torch.ones(2, frames, dtype=torch.bool)
-    offsets = torch.tensor([2, -1])
-    exact = torch.zeros(2, frames, 2 * window + 1)
-    exact[0, :, window + 2] = exact[1, :, window - 1] = 1
-    assert sync_nll(exact, lengths, face, offsets) == pytest.approx(0.0, abs=1e-6)
-    even = torch.full((2, frames, 2 * window + 1), 1 / (2 * window + 1))
-    assert sync_nll(even, lengths, face, offsets) == pytest.approx(np.log(2 * window + 1), rel=1e-5)
-    wrong = exact.roll(1, dims=2)
-    assert sync_nll(wrong, lengths, face, offsets) > 10  # no weight on the right frame: a large loss
-    assert sync_nll(wrong, lengths, torch.zeros_like(face), offsets) == 0  # no face to find anywhere
-    assert sync_nll(wrong, lengths, face, torch.tensor([window + 1, -window - 1])) == 0  # outside the window
-    first_only = torch.zeros_like(face)
-    first_only[0, 2:4] = True  # faces in video frames 2 and 3 only: they show audio frames 0 and 1 of the first
-    assert sync_nll(wrong, lengths, first_only, offsets) > 10
-    half = exact * 0.5 + even * 0.5
-    half[0, 2:] = half[1] = 0  # the frames with nothing to find do not count, whatever their attention
-    assert sync_nll(half, lengths, first_only, offsets) == pytest.approx(
-        -np.log(0.5 + 0.5 / (2 * window + 1)), rel=1e-5)
-
-    module = AVSRLightning(trained.config, preprocessing=spec, xattn_sync_supervision=1.0)
-    module.model.load_state_dict(trained.state_dict())
-    module.eval()
-    forward = lambda: module.model(batch.audio, batch.audio_lengths, batch.video, batch.video_lengths, batch.face_found,
-                                   "av")
-    out = forward()
-    loss = module._sync_loss(out, batch)
-    assert loss > 0
-    loss.backward()
-    assert module.model.fusion.audio_to_video.query.weight.grad.abs().sum() > 0
-    assert module.model.head.weight.grad is None and module.model.fusion.gate.scorer[0].weight.grad is None
-    assert AVSRLightning(trained.config, preprocessing=spec)._sync_loss(out, batch) == 0
-    assert module._sync_loss(out, dataclasses.replace(batch, av_offset=None)) == 0
-
-    optimizer = torch.optim.Adam(module.model.fusion.audio_to_video.parameters(), lr=1e-2)
-    for _ in range(10):
-        optimizer.zero_grad()
-        module._sync_loss(forward(), batch).backward()
-        optimizer.step()
-    with torch.no_grad():
-        after = module._sync_loss(forward(), batch)
-    assert after < loss.detach() - 0.2, (float(loss), float(after))
