@@ -16,7 +16,7 @@ import torch
 
 from avsr.data.tokenizer import CharTokenizer
 from avsr.files import atomic_path
-from avsr.models.av_model import AVSRModel, ModelConfig
+from avsr.models.av_model import AVSRModel, ModelConfigError, model_config
 from avsr.preprocessing import Preprocessing, PreprocessingError
 
 BUNDLE_FORMAT = "avsr-bundle-1"
@@ -55,11 +55,14 @@ def load_bundle(path: str | Path, device: str = "cpu") -> tuple[AVSRModel, CharT
         raise BundleError(f"{path}: not an avsr bundle (format {found}); a Lightning checkpoint is converted with "
                           "`avsr export`")
     try:
-        config = dict(payload["config"])
-        config["video_channels"] = tuple(config["video_channels"])
-        model = AVSRModel(ModelConfig(**config), Preprocessing.from_dict(payload.get("preprocessing")))
+        model = AVSRModel(model_config(dict(payload["config"]), str(path)),
+                          Preprocessing.from_dict(payload.get("preprocessing")))
         model.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in payload["state_dict"].items()})
     except PreprocessingError as error:
+        raise BundleError(f"{path}: {error}") from None
+    except ModelConfigError as error:  # a retired option on: its own one-line reason
+        if str(error).startswith(f"{path}:"):
+            raise
         raise BundleError(f"{path}: {error}") from None
     except (KeyError, TypeError, ValueError, RuntimeError) as error:
         reason = str(error).splitlines()[0] if str(error) else error.__class__.__name__
