@@ -11,8 +11,7 @@ import torch
 
 from avsr.errors import OptionError
 from avsr.models.av_model import RETIRED_TRAINING_OPTIONS, AVSRModel, drop_retired, model_config
-from avsr.models.bundle import BundleError, load_bundle
-from avsr.preprocessing import Preprocessing
+from avsr.models.bundle import load_bundle
 from avsr.training.losses import LossOptions
 
 STREAMS = {"audio": ("audio_encoder", "audio_head"), "video": ("video_encoder", "video_head")}
@@ -100,23 +99,9 @@ def read_checkpoint(path: str | Path) -> dict:
 
 
 def load_stream_model(path: str | Path) -> AVSRModel:
-    """The network of a bundle (``avsr export``) or of a Lightning checkpoint of this project."""
-    try:
-        return load_bundle(path)[0]
-    except BundleError as error:
-        if not str(path).endswith(".ckpt"):
-            raise
-        if not Path(path).is_file():
-            raise BundleError(f"{path}: checkpoint not found; check the path") from error
-    checkpoint = read_checkpoint(path)
-    hparams = checkpoint["hyper_parameters"]
-    preprocessing = hparams.get("preprocessing", Preprocessing())
-    if isinstance(preprocessing, dict):
-        preprocessing = Preprocessing.from_dict(preprocessing)
-    model = AVSRModel(hparams["model"], preprocessing)
-    model.load_state_dict({key[len("model."):]: value for key, value in checkpoint["state_dict"].items()
-                           if key.startswith("model.")})
-    return model.eval()
+    """The network of a bundle (``avsr export``) or of a training checkpoint, read by the one model
+    loader (:func:`avsr.models.bundle.load_bundle`)."""
+    return load_bundle(path)[0]
 
 
 def check_crops(source: AVSRModel, model: AVSRModel, path: str | Path, what: str) -> None:
