@@ -7,7 +7,6 @@ import os
 from pathlib import Path
 
 from avsr.cli.common import positive_int, usage_error
-from avsr.preprocessing import DETECT_EVERY
 
 
 def add_export(subparsers) -> None:
@@ -78,43 +77,73 @@ def _checkpoint_model(path: Path):
 
 
 def add_evaluate(subparsers) -> None:
+    from avsr.evaluation.options import FACE_GAP_PLACES, EvaluateOptions, Perturbation
+
+    defaults, perturb = EvaluateOptions(), Perturbation()
     parser = subparsers.add_parser(
         "evaluate", help="WER/CER of model bundles on a prepared manifest, per mode, noise and SNR",
         description="Decode a prepared manifest in each mode, clean and with noise mixed at each SNR, and print "
-        "WER and CER; with -o, a sweep over several models and noises written as tables and plots.")
+        "WER and CER; with -o, a sweep over several models and noises written as tables and plots. --compare "
+        "scores a second model on the same utterances and pairs its rows with each model's.")
     parser.add_argument("--model", nargs="+", default=["synth-grid-tiny"], metavar="BUNDLE",
                         help="bundle files (or their .onnx exports), or the embedded 'synth-grid-tiny' (default; "
                         "trained on the synthetic "
                         "corpus only: it will not transcribe real people)")
+    parser.add_argument("--compare", default=None, metavar="BUNDLE",
+                        help="a second model scored on the same utterances, noise and perturbations; each --model row "
+                        "is paired with its row of the same condition: the relative WER gain 1 - WER / its WER "
+                        "(0.2: 20%% fewer word errors) with a paired bootstrap 95%% interval (compare.md with -o)")
     parser.add_argument("--manifest", required=True, metavar="MANIFEST.jsonl",
                         help="a prepared manifest (avsr prepare manifest), or a raw one (id, video, text per line, as "
                         "avsr synth writes), which is prepared first into DIR/prepared (with -o) or "
                         "<manifest>_prepared/ beside it, and reused when current")
-    parser.add_argument("--detect-every", type=positive_int, default=DETECT_EVERY, metavar="K",
-                        help=f"landmarker stride when a raw manifest is prepared (default {DETECT_EVERY})")
-    parser.add_argument("--modes", nargs="+", default=["av", "audio", "video"], choices=["av", "audio", "video"])
-    parser.add_argument("--snr-db", nargs="+", default=["clean"], metavar="SNR",
+    parser.add_argument("--detect-every", type=positive_int, default=defaults.detect_every, metavar="K",
+                        help=f"landmarker stride when a raw manifest is prepared (default {defaults.detect_every})")
+    parser.add_argument("--modes", nargs="+", default=list(defaults.modes), choices=["av", "audio", "video"])
+    parser.add_argument("--snr-db", nargs="+", metavar="SNR",
+                        default=["clean" if snr is None else f"{snr:g}" for snr in defaults.snrs],
                         help="SNRs in dB measured on the speech, or 'clean' (default: clean)")
-    parser.add_argument("--av-offset-ms", nargs="+", type=int, default=[0], metavar="MS",
+    parser.add_argument("--av-offset-ms", nargs="+", type=int, default=list(defaults.av_offsets_ms), metavar="MS",
                         help="shift the video against the audio by each offset (positive: the video lags; multiples "
                         "of 40 ms, one frame), combined with every SNR and noise: an offset axis in the sweep and "
                         "wer_vs_offset.png (default 0)")
-    parser.add_argument("--av-sync", default="off", choices=["off", "attention"],
+    parser.add_argument("--av-sync", default=defaults.av_sync, choices=["off", "attention"],
                         help="attention: before an xattn model's av rows are scored, undo each utterance's offset as "
                         "its cross-attention reads it (as avsr transcribe does for a model taught where the lips are); "
                         "off: score the shifted video as it is (default)")
-    parser.add_argument("--beam-size", type=positive_int, default=1, metavar="N", help="1 = greedy (default)")
-    parser.add_argument("--lexicon", default=None, metavar="FILE",
+    _add_perturbations(parser, perturb, FACE_GAP_PLACES)
+    parser.add_argument("--beam-size", type=positive_int, default=defaults.beam_size, metavar="N",
+                        help="1 = greedy (default)")
+    parser.add_argument("--lexicon", default=defaults.lexicon, metavar="FILE",
                         help="words allowed in the output (word list or manifest .jsonl); needs --beam-size > 1")
-    parser.add_argument("--noise", nargs="+", default=["white"], metavar="NOISE",
+    parser.add_argument("--noise", nargs="+", default=list(defaults.noises), metavar="NOISE",
                         help="white, babble (other speakers of the manifest) and/or NAME=DIR (a folder "
                         "of noise recordings, e.g. music=musan/music); default white")
-    parser.add_argument("--seed", type=int, default=0, help="seeds the noise of every utterance (default 0)")
-    parser.add_argument("-o", "--output-dir", default=None, metavar="DIR",
+    parser.add_argument("--seed", type=int, default=defaults.seed,
+                        help=f"seeds the noise of every utterance (default {defaults.seed})")
+    parser.add_argument("-o", "--output-dir", default=defaults.output_dir, metavar="DIR",
                         help="run a sweep over models x modes x noises x SNRs and write results.csv, results.md "
                         "(WER with bootstrap 95%% intervals, achieved SNR, gate weight), PNG plots and one utterance's "
                         "spectrogram / mouth crops / gate weight (utterance.png) here")
     parser.set_defaults(handler=_run_evaluate)
+
+
+def _add_perturbations(parser: argparse.ArgumentParser, perturb, places: tuple[str, ...]) -> None:
+    """The options that make every utterance harder: face gaps, a lead-in and a trail."""
+    parser.add_argument("--face-gap-s", type=float, default=perturb.face_gap_s, metavar="S",
+                        help="remove the face (black crops, no face found) for S seconds, whole 40 ms frames up to 1, "
+                        f"at --face-gap-at (default {perturb.face_gap_s:g}: none)")
+    parser.add_argument("--face-gap-at", default=perturb.face_gap_at, choices=places,
+                        help="where the face gap is: the clip's start, middle or end, or the end of every second "
+                        f"(default {perturb.face_gap_at})")
+    parser.add_argument("--lead-in-s", type=float, default=perturb.lead_in_s, metavar="S",
+                        help="lengthen each clip by S seconds at its start (whole 40 ms frames, up to 5): the "
+                        f"first crop held, the sound room tone (default {perturb.lead_in_s:g})")
+    parser.add_argument("--trail-s", type=float, default=perturb.trail_s, metavar="S",
+                        help=f"the same after the speech, the last crop held (default {perturb.trail_s:g})")
+    parser.add_argument("--room-tone-dbfs", default=None, metavar="DB|clip|zero",
+                        help="the lead-in's and trail's sound: pink noise at DB dBFS RMS (-100 to -20), clip (the "
+                        "clip's own quietest stretch, as an offset copy is padded; default) or zero (digital silence)")
 
 
 def _model_name(name: str) -> str:
@@ -123,23 +152,39 @@ def _model_name(name: str) -> str:
 
 
 def _run_evaluate(args: argparse.Namespace) -> int:
-    from avsr.evaluation.run import EvaluateOptions, evaluate, format_table, parse_snrs
+    from avsr.evaluation.compare import format_paired
+    from avsr.evaluation.options import EvaluateOptions, Perturbation, parse_room_tone, parse_snrs
+    from avsr.evaluation.run import evaluate, format_table
     from avsr.models.bundle import BundleError, load_model
 
     try:
+        room_tone = Perturbation.room_tone_dbfs if args.room_tone_dbfs is None else parse_room_tone(args.room_tone_dbfs)
+        perturbation = Perturbation(face_gap_s=args.face_gap_s, face_gap_at=args.face_gap_at,
+                                    lead_in_s=args.lead_in_s, trail_s=args.trail_s, room_tone_dbfs=room_tone)
         options = EvaluateOptions(snrs=parse_snrs(args.snr_db), noises=tuple(args.noise), modes=tuple(args.modes),
                                   seed=args.seed, beam_size=args.beam_size, lexicon=args.lexicon,
                                   output_dir=args.output_dir, detect_every=args.detect_every,
-                                  av_offsets_ms=tuple(args.av_offset_ms), av_sync=args.av_sync)
+                                  av_offsets_ms=tuple(args.av_offset_ms), av_sync=args.av_sync,
+                                  perturbation=perturbation)
         models = {_model_name(name): load_model(name).network for name in args.model}
-        rows = evaluate(models, args.manifest, options, progress=bool(args.output_dir))
+        compare = None
+        if args.compare:
+            label = _model_name(args.compare)
+            compare = (f"{label} (compared)" if label in models else label, load_model(args.compare).network)
+        result = evaluate(models, args.manifest, options, progress=bool(args.output_dir), compare=compare)
     except (ValueError, BundleError, OSError) as error:
         return usage_error("avsr evaluate", error)
+    if perturbation.describe():
+        print(perturbation.describe())
     if args.output_dir:
         out = Path(args.output_dir)
         print((out / "results.md").read_text(), end="")
+        if compare:
+            print("\n" + (out / "compare.md").read_text(), end="")
         print(f"wrote {out}/results.csv, results.md, plots" + (", utterance.png" if (out / "utterance.png").exists()
-                                                                else ""))
+                                                                else "") + (", compare.csv, compare.md" if compare else ""))
         return 0
-    print(format_table(rows), end="")
+    print(format_table([row for row in result.rows if compare is None or row.model != compare[0]]), end="")
+    if compare:
+        print("\n" + format_paired(result.paired), end="")
     return 0

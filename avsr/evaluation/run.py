@@ -1,60 +1,31 @@
 """``avsr evaluate`` as a library call: options checked up front, raw manifests prepared on the fly,
-the decoder built once, the sweep run, and its table written or printed."""
+the decoder built once, the sweep run (with a compared model, its paired comparison), and its tables
+written or printed."""
 
 from __future__ import annotations
 
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+
+import torch
 
 from avsr.data.manifest import read_jsonl
 from avsr.decoding.beam import make_decoder
-from avsr.evaluation.sweep import SweepRow, offset_frames, sweep, write_results
+from avsr.errors import OptionError
+from avsr.evaluation.compare import PairedRow, paired_rows, write_paired
+from avsr.evaluation.options import EvaluateOptions
+from avsr.evaluation.sweep import SweepRow, sweep, write_results
 from avsr.preprocessing import DETECT_EVERY
 
 
-@dataclass(frozen=True)
-class EvaluateOptions:
-    """What ``avsr evaluate`` runs. ``snrs``: dB values, ``None`` for clean. ``noises``: ``white``,
-    ``babble`` or ``NAME=DIR``. ``output_dir``: write a sweep (tables, plots) there; without it one
-    model's table is printed. ``detect_every``: landmarker stride when a raw manifest is prepared.
-    ``av_offsets_ms``: the video shifted against the audio by each (positive: it lags), in whole
-    25 fps frames (multiples of 40 ms). ``av_sync``: ``attention`` undoes each utterance's offset as
-    an ``xattn`` model's attention reads it, before its ``av`` rows are scored (``off``: as it is)."""
+@dataclass
+class Evaluation:
+    """What :func:`evaluate` measured: the sweep's rows, and each of them against the compared
+    model's row of the same condition (empty without a compared model)."""
 
-    snrs: tuple[float | None, ...] = (None,)
-    noises: tuple[str, ...] = ("white",)
-    modes: tuple[str, ...] = ("av", "audio", "video")
-    seed: int = 0
-    beam_size: int = 1
-    lexicon: str | None = None
-    output_dir: str | None = None
-    detect_every: int = DETECT_EVERY
-    av_offsets_ms: tuple[int, ...] = (0,)
-    av_sync: str = "off"
-
-    def __post_init__(self) -> None:
-        if self.av_sync not in ("off", "attention"):
-            raise ValueError(f"--av-sync {self.av_sync}: use off or attention")
-        for offset in self.av_offsets_ms:
-            offset_frames(offset)
-        for noise in self.noises:
-            name, _, folder = noise.partition("=")
-            if folder and not Path(folder).is_dir():
-                raise ValueError(f"--noise {noise}: {folder} is not a folder; pass NAME=DIR with a folder of noise "
-                                 "recordings")
-            if not folder and name not in ("white", "babble"):
-                raise ValueError(f"--noise {noise}: use white, babble or NAME=DIR")
-        if self.beam_size < 1:
-            raise ValueError(f"--beam-size {self.beam_size}: use 1 (greedy) or more")
-
-
-def parse_snrs(values: list[str]) -> tuple[float | None, ...]:
-    """``["clean", "0", "-5"]`` -> ``(None, 0.0, -5.0)``."""
-    try:
-        return tuple(None if value == "clean" else float(value) for value in values)
-    except ValueError:
-        raise ValueError(f"--snr-db takes numbers or 'clean', got {' '.join(values)}") from None
+    rows: list[SweepRow]
+    paired: list[PairedRow] = field(default_factory=list)
 
 
 def prepared_manifest(manifest: str | Path, cache_dir: str | Path, detect_every: int = DETECT_EVERY,
@@ -77,12 +48,16 @@ def prepared_manifest(manifest: str | Path, cache_dir: str | Path, detect_every:
     return target
 
 
-def evaluate(models: dict, manifest: str | Path, options: EvaluateOptions = EvaluateOptions(),
-             progress: bool = False) -> list[SweepRow]:
-    """Rows of the sweep (see :func:`~avsr.evaluation.sweep.sweep`); with ``output_dir`` the results,
-    plots and ``utterance.png`` are written there too."""
+def evaluate(models: dict[str, torch.nn.Module], manifest: str | Path, options: EvaluateOptions = EvaluateOptions(),
+             progress: bool = False, compare: tuple[str, torch.nn.Module] | None = None) -> Evaluation:
+    """The sweep's rows (see :func:`~avsr.evaluation.sweep.sweep`) of ``models`` (name: network) and,
+    with ``compare`` (name, network), of that model too, each other model's rows paired with its
+    (:func:`~avsr.evaluation.compare.paired_rows`). With ``output_dir`` the results, plots,
+    ``utterance.png`` and, with ``compare``, ``compare.csv`` / ``compare.md`` are written there."""
     if len(models) > 1 and not options.output_dir:
-        raise ValueError("several models need -o DIR (a sweep)")
+        raise OptionError("several models need -o DIR (a sweep)")
+    if compare is not None and compare[0] in models:
+        raise OptionError(f"--compare {compare[0]}: has the name of a model under evaluation; give it another")
     decoder = make_decoder(options.beam_size, options.lexicon)
     out = Path(options.output_dir) if options.output_dir else None
     cache = (out / "prepared") if out else Path(manifest).with_name(f"{Path(manifest).stem}_prepared")
@@ -91,13 +66,18 @@ def evaluate(models: dict, manifest: str | Path, options: EvaluateOptions = Eval
     if out is not None:
         out.mkdir(parents=True, exist_ok=True)
         figure = out / "utterance.png"
-        figure.unlink(missing_ok=True)  # an earlier sweep's
-    rows = sweep(models, str(manifest), list(options.snrs), list(options.noises), list(options.modes), options.seed,
+        for earlier in (figure, out / "compare.csv", out / "compare.md"):  # an earlier sweep's
+            earlier.unlink(missing_ok=True)
+    networks = models | dict([compare] if compare else [])
+    rows = sweep(networks, str(manifest), list(options.snrs), list(options.noises), list(options.modes), options.seed,
                  decoder, progress=progress, figure_path=figure, offsets_ms=list(options.av_offsets_ms),
-                 av_sync=options.av_sync)
+                 av_sync=options.av_sync, perturbation=options.perturbation)
+    paired = paired_rows(rows, compare[0], options.seed) if compare else []
     if out is not None:
         write_results(rows, out)
-    return rows
+        if compare:
+            write_paired(paired, out)
+    return Evaluation(rows, paired)
 
 
 def format_table(rows: list[SweepRow]) -> str:

@@ -14,21 +14,25 @@ import csv
 import io
 import zlib
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
-import jiwer
 import numpy as np
 import torch
 
 from avsr.data.augment import frame_snr_db, shift_video
 from avsr.data.dataset import AVDataset, collate
-from avsr.preprocessing import FRAME_S, Preprocessing
+from avsr.data.manifest import ManifestError
+from avsr.preprocessing import Preprocessing
 from avsr.files import write_text_atomic
 from avsr.data.noise import NoiseFolder, babble, babble_talkers, measured_snr_db, mix_at_snr, white_noise
 from avsr.decoding.greedy import greedy_decode
+from avsr.errors import OptionError
 from avsr.evaluation.figures import sweep_plots, utterance_figure
+from avsr.evaluation.options import Perturbation, offset_frames
+from avsr.evaluation.perturb import with_face_gaps, with_lead_in
 from avsr.inference.sync import attention_offset, frames_to_undo
+from avsr.text import char_error_rate, word_error_rate, word_errors
 
 BABBLE_TALKERS = 4
 
@@ -48,6 +52,7 @@ class SweepRow:
     mean_audio_weight: float | None
     av_offset_ms: int = 0  # the video shifted against the audio (positive: the video lags)
     av_sync: str = "off"  # attention: each utterance's offset, read from the model's attention, undone first
+    errors: tuple[int, ...] = field(default=(), repr=False)  # word edits per utterance, in the manifest's order
 
 
 class NoiseSource:
@@ -59,9 +64,9 @@ class NoiseSource:
     def __init__(self, spec: str, audios: list[np.ndarray], speakers: list[str]) -> None:
         self.name, _, folder = spec.partition("=")
         if self.name not in ("white", "babble") and not folder:
-            raise ValueError(f"noise {spec!r}; use white, babble or NAME=DIR (a folder of noise recordings)")
+            raise OptionError(f"noise {spec!r}; use white, babble or NAME=DIR (a folder of noise recordings)")
         if self.name == "babble" and len(set(speakers)) < 2:
-            raise ValueError("babble needs utterances of at least two speakers in the manifest (its \"speaker\" "
+            raise OptionError("babble needs utterances of at least two speakers in the manifest (its \"speaker\" "
                              "field): the talkers in the background are never the target's speaker")
         self.folder = NoiseFolder(folder) if folder else None
         self.audios, self.speakers = audios, speakers
@@ -73,15 +78,6 @@ class NoiseSource:
             return self.folder.sample(length, rng)
         picks = babble_talkers(index, self.speakers, BABBLE_TALKERS, rng)
         return babble([self.audios[i] for i in picks], length, rng)
-
-
-def offset_frames(offset_ms: int) -> int:
-    """An audio-video offset in ms as whole 25 fps frames; a ValueError for one that is not."""
-    frames = offset_ms / 1000 / FRAME_S
-    if abs(frames - round(frames)) > 1e-6:
-        raise ValueError(f"--av-offset-ms {offset_ms}: not a whole number of 25 fps frames; use multiples of "
-                         f"{round(1000 * FRAME_S)} ms")
-    return round(frames)
 
 
 def shifted_items(items: list[dict], offset_ms: int) -> list[dict]:
@@ -99,8 +95,8 @@ def load_items(manifest: str, preprocessing: Preprocessing = Preprocessing()) ->
     """Every utterance of a prepared manifest as evaluation items (centre crops), and its speakers."""
     dataset = AVDataset(manifest, preprocessing=preprocessing)
     if len(dataset) == 0:
-        raise ValueError(f"{manifest}: holds no utterance; nothing to evaluate (was every line of its source "
-                         "manifest a failure? see prepare_summary.jsonl)")
+        raise ManifestError(f"{manifest}: holds no utterance; nothing to evaluate (was every line of its source "
+                            "manifest a failure? see prepare_summary.jsonl)")
     return [dataset[i] for i in range(len(dataset))], dataset.speakers
 
 
@@ -117,11 +113,6 @@ def noisy_items(items: list[dict], source: NoiseSource | None, snr_db: float | N
         step = len(item["audio"]) // max(len(item["video"]), 1)
         noisy.append(item | {"audio": audio, "frame_snr": frame_snr_db(item["audio"], audio, step)})
     return noisy, achieved
-
-
-def _edits(reference: str, hypothesis: str) -> int:
-    out = jiwer.process_words(reference, hypothesis)
-    return out.substitutions + out.deletions + out.insertions
 
 
 def bootstrap_wer(errors: np.ndarray, words: np.ndarray, seed: int, rounds: int = 1000) -> tuple[float, float]:
@@ -166,33 +157,16 @@ def score(model, items: list[dict], mode: str, decoder: Callable, batch_size: in
     return hypotheses, float(torch.cat(weights).mean()) if weights else None
 
 
-def paired_gain(errors_a: np.ndarray, errors_b: np.ndarray, seed: int,
-                rounds: int = 1000) -> tuple[float, float, float]:
-    """How much lower A's corpus WER is than B's, relative to B's (``1 - WER_A / WER_B``; 0.2 = 20 %
-    better), on the same utterances (word edits per utterance), with a paired bootstrap 95 %
-    interval: each round resamples utterances and scores both systems on the same draw, so the
-    interval reflects their difference rather than each one's spread. Returns ``(gain, low, high)``;
-    NaN where B makes no error (no relative gain is defined), and draws in which B makes none are
-    left out of the interval."""
-    if errors_b.sum() == 0:
-        return float("nan"), float("nan"), float("nan")
-    rng = np.random.default_rng(seed)
-    picks = rng.integers(0, len(errors_a), (rounds, len(errors_a)))
-    a, b = errors_a[picks].sum(axis=1), errors_b[picks].sum(axis=1)
-    gains = 1 - a[b > 0] / b[b > 0]
-    return float(1 - errors_a.sum() / errors_b.sum()), float(np.percentile(gains, 2.5)), \
-        float(np.percentile(gains, 97.5))
-
-
 def utterance_errors(references: list[str], hypotheses: list[str]) -> np.ndarray:
     """Word edits (substitutions + deletions + insertions) of each hypothesis against its reference."""
-    return np.array([_edits(r, h) for r, h in zip(references, hypotheses)])
+    return np.array([word_errors(r, h) for r, h in zip(references, hypotheses)])
 
 
 def sweep(models: dict[str, torch.nn.Module], manifest: str, snrs: list[float | None], noises: list[str],
           modes: list[str], seed: int = 0, decoder: Callable = greedy_decode,
           progress: bool = True, figure_path: str | Path | None = None,
-          offsets_ms: list[int] = (0,), av_sync: str = "off") -> list[SweepRow]:
+          offsets_ms: list[int] = (0,), av_sync: str = "off",
+          perturbation: Perturbation = Perturbation()) -> list[SweepRow]:
     """One row per model x mode x noise x SNR x offset (clean first, once per model x mode; modes a
     model cannot run, such as ``av`` for an audio-only model, are skipped, and so is ``audio`` mode at
     a non-zero offset, where its input is the same; ``video`` mode, whose input is the same under every
@@ -202,37 +176,33 @@ def sweep(models: dict[str, torch.nn.Module], manifest: str, snrs: list[float | 
     ``av_sync``: ``attention`` undoes each utterance's offset as the model's attention reads it
     before its ``av`` rows are scored (see :func:`score`); ``off``: as it is.
 
+    ``perturbation``: its lead-in and trail lengthen every utterance before the noise is mixed in;
+    its face gaps are cut after the video is shifted (:mod:`avsr.evaluation.perturb`).
+
     ``figure_path``: also draw :func:`~avsr.evaluation.figures.utterance_figure` for the first
     utterance, clean and at the lowest SNR of the first noise, with the first model that runs ``av``.
     """
     from tqdm import tqdm
 
-    specs = {(m.preprocessing.roi_size, m.preprocessing.crop_size) for m in models.values()}
-    if len(specs) > 1:
-        raise ValueError(f"the models see crops of different sizes ({sorted(specs)} as roi, crop); evaluate them "
-                         "in separate runs")
-    clean, speakers = load_items(manifest, next(iter(models.values())).preprocessing)
-    references = [item["text"] for item in clean]
-    words = np.array([len(t.split()) for t in references])
-    conditions = [("clean", None)] if None in snrs else []
-    conditions += [(noise, snr) for noise in noises for snr in snrs if snr is not None]
-    audios = [item["audio"] for item in clean]
-    sources = {noise: NoiseSource(noise, audios, speakers) for noise in noises}
-    rows = []
-    runs = {name: [mode for mode in modes if mode in model.modes] for name, model in models.items()}
-    if not any(runs.values()):
-        can = "; ".join(f"{name} runs {', '.join(model.modes)}" for name, model in models.items())
-        raise ValueError(f"no model can run the modes asked for ({', '.join(modes)}): {can}")
+    runs = _runs(models, modes)
     for offset in offsets_ms:
         offset_frames(offset)  # refused before any work
+    clean, speakers = load_items(manifest, next(iter(models.values())).preprocessing)
+    references = [item["text"] for item in clean]
+    sources = {noise: NoiseSource(noise, [item["audio"] for item in clean], speakers) for noise in noises}
+    clean = with_lead_in(clean, perturbation, seed)
+    conditions = [("clean", None)] if None in snrs else []
+    conditions += [(noise, snr) for noise in noises for snr in snrs if snr is not None]
     jobs = {offset: [(name, mode) for name in models for mode in runs[name] if not (offset and mode == "audio")]
             for offset in offsets_ms}
-    video_runs = {}
+    rows, video_runs = [], {}
     with tqdm(total=len(conditions) * sum(map(len, jobs.values())), unit="run", disable=not progress) as bar:
         for noise, snr in conditions:
             noisy, achieved = noisy_items(clean, sources.get(noise), snr, seed)
+            label = sources[noise].name if noise in sources else "clean"
+            achieved = float(np.mean(achieved)) if achieved else None
             for offset in offsets_ms:
-                items = shifted_items(noisy, offset)  # one shifted copy of the set at a time
+                items = with_face_gaps(shifted_items(noisy, offset), perturbation)  # one copy of the set at a time
                 for name, mode in jobs[offset]:  # an audio-only model runs audio mode alone
                     if mode == "video" and (name, offset) in video_runs:  # it reads no audio: same under every noise
                         hypotheses, weight = video_runs[name, offset]
@@ -240,20 +210,49 @@ def sweep(models: dict[str, torch.nn.Module], manifest: str, snrs: list[float | 
                         hypotheses, weight = score(models[name].eval(), items, mode, decoder, av_sync=av_sync)
                         if mode == "video":
                             video_runs[name, offset] = hypotheses, weight
-                    errors = utterance_errors(references, hypotheses)
-                    low, high = bootstrap_wer(errors, words, seed)
-                    rows.append(SweepRow(name, mode, sources[noise].name if noise in sources else "clean", snr,
-                                         float(np.mean(achieved)) if achieved else None,
-                                         jiwer.wer(references, hypotheses), low, high,
-                                         jiwer.cer(references, hypotheses), len(references), weight, offset,
-                                         av_sync if mode == "av" and models[name].config.fusion == "xattn" else "off"))
+                    synced = av_sync if mode == "av" and models[name].config.fusion == "xattn" else "off"
+                    rows.append(_scored(references, hypotheses, seed, model=name, mode=mode, noise=label,
+                                        snr_db=snr, achieved_snr_db=achieved, mean_audio_weight=weight,
+                                        av_offset_ms=offset, av_sync=synced))
                     bar.update()
+    if figure_path is not None:
+        _utterance_figure(models, clean, sources, noises, snrs, seed, figure_path)
+    return rows
+
+
+def _runs(models: dict[str, torch.nn.Module], modes: list[str]) -> dict[str, list[str]]:
+    """The modes each model runs of those asked for; an OptionError for models that cannot be
+    evaluated together or run none of them."""
+    specs = {(m.preprocessing.roi_size, m.preprocessing.crop_size) for m in models.values()}
+    if len(specs) > 1:
+        raise OptionError(f"the models see crops of different sizes ({sorted(specs)} as roi, crop); evaluate them "
+                          "in separate runs")
+    runs = {name: [mode for mode in modes if mode in model.modes] for name, model in models.items()}
+    if not any(runs.values()):
+        can = "; ".join(f"{name} runs {', '.join(model.modes)}" for name, model in models.items())
+        raise OptionError(f"no model can run the modes asked for ({', '.join(modes)}): {can}")
+    return runs
+
+
+def _scored(references: list[str], hypotheses: list[str], seed: int, **condition) -> SweepRow:
+    """The row of a condition (``model``, ``mode``, ``noise``...) with the scores of its ``hypotheses``:
+    WER, its bootstrap interval, CER and each utterance's word edits."""
+    errors = utterance_errors(references, hypotheses)
+    low, high = bootstrap_wer(errors, np.array([len(text.split()) for text in references]), seed)
+    return SweepRow(**condition, wer=word_error_rate(references, hypotheses), wer_low=low, wer_high=high,
+                    cer=char_error_rate(references, hypotheses), utterances=len(references),
+                    errors=tuple(int(e) for e in errors))
+
+
+def _utterance_figure(models: dict, clean: list[dict], sources: dict, noises: list[str], snrs: list[float | None],
+                      seed: int, path: str | Path) -> None:
+    """:func:`~avsr.evaluation.figures.utterance_figure` of the first utterance, clean and at the lowest
+    SNR of the first noise, with the first model that runs ``av`` (nothing without one, or without noise)."""
     av_models = [model for model in models.values() if "av" in model.modes]
     lowest = min((snr for snr in snrs if snr is not None), default=None)
-    if figure_path is not None and av_models and noises and lowest is not None:
+    if av_models and noises and lowest is not None:
         noisy, _ = noisy_items(clean[:1], sources[noises[0]], lowest, seed)
-        utterance_figure(av_models[0], clean[0], noisy[0], f"{sources[noises[0]].name} {lowest:g} dB", figure_path)
-    return rows
+        utterance_figure(av_models[0], clean[0], noisy[0], f"{sources[noises[0]].name} {lowest:g} dB", path)
 
 
 def write_results(rows: list[SweepRow], out_dir: str | Path) -> list[Path]:
@@ -261,7 +260,8 @@ def write_results(rows: list[SweepRow], out_dir: str | Path) -> list[Path]:
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=list(asdict(rows[0])), lineterminator="\n")
+    columns = [f.name for f in fields(SweepRow) if f.name != "errors"]  # per utterance: not a column
+    writer = csv.DictWriter(buffer, fieldnames=columns, lineterminator="\n", extrasaction="ignore")
     writer.writeheader()
     for row in rows:
         writer.writerow({k: "" if v is None else f"{v:.4f}" if isinstance(v, float) else v

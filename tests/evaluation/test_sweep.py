@@ -16,10 +16,10 @@ import torch
 
 from avsr.data.augment import shift_video
 from avsr.evaluation.figures import attention_matrix, utterance_figure
-from avsr.evaluation.run import EvaluateOptions
+from avsr.evaluation.options import EvaluateOptions
 from avsr.decoding.greedy import greedy_decode
-from avsr.evaluation.sweep import (NoiseSource, bootstrap_wer, load_items, noisy_items, paired_gain, score, shifted_items,
-                                   sweep, write_results)
+from avsr.evaluation.sweep import (NoiseSource, bootstrap_wer, load_items, noisy_items, score, shifted_items, sweep,
+                                   write_results)
 from avsr.models.av_model import AVSRModel, ModelConfig
 from tests.conftest import subset_manifest
 
@@ -267,33 +267,6 @@ def test_the_bootstrap_interval_holds_the_estimate_narrows_with_more_utterances_
     low, high = bootstrap_wer(clustered, np.full(50, 6), seed=0)
     assert low < 50 / 300 < high and high - low > 0.1
     assert bootstrap_wer(np.zeros(50, int), np.full(50, 6), seed=0) == (0.0, 0.0)
-
-
-def test_the_paired_gain_is_one_minus_the_wer_ratio_and_its_interval_follows_the_per_utterance_difference():
-    rng = np.random.default_rng(0)
-    b = rng.binomial(6, 0.3, 200)
-    assert paired_gain(b, b, seed=0) == (0.0, 0.0, 0.0)  # the same system: no gain, no doubt
-    half = b // 2
-    gain, low, high = paired_gain(half, b, seed=0)
-    assert gain == pytest.approx(1 - half.sum() / b.sum()) and 0 < low <= gain <= high
-    # The same gain twice: A one error better on half the utterances, or two better on half and one
-    # worse on the other half. Pairing makes the first certain and leaves the second in more doubt.
-    b = np.full(200, 2)
-    steady, noisy = b.copy(), b.copy()
-    steady[:100] -= 1
-    noisy[:100] -= 2
-    noisy[100:] += 1
-    g1, low1, high1 = paired_gain(steady, b, seed=0)
-    g2, low2, high2 = paired_gain(noisy, b, seed=0)
-    assert g1 == g2 == pytest.approx(0.25)
-    assert 0 < low1 and high1 - low1 < high2 - low2
-    assert paired_gain(noisy, b, seed=4) == paired_gain(noisy, b, seed=4)  # seeded
-    # B without an error: no relative gain; draws where B has none are left out of the interval.
-    assert np.isnan(paired_gain(np.zeros(50, int), np.zeros(50, int), seed=0)).all()
-    rare = np.zeros(200, int)
-    rare[0] = 1
-    gain, low, high = paired_gain(np.zeros(200, int), rare, seed=0)
-    assert gain == low == high == 1.0
 
 
 @pytest.mark.slow
