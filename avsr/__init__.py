@@ -4,13 +4,13 @@ __version__ = "0.1.0"
 
 
 def load_model(name_or_path, device: str = "cpu", backend=None):
-    """Load a model bundle by name (``"synth-grid-tiny"``, trained on synthetic data only) or path, or
-    the ONNX graphs of ``avsr export MODEL model.onnx`` (``backend="onnx"``, the default for ``.onnx``
-    paths; needs ``pip install 'avsr[onnx]'``).
+    """Load a model by name (``"synth-grid-tiny"``, trained on synthetic data only) or path: a bundle, a
+    training checkpoint (``.ckpt``), or the ONNX graphs of ``avsr export MODEL model.onnx``
+    (``backend="onnx"``, the default for ``.onnx`` paths; needs ``pip install 'avsr[onnx]'``).
 
-    Returns an :class:`avsr.models.bundle.LoadedModel` (``.network``, ``.tokenizer``, ``.metadata``, ``.id``).
+    Returns an :class:`avsr.models.loader.LoadedModel` (``.network``, ``.tokenizer``, ``.metadata``, ``.id``).
     """
-    from avsr.models.bundle import load_model as _load_model
+    from avsr.models.loader import load_model as _load_model
 
     return _load_model(name_or_path, device, backend)
 

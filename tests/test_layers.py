@@ -1,4 +1,5 @@
-"""The package's layers follow the data flow, and no module of a lower layer imports a higher one.
+"""The package's layers follow the data flow, no module of a lower layer imports a higher one, and
+no modules import each other in a cycle.
 
 io → data (synth beside it) → models → decoding → training / evaluation / inference → cli. The
 shared helpers at the top of the package (files, text, parallel, preprocessing) sit below them all.
@@ -8,6 +9,7 @@ Imports inside functions count as much as those at the top of a module.
 from __future__ import annotations
 
 import ast
+from collections import defaultdict
 from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parent.parent / "avsr"
@@ -71,3 +73,105 @@ def test_the_checker_catches_an_upward_import_inside_a_function(tmp_path):
     (package / "data" / "corpus.py").write_text("from avsr.synth.corpus import synthesize_corpus\n")
     assert upward_imports(package) == ["avsr.data.corpus:1 imports avsr.synth.corpus",
                                        "avsr.models.net:5 imports avsr.training.lightning"]
+
+
+def module_name(path: Path, package: Path) -> str:
+    parts = path.relative_to(package.parent).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def dependencies(package: Path = PACKAGE) -> dict[str, set[str]]:
+    """Each module's imports of other modules of the package, at the top or inside functions.
+    ``from avsr.a import b`` names the module ``avsr.a.b`` where there is one, else ``avsr.a``; an
+    import of a name inside a module (``from avsr.a.b import name``) names ``avsr.a.b``. The
+    package's own ``avsr`` facade and a module's enclosing packages (imported with it anyway) are
+    left out: importing them closes no cycle of their making."""
+    paths = sorted(package.rglob("*.py"))
+    modules = {module_name(path, package) for path in paths}
+    graph: dict[str, set[str]] = defaultdict(set)
+    for path in paths:
+        module = module_name(path, package)
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            if isinstance(node, ast.Import):
+                targets = [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.module:
+                targets = [f"{node.module}.{alias.name}" if f"{node.module}.{alias.name}" in modules else node.module
+                           for alias in node.names]
+            else:
+                continue
+            for target in targets:
+                while target not in modules and "." in target:  # import avsr.a.b.name: the module avsr.a.b
+                    target = target.rsplit(".", 1)[0]
+                if target in modules and target != "avsr" and not module.startswith(target + ".") and target != module:
+                    graph[module].add(target)
+    return graph
+
+
+def import_cycles(package: Path = PACKAGE) -> list[list[str]]:
+    """One cycle per group of modules that import each other, as ``[a, b, ..., a]`` (Tarjan's
+    strongly connected components, then a shortest way round from the group's first module)."""
+    graph = dependencies(package)
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    groups: list[list[str]] = []
+
+    def visit(module: str) -> None:
+        index[module] = low[module] = len(index)
+        stack.append(module)
+        for target in sorted(graph.get(module, ())):
+            if target not in index:
+                visit(target)
+                low[module] = min(low[module], low[target])
+            elif target in stack:
+                low[module] = min(low[module], index[target])
+        if low[module] == index[module]:
+            group = []
+            while not group or group[-1] != module:
+                group.append(stack.pop())
+            if len(group) > 1:
+                groups.append(sorted(group))
+
+    for module in sorted(graph):
+        if module not in index:
+            visit(module)
+    return [_way_round(group, graph) for group in sorted(groups)]
+
+
+def _way_round(group: list[str], graph: dict[str, set[str]]) -> list[str]:
+    """A shortest cycle from ``group[0]`` back to itself inside ``group`` (breadth first)."""
+    start, inside = group[0], set(group)
+    paths = {start: [start]}
+    frontier = [start]
+    while frontier:
+        following = []
+        for module in frontier:
+            for target in sorted(graph.get(module, set()) & inside):
+                if target == start:
+                    return paths[module] + [start]
+                if target not in paths:
+                    paths[target] = paths[module] + [target]
+                    following.append(target)
+        frontier = following
+    raise AssertionError(f"no way round {group}")  # a strongly connected group always has one
+
+
+def test_no_modules_import_each_other_in_a_cycle():
+    cycles = import_cycles()
+    assert not cycles, ("import cycles (move what both need into a light module of its own):\n"
+                        + "\n".join(" -> ".join(cycle) for cycle in cycles))
+
+
+def test_the_cycle_checker_catches_a_cycle_through_a_lazy_import(tmp_path):
+    package = tmp_path / "avsr"
+    (package / "io").mkdir(parents=True)
+    (package / "models").mkdir()
+    (package / "__init__.py").write_text("def load():\n    from avsr.models.net import Net\n")
+    (package / "io" / "__init__.py").write_text("from avsr.io.media import load_media\n")
+    (package / "io" / "media.py").write_text("import numpy\nfrom avsr.io.options import MediaOptions\n")
+    (package / "io" / "options.py").write_text("import avsr.io\n\n\ndef check():\n    from avsr.io import media\n")
+    (package / "models" / "net.py").write_text("import avsr\nfrom avsr.io.media import load_media\n")
+    # avsr.io.options -> avsr.io is its own package and avsr.models.net -> avsr the facade: not cycles.
+    assert import_cycles(package) == [["avsr.io.media", "avsr.io.options", "avsr.io.media"]]
+    (package / "io" / "options.py").write_text("import avsr.io\n")
+    assert import_cycles(package) == []

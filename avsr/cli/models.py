@@ -27,7 +27,8 @@ def add_export(subparsers) -> None:
 
 def _run_export(args: argparse.Namespace) -> int:
     from avsr.io.inputs import OutputError, check_outputs_spare_inputs
-    from avsr.models.bundle import BundleError, load_bundle, save_bundle
+    from avsr.models.bundle import save_bundle
+    from avsr.models.loader import BundleError, load_model
 
     onnx = args.output.endswith(".onnx")
     if onnx and args.half:
@@ -40,12 +41,10 @@ def _run_export(args: argparse.Namespace) -> int:
     if not source.is_file():
         return usage_error("avsr export", f"{source}: checkpoint not found; check the path")
     try:
-        if onnx and not source.name.endswith(".ckpt"):
-            model, tokenizer, _ = load_bundle(source)
-        else:
-            model, tokenizer = _checkpoint_model(source)
+        loaded = load_model(source, backend="torch")  # a training checkpoint, or a bundle
     except BundleError as error:
         return usage_error("avsr export", error)
+    model, tokenizer = loaded.network, loaded.tokenizer
     if not onnx:
         save_bundle(args.output, model, tokenizer, {"checkpoint": args.checkpoint, "note": args.note}, half=args.half)
         print(f"bundle -> {args.output}")
@@ -61,19 +60,6 @@ def _run_export(args: argparse.Namespace) -> int:
     for mode, path in paths.items():
         print(f"{mode} graph -> {path}")
     return 0
-
-
-def _checkpoint_model(path: Path):
-    """The network and tokenizer of a training checkpoint; BundleError for a file that is not one."""
-    from avsr.models.bundle import BundleError
-    from avsr.training.lightning_module import AVSRLightning
-
-    try:
-        module = AVSRLightning.load_from_checkpoint(path, map_location="cpu")
-    except Exception as error:  # text, a foreign checkpoint, a damaged pickle: all the user's to fix
-        raise BundleError(f"{path}: not a training checkpoint of avsr ({error.__class__.__name__}); pass a .ckpt "
-                          "written by python train.py fit") from None
-    return module.model, module.tokenizer
 
 
 def add_evaluate(subparsers) -> None:
@@ -155,7 +141,7 @@ def _run_evaluate(args: argparse.Namespace) -> int:
     from avsr.evaluation.compare import format_paired
     from avsr.evaluation.options import EvaluateOptions, Perturbation, parse_room_tone, parse_snrs
     from avsr.evaluation.run import evaluate, format_table
-    from avsr.models.bundle import BundleError, load_model
+    from avsr.models.loader import BundleError, load_model
 
     try:
         room_tone = Perturbation.room_tone_dbfs if args.room_tone_dbfs is None else parse_room_tone(args.room_tone_dbfs)

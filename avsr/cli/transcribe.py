@@ -83,7 +83,7 @@ def _run_transcribe(args: argparse.Namespace) -> int:
     from avsr.inference.outputs import FORMATS
     from avsr.inference.transcribe import TranscribeOptions
     from avsr.io.inputs import expand_inputs
-    from avsr.models.bundle import load_model
+    from avsr.models.loader import load_model
 
     formats = FORMATS if args.formats == "all" else tuple(f.strip() for f in args.formats.split(",") if f.strip())
     unknown = sorted(set(formats) - set(FORMATS))
@@ -127,7 +127,7 @@ def add_render(subparsers) -> None:
 def _run_render(args: argparse.Namespace) -> int:
     from avsr.inference.render import render
     from avsr.inference.transcribe import TranscribeOptions, Transcriber
-    from avsr.models.bundle import load_model
+    from avsr.models.loader import load_model
 
     check_device(args.device)
     model = load_model(args.model, args.device)

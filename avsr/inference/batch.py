@@ -29,7 +29,7 @@ from avsr.inference.transcribe import TranscribeOptions, Transcriber
 from avsr.io.inputs import check_outputs_spare_inputs, ensure_output_dir
 from avsr.io.results import FileResult, Reason, Status
 from avsr.files import file_sha256, output_names
-from avsr.models.bundle import LoadedModel
+from avsr.models.loader import LoadedModel
 from avsr.parallel import default_prefetch, imap_jobs, landmarkers_per_file, model_threads
 
 SUMMARY_NAME = "transcribe_summary.jsonl"

@@ -8,7 +8,7 @@ from pathlib import Path
 from avsr.inference.batch import transcribe_batch
 from avsr.inference.transcribe import TranscribeOptions
 from avsr.io.results import Status
-from avsr.models.bundle import load_model
+from avsr.models.loader import load_model
 from avsr.synth.corpus import SynthOptions, synthesize_corpus
 from avsr.text import word_error_rate as corpus_wer
 

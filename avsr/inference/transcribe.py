@@ -29,6 +29,7 @@ from avsr.io.spool import ShiftedFrames
 from avsr.models.av_model import MODES as MODEL_MODES
 from avsr.models.av_model import AVSRModel
 from avsr.models.fusion import attention_summary
+from avsr.models.loader import LoadedModel, load_model
 from avsr.parallel import landmarkers_per_file
 from avsr.preprocessing import FRAME_S, TRANSCRIBE_DETECT_EVERY, VIDEO_FPS
 
@@ -372,15 +373,13 @@ def transcribe(model, path: str | Path, options: TranscribeOptions = TranscribeO
     """Transcribe one media file.
 
     Args:
-        model: what :func:`avsr.load_model` returned, or a bundle name/path to load.
+        model: what :func:`avsr.load_model` returned, or a name or path it loads.
         path: any file PyAV opens (video with audio, video alone, or audio alone).
         options: see :class:`TranscribeOptions`.
 
     Raises:
         MediaError: the file cannot be read or holds neither audio nor a face.
     """
-    from avsr.models.bundle import LoadedModel, load_model
-
     if not isinstance(model, LoadedModel):
         model = load_model(model, device)
     return Transcriber(model.network, model.tokenizer, model.id, options, device)(path)

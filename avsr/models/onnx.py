@@ -11,7 +11,7 @@ Every graph takes the network's five inputs (``audio``, ``audio_lengths``, ``vid
 crops), ``video_lengths``, ``face_found``) and returns ``log_probs``, ``lengths`` and
 ``audio_weight`` (the gate's per-frame audio weight; 1 or 0 in a one-stream mode), plus
 ``attention`` for an ``xattn`` model in av mode. The file's metadata holds what a bundle holds
-(model sizes, preprocessing, tokenizer), so ``load_onnx`` needs nothing else.
+(model sizes, preprocessing, tokenizer), so :func:`avsr.models.loader.load_model` needs nothing else.
 
 ONNX Runtime is the optional extra ``pip install 'avsr[onnx]'``; the rest of the package runs without it.
 """
@@ -29,9 +29,10 @@ import torch
 from torch import nn
 
 from avsr.data.tokenizer import CharTokenizer
+from avsr.errors import AvsrError
 from avsr.files import atomic_path
 from avsr.models.audio_encoder import ConvLogMel
-from avsr.models.av_model import AVSRModel, ModelConfig, ModelOutput
+from avsr.models.av_model import AVSRModel, ModelOutput, model_config
 from avsr.preprocessing import Preprocessing
 
 ONNX_FORMAT = "avsr-onnx-1"
@@ -39,7 +40,7 @@ INPUTS = ("audio", "audio_lengths", "video", "video_lengths", "face_found")
 OPSET = 18
 
 
-class OnnxError(ValueError):
+class OnnxError(AvsrError, ValueError):
     """An ONNX file this package cannot run, or ONNX support that is not installed."""
 
 
@@ -143,9 +144,7 @@ class OnnxNetwork:
     def __init__(self, path: str | Path, threads: int | None = None) -> None:
         self.path = Path(path)
         self.info = read_info(self.path)
-        config = dict(self.info["config"])
-        config["video_channels"] = tuple(config["video_channels"])
-        self.config = ModelConfig(**config)
+        self.config = model_config(self.info["config"], str(self.path))
         self.preprocessing = Preprocessing.from_dict(self.info["preprocessing"])
         self.modes = tuple(self.info["graphs"])
         self.threads = threads
@@ -202,11 +201,3 @@ def read_info(path: str | Path) -> dict:
         raise OnnxError(f"{path}: an ONNX file not exported by avsr (no {ONNX_FORMAT} metadata); export one with "
                         "avsr export MODEL model.onnx")
     return {k: json.loads(v) for k, v in props.items()}
-
-
-def load_onnx(path: str | Path, device: str = "cpu"):
-    """A :class:`~avsr.models.bundle.LoadedModel` whose network is an :class:`OnnxNetwork`."""
-    from avsr.models.bundle import LoadedModel, model_id
-
-    network = OnnxNetwork(path).to(device)
-    return LoadedModel(network, CharTokenizer(network.info["tokenizer"]), network.info["metadata"], model_id(path))
