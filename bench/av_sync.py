@@ -1,6 +1,6 @@
 """Audio-video offset: how well ``avsr transcribe`` estimates it, and what undoing it buys.
 
-    python bench/av_sync.py MANIFEST.jsonl [--clips 40] [--offsets-ms -200 -120 -40 0 40 120 200]
+    python -m bench.av_sync MANIFEST.jsonl [--clips 40] [--offsets-ms -200 -120 -40 0 40 120 200]
         [--model synth-grid-tiny] [--detect-every K] [--signal pixels|opening] [--work DIR]
 
 For every clip of a raw manifest (``avsr synth``'s ``test.jsonl``; the first ``--clips``, taken
@@ -15,32 +15,19 @@ mouth: :meth:`avsr.inference.transcribe.Transcriber.recognise`), and WER with ea
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import tempfile
 from collections import defaultdict
 from pathlib import Path
 
-import jiwer
 import numpy as np
 
 from avsr.inference.prepare import prepare_input
 from avsr.inference.transcribe import TranscribeOptions, Transcriber
 from avsr.io.writer import write_offset_copy
 from avsr.models.bundle import load_model
-
-
-def pick_clips(manifest: Path, count: int) -> list[dict]:
-    records = [json.loads(line) for line in manifest.read_text().splitlines() if line.strip()]
-    by_speaker = defaultdict(list)
-    for record in records:
-        by_speaker[record.get("speaker", record["id"].split("_")[0])].append(record)
-    picked = []
-    while len(picked) < min(count, len(records)):
-        for group in by_speaker.values():
-            if group and len(picked) < count:
-                picked.append(group.pop(0))
-    return picked
+from avsr.text import word_error_rate
+from bench.common import pick_clips
 
 
 def main() -> None:
@@ -51,7 +38,8 @@ def main() -> None:
     parser.add_argument("--model", default="synth-grid-tiny")
     parser.add_argument("--detect-every", type=int, default=None,
                         help="landmarker stride of the lip-ROI stage (default: the library's default)")
-    parser.add_argument("--work", type=Path, default=None, help="folder for the shifted copies (default: a temporary one)")
+    parser.add_argument("--work", type=Path, default=None,
+                        help="folder for the shifted copies (default: a temporary one)")
     parser.add_argument("--signal", choices=["pixels", "opening"], default="pixels",
                         help="the mouth signal of the estimate: pixels (transcribe's) or, as a control, the landmarks' "
                         "opening (transcribe's before a415050…cda6f16, 2026-12-01)")
@@ -99,7 +87,8 @@ def main() -> None:
         found = [r for r in rows if r[0] is not None]
         error = [abs(r[0] - offset) for r in found]
         errors += error
-        wer = {s: 100 * jiwer.wer([r[2][s][0] for r in rows], [r[2][s][1] for r in rows]) for s in ("off", "auto")}
+        wer = {s: 100 * word_error_rate([r[2][s][0] for r in rows], [r[2][s][1] for r in rows])
+               for s in ("off", "auto")}
         print(f"{offset:>+9d} {statistics.median(r[0] for r in found):>16.1f} {statistics.median(error):>15.1f} "
               f"{statistics.median(r[1] for r in found):>11.2f} {len(rows) - len(found):>12d} "
               f"{100 * np.mean([r[3] == 'attention' for r in rows]):>12.0f} {wer['off']:>10.1f} "

@@ -1,6 +1,6 @@
 """How long ``avsr --help`` (and a subcommand's help) takes, and how much memory it peaks at.
 
-    python bench/cli_startup.py [--repeats 7]
+    python -m bench.cli_startup [--repeats 7]
 
 Each command runs in a fresh interpreter, ``--repeats`` times; printed: the median wall time and
 the median peak RSS of the child process, beside a bare ``python -c pass`` and ``import torch``

@@ -1,6 +1,6 @@
 """The training step cost of each fusion at a preset size, in one process.
 
-    python bench/fusion_step_cost.py [--preset tiny] [--fusions gate xattn xattn+align concat sum] [--steps 12]
+    python -m bench.fusion_step_cost [--preset tiny] [--fusions gate xattn xattn+align concat sum] [--steps 12]
         [--batch 16] [--frames 75]
 
 One random batch (``--batch`` clips of ``--frames`` 25 Hz frames, 88x88 crops as the stage configs

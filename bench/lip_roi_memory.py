@@ -1,6 +1,6 @@
 """Peak memory of the lip-ROI stage on long 640x360 videos, each run in a fresh process.
 
-    python bench/lip_roi_memory.py [--minutes 0.33 2 10]
+    python -m bench.lip_roi_memory [--minutes 0.33 2 10]
 
 Each clip is the real carphone sequence upscaled to 640x360 and looped (29.97 fps). The peak
 resident set size of a child process that imports avsr and extracts the ROIs is printed (VmHWM),
@@ -21,11 +21,9 @@ from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from lip_roi_speed import CARPHONE, make_clip  # noqa: E402
-
-from avsr.io.media import load_media  # noqa: E402
-from avsr.io.writer import write_video  # noqa: E402
+from avsr.io.media import load_media
+from avsr.io.writer import write_video
+from bench.common import CARPHONE, scaled_clip
 
 # VmHWM (peak RSS of this address space) rather than ru_maxrss, which keeps the peak of the
 # forked parent from before exec.
@@ -46,7 +44,7 @@ def main() -> None:
     args = parser.parse_args()
     source = load_media(CARPHONE, audio=False).video
     with tempfile.TemporaryDirectory() as tmp:
-        base = make_clip(source, 640, 360, Path(tmp) / "base.mp4")
+        base = scaled_clip(source, 640, 360, Path(tmp) / "base.mp4")
         base_frames = load_media(base, audio=False, fps=30000 / 1001).video
         baseline = subprocess.run([sys.executable, "-c", f"import avsr.io.lip_roi; print({PEAK_KB})"],
                                   capture_output=True, text=True, check=True)

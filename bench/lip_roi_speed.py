@@ -1,6 +1,6 @@
 """Lip-ROI throughput and steadiness: the old per-frame defaults vs. faster settings and today's defaults, in one run.
 
-    python bench/lip_roi_speed.py [--repeats 3] [--files 6] [--only 1 7 8]
+    python -m bench.lip_roi_speed [--repeats 3] [--files 6] [--only 1 7 8]
         [--peer AUTO_AVSR/preparation --peer-python SCRATCH_VENV/bin/python]
 
 Per row: throughput, steadiness (the crop centre's frame-to-frame jitter) and drift (how far the
@@ -16,7 +16,7 @@ clock over a batch of ``--files`` copies, median of ``--repeats`` runs, worker s
 of the peer's row. ``--only``: the settings to run, by their 1-based row number (the first is the
 baseline and is always run).
 
-``--peer``: auto_avsr's MediaPipe preparation, unmodified, timed by ``bench/peer_lip_roi.py`` in its
+``--peer``: auto_avsr's MediaPipe preparation, unmodified, timed by :mod:`bench.peer_lip_roi` in its
 own interpreter (``--peer-python``, a scratch environment with the peer's ``mediapipe==0.10.14``)
 on the same files, alternating with the settings within each round. Its time is in-process (decode
 + detection + crop; interpreter start-up and imports excluded), one process: compare it with the
@@ -28,11 +28,11 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import os
 import statistics
 import subprocess
 import tempfile
 import time
-from fractions import Fraction
 from pathlib import Path
 
 import cv2
@@ -43,10 +43,8 @@ from avsr.io.lip_roi import LipRoi, LipRoiOptions, crop_centres, steadiness_perc
 from avsr.io.frames import _rotate
 from avsr.io.media import load_media
 from avsr.io.roi_batch import run_lip_roi
-from avsr.io.writer import write_video
+from bench.common import CARPHONE, ROOT, scaled_clip
 
-CARPHONE = Path(__file__).resolve().parent.parent / "tests" / "fixtures" / "carphone_pristine.mp4"
-NTSC = Fraction(30000, 1001)
 
 # (options, workers, FFmpeg's gray conversion): the first row is the defaults before 2026-12-01,
 # which converted every frame to gray with FFmpeg (now: the luma plane is read; see frame_to_gray).
@@ -80,16 +78,6 @@ def ffmpeg_gray(enabled: bool):
         face_track.frame_to_gray = fast
 
 
-def make_clip(source_frames: np.ndarray, width: int, height: int, path: Path) -> Path:
-    """Upscale real frames to ``height``, pad to ``width`` by reflection, loop to 12 s."""
-    scale = height / source_frames.shape[1]
-    resized = [cv2.resize(f, (round(f.shape[1] * scale), height), interpolation=cv2.INTER_CUBIC) for f in source_frames]
-    pad = width - resized[0].shape[1]
-    padded = np.stack([cv2.copyMakeBorder(f, 0, 0, pad // 2, pad - pad // 2, cv2.BORDER_REFLECT) for f in resized])
-    looped = np.concatenate([padded, padded[::-1], padded])  # 360 frames = 12 s at 29.97 fps
-    return write_video(path, looped, NTSC)
-
-
 def input_frames(path: Path) -> int:
     """Frames the file holds at its own rate (decoded and counted)."""
     capture, count = cv2.VideoCapture(str(path)), 0
@@ -100,9 +88,10 @@ def input_frames(path: Path) -> int:
 
 
 def run_peer(paths: list[Path], peer: Path, python: str) -> dict:
-    """One timed pass of the peer's preparation over ``paths`` (see bench/peer_lip_roi.py)."""
-    script = Path(__file__).resolve().parent / "peer_lip_roi.py"
-    done = subprocess.run([python, str(script), str(peer), *map(str, paths)], capture_output=True, text=True)
+    """One timed pass of the peer's preparation over ``paths`` (see :mod:`bench.peer_lip_roi`), in the
+    interpreter ``python`` with the peer's folder on its path."""
+    done = subprocess.run([python, "-m", "bench.peer_lip_roi", *map(str, paths)], capture_output=True, text=True,
+                          cwd=ROOT, env=os.environ | {"PYTHONPATH": str(peer)})
     if done.returncode:
         raise RuntimeError(f"the peer's preparation failed: {done.stderr.strip().splitlines()[-1:]}")
     return json.loads(done.stdout.strip().splitlines()[-1])
@@ -176,8 +165,8 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         clips = {"carphone 176x144": CARPHONE,
-                 "640x360": make_clip(source, 640, 360, tmp / "clip_640x360.mp4"),
-                 "1280x720": make_clip(source, 1280, 720, tmp / "clip_1280x720.mp4")}
+                 "640x360": scaled_clip(source, 640, 360, tmp / "clip_640x360.mp4"),
+                 "1280x720": scaled_clip(source, 1280, 720, tmp / "clip_1280x720.mp4")}
         for name, clip in clips.items():
             paths = []
             for i in range(args.files):

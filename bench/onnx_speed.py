@@ -1,6 +1,6 @@
 """Model forward on the CPU: PyTorch against ONNX Runtime on the same model, in one process.
 
-    python bench/onnx_speed.py [--model synth-grid-tiny] [--onnx model.onnx] [--shapes 1x75 4x750]
+    python -m bench.onnx_speed [--model synth-grid-tiny] [--onnx model.onnx] [--shapes 1x75 4x750]
         [--runs 10] [--threads N]
 
 The model (a bundle, or the embedded one) is exported with ``avsr.models.onnx.export_onnx`` into a
@@ -29,7 +29,8 @@ def make_input(batch: int, frames: int, crop: int, step: int, seed: int = 0):
     generator = torch.Generator().manual_seed(seed)
     lengths = torch.full((batch,), frames)
     return (0.1 * torch.randn(batch, frames * step, generator=generator), lengths * step,
-            torch.randn(batch, frames, crop, crop, generator=generator), lengths, torch.ones(batch, frames, dtype=torch.bool))
+            torch.randn(batch, frames, crop, crop, generator=generator), lengths,
+            torch.ones(batch, frames, dtype=torch.bool))
 
 
 def timed(run) -> tuple[float, object]:

@@ -1,12 +1,13 @@
-"""Time a peer's lip-ROI preparation, unmodified, in its own interpreter (run by bench/lip_roi_speed.py --peer).
+"""Time a peer's lip-ROI preparation, unmodified, in its own interpreter (``python -m bench.lip_roi_speed --peer``
+runs it).
 
-    PEER_PYTHON bench/peer_lip_roi.py PEER_PREPARATION_DIR CLIP [CLIP ...]
+    PYTHONPATH=PEER_PREPARATION_DIR PEER_PYTHON -m bench.peer_lip_roi CLIP [CLIP ...]
 
-PEER_PREPARATION_DIR is the ``preparation`` folder of an auto_avsr checkout (the issue's baseline:
-commit 182b628, with ``mediapipe==0.10.14``, ``scikit-image`` and ``opencv-python`` in a scratch
+PEER_PREPARATION_DIR is the ``preparation`` folder of an auto_avsr checkout (the baseline: commit
+182b628, with ``mediapipe==0.10.14``, ``scikit-image`` and ``opencv-python`` in a scratch
 environment). Nothing of the peer is copied here: its ``LandmarksDetector`` and ``VideoProcess``
-are imported from that folder and called as its ``AVSRDataLoader`` calls them, inside this
-script's own timing loop. Only numpy and OpenCV are imported besides the peer (no avsr), so the
+are imported from that folder (on ``PYTHONPATH``) and called as its ``AVSRDataLoader`` calls them,
+inside this script's own timing loop. Only numpy and OpenCV are imported besides the peer (no avsr), so the
 script runs in the peer's environment.
 
 Timed, per batch of clips in one process: the detector's construction, then for each clip the
@@ -19,7 +20,6 @@ from __future__ import annotations
 import json
 import sys
 import time
-from pathlib import Path
 
 import cv2
 import numpy as np
@@ -38,10 +38,12 @@ def read_rgb(path: str) -> np.ndarray:
 
 
 def main() -> None:
-    preparation, clips = Path(sys.argv[1]), sys.argv[2:]
-    sys.path.insert(0, str(preparation))
-    from detectors.mediapipe.detector import LandmarksDetector  # the peer's own modules
-    from detectors.mediapipe.video_process import VideoProcess
+    clips = sys.argv[1:]
+    try:
+        from detectors.mediapipe.detector import LandmarksDetector  # the peer's own modules
+        from detectors.mediapipe.video_process import VideoProcess
+    except ModuleNotFoundError as error:
+        raise SystemExit(f"{error}: put auto_avsr's preparation folder on PYTHONPATH") from None
 
     started = time.perf_counter()
     detector, process = LandmarksDetector(), VideoProcess(convert_gray=True)

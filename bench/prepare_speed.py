@@ -1,7 +1,7 @@
 """Dataset-recipe throughput: clips per minute of `avsr prepare lrs3` with 1 and 2 workers and
 landmarks on every frame or every 2nd, in one run (the first setting is the baseline).
 
-    python bench/prepare_speed.py [--clips 40]
+    python -m bench.prepare_speed [--clips 40]
 
 The clips are synthetic GRID sentences (224x224, ~2 s, `avsr synth`) laid out as an LRS3
 ``trainval/`` tree with label files; each setting prepares them into a fresh folder, end to end:

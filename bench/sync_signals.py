@@ -1,9 +1,9 @@
 """Which reading of the mouth gives the best audio-video offset estimate, at which landmark stride.
 
-    python bench/sync_signals.py MANIFEST.jsonl [--clips 20] [--offsets-ms -200 -120 -40 0 40 120 200]
+    python -m bench.sync_signals MANIFEST.jsonl [--clips 20] [--offsets-ms -200 -120 -40 0 40 120 200]
 
 For the first ``--clips`` clips of a raw manifest (taken evenly over its speakers, as
-``bench/av_sync.py`` does) and every offset, a copy is written with the picture moved against the
+``python -m bench.av_sync`` does) and every offset, a copy is written with the picture moved against the
 sound (:func:`avsr.io.writer.write_offset_copy`) and decoded once with the landmarker on every frame
 and once on every 3rd. The offset is then estimated (:func:`avsr.inference.sync.estimate_offset`)
 from three mouth signals:
@@ -30,13 +30,13 @@ from pathlib import Path
 
 import numpy as np
 
-from av_sync import pick_clips
 from avsr.inference.sync import estimate_offset, mouth_opening, mouth_signal
 from avsr.inference.sync import SYNC_MIN_CONFIDENCE
 from avsr.io.lip_roi import LipRoiOptions, extract_lip_roi
 from avsr.io.media import read_audio_into
 from avsr.io.writer import write_offset_copy
 from avsr.preprocessing import SAMPLES_PER_FRAME
+from bench.common import pick_clips
 
 
 def main() -> None:
@@ -61,16 +61,19 @@ def main() -> None:
                     # both: the pixels' estimate, acted on only where the opening's agrees within a frame
                     pixels, other = estimates["pixels"], estimates["opening"]
                     agree = pixels is not None and other is not None and abs(pixels.offset_ms - other.offset_ms) <= 40
-                    estimates["both"] = pixels if pixels is None or agree else dataclasses.replace(pixels, confidence=0.0)
+                    estimates["both"] = (pixels if pixels is None or agree
+                                         else dataclasses.replace(pixels, confidence=0.0))
                     for signal, estimate in estimates.items():
                         rows.setdefault((signal, stride), []).append(
-                            (np.inf, 0.0) if estimate is None else (abs(estimate.offset_ms - offset), estimate.confidence))
+                            (np.inf, 0.0) if estimate is None
+                            else (abs(estimate.offset_ms - offset), estimate.confidence))
     print(f"{args.clips} clips of {args.manifest} x offsets {args.offsets_ms} ms")
     print(f"{'signal':>8} {'stride':>6} {'median |error| ms':>17} {'within 40 ms':>13} {'beyond 80 ms':>13}   "
           + "   ".join(f"confidence >= {t:g}: acted on / wrong" for t in args.thresholds))
     for (signal, stride), values in sorted(rows.items()):
         error, confidence = np.array(values).T
-        acted = "   ".join(f"{100 * np.mean(confidence >= t):>17.0f}% / {100 * np.mean((error > 80) & (confidence >= t)):>4.1f}%"
+        acted = "   ".join(f"{100 * np.mean(confidence >= t):>17.0f}% / "
+                           f"{100 * np.mean((error > 80) & (confidence >= t)):>4.1f}%"
                            for t in args.thresholds)
         print(f"{signal:>8} {stride:>6} {np.median(error):>17.1f} {100 * np.mean(error <= 40):>12.0f}% "
               f"{100 * np.mean(error > 80):>12.0f}%   {acted}")

@@ -1,6 +1,6 @@
 """Synthetic corpus throughput: utterances per second with 1 and 2 workers, in one run.
 
-    python bench/synth_speed.py [--utterances 100]
+    python -m bench.synth_speed [--utterances 100]
 
 Each run makes a fresh GRID corpus (6 speakers, the bundled faces, seed 0) in a temporary
 folder, end to end: face set-up, espeak-ng, visemes, rendering, H.264/AAC encoding, manifests.

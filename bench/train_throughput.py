@@ -1,7 +1,7 @@
 """Training throughput of a config: steps/s, utterances/s, how long the model waits for data, and
 what one data-loading worker delivers.
 
-    python bench/train_throughput.py --config configs/synth_grid_tiny.yaml [--config more.yaml]
+    python -m bench.train_throughput --config configs/synth_grid_tiny.yaml [--config more.yaml]
         [--steps 30] [--warmup 5] [--loader-batches 20] [-- --trainer.precision bf16-mixed ...]
 
 The config is built as ``train.py fit`` builds it (arguments after ``--`` are passed on) and trained

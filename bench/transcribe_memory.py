@@ -1,8 +1,8 @@
 """Where the memory of transcribing a long file goes: peak resident memory per stage, per length.
 
-    python bench/transcribe_memory.py [--minutes 10 30] [--clips 8] [--no-trim]
+    python -m bench.transcribe_memory [--minutes 10 30] [--clips 8] [--no-trim]
 
-Makes long files as ``bench/transcribe_speed.py --only-hour`` does (the synthetic clips joined over
+Makes long files as ``python -m bench.transcribe_speed --only-hour`` does (the synthetic clips joined over
 and over) and transcribes each in a process of its own, the way ``avsr transcribe`` does with its
 defaults (one worker: everything in one process). Before each stage the kernel's peak-RSS counter
 is reset (``/proc/self/clear_refs``, Linux), so each row is that stage's own peak: what it holds
@@ -16,19 +16,10 @@ from __future__ import annotations
 import argparse
 import json
 import subprocess
-import sys
 import tempfile
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))  # the long files are made as transcribe_speed makes them
-from transcribe_speed import make_clips, make_hour  # noqa: E402
-
-
-def _status_mb(field: str) -> float:
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith(field + ":"):
-            return int(line.split()[1]) / 1024
-    raise RuntimeError(f"no {field} in /proc/self/status")
+from bench.common import ROOT, bench_command, make_clips, make_long_file, status_mb
 
 
 def measure_stages(path: str, trim: bool = True) -> dict[str, tuple[float, float]]:
@@ -48,11 +39,11 @@ def measure_stages(path: str, trim: bool = True) -> dict[str, tuple[float, float
     def start(stage: str) -> None:
         finish()
         Path("/proc/self/clear_refs").write_text("5")  # VmHWM := VmRSS
-        current[:] = [stage, _status_mb("VmRSS")]
+        current[:] = [stage, status_mb("VmRSS")]
 
     def finish() -> None:
         if current[0] is not None:
-            stages[current[0]] = (current[1], _status_mb("VmHWM"))
+            stages[current[0]] = (current[1], status_mb("VmHWM"))
             current[0] = None
 
     def staged(stage: str, function):
@@ -101,9 +92,9 @@ def main() -> None:
         clips = make_clips(tmp / "clips", args.clips)
         for minutes in args.minutes:
             path = tmp / f"long{minutes:g}.mp4"
-            make_hour(clips, path, minutes)
-            result = subprocess.run([sys.executable, __file__, "--measure", str(path)] + ["--no-trim"] * args.no_trim,
-                                    capture_output=True, text=True)
+            make_long_file(clips, path, minutes)
+            command = bench_command("transcribe_memory", "--measure", path, *["--no-trim"] * args.no_trim)
+            result = subprocess.run(command, capture_output=True, text=True, cwd=ROOT)
             assert result.returncode == 0, result.stderr[-2000:]
             columns[minutes] = json.loads(result.stdout.strip().splitlines()[-1])
             path.unlink()

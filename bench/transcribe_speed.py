@@ -24,8 +24,8 @@ Prints:
     each long file with and without the model reading while the file is cut, alternating, each run
     in a process of its own.
 
-    python bench/transcribe_speed.py [--clips 20] [--hour-minutes 60 ...] [--skip-hour | --only-hour]
-                                     [--early-rounds N]
+    python -m bench.transcribe_speed [--clips 20] [--hour-minutes 60 ...] [--skip-hour | --only-hour]
+                                      [--early-rounds N]
 
 Run it on an otherwise idle machine: it measures wall time.
 """
@@ -43,7 +43,6 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
-import jiwer
 import numpy as np
 
 import avsr
@@ -52,16 +51,8 @@ from avsr.inference.batch import transcribe_batch
 from avsr.inference.transcribe import TranscribeOptions
 from avsr.parallel import default_prefetch
 from avsr.io.media import load_media
-from avsr.io.writer import write_video
-from avsr.synth.corpus import SynthOptions, synthesize_corpus
-
-
-def make_clips(folder: Path, count: int) -> tuple[list[Path], dict[str, str]]:
-    """The clips and their texts by file stem."""
-    records = synthesize_corpus(folder, SynthOptions(num_utterances=count, speakers=4, test_speakers=1,
-                                                     val_speakers=1, seed=5), progress=False)
-    records = [r for split in ("train", "val", "test") for r in records[split]]
-    return [folder / r["video"] for r in records], {Path(r["video"]).stem: r["text"] for r in records}
+from avsr.text import word_error_rate
+from bench.common import make_clips, make_long_file
 
 
 def timed_batch(paths, model, out: Path, options: TranscribeOptions, workers: int,
@@ -81,18 +72,6 @@ def stage_seconds(out: Path, started_at: float) -> tuple[float, float, float]:
     timings = [json.loads(f.read_text())["timings_s"] for f in files]
     first = min(f.stat().st_mtime for f in files) - started_at
     return sum(t["prepare"] for t in timings), sum(t["recognise"] for t in timings), first
-
-
-def make_hour(clips: list[Path], path: Path, minutes: float) -> float:
-    """Concatenate the clips, over and over, into one video of ``minutes``; frames are streamed."""
-    media = [load_media(c) for c in clips]
-    per_round = sum(len(m.video) for m in media)
-    rounds = int(np.ceil(minutes * 60 * 25 / per_round))
-    audio = np.concatenate([np.pad(m.audio, (0, max(len(m.video) * 640 - len(m.audio), 0)))[: len(m.video) * 640]
-                            for m in media] * rounds)
-    frames = (frame for _ in range(rounds) for m in media for frame in m.video)
-    write_video(path, frames, audio=audio, quality_crf=28)
-    return len(audio) / 16000
 
 
 @contextlib.contextmanager
@@ -163,8 +142,8 @@ def thread_pools_as_they_were():
 def clip_figures(clips: list[Path], seconds: float, model, tmp: Path, references: dict[str, str]) -> None:
     timed_batch(clips[:2], model, tmp / "warm", TranscribeOptions(), 1)  # MediaPipe and torch warm-up
     workers = TRANSCRIBE_WORKERS  # what `avsr transcribe` starts by default
-    print(f"{'decoding':<34}{'landmarks':>10}{'workers':>8}{'prefetch':>9}{'pools':>7}{'lip-ROI':>10}{'wall s':>9}{'RTF':>8}"
-          f"{'WER %':>7}{'prepare s':>11}{'recognise s':>12}{'first s':>9}")
+    print(f"{'decoding':<34}{'landmarks':>10}{'workers':>8}{'prefetch':>9}{'pools':>7}{'lip-ROI':>10}{'wall s':>9}"
+          f"{'RTF':>8}{'WER %':>7}{'prepare s':>11}{'recognise s':>12}{'first s':>9}")
 
     def row(name: str, options: TranscribeOptions, count: int, network=model, prefetch: int | None = None,
             pools: bool = True, today: bool = True, reuse: bool = True) -> None:
@@ -223,7 +202,7 @@ def word_error(out: Path, references: dict[str, str]) -> float:
     """WER (%) of the transcripts in ``out`` against the clips' texts."""
     stems = sorted(references)
     hypotheses = [json.loads((out / f"{stem}.json").read_text())["text"] for stem in stems]
-    return 100 * jiwer.wer([references[stem] for stem in stems], hypotheses)
+    return 100 * word_error_rate([references[stem] for stem in stems], hypotheses)
 
 
 def main() -> None:
@@ -292,7 +271,7 @@ def reading_while_cutting(path: Path, duration: float, rounds: int, tmp: Path) -
 
 def long_file_figures(clips: list[Path], minutes: float, tmp: Path, rounds: int = 0) -> None:
     hour = tmp / f"long{minutes:g}.mp4"
-    duration = make_hour(clips, hour, minutes)
+    duration = make_long_file(clips, hour, minutes)
     if rounds:
         reading_while_cutting(hour, duration, rounds, tmp)
     out = tmp / f"long{minutes:g}_out"

@@ -1,6 +1,6 @@
 """Cost of the video front end per training step, by input size and spatial pooling, in one run.
 
-    python bench/video_frontend_speed.py [--batch 16] [--frames 75] [--repeats 5]
+    python -m bench.video_frontend_speed [--batch 16] [--frames 75] [--repeats 5]
 
 Times forward + backward + AdamW step of the `tiny` model's video encoder (3-D stem, ResNet trunk,
 Conformer) on one batch of random crops (batch x frames, the size `max_frames: 1200` gives), median

@@ -167,8 +167,8 @@ def _run_evaluate(args: argparse.Namespace) -> int:
         print((out / "results.md").read_text(), end="")
         if compare:
             print("\n" + (out / "compare.md").read_text(), end="")
-        print(f"wrote {out}/results.csv, results.md, plots" + (", utterance.png" if (out / "utterance.png").exists()
-                                                                else "") + (", compare.csv, compare.md" if compare else ""))
+        written = ["results.csv", "results.md", "plots"] + ["utterance.png"] * (out / "utterance.png").exists()
+        print(f"wrote {out}/" + ", ".join(written + ["compare.csv", "compare.md"] * bool(compare)))
         return 0
     print(format_table([row for row in result.rows if compare is None or row.model != compare[0]]), end="")
     if compare:
