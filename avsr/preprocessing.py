@@ -42,6 +42,8 @@ DETECT_MAX_SIDE = 320
 # transcription took 30 % less CPU; the crop drifts 1.1-1.5 % of the eye distance further from the
 # every-frame track on a real moving head (RESULTS.md, 2026-12-02). Training data keeps DETECT_EVERY.
 TRANSCRIBE_DETECT_EVERY = 6
+VAD_THRESHOLD = 0.5  # Silero speech probability from which a frame is speech (avsr.io.vad)
+MODEL_MODES = ("av", "audio", "video")  # what a model reads: both streams, the audio alone, the lips alone
 # Grey-level mean and standard deviation (/255) of mouth crops: the LRS3 values used by auto_avsr.
 PIXEL_MEAN, PIXEL_STD = 0.421, 0.165
 VIDEO_NORMS = ("global", "utterance", "utterance_rms")

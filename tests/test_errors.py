@@ -35,7 +35,7 @@ def package_exceptions() -> dict[str, type]:
 
 def test_every_exception_of_the_package_is_an_avsr_error():
     exceptions = package_exceptions()
-    assert "avsr.io.media.MediaError" in exceptions and "avsr.models.bundle.BundleError" in exceptions
+    assert "avsr.io.media.MediaError" in exceptions and "avsr.models.loader.BundleError" in exceptions
     strays = sorted(name for name, kind in exceptions.items()
                     if name not in NOT_USER_ERRORS and not issubclass(kind, AvsrError))
     assert not strays, f"make these subclass avsr.errors.AvsrError: {strays}"

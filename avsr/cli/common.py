@@ -59,6 +59,17 @@ def non_negative_int(text: str) -> int:
     return _whole_number(text, 0)
 
 
+def probability(text: str) -> float:
+    """An argparse type: a number strictly between 0 and 1."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not 0.0 < value < 1.0:
+        raise argparse.ArgumentTypeError(f"{text} must lie between 0 and 1")
+    return value
+
+
 def check_device(device: str) -> str:
     """``device`` if this machine has it; otherwise a ValueError naming what it has."""
     import torch

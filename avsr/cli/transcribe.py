@@ -5,12 +5,12 @@ from __future__ import annotations
 import argparse
 
 from avsr.errors import OptionError
-from avsr.cli.common import check_device, non_negative_int, positive_int, report, usage_error
+from avsr.cli.common import check_device, non_negative_int, positive_int, probability, report, usage_error
+from avsr.inference.options import MODES, TranscribeOptions
 from avsr.parallel import MAX_PREFETCH
-from avsr.preprocessing import TRANSCRIBE_DETECT_EVERY
 
 TRANSCRIBE_DETECT_EVERY_HELP = (f"run the face landmarker on every K-th frame and interpolate between (default "
-                                f"{TRANSCRIBE_DETECT_EVERY}; 3: the crops follow a moving head more closely, "
+                                f"{TranscribeOptions.detect_every}; 3: the crops follow a moving head more closely, "
                                 "about 1.4x the CPU time)")
 
 
@@ -44,13 +44,15 @@ def add_transcribe(subparsers) -> None:
     parser.add_argument("-o", "--output-dir", default=".", help="folder for the outputs (default: here)")
     parser.add_argument("-f", "--formats", default="all", metavar="LIST",
                         help=f"comma-separated {','.join(FORMATS)}, or all (default); the .json is always written")
-    parser.add_argument("--mode", default="auto", choices=["auto", "av", "audio", "video"],
-                        help="auto (default): lips and audio, or the one a file has")
-    parser.add_argument("--beam-size", type=positive_int, default=1, metavar="N", help="1 = greedy (default); e.g. 16")
+    parser.add_argument("--mode", default=TranscribeOptions.mode, choices=MODES,
+                        help="auto (default): lips and audio, or the one a file has; a file the mode cannot apply "
+                        "to (video without a face, audio without an audio track) fails with its reason")
+    parser.add_argument("--beam-size", type=positive_int, default=TranscribeOptions.beam_size, metavar="N",
+                        help="1 = greedy (default); e.g. 16")
     parser.add_argument("--lexicon", default=None, metavar="FILE",
                         help="words allowed in the output: a word list, one per line, or a manifest .jsonl")
     parser.add_argument("--lm", default=None, metavar="ARPA", help="KenLM language model (.arpa or binary)")
-    parser.add_argument("--lm-weight", type=float, default=2.0)
+    parser.add_argument("--lm-weight", type=float, default=TranscribeOptions.lm_weight)
     parser.add_argument("--workers", type=positive_int, default=TRANSCRIBE_WORKERS,
                         help=f"worker processes preparing inputs (default {TRANSCRIBE_WORKERS}, which prepares the "
                         "next file in a thread meanwhile; on 2 cores 2 workers were slower; bench/transcribe_speed.py)")
@@ -62,13 +64,21 @@ def add_transcribe(subparsers) -> None:
     parser.add_argument("--backend", default=None, choices=["torch", "onnx"],
                         help="torch (bundles), or onnx: ONNX Runtime on graphs from `avsr export MODEL model.onnx` "
                         "(pip install 'avsr[onnx]'); default: onnx for a .onnx --model, else torch")
-    parser.add_argument("--batch-size", type=positive_int, default=4, metavar="N", help="30 s windows per forward pass")
-    parser.add_argument("--detect-every", type=positive_int, default=TRANSCRIBE_DETECT_EVERY, metavar="K",
+    parser.add_argument("--batch-size", type=positive_int, default=TranscribeOptions.batch_size, metavar="N",
+                        help="30 s windows per forward pass")
+    parser.add_argument("--detect-every", type=positive_int, default=TranscribeOptions.detect_every, metavar="K",
                         help=TRANSCRIBE_DETECT_EVERY_HELP)
-    parser.add_argument("--av-sync", default="auto", choices=["auto", "off"],
+    parser.add_argument("--av-sync", default=TranscribeOptions.av_sync, choices=["auto", "off"],
                         help="each file's audio-video offset is estimated (mouth opening against the speech "
                         "envelope) and written to its .json as av_offset_ms; beyond 80 ms it is a warning, and auto "
                         "(default) moves the video back by it before recognition")
+    parser.add_argument("--no-vad", dest="vad", action="store_false",
+                        help="read the whole file; by default the model reads only its speech regions (voice "
+                        "activity from the audio, and from the lips where the audio is missing or drowned), so "
+                        "quiet, music and noise give no words")
+    parser.add_argument("--vad-threshold", type=probability, default=TranscribeOptions.vad_threshold, metavar="P",
+                        help="speech probability from which a frame is speech (default %(default)s; lower finds "
+                        "more, quieter speech)")
     parser.add_argument("--attention", action="store_true",
                         help="write an xattn model's attention per frame to the .json (attended offset, peak)")
     parser.add_argument("--overwrite", action="store_true",
@@ -81,7 +91,6 @@ def add_transcribe(subparsers) -> None:
 def _run_transcribe(args: argparse.Namespace) -> int:
     from avsr.inference.batch import SUMMARY_NAME, transcribe_batch
     from avsr.inference.outputs import FORMATS
-    from avsr.inference.transcribe import TranscribeOptions
     from avsr.io.inputs import expand_inputs
     from avsr.models.loader import load_model
 
@@ -91,7 +100,8 @@ def _run_transcribe(args: argparse.Namespace) -> int:
         return usage_error("avsr transcribe", f"unknown format {', '.join(unknown)}; use {','.join(FORMATS)} or all")
     options = TranscribeOptions(mode=args.mode, beam_size=args.beam_size, lexicon=args.lexicon, lm=args.lm,
                                 lm_weight=args.lm_weight, batch_size=args.batch_size, detect_every=args.detect_every,
-                                av_sync=args.av_sync, attention=args.attention)
+                                av_sync=args.av_sync, attention=args.attention, vad=args.vad,
+                                vad_threshold=args.vad_threshold)
     check_device(args.device)
     model = load_model(args.model, args.device, args.backend)
     if options.mode not in ("auto",) + model.network.modes:
@@ -100,7 +110,7 @@ def _run_transcribe(args: argparse.Namespace) -> int:
     if not paths:
         return usage_error("avsr transcribe", "no media files found in the inputs given")
     summary = transcribe_batch(paths, model, args.output_dir, formats, options, args.workers, args.device,
-                               args.overwrite, progress=not args.quiet, prefetch=args.prefetch)
+                               args.overwrite, progress=not args.quiet, prefetch=args.prefetch, echo=not args.quiet)
     return report(summary, "transcribed", f"{args.output_dir} (summary: {SUMMARY_NAME})")
 
 
@@ -116,9 +126,10 @@ def add_render(subparsers) -> None:
     parser.add_argument("--model", default="synth-grid-tiny", metavar="BUNDLE",
                         help="a bundle file from `avsr export`, its .onnx export, or the embedded 'synth-grid-tiny' "
                         "(default)")
-    parser.add_argument("--mode", default="auto", choices=["auto", "av", "audio", "video"])
-    parser.add_argument("--beam-size", type=positive_int, default=1, metavar="N", help="1 = greedy (default)")
-    parser.add_argument("--detect-every", type=positive_int, default=TRANSCRIBE_DETECT_EVERY, metavar="K",
+    parser.add_argument("--mode", default=TranscribeOptions.mode, choices=MODES)
+    parser.add_argument("--beam-size", type=positive_int, default=TranscribeOptions.beam_size, metavar="N",
+                        help="1 = greedy (default)")
+    parser.add_argument("--detect-every", type=positive_int, default=TranscribeOptions.detect_every, metavar="K",
                         help=TRANSCRIBE_DETECT_EVERY_HELP)
     parser.add_argument("--device", default="cpu", help="cpu (default) or cuda")
     parser.set_defaults(handler=_run_render)
@@ -126,7 +137,7 @@ def add_render(subparsers) -> None:
 
 def _run_render(args: argparse.Namespace) -> int:
     from avsr.inference.render import render
-    from avsr.inference.transcribe import TranscribeOptions, Transcriber
+    from avsr.inference.transcribe import Transcriber
     from avsr.models.loader import load_model
 
     check_device(args.device)
@@ -148,14 +159,13 @@ def add_demo(subparsers) -> None:
     parser.add_argument("-o", "--output-dir", default="avsr-demo", help="folder for the clips and transcripts")
     parser.add_argument("--clips", type=int, default=4, help="how many clips (default 4)")
     parser.add_argument("--seed", type=int, default=2026)
-    parser.add_argument("--beam-size", type=positive_int, default=1, metavar="N", help="1 = greedy (default)")
+    parser.add_argument("--beam-size", type=positive_int, default=TranscribeOptions.beam_size, metavar="N", help="1 = greedy (default)")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
     parser.set_defaults(handler=_run_demo)
 
 
 def _run_demo(args: argparse.Namespace) -> int:
     from avsr.inference.demo import run_demo, word_error_rate
-    from avsr.inference.transcribe import TranscribeOptions
 
     rows = run_demo(args.output_dir, args.clips, args.seed, options=TranscribeOptions(beam_size=args.beam_size),
                     progress=not args.quiet)

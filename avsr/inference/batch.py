@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import fcntl
 import json
+import sys
 import threading
 import time
 from contextlib import closing, contextmanager
@@ -23,7 +24,7 @@ from typing import TextIO
 
 from avsr.errors import AvsrError
 from avsr.data.manifest import write_jsonl
-from avsr.inference.outputs import FORMATS, write_outputs
+from avsr.inference.outputs import FORMATS, segment_lines, write_outputs
 from avsr.inference.prepare import PreparedInput, prepare_input
 from avsr.inference.transcribe import TranscribeOptions, Transcriber
 from avsr.io.inputs import check_outputs_spare_inputs, ensure_output_dir
@@ -153,9 +154,12 @@ def is_current(stem: Path, formats: tuple[str, ...], model_id: str, sha256: str)
 
 def transcribe_batch(paths: list[Path], model: LoadedModel, out_dir: str | Path, formats: tuple[str, ...] = FORMATS,
                      options: TranscribeOptions = TranscribeOptions(), workers: int = 1, device: str = "cpu",
-                     overwrite: bool = False, progress: bool = True, prefetch: int | None = None) -> list[FileResult]:
+                     overwrite: bool = False, progress: bool = True, prefetch: int | None = None,
+                     echo: bool = False) -> list[FileResult]:
     """Transcribe ``paths`` into ``out_dir`` (``<stem>.<fmt>`` per input); returns one result per input, in order
     (``extra`` of a done one: ``mode``, ``duration_s``, ``prepare_s``, ``recognise_s``, ``warnings``).
+    ``echo``: print each file's name and its segments, ``[start --> end] text``, as it finishes (above the
+    progress bar, each warning on a line of its own).
 
     ``prefetch`` (one worker): the next files, that many (None: :func:`~avsr.parallel.default_prefetch`; 0: none),
     are decoded and their lip ROIs cut in threads while the model reads the current one. MediaPipe's
@@ -174,10 +178,11 @@ def transcribe_batch(paths: list[Path], model: LoadedModel, out_dir: str | Path,
     check_outputs_spare_inputs(outputs + [out_dir / SUMMARY_NAME, out_dir / LEDGER_NAME], paths)
     with folder_lock(out_dir):
         return _transcribe_locked(paths, model, out_dir, formats, options, workers, device, overwrite, progress,
-                                  prefetch)
+                                  prefetch, echo)
 
 
-def _transcribe_locked(paths, model, out_dir, formats, options, workers, device, overwrite, progress, prefetch):
+def _transcribe_locked(paths, model, out_dir, formats, options, workers, device, overwrite, progress, prefetch,
+                       echo):
     from tqdm import tqdm
 
     formats = tuple(dict.fromkeys(formats + ("json",)))  # the .json marks a finished input
@@ -210,11 +215,13 @@ def _transcribe_locked(paths, model, out_dir, formats, options, workers, device,
                 if isinstance(result, PreparedInput):
                     prepared = result
                     try:
-                        result = _recognise(transcriber, prepared, stems[index], formats, entries)
+                        result, lines = _recognise(transcriber, prepared, stems[index], formats, entries)
                     finally:
                         prepared.close()  # the temporary file of a long input's crops
-                for note in result.extra.get("warnings", []):
-                    bar.write(f"warning: {paths[index]}: {note}")
+                    if echo and result.status is Status.DONE:
+                        bar.write("\n".join([f"{paths[index]}"] + (lines or ["(no speech)"])))
+                for note in dict.fromkeys(result.extra.get("warnings", [])):
+                    bar.write(f"warning: {paths[index]}: {note}", file=sys.stderr)
                 summary[index] = result
                 log.write(json.dumps(result.to_json(SUMMARY_KEYS)) + "\n")
                 log.flush()
@@ -245,8 +252,9 @@ def _triage(paths: list[Path], stems: list[Path], formats: tuple[str, ...], mode
 
 
 def _recognise(transcriber: Transcriber, prepared: PreparedInput, stem: Path, formats: tuple[str, ...],
-               ledger: TextIO) -> FileResult:
-    """Transcribe one decoded input and write its outputs (entered in the open ``ledger`` first)."""
+               ledger: TextIO) -> tuple[FileResult, list[str]]:
+    """Transcribe one decoded input and write its outputs (entered in the open ``ledger`` first); the
+    result, and the transcript's lines for the terminal."""
     started = time.perf_counter()
     try:
         transcript = transcriber.recognise(prepared)
@@ -254,8 +262,9 @@ def _recognise(transcriber: Transcriber, prepared: PreparedInput, stem: Path, fo
         ledger.flush()
         write_outputs(transcript, stem, formats)
     except Exception as error:  # a model/decoder failure on one file must not end the batch
-        return FileResult.failed(prepared.path, error)
+        return FileResult.failed(prepared.path, error), []
     return FileResult(prepared.path, Status.DONE, output=str(stem) + ".*",
                       extra={"mode": transcript.mode, "duration_s": transcript.duration_s,
                              "prepare_s": round(prepared.prepare_s, 3),
-                             "recognise_s": round(time.perf_counter() - started, 3), "warnings": transcript.warnings})
+                             "recognise_s": round(time.perf_counter() - started, 3),
+                             "warnings": transcript.warnings}), segment_lines(transcript)

@@ -64,6 +64,17 @@ def to_vtt(cues: list[Cue]) -> str:
     return "\n".join(["WEBVTT\n"] + blocks)
 
 
+def _short_clock(seconds: float) -> str:
+    """``MM:SS.mmm``, or ``H:MM:SS.mmm`` from an hour on (as whisper prints segments)."""
+    clock = _clock(seconds, ".")
+    return clock[3:] if clock.startswith("00:") else clock.lstrip("0")
+
+
+def segment_lines(transcript: Transcript) -> list[str]:
+    """``[start --> end] text``, one line per segment, for the terminal."""
+    return [f"[{_short_clock(s.start_s)} --> {_short_clock(s.end_s)}] {s.text}" for s in transcript.segments]
+
+
 def render(transcript: Transcript, fmt: str) -> str:
     if fmt == "txt":
         return transcript.text + "\n"

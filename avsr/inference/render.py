@@ -1,6 +1,7 @@
 """``avsr render``: the input video with what the model saw and did, frame by frame — the mouth
-box it read, a bar of the gate's audio/video weights (with an xattn model, beside it the offset of the
-lip frame the audio attended to), and the transcript as it is spoken."""
+box it read, a strip that is green in the speech regions (what the model read), a bar of the gate's
+audio/video weights (with an xattn model, beside it the offset of the lip frame the audio attended to),
+and the transcript as it is spoken."""
 
 from __future__ import annotations
 
@@ -22,6 +23,7 @@ from avsr.parallel import landmarkers_per_file
 from avsr.preprocessing import FRAME_S, VIDEO_FPS
 
 AUDIO_COLOUR = (255, 160, 40)  # RGB: the audio share of the bar
+SPEECH_COLOUR = (80, 200, 120)  # the strip above the bar, in a speech region (what the model read)
 VIDEO_COLOUR = (60, 140, 255)  # the video (lips) share
 BOX_COLOUR = (40, 220, 90)  # the mouth crop's outline
 PANEL_COLOUR = (24, 24, 24)
@@ -70,7 +72,12 @@ def draw_frame(image: np.ndarray, index: int, prepared: PreparedInput, transcrip
                       cv2.LINE_AA)
     bar_top, bar_bottom = height + panel // 8, height + panel // 2 - panel // 16
     scale = panel / 110
-    if transcript.audio_weight:
+    speaking = any(a <= index * FRAME_S < b for a, b in transcript.speech_regions)
+    canvas[height: height + max(2, panel // 16)] = SPEECH_COLOUR if speaking else PANEL_COLOUR
+    if transcript.audio_weight and not speaking:
+        canvas[bar_top:bar_bottom] = (90, 90, 90)
+        label = "no speech: not read"
+    elif transcript.audio_weight:
         weight = transcript.audio_weight[frame]
         split = bar_split(width, weight)
         canvas[bar_top:bar_bottom, :split] = AUDIO_COLOUR

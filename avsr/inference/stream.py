@@ -6,10 +6,11 @@ piece by piece as :func:`~avsr.inference.prepare.prepare_input` cuts them, and r
 a thread of its own, over every group of windows whose place in the plan is settled: the groups
 that :meth:`~avsr.inference.transcribe.Transcriber.recognise` would run, with the same inputs.
 
-Recognition decides three things over the whole file before it reads it: where the pauses are
-(the audio's own levels), whether a face was found anywhere (the mode), and the audio-video offset.
-The early reading assumes what a file usually turns out to be: the audio (read before the video)
-gives the pauses, the model's mode is the one a file with a face gets, and no offset is undone. A
+Recognition decides four things over the whole file before it reads it: where the speech regions
+are (:mod:`avsr.inference.regions`), where the pauses are (the audio's own levels), whether a face
+was found anywhere (the mode), and the audio-video offset. The early reading assumes what a file
+usually turns out to be: the audio (read before the video) gives the regions and the pauses, the
+model's mode is the one a file with a face gets, and no offset is undone. A
 pause's cut is placed at a picture cut inside it against the frame-to-frame change seen so far.
 Recognition then plans the file as before and takes a group's outputs from here only where the
 group is exactly the same (the same windows, the same mode, no offset undone); the rest it runs
@@ -26,7 +27,9 @@ import numpy as np
 import torch
 
 from avsr.inference.chunks import Window, chunk_plan, cut_threshold, first_windows, moved, pause_runs, place_cut
+from avsr.inference.regions import find_regions, inside, region_cuts
 from avsr.inference.sync import speech_envelope
+from avsr.io.vad import audio_speech_probability
 from avsr.io.spool import read_frames
 from avsr.preprocessing import VIDEO_FPS
 
@@ -107,6 +110,10 @@ class EarlyForward:
         cut = has_audio and self.mode != "video"
         level = speech_envelope(audio)[:frames_hint] if cut else np.zeros(0)
         self.runs = pause_runs(level, round(o.cut_pause_s * VIDEO_FPS)) if cut else []
+        # The speech regions the audio gives (in video mode, the lips' are not known yet: the whole file).
+        heard = audio_speech_probability(audio, frames_hint) if cut else np.ones(frames_hint, np.float32)
+        self.regions = find_regions(heard, o.vad_options if cut else None)
+        self.edges = region_cuts(self.regions, frames_hint)
         self.cuts: list[int] = []  # one per run of self.runs[: len(self.cuts)]
         self.roi, self.found = _Recent(), _Recent()
         self.change: list[np.ndarray] = []  # crop-to-crop changes (frame t -> t + 1) of the frames seen
@@ -164,13 +171,16 @@ class EarlyForward:
             threshold = cut_threshold(change)
             while len(self.cuts) < len(self.runs) and self.runs[len(self.cuts)][1] < seen:
                 self.cuts.append(place_cut(*self.runs[len(self.cuts)], change, threshold))
-        # The chunks up to the last cut are settled; the one after it ends at the next pause (or the
-        # file's end) at the earliest.
-        open_from = self.cuts[-1] if self.cuts else 0
-        plan = chunk_plan(open_from, self.cuts, self.window, self.overlap) if self.cuts else []
-        at_least = (self.runs[len(self.cuts)][0] if len(self.cuts) < len(self.runs) else seen) - open_from
+        # The chunks up to the last cut known (a pause's, or a region's edge before the next pause) are
+        # settled; the one after it ends at the next pause (or the file's end) at the earliest.
+        upcoming = self.runs[len(self.cuts)][0] if len(self.cuts) < len(self.runs) else None
+        cuts = sorted(set(self.cuts) | {e for e in self.edges if upcoming is None or e < upcoming})
+        open_from = cuts[-1] if cuts else 0
+        plan = chunk_plan(open_from, cuts, self.window, self.overlap) if cuts else []
+        at_least = (upcoming if upcoming is not None else seen) - open_from
         opened = moved(first_windows(at_least, self.window, self.overlap), open_from)
-        return plan + opened, opened[-1][0] if opened else open_from
+        plan = [window for window in plan + opened if inside(window, self.regions)]
+        return plan, opened[-1][0] if opened else open_from
 
     def _run_ready(self) -> None:
         plan, later = self._settled()

@@ -22,60 +22,22 @@ from avsr.data.tokenizer import CharTokenizer
 from avsr.decoding.align import WordTiming, align_words
 from avsr.decoding.beam import make_decoder
 from avsr.inference.chunks import Window, chunk_plan, pause_cuts
+from avsr.errors import OptionError
+from avsr.inference.options import TranscribeOptions  # noqa: F401 (also imported from here)
 from avsr.inference.prepare import PreparedInput, prepare_input
+from avsr.inference.regions import find_regions, inside, no_speech_prob, region_cuts, speech_probability
 from avsr.inference.sync import SYNC_MS, SyncEstimate, attention_offset, estimate_offset, frames_to_undo
 from avsr.io.face_align import true_runs
+from avsr.io.results import FileError, Reason
 from avsr.io.spool import ShiftedFrames
+from avsr.io.vad import seconds
 from avsr.models.av_model import MODES as MODEL_MODES
 from avsr.models.av_model import AVSRModel
 from avsr.models.fusion import attention_summary
 from avsr.models.loader import LoadedModel, load_model
 from avsr.parallel import landmarkers_per_file
-from avsr.preprocessing import FRAME_S, TRANSCRIBE_DETECT_EVERY, VIDEO_FPS
+from avsr.preprocessing import FRAME_S, VIDEO_FPS
 
-MODES = ("auto",) + MODEL_MODES
-
-
-@dataclass(frozen=True)
-class TranscribeOptions:
-    """How a file is transcribed.
-
-    ``mode`` ``auto`` picks per file: no audio track -> ``video``; no face anywhere -> ``audio``;
-    otherwise ``av``, where the gate and the ``face_found`` mask handle stretches without a face.
-    ``beam_size`` 1 decodes greedily; larger sizes run torchaudio's CTC beam search, with
-    ``lexicon`` (a word list or manifest) and ``lm`` (KenLM) when given.
-    """
-
-    mode: str = "auto"
-    beam_size: int = 1
-    lexicon: str | None = None
-    lm: str | None = None
-    lm_weight: float = 2.0
-    word_score: float = 0.0
-    cut_pause_s: float = 0.2  # the recording is cut into chunks at pauses in the audio this long ...
-    window_s: float = 30.0  # ... and a chunk longer than this runs in windows this long ...
-    overlap_s: float = 2.0  # ... overlapping by this much; each keeps the frames far from its edges
-    batch_size: int = 4  # windows per forward pass
-    pause_s: float = 0.4  # a pause this long splits speech into segments
-    max_segment_s: float = 20.0  # longer speech is cut at its longest pause
-    detect_every: int = TRANSCRIBE_DETECT_EVERY  # run the face landmarker on every k-th frame (see there)
-    av_sync: str = "auto"  # auto: estimate the audio-video offset and undo it beyond SYNC_MS; off
-    attention: bool = False  # return an xattn model's attended offset and peak per frame
-    crop_memory_mb: float | None = 128.0  # a file's mouth crops beyond this wait on disk, read a window at a time
-    audio_memory_mb: float | None = 32.0  # ... and its audio beyond this (about 8 minutes)
-    # The model reads windows while the file's later crops are cut (avsr.inference.stream). None: where the model
-    # has a device of its own; on 2 CPU cores it saved no time and took 120 MB more (RESULTS.md, 2026-12-02).
-    read_while_cutting: bool | None = None
-
-    def __post_init__(self) -> None:
-        if self.mode not in MODES:
-            raise ValueError(f"mode={self.mode!r}; use one of {', '.join(MODES)}")
-        if self.av_sync not in ("auto", "off"):
-            raise ValueError(f"av_sync={self.av_sync!r}; use auto or off")
-        if self.beam_size < 1:
-            raise ValueError(f"beam_size={self.beam_size}; use 1 (greedy) or more")
-        if not 0 <= 2 * self.overlap_s < self.window_s:
-            raise ValueError(f"overlap_s={self.overlap_s} must be under half of window_s={self.window_s}")
 
 
 Word = WordTiming  # a word with start_s, end_s and confidence
@@ -89,6 +51,7 @@ class Segment:
     end_s: float
     text: str
     words: list[Word]
+    no_speech_prob: float = 0.0  # one minus the segment's mean speech probability (avsr.inference.regions)
 
 
 @dataclass
@@ -103,7 +66,8 @@ class Transcript:
     input_sha256: str
     duration_s: float
     face_found_rate: float  # share of frames with a tracked face
-    audio_weight: list[float]  # the gate's weight on audio per 25 Hz frame (1 audio only, 0 video only);
+    audio_weight: list[float]  # the gate's weight on audio per 25 Hz frame (1 audio only, 0 video only; NaN,
+    # null in the .json, outside the speech regions, where the model did not read);
     # empty for a fusion without weights (concat, sum)
     warnings: list[str] = field(default_factory=list)
     timings_s: dict[str, float] = field(default_factory=dict)  # prepare / recognise seconds
@@ -121,15 +85,22 @@ class Transcript:
     # audio attended to most (offset in frames, positive: later) and that attention's weight (peakedness).
     attention_offset_frames: list[int] | None = None
     attention_peak: list[float] | None = None
+    # [start_s, end_s] of each stretch the model read (TranscribeOptions.vad), to the millisecond.
+    speech_regions: list[tuple[float, float]] = field(default_factory=list)
 
     @property
     def words(self) -> list[Word]:
         return [w for s in self.segments for w in s.words]
 
     def to_dict(self) -> dict:
+        """The transcript as JSON-ready values; times to the millisecond, probabilities to three places."""
         out = asdict(self)
-        out["words"] = [asdict(w) for w in self.words]
-        out["audio_weight"] = [round(w, 3) for w in self.audio_weight]
+        for segment in out["segments"]:
+            segment["start_s"], segment["end_s"] = round(segment["start_s"], 3), round(segment["end_s"], 3)
+            segment["words"] = [_rounded(w) for w in segment["words"]]
+        out["words"] = [_rounded(asdict(w)) for w in self.words]
+        out["audio_weight"] = [round(w, 3) if w == w else None for w in self.audio_weight]  # null: not read
+        out["duration_s"] = round(self.duration_s, 3)
         if self.attention_peak is None:  # asked for with --attention only
             del out["attention_offset_frames"], out["attention_peak"]
         else:
@@ -137,16 +108,33 @@ class Transcript:
         return out
 
 
+def _rounded(word: dict) -> dict:
+    return {**word, "start_s": round(word["start_s"], 3), "end_s": round(word["end_s"], 3),
+            "confidence": round(word["confidence"], 3)}
+
+
 def choose_mode(prepared: PreparedInput, requested: str, modes: tuple[str, ...] = MODEL_MODES,
                 ) -> tuple[str, list[str]]:
-    """The mode to run (one of the model's ``modes``) and the warnings that explain it."""
+    """The mode to run (one of the model's ``modes``) and the warnings that explain it.
+
+    Raises:
+        FileError: a mode that cannot apply to the file (``video`` without a face, ``audio`` without an
+            audio track, or an audio-only model on a file without one), rather than words made up.
+    """
     notes = []
     face_rate = float(prepared.face_found.mean()) if prepared.frames else 0.0
     mode = requested
+    if requested in ("auto", "audio") and modes == ("audio",) and not prepared.has_audio:
+        raise FileError(prepared.path, Reason.NO_AUDIO, "has no audio track, and this model reads audio alone; "
+                        "use a model that reads the lips")
+    if requested == "audio" and not prepared.has_audio:
+        raise FileError(prepared.path, Reason.NO_AUDIO, "--mode audio: the file has no audio track; use --mode "
+                        "video or auto")
+    if requested == "video" and face_rate == 0.0:
+        raise FileError(prepared.path, Reason.NO_FACE, "--mode video: no face was found in any frame; use --mode "
+                        "audio or auto")
     if requested == "auto" and modes == ("audio",):
         mode = "audio"
-        if not prepared.has_audio:
-            notes.append("the file has no audio track and this model reads audio alone")
     elif requested == "auto":
         if not prepared.has_audio:
             mode = "video"
@@ -162,10 +150,10 @@ def choose_mode(prepared: PreparedInput, requested: str, modes: tuple[str, ...] 
             if face_rate < 1.0:
                 notes.append(f"face lost in {100 * (1 - face_rate):.0f}% of the frames: the gate leans on the "
                              "audio there")
-    elif requested in ("av", "video") and face_rate == 0.0:
-        notes.append(f"{requested} mode was asked for but no face was found: the lips carry nothing here")
-    elif requested in ("av", "audio") and not prepared.has_audio:
-        notes.append(f"{requested} mode was asked for but the file has no audio track")
+    elif requested == "av" and face_rate == 0.0:
+        notes.append("av mode was asked for but no face was found: the lips carry nothing here")
+    elif requested == "av" and not prepared.has_audio:
+        notes.append("av mode was asked for but the file has no audio track")
     return mode, notes
 
 
@@ -202,7 +190,7 @@ class Transcriber:
         self.model = model.to(device).eval()
         self.tokenizer, self.model_id, self.options, self.device = tokenizer, model_id, options, device
         if options.mode not in ("auto",) + model.modes:
-            raise ValueError(f"mode={options.mode!r}: this model runs {', '.join(model.modes)} (or auto)")
+            raise OptionError(f"mode={options.mode!r}: this model runs {', '.join(model.modes)} (or auto)")
         self.decoder = make_decoder(options.beam_size, options.lexicon, options.lm, options.lm_weight,
                                     options.word_score, tokenizer)
 
@@ -221,14 +209,16 @@ class Transcriber:
             prepared.close()
 
     @torch.no_grad()
-    def _forward(self, prepared: PreparedInput, mode: str, cuts: list[int],
+    def _forward(self, prepared: PreparedInput, mode: str, cuts: list[int], regions: list[tuple[int, int]],
                  early: dict | None = None) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None]:
         """Stitched ``log_probs (T, V)``, ``audio_weight (T,)`` (None for a fusion without weights) and
-        the attention ``(T, 2W + 1)`` (None but for an xattn model in av mode) over the whole recording,
-        cut at ``cuts``. ``early``: outputs of groups of windows already run (:class:`EarlyForward`)."""
+        the attention ``(T, 2W + 1)`` (None but for an xattn model in av mode) over the ``regions`` of
+        the recording (zero elsewhere), cut at ``cuts`` (which hold the regions' edges). ``early``:
+        outputs of groups of windows already run (:class:`EarlyForward`)."""
         o, frames, spec = self.options, prepared.frames, self.model.preprocessing
         spec.check_roi(prepared.roi, str(prepared.path))
-        plan = chunk_plan(frames, cuts, round(o.window_s * spec.fps), round(o.overlap_s * spec.fps))
+        plan = [window for window in chunk_plan(frames, cuts, round(o.window_s * spec.fps),
+                                                round(o.overlap_s * spec.fps)) if inside(window, regions)]
         log_probs = torch.zeros(frames, self.tokenizer.vocab_size)
         weights = attention = None
         for first in range(0, len(plan), o.batch_size):
@@ -239,7 +229,7 @@ class Transcriber:
             for (_, _, keep_from, keep_to), (row_log_probs, row_weights, row_attention) in zip(group, kept):
                 log_probs[keep_from:keep_to] = row_log_probs
                 if row_weights is not None:
-                    weights = torch.zeros(frames) if weights is None else weights
+                    weights = torch.full((frames,), float("nan")) if weights is None else weights
                     weights[keep_from:keep_to] = row_weights
                 if row_attention is not None:
                     attention = torch.zeros(frames, row_attention.shape[-1]) if attention is None else attention
@@ -274,12 +264,13 @@ class Transcriber:
         return [(kept(out.log_probs, row, span), kept(out.audio_weight, row, span), kept(out.attention, row, span))
                 for row, span in enumerate(slice(kf - start, kt - start) for start, _, kf, kt in group)]
 
-    def _cuts(self, prepared: PreparedInput, mode: str) -> list[int]:
-        o = self.options
+    def _cuts(self, prepared: PreparedInput, mode: str, regions: list[tuple[int, int]]) -> list[int]:
+        """Where chunks end: the regions' edges, and pauses in the audio inside them."""
+        o, edges = self.options, region_cuts(regions, prepared.frames)
         if not prepared.has_audio or mode == "video":
-            return []
-        return pause_cuts(prepared.audio, round(o.cut_pause_s * VIDEO_FPS),
-                          prepared.roi if prepared.has_video else None)
+            return edges
+        return sorted(set(edges) | set(pause_cuts(prepared.audio, round(o.cut_pause_s * VIDEO_FPS),
+                                                  prepared.roi if prepared.has_video else None)))
 
     def _decode(self, log_probs: torch.Tensor) -> str:
         return self.decoder(log_probs[None], torch.tensor([len(log_probs)]))[0]
@@ -318,34 +309,28 @@ class Transcriber:
         started = time.perf_counter()
         mode, notes = choose_mode(prepared, self.options.mode, self.model.modes)
         o = self.options
-        cuts = self._cuts(prepared, mode)
+        probability = speech_probability(mode, prepared.audio, prepared.has_audio, prepared.mouth_signal,
+                                         prepared.face_found)
+        regions = find_regions(probability, o.vad_options)
+        cuts = self._cuts(prepared, mode, regions)
         # The windows read while the file was cut, if they were read in this mode (and the video is not moved).
         early = prepared.early if prepared.early_mode == mode else None
         # An xattn model is run first as the file is: where its audio frames looked is the offset estimate.
-        first = self._forward(prepared, mode, cuts, early) if mode == "av" and self.model.config.fusion == "xattn" \
-            else None
+        first = self._forward(prepared, mode, cuts, regions, early) \
+            if mode == "av" and self.model.config.fusion == "xattn" else None
         estimate, shift, sync_notes = self._sync(prepared, mode, None if first is None else first[2])
         notes += sync_notes
         if shift:  # the video frame that belongs to audio frame t is t + shift; the clip's ends are held
             prepared = replace(prepared, roi=ShiftedFrames(prepared.roi, -shift),
                                face_found=ShiftedFrames(prepared.face_found, -shift)[:])
-            cuts, first = self._cuts(prepared, mode), None
-        log_probs, weights, attention = first or self._forward(prepared, mode, cuts, None if shift else early)
+            cuts, first = self._cuts(prepared, mode, regions), None
+        log_probs, weights, attention = first or self._forward(prepared, mode, cuts, regions,
+                                                               None if shift else early)
         if not torch.isfinite(log_probs).all():
-            raise ValueError(f"{prepared.path}: the model gave NaN or infinite scores; its weights are damaged: "
-                             f"re-export the bundle ({self.model_id})")
-        stretches = []  # speech segments, never across a cut (each chunk was read on its own)
-        bounds = [0] + cuts + [prepared.frames]
-        for a, b in zip(bounds, bounds[1:]):
-            stretches += [(a + start, a + stop) for start, stop in speech_segments(
-                log_probs[a:b], self.tokenizer.blank, round(o.pause_s * VIDEO_FPS), round(o.max_segment_s * VIDEO_FPS))]
-        segments = []
-        for start, stop in stretches:
-            text = self._decode(log_probs[start:stop])
-            if not text:
-                continue
-            words = align_words(log_probs[start:stop], text, self.tokenizer, offset_s=start * FRAME_S)
-            segments.append(Segment(words[0].start_s, words[-1].end_s, text, words))
+            raise FileError(prepared.path, Reason.INVALID, f"the model gave NaN or infinite scores; its weights are "
+                            f"damaged: re-export the bundle ({self.model_id})")
+        segments = [segment for start, stop in self._stretches(log_probs, cuts, regions)
+                    if (segment := self._segment(log_probs, start, stop, probability)) is not None]
         return Transcript(
             path=prepared.path, text=" ".join(s.text for s in segments), segments=segments, mode=mode,
             model_id=self.model_id, input_sha256=prepared.sha256, duration_s=prepared.frames * FRAME_S,
@@ -357,7 +342,28 @@ class Transcriber:
             av_sync_confidence=None if estimate is None else round(estimate.confidence, 3),
             av_sync_source=None if estimate is None else estimate.source,
             av_sync_shift_ms=round(shift * FRAME_S * 1000),
+            speech_regions=seconds(regions),
             **self._attention_fields(attention))
+
+    def _stretches(self, log_probs: torch.Tensor, cuts: list[int],
+                   regions: list[tuple[int, int]]) -> list[tuple[int, int]]:
+        """``[start, stop)`` speech segments of the chunks in ``regions``, never across a cut (each chunk was
+        read on its own)."""
+        o, stretches, bounds = self.options, [], [0] + cuts + [len(log_probs)]
+        for a, b in zip(bounds, bounds[1:]):
+            if inside((a, b), regions):
+                stretches += [(a + start, a + stop) for start, stop in speech_segments(
+                    log_probs[a:b], self.tokenizer.blank, round(o.pause_s * VIDEO_FPS),
+                    round(o.max_segment_s * VIDEO_FPS))]
+        return stretches
+
+    def _segment(self, log_probs: torch.Tensor, start: int, stop: int, probability) -> Segment | None:
+        """Frames ``[start, stop)`` decoded, their words timed; None where they read as nothing."""
+        text = self._decode(log_probs[start:stop])
+        if not text:
+            return None
+        words = align_words(log_probs[start:stop], text, self.tokenizer, offset_s=start * FRAME_S)
+        return Segment(words[0].start_s, words[-1].end_s, text, words, no_speech_prob(probability, start, stop))
 
     def _attention_fields(self, attention: torch.Tensor | None) -> dict:
         if not self.options.attention:

@@ -30,6 +30,7 @@ class Reason(StrEnum):
     NO_STREAMS = "no_streams"  # neither audio nor video
     NO_VIDEO = "no_video"  # no video stream where one is needed
     NO_AUDIO = "no_audio"  # no audio stream where one is needed
+    NO_FACE = "no_face"  # no face in any frame where the lips are needed
     # The batch around the file.
     BAD_LABEL = "bad_label"  # a label, transcript or cut that cannot be used (dataset recipes, pieces)
     OUTPUT_EXISTS = "output_exists"  # a file avsr did not write is where an output would go
@@ -40,7 +41,7 @@ class Reason(StrEnum):
 
 
 MEDIA_REASONS = (Reason.MISSING, Reason.EMPTY, Reason.TOO_SHORT, Reason.NOT_MEDIA, Reason.CORRUPT, Reason.TRUNCATED,
-                 Reason.NO_STREAMS, Reason.NO_VIDEO, Reason.NO_AUDIO)
+                 Reason.NO_STREAMS, Reason.NO_VIDEO, Reason.NO_AUDIO, Reason.NO_FACE)
 
 
 class Status(StrEnum):

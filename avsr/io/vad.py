@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from avsr.errors import OptionError
-from avsr.preprocessing import SAMPLES_PER_FRAME, VIDEO_FPS
+from avsr.preprocessing import SAMPLES_PER_FRAME, VAD_THRESHOLD, VIDEO_FPS
 
 SILERO_FRAME = 512  # samples per Silero VAD frame (32 ms at the project's 16 kHz; the sequence model is the 16 kHz one)
 SILERO_CONTEXT = 64  # samples of the frame before, prefixed to each frame as the streaming model does
@@ -29,7 +29,7 @@ SILERO_BLOCK = 512  # frames per ONNX call (16.4 s)
 class VadOptions:
     """How a speech probability becomes speech regions."""
 
-    threshold: float = 0.5  # a frame whose speech probability reaches this is speech
+    threshold: float = VAD_THRESHOLD  # a frame whose speech probability reaches this is speech
     min_speech_s: float = 0.1  # shorter bursts of speech frames are dropped (clicks, a cough's edge)
     min_pause_s: float = 0.3  # shorter pauses stay inside a region (a breath between words)
     pad_s: float = 0.2  # kept on each side of a region: the model reads a word's onset in its context
@@ -57,24 +57,24 @@ def _silero_session():
                                         providers=["CPUExecutionProvider"])
 
 
-def silero_probability(audio: np.ndarray) -> np.ndarray:
-    """Silero's speech probability ``(ceil(N / 512),)`` for each 32 ms frame of ``audio`` ``(N,)`` 16 kHz."""
-    audio = np.ascontiguousarray(audio, dtype=np.float32).reshape(-1)
+def silero_probability(audio) -> np.ndarray:
+    """Silero's speech probability ``(ceil(N / 512),)`` for each 32 ms frame of ``audio`` ``(N,)`` at 16 kHz:
+    an array, or anything sliced by sample (a :class:`~avsr.io.spool.FrameSpool`), read a block at a time."""
     count = -(-len(audio) // SILERO_FRAME)
-    if count == 0:
-        return np.zeros(0, np.float32)
-    frames = np.zeros((count, SILERO_FRAME), np.float32)
-    frames.reshape(-1)[: len(audio)] = audio
-    context = np.zeros((count, SILERO_CONTEXT), np.float32)
-    context[1:] = frames[:-1, -SILERO_CONTEXT:]
-    blocks = np.concatenate([context, frames], axis=1)  # (count, 576)
     session = _silero_session()
     hidden = np.zeros((1, 1, 128), np.float32)
     cell = np.zeros((1, 1, 128), np.float32)
-    out = []
+    previous = np.zeros(SILERO_CONTEXT, np.float32)  # the streaming model's context before the first frame
+    out = [np.zeros(0, np.float32)]
     for start in range(0, count, SILERO_BLOCK):
-        probability, hidden, cell = session.run(["speech_probs", "hn", "cn"],
-                                                {"input": blocks[start:start + SILERO_BLOCK], "h": hidden, "c": cell})
+        stop = min(count, start + SILERO_BLOCK)
+        samples = np.asarray(audio[start * SILERO_FRAME: stop * SILERO_FRAME], np.float32).reshape(-1)
+        frames = np.zeros((stop - start, SILERO_FRAME), np.float32)
+        frames.reshape(-1)[: len(samples)] = samples
+        context = np.concatenate([previous[None], frames[:-1, -SILERO_CONTEXT:]])
+        previous = frames[-1, -SILERO_CONTEXT:]
+        probability, hidden, cell = session.run(["speech_probs", "hn", "cn"], {
+            "input": np.concatenate([context, frames], axis=1), "h": hidden, "c": cell})  # (n, 576) in
         out.append(np.asarray(probability, np.float32).reshape(-1))
     return np.concatenate(out)
 
@@ -82,17 +82,17 @@ def silero_probability(audio: np.ndarray) -> np.ndarray:
 def audio_speech_probability(audio, frames: int | None = None) -> np.ndarray:
     """The audio's speech probability per 25 Hz frame ``(T,)``: the most likely Silero frame overlapping it.
 
-    ``audio``: 16 kHz samples ``(640 T,)`` (an array or a spool read whole); ``frames``: T (default: all)."""
-    samples = np.asarray(audio[:], dtype=np.float32)
-    frames = len(samples) // SAMPLES_PER_FRAME if frames is None else frames
-    silero = silero_probability(samples[: frames * SAMPLES_PER_FRAME])
+    ``audio``: 16 kHz samples ``(640 T,)``, an array or a spool; ``frames``: T (default: all the audio's)."""
+    frames = len(audio) // SAMPLES_PER_FRAME if frames is None else frames
+    silero = silero_probability(audio)
     out = np.zeros(frames, np.float32)
     if len(silero) == 0:
         return out
-    first = np.arange(frames) * SAMPLES_PER_FRAME // SILERO_FRAME  # Silero frames overlapping frame t
-    last = np.minimum(((np.arange(frames) + 1) * SAMPLES_PER_FRAME - 1) // SILERO_FRAME, len(silero) - 1)
-    inside = first < len(silero)
-    out[inside] = np.maximum(silero[first[inside]], silero[last[inside]])
+    index = np.arange(frames)
+    first = index * SAMPLES_PER_FRAME // SILERO_FRAME  # the Silero frames overlapping frame t
+    last = np.minimum(((index + 1) * SAMPLES_PER_FRAME - 1) // SILERO_FRAME, len(silero) - 1)
+    heard = first < len(silero)
+    out[heard] = np.maximum(silero[first[heard]], silero[last[heard]])
     return out
 
 

@@ -145,3 +145,30 @@ def write_offset_copy(source: str | os.PathLike, target: str | os.PathLike, offs
     else:
         video, audio = np.concatenate([video, np.repeat(video[-1:], count, 0)]), np.concatenate([quiet, audio])
     return write_video(target, video, VIDEO_FPS, audio)
+
+
+def write_padded_copy(source: str | os.PathLike, target: str | os.PathLike, lead_s: float, trail_s: float,
+                      tone_dbfs: float = -60.0, seed: int = 0) -> Path:
+    """A copy of ``source`` (at 25 fps and 16 kHz) with ``lead_s`` seconds before it and ``trail_s``
+    after it in which nobody speaks: the first (last) picture held, over white room tone at ``tone_dbfs``
+    (dB of full scale, RMS; seeded). A file without video stays audio only. For testing recognition
+    of speech that does not start at the file's start."""
+    from avsr.io.media import load_media
+    from avsr.preprocessing import SAMPLES_PER_FRAME, VIDEO_FPS
+
+    media = load_media(source)
+    lead, trail = round(lead_s * VIDEO_FPS), round(trail_s * VIDEO_FPS)
+    rng = np.random.default_rng(seed)
+    level = 10.0 ** (tone_dbfs / 20.0)
+
+    def tone(frames: int) -> np.ndarray:
+        return (level * rng.standard_normal(frames * SAMPLES_PER_FRAME)).astype(np.float32)
+
+    frames = len(media.video) if media.video is not None else len(media.audio) // SAMPLES_PER_FRAME
+    audio = media.audio[: frames * SAMPLES_PER_FRAME] if media.audio is not None else np.zeros(
+        frames * SAMPLES_PER_FRAME, np.float32)
+    audio = np.concatenate([tone(lead), audio, tone(trail)])
+    if media.video is None:
+        return write_video(target, None, VIDEO_FPS, audio)
+    video = np.concatenate([np.repeat(media.video[:1], lead, 0), media.video, np.repeat(media.video[-1:], trail, 0)])
+    return write_video(target, video, VIDEO_FPS, audio)

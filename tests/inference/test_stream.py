@@ -12,6 +12,7 @@ import torch
 import avsr
 from avsr.inference.chunks import chunk_plan
 from avsr.inference.prepare import prepare_input
+from avsr.inference.regions import find_regions, inside, speech_probability
 from avsr.inference.transcribe import TranscribeOptions, Transcriber
 from avsr.io.media import load_media
 from avsr.io.writer import write_video
@@ -38,8 +39,12 @@ def joined(synth_corpus, tmp_path_factory):
 def groups_of(transcriber: Transcriber, prepared) -> list[tuple]:
     """The groups of windows recognition runs for ``prepared`` (av mode, no offset undone)."""
     o, spec = transcriber.options, transcriber.model.preprocessing
-    plan = chunk_plan(prepared.frames, transcriber._cuts(prepared, "av"), round(o.window_s * spec.fps),
-                      round(o.overlap_s * spec.fps))
+    probability = speech_probability("av", prepared.audio, prepared.has_audio, prepared.mouth_signal,
+                                     prepared.face_found)
+    regions = find_regions(probability, o.vad_options)
+    plan = [window for window in chunk_plan(prepared.frames, transcriber._cuts(prepared, "av", regions),
+                                            round(o.window_s * spec.fps), round(o.overlap_s * spec.fps))
+            if inside(window, regions)]
     return [tuple(plan[i: i + o.batch_size]) for i in range(0, len(plan), o.batch_size)]
 
 

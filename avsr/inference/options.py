@@ -1,0 +1,69 @@
+"""How a file is transcribed: :class:`TranscribeOptions`, in a module light enough for the command line to
+read its defaults without importing the model (torch)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from avsr.errors import OptionError
+from avsr.preprocessing import MODEL_MODES, TRANSCRIBE_DETECT_EVERY, VAD_THRESHOLD
+
+if TYPE_CHECKING:
+    from avsr.io.vad import VadOptions
+
+MODES = ("auto",) + MODEL_MODES  # auto: chosen per file
+
+
+@dataclass(frozen=True)
+class TranscribeOptions:
+    """How a file is transcribed.
+
+    ``mode`` ``auto`` picks per file: no audio track -> ``video``; no face anywhere -> ``audio``;
+    otherwise ``av``, where the gate and the ``face_found`` mask handle stretches without a face.
+    ``beam_size`` 1 decodes greedily; larger sizes run torchaudio's CTC beam search, with
+    ``lexicon`` (a word list or manifest) and ``lm`` (KenLM) when given. ``vad``: the model reads only
+    the file's speech regions (:mod:`avsr.inference.regions`); off, it reads the whole file.
+    """
+
+    mode: str = "auto"
+    beam_size: int = 1
+    lexicon: str | None = None
+    lm: str | None = None
+    lm_weight: float = 2.0
+    word_score: float = 0.0
+    cut_pause_s: float = 0.2  # the recording is cut into chunks at pauses in the audio this long ...
+    window_s: float = 30.0  # ... and a chunk longer than this runs in windows this long ...
+    overlap_s: float = 2.0  # ... overlapping by this much; each keeps the frames far from its edges
+    batch_size: int = 4  # windows per forward pass
+    pause_s: float = 0.4  # a pause this long splits speech into segments
+    max_segment_s: float = 20.0  # longer speech is cut at its longest pause
+    detect_every: int = TRANSCRIBE_DETECT_EVERY  # run the face landmarker on every k-th frame (see there)
+    av_sync: str = "auto"  # auto: estimate the audio-video offset and undo it beyond SYNC_MS; off
+    attention: bool = False  # return an xattn model's attended offset and peak per frame
+    crop_memory_mb: float | None = 128.0  # a file's mouth crops beyond this wait on disk, read a window at a time
+    audio_memory_mb: float | None = 32.0  # ... and its audio beyond this (about 8 minutes)
+    # The model reads windows while the file's later crops are cut (avsr.inference.stream). None: where the model
+    # has a device of its own; on 2 CPU cores it saved no time and took 120 MB more (RESULTS.md, 2026-12-02).
+    read_while_cutting: bool | None = None
+    vad: bool = True  # read only the speech regions (avsr.io.vad); off: the whole file, speech or not
+    vad_threshold: float = VAD_THRESHOLD  # a frame whose speech probability reaches this is speech
+
+    def __post_init__(self) -> None:
+        if self.mode not in MODES:
+            raise OptionError(f"mode={self.mode!r}; use one of {', '.join(MODES)}")
+        if self.av_sync not in ("auto", "off"):
+            raise OptionError(f"av_sync={self.av_sync!r}; use auto or off")
+        if self.beam_size < 1:
+            raise OptionError(f"beam_size={self.beam_size}; use 1 (greedy) or more")
+        if not 0 <= 2 * self.overlap_s < self.window_s:
+            raise OptionError(f"overlap_s={self.overlap_s} must be under half of window_s={self.window_s}")
+        if not 0.0 < self.vad_threshold < 1.0:
+            raise OptionError(f"vad_threshold={self.vad_threshold}; use a probability between 0 and 1")
+
+    @property
+    def vad_options(self) -> VadOptions | None:
+        """How speech regions are found (None: segmentation off)."""
+        from avsr.io.vad import VadOptions
+
+        return VadOptions(threshold=self.vad_threshold) if self.vad else None

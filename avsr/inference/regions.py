@@ -1,0 +1,58 @@
+"""Where a file is read: its speech regions (:mod:`avsr.io.vad`) for the mode it is recognised in.
+
+The model reads each region on its own, from just before its speech to just after (``pad_s``), and
+nothing outside: a lead-in of quiet or a stretch of music is never put before it, and yields no words.
+The speech probability is the audio's (Silero VAD) in audio mode, the lips' in video mode, and in av
+mode the audio's, or the larger of the two where the audio is loud but not speech (drowned by music or
+noise: the lips may still show who speaks).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from avsr.inference.chunks import Window
+from avsr.inference.sync import lip_activity, speech_envelope
+from avsr.io.vad import VadOptions, audio_speech_probability, speech_regions
+
+DROWNED_DB = -40.0  # frames louder than this (dB of full scale) whose audio is not speech are judged by the lips
+
+
+def speech_probability(mode: str, audio, has_audio: bool, mouth_signal: np.ndarray | None,
+                       face_found: np.ndarray) -> np.ndarray:
+    """``(T,)`` how likely each 25 Hz frame holds speech, for recognition in ``mode`` (av, audio, video).
+    ``audio``: 16 kHz samples ``(640 T,)`` (an array or a spool); ``mouth_signal`` ``(T,)`` (None without
+    a face track)."""
+    frames = len(face_found)
+    lips = lip_activity(mouth_signal, face_found) if mouth_signal is not None else np.zeros(frames, np.float32)
+    if mode == "video" or not has_audio:
+        return lips
+    heard = audio_speech_probability(audio, frames)
+    if mode == "audio" or mouth_signal is None:
+        return heard
+    drowned = speech_envelope(audio)[:frames] > DROWNED_DB
+    return np.where(drowned, np.maximum(heard, lips), heard).astype(np.float32)
+
+
+def find_regions(probability: np.ndarray, options: VadOptions | None) -> list[tuple[int, int]]:
+    """The speech regions of ``probability`` ``(T,)``; with ``options`` None (segmentation off) the
+    whole file is one region."""
+    if options is None:
+        return [(0, len(probability))] if len(probability) else []
+    return speech_regions(probability, options)
+
+
+def region_cuts(regions: list[tuple[int, int]], frames: int) -> list[int]:
+    """The frames where regions start and stop, inside the file: chunks never cross them."""
+    return sorted({edge for region in regions for edge in region if 0 < edge < frames})
+
+
+def inside(window: Window, regions: list[tuple[int, int]]) -> bool:
+    """Whether ``window`` (which never crosses a region's edge) lies in a region."""
+    start, stop = window[0], window[1]
+    return any(a <= start and stop <= b for a, b in regions)
+
+
+def no_speech_prob(probability: np.ndarray, start: int, stop: int) -> float:
+    """How likely frames ``[start, stop)`` hold no speech: one minus their mean speech probability."""
+    return round(1.0 - float(np.mean(probability[start:stop])) if stop > start else 1.0, 3)
