@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from avsr.errors import OptionError
 from avsr.io.face_mesh import STABLE_SLICE, face_size
 from avsr.preprocessing import DETECT_EVERY, DETECT_MAX_SIDE, ROI_SIZE
 
@@ -34,25 +35,25 @@ class LipRoiOptions:
 
     def __post_init__(self) -> None:
         if self.crop_size < 16:
-            raise ValueError(f"crop_size={self.crop_size} is too small; use at least 16")
+            raise OptionError(f"crop_size={self.crop_size} is too small; use at least 16")
         if self.detect_every < 1:
-            raise ValueError(f"detect_every={self.detect_every} must be >= 1")
+            raise OptionError(f"detect_every={self.detect_every} must be >= 1")
         if self.still_motion <= 0:
-            raise ValueError(f"still_motion={self.still_motion} must be > 0 (a share of the face width per frame)")
+            raise OptionError(f"still_motion={self.still_motion} must be > 0 (a share of the face width per frame)")
         if self.detect_every_max is not None and self.detect_every_max < self.detect_every:
-            raise ValueError(f"detect_every_max={self.detect_every_max} must be >= detect_every={self.detect_every} "
+            raise OptionError(f"detect_every_max={self.detect_every_max} must be >= detect_every={self.detect_every} "
                              "(or None for a fixed stride)")
         if self.max_gap_frames < self.longest_stride - 1:
-            raise ValueError(
+            raise OptionError(
                 f"max_gap_frames={self.max_gap_frames} is shorter than the frames skipped between "
                 f"detections (up to {self.longest_stride}); use max_gap_frames >= {self.longest_stride - 1}"
             )
         if self.detect_max_side is not None and self.detect_max_side < 64:
-            raise ValueError(f"detect_max_side={self.detect_max_side} is too small; use >= 64 or None")
+            raise OptionError(f"detect_max_side={self.detect_max_side} is too small; use >= 64 or None")
         if not 0.1 <= self.mouth_width_fraction <= 0.9:
-            raise ValueError(f"mouth_width_fraction={self.mouth_width_fraction} must be in [0.1, 0.9]")
+            raise OptionError(f"mouth_width_fraction={self.mouth_width_fraction} must be in [0.1, 0.9]")
         if self.smooth_sigma_frames < 0:
-            raise ValueError(f"smooth_sigma_frames={self.smooth_sigma_frames} must be >= 0")
+            raise OptionError(f"smooth_sigma_frames={self.smooth_sigma_frames} must be >= 0")
 
     @property
     def longest_stride(self) -> int:
