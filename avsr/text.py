@@ -54,6 +54,8 @@ def char_errors(reference: str, hypothesis: str) -> int:
 def error_counts(references: Sequence[str], hypotheses: Sequence[str], unit: str = "word") -> tuple[int, int]:
     """``(edits, reference length)`` summed over utterances, in words (``unit="word"``) or characters
     (``"char"``): what a corpus error rate divides, and what processes add up before dividing."""
+    if isinstance(references, str) or isinstance(hypotheses, str):
+        raise TypeError("pass lists of transcripts, one per utterance: [reference], [hypothesis] for one")
     if len(references) != len(hypotheses):
         raise ValueError(f"{len(references)} references but {len(hypotheses)} hypotheses; pair each reference with "
                          "its hypothesis")

@@ -43,3 +43,5 @@ def test_an_empty_reference_counts_its_insertions_and_a_mismatch_is_refused():
     assert word_error_rate(["bin blue", ""], ["bin blue", "now"]) == 0.5
     with pytest.raises(ValueError, match="2 references but 1 hypotheses"):
         word_error_rate(["a", "b"], ["a"])
+    with pytest.raises(TypeError, match="pass lists of transcripts"):  # not its characters as utterances
+        word_error_rate("bin blue", "bin red")

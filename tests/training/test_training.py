@@ -159,9 +159,8 @@ def test_validation_wer_under_ddp_is_the_corpus_wer(tmp_path, prepared):
     of all of them (errors and words summed), not the mean of the two processes' rates."""
     import re
 
-    import jiwer
-
     from avsr.decoding.greedy import greedy_decode
+    from avsr.text import word_error_rate
 
     script = tmp_path / "validate.py"
     script.write_text(VALIDATE_SCRIPT)
@@ -190,10 +189,10 @@ def test_validation_wer_under_ddp_is_the_corpus_wer(tmp_path, prepared):
             out = model(batch.audio, batch.audio_lengths, batch.video, batch.video_lengths, batch.face_found)
         hypotheses += greedy_decode(out.log_probs, out.lengths, CharTokenizer())
         references += batch.texts
-    corpus = jiwer.wer(references, hypotheses)
+    corpus = word_error_rate(references, hypotheses)
     assert logged[1] == pytest.approx(corpus, abs=1e-6) and logged[2] == pytest.approx(corpus, abs=1e-6)
     # The test can tell: the mean of the two processes' own rates differs from the corpus rate.
-    per_process = [jiwer.wer([references[i] for b in batches[rank::2] for i in b],
+    per_process = [word_error_rate([references[i] for b in batches[rank::2] for i in b],
                              [hypotheses[i] for b in batches[rank::2] for i in b]) for rank in (0, 1)]
     assert abs(np.mean(per_process) - corpus) > 1e-3
 
