@@ -33,6 +33,9 @@ class VadOptions:
     min_speech_s: float = 0.1  # shorter bursts of speech frames are dropped (clicks, a cough's edge)
     min_pause_s: float = 0.3  # shorter pauses stay inside a region (a breath between words)
     pad_s: float = 0.2  # kept on each side of a region: the model reads a word's onset in its context
+    # A longer region is cut at its least speech-like frame (a pause between words), again until every piece is
+    # at most this long: a model trained on utterances of up to ~20 s reads no longer ones. None: no limit.
+    max_region_s: float | None = None
 
     def __post_init__(self) -> None:
         if not 0.0 < self.threshold < 1.0:
@@ -41,6 +44,8 @@ class VadOptions:
             value = getattr(self, name)
             if not 0.0 <= value <= 10.0:
                 raise OptionError(f"vad {name}={value}: use 0 to 10 seconds")
+        if self.max_region_s is not None and not 2.0 <= self.max_region_s <= 3600.0:
+            raise OptionError(f"vad max_region_s={self.max_region_s}: use 2 to 3600 seconds, or None")
 
 
 @functools.cache
@@ -120,7 +125,23 @@ def speech_regions(probability: np.ndarray, options: VadOptions = VadOptions()) 
             regions[-1] = (regions[-1][0], stop)
         else:
             regions.append((start, stop))
-    return regions
+    if options.max_region_s is None:
+        return regions
+    longest = round(options.max_region_s * VIDEO_FPS)
+    return [piece for region in regions for piece in _split(np.asarray(probability), *region, longest)]
+
+
+def _split(probability: np.ndarray, start: int, stop: int, longest: int) -> list[tuple[int, int]]:
+    """``[start, stop)`` cut at its least speech-like frame into pieces of at most ``longest`` frames; the cut
+    is sought in the middle of the region (each piece at least a quarter of ``longest``), the lowest
+    probability averaged over 5 frames, so that a pause is found rather than one quiet frame inside a word."""
+    if stop - start <= longest:
+        return [(start, stop)]
+    margin = min(longest // 4, (stop - start) // 2 - 1)
+    smooth = np.convolve(probability[start:stop], np.ones(5) / 5, "same")
+    highest = min(stop - start - margin, longest)  # the first piece at most ``longest``, the rest a quarter of it
+    cut = start + margin + int(np.argmin(smooth[margin:highest])) if highest > margin else start + longest
+    return _split(probability, start, cut, longest) + _split(probability, cut, stop, longest)
 
 
 def seconds(regions: list[tuple[int, int]]) -> list[tuple[float, float]]:

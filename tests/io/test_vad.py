@@ -64,8 +64,23 @@ def test_regions_close_short_pauses_drop_short_bursts_and_are_padded():
     assert speech_regions(np.zeros(50, np.float32)) == []
 
 
+def test_long_regions_are_cut_at_their_pauses_into_pieces_no_longer_than_asked():
+    rng = np.random.default_rng(0)
+    p = np.full(1500, 0.95, np.float32)  # 60 s of speech ...
+    pauses = [310, 640, 905, 1220]  # ... with brief dips (one frame under the threshold: not region edges)
+    for frame in pauses:
+        p[frame - 2: frame + 3] = [0.6, 0.4, 0.2, 0.4, 0.6]
+    p += rng.uniform(-0.03, 0.03, len(p)).astype(np.float32)
+    pieces = speech_regions(p, VadOptions(max_region_s=20.0))
+    assert pieces[0][0] == 0 and pieces[-1][1] == 1500
+    assert all(b - a <= 500 for a, b in pieces)
+    assert all(a == b for (_, a), (b, _) in zip(pieces, pieces[1:]))  # contiguous
+    assert {a for a, _ in pieces[1:]} <= set(pauses), pieces  # every cut at a pause
+    assert speech_regions(p, VadOptions()) == [(0, 1500)]
+
+
 @pytest.mark.parametrize("field, value", [("threshold", 1.5), ("threshold", float("nan")), ("pad_s", -1.0),
-                                          ("min_pause_s", float("inf"))])
+                                          ("min_pause_s", float("inf")), ("max_region_s", 1.0)])
 def test_bad_options_are_refused_naming_the_option(field, value):
     with pytest.raises(OptionError, match=field):
         VadOptions(**{field: value})
