@@ -25,7 +25,7 @@ import numpy as np
 from avsr.inference.prepare import prepare_input
 from avsr.inference.transcribe import TranscribeOptions, Transcriber
 from avsr.io.writer import write_offset_copy
-from avsr.models.bundle import load_model
+from avsr.models.loader import load_model
 from avsr.text import word_error_rate
 from bench.common import pick_clips
 

@@ -1,10 +1,9 @@
 """What several benches share: the repository's own test clip, synthetic clips with their texts,
-long files made of them, and a peak-memory reading. Nothing here is timed."""
+long files made of them, and clips picked per speaker. Nothing here is timed."""
 
 from __future__ import annotations
 
 import json
-import sys
 from collections import defaultdict
 from fractions import Fraction
 from pathlib import Path
@@ -14,11 +13,6 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 CARPHONE = ROOT / "tests" / "fixtures" / "carphone_pristine.mp4"  # real, 176x144, 29.97 fps (see its ATTRIBUTION.md)
 NTSC = Fraction(30000, 1001)
-
-
-def bench_command(name: str, *args: str) -> list[str]:
-    """The command that runs ``bench/<name>.py`` in a process of its own (run it with ``cwd=ROOT``)."""
-    return [sys.executable, "-m", f"bench.{name}", *map(str, args)]
 
 
 def make_clips(folder: Path, count: int) -> tuple[list[Path], dict[str, str]]:
@@ -75,11 +69,3 @@ def pick_clips(manifest: Path, count: int) -> list[dict]:
             if group and len(picked) < count:
                 picked.append(group.pop(0))
     return picked
-
-
-def status_mb(field: str) -> float:
-    """``VmRSS``, ``VmHWM`` (the peak since start or the last reset) ... of this process, in MB (Linux)."""
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith(field + ":"):
-            return int(line.split()[1]) / 1024
-    raise RuntimeError(f"no {field} in /proc/self/status")

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import torch
 
-from avsr.models.bundle import load_model
+from avsr.models.loader import load_model
 from avsr.models.onnx import OnnxNetwork, export_onnx
 
 
