@@ -32,7 +32,7 @@ CROP_SIZE = 88
 # Defaults of the lip-ROI stage (avsr.io.lip_roi.LipRoiOptions), here so that the CLI can state them
 # without importing the stage: the face landmarker runs on every 3rd frame, on frames scaled down to
 # 320 px on their longer side (crops are still cut from the full frame). Chosen with
-# bench/lip_roi_speed.py and bench/av_sync.py (RESULTS.md, 2026-12-01).
+# python -m bench.lip_roi_speed and bench.av_sync (RESULTS.md, 2026-12-01).
 DETECT_EVERY = 3
 DETECT_MAX_SIDE = 320
 # Transcription (`avsr transcribe`, `avsr render`) runs it on every 6th frame: against every 3rd,

@@ -29,7 +29,7 @@ class AugmentOptions:
     blank_span_prob: float = 0.2  # one random span of frames blanked (face lost for a while)
     face_gap_prob: float = 0.0  # share of utterances whose face is lost for a few frames at a time, as a
     max_face_gaps: int = 3  # landmarker loses one behind a hand or in a blur: 1..max_face_gaps gaps of
-    max_face_gap_frames: int = 8  # 1..max_face_gap_frames frames each (bench/face_gaps.py)
+    max_face_gap_frames: int = 8  # 1..max_face_gap_frames frames each (avsr evaluate --face-gap-s)
     random_crop: bool = True  # the model's crop (Preprocessing.crop_size) at a random place; centred when False
     flip_prob: float = 0.5  # horizontal flip
     time_mask_prob: float = 0.2  # one span of audio and frames zeroed together

@@ -21,7 +21,7 @@ syllable away from the truth. ``confidence`` is therefore how far the peak stand
 rival lag at least :data:`RIVAL_FRAMES` away (0: another offset explains the mouth as well);
 ``correlation`` is the peak itself. Measured (RESULTS.md): on 51 synthetic test clips shifted in
 memory by up to ±200 ms, every estimate off by more than 80 ms had a margin under 0.13 and nine in ten
-of the right ones one over 0.1; on offset copies of 30 clips (``bench/av_sync.py``) the median error
+of the right ones one over 0.1; on offset copies of 30 clips (``python -m bench.av_sync``) the median error
 is 31 ms. On aligned synthetic clips the estimate reads about +24 ms (the rendered mouth's lag or
 this estimator's, not separated); real mouths tend to lead, so no correction for it is built in.
 """
