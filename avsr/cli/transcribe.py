@@ -55,7 +55,8 @@ def add_transcribe(subparsers) -> None:
     parser.add_argument("--lm-weight", type=float, default=TranscribeOptions.lm_weight)
     parser.add_argument("--workers", type=positive_int, default=TRANSCRIBE_WORKERS,
                         help=f"worker processes preparing inputs (default {TRANSCRIBE_WORKERS}, which prepares the "
-                        "next file in a thread meanwhile; on 2 cores 2 workers were slower: python -m bench.transcribe_speed)")
+                        "next file in a thread meanwhile; on 2 cores 2 workers were slower: "
+                        "python -m bench.transcribe_speed)")
     parser.add_argument("--prefetch", type=non_negative_int, default=None, metavar="N",
                         help="with one worker, files prepared ahead in threads while the model reads the current one "
                         f"(default: one per CPU core, at most {MAX_PREFETCH}; 0: one file at a time, which holds "
