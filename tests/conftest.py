@@ -102,7 +102,7 @@ def avsr_main(*args: str, cwd: Path | None = None) -> subprocess.CompletedProces
     from avsr.cli import main
 
     stdout, stderr = io.StringIO(), io.StringIO()
-    where, formatwarning = Path.cwd(), warnings.formatwarning  # main() sets its own warning format
+    where, formatwarning, showwarning = Path.cwd(), warnings.formatwarning, warnings.showwarning  # main() sets its own
     try:
         os.chdir(cwd or where)
         with contextlib.redirect_stdout(stdout), contextlib.redirect_stderr(stderr):
@@ -114,7 +114,7 @@ def avsr_main(*args: str, cwd: Path | None = None) -> subprocess.CompletedProces
                     print(exit.code, file=sys.stderr)
     finally:
         os.chdir(where)
-        warnings.formatwarning = formatwarning
+        warnings.formatwarning, warnings.showwarning = formatwarning, showwarning
     return subprocess.CompletedProcess(["avsr", *map(str, args)], code or 0, stdout.getvalue(), stderr.getvalue())
 
 

@@ -21,7 +21,16 @@ __all__ = ["TRANSCRIBE_WORKERS", "build_parser", "default_workers", "main"]
 
 
 def _one_line_warnings() -> None:
+    """Each warning as ``warning: <message>`` on a line of its own: written through tqdm, a progress bar on the
+    terminal is cleared first and drawn again below it, never glued to it."""
     warnings.formatwarning = lambda message, category, *args, **kwargs: f"warning: {message}\n"
+
+    def show(message, category, filename, lineno, file=None, line=None) -> None:
+        from tqdm import tqdm
+
+        tqdm.write(warnings.formatwarning(message, category, filename, lineno).rstrip("\n"), file=file or sys.stderr)
+
+    warnings.showwarning = show
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -23,7 +23,7 @@ from avsr.inference.chunks import Window
 from avsr.inference.stream import EarlyForward, WindowReader
 from avsr.inference.sync import mouth_opening, mouth_signal
 from avsr.io.lip_roi import LipRoiOptions, extract_lip_roi, header_frames
-from avsr.io.media import MediaError, MediaWarning, load_media, probe_video, read_audio_into
+from avsr.io.media import MediaError, MediaWarning, MissingStreamWarning, load_media, probe_video, read_audio_into
 from avsr.io.spool import FrameSpool
 from avsr.parallel import Cancelled
 from avsr.preprocessing import FRAME_S, ROI_SIZE, SAMPLES_PER_FRAME, TRANSCRIBE_DETECT_EVERY, VIDEO_FPS
@@ -101,8 +101,9 @@ def prepare_input(path: str | Path, detect_every: int = TRANSCRIBE_DETECT_EVERY,
                 audio = _audio_of_length(path, audio, len(video.found) * SAMPLES_PER_FRAME, audio_memory_mb,
                                          read_ahead=hint != 0)
         notes = list(dict.fromkeys(str(w.message) for w in caught if issubclass(w.category, MediaWarning)))
-        for other in caught:  # recording catches every thread's warnings (batch prefetch): the rest go on
-            if not issubclass(other.category, MediaWarning):
+        for other in caught:  # recording catches every thread's warnings (batch prefetch): the rest go on, but
+            # a missing track, which the mode chosen for the file says (avsr.inference.transcribe.choose_mode)
+            if not issubclass(other.category, (MediaWarning, MissingStreamWarning)):
                 warnings.warn_explicit(other.message, other.category, other.filename, other.lineno,
                                        source=other.source)
         if probe is None:  # audio alone: no face on its frames

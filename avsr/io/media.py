@@ -38,6 +38,10 @@ class MediaWarning(UserWarning):
     """A file that decodes, but not as its header says (e.g. its streams end early)."""
 
 
+class MissingStreamWarning(UserWarning):
+    """A file without the audio or video track asked for (the stream comes back as None)."""
+
+
 class MediaError(FileError):
     """A file could not be read as media. ``reason`` is one of :attr:`REASONS` (a :class:`Reason`)."""
 
@@ -145,7 +149,7 @@ def _select_stream(container, kind: str, wanted: bool, path) -> av.stream.Stream
     if not wanted:
         return None
     if not streams:
-        warnings.warn(f"{path}: no {kind} track; {kind} is None", stacklevel=3)
+        warnings.warn(MissingStreamWarning(f"{path}: no {kind} track; {kind} is None"), stacklevel=3)
         return None
     if len(streams) > 1:
         labels = [s.metadata.get("language", "") or s.metadata.get("title", "") or s.codec_context.name
