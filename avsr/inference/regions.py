@@ -9,6 +9,8 @@ noise: the lips may still show who speaks).
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 
 from avsr.inference.chunks import Window
@@ -56,3 +58,26 @@ def inside(window: Window, regions: list[tuple[int, int]]) -> bool:
 def no_speech_prob(probability: np.ndarray, start: int, stop: int) -> float:
     """How likely frames ``[start, stop)`` hold no speech: one minus their mean speech probability."""
     return round(1.0 - float(np.mean(probability[start:stop])) if stop > start else 1.0, 3)
+
+
+def speech_extent(probability: np.ndarray, start: int, stop: int, threshold: float) -> tuple[int, int]:
+    """``[first, last + 1)``: the frames of ``[start, stop)`` from the first to the last whose speech probability
+    reaches ``threshold`` (the region without its padding); the whole range if none does."""
+    speech = np.flatnonzero(np.asarray(probability[start:stop]) >= threshold)
+    return (start + int(speech[0]), start + int(speech[-1]) + 1) if len(speech) else (start, stop)
+
+
+def fit_to_speech(words: list, onset_s: float, offset_s: float) -> list:
+    """Words (with ``start_s``, ``end_s``; :class:`~avsr.decoding.align.WordTiming`) moved inside the speech:
+    where the CTC alignment places the first word's start before ``onset_s`` or the last word's end after
+    ``offset_s`` (in the padding, or the quiet after the speech), the words' times are mapped linearly from
+    their own span onto the span clipped to the speech. Words inside it are left as they are."""
+    if not words:
+        return words
+    first, last = words[0].start_s, words[-1].end_s
+    begin, end = max(first, onset_s), min(last, offset_s)
+    if (begin, end) == (first, last) or end <= begin or last <= first:
+        return words
+    scale = (end - begin) / (last - first)
+    return [replace(w, start_s=begin + (w.start_s - first) * scale, end_s=begin + (w.end_s - first) * scale)
+            for w in words]

@@ -25,7 +25,8 @@ from avsr.inference.chunks import Window, chunk_plan, pause_cuts
 from avsr.errors import OptionError
 from avsr.inference.options import TranscribeOptions  # noqa: F401 (also imported from here)
 from avsr.inference.prepare import PreparedInput, prepare_input
-from avsr.inference.regions import find_regions, inside, no_speech_prob, region_cuts, speech_probability
+from avsr.inference.regions import (find_regions, fit_to_speech, inside, no_speech_prob, region_cuts, speech_extent,
+                                    speech_probability)
 from avsr.inference.sync import SYNC_MS, SyncEstimate, attention_offset, estimate_offset, frames_to_undo
 from avsr.io.face_align import true_runs
 from avsr.io.results import FileError, Reason
@@ -358,11 +359,15 @@ class Transcriber:
         return stretches
 
     def _segment(self, log_probs: torch.Tensor, start: int, stop: int, probability) -> Segment | None:
-        """Frames ``[start, stop)`` decoded, their words timed; None where they read as nothing."""
+        """Frames ``[start, stop)`` decoded, their words timed; None where they read as nothing. With the
+        segmentation on, the words are kept inside the segment's speech (:func:`fit_to_speech`)."""
         text = self._decode(log_probs[start:stop])
         if not text:
             return None
         words = align_words(log_probs[start:stop], text, self.tokenizer, offset_s=start * FRAME_S)
+        if self.options.vad:
+            onset, offset = speech_extent(probability, start, stop, self.options.vad_threshold)
+            words = fit_to_speech(words, onset * FRAME_S, offset * FRAME_S)
         return Segment(words[0].start_s, words[-1].end_s, text, words, no_speech_prob(probability, start, stop))
 
     def _attention_fields(self, attention: torch.Tensor | None) -> dict:
