@@ -147,3 +147,16 @@ def test_the_terminal_shows_each_segment_and_the_refused_file(clips, tmp_path):
     assert segment.startswith("[00:00.") and " --> 00:0" in segment and "] " in segment, segment
     assert "--mode video: no face was found" in result.stderr and "no_face" not in result.stdout
     assert not (tmp_path / f"{SPEECH.stem}.json").exists()
+
+
+def test_words_spilling_out_of_the_speech_are_mapped_onto_it():
+    from avsr.decoding.align import WordTiming
+    from avsr.inference.regions import fit_to_speech, speech_extent
+
+    probability = np.array([0.1] * 5 + [0.9] * 20 + [0.1] * 10, np.float32)
+    assert speech_extent(probability, 0, 35, 0.5) == (5, 25)
+    assert speech_extent(probability, 25, 35, 0.5) == (25, 35)  # no speech: the whole range
+    words = [WordTiming("a", 0.10, 0.40, 1.0), WordTiming("b", 0.40, 0.80, 1.0), WordTiming("c", 0.80, 1.20, 1.0)]
+    fitted = fit_to_speech(words, 0.2, 1.0)  # onset 5 frames, offset 25 frames at 25 Hz
+    assert [round(w.start_s, 3) for w in fitted] == [0.2, 0.4, 0.7] and round(fitted[-1].end_s, 3) == 1.0
+    assert fit_to_speech(words, 0.0, 2.0) == words  # inside the speech already: unchanged
