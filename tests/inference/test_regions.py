@@ -158,5 +158,5 @@ def test_words_spilling_out_of_the_speech_are_mapped_onto_it():
     assert speech_extent(probability, 25, 35, 0.5) == (25, 35)  # no speech: the whole range
     words = [WordTiming("a", 0.10, 0.40, 1.0), WordTiming("b", 0.40, 0.80, 1.0), WordTiming("c", 0.80, 1.20, 1.0)]
     fitted = fit_to_speech(words, 0.2, 1.0)  # onset 5 frames, offset 25 frames at 25 Hz
-    assert [round(w.start_s, 3) for w in fitted] == [0.2, 0.4, 0.7] and round(fitted[-1].end_s, 3) == 1.0
+    assert [round(w.start_s, 3) for w in fitted] == [0.2, 0.418, 0.709] and round(fitted[-1].end_s, 3) == 1.0
     assert fit_to_speech(words, 0.0, 2.0) == words  # inside the speech already: unchanged
