@@ -90,7 +90,7 @@ def usable_cores() -> int:
 MAX_PREFETCH = 4  # measured on 2 cores only (docs/history/2026-12-01.md, 3cb86a0…622ea5f)
 
 
-MAX_LANDMARKERS = 4  # per file; measured on 2 cores only (RESULTS.md, 2026-12-02)
+MAX_LANDMARKERS = 4  # per file; measured on 2 cores only (docs/history/2026-12-02.md, 19a37f3…f5889b5)
 
 
 def landmarkers_per_file(files_at_once: int) -> int:

@@ -32,7 +32,7 @@ CROP_SIZE = 88
 # Defaults of the lip-ROI stage (avsr.io.lip_roi.LipRoiOptions), here so that the CLI can state them
 # without importing the stage: the face landmarker runs on every 3rd frame, on frames scaled down to
 # 320 px on their longer side (crops are still cut from the full frame). Chosen with
-# python -m bench.lip_roi_speed and bench.av_sync (RESULTS.md, 2026-12-01).
+# python -m bench.lip_roi_speed and bench.av_sync (docs/history/2026-12-01.md, 23ef921…3ab4d05).
 DETECT_EVERY = 3
 DETECT_MAX_SIDE = 320
 # Transcription (`avsr transcribe`, `avsr render`) runs it on every 6th frame: against every 3rd,
@@ -40,7 +40,8 @@ DETECT_MAX_SIDE = 320
 # babble -2..-5 %, video -5 % [-14, +2] relative), the audio-video offset estimate, which reads the
 # mouth from the crops' pixels on every frame (avsr.inference.sync.mouth_signal), was as good, and
 # transcription took 30 % less CPU; the crop drifts 1.1-1.5 % of the eye distance further from the
-# every-frame track on a real moving head (RESULTS.md, 2026-12-02). Training data keeps DETECT_EVERY.
+# every-frame track on a real moving head (RESULTS.md#lip-roi-speed-and-steadiness; docs/history/2026-12-02.md).
+# Training data keeps DETECT_EVERY.
 TRANSCRIBE_DETECT_EVERY = 6
 VAD_THRESHOLD = 0.5  # Silero speech probability from which a frame is speech (avsr.io.vad)
 MODEL_MODES = ("av", "audio", "video")  # what a model reads: both streams, the audio alone, the lips alone
@@ -154,7 +155,7 @@ class Preprocessing:
         import torch
 
         # In place on one float copy: a temporary the size of the batch (60 MB for four 30 s windows)
-        # costs its page faults each time, and there were ten (RESULTS.md, 2026-12-02). The values are
+        # costs its page faults each time, and there were ten (docs/history/2026-12-02.md). The values are
         # the same, operation for operation.
         valid = torch.arange(video.shape[1], device=video.device)[None] < lengths.to(video.device)[:, None]
         x = video.to(torch.float32, copy=True).div_(255).sub_(self.pixel_mean).div_(self.pixel_std)  # never the input

@@ -44,7 +44,7 @@ class TranscribeOptions:
     crop_memory_mb: float | None = 128.0  # a file's mouth crops beyond this wait on disk, read a window at a time
     audio_memory_mb: float | None = 32.0  # ... and its audio beyond this (about 8 minutes)
     # The model reads windows while the file's later crops are cut (avsr.inference.stream). None: where the model
-    # has a device of its own; on 2 CPU cores it saved no time and took 120 MB more (RESULTS.md, 2026-12-02).
+    # has a device of its own; on 2 CPU cores it saved no time and took 120 MB more (docs/history/2026-12-02.md).
     read_while_cutting: bool | None = None
     vad: bool = True  # read only the speech regions (avsr.io.vad); off: the whole file, speech or not
     vad_threshold: float = VAD_THRESHOLD  # a frame whose speech probability reaches this is speech

@@ -169,7 +169,7 @@ def release_free_heap() -> None:
     Cutting leaves many small blocks freed (frames held between detection and cutting, per-frame
     landmark rows); the allocator keeps them for reuse, so a process's memory stays at the stage's
     peak. Measured after ``prepare_input``: 254 MB returned for a 2-minute file (its frames had been
-    cached by the two-pass stage of then), 64 MB for a 10-minute one (RESULTS.md, 2026-12-01)."""
+    cached by the two-pass stage of then), 64 MB for a 10-minute one (docs/history/2026-12-01.md, 23ef921…3ab4d05)."""
     try:
         ctypes.CDLL(None).malloc_trim(0)
     except (OSError, AttributeError):  # not glibc (macOS, musl, Windows): nothing to do

@@ -3,8 +3,8 @@ faces and sentences it never saw: it turns away from audio drowned in noise (lea
 alone when the face is gone (by construction).
 
 (This used to train a 64-wide model for 400 steps inside the test and ask for a 0.02 move. Across
-versions of the code and its test corpus the move ranged from 0.016 to 0.071 (RESULTS.md, "the gate
-test, investigated"): the margin sat inside that spread. The embedded model is the recipe's own
+versions of the code and its test corpus the move ranged from 0.016 to 0.071 (docs/history/2026-11-30.md,
+"The gate test, investigated"): the margin sat inside that spread. The embedded model is the recipe's own
 output and reads the same clips the same way every time.)
 """
 
