@@ -22,8 +22,9 @@ rival lag at least :data:`RIVAL_FRAMES` away (0: another offset explains the mou
 ``correlation`` is the peak itself. Measured (docs/history/2026-11-30.md, dd1a097…5d90811): on 51
 synthetic test clips shifted in memory by up to ±200 ms, every estimate off by more than 80 ms had a
 margin under 0.13 and nine in ten of the right ones one over 0.1; on offset copies of 30 clips
-(``python -m bench.av_sync``) the median error is 31 ms. On aligned synthetic clips the estimate reads about +24 ms (the rendered mouth's lag or
-this estimator's, not separated); real mouths tend to lead, so no correction for it is built in.
+(``python -m bench.av_sync``) the median error is 31 ms. On aligned synthetic clips the estimate reads
+about +24 ms (the rendered mouth's lag or this estimator's, not separated); real mouths tend to lead,
+so no correction for it is built in.
 """
 
 from __future__ import annotations
