@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from avsr.io.vad import audio_speech_probability, speech_regions
 from avsr.data.dataset import collate
 from avsr.preprocessing import FRAME_S, SAMPLE_RATE
 from avsr.data.tokenizer import CharTokenizer
@@ -163,6 +164,9 @@ def utterance_figure(model, clean: dict, noisy: dict, noisy_label: str, path: st
                     extent=(0, duration, 0, 80))
         axis.set_ylabel("mel bin")
         axis.set_title(f"log-mel spectrogram, {label} — model heard \"{heard[label]}\"", fontsize=9)
+    for number, (start, stop) in enumerate(speech_regions(audio_speech_probability(np.asarray(clean["audio"])))):
+        axes[3].axvspan(start * FRAME_S, stop * FRAME_S, color="#50c878", alpha=0.15,
+                        label="speech region (clean audio)" if number == 0 else None)
     for label, weight in weights.items():
         axes[3].plot((np.arange(len(weight)) + 0.5) * FRAME_S, weight, label=label)
     axes[3].set_ylim(0, 1)
@@ -172,7 +176,7 @@ def utterance_figure(model, clean: dict, noisy: dict, noisy_label: str, path: st
     axes[3].set_title("the gate's audio weight per frame (1 = audio only, 0 = lips only)"
                       if weights else "this fusion has no per-frame weights", fontsize=9)
     axes[3].grid(alpha=0.3)
-    if weights:
+    if weights or axes[3].patches:
         axes[3].legend(fontsize=8)
     if attention:  # xattn: which video frames each audio frame looked at, in the noisy condition
         label = noisy_label if noisy_label in attention else "clean"
