@@ -29,6 +29,11 @@ SAMPLES_PER_FRAME = SAMPLE_RATE // VIDEO_FPS
 FRAME_S = 1 / VIDEO_FPS
 ROI_SIZE = 96
 CROP_SIZE = 88
+# Where the mouth crop sits and how large (avsr.io.lip_roi.LipRoiOptions.roi_style): "avsr", this package's
+# own (the mouth centred, its width a fixed share of the crop), or "auto-avsr", auto_avsr's mean-face
+# alignment (avsr.io.mean_face), as its MediaPipe preparation feeds its published models. The first is
+# the default.
+ROI_STYLES = ("avsr", "auto-avsr")
 # Defaults of the lip-ROI stage (avsr.io.lip_roi.LipRoiOptions), here so that the CLI can state them
 # without importing the stage: the face landmarker runs on every 3rd frame, on frames scaled down to
 # 320 px on their longer side (crops are still cut from the full frame). Chosen with
@@ -75,6 +80,9 @@ class Preprocessing:
         motion_rms: the RMS of the motion under ``utterance_rms``. 0.26 is the median of the
             synthetic corpus's training speakers under ``utterance``, so a model trained with
             ``utterance`` sees the input range it knows.
+        roi_style: how the mouth crops the model reads are cut (one of :data:`ROI_STYLES`; see
+            ``LipRoiOptions.roi_style``). auto_avsr's models read ``auto-avsr`` crops with this spec's
+            other defaults (96 px crops, the centre 88, mean 0.421, std 0.165).
     """
 
     sample_rate: int = SAMPLE_RATE
@@ -85,6 +93,7 @@ class Preprocessing:
     pixel_std: float = PIXEL_STD
     video_norm: str = "global"
     motion_rms: float = 0.26
+    roi_style: str = ROI_STYLES[0]
 
     def __post_init__(self) -> None:
         if self.sample_rate % self.fps:
@@ -98,6 +107,9 @@ class Preprocessing:
             raise PreprocessingError(f"video_norm={self.video_norm!r}; use one of {', '.join(VIDEO_NORMS)}")
         if self.motion_rms <= 0:
             raise PreprocessingError(f"motion_rms={self.motion_rms} must be positive")
+        if self.roi_style not in ROI_STYLES:
+            raise PreprocessingError(f"roi_style={self.roi_style!r} is a crop this avsr cannot cut (it cuts "
+                                     f"{', '.join(ROI_STYLES)}): upgrade avsr")
 
     @property
     def samples_per_frame(self) -> int:

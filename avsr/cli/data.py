@@ -5,7 +5,8 @@ from __future__ import annotations
 import argparse
 
 from avsr.cli.common import WORKERS_HELP, default_workers, positive_int, report, usage_error
-from avsr.preprocessing import DETECT_EVERY, DETECT_MAX_SIDE
+from avsr.io.roi_options import LipRoiOptions
+from avsr.preprocessing import DETECT_EVERY, DETECT_MAX_SIDE, ROI_STYLES
 
 DETECT_EVERY_HELP = (f"run the face landmarker on every K-th frame and interpolate between (default {DETECT_EVERY}; "
                      "1: every frame, slower, crops nearly the same)")
@@ -13,6 +14,7 @@ DETECT_EVERY_HELP = (f"run the face landmarker on every K-th frame and interpola
 LIP_ROI_EXAMPLES = """examples:
   avsr lip-roi talk.mp4 -o rois/ --preview
   avsr lip-roi videos/ '*.mov' @more.txt -o rois/ --detect-every 1   # landmarks on every frame
+  avsr lip-roi talk.mp4 -o rois/ --roi-style auto-avsr   # crops as auto_avsr's published models read them
 """
 
 
@@ -29,6 +31,10 @@ def add_lip_roi(subparsers) -> None:
     parser.add_argument("--detect-max-side", type=int, default=DETECT_MAX_SIDE, metavar="PX",
                         help=f"downscale frames to this longer side for face detection; crops are cut from the full "
                         f"frame (default {DETECT_MAX_SIDE}; 0: full size)")
+    parser.add_argument("--roi-style", choices=ROI_STYLES, default=LipRoiOptions.roi_style,
+                        help=f"where the crop sits and how large: {ROI_STYLES[0]} (the mouth centred, its width a "
+                        "fixed share of the crop) or auto-avsr (auto_avsr's mean-face alignment, for its models) "
+                        f"(default {LipRoiOptions.roi_style})")
     parser.add_argument("--workers", type=positive_int, default=None, help=WORKERS_HELP)
     parser.add_argument("--preview", action="store_true", help="also write <stem>.png, a contact sheet of the crops")
     parser.add_argument("--overwrite", action="store_true", help="recompute even when the cached output is current")
@@ -40,13 +46,12 @@ def add_lip_roi(subparsers) -> None:
 
 def _run_lip_roi(args: argparse.Namespace) -> int:
     from avsr.io.inputs import expand_inputs
-    from avsr.io.lip_roi import LipRoiOptions
     from avsr.io.roi_batch import run_lip_roi
 
     from avsr.io.face_mesh import check_model
 
     options = LipRoiOptions(detect_every=args.detect_every, detect_max_side=args.detect_max_side or None,
-                            landmarker_model=args.landmarker_model)
+                            landmarker_model=args.landmarker_model, roi_style=args.roi_style)
     if args.landmarker_model:
         check_model(args.landmarker_model)
     paths = expand_inputs(args.inputs)

@@ -24,11 +24,17 @@ from avsr.preprocessing import VIDEO_FPS
 
 
 class _Frame:
-    """One 25 fps frame, converted on demand: grayscale for the crop, RGB only for detection."""
+    """One 25 fps frame, converted on demand: grayscale for the crop, RGB only for detection.
 
-    def __init__(self, source: np.ndarray | av.VideoFrame, reformatter: VideoReformatter | None = None) -> None:
+    The grayscale is the decoder's luma, or with ``gray_reformatter`` (a stream's second one, at full
+    size) 0.299 R + 0.587 G + 0.114 B of the frame's RGB, as auto_avsr computes it (about one grey
+    level darker on the carphone clip, up to five)."""
+
+    def __init__(self, source: np.ndarray | av.VideoFrame, reformatter: VideoReformatter | None = None,
+                 gray_reformatter: VideoReformatter | None = None) -> None:
         self._source = source
         self._reformatter = reformatter  # the stream's, shared by its frames (see frame_to_rgb)
+        self._gray_reformatter = gray_reformatter
         self._gray: np.ndarray | None = None
 
     @property
@@ -41,6 +47,9 @@ class _Frame:
         if self._gray is None:
             if isinstance(self._source, np.ndarray):
                 self._gray = cv2.cvtColor(self._source, cv2.COLOR_RGB2GRAY)
+            elif self._gray_reformatter is not None:
+                rgb = frame_to_rgb(self._source, reformatter=self._gray_reformatter)
+                self._gray = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)
             else:
                 self._gray = frame_to_gray(self._source)
         return self._gray
@@ -53,15 +62,17 @@ class _Frame:
         return frame_to_rgb(frame, width, height, self._reformatter)
 
 
-def _frames(source: str | os.PathLike | np.ndarray) -> Iterator[_Frame]:
+def _frames(source: str | os.PathLike | np.ndarray, rgb_gray: bool = False) -> Iterator[_Frame]:
+    """``rgb_gray``: the grayscale weighed from RGB (see :class:`_Frame`) instead of the luma."""
     if isinstance(source, np.ndarray):
         for image in source:
             yield _Frame(image)
         return
     previous, wrapped, reformatter = None, None, VideoReformatter()
+    gray_reformatter = VideoReformatter() if rgb_gray else None
     for frame in iter_video_frames(source):
         if frame is not previous:  # a source frame repeated by 25 fps resampling is converted once
-            previous, wrapped = frame, _Frame(frame, reformatter)
+            previous, wrapped = frame, _Frame(frame, reformatter, gray_reformatter)
         yield wrapped
 
 
@@ -112,7 +123,7 @@ def tracked_frames(source, options: LipRoiOptions, landmarkers: int = 1) -> Iter
                 previous = None  # the next found face starts the stride again
             return ready
 
-        for index, frame in enumerate(_frames(source)):
+        for index, frame in enumerate(_frames(source, rgb_gray=options.roi_style == "auto-avsr")):
             if index != due:
                 if pending:
                     pending[-1][1].append((index, frame.gray()))

@@ -12,6 +12,11 @@ The pipeline per clip (25 fps):
 4. The crop is centred on the mouth position in that canonical frame, smoothed over a wider
    window, so it follows the head and slow changes (pitch) but not each opening of the jaw.
 
+Steps 3-4 are the ``avsr`` ROI style, the default. The ``auto-avsr`` style (``LipRoiOptions.roi_style``)
+instead cuts the crops auto_avsr's MediaPipe preparation feeds its published models, from the same
+landmarks: its mean-face alignment and mouth box (:mod:`avsr.io.mean_face`), grey levels weighed
+from RGB, black outside the frame.
+
 Step 1 is :mod:`avsr.io.face_track`, steps 2-4 work on the points alone (:mod:`avsr.io.face_align`);
 this module puts them together and cuts the crops. The options of every step are
 :class:`~avsr.io.roi_options.LipRoiOptions` (also importable from here).
@@ -39,6 +44,7 @@ from avsr.io.face_align import (CANONICAL_EYE_CENTRE_DISTANCE, CANONICAL_MOUTH_W
                                 fill_gaps)
 from avsr.io.face_mesh import KEPT_POINTS, LIPS_SLICE
 from avsr.io.face_track import tracked_frames
+from avsr.io.mean_face import MEAN_FACE_POINTS, SMOOTH_RADIUS, mean_face_transforms
 from avsr.io.media import probe_video
 from avsr.io.roi_options import LipRoiOptions
 from avsr.io.spool import FrameSpool
@@ -92,9 +98,20 @@ def _smoothing_reach(sigma: float) -> int:
 def stream_margin(options: LipRoiOptions) -> int:
     """Frames of landmark track needed past a frame (and before it) for its crop to be final: a gap
     is filled from the detection after it (up to ``max_gap_frames + 1`` frames on), then the head's
-    and the mouth's smoothings each read their reach on both sides, one after the other."""
+    and the mouth's smoothings each read their reach on both sides, one after the other (the
+    ``auto-avsr`` style: its one window, :data:`~avsr.io.mean_face.SMOOTH_RADIUS` frames)."""
+    if options.roi_style == "auto-avsr":
+        return options.max_gap_frames + 1 + SMOOTH_RADIUS
     return (options.max_gap_frames + 1 + _smoothing_reach(options.smooth_sigma_frames)
             + _smoothing_reach(options.mouth_smooth_sigma_frames))
+
+
+def roi_transforms(track: np.ndarray, found: np.ndarray, options: LipRoiOptions) -> np.ndarray:
+    """Image-to-crop affine matrices ``(T, 2, 3)`` of ``options.roi_style`` from a gap-filled kept-point
+    track ``(T, P, 2)``; NaN where ``found`` is False."""
+    if options.roi_style == "auto-avsr":
+        return mean_face_transforms(track, found, options.crop_size)
+    return crop_transforms(track, found, options)
 
 
 PIECE_FRAMES = 100  # crops cut at a time by iter_lip_roi (4 s; with the margins, ~180 frames held)
@@ -122,6 +139,8 @@ def iter_lip_roi(source: str | os.PathLike | np.ndarray, options: LipRoiOptions 
     if landmarkers < 1:
         raise ValueError(f"landmarkers={landmarkers} must be >= 1 (one landmarker per core at most helps)")
     margin, size = stream_margin(options), options.crop_size
+    # Outside the frame: its edge repeated, or black as auto_avsr's warp leaves it.
+    border = cv2.BORDER_CONSTANT if options.roi_style == "auto-avsr" else cv2.BORDER_REPLICATE
     points: list[np.ndarray] = []  # the track from frame max(0, first - margin) on: what is still read
     grays: list[np.ndarray] = []  # the frames from `first` on, not cut yet
     first = 0
@@ -131,12 +150,12 @@ def iter_lip_roi(source: str | os.PathLike | np.ndarray, options: LipRoiOptions 
         lo = max(0, first - margin)
         hi = lo + len(points) if ends else stop + margin
         track, found = fill_gaps(np.stack(points[: hi - lo]), options.max_gap_frames)
-        transforms = crop_transforms(track, found, options)[first - lo: stop - lo]
+        transforms = roi_transforms(track, found, options)[first - lo: stop - lo]
         track, found = track[first - lo: stop - lo], found[first - lo: stop - lo]
         crops = np.zeros((stop - first, size, size), np.uint8)
         for row in np.flatnonzero(found):
             crops[row] = cv2.warpAffine(grays[row], transforms[row], (size, size), flags=cv2.INTER_LINEAR,
-                                        borderMode=cv2.BORDER_REPLICATE)
+                                        borderMode=border)
         return LipRoi(roi=crops, face_found=found,
                       mouth_landmarks=apply_affine(transforms, track[:, LIPS_SLICE]).astype(np.float32),
                       timestamps_s=np.arange(first, stop) / VIDEO_FPS, transforms=transforms.astype(np.float32))
@@ -265,6 +284,19 @@ def extract_lip_roi(source: str | os.PathLike | np.ndarray, options: LipRoiOptio
     )
 
 
+def crop_corners(transforms: np.ndarray, crop_size: int) -> np.ndarray:
+    """Where each crop lies in its frame: the corners of its square, top-left, top-right, bottom-right,
+    bottom-left, in image pixels ``(T, 4, 2)`` (OpenCV's convention, a pixel's centre at its index;
+    NaN where no face), from image-to-crop matrices ``(T, 2, 3)`` (:attr:`LipRoi.transforms`)."""
+    linear, shift = transforms[:, :, :2].astype(np.float64), transforms[:, :, 2].astype(np.float64)
+    found = np.isfinite(transforms).all(axis=(1, 2))
+    corners = np.full((len(transforms), 4, 2), np.nan)
+    box = np.array([[0, 0], [crop_size, 0], [crop_size, crop_size], [0, crop_size]], np.float64)
+    inverse = np.linalg.inv(linear[found])  # (F, 2, 2)
+    corners[found] = np.einsum("fij,fpj->fpi", inverse, box[None] - shift[found][:, None])
+    return corners
+
+
 def crop_centres(lip_roi: LipRoi, options: LipRoiOptions = LipRoiOptions()) -> tuple[np.ndarray, np.ndarray]:
     """Where each found frame's crop centre sits in the image ``(F, 2)`` (pixels), and the
     inter-ocular distance there ``(F,)`` (pixels, between the eye centres of the canonical face at the
@@ -274,6 +306,8 @@ def crop_centres(lip_roi: LipRoi, options: LipRoiOptions = LipRoiOptions()) -> t
     centre = np.full(2, (lip_roi.roi.shape[1] - 1) / 2)
     centres = np.einsum("tij,tj->ti", np.linalg.inv(linear), centre - shift)
     scale = np.sqrt(np.abs(np.linalg.det(linear)))  # crop pixels per image pixel
+    if options.roi_style == "auto-avsr":  # crop pixels are the mean face's
+        return centres, float(np.linalg.norm(MEAN_FACE_POINTS[1] - MEAN_FACE_POINTS[0])) / scale
     crop_px_per_unit = options.crop_size * options.mouth_width_fraction / CANONICAL_MOUTH_WIDTH
     return centres, crop_px_per_unit * CANONICAL_EYE_CENTRE_DISTANCE / scale
 

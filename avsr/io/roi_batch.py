@@ -25,6 +25,8 @@ ROI_FORMAT_VERSION = "1"
 def cache_key(path: str | Path, options: LipRoiOptions) -> str:
     """Content hash of the file plus every option that changes the crops."""
     settings = asdict(options)
+    if options.roi_style == LipRoiOptions.roi_style:  # caches made before there were styles stay current
+        del settings["roi_style"]
     if options.landmarker_model is not None:
         settings["landmarker_model"] = file_sha256(options.landmarker_model)
     text = json.dumps({"file": file_sha256(path), "options": settings, "format": ROI_FORMAT_VERSION}, sort_keys=True)
@@ -52,7 +54,7 @@ def _process_one(path: Path, output: Path, options: LipRoiOptions, preview: bool
         if key and not overwrite and output.exists() and stored_key(output) == key:
             return FileResult(str(path), Status.SKIPPED, output=str(output), seconds=time.perf_counter() - started)
         lip_roi = extract_lip_roi(path, options)
-        lip_roi.save(output, cache_key=key, source=str(path))
+        lip_roi.save(output, cache_key=key, source=str(path), roi_style=options.roi_style)
         if preview:
             save_contact_sheet(lip_roi, output.with_suffix(".png"))
     except Exception as error:  # one file's failure, expected or not, must not end the batch

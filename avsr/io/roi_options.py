@@ -4,12 +4,13 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-
-import numpy as np
+from typing import TYPE_CHECKING
 
 from avsr.errors import OptionError
-from avsr.io.face_mesh import STABLE_SLICE, face_size
-from avsr.preprocessing import DETECT_EVERY, DETECT_MAX_SIDE, ROI_SIZE
+from avsr.preprocessing import DETECT_EVERY, DETECT_MAX_SIDE, ROI_SIZE, ROI_STYLES
+
+if TYPE_CHECKING:  # the command line reads the defaults here without paying for numpy
+    import numpy as np
 
 
 @dataclass(frozen=True)
@@ -17,6 +18,10 @@ class LipRoiOptions:
     """How mouth crops are found and cut."""
 
     crop_size: int = ROI_SIZE  # side of the square grayscale crop, pixels
+    # Where the crop sits and how large: "avsr" (this package's: the mouth at the centre, its width a
+    # fixed share of the crop, mouth_width_fraction) or "auto-avsr" (auto_avsr's mean-face alignment,
+    # avsr.io.mean_face: its own smoothing; the mouth_* and smooth_* fields below do not apply).
+    roi_style: str = ROI_STYLES[0]
     mouth_width_fraction: float = 0.55  # an average mouth spans this fraction of the crop width
     detect_every: int = DETECT_EVERY  # run the landmarker on every k-th frame and interpolate in between
     # While the head holds still, the stride doubles after each detection up to this many frames, and
@@ -34,6 +39,8 @@ class LipRoiOptions:
     landmarker_model: str | None = None  # another face_landmarker .task bundle
 
     def __post_init__(self) -> None:
+        if self.roi_style not in ROI_STYLES:
+            raise OptionError(f"roi_style={self.roi_style!r}; use one of {', '.join(ROI_STYLES)}")
         if self.crop_size < 16:
             raise OptionError(f"crop_size={self.crop_size} is too small; use at least 16")
         if self.detect_every < 1:
@@ -67,5 +74,9 @@ class LipRoiOptions:
         per frame, else ``detect_every``."""
         if self.detect_every_max is None or points is None or previous is None:
             return self.detect_every
+        import numpy as np
+
+        from avsr.io.face_mesh import STABLE_SLICE, face_size
+
         motion = np.abs(points[STABLE_SLICE] - previous[STABLE_SLICE]).max() / frames / max(face_size(points), 1.0)
         return min(2 * stride, self.detect_every_max) if motion < self.still_motion else self.detect_every
