@@ -251,8 +251,8 @@ def _state_dict_of(checkpoint: object) -> dict[str, torch.Tensor]:
     if isinstance(checkpoint, Mapping) and isinstance(checkpoint.get("state_dict"), Mapping):
         checkpoint = {key.removeprefix("model."): value for key, value in checkpoint["state_dict"].items()}
     if not isinstance(checkpoint, Mapping) or not checkpoint:
-        raise CheckpointLayoutError(f"not a state dict (a{'n empty' if checkpoint == {} else ''} "
-                                    f"{type(checkpoint).__name__}, not a dict of tensors)")
+        what = "an empty" if isinstance(checkpoint, Mapping) else "a"
+        raise CheckpointLayoutError(f"not a state dict ({what} {type(checkpoint).__name__}, not a dict of tensors)")
     for key, value in checkpoint.items():
         if not isinstance(key, str) or not isinstance(value, torch.Tensor):
             raise CheckpointLayoutError(f"not a state dict: {key!r} holds a {type(value).__name__}, not a tensor")
