@@ -32,3 +32,14 @@ class CharTokenizer:
     def decode(self, ids: list[int]) -> str:
         """Ids to text; blanks are skipped (collapse CTC repeats before calling this)."""
         return "".join(self.characters[i - 1] for i in ids if i != self.blank)
+
+    def words_of(self, ids: list[int]) -> list[int | None]:
+        """The word each token of ``ids`` (a text's, no blanks) belongs to, counted from 0; None for a space."""
+        space, word, out = self.encode(" ")[0], 0, []
+        for index, token in enumerate(ids):
+            if token == space:
+                out.append(None)
+                word += index > 0 and ids[index - 1] != space
+            else:
+                out.append(word)
+        return out

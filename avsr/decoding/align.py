@@ -30,11 +30,12 @@ def can_align(ids: list[int], frames: int) -> bool:
     return frames >= len(ids) + sum(a == b for a, b in zip(ids, ids[1:]))
 
 
-def align_words(log_probs: torch.Tensor, text: str, tokenizer: CharTokenizer = CharTokenizer(),
-                offset_s: float = 0.0) -> list[WordTiming]:
+def align_words(log_probs: torch.Tensor, text: str, tokenizer=CharTokenizer(), offset_s: float = 0.0) -> list[WordTiming]:
     """Timings of the words of ``text`` on ``log_probs`` ``(T, V)`` (one utterance, 25 Hz frames).
 
-    ``offset_s`` is added to every time (the start of this stretch in a longer recording).
+    ``tokenizer``: the model's (characters, or SentencePiece pieces); it says which word each token
+    belongs to (``words_of``). ``offset_s`` is added to every time (the start of this stretch in a longer
+    recording).
     """
     import torchaudio.functional as F
 
@@ -42,24 +43,22 @@ def align_words(log_probs: torch.Tensor, text: str, tokenizer: CharTokenizer = C
     if not words:
         return []
     ids = tokenizer.encode(" ".join(words))
-    space = tokenizer.encode(" ")[0]
     log_probs = log_probs.detach().float().cpu()
     frames = log_probs.shape[0]
     if not can_align(ids, frames):
-        raise ValueError(f"{len(ids)} characters cannot be aligned to {frames} frames")
+        raise ValueError(f"{len(ids)} tokens cannot be aligned to {frames} frames")
     path, scores = F.forced_align(log_probs[None], torch.tensor([ids], dtype=torch.int32), blank=tokenizer.blank)
     spans = F.merge_tokens(path[0], scores[0].exp(), blank=tokenizer.blank)
     assert [s.token for s in spans] == ids, "forced alignment lost a token"
-    timings, current = [], []
-    for span in spans + [None]:
-        if span is None or span.token == space:
-            if current:
-                word = words[len(timings)]
-                frames_of_word = sum(s.end - s.start for s in current)
-                confidence = sum(s.score * (s.end - s.start) for s in current) / frames_of_word
-                timings.append(WordTiming(word, offset_s + current[0].start * FRAME_S,
-                                          offset_s + current[-1].end * FRAME_S, float(confidence)))
-            current = []
-        else:
-            current.append(span)
+    grouped: list[list] = [[] for _ in words]
+    for span, word in zip(spans, tokenizer.words_of(ids)):
+        if word is not None:
+            grouped[word].append(span)
+    assert all(grouped), "a word without tokens"
+    timings = []
+    for word, current in zip(words, grouped):
+        frames_of_word = sum(s.end - s.start for s in current)
+        confidence = sum(s.score * (s.end - s.start) for s in current) / frames_of_word
+        timings.append(WordTiming(word, offset_s + current[0].start * FRAME_S, offset_s + current[-1].end * FRAME_S,
+                                  float(confidence)))
     return timings

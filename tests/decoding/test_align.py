@@ -52,6 +52,11 @@ def test_confidence_is_the_mean_probability_of_the_words_characters():
 def test_a_repeated_character_needs_a_blank_between_its_frames():
     e = TOKENIZER.encode("e")[0]
     assert not can_align([e, e], 2) and can_align([e, e], 3) and can_align([e, e + 1], 2)
-    with pytest.raises(ValueError, match="3 characters cannot be aligned to 3 frames"):
+    with pytest.raises(ValueError, match="3 tokens cannot be aligned to 3 frames"):
         align_words(peaks(3, {}), "see", TOKENIZER)  # s, e, blank, e: 4 frames at least
     assert align_words(peaks(3, {}), "  ", TOKENIZER) == []
+
+
+def test_each_token_says_which_word_it_belongs_to():
+    ids = TOKENIZER.encode("ab  c d")
+    assert TOKENIZER.words_of(ids) == [0, 0, None, None, 1, None, 2]
