@@ -60,6 +60,9 @@ class Attention(nn.Module):
                mask: torch.Tensor | None = None) -> torch.Tensor:
         """``query`` ``(B, Lq, D)`` over ``keys``/``values`` ``(B or 1, H, Lk, D/H)``; ``mask``
         ``(Lq, Lk)`` True where allowed. Returns ``(B, Lq, D)``."""
+        batch = query.shape[0]
+        if keys.shape[0] == 1 < batch and mask is None:  # keys shared by the batch: its queries as one sequence
+            return self.attend(query.reshape(1, -1, query.shape[-1]), keys, values).view(batch, -1, query.shape[-1])
         q = self.split(self.linear_q(query))  # (B, H, Lq, D/H)
         scores = torch.matmul(q, keys.transpose(-2, -1)) / math.sqrt(self.head_dim)  # (B, H, Lq, Lk)
         if mask is not None:
@@ -69,7 +72,7 @@ class Attention(nn.Module):
         else:
             weights = torch.softmax(scores, dim=-1)
         context = torch.matmul(weights, values)  # (B, H, Lq, D/H)
-        return self.linear_out(context.transpose(1, 2).reshape(query.shape[0], -1, self.heads * self.head_dim))
+        return self.linear_out(context.transpose(1, 2).reshape(batch, -1, self.heads * self.head_dim))
 
 
 class FeedForward(nn.Module):
