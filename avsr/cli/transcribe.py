@@ -6,9 +6,11 @@ import argparse
 
 from avsr.errors import OptionError
 from avsr.cli.common import check_device, non_negative_int, positive_int, probability, report, usage_error
-from avsr.inference.options import MODES, TranscribeOptions
+from avsr.inference.options import DECODERS, MODES, TranscribeOptions
 from avsr.parallel import MAX_PREFETCH
 
+BEAM_HELP = ("hypotheses kept; default: the decoder's own (CTC: 1, greedy; joint: the model's, 40); a CTC beam "
+             "over 1 runs torchaudio's beam search, e.g. 16")
 TRANSCRIBE_DETECT_EVERY_HELP = (f"run the face landmarker on every K-th frame and interpolate between (default "
                                 f"{TranscribeOptions.detect_every}; 3: the crops follow a moving head more closely, "
                                 "about 1.4x the CPU time)")
@@ -47,8 +49,11 @@ def add_transcribe(subparsers) -> None:
     parser.add_argument("--mode", default=TranscribeOptions.mode, choices=MODES,
                         help="auto (default): lips and audio, or the one a file has; a file the mode cannot apply "
                         "to (video without a face, audio without an audio track) fails with its reason")
+    parser.add_argument("--decoder", default=TranscribeOptions.decoder, choices=DECODERS,
+                        help="auto (default): the model's own (CTC for avsr's models; joint CTC/attention beam search "
+                        "for an imported auto_avsr model, as its authors decode); ctc: the CTC head alone (faster)")
     parser.add_argument("--beam-size", type=positive_int, default=TranscribeOptions.beam_size, metavar="N",
-                        help="1 = greedy (default); e.g. 16")
+                        help=BEAM_HELP)
     parser.add_argument("--lexicon", default=None, metavar="FILE",
                         help="words allowed in the output: a word list, one per line, or a manifest .jsonl")
     parser.add_argument("--lm", default=None, metavar="ARPA", help="KenLM language model (.arpa or binary)")
@@ -99,7 +104,8 @@ def _run_transcribe(args: argparse.Namespace) -> int:
     unknown = sorted(set(formats) - set(FORMATS))
     if unknown:
         return usage_error("avsr transcribe", f"unknown format {', '.join(unknown)}; use {','.join(FORMATS)} or all")
-    options = TranscribeOptions(mode=args.mode, beam_size=args.beam_size, lexicon=args.lexicon, lm=args.lm,
+    options = TranscribeOptions(mode=args.mode, decoder=args.decoder, beam_size=args.beam_size,
+                                lexicon=args.lexicon, lm=args.lm,
                                 lm_weight=args.lm_weight, batch_size=args.batch_size, detect_every=args.detect_every,
                                 av_sync=args.av_sync, attention=args.attention, vad=args.vad,
                                 vad_threshold=args.vad_threshold)
@@ -129,7 +135,7 @@ def add_render(subparsers) -> None:
                         "(default)")
     parser.add_argument("--mode", default=TranscribeOptions.mode, choices=MODES)
     parser.add_argument("--beam-size", type=positive_int, default=TranscribeOptions.beam_size, metavar="N",
-                        help="1 = greedy (default)")
+                        help=BEAM_HELP)
     parser.add_argument("--detect-every", type=positive_int, default=TranscribeOptions.detect_every, metavar="K",
                         help=TRANSCRIBE_DETECT_EVERY_HELP)
     parser.add_argument("--device", default="cpu", help="cpu (default) or cuda")
@@ -160,7 +166,8 @@ def add_demo(subparsers) -> None:
     parser.add_argument("-o", "--output-dir", default="avsr-demo", help="folder for the clips and transcripts")
     parser.add_argument("--clips", type=int, default=4, help="how many clips (default 4)")
     parser.add_argument("--seed", type=int, default=2026)
-    parser.add_argument("--beam-size", type=positive_int, default=TranscribeOptions.beam_size, metavar="N", help="1 = greedy (default)")
+    parser.add_argument("--beam-size", type=positive_int, default=TranscribeOptions.beam_size, metavar="N",
+                        help=BEAM_HELP)
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
     parser.set_defaults(handler=_run_demo)
 

@@ -13,6 +13,8 @@ if TYPE_CHECKING:
     from avsr.io.vad import VadOptions
 
 MODES = ("auto",) + MODEL_MODES  # auto: chosen per file
+DECODERS = ("auto", "ctc", "joint")
+MAX_BEAM = 1000  # wider beams cost time and memory without a gain (the reference's is 40)
 
 
 @dataclass(frozen=True)
@@ -21,13 +23,16 @@ class TranscribeOptions:
 
     ``mode`` ``auto`` picks per file: no audio track -> ``video``; no face anywhere -> ``audio``;
     otherwise ``av``, where the gate and the ``face_found`` mask handle stretches without a face.
-    ``beam_size`` 1 decodes greedily; larger sizes run torchaudio's CTC beam search, with
+    ``decoder``: ``auto`` (the model's own: CTC for avsr's models, joint CTC/attention beam search for an
+    imported auto_avsr model), ``ctc`` or ``joint``. ``beam_size`` None: the decoder's default (CTC: 1, greedy;
+    joint: the model's, 40). A CTC beam over 1 runs torchaudio's CTC beam search, with
     ``lexicon`` (a word list or manifest) and ``lm`` (KenLM) when given. ``vad``: the model reads only
     the file's speech regions (:mod:`avsr.inference.regions`); off, it reads the whole file.
     """
 
     mode: str = "auto"
-    beam_size: int = 1
+    decoder: str = "auto"
+    beam_size: int | None = None
     lexicon: str | None = None
     lm: str | None = None
     lm_weight: float = 2.0
@@ -54,8 +59,10 @@ class TranscribeOptions:
             raise OptionError(f"mode={self.mode!r}; use one of {', '.join(MODES)}")
         if self.av_sync not in ("auto", "off"):
             raise OptionError(f"av_sync={self.av_sync!r}; use auto or off")
-        if self.beam_size < 1:
-            raise OptionError(f"beam_size={self.beam_size}; use 1 (greedy) or more")
+        if self.decoder not in DECODERS:
+            raise OptionError(f"decoder={self.decoder!r}; use one of {', '.join(DECODERS)}")
+        if self.beam_size is not None and not 1 <= self.beam_size <= MAX_BEAM:
+            raise OptionError(f"beam_size={self.beam_size}; use 1 (greedy) to {MAX_BEAM}")
         if not 0 <= 2 * self.overlap_s < self.window_s:
             raise OptionError(f"overlap_s={self.overlap_s} must be under half of window_s={self.window_s}")
         if not 0.0 < self.vad_threshold < 1.0:

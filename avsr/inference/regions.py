@@ -15,7 +15,8 @@ import numpy as np
 
 from avsr.inference.chunks import Window
 from avsr.inference.sync import lip_activity, speech_envelope
-from avsr.io.vad import VadOptions, audio_speech_probability, speech_regions
+from avsr.io.vad import VadOptions, audio_speech_probability, speech_regions, split_region
+from avsr.preprocessing import VIDEO_FPS
 
 DROWNED_DB = -40.0  # frames louder than this (dB of full scale) whose audio is not speech are judged by the lips
 
@@ -36,12 +37,18 @@ def speech_probability(mode: str, audio, has_audio: bool, mouth_signal: np.ndarr
     return np.where(drowned, np.maximum(heard, lips), heard).astype(np.float32)
 
 
-def find_regions(probability: np.ndarray, options: VadOptions | None) -> list[tuple[int, int]]:
+def find_regions(probability: np.ndarray, options: VadOptions | None,
+                 max_region_s: float | None = None) -> list[tuple[int, int]]:
     """The speech regions of ``probability`` ``(T,)``; with ``options`` None (segmentation off) the
-    whole file is one region."""
+    whole file is one region. ``max_region_s``: the longest the model reads (longer regions are cut at
+    their least speech-like frames, :class:`~avsr.io.vad.VadOptions`)."""
     if options is None:
-        return [(0, len(probability))] if len(probability) else []
-    return speech_regions(probability, options)
+        if not len(probability):
+            return []
+        if max_region_s is None:
+            return [(0, len(probability))]
+        return split_region(np.asarray(probability), 0, len(probability), round(max_region_s * VIDEO_FPS))
+    return speech_regions(probability, replace(options, max_region_s=max_region_s) if max_region_s else options)
 
 
 def region_cuts(regions: list[tuple[int, int]], frames: int) -> list[int]:

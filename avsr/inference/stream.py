@@ -108,11 +108,13 @@ class EarlyForward:
         self.batch_size = o.batch_size
         self.audio_frames = len(audio) // spec.samples_per_frame
         cut = has_audio and self.mode != "video"
+        whole = getattr(transcriber.model, "reads_utterances", False)  # cut at the regions' edges only
         level = speech_envelope(audio)[:frames_hint] if cut else np.zeros(0)
-        self.runs = pause_runs(level, round(o.cut_pause_s * VIDEO_FPS)) if cut else []
+        self.runs = pause_runs(level, round(o.cut_pause_s * VIDEO_FPS)) if cut and not whole else []
         # The speech regions the audio gives (in video mode, the lips' are not known yet: the whole file).
         heard = audio_speech_probability(audio, frames_hint) if cut else np.ones(frames_hint, np.float32)
-        self.regions = find_regions(heard, o.vad_options if cut else None)
+        self.regions = find_regions(heard, o.vad_options if cut else None,
+                                    getattr(transcriber.model, "max_input_s", None))
         self.edges = region_cuts(self.regions, frames_hint)
         self.cuts: list[int] = []  # one per run of self.runs[: len(self.cuts)]
         self.roi, self.found = _Recent(), _Recent()

@@ -21,6 +21,7 @@ import torch
 from avsr.data.tokenizer import CharTokenizer
 from avsr.decoding.align import WordTiming, align_words
 from avsr.decoding.beam import make_decoder
+from avsr.decoding.joint import JointOptions, joint_beam_search
 from avsr.inference.chunks import Window, chunk_plan, pause_cuts
 from avsr.errors import OptionError
 from avsr.inference.options import TranscribeOptions  # noqa: F401 (also imported from here)
@@ -109,6 +110,36 @@ class Transcript:
         return out
 
 
+def joint_options(model, options: TranscribeOptions) -> JointOptions | None:
+    """The joint CTC/attention search settings for ``model`` (its own, the beam as asked), or None for CTC.
+
+    Raises:
+        OptionError: ``decoder="joint"`` for a model without an attention decoder.
+    """
+    decoding = getattr(model, "decoding", None)  # an imported auto_avsr model's (avsr.models.e2e_network)
+    kind = options.decoder if options.decoder != "auto" else ("joint" if decoding else "ctc")
+    if kind == "ctc":
+        return None
+    if decoding is None:
+        raise OptionError("--decoder joint: this model has no attention decoder (it is a CTC model); use --decoder "
+                          "ctc or auto")
+    return JointOptions(beam_size=options.beam_size or decoding.beam_size, ctc_weight=decoding.ctc_weight,
+                        length_bonus=decoding.length_bonus)
+
+
+def make_ctc_decoder(options: TranscribeOptions, tokenizer):
+    """The CTC decoder of ``options`` (greedy, or beam search with its lexicon and LM) for ``tokenizer``.
+
+    Raises:
+        OptionError: a CTC beam search over SentencePiece pieces (it reads characters).
+    """
+    beam_size = options.beam_size or 1
+    if beam_size > 1 and not isinstance(tokenizer, CharTokenizer):
+        raise OptionError(f"--beam-size {beam_size} with --decoder ctc: the CTC beam search reads character "
+                          "models; this model's pieces decode greedily with --decoder ctc, or use --decoder joint")
+    return make_decoder(beam_size, options.lexicon, options.lm, options.lm_weight, options.word_score, tokenizer)
+
+
 def _rounded(word: dict) -> dict:
     return {**word, "start_s": round(word["start_s"], 3), "end_s": round(word["end_s"], 3),
             "confidence": round(word["confidence"], 3)}
@@ -192,8 +223,8 @@ class Transcriber:
         self.tokenizer, self.model_id, self.options, self.device = tokenizer, model_id, options, device
         if options.mode not in ("auto",) + model.modes:
             raise OptionError(f"mode={options.mode!r}: this model runs {', '.join(model.modes)} (or auto)")
-        self.decoder = make_decoder(options.beam_size, options.lexicon, options.lm, options.lm_weight,
-                                    options.word_score, tokenizer)
+        self.joint = joint_options(model, options)
+        self.decoder = None if self.joint else make_ctc_decoder(options, tokenizer)
 
     @property
     def reader(self) -> Transcriber | None:
@@ -211,38 +242,43 @@ class Transcriber:
 
     @torch.no_grad()
     def _forward(self, prepared: PreparedInput, mode: str, cuts: list[int], regions: list[tuple[int, int]],
-                 early: dict | None = None) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None]:
-        """Stitched ``log_probs (T, V)``, ``audio_weight (T,)`` (None for a fusion without weights) and
-        the attention ``(T, 2W + 1)`` (None but for an xattn model in av mode) over the ``regions`` of
-        the recording (zero elsewhere), cut at ``cuts`` (which hold the regions' edges). ``early``:
-        outputs of groups of windows already run (:class:`EarlyForward`)."""
+                 early: dict | None = None) -> tuple[torch.Tensor, ...]:
+        """Stitched ``log_probs (T, V)``, ``audio_weight (T,)`` (None for a fusion without weights), the
+        attention ``(T, 2W + 1)`` (None but for an xattn model in av mode) and the encoder output ``(T, D)``
+        (None but for a model with an attention decoder) over the ``regions`` of the recording (zero
+        elsewhere), cut at ``cuts`` (which hold the regions' edges). ``early``: outputs of groups of
+        windows already run (:class:`EarlyForward`)."""
         o, frames, spec = self.options, prepared.frames, self.model.preprocessing
         spec.check_roi(prepared.roi, str(prepared.path))
         plan = [window for window in chunk_plan(frames, cuts, round(o.window_s * spec.fps),
                                                 round(o.overlap_s * spec.fps)) if inside(window, regions)]
         log_probs = torch.zeros(frames, self.tokenizer.vocab_size)
-        weights = attention = None
+        weights = attention = encoded = None
         for first in range(0, len(plan), o.batch_size):
             group = tuple(plan[first:first + o.batch_size])
             kept = (early or {}).get(group)
             if kept is None:
                 kept = self.forward_group(group, prepared.roi, prepared.face_found, prepared.audio, mode)
-            for (_, _, keep_from, keep_to), (row_log_probs, row_weights, row_attention) in zip(group, kept):
+            for (_, _, keep_from, keep_to), (row_log_probs, row_weights, row_attention, row_encoded) in zip(group,
+                                                                                                         kept):
                 log_probs[keep_from:keep_to] = row_log_probs
+                if row_encoded is not None:
+                    encoded = torch.zeros(frames, row_encoded.shape[-1]) if encoded is None else encoded
+                    encoded[keep_from:keep_to] = row_encoded
                 if row_weights is not None:
                     weights = torch.full((frames,), float("nan")) if weights is None else weights
                     weights[keep_from:keep_to] = row_weights
                 if row_attention is not None:
                     attention = torch.zeros(frames, row_attention.shape[-1]) if attention is None else attention
                     attention[keep_from:keep_to] = row_attention
-        return log_probs, weights, attention
+        return log_probs, weights, attention, encoded
 
     @torch.no_grad()
     def forward_group(self, group: tuple[Window, ...], roi, face_found, audio,
                       mode: str) -> list[tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None]]:
         """One forward pass over the windows of ``group`` (padded to the longest), and per window the
-        outputs on its kept frames: ``log_probs (K, V)``, ``audio_weight (K,)`` and ``attention
-        (K, 2W + 1)`` (None where the model gives none). ``roi``, ``face_found`` and ``audio`` are
+        outputs on its kept frames: ``log_probs (K, V)``, ``audio_weight (K,)``, ``attention
+        (K, 2W + 1)`` and ``encoder_out (K, D)`` (None where the model gives none). ``roi``, ``face_found`` and ``audio`` are
         read by ranges of frames (samples): arrays, spools, or what :class:`EarlyForward` holds."""
         spec = self.model.preprocessing
         step, (rows, columns) = spec.samples_per_frame, spec.crop_box()
@@ -262,19 +298,28 @@ class Transcriber:
         def kept(output: torch.Tensor | None, row: int, span: slice) -> torch.Tensor | None:
             return None if output is None else output[row, span].float().cpu()
 
-        return [(kept(out.log_probs, row, span), kept(out.audio_weight, row, span), kept(out.attention, row, span))
-                for row, span in enumerate(slice(kf - start, kt - start) for start, _, kf, kt in group)]
+        encoded = getattr(out, "encoder_out", None)
+        return [(kept(out.log_probs, row, span), kept(out.audio_weight, row, span), kept(out.attention, row, span),
+                 kept(encoded, row, span)) for row, span in enumerate(slice(kf - start, kt - start)
+                                                                       for start, _, kf, kt in group)]
 
     def _cuts(self, prepared: PreparedInput, mode: str, regions: list[tuple[int, int]]) -> list[int]:
-        """Where chunks end: the regions' edges, and pauses in the audio inside them."""
+        """Where chunks end: the regions' edges, and pauses in the audio inside them (not for a model that reads
+        whole utterances)."""
         o, edges = self.options, region_cuts(regions, prepared.frames)
-        if not prepared.has_audio or mode == "video":
+        if not prepared.has_audio or mode == "video" or getattr(self.model, "reads_utterances", False):
             return edges
         return sorted(set(edges) | set(pause_cuts(prepared.audio, round(o.cut_pause_s * VIDEO_FPS),
                                                   prepared.roi if prepared.has_video else None)))
 
-    def _decode(self, log_probs: torch.Tensor) -> str:
-        return self.decoder(log_probs[None], torch.tensor([len(log_probs)]))[0]
+    def _decode(self, log_probs: torch.Tensor, encoded: torch.Tensor | None = None) -> str:
+        """The text of one stretch: joint CTC/attention beam search over its encoder output, or the CTC decoder."""
+        if self.joint is None:
+            return self.decoder(log_probs[None], torch.tensor([len(log_probs)]))[0]
+        eos = self.tokenizer.eos
+        hypotheses = joint_beam_search(self.model.decoder, encoded, log_probs, sos=eos, eos=eos,
+                                       blank=self.tokenizer.blank, options=self.joint)
+        return " ".join(self.tokenizer.decode(list(hypotheses[0].token_ids)).split()) if hypotheses else ""
 
     def _estimate(self, prepared: PreparedInput, attention: torch.Tensor | None) -> SyncEstimate | None:
         """The offset read from the model's attention where its frames agree on one, else from the mouth."""
@@ -312,26 +357,28 @@ class Transcriber:
         o = self.options
         probability = speech_probability(mode, prepared.audio, prepared.has_audio, prepared.mouth_signal,
                                          prepared.face_found)
-        regions = find_regions(probability, o.vad_options)
+        regions = find_regions(probability, o.vad_options, getattr(self.model, "max_input_s", None))
         cuts = self._cuts(prepared, mode, regions)
         # The windows read while the file was cut, if they were read in this mode (and the video is not moved).
         early = prepared.early if prepared.early_mode == mode else None
         # An xattn model is run first as the file is: where its audio frames looked is the offset estimate.
         first = self._forward(prepared, mode, cuts, regions, early) \
-            if mode == "av" and self.model.config.fusion == "xattn" else None
+            if mode == "av" and getattr(self.model.config, "fusion", None) == "xattn" else None
         estimate, shift, sync_notes = self._sync(prepared, mode, None if first is None else first[2])
         notes += sync_notes
         if shift:  # the video frame that belongs to audio frame t is t + shift; the clip's ends are held
             prepared = replace(prepared, roi=ShiftedFrames(prepared.roi, -shift),
                                face_found=ShiftedFrames(prepared.face_found, -shift)[:])
             cuts, first = self._cuts(prepared, mode, regions), None
-        log_probs, weights, attention = first or self._forward(prepared, mode, cuts, regions,
-                                                               None if shift else early)
+        log_probs, weights, attention, encoded = first or self._forward(prepared, mode, cuts, regions,
+                                                                        None if shift else early)
         if not torch.isfinite(log_probs).all():
             raise FileError(prepared.path, Reason.INVALID, f"the model gave NaN or infinite scores; its weights are "
                             f"damaged: re-export the bundle ({self.model_id})")
-        segments = [segment for start, stop in self._stretches(log_probs, cuts, regions)
-                    if (segment := self._segment(log_probs, start, stop, probability)) is not None]
+        stretches = self._chunks(cuts, regions, len(log_probs)) if self.joint else \
+            self._stretches(log_probs, cuts, regions)
+        segments = [segment for start, stop in stretches
+                    if (segment := self._segment(log_probs, start, stop, probability, encoded)) is not None]
         return Transcript(
             path=prepared.path, text=" ".join(s.text for s in segments), segments=segments, mode=mode,
             model_id=self.model_id, input_sha256=prepared.sha256, duration_s=prepared.frames * FRAME_S,
@@ -358,10 +405,17 @@ class Transcriber:
                     round(o.max_segment_s * VIDEO_FPS))]
         return stretches
 
-    def _segment(self, log_probs: torch.Tensor, start: int, stop: int, probability) -> Segment | None:
+    @staticmethod
+    def _chunks(cuts: list[int], regions: list[tuple[int, int]], frames: int) -> list[tuple[int, int]]:
+        """The chunks in ``regions`` (for a model that reads each as one utterance)."""
+        bounds = [0] + cuts + [frames]
+        return [(a, b) for a, b in zip(bounds, bounds[1:]) if inside((a, b), regions)]
+
+    def _segment(self, log_probs: torch.Tensor, start: int, stop: int, probability,
+                 encoded: torch.Tensor | None = None) -> Segment | None:
         """Frames ``[start, stop)`` decoded, their words timed; None where they read as nothing. With the
         segmentation on, the words are kept inside the segment's speech (:func:`fit_to_speech`)."""
-        text = self._decode(log_probs[start:stop])
+        text = self._decode(log_probs[start:stop], None if encoded is None else encoded[start:stop])
         if not text:
             return None
         words = align_words(log_probs[start:stop], text, self.tokenizer, offset_s=start * FRAME_S)

@@ -128,10 +128,10 @@ def speech_regions(probability: np.ndarray, options: VadOptions = VadOptions()) 
     if options.max_region_s is None:
         return regions
     longest = round(options.max_region_s * VIDEO_FPS)
-    return [piece for region in regions for piece in _split(np.asarray(probability), *region, longest)]
+    return [piece for region in regions for piece in split_region(np.asarray(probability), *region, longest)]
 
 
-def _split(probability: np.ndarray, start: int, stop: int, longest: int) -> list[tuple[int, int]]:
+def split_region(probability: np.ndarray, start: int, stop: int, longest: int) -> list[tuple[int, int]]:
     """``[start, stop)`` cut at its least speech-like frame into pieces of at most ``longest`` frames; the cut
     is sought in the middle of the region (each piece at least a quarter of ``longest``), the lowest
     probability averaged over 5 frames, so that a pause is found rather than one quiet frame inside a word."""
@@ -141,7 +141,7 @@ def _split(probability: np.ndarray, start: int, stop: int, longest: int) -> list
     smooth = np.convolve(probability[start:stop], np.ones(5) / 5, "same")
     highest = min(stop - start - margin, longest)  # the first piece at most ``longest``, the rest a quarter of it
     cut = start + margin + int(np.argmin(smooth[margin:highest])) if highest > margin else start + longest
-    return _split(probability, start, cut, longest) + _split(probability, cut, stop, longest)
+    return split_region(probability, start, cut, longest) + split_region(probability, cut, stop, longest)
 
 
 def seconds(regions: list[tuple[int, int]]) -> list[tuple[float, float]]:

@@ -123,4 +123,4 @@ def test_a_file_prepared_alone_gets_a_landmarker_per_core_and_the_same_transcrip
     alone = prepare_input(clip, landmarkers=1)
     expected = Transcriber(model.network, model.tokenizer, model.id, TranscribeOptions()).recognise(alone)
     assert written["text"] == expected.text
-    assert written["audio_weight"] == [round(w, 3) for w in expected.audio_weight]
+    assert written["audio_weight"] == [round(w, 3) if w == w else None for w in expected.audio_weight]  # null: not read

@@ -100,7 +100,7 @@ def test_recognition_takes_the_early_outputs_only_for_the_mode_they_were_read_in
     prepared = prepare_input(joined, reader=transcriber)
     right = transcriber.recognise(prepared)
     for kept in prepared.early.values():
-        for log_probs, _, _ in kept:
+        for log_probs, *_ in kept:
             log_probs.copy_(torch.log_softmax(torch.zeros_like(log_probs), -1))  # nothing but ties
     assert transcriber.recognise(prepared).text != right.text
     video = Transcriber(model.network, model.tokenizer, model.id, replace(OPTIONS, mode="video"))

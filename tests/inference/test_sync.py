@@ -151,7 +151,7 @@ def test_transcription_reports_and_undoes_an_offset(clips, tmp_path, taught):
         if fixed.av_sync_shift_ms == 200:  # undone exactly: the gate sees the same lips at each moment
             # (the copy's sound starts with the clip's, its picture 5 held frames later: frame t is the clip's t)
             weights = np.array(fixed.audio_weight[: len(clean.audio_weight)])
-            assert np.abs(weights - np.array(clean.audio_weight)).mean() < 0.05
+            assert np.nanmean(np.abs(weights - np.array(clean.audio_weight))) < 0.05  # NaN: outside the speech
     assert corrected >= (len(clips) if taught else 1)
 
 

@@ -15,7 +15,7 @@ def test_media_errors_carry_a_reason_that_is_still_its_string():
     error = MediaError("clip.mp4", "no_video", "has no video stream; pass a file with video")
     assert error.reason is Reason.NO_VIDEO and error.reason == "no_video" and f"{error.reason}" == "no_video"
     assert [r.value for r in MEDIA_REASONS] == ["missing", "empty", "too_short", "not_media", "corrupt", "truncated",
-                                                "no_streams", "no_video", "no_audio"]
+                                                "no_streams", "no_video", "no_audio", "no_face"]
     with pytest.raises(AssertionError):
         MediaError("clip.mp4", Reason.CRASHED, "a batch reason is not a media reason")
     with pytest.raises(ValueError):
