@@ -14,6 +14,7 @@ import warnings
 import avsr
 from avsr.cli.common import OneLineParser, default_workers
 from avsr.cli.data import add_lip_roi, add_prepare, add_synth
+from avsr.cli.imports import add_import
 from avsr.cli.models import add_evaluate, add_export
 from avsr.cli.transcribe import TRANSCRIBE_WORKERS, add_demo, add_render, add_transcribe
 
@@ -41,6 +42,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_synth(subparsers)
     add_prepare(subparsers)
     add_export(subparsers)
+    add_import(subparsers)
     add_evaluate(subparsers)
     add_transcribe(subparsers)
     add_render(subparsers)

@@ -124,6 +124,17 @@ class SentencePieceTokenizer:
         pieces = [tokens[i] for i in ids if i not in (self.blank, self.eos)]
         return "".join(pieces).replace("<space>", " ").replace(WORD_MARKER, " ").strip()
 
+    def words_of(self, ids: list[int]) -> list[int | None]:
+        """The word each token of ``ids`` (a text's pieces) belongs to, counted from 0: a piece that starts with
+        the word marker starts a word; the marker alone is a separator (None)."""
+        tokens, word, out = self.token_list, -1, []
+        for token in ids:
+            piece = tokens[token]
+            if piece.startswith(WORD_MARKER) or word < 0:
+                word += 1
+            out.append(None if piece == WORD_MARKER else word)
+        return out
+
     def to_dict(self) -> dict:
         """What a bundle stores (plain types, readable with ``torch.load(weights_only=True)``)."""
         return {"kind": "sentencepiece", "model": bytes(self.model), "units": list(self.units)}

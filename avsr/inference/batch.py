@@ -123,12 +123,13 @@ def merge_summary(out_dir: Path, results: list[FileResult]) -> list[dict]:
     return kept + [r.to_json(SUMMARY_KEYS) for r in results]
 
 
-def _prepare_job(path: Path, detect_every: int, crop_memory_mb: float | None, audio_memory_mb: float | None,
-                 landmarkers: int = 1, cancel: threading.Event | None = None,
+def _prepare_job(path: Path, detect_every: int, roi_style: str, crop_memory_mb: float | None,
+                 audio_memory_mb: float | None, landmarkers: int = 1, cancel: threading.Event | None = None,
                  reader: Transcriber | None = None) -> PreparedInput | FileResult:
     """Worker side: the decoded input, or the failure that explains why it cannot be used."""
     try:
-        return prepare_input(path, detect_every, crop_memory_mb, audio_memory_mb, cancel, landmarkers, reader)
+        return prepare_input(path, detect_every, crop_memory_mb, audio_memory_mb, cancel, landmarkers, reader,
+                             roi_style)
     except Exception as error:  # one file's failure, expected or not, must not end the batch
         return FileResult.failed(path, error)
 
@@ -200,8 +201,9 @@ def _transcribe_locked(paths, model, out_dir, formats, options, workers, device,
         at_once = workers if workers > 1 else min(prefetch, len(todo)) if threaded else 1
         # In this process, the model reads a file's windows while the rest of the file is cut (EarlyForward).
         reader = transcriber.reader if workers <= 1 else None
-        jobs = [(paths[i], options.detect_every, options.crop_memory_mb, options.audio_memory_mb,
-                 landmarkers_per_file(at_once)) + ((cancel, reader) if workers <= 1 else ()) for i in todo]
+        jobs = [(paths[i], options.detect_every, model.network.preprocessing.roi_style, options.crop_memory_mb,
+                 options.audio_memory_mb, landmarkers_per_file(at_once)) + ((cancel, reader) if workers <= 1 else ())
+                for i in todo]
         if workers > 1:  # preparations running beside the model
             beside = workers
         elif threaded:  # (a single file is prepared before the model runs)

@@ -26,7 +26,7 @@ from avsr.io.lip_roi import LipRoiOptions, extract_lip_roi, header_frames
 from avsr.io.media import MediaError, MediaWarning, MissingStreamWarning, load_media, probe_video, read_audio_into
 from avsr.io.spool import FrameSpool
 from avsr.parallel import Cancelled
-from avsr.preprocessing import FRAME_S, ROI_SIZE, SAMPLES_PER_FRAME, TRANSCRIBE_DETECT_EVERY, VIDEO_FPS
+from avsr.preprocessing import FRAME_S, ROI_SIZE, ROI_STYLES, SAMPLES_PER_FRAME, TRANSCRIBE_DETECT_EVERY, VIDEO_FPS
 
 MIN_FRAMES = 5  # 0.2 s: a clip shorter than this holds no word (a 1-frame clip once "transcribed" as "n")
 
@@ -73,7 +73,8 @@ class _Video:
 
 def prepare_input(path: str | Path, detect_every: int = TRANSCRIBE_DETECT_EVERY, crop_memory_mb: float | None = None,
                   audio_memory_mb: float | None = None, cancel: threading.Event | None = None,
-                  landmarkers: int = 1, reader: WindowReader | None = None) -> PreparedInput:
+                  landmarkers: int = 1, reader: WindowReader | None = None,
+                  roi_style: str = ROI_STYLES[0]) -> PreparedInput:
     """Decode ``path`` for transcription. Raises :class:`MediaError` for a file that cannot be used,
     :class:`~avsr.parallel.Cancelled` once ``cancel`` is set (checked at every video frame).
     ``landmarkers``: face landmarkers taking the frames in turn (:func:`~avsr.io.lip_roi.iter_lip_roi`).
@@ -82,7 +83,8 @@ def prepare_input(path: str | Path, detect_every: int = TRANSCRIBE_DETECT_EVERY,
 
     Crops that would take more than ``crop_memory_mb`` are spooled to a temporary file
     (:class:`~avsr.io.spool.FrameSpool`; None: kept in memory), and a video's audio beyond
-    ``audio_memory_mb`` too; :meth:`PreparedInput.close` removes them."""
+    ``audio_memory_mb`` too; :meth:`PreparedInput.close` removes them. ``roi_style``: how the mouth crops
+    are cut (the model's ``preprocessing.roi_style``)."""
     started = time.perf_counter()
     path = Path(path)
     sha256 = file_sha256(path) if path.is_file() else ""
@@ -97,7 +99,8 @@ def prepare_input(path: str | Path, detect_every: int = TRANSCRIBE_DETECT_EVERY,
             ahead = None if hint is None else (hint + VIDEO_FPS) * SAMPLES_PER_FRAME
             audio = None if hint == 0 else _read_audio(path, ahead, audio_memory_mb)
             if probe is not None:
-                video = _cut_video(path, audio, hint, detect_every, crop_memory_mb, cancel, landmarkers, reader)
+                video = _cut_video(path, audio, hint, LipRoiOptions(detect_every=detect_every, roi_style=roi_style),
+                                   crop_memory_mb, cancel, landmarkers, reader)
                 audio = _audio_of_length(path, audio, len(video.found) * SAMPLES_PER_FRAME, audio_memory_mb,
                                          read_ahead=hint != 0)
         notes = list(dict.fromkeys(str(w.message) for w in caught if issubclass(w.category, MediaWarning)))
@@ -138,12 +141,12 @@ def _read_audio(path: Path, samples: int | None, memory_mb: float | None) -> np.
     return audio
 
 
-def _cut_video(path: Path, audio, frames_hint: int, detect_every: int, crop_memory_mb: float | None,
+def _cut_video(path: Path, audio, frames_hint: int, options: LipRoiOptions, crop_memory_mb: float | None,
                cancel: threading.Event | None, landmarkers: int, reader: WindowReader | None) -> _Video:
     """The video's mouth crops, cut while ``reader`` (if given) reads the windows cut so far."""
     early = None if reader is None or audio is None else EarlyForward(reader, audio, frames_hint, has_audio=True)
     try:
-        roi = extract_lip_roi(path, LipRoiOptions(detect_every=detect_every), spool_above_mb=crop_memory_mb,
+        roi = extract_lip_roi(path, options, spool_above_mb=crop_memory_mb,
                               cancel=cancel, landmarkers=landmarkers,
                               on_piece=None if early is None else early.feed, frames_hint=frames_hint)
     finally:

@@ -110,7 +110,7 @@ def render(path: str | Path, out_path: str | Path, transcriber: Transcriber) -> 
     ensure_output_dir(Path(out_path).parent, option="-o's folder")
     prepared = prepare_input(path, transcriber.options.detect_every, transcriber.options.crop_memory_mb,
                              transcriber.options.audio_memory_mb, landmarkers=landmarkers_per_file(1),
-                             reader=transcriber.reader)
+                             reader=transcriber.reader, roi_style=transcriber.model.preprocessing.roi_style)
     try:
         if not prepared.has_video:
             raise MediaError(path, "no_video", "has no video track to draw on; use avsr transcribe for audio files")

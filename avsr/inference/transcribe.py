@@ -234,7 +234,8 @@ class Transcriber:
 
     def __call__(self, path: str | Path) -> Transcript:
         prepared = prepare_input(path, self.options.detect_every, self.options.crop_memory_mb,
-                                 self.options.audio_memory_mb, landmarkers=landmarkers_per_file(1), reader=self.reader)
+                                 self.options.audio_memory_mb, landmarkers=landmarkers_per_file(1), reader=self.reader,
+                                 roi_style=self.model.preprocessing.roi_style)
         try:
             return self.recognise(prepared)
         finally:

@@ -26,14 +26,18 @@ __all__ = ["BUNDLE_FORMAT", "EMBEDDED_MODELS", "BundleError", "LoadedModel", "lo
            "save_bundle"]
 
 
-def save_bundle(path: str | Path, model: AVSRModel, tokenizer: CharTokenizer = CharTokenizer(),
-                metadata: dict | None = None, half: bool = False) -> Path:
-    """Write ``model`` as a bundle (atomically). ``half`` stores float weights as float16."""
+def save_bundle(path: str | Path, model: AVSRModel, tokenizer=CharTokenizer(), metadata: dict | None = None,
+                half: bool = False) -> Path:
+    """Write ``model`` (of any family: the gated CTC model, or an :class:`~avsr.models.e2e_network.E2ENetwork`)
+    and its tokenizer (characters, or a SentencePiece model) as a bundle, atomically. ``half`` stores float
+    weights as float16."""
     path = Path(path)
     state = {k: (v.half() if half and v.is_floating_point() else v).detach().cpu().contiguous()
              for k, v in model.state_dict().items()}
-    payload = {"format": BUNDLE_FORMAT, "family": DEFAULT_FAMILY, "config": model.config.to_dict(),
-               "tokenizer": tokenizer.characters, "preprocessing": model.preprocessing.to_dict(), "state_dict": state,
+    config = model.saved_config() if hasattr(model, "saved_config") else model.config.to_dict()
+    stored = tokenizer.to_dict() if hasattr(tokenizer, "to_dict") else tokenizer.characters
+    payload = {"format": BUNDLE_FORMAT, "family": getattr(model, "family", DEFAULT_FAMILY), "config": config,
+               "tokenizer": stored, "preprocessing": model.preprocessing.to_dict(), "state_dict": state,
                "metadata": {k: str(v) for k, v in (metadata or {}).items()}}
     with atomic_path(path) as tmp:
         torch.save(payload, tmp)

@@ -24,6 +24,8 @@ from torch import nn
 from avsr.data.tokenizer import CharTokenizer
 from avsr.errors import AvsrError
 from avsr.models.av_model import AVSRModel, model_config
+from avsr.models.e2e_network import FAMILY as E2E_FAMILY
+from avsr.models.e2e_network import auto_avsr_network
 from avsr.preprocessing import Preprocessing
 
 BUNDLE_FORMAT = "avsr-bundle-1"
@@ -58,7 +60,7 @@ class SavedModel:
     config: dict  # the family's constructor arguments as saved (plain values)
     preprocessing: dict | None  # Preprocessing.to_dict(); None: the spec of models made before it existed
     state_dict: dict[str, torch.Tensor]
-    tokenizer: str | None = None  # a CharTokenizer's characters; None: the default
+    tokenizer: str | dict | None = None  # a CharTokenizer's characters, a SentencePieceTokenizer's dict; None: default
     metadata: dict = field(default_factory=dict)
     kind: str = "bundle"  # what the file is, for messages: bundle | checkpoint
 
@@ -70,7 +72,8 @@ def avsr_ctc(config: dict, preprocessing: Preprocessing, source: str) -> AVSRMod
 
 
 # Each family: (saved config, preprocessing, source) -> the untrained network.
-FAMILIES: dict[str, Callable[[dict, Preprocessing, str], nn.Module]] = {DEFAULT_FAMILY: avsr_ctc}
+FAMILIES: dict[str, Callable[[dict, Preprocessing, str], nn.Module]] = {DEFAULT_FAMILY: avsr_ctc,
+                                                                        E2E_FAMILY: auto_avsr_network}
 
 
 def bundle_contents(payload) -> SavedModel | None:
@@ -175,8 +178,24 @@ def load_model(name_or_path: str | Path, device: str = "cpu", backend: str | Non
         network = OnnxNetwork(path).to(device)
         return LoadedModel(network, CharTokenizer(network.info["tokenizer"]), network.info["metadata"], model_id(path))
     saved = read_saved(path)
-    tokenizer = CharTokenizer() if saved.tokenizer is None else CharTokenizer(saved.tokenizer)
-    return LoadedModel(build_network(saved, path).to(device), tokenizer, saved.metadata, model_id(path))
+    network = build_network(saved, path)
+    return LoadedModel(network.to(device), make_tokenizer(saved.tokenizer, network, path), saved.metadata,
+                       model_id(path))
+
+
+def make_tokenizer(stored: str | dict | None, network: nn.Module, path: Path):
+    """The tokenizer a file stored (characters, or a SentencePiece model with its units), checked against the
+    network's output size."""
+    if isinstance(stored, dict):
+        from avsr.data.spm_tokenizer import SentencePieceTokenizer  # sentencepiece is loaded only for such models
+
+        try:
+            tokenizer = SentencePieceTokenizer.from_dict(stored)
+            tokenizer.check_vocab_size(network.config.vocab_size, str(path))
+        except AvsrError as error:
+            raise BundleError(f"{path}: {error}") from None
+        return tokenizer
+    return CharTokenizer() if stored is None else CharTokenizer(stored)
 
 
 def load_bundle(path: str | Path, device: str = "cpu") -> tuple[nn.Module, CharTokenizer, dict]:
