@@ -141,25 +141,22 @@ def _run_evaluate(args: argparse.Namespace) -> int:
     from avsr.evaluation.compare import format_paired
     from avsr.evaluation.options import EvaluateOptions, Perturbation, parse_room_tone, parse_snrs
     from avsr.evaluation.run import evaluate, format_table
-    from avsr.models.loader import BundleError, load_model
+    from avsr.models.loader import load_model
 
-    try:
-        room_tone = Perturbation.room_tone_dbfs if args.room_tone_dbfs is None else parse_room_tone(args.room_tone_dbfs)
-        perturbation = Perturbation(face_gap_s=args.face_gap_s, face_gap_at=args.face_gap_at,
-                                    lead_in_s=args.lead_in_s, trail_s=args.trail_s, room_tone_dbfs=room_tone)
-        options = EvaluateOptions(snrs=parse_snrs(args.snr_db), noises=tuple(args.noise), modes=tuple(args.modes),
-                                  seed=args.seed, beam_size=args.beam_size, lexicon=args.lexicon,
-                                  output_dir=args.output_dir, detect_every=args.detect_every,
-                                  av_offsets_ms=tuple(args.av_offset_ms), av_sync=args.av_sync,
-                                  perturbation=perturbation)
-        models = {_model_name(name): load_model(name).network for name in args.model}
-        compare = None
-        if args.compare:
-            label = _model_name(args.compare)
-            compare = (f"{label} (compared)" if label in models else label, load_model(args.compare).network)
-        result = evaluate(models, args.manifest, options, progress=bool(args.output_dir), compare=compare)
-    except (ValueError, BundleError, OSError) as error:
-        return usage_error("avsr evaluate", error)
+    room_tone = Perturbation.room_tone_dbfs if args.room_tone_dbfs is None else parse_room_tone(args.room_tone_dbfs)
+    perturbation = Perturbation(face_gap_s=args.face_gap_s, face_gap_at=args.face_gap_at,
+                                lead_in_s=args.lead_in_s, trail_s=args.trail_s, room_tone_dbfs=room_tone)
+    options = EvaluateOptions(snrs=parse_snrs(args.snr_db), noises=tuple(args.noise), modes=tuple(args.modes),
+                              seed=args.seed, beam_size=args.beam_size, lexicon=args.lexicon,
+                              output_dir=args.output_dir, detect_every=args.detect_every,
+                              av_offsets_ms=tuple(args.av_offset_ms), av_sync=args.av_sync,
+                              perturbation=perturbation)
+    models = {_model_name(name): load_model(name).network for name in args.model}
+    compare = None
+    if args.compare:
+        label = _model_name(args.compare)
+        compare = (f"{label} (compared)" if label in models else label, load_model(args.compare).network)
+    result = evaluate(models, args.manifest, options, progress=bool(args.output_dir), compare=compare)
     if perturbation.describe():
         print(perturbation.describe())
     if args.output_dir:
