@@ -71,7 +71,8 @@ def test_onnx_backend_transcribes_exactly_as_pytorch(exported, synth_corpus, tmp
         assert [w["word"] for w in got["words"]] == [w["word"] for w in ref["words"]]
         assert got["model_id"].startswith("tiny@") and ref["model_id"].startswith("synth-grid-tiny@")
         # written to 3 decimals: equal, or one rounding step apart
-        assert max(abs(a - b) for a, b in zip(got["audio_weight"], ref["audio_weight"])) < 1.5e-3
+        assert [a is None for a in got["audio_weight"]] == [b is None for b in ref["audio_weight"]]  # not read
+        assert max(abs(a - b) for a, b in zip(got["audio_weight"], ref["audio_weight"]) if a is not None) < 1.5e-3
     # the Python API loads the graphs by their suffix
     loaded = avsr.load_model(exported)
     assert avsr.transcribe(loaded, clips[0]).text == runs["torch"][Path(clips[0]).stem + ".json"]["text"]
