@@ -12,8 +12,14 @@ held first/last picture over white room tone at -60 dBFS (``avsr.io.writer.write
 - with ``--no-vad`` the same with the segmentation off (the model reads the whole file), as a baseline in
   the same run.
 
+With ``--vad-choice``, first the voice activity detectors side by side on real recordings (the LibriVox
+reading and the music of tests/fixtures, white noise at -20 dBFS and room tone at -60 dBFS, 30 s each at most):
+the share of 32 ms / 30 ms frames each flags as speech, and its time per second of audio. Silero VAD
+(avsr.io.vad) against WebRTC's (``pip install webrtcvad-wheels`` to include it; not a dependency).
+
     python -m bench.word_timing                    # 40 utterances, lead-ins 0 and 3 s, trail 2 s
     python -m bench.word_timing --utterances 80 --lead-s 0 1 3 10
+    python -m bench.word_timing --vad-choice --utterances 0
 """
 
 from __future__ import annotations
@@ -78,13 +84,58 @@ def nonspeech_files(folder: Path, face_clip: Path) -> dict[str, Path]:
             for i, (name, (video, audio)) in enumerate(files.items())}
 
 
+SPEECH = ROOT / "tests" / "fixtures" / "sense_and_sensibility_01_austen_64kb-0880.wav"
+
+
+def vad_choice() -> None:
+    """The share of frames Silero and WebRTC's VAD flag as speech on speech, music, noise and room tone."""
+    import time
+
+    import librosa
+
+    from avsr.io.vad import silero_probability
+
+    rng = np.random.default_rng(0)
+    recordings = {"speech (LibriVox)": librosa.load(SPEECH, sr=16000)[0],
+                  "music": np.resize(librosa.load(MUSIC, sr=16000)[0], 30 * 16000),
+                  "white noise -20 dBFS": 0.1 * rng.standard_normal(30 * 16000),
+                  "room tone -60 dBFS": 1e-3 * rng.standard_normal(30 * 16000)}
+    try:
+        import webrtcvad
+    except ImportError:
+        webrtcvad = None
+        print("(webrtcvad not installed: pip install webrtcvad-wheels to compare it)")
+    print("| recording | seconds | Silero: speech frames | ms per s | WebRTC (3): speech frames | ms per s |\n"
+          "|---|---|---|---|---|---|")
+    silero_probability(np.zeros(16000, np.float32))  # the ONNX session is made once, before the timing
+    for name, audio in recordings.items():
+        audio = audio.astype(np.float32)
+        started = time.perf_counter()
+        silero = float((silero_probability(audio) >= 0.5).mean())
+        silero_ms = 1000 * (time.perf_counter() - started) / (len(audio) / 16000)
+        row = f"| {name} | {len(audio) / 16000:.1f} | {100 * silero:.1f} % | {silero_ms:.1f} |"
+        if webrtcvad is not None:
+            vad, pcm, step = webrtcvad.Vad(3), (np.clip(audio, -1, 1) * 32767).astype(np.int16).tobytes(), 480
+            started = time.perf_counter()
+            flags = [vad.is_speech(pcm[2 * i: 2 * (i + step)], 16000) for i in range(0, len(audio) - step + 1, step)]
+            webrtc_ms = 1000 * (time.perf_counter() - started) / (len(audio) / 16000)
+            row += f" {100 * np.mean(flags):.1f} % | {webrtc_ms:.2f} |"
+        print(row + (" | |" if webrtcvad is None else ""), flush=True)
+    print()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--utterances", type=int, default=40, help="corpus size (about a third are held out)")
     parser.add_argument("--lead-s", type=float, nargs="+", default=[0.0, 3.0])
     parser.add_argument("--trail-s", type=float, default=2.0)
+    parser.add_argument("--vad-choice", action="store_true", help="first compare Silero's and WebRTC's VAD")
     args = parser.parse_args()
+    if args.vad_choice:
+        vad_choice()
+    if args.utterances == 0:
+        return
 
     from avsr.inference.transcribe import TranscribeOptions, Transcriber
     from avsr.io.writer import write_padded_copy

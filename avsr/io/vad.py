@@ -1,11 +1,11 @@
 """Where the speech is: voice activity per 25 Hz frame, from the audio and from the lips.
 
 The audio's is Silero VAD (MIT; its ONNX model ships inside the ``silero-vad`` wheel, so it runs
-offline), run as one ONNX Runtime call per 16 s block. Chosen over WebRTC's VAD on real media:
-Silero flags 0 % of 73 s of music and of white noise at -20 dBFS as speech and 89 % of 25 s of read
-speech; WebRTC's (aggressiveness 3) flags 91 % of the music and 100 % of the noise
-(``python bench/vad_choice.py``; RESULTS.md, "Speech segmentation"). The lips' is the motion of the
-mouth (:func:`avsr.inference.sync.lip_activity`), for files whose audio is missing or drowned.
+offline), run as one ONNX Runtime call per 16 s block, about 2-3 ms per second of audio. Chosen over
+WebRTC's VAD on real recordings: Silero flags 0 % of music and of white noise at -20 dBFS as speech and
+83 % of a LibriVox reading; WebRTC's (aggressiveness 3) flags 98 % of the music and 100 % of the noise
+(``python -m bench.word_timing --vad-choice``; RESULTS.md, "Speech segmentation"). The lips' is the
+motion of the mouth (:func:`avsr.inference.sync.lip_activity`), for files whose audio is missing or drowned.
 
 :func:`speech_regions` turns a ``(T,)`` speech probability into padded ``[start, stop)`` frame ranges.
 """
