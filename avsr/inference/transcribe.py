@@ -13,21 +13,22 @@ the second stage is bounded by the window, so hour-long files are fine. Given th
 from __future__ import annotations
 
 import time
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import replace
 from pathlib import Path
 
 import torch
 
 from avsr.data.tokenizer import CharTokenizer
-from avsr.decoding.align import WordTiming, align_words
-from avsr.decoding.beam import make_decoder
-from avsr.decoding.joint import JointOptions, joint_beam_search
+from avsr.decoding.align import align_words
+from avsr.decoding.joint import joint_beam_search
 from avsr.inference.chunks import Window, chunk_plan, pause_cuts
 from avsr.errors import OptionError
+from avsr.inference.decoders import joint_options, make_ctc_decoder
 from avsr.inference.options import TranscribeOptions  # noqa: F401 (also imported from here)
 from avsr.inference.prepare import PreparedInput, prepare_input
 from avsr.inference.regions import (find_regions, fit_to_speech, inside, no_speech_prob, region_cuts, speech_extent,
                                     speech_probability)
+from avsr.inference.transcript import Segment, Transcript, Word  # noqa: F401 (also imported from here)
 from avsr.inference.sync import SYNC_MS, SyncEstimate, attention_offset, estimate_offset, frames_to_undo
 from avsr.io.face_align import true_runs
 from avsr.io.results import FileError, Reason
@@ -40,109 +41,6 @@ from avsr.models.loader import LoadedModel, load_model
 from avsr.parallel import landmarkers_per_file
 from avsr.preprocessing import FRAME_S, VIDEO_FPS
 
-
-
-Word = WordTiming  # a word with start_s, end_s and confidence
-
-
-@dataclass
-class Segment:
-    """A stretch of speech between pauses."""
-
-    start_s: float
-    end_s: float
-    text: str
-    words: list[Word]
-    no_speech_prob: float = 0.0  # one minus the segment's mean speech probability (avsr.inference.regions)
-
-
-@dataclass
-class Transcript:
-    """Everything :func:`transcribe` found in one file. Times are seconds from the file's start."""
-
-    path: str
-    text: str
-    segments: list[Segment]
-    mode: str  # the mode used: av, audio or video
-    model_id: str
-    input_sha256: str
-    duration_s: float
-    face_found_rate: float  # share of frames with a tracked face
-    audio_weight: list[float]  # the gate's weight on audio per 25 Hz frame (1 audio only, 0 video only; NaN,
-    # null in the .json, outside the speech regions, where the model did not read);
-    # empty for a fusion without weights (concat, sum)
-    warnings: list[str] = field(default_factory=list)
-    timings_s: dict[str, float] = field(default_factory=dict)  # prepare / recognise seconds
-    # The estimated audio-video offset (ms, positive: the video lags) and its confidence (0-1), from
-    # av_sync_source (avsr.inference.sync): "attention", where the audio frames of an xattn model taught
-    # where the lips are looked (confidence: the share of frames that agree), else "mouth", the mouth's
-    # movement against the speech envelope (confidence: the peak's margin over its rivals). None
-    # without both streams or with too little to go on. av_sync_shift_ms: what was undone before
-    # recognition (0: nothing).
-    av_offset_ms: float | None = None
-    av_sync_confidence: float | None = None
-    av_sync_source: str | None = None
-    av_sync_shift_ms: int = 0
-    # With TranscribeOptions(attention=True) and an xattn model: per 25 Hz frame, the video frame the
-    # audio attended to most (offset in frames, positive: later) and that attention's weight (peakedness).
-    attention_offset_frames: list[int] | None = None
-    attention_peak: list[float] | None = None
-    # [start_s, end_s] of each stretch the model read (TranscribeOptions.vad), to the millisecond.
-    speech_regions: list[tuple[float, float]] = field(default_factory=list)
-
-    @property
-    def words(self) -> list[Word]:
-        return [w for s in self.segments for w in s.words]
-
-    def to_dict(self) -> dict:
-        """The transcript as JSON-ready values; times to the millisecond, probabilities to three places."""
-        out = asdict(self)
-        for segment in out["segments"]:
-            segment["start_s"], segment["end_s"] = round(segment["start_s"], 3), round(segment["end_s"], 3)
-            segment["words"] = [_rounded(w) for w in segment["words"]]
-        out["words"] = [_rounded(asdict(w)) for w in self.words]
-        out["audio_weight"] = [round(w, 3) if w == w else None for w in self.audio_weight]  # null: not read
-        out["duration_s"] = round(self.duration_s, 3)
-        if self.attention_peak is None:  # asked for with --attention only
-            del out["attention_offset_frames"], out["attention_peak"]
-        else:
-            out["attention_peak"] = [round(p, 3) for p in self.attention_peak]
-        return out
-
-
-def joint_options(model, options: TranscribeOptions) -> JointOptions | None:
-    """The joint CTC/attention search settings for ``model`` (its own, the beam as asked), or None for CTC.
-
-    Raises:
-        OptionError: ``decoder="joint"`` for a model without an attention decoder.
-    """
-    decoding = getattr(model, "decoding", None)  # an imported auto_avsr model's (avsr.models.e2e_network)
-    kind = options.decoder if options.decoder != "auto" else ("joint" if decoding else "ctc")
-    if kind == "ctc":
-        return None
-    if decoding is None:
-        raise OptionError("--decoder joint: this model has no attention decoder (it is a CTC model); use --decoder "
-                          "ctc or auto")
-    return JointOptions(beam_size=options.beam_size or decoding.beam_size, ctc_weight=decoding.ctc_weight,
-                        length_bonus=decoding.length_bonus)
-
-
-def make_ctc_decoder(options: TranscribeOptions, tokenizer):
-    """The CTC decoder of ``options`` (greedy, or beam search with its lexicon and LM) for ``tokenizer``.
-
-    Raises:
-        OptionError: a CTC beam search over SentencePiece pieces (it reads characters).
-    """
-    beam_size = options.beam_size or 1
-    if beam_size > 1 and not isinstance(tokenizer, CharTokenizer):
-        raise OptionError(f"--beam-size {beam_size} with --decoder ctc: the CTC beam search reads character "
-                          "models; this model's pieces decode greedily with --decoder ctc, or use --decoder joint")
-    return make_decoder(beam_size, options.lexicon, options.lm, options.lm_weight, options.word_score, tokenizer)
-
-
-def _rounded(word: dict) -> dict:
-    return {**word, "start_s": round(word["start_s"], 3), "end_s": round(word["end_s"], 3),
-            "confidence": round(word["confidence"], 3)}
 
 
 def choose_mode(prepared: PreparedInput, requested: str, modes: tuple[str, ...] = MODEL_MODES,
