@@ -17,6 +17,8 @@ hypothesis whose new token is ``<eos>`` ends. At most as many tokens as encoder 
 step ``<eos>`` is appended to every running hypothesis. The search stops early when, for each of the
 last 3 lengths, the best hypothesis that ended at that length is more than 10 below the best ended
 one. The winner is the ended hypothesis with the highest summed score, not normalised by length.
+(``JointOptions.max_tokens`` is the reference's other length rule, its ``maxlenratio < 0``: a fixed
+maximum and no end detection.)
 
 Everything is batched over the hypotheses: the decoder keeps its keys and values (the encoder
 output's projected once), and the CTC prefix scores are one reduction over frames, their forward
@@ -46,6 +48,9 @@ class JointOptions:
     ctc_weight: float = 0.1  # the decoder's weight is 1 - ctc_weight
     length_bonus: float = 0.0  # added per token (eos included)
     pre_beam_ratio: float = 1.5  # CTC prefix scores for the int(ratio * beam) best decoder tokens
+    # None: up to as many tokens as encoder frames, stopping at end detection (the reference's maxlenratio 0);
+    # a number: up to that many (at most the frames), no end detection (its maxlenratio -max_tokens)
+    max_tokens: int | None = None
 
     def __post_init__(self) -> None:
         if self.beam_size < 1:
@@ -54,6 +59,8 @@ class JointOptions:
             raise OptionError(f"ctc_weight={self.ctc_weight} must be in [0, 1); for CTC alone use the CTC decoder")
         if self.pre_beam_ratio < 1.0:
             raise OptionError(f"pre_beam_ratio={self.pre_beam_ratio} must be at least 1")
+        if self.max_tokens is not None and self.max_tokens < 1:
+            raise OptionError(f"max_tokens={self.max_tokens} must be at least 1 (or None: as many as encoder frames)")
 
     @property
     def pre_beam_size(self) -> int:
@@ -200,16 +207,17 @@ def joint_beam_search(decoder: TransformerDecoder, memory: torch.Tensor, ctc_log
         zero = torch.zeros(1, dtype=ctc_log_probs.dtype)
         beam = _Beam(torch.full((1, 1), sos, dtype=torch.long), zero, zero, zero)
         ended: list[tuple[JointHypothesis, int]] = []  # with the reference's length: <sos> + tokens + <eos>
-        for step in range(frames):
+        steps = frames if options.max_tokens is None else min(options.max_tokens, frames)
+        for step in range(steps):
             beam, previous = scorers.extend(beam, options.beam_size)
-            last = step == frames - 1
+            last = step == steps - 1
             ends = torch.ones_like(beam.score, dtype=torch.bool) if last else beam.tokens[:, -1] == eos
             ended += [_ended(beam, i, eos, forced_eos=last) for i in ends.nonzero()[:, 0].tolist()]
             keep = (~ends).nonzero()[:, 0]
             beam = beam.take(keep)
             if len(keep):
                 scorers.select(previous[keep], beam.tokens[:, -1])
-            if len(keep) == 0 or _end_detected(ended, step):
+            if len(keep) == 0 or options.max_tokens is None and _end_detected(ended, step):
                 break
     return [hypothesis for hypothesis, _ in sorted(ended, key=lambda pair: pair[0].score, reverse=True)]
 

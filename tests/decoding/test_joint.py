@@ -57,6 +57,22 @@ def test_the_best_hypothesis_is_the_references(kind, beam):
         assert len(hypotheses) == expected["n_ended"]
 
 
+# The reference's BatchBeamSearch on the same goldens with maxlenratio = -max_tokens (its fixed length,
+# no end detection): best ids (<eos> forced at the end included), score, hypotheses ended.
+FIXED_LENGTH = [("vsr", 4, 6, [3739, 2502, 2732, 4409, 2057, 4816, 5048], -20.3724422454834, 4),
+                ("asr", 40, 9, [3078, 2606, 4448] + [1837] * 6 + [5048], -25.154224395751953, 40)]
+
+
+@pytest.mark.parametrize("kind, beam, max_tokens, ids, score, ended", FIXED_LENGTH)
+def test_a_fixed_length_is_the_references(kind, beam, max_tokens, ids, score, ended):
+    memory, ctc = torch.from_numpy(golden(kind, "encoder_out")), torch.from_numpy(golden(kind, "ctc_logprobs"))
+    hypotheses = joint_beam_search(reference_decoder(kind), memory, ctc, sos=5048, eos=5048,
+                                   options=JointOptions(beam_size=beam, max_tokens=max_tokens))
+    assert list(hypotheses[0].token_ids) + [5048] == ids
+    assert hypotheses[0].score == pytest.approx(score, abs=1e-3)
+    assert len(hypotheses) == ended
+
+
 def test_a_confident_ctc_head_leads_the_search_to_its_greedy_transcript():
     """With CTC weighted 0.9 and CTC posteriors peaked on one path, the search returns that path's
     tokens, repeats (through a blank) included; the decoder here is random. (Beam 6: its pre-beam of 9
@@ -144,7 +160,7 @@ def test_no_frames_no_hypotheses():
 
 
 @pytest.mark.parametrize("options", [dict(beam_size=0), dict(ctc_weight=1.0), dict(ctc_weight=-0.1),
-                                     dict(pre_beam_ratio=0.5)])
+                                     dict(pre_beam_ratio=0.5), dict(max_tokens=0)])
 def test_options_out_of_range_are_refused_in_one_line(options):
     with pytest.raises(OptionError) as error:
         JointOptions(**options)

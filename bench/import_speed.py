@@ -1,0 +1,140 @@
+"""Imported auto_avsr models: the project's joint CTC/attention decoding against the reference's own
+``BatchBeamSearch`` on the same encoder output, in one run; and the CTC-only path.
+
+    python -m bench.import_speed --peer AUTO_AVSR_CHECKOUT --peer-python PEER_VENV/bin/python
+        [--modalities video audio] [--seconds 10] [--threads 2] [--repeats 3] [--max-tokens 35]
+
+Per modality (video: the VSR model, audio: the ASR model), :mod:`bench.peer_joint_decode` runs in the
+reference's own interpreter (``--peer-python``, with the ``--peer`` checkout on its path): it makes a
+full-size random model with the reference's code (``E2E(5049, modality)``, 250 M / 243 M parameters,
+output layers sharpened), a ``--seconds`` noise clip, runs the reference's encoder once and its
+decoding ``--repeats`` times (``get_beam_search_decoder``: beam 40, CTC weight 0.1, pre-beam 60, as
+its ``ModelModule.forward``; with its fixed-length rule at ``--max-tokens``, see that module), and
+writes the model (``.pth``), the input and its encoder output. Then, here: the ``.pth`` is imported
+(``torch.load(weights_only=True)``, ``convert_auto_avsr``), the project's encoder runs on the same input
+(its largest difference from the reference's output is printed), and on the *reference's* encoder
+output the project's joint decoding (the same settings, CTC head included in the time) runs
+``--repeats`` times, its best token ids compared with the reference's; then the CTC head alone
+(greedy), its token error rate against the joint result (token edit distance / joint tokens).
+
+Both interpreters use ``--threads`` torch threads and run one after the other. Times are medians of
+the repeats, wall clock inside each process (model building, imports and file writing excluded).
+Random weights give junk transcripts; only speed and sameness are measured here.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from avsr.decoding.greedy import greedy_token_ids
+from avsr.decoding.joint import JointOptions, joint_beam_search
+from avsr.models.e2e import E2EModel, convert_auto_avsr
+from avsr.text import edit_distance
+from bench.common import ROOT
+
+
+def arguments() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--peer", type=Path, required=True, help="an auto_avsr checkout (commit 182b628)")
+    parser.add_argument("--peer-python", required=True, help="the interpreter of the reference's venv")
+    parser.add_argument("--modalities", nargs="+", choices=("video", "audio"), default=["video", "audio"])
+    parser.add_argument("--seconds", type=float, default=10.0)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--max-tokens", type=int, default=35)
+    return parser.parse_args()
+
+
+def run_peer(args: argparse.Namespace, modality: str, folder: Path) -> dict:
+    """The reference's side (see :mod:`bench.peer_joint_decode`); its JSON line."""
+    command = [args.peer_python, "-m", "bench.peer_joint_decode", "--modality", modality, "--folder", str(folder),
+               "--seconds", str(args.seconds), "--threads", str(args.threads), "--repeats", str(args.repeats),
+               "--max-tokens", str(args.max_tokens)]
+    done = subprocess.run(command, capture_output=True, text=True, cwd=ROOT,
+                          env=os.environ | {"PYTHONPATH": str(args.peer.resolve())})
+    if done.returncode:
+        raise RuntimeError(f"the reference's side failed: {done.stderr.strip().splitlines()[-3:]}")
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def timed(function, repeats: int) -> tuple[float, object]:
+    """Median seconds of ``repeats`` calls, and the last result."""
+    seconds = []
+    for _ in range(repeats):
+        started = time.perf_counter()
+        result = function()
+        seconds.append(time.perf_counter() - started)
+    return statistics.median(seconds), result
+
+
+def ours(args: argparse.Namespace, modality: str, folder: Path) -> dict:
+    """The project's side on the reference's files: import, encoder, joint decoding, CTC alone."""
+    config, state_dict = convert_auto_avsr(torch.load(folder / "model.pth", weights_only=True))
+    model = E2EModel(config).eval()
+    model.load_state_dict(state_dict)
+    sample = torch.from_numpy(np.load(folder / "input.npy"))
+    reference_out = torch.from_numpy(np.load(folder / "encoder_out.npy"))  # (T, D)
+    with torch.inference_mode():
+        started = time.perf_counter()
+        if modality == "video":
+            encoder_out, _ = model.encode(None, None, sample[None, :, 0], None)  # (1, T, 88, 88) in
+        else:
+            encoder_out, _ = model.encode(sample[None, :, 0], None, None, None)  # (1, N) in
+        encoder_seconds = time.perf_counter() - started
+
+    def joint() -> list[int]:
+        with torch.inference_mode():
+            log_probs = torch.log_softmax(model.ctc(reference_out), -1)  # (T, V)
+        best = joint_beam_search(model.decoder, reference_out, log_probs, config.eos, config.eos,
+                                 options=JointOptions(max_tokens=args.max_tokens))[0]
+        return [*best.token_ids, config.eos]
+
+    def ctc_only() -> list[int]:
+        with torch.inference_mode():
+            log_probs = torch.log_softmax(model.ctc(reference_out), -1)
+        return greedy_token_ids(log_probs[None], torch.tensor([len(log_probs)]))[0]
+
+    decode_seconds, ids = timed(joint, args.repeats)
+    greedy_seconds, greedy = timed(ctc_only, args.repeats)
+    joint_tokens = ids[:-1]
+    return {"encoder_seconds": encoder_seconds, "decode_seconds": decode_seconds, "token_ids": ids,
+            "encoder_difference": float((encoder_out[0] - reference_out).abs().max()),
+            "greedy_seconds": greedy_seconds,
+            "greedy_token_errors": edit_distance(joint_tokens, greedy) / max(len(joint_tokens), 1)}
+
+
+def main() -> None:
+    args = arguments()
+    torch.set_num_threads(args.threads)
+    rows = []
+    for modality in args.modalities:
+        with tempfile.TemporaryDirectory(prefix="import_speed_") as tmp:
+            peer = run_peer(args, modality, Path(tmp))
+            mine = ours(args, modality, Path(tmp))
+        peer_decode = statistics.median(peer["decode_seconds"])
+        rows.append((modality, peer, mine, peer_decode))
+        print(json.dumps({"modality": modality, "reference": peer, "avsr": mine}), flush=True)
+    print(f"\n{args.seconds:g} s clips ({rows[0][1]['frames']} encoder frames), beam 40, CTC weight 0.1, "
+          f"{args.max_tokens} tokens, {args.threads} threads, median of {args.repeats}")
+    print("| model | reference decoding s | avsr decoding s | speed-up | same ids | encoder s (ref / avsr) "
+          "| max encoder diff | CTC alone s | CTC alone vs joint, token errors |")
+    print("|---|---:|---:|---:|---|---:|---:|---:|---:|")
+    for modality, peer, mine, peer_decode in rows:
+        print(f"| {modality} | {peer_decode:.2f} | {mine['decode_seconds']:.2f} | "
+              f"{peer_decode / mine['decode_seconds']:.1f}x | {peer['token_ids'] == mine['token_ids']} | "
+              f"{peer['encoder_seconds']:.1f} / {mine['encoder_seconds']:.1f} | {mine['encoder_difference']:.1e} | "
+              f"{mine['greedy_seconds']:.3f} | {mine['greedy_token_errors']:.0%} |")
+
+
+if __name__ == "__main__":
+    main()
