@@ -71,6 +71,7 @@ SYNTH_EXAMPLES = """examples:
 
 def add_synth(subparsers) -> None:
     from avsr.synth import ENGLISH_VOICES, VARIETY_KINDS
+    from avsr.synth.options import SynthOptions
 
     parser = subparsers.add_parser(
         "synth", help="make a synthetic audio-visual speech corpus (real faces, espeak-ng speech)",
@@ -78,23 +79,27 @@ def add_synth(subparsers) -> None:
         "files with 16 kHz speech, JSONL manifests per split and word/phone timings per utterance.",
         epilog=SYNTH_EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("output_dir", metavar="OUT_DIR")
-    parser.add_argument("--num-utterances", type=int, default=200)
-    parser.add_argument("--speakers", type=int, default=6)
-    parser.add_argument("--test-speakers", type=int, default=1, help="speakers held out for test (default 1)")
-    parser.add_argument("--val-speakers", type=int, default=1, help="speakers held out for validation (default 1)")
+    parser.add_argument("--num-utterances", type=int, default=SynthOptions.num_utterances)
+    parser.add_argument("--speakers", type=int, default=SynthOptions.speakers)
+    parser.add_argument("--test-speakers", type=int, default=SynthOptions.test_speakers,
+                        help="speakers held out for test (default %(default)s)")
+    parser.add_argument("--val-speakers", type=int, default=SynthOptions.val_speakers,
+                        help="speakers held out for validation (default %(default)s)")
     parser.add_argument("--faces", default=None, metavar="DIR", help="folder of face photos (default: bundled photos)")
-    parser.add_argument("--voices", nargs="+", default=list(ENGLISH_VOICES), metavar="VOICE",
+    parser.add_argument("--voices", nargs="+", default=list(SynthOptions.voices), metavar="VOICE",
                         help=f"espeak-ng voices to draw from (default: {' '.join(ENGLISH_VOICES)})")
     text = parser.add_mutually_exclusive_group()
     text.add_argument("--grammar", choices=["grid"], default="grid", help="sentence grammar (default grid)")
     text.add_argument("--text-file", default=None, metavar="F", help="sentences, one per line (open vocabulary)")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--frame-size", type=int, default=224, metavar="PX", help="square frame side (default 224)")
-    parser.add_argument("--workers", type=positive_int, default=1)
+    parser.add_argument("--seed", type=int, default=SynthOptions.seed)
+    parser.add_argument("--frame-size", type=int, default=SynthOptions.frame_size, metavar="PX",
+                        help="square frame side (default %(default)s)")
+    parser.add_argument("--workers", type=positive_int, default=SynthOptions.workers)
     parser.add_argument("--no-recording-floor", dest="recording_floor", action="store_false",
                         help="leave the synthesiser's silence as digital zero (by default every speaker gets room "
                         "tone 35-60 dB below the speech)")
-    parser.add_argument("--face-variety", nargs="+", default=list(VARIETY_KINDS), choices=[*VARIETY_KINDS, "none"],
+    parser.add_argument("--face-variety", nargs="+", default=list(SynthOptions.face_variety),
+                        choices=[*VARIETY_KINDS, "none"],
                         metavar="KIND", help="identity variety given to training speakers' faces: "
                         f"{', '.join(VARIETY_KINDS)}, or none (default: all)")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")

@@ -21,49 +21,17 @@ from pathlib import Path
 
 import numpy as np
 
-from avsr.errors import OptionError
 from avsr.data.manifest import write_jsonl
 from avsr.files import write_text_atomic
-from avsr.synth import VARIETY_KINDS
+from avsr.synth.options import SynthOptions  # noqa: F401 (also imported from here)
 from avsr.synth.face_look import FaceLook
 from avsr.synth.face_rig import FaceImageError, FaceRig, build_rig, find_faces, read_photo
 from avsr.synth.text import grid_sentence, read_sentences
-from avsr.synth.tts import ENGLISH_VOICES, VARIANTS, Voice
+from avsr.synth.tts import VARIANTS, Voice
 
 DEFAULT_FACES_DIR = Path(__file__).resolve().parent.parent / "assets" / "faces"
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp"}
 SPLITS = ("train", "val", "test")
-
-
-@dataclass(frozen=True)
-class SynthOptions:
-    """What corpus to make."""
-
-    num_utterances: int = 200
-    speakers: int = 6
-    test_speakers: int = 1  # speakers held out for the test split
-    val_speakers: int = 1  # speakers held out for the validation split
-    faces_dir: str | None = None  # photos to animate (default: the bundled ones)
-    voices: tuple[str, ...] = ENGLISH_VOICES  # espeak-ng base voices to draw from
-    text_file: str | None = None  # one sentence per line; default: the GRID grammar
-    seed: int = 0
-    frame_size: int = 224  # square video frames, pixels
-    recording_floor: bool = True  # room tone 35-60 dB below the speech, per speaker (False: digital silence)
-    face_variety: tuple[str, ...] = VARIETY_KINDS  # identity variety of training speakers (FaceLook.vary); () for none
-    workers: int = 1
-
-    def __post_init__(self) -> None:
-        if self.num_utterances < 1 or self.speakers < 1:
-            raise OptionError("num_utterances and speakers must be >= 1")
-        if self.test_speakers + self.val_speakers >= self.speakers:
-            raise OptionError(f"{self.test_speakers} test + {self.val_speakers} val speakers leave no training "
-                             f"speaker out of {self.speakers}; raise --speakers or lower --test-speakers")
-        unknown = set(self.face_variety) - set(VARIETY_KINDS)
-        if unknown:
-            raise OptionError(f"unknown face variety {', '.join(sorted(unknown))}; "
-                             f"choose from {', '.join(VARIETY_KINDS)}")
-        if self.frame_size < 96:
-            raise OptionError(f"frame_size={self.frame_size} is too small for a face; use >= 96")
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,40 @@
+"""What corpus ``avsr synth`` makes: :class:`SynthOptions`, in a module light enough for the command line to read
+its defaults (no numpy, no espeak-ng)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from avsr.errors import OptionError
+from avsr.synth import ENGLISH_VOICES, VARIETY_KINDS
+
+
+@dataclass(frozen=True)
+class SynthOptions:
+    """What corpus to make."""
+
+    num_utterances: int = 200
+    speakers: int = 6
+    test_speakers: int = 1  # speakers held out for the test split
+    val_speakers: int = 1  # speakers held out for the validation split
+    faces_dir: str | None = None  # photos to animate (default: the bundled ones)
+    voices: tuple[str, ...] = ENGLISH_VOICES  # espeak-ng base voices to draw from
+    text_file: str | None = None  # one sentence per line; default: the GRID grammar
+    seed: int = 0
+    frame_size: int = 224  # square video frames, pixels
+    recording_floor: bool = True  # room tone 35-60 dB below the speech, per speaker (False: digital silence)
+    face_variety: tuple[str, ...] = VARIETY_KINDS  # identity variety of training speakers (FaceLook.vary); () for none
+    workers: int = 1
+
+    def __post_init__(self) -> None:
+        if self.num_utterances < 1 or self.speakers < 1:
+            raise OptionError("num_utterances and speakers must be >= 1")
+        if self.test_speakers + self.val_speakers >= self.speakers:
+            raise OptionError(f"{self.test_speakers} test + {self.val_speakers} val speakers leave no training "
+                             f"speaker out of {self.speakers}; raise --speakers or lower --test-speakers")
+        unknown = set(self.face_variety) - set(VARIETY_KINDS)
+        if unknown:
+            raise OptionError(f"unknown face variety {', '.join(sorted(unknown))}; "
+                             f"choose from {', '.join(VARIETY_KINDS)}")
+        if self.frame_size < 96:
+            raise OptionError(f"frame_size={self.frame_size} is too small for a face; use >= 96")
