@@ -4,7 +4,7 @@
     python -m bench.import_speed --peer AUTO_AVSR_CHECKOUT --peer-python PEER_VENV/bin/python
         [--modalities video audio] [--seconds 10] [--threads 2] [--repeats 3] [--max-tokens 35]
 
-Per modality (video: the VSR model, audio: the ASR model), :mod:`bench.peer_joint_decode` runs in the
+Per modality (video: the VSR model, audio: the ASR model), ``python -m bench.peer joint-decode`` runs in the
 reference's own interpreter (``--peer-python``, with the ``--peer`` checkout on its path): it makes a
 full-size random model with the reference's code (``E2E(5049, modality)``, 250 M / 243 M parameters,
 output layers sharpened), a ``--seconds`` noise clip, runs the reference's encoder once and its
@@ -56,8 +56,8 @@ def arguments() -> argparse.Namespace:
 
 
 def run_peer(args: argparse.Namespace, modality: str, folder: Path) -> dict:
-    """The reference's side (see :mod:`bench.peer_joint_decode`); its JSON line."""
-    command = [args.peer_python, "-m", "bench.peer_joint_decode", "--modality", modality, "--folder", str(folder),
+    """The reference's side (``bench.peer joint-decode``); its JSON line."""
+    command = [args.peer_python, "-m", "bench.peer", "joint-decode", "--modality", modality, "--folder", str(folder),
                "--seconds", str(args.seconds), "--threads", str(args.threads), "--repeats", str(args.repeats),
                "--max-tokens", str(args.max_tokens)]
     done = subprocess.run(command, capture_output=True, text=True, cwd=ROOT,

@@ -16,7 +16,7 @@ clock over a batch of ``--files`` copies, median of ``--repeats`` runs, worker s
 of the peer's row. ``--only``: the settings to run, by their 1-based row number (the first is the
 baseline and is always run).
 
-``--peer``: auto_avsr's MediaPipe preparation, unmodified, timed by :mod:`bench.peer_lip_roi` in its
+``--peer``: auto_avsr's MediaPipe preparation, unmodified, timed by ``python -m bench.peer lip-roi`` in its
 own interpreter (``--peer-python``, a scratch environment with the peer's ``mediapipe==0.10.14``)
 on the same files, alternating with the settings within each round. Its time is in-process (decode
 + detection + crop; interpreter start-up and imports excluded), one process: compare it with the
@@ -88,9 +88,9 @@ def input_frames(path: Path) -> int:
 
 
 def run_peer(paths: list[Path], peer: Path, python: str) -> dict:
-    """One timed pass of the peer's preparation over ``paths`` (see :mod:`bench.peer_lip_roi`), in the
+    """One timed pass of the peer's preparation over ``paths`` (``bench.peer lip-roi``), in the
     interpreter ``python`` with the peer's folder on its path."""
-    done = subprocess.run([python, "-m", "bench.peer_lip_roi", *map(str, paths)], capture_output=True, text=True,
+    done = subprocess.run([python, "-m", "bench.peer", "lip-roi", *map(str, paths)], capture_output=True, text=True,
                           cwd=ROOT, env=os.environ | {"PYTHONPATH": str(peer)})
     if done.returncode:
         raise RuntimeError(f"the peer's preparation failed: {done.stderr.strip().splitlines()[-1:]}")

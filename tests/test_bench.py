@@ -25,6 +25,40 @@ def test_each_bench_imports_and_its_docstring_shows_how_to_run_it(name):
     assert "sys.path" not in source and "python bench/" not in source
 
 
+def test_the_shelf_holds_at_most_14_scripts():
+    assert len(SCRIPTS) <= 14, f"{len(SCRIPTS)} scripts in bench/: merge one into the bench it belongs with"
+
+
+def test_the_peer_jobs_import_nothing_of_the_project_so_they_run_in_the_peers_environment():
+    probe = "import sys, bench.peer; print(sorted({m.split('.')[0] for m in sys.modules} & {'avsr', 'torch', 'cv2'}))"
+    result = subprocess.run([sys.executable, "-c", probe], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.strip() == "[]"
+
+
+@pytest.mark.parametrize(("name", "argv", "field", "value"), [
+    ("av_sync", ["m.jsonl"], "clips", 40),
+    ("av_sync", ["m.jsonl", "--mouth-signals"], "clips", 20),
+    ("train_throughput", ["--config", "c.yaml"], "steps", 30),
+    ("train_throughput", ["--compare", "fusions"], "steps", 12),
+    ("train_throughput", ["--compare", "video-frontend"], "repeats", 5),
+])
+def test_a_merged_bench_keeps_each_modes_own_defaults(monkeypatch, name, argv, field, value):
+    monkeypatch.setattr(sys, "argv", [name, *argv])
+    assert getattr(importlib.import_module(f"bench.{name}").arguments(), field) == value
+
+
+@pytest.mark.parametrize("argv", [[], ["--compare", "fusions", "--config", "c.yaml"],
+                                  ["--compare", "video-frontend", "--", "--trainer.precision", "bf16-mixed"]])
+def test_train_throughput_refuses_a_config_with_compare_and_needs_one_without(monkeypatch, argv):
+    from bench.train_throughput import arguments
+
+    monkeypatch.setattr(sys, "argv", ["train_throughput", *argv])
+    with pytest.raises(SystemExit) as exit_:
+        arguments()
+    assert exit_.value.code == 2
+
+
 def test_a_bench_runs_as_a_module_from_the_repository_root():
     result = subprocess.run([sys.executable, "-m", "bench.cli_startup", "--help"], cwd=ROOT,
                             capture_output=True, text=True, timeout=120)
