@@ -19,6 +19,11 @@ from tests.conftest import CARPHONE, SPEECH, read_wav
 
 
 @pytest.mark.slow
+def ours(folder) -> list:
+    """The files in a temporary folder but ONNX Runtime's ``.ses`` (it writes one on import, for the voice activity)."""
+    return [path for path in folder.iterdir() if path.name != ".ses"]
+
+
 def test_a_long_input_reads_its_crops_from_disk_with_the_same_result(corpus, model, tmp_path, monkeypatch):
     """Crops beyond ``crop_memory_mb`` and audio beyond ``audio_memory_mb`` wait in temporary files
     and are read a window at a time: the transcript is the same as with everything in memory (and
@@ -43,7 +48,7 @@ def test_a_long_input_reads_its_crops_from_disk_with_the_same_result(corpus, mod
     late = [write_offset_copy(c["video"], tmp_path / f"late{i}.mp4", 5) for i, c in enumerate(corpus[4:8])]
     spooled, in_memory = prepare_input(joined, crop_memory_mb=0, audio_memory_mb=0), prepare_input(joined)
     assert isinstance(spooled.roi, FrameSpool) and isinstance(spooled.audio, FrameSpool)
-    assert len(list(spool_dir.iterdir())) == 2
+    assert len(ours(spool_dir)) == 2
     assert np.array_equal(spooled.roi[:], in_memory.roi) and np.array_equal(spooled.audio[:], in_memory.audio)
     np.testing.assert_array_equal(spooled.mouth_signal, in_memory.mouth_signal)
     spooled.close()
@@ -53,7 +58,8 @@ def test_a_long_input_reads_its_crops_from_disk_with_the_same_result(corpus, mod
         memory = avsr.transcribe(model, clip, replace(windows, crop_memory_mb=None))
         disk = avsr.transcribe(model, clip, replace(windows, crop_memory_mb=0, audio_memory_mb=0,
                                                     read_while_cutting=True))
-        assert disk.text == memory.text and disk.audio_weight == memory.audio_weight
+        assert disk.text == memory.text
+        np.testing.assert_array_equal(disk.audio_weight, memory.audio_weight)  # NaN (not read) in both alike
         assert disk.av_sync_shift_ms == memory.av_sync_shift_ms
         shifts.append(memory.av_sync_shift_ms)
     assert any(shifts[1:]), "an offset copy must exercise the shifted read"
@@ -61,7 +67,7 @@ def test_a_long_input_reads_its_crops_from_disk_with_the_same_result(corpus, mod
                                options=TranscribeOptions(crop_memory_mb=0, audio_memory_mb=0), workers=2,
                                progress=False)
     assert [r.status for r in summary] == ["done", "done"]
-    assert list(spool_dir.iterdir()) == [], "a temporary crop file was left behind"
+    assert ours(spool_dir) == [], "a temporary crop file was left behind"
 
 
 def test_prepare_keeps_its_media_warnings_and_passes_other_warnings_on(monkeypatch):

@@ -62,7 +62,7 @@ def test_windows_read_while_cutting_are_those_recognition_runs_and_give_its_tran
     np.testing.assert_array_equal(streamed.audio, plain.audio)
     ours, theirs = transcriber.recognise(streamed), transcriber.recognise(plain)
     assert ours.text == theirs.text and ours.text
-    assert ours.audio_weight == theirs.audio_weight
+    np.testing.assert_array_equal(ours.audio_weight, theirs.audio_weight)  # NaN (not read) in both alike
 
 
 def test_a_batch_reads_while_cutting_when_asked_and_writes_the_same(model, joined, tmp_path, monkeypatch):
