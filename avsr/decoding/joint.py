@@ -107,9 +107,9 @@ class CtcPrefixScorer:
         self.log_probs_by_token = log_probs.t().contiguous()  # (V, T)
         self.blank, self.eos = blank, eos
         self.frames = log_probs.shape[0]
-        self.ends_token = torch.full((1, self.frames), LOG_ZERO, dtype=log_probs.dtype)
         self.ends_blank = torch.cumsum(self.log_probs_by_token[blank], 0)[None]  # (1, T)
-        self.prefix = torch.zeros(1, dtype=log_probs.dtype)
+        self.ends_token = torch.full_like(self.ends_blank, LOG_ZERO)
+        self.prefix = self.ends_blank.new_zeros(1)
         self.emitted = 0  # tokens in every running prefix (the search extends them in step)
         self.last_tokens = None
         self.psi = None
@@ -120,7 +120,7 @@ class CtcPrefixScorer:
         minus the hypothesis's own prefix score."""
         n, vocab = len(last_tokens), self.log_probs_by_token.shape[0]
         if candidates is None:
-            candidates = torch.arange(vocab).expand(n, vocab)
+            candidates = torch.arange(vocab, device=last_tokens.device).expand(n, vocab)
         start = max(self.emitted, 1)
         total = torch.logsumexp(torch.stack([self.ends_token, self.ends_blank]), 0)  # (N, T)
         before = total[:, None, :].expand(-1, candidates.shape[1], -1)  # (N, S, T)
@@ -130,7 +130,7 @@ class CtcPrefixScorer:
         terms = before[..., start - 1:-1] + emit[..., start:]  # the token first emitted at frame t >= start
         if self.emitted == 0:
             terms = torch.cat([terms, emit[..., :1]], dim=-1)  # ... or at frame 0
-        psi = torch.full((n, vocab), LOG_ZERO, dtype=total.dtype)
+        psi = total.new_full((n, vocab), LOG_ZERO)
         psi.scatter_(1, candidates, torch.logsumexp(terms, -1))
         psi[:, self.eos] = total[:, -1]
         psi[:, self.blank] = LOG_ZERO
@@ -204,8 +204,8 @@ def joint_beam_search(decoder: TransformerDecoder, memory: torch.Tensor, ctc_log
         return []
     with torch.inference_mode():
         scorers = _Scorers(decoder, memory, ctc_log_probs, blank, eos, options)
-        zero = torch.zeros(1, dtype=ctc_log_probs.dtype)
-        beam = _Beam(torch.full((1, 1), sos, dtype=torch.long), zero, zero, zero)
+        zero = ctc_log_probs.new_zeros(1)
+        beam = _Beam(torch.full((1, 1), sos, dtype=torch.long, device=ctc_log_probs.device), zero, zero, zero)
         ended: list[tuple[JointHypothesis, int]] = []  # with the reference's length: <sos> + tokens + <eos>
         steps = frames if options.max_tokens is None else min(options.max_tokens, frames)
         for step in range(steps):
