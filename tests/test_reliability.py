@@ -398,3 +398,54 @@ def test_ctrl_c_says_how_to_resume_and_killed_runs_leave_no_workers(clips, tmp_p
     process.kill()
     process.wait()
     wait_for(lambda: not processes_with(marker), 30, "the workers to end with the killed CLI", interval_s=0.5)
+
+
+# Issue 37, items 3-7: valid files are not called broken, faults leave a clean state, bad bundles are named
+# for what they are, messages name the file or option and the fix, and the file system's limits.
+
+def uneven_copies(clip: dict, folder: Path) -> dict[str, Path]:
+    """``clip`` written again with 3 s more audio than video (long_audio.mp4), 3 s more video than audio
+    (short_audio.mp4), and as an .mkv whose audio track holds no packet (silent_track.mkv)."""
+    import av
+
+    from avsr.io.media import load_media
+    from avsr.io.writer import write_video
+
+    folder.mkdir(parents=True, exist_ok=True)
+    media = load_media(clip["video"])
+    video, audio = media.video, media.audio
+    write_video(folder / "long_audio.mp4", video, 25, np.concatenate([audio, np.zeros(3 * 16_000, np.float32)]))
+    write_video(folder / "short_audio.mp4", np.concatenate([video, np.repeat(video[-1:], 75, 0)]), 25, audio)
+    with av.open(str(folder / "silent_track.mkv"), "w") as out:
+        stream = out.add_stream("libx264", rate=25)
+        stream.height, stream.width, stream.pix_fmt = *video.shape[1:3], "yuv420p"
+        track = out.add_stream("aac", rate=16_000)
+        track.layout = "mono"  # an audio track to which no packet is ever written
+        for index, rgb in enumerate(video):
+            frame = av.VideoFrame.from_ndarray(rgb, format="rgb24")
+            frame.pts = index
+            out.mux(stream.encode(frame))
+        out.mux(stream.encode(None))
+    return {path.name: path for path in folder.iterdir()}
+
+
+@pytest.mark.slow
+def test_audio_and_video_of_different_lengths_are_read_where_both_are(clips, tmp_path):
+    files = uneven_copies(clips[0], tmp_path / "in")
+    before = digest(tmp_path / "in")
+    result = run("transcribe", tmp_path / "in", "-o", tmp_path / "t", "--quiet")
+    assert result.returncode == 0, result.stderr[-2000:]
+    notes = [line for line in result.stderr.splitlines() if line.startswith("warning:")]
+    for name, (audio_s, video_s) in {"long_audio": (5.08, 2.08), "short_audio": (2.08, 5.08)}.items():
+        transcript = json.loads((tmp_path / "t" / f"{name}.json").read_text())
+        assert transcript["text"] == clips[0]["text"] and transcript["mode"] == "av"
+        assert transcript["duration_s"] == pytest.approx(2.08, abs=0.05)  # the overlap
+        said = f"its audio ({audio_s:.2f} s) and video ({video_s:.2f} s) differ in length"
+        assert any(name in line and said in line for line in notes), notes
+        assert transcript["warnings"] == [f"{said}; transcribing the 2.08 s they share"]
+    silent = json.loads((tmp_path / "t" / "silent_track.json").read_text())  # no audio, not "corrupt"
+    assert silent["mode"] == "video" and silent["text"] == clips[0]["text"], silent
+    roi = run("lip-roi", tmp_path / "in", "-o", tmp_path / "r", "--quiet")  # reads no audio: refuses none for it
+    assert roi.returncode == 0 and roi.stdout.startswith("3 done"), roi.stdout + roi.stderr
+    assert {len(np.load(p)["roi"]) for p in (tmp_path / "r").glob("*.npz")} == {52, 127}
+    assert digest(tmp_path / "in") == before and leftovers(tmp_path) == [] and sorted(files) == sorted(before)

@@ -23,12 +23,14 @@ from avsr.inference.chunks import Window
 from avsr.inference.stream import EarlyForward, WindowReader
 from avsr.inference.sync import mouth_opening, mouth_signal
 from avsr.io.lip_roi import LipRoiOptions, extract_lip_roi, header_frames
-from avsr.io.media import MediaError, MediaWarning, MissingStreamWarning, load_media, probe_video, read_audio_into
+from avsr.io.media import (MediaError, MediaWarning, MissingStreamWarning, load_media, probe_video, read_audio_into,
+                           stream_ends)
 from avsr.io.spool import FrameSpool
 from avsr.parallel import Cancelled
 from avsr.preprocessing import FRAME_S, ROI_SIZE, ROI_STYLES, SAMPLES_PER_FRAME, TRANSCRIBE_DETECT_EVERY, VIDEO_FPS
 
 MIN_FRAMES = 5  # 0.2 s: a clip shorter than this holds no word (a 1-frame clip once "transcribed" as "n")
+LENGTHS_DIFFER_S = 1.0  # audio and video lengths further apart than this are said (a warning)
 
 
 @dataclass
@@ -93,6 +95,7 @@ def prepare_input(path: str | Path, detect_every: int = TRANSCRIBE_DETECT_EVERY,
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always", MediaWarning)
             probe = probe_video(path)
+            lengths, shared_s = (None, None) if probe is None else _shared_length(path)
             hint = None if probe is None else header_frames(probe)  # 0: the header gives no duration
             # A video's audio is read first, as long as its header says and a second more: the pauses come
             # from it (EarlyForward). Without a duration, it is read after the video, at the video's length.
@@ -101,9 +104,12 @@ def prepare_input(path: str | Path, detect_every: int = TRANSCRIBE_DETECT_EVERY,
             if probe is not None:
                 video = _cut_video(path, audio, hint, LipRoiOptions(detect_every=detect_every, roi_style=roi_style),
                                    crop_memory_mb, cancel, landmarkers, reader)
+                if shared_s is not None:  # the audio ends well before the video: the part with both is read
+                    video = _cut_to(video, max(round(shared_s * VIDEO_FPS), 1))
                 audio = _audio_of_length(path, audio, len(video.found) * SAMPLES_PER_FRAME, audio_memory_mb,
                                          read_ahead=hint != 0)
-        notes = list(dict.fromkeys(str(w.message) for w in caught if issubclass(w.category, MediaWarning)))
+        notes = list(dict.fromkeys([str(w.message) for w in caught if issubclass(w.category, MediaWarning)]
+                                   + ([lengths] if lengths else [])))
         for other in caught:  # recording catches every thread's warnings (batch prefetch): the rest go on, but
             # a missing track, which the mode chosen for the file says (avsr.inference.transcribe.choose_mode)
             if not issubclass(other.category, (MediaWarning, MissingStreamWarning)):
@@ -139,6 +145,32 @@ def _read_audio(path: Path, samples: int | None, memory_mb: float | None) -> np.
         _close_spool(audio)
         return None
     return audio
+
+
+def _shared_length(path: Path) -> tuple[str | None, float | None]:
+    """Where the header's audio and video differ by more than LENGTHS_DIFFER_S (common from editors and
+    screen recorders): a note with both durations, and the seconds they share where the audio is the shorter
+    (the video is cut there; an audio track longer than the video is cut to it anyway). Else (None, None).
+    The note is returned, not warned: a batch's threads would catch each other's warnings."""
+    video_s, audio_s = stream_ends(path)
+    if video_s is None or audio_s is None or abs(video_s - audio_s) <= LENGTHS_DIFFER_S:
+        return None, None
+    note = (f"its audio ({audio_s:.2f} s) and video ({video_s:.2f} s) differ in length; transcribing the "
+            f"{min(audio_s, video_s):.2f} s they share")
+    return note, audio_s if audio_s < video_s else None
+
+
+def _cut_to(video: _Video, frames: int) -> _Video:
+    """``video``'s first ``frames`` frames (the model's early outputs, read over all of them, are dropped)."""
+    if frames >= len(video.found):
+        return video
+    if isinstance(video.crops, FrameSpool):
+        video.crops.truncate(frames)
+        crops = video.crops
+    else:
+        crops = video.crops[:frames]
+    cut = [None if a is None else a[:frames] for a in (video.transforms, video.opening)]
+    return _Video(crops, video.found[:frames], *cut)
 
 
 def _cut_video(path: Path, audio, frames_hint: int, options: LipRoiOptions, crop_memory_mb: float | None,

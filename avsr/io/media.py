@@ -207,12 +207,47 @@ def _decode(path, video: bool, audio: bool, fps: float, sample_rate: int) -> Ite
                 path, Reason.CORRUPT, f"decoding failed ({error.__class__.__name__}: {error.strerror or error}); "
                 "the file is corrupt or truncated: re-encode or re-download it"
             ) from None
+        if audio_stream is not None and decoded["audio"] == 0 and not _has_packets(path, audio_stream.index):
+            if video_stream is None:  # an audio track that holds nothing is no audio track, not a corrupt one
+                raise MediaError(path, Reason.NO_AUDIO, "its audio track holds no sound (no packets); pass a file with "
+                                 "audio")
+            warnings.warn(MissingStreamWarning(f"{path}: its audio track holds no sound; audio is None"), stacklevel=3)
+            audio_stream = None
         for kind, stream in (("video", video_stream), ("audio", audio_stream)):
             if stream is not None and decoded[kind] == 0:
                 raise MediaError(path, Reason.CORRUPT, f"no {kind} frame could be decoded (corrupt or truncated); "
                                  "re-encode it")
-        stated = container.duration / av.time_base if container.duration else None
-        _check_length(path, max(produced["video"] / fps, produced["audio"] / sample_rate), stated)
+        read = [s for s in (video_stream, audio_stream) if s is not None]
+        _check_length(path, max(produced["video"] / fps, produced["audio"] / sample_rate),
+                      _stated_end(container, read, origin_s))
+
+
+def _has_packets(path, index: int) -> bool:
+    """Whether stream ``index`` of ``path`` holds a packet with data (demuxed only, not decoded)."""
+    with av.open(str(path)) as container:
+        return any(packet.size for packet in container.demux(container.streams[index]))
+
+
+def _stated_end(container, read: list, origin_s: float) -> float | None:
+    """Where the header says the streams ``read`` end: the latest of their own stated ends. Without one,
+    the container's duration, if no other audio or video stream could make it longer (an audio track
+    longer than the video is common, and no sign that the video is truncated); else None."""
+    ends = [_stream_end_s(stream, origin_s) for stream in read]
+    if ends and all(end is not None for end in ends):
+        return max(ends)
+    others = [s for s in (*container.streams.video, *container.streams.audio) if s not in read]
+    if container.duration and not others:
+        return container.duration / av.time_base
+    return None
+
+
+def stream_ends(path: str | os.PathLike) -> tuple[float | None, float | None]:
+    """``(video_end_s, audio_end_s)``: where the header says a file's first video and first audio stream
+    end (None: no such stream, or the header does not say)."""
+    with open_media(path) as container:
+        origin_s = (container.start_time or 0) / av.time_base
+        return tuple(_stream_end_s(streams[0], origin_s) if streams else None
+                     for streams in (container.streams.video, container.streams.audio))
 
 
 def _check_length(path, ended: float, stated: float | None) -> None:
@@ -354,7 +389,7 @@ def load_media(
         if chunk.audio is not None:
             audios.append(chunk.audio)
     has_video = video and bool(videos)
-    has_audio = audio and bool(audios)
+    has_audio = audio and sum(map(len, audios)) > 0
     return Media(
         path=str(path),
         video=np.concatenate(videos) if has_video else None,
