@@ -1,5 +1,5 @@
-"""On-the-fly augmentation of one utterance: noise, modality dropout, crop, flip, time masking, and an
-audio-video offset.
+"""On-the-fly augmentation of one utterance: noise, modality dropout, crop, flip, time masking, an
+audio-video offset, and lead-ins and trails of room tone.
 
 Every random choice comes from a generator seeded by (seed, epoch, index), so a run is repeatable.
 """
@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from avsr.errors import OptionError
-from avsr.data.noise import NoiseFolder, babble, mix_at_snr, white_noise
+from avsr.data.noise import NoiseFolder, babble, mix_at_snr, room_tone, white_noise
 from avsr.preprocessing import Preprocessing
 
 
@@ -37,6 +37,14 @@ class AugmentOptions:
     max_pad_frames: int = 12  # model cannot read the timing of words off the clip's ends
     offset_prob: float = 0.0  # share of utterances whose video is shifted against the audio
     max_offset_frames: int = 5  # by up to this many 25 fps frames either way (5 = 200 ms), drawn uniformly
+    # Lead-ins and trails, as a recording starts and ends in a quiet room (avsr evaluate --lead-in-s,
+    # --trail-s, --room-tone-dbfs): the share of utterances lengthened by 0..max_lead_in_frames before
+    # and 0..max_trail_frames after (each drawn uniformly), the first (last) crop held over them and
+    # the sound pink room tone at a level drawn uniformly from room_tone_dbfs_range (RMS, dB full scale).
+    lead_in_prob: float = 0.0
+    max_lead_in_frames: int = 75  # 3 s
+    max_trail_frames: int = 50  # 2 s
+    room_tone_dbfs_range: tuple[float, float] = (-70.0, -45.0)
 
     def __post_init__(self) -> None:
         unknown = set(self.noise_types) - {"white", "babble", "folder"}
@@ -49,11 +57,34 @@ class AugmentOptions:
         if self.max_face_gaps < 1 or self.max_face_gap_frames < 1:
             raise OptionError(f"max_face_gaps={self.max_face_gaps} and max_face_gap_frames={self.max_face_gap_frames} "
                              "must be 1 or more")
+        if not 0 <= self.lead_in_prob <= 1:
+            raise OptionError(f"lead_in_prob={self.lead_in_prob} must be from 0 to 1")
+        if self.max_lead_in_frames < 0 or self.max_trail_frames < 0:
+            raise OptionError(f"max_lead_in_frames={self.max_lead_in_frames} and max_trail_frames="
+                              f"{self.max_trail_frames} must be 0 or more")
+        low, high = self.room_tone_dbfs_range
+        if not -100.0 <= low <= high <= 0.0:
+            raise OptionError(f"room_tone_dbfs_range=({low:g}, {high:g}): use two levels from -100 to 0 dBFS, the lower "
+                              "first")
 
     @classmethod
     def evaluation(cls) -> "AugmentOptions":
         return cls(noise_prob=0.0, drop_audio_prob=0.0, drop_video_prob=0.0, blank_span_prob=0.0, face_gap_prob=0.0,
-                   random_crop=False, flip_prob=0.0, time_mask_prob=0.0, pad_prob=0.0)
+                   random_crop=False, flip_prob=0.0, time_mask_prob=0.0, pad_prob=0.0, lead_in_prob=0.0)
+
+
+def with_room_tone(video: np.ndarray, face_found: np.ndarray, audio: np.ndarray, lead_in: int, trail: int,
+                   dbfs: float, rng: np.random.Generator, samples_per_frame: int
+                   ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The utterance with ``lead_in`` frames before it and ``trail`` after: the first (last) crop
+    and its ``face_found`` held, the sound :func:`~avsr.data.noise.room_tone` at ``dbfs``, as
+    ``avsr evaluate --lead-in-s --trail-s --room-tone-dbfs`` lengthens a test clip."""
+    audio = audio[: len(video) * samples_per_frame]
+    frames = ((lead_in, trail),)
+    before = room_tone(lead_in * samples_per_frame, dbfs, rng)
+    after = room_tone(trail * samples_per_frame, dbfs, rng)
+    return (np.pad(video, frames + ((0, 0), (0, 0)), mode="edge"), np.pad(face_found, frames, mode="edge"),
+            np.concatenate([before, audio, after]).astype(audio.dtype))
 
 
 def shift_video(video: np.ndarray, face_found: np.ndarray, frames: int) -> tuple[np.ndarray, np.ndarray]:
@@ -113,6 +144,10 @@ class Augmenter:
             video = video[:, :, ::-1]
         if o.pad_prob and rng.random() < o.pad_prob:  # no draw when off: the same stream as before
             video, face_found, audio = self._pad(video, face_found, audio, rng)
+        if o.lead_in_prob and rng.random() < o.lead_in_prob:  # likewise
+            lead_in, trail = int(rng.integers(0, o.max_lead_in_frames + 1)), int(rng.integers(0, o.max_trail_frames + 1))
+            video, face_found, audio = with_room_tone(video, face_found, audio, lead_in, trail,
+                                                      rng.uniform(*o.room_tone_dbfs_range), rng, self.spec.samples_per_frame)
         offset = 0
         if o.offset_prob and rng.random() < o.offset_prob:  # likewise
             offset = int(rng.integers(-o.max_offset_frames, o.max_offset_frames + 1))

@@ -67,6 +67,14 @@ def coloured_noise(length: int, exponent: float, rng: np.random.Generator) -> np
     return (noise / max(float(np.sqrt(np.mean(noise**2))), 1e-12)).astype(np.float32)
 
 
+def room_tone(length: int, dbfs: float, rng: np.random.Generator) -> np.ndarray:
+    """``(length,)`` float32 pink noise at ``dbfs`` RMS (dB full scale): the quiet of a room with
+    no one speaking (``-inf``: digital silence)."""
+    if dbfs == -np.inf:
+        return np.zeros(length, np.float32)
+    return (coloured_noise(length, 1.0, rng) * 10 ** (dbfs / 20)).astype(np.float32)
+
+
 def babble_talkers(index: int, speakers: list[str], count: int, rng: np.random.Generator) -> list[int]:
     """Up to ``count`` utterances (indices) to sum into babble behind utterance ``index``, all by
     speakers other than its own: background talkers are other people. Training and evaluation draw

@@ -7,11 +7,9 @@ Items are the evaluation's utterance dicts (:func:`~avsr.evaluation.sweep.load_i
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 
-from avsr.data.noise import coloured_noise
+from avsr.data.noise import room_tone as pink_room_tone
 from avsr.evaluation.options import Perturbation
 from avsr.io.writer import quietest_stretch
 from avsr.preprocessing import SAMPLES_PER_FRAME
@@ -58,9 +56,7 @@ def room_tone(audio: np.ndarray, frames: int, dbfs: float | None, rng: np.random
     samples = frames * SAMPLES_PER_FRAME
     if dbfs is None:
         return quietest_stretch(audio, frames).astype(audio.dtype)
-    if dbfs == -math.inf:
-        return np.zeros(samples, audio.dtype)
-    return (coloured_noise(samples, 1.0, rng) * 10 ** (dbfs / 20)).astype(audio.dtype)  # unit RMS, scaled
+    return pink_room_tone(samples, dbfs, rng).astype(audio.dtype)  # -inf: zeros
 
 
 def lengthened(item: dict, lead_in: int, trail: int, dbfs: float | None, rng: np.random.Generator) -> dict:
