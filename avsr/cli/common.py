@@ -4,10 +4,12 @@ counts, the device check and a batch's report."""
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 from typing import TYPE_CHECKING
 
 from avsr.errors import OptionError
+from avsr.io.roi_options import LipRoiOptions
 from avsr.parallel import usable_cores
 
 if TYPE_CHECKING:
@@ -38,36 +40,69 @@ class OneLineParser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message}; see {self.prog} --help\n")
 
 
-def _whole_number(text: str, minimum: int) -> int:
-    """A whole number >= ``minimum``, or an argparse error saying what is wrong."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-    if value < minimum:
-        raise argparse.ArgumentTypeError(f"{value} must be {minimum} or more")
-    return value
+class Number:
+    """An argparse type for a number option: a finite number (a whole one for ``int``) from ``minimum`` to
+    ``maximum`` (past ``minimum`` only, with ``above``), or one of the ``words`` (text -> its value). Anything
+    else, ``nan``, ``inf`` and ``1e300`` included, is refused up front as ``argument --option: <value>: use <the
+    range>``: every numeric option of every command says its valid range (tests/test_reliability_options.py walks
+    the parsers)."""
+
+    def __init__(self, kind: type, minimum: float, maximum: float, words: dict[str, object] | None = None, *,
+                 above: bool = False, unit: str = "") -> None:
+        self.kind, self.minimum, self.maximum, self.above = kind, minimum, maximum, above
+        self.words, self.unit = dict(words or {}), unit
+        self.__name__ = "number"  # argparse names the type in some of its messages
+
+    def describe(self) -> str:
+        """The valid values in words: ``a whole number from 1 to 100``."""
+        what = "a whole number" if self.kind is int else "a number"
+        low, high = (f"{int(x)}" if self.kind is int and math.isfinite(x) else f"{x:g}"
+                     for x in (self.minimum, self.maximum))
+        text = f"{what} {'above' if self.above else 'from'} {low} {'and below' if self.above else 'to'} {high}{self.unit}"
+        return text + "".join(f", or {word}" for word in self.words)
+
+    def __call__(self, text: str):
+        if text in self.words:
+            return self.words[text]
+        try:
+            value = self.kind(text)
+        except (ValueError, OverflowError):
+            raise argparse.ArgumentTypeError(f"{text!r}: use {self.describe()}") from None
+        if self.kind is float and not math.isfinite(value):
+            raise argparse.ArgumentTypeError(f"{text}: use {self.describe()}")
+        low_ok = value > self.minimum if self.above else value >= self.minimum
+        high_ok = value < self.maximum if self.above else value <= self.maximum
+        if not (low_ok and high_ok):
+            raise argparse.ArgumentTypeError(f"{text}: out of range; use {self.describe()}")
+        return value
+
+
+MAX_WORKERS = 256  # worker processes: more than any machine's cores, fewer than would exhaust its memory
+MAX_SEED = 2**32 - 1  # numpy's and torch's seeds are unsigned 32-bit numbers
+
+WORKERS = Number(int, 1, MAX_WORKERS)
+SEED = Number(int, 0, MAX_SEED)
+# A stride longer than the gap the face track bridges would call every frame between detections faceless.
+DETECT_EVERY_K = Number(int, 1, LipRoiOptions.max_gap_frames + 1)
 
 
 def positive_int(text: str) -> int:
-    """An argparse type: a whole number >= 1."""
-    return _whole_number(text, 1)
+    """An argparse type: a whole number >= 1 (no upper bound: an option of it fails
+    tests/test_reliability_options.py; use a :class:`Number` with its range)."""
+    return Number(int, 1, math.inf)(text)
 
 
 def non_negative_int(text: str) -> int:
-    """An argparse type: a whole number >= 0."""
-    return _whole_number(text, 0)
+    """An argparse type: a whole number >= 0 (no upper bound; see :func:`positive_int`)."""
+    return Number(int, 0, math.inf)(text)
 
 
 def probability(text: str) -> float:
     """An argparse type: a number strictly between 0 and 1."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-    if not 0.0 < value < 1.0:
-        raise argparse.ArgumentTypeError(f"{text} must lie between 0 and 1")
-    return value
+    return PROBABILITY(text)
+
+
+PROBABILITY = Number(float, 0.0, 1.0, above=True)
 
 
 def check_device(device: str) -> str:

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import argparse
 
-from avsr.cli.common import WORKERS_HELP, default_workers, positive_int, report, usage_error
+from avsr.cli.common import (DETECT_EVERY_K, SEED, WORKERS, WORKERS_HELP, Number, default_workers, report,
+                              usage_error)
+from avsr.errors import OptionError
 from avsr.io.roi_options import LipRoiOptions
 from avsr.preprocessing import DETECT_EVERY, DETECT_MAX_SIDE, ROI_STYLES
 
@@ -26,16 +28,17 @@ def add_lip_roi(subparsers) -> None:
         epilog=LIP_ROI_EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("inputs", nargs="+", metavar="VIDEO", help="files, folders (recursive), globs or @list.txt")
     parser.add_argument("-o", "--output-dir", required=True, help="folder for the .npz (and .png) outputs")
-    parser.add_argument("--detect-every", type=positive_int, default=DETECT_EVERY, metavar="K",
+    parser.add_argument("--detect-every", type=DETECT_EVERY_K, default=DETECT_EVERY, metavar="K",
                         help=DETECT_EVERY_HELP)
-    parser.add_argument("--detect-max-side", type=int, default=DETECT_MAX_SIDE, metavar="PX",
+    parser.add_argument("--detect-max-side", type=Number(int, 64, 8192, {"0": 0}), default=DETECT_MAX_SIDE,
+                        metavar="PX",
                         help=f"downscale frames to this longer side for face detection; crops are cut from the full "
                         f"frame (default {DETECT_MAX_SIDE}; 0: full size)")
     parser.add_argument("--roi-style", choices=ROI_STYLES, default=LipRoiOptions.roi_style,
                         help=f"where the crop sits and how large: {ROI_STYLES[0]} (the mouth centred, its width a "
                         "fixed share of the crop) or auto-avsr (auto_avsr's mean-face alignment, for its models) "
                         f"(default {LipRoiOptions.roi_style})")
-    parser.add_argument("--workers", type=positive_int, default=None, help=WORKERS_HELP)
+    parser.add_argument("--workers", type=WORKERS, default=None, help=WORKERS_HELP)
     parser.add_argument("--preview", action="store_true", help="also write <stem>.png, a contact sheet of the crops")
     parser.add_argument("--overwrite", action="store_true", help="recompute even when the cached output is current")
     parser.add_argument("--landmarker-model", default=None, metavar="TASK",
@@ -71,7 +74,7 @@ SYNTH_EXAMPLES = """examples:
 
 def add_synth(subparsers) -> None:
     from avsr.synth import ENGLISH_VOICES, VARIETY_KINDS
-    from avsr.synth.options import SynthOptions
+    from avsr.synth.options import MAX_FRAME_SIZE, SynthOptions
 
     parser = subparsers.add_parser(
         "synth", help="make a synthetic audio-visual speech corpus (real faces, espeak-ng speech)",
@@ -79,11 +82,11 @@ def add_synth(subparsers) -> None:
         "files with 16 kHz speech, JSONL manifests per split and word/phone timings per utterance.",
         epilog=SYNTH_EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("output_dir", metavar="OUT_DIR")
-    parser.add_argument("--num-utterances", type=int, default=SynthOptions.num_utterances)
-    parser.add_argument("--speakers", type=int, default=SynthOptions.speakers)
-    parser.add_argument("--test-speakers", type=int, default=SynthOptions.test_speakers,
+    parser.add_argument("--num-utterances", type=Number(int, 1, 1_000_000), default=SynthOptions.num_utterances)
+    parser.add_argument("--speakers", type=Number(int, 1, 10_000), default=SynthOptions.speakers)
+    parser.add_argument("--test-speakers", type=Number(int, 0, 10_000), default=SynthOptions.test_speakers,
                         help="speakers held out for test (default %(default)s)")
-    parser.add_argument("--val-speakers", type=int, default=SynthOptions.val_speakers,
+    parser.add_argument("--val-speakers", type=Number(int, 0, 10_000), default=SynthOptions.val_speakers,
                         help="speakers held out for validation (default %(default)s)")
     parser.add_argument("--faces", default=None, metavar="DIR", help="folder of face photos (default: bundled photos)")
     parser.add_argument("--voices", nargs="+", default=list(SynthOptions.voices), metavar="VOICE",
@@ -91,10 +94,11 @@ def add_synth(subparsers) -> None:
     text = parser.add_mutually_exclusive_group()
     text.add_argument("--grammar", choices=["grid"], default="grid", help="sentence grammar (default grid)")
     text.add_argument("--text-file", default=None, metavar="F", help="sentences, one per line (open vocabulary)")
-    parser.add_argument("--seed", type=int, default=SynthOptions.seed)
-    parser.add_argument("--frame-size", type=int, default=SynthOptions.frame_size, metavar="PX",
+    parser.add_argument("--seed", type=SEED, default=SynthOptions.seed)
+    parser.add_argument("--frame-size", type=Number(int, 96, MAX_FRAME_SIZE), default=SynthOptions.frame_size,
+                        metavar="PX",
                         help="square frame side (default %(default)s)")
-    parser.add_argument("--workers", type=positive_int, default=SynthOptions.workers)
+    parser.add_argument("--workers", type=WORKERS, default=SynthOptions.workers)
     parser.add_argument("--no-recording-floor", dest="recording_floor", action="store_false",
                         help="leave the synthesiser's silence as digital zero (by default every speaker gets room "
                         "tone 35-60 dB below the speech)")
@@ -114,6 +118,10 @@ def _run_synth(args: argparse.Namespace) -> int:
                            voices=tuple(args.voices), text_file=args.text_file, seed=args.seed,
                            frame_size=args.frame_size, workers=args.workers, recording_floor=args.recording_floor,
                            face_variety=tuple(k for k in args.face_variety if k != "none"))
+    if options.empty_splits:
+        raise OptionError(f"--num-utterances {options.num_utterances} with --speakers {options.speakers}: the "
+                          f"{' and '.join(options.empty_splits)} speakers would get no utterance (the speakers take "
+                          "turns, held-out ones last); raise --num-utterances to at least --speakers")
     splits = synthesize_corpus(args.output_dir, options, progress=not args.quiet)
     counts = ", ".join(f"{len(rows)} {split}" for split, rows in splits.items())
     hours = sum(r["duration_s"] for rows in splits.values() for r in rows) / 3600
@@ -131,8 +139,8 @@ def add_prepare(subparsers) -> None:
         "utterances whose features are current.")
     manifest.add_argument("manifest", metavar="MANIFEST.jsonl")
     manifest.add_argument("output_dir", metavar="OUT_DIR")
-    manifest.add_argument("--workers", type=positive_int, default=None, help=WORKERS_HELP)
-    manifest.add_argument("--detect-every", type=positive_int, default=DETECT_EVERY, metavar="K",
+    manifest.add_argument("--workers", type=WORKERS, default=None, help=WORKERS_HELP)
+    manifest.add_argument("--detect-every", type=DETECT_EVERY_K, default=DETECT_EVERY, metavar="K",
                           help=DETECT_EVERY_HELP)
     manifest.add_argument("--overwrite", action="store_true", help="recompute features even when they are current")
     manifest.add_argument("--quiet", action="store_true")
@@ -150,12 +158,13 @@ def add_prepare(subparsers) -> None:
         recipe.add_argument("output_dir", metavar="OUT_DIR")
         recipe.add_argument("--splits", nargs="+", default=list(splits), choices=list(splits),
                             help=f"default: all ({' '.join(splits)})")
-        recipe.add_argument("--workers", type=positive_int, default=None, help=WORKERS_HELP)
+        recipe.add_argument("--workers", type=WORKERS, default=None, help=WORKERS_HELP)
         recipe.add_argument("--shard", default=None, metavar="I/N", help="prepare shard I of N (0-based)")
-        recipe.add_argument("--detect-every", type=positive_int, default=DETECT_EVERY, metavar="K",
+        recipe.add_argument("--detect-every", type=DETECT_EVERY_K, default=DETECT_EVERY, metavar="K",
                             help=DETECT_EVERY_HELP)
         if name in ("lrs2", "lrs3"):
-            recipe.add_argument("--max-segment-s", type=float, default=RecipeOptions.max_segment_s, metavar="S",
+            recipe.add_argument("--max-segment-s", type=Number(float, 1, 300), default=RecipeOptions.max_segment_s,
+                                metavar="S",
                                 help="cut clips whose word timings run longer into pieces of at most S seconds at "
                                 "word boundaries (default 15)")
         if name == "lrs3":

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from avsr.cli.common import positive_int
+from avsr.cli.common import Number
 
 REL_POS = ("latest", "legacy")  # avsr.models.e2e_encoder.REL_POS_VARIANTS (the command line does not import torch)
 
@@ -27,7 +27,7 @@ def add_import(subparsers) -> None:
     auto.add_argument("--rel-pos", default=REL_POS[0], choices=REL_POS,
                       help="the relative-position attention it was trained with: latest (auto_avsr's zoo, default) or "
                       "legacy (older ESPnet recipes); the weights cannot tell")
-    auto.add_argument("--decoder-heads", type=positive_int, default=None, metavar="N",
+    auto.add_argument("--decoder-heads", type=Number(int, 1, 64), default=None, metavar="N",
                       help="the decoder's attention heads (the weights cannot tell; default: the encoder's, as in "
                       "every published model)")
     auto.add_argument("--half", action="store_true", help="store the weights as float16 (half the size)")

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import argparse
 import os
+import sys
 from pathlib import Path
 
-from avsr.cli.common import positive_int, usage_error
+from avsr.cli.common import DETECT_EVERY_K, SEED, Number, usage_error
+from avsr.errors import OptionError
 
 
 def add_export(subparsers) -> None:
@@ -22,6 +24,8 @@ def add_export(subparsers) -> None:
     parser.add_argument("output", metavar="OUT", help="BUNDLE.pt, or MODEL.onnx")
     parser.add_argument("--half", action="store_true", help="store weights as float16 (half the size; bundles only)")
     parser.add_argument("--note", default="", help="free text stored in the output's metadata")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="replace existing files of the output's names (OUT, and an ONNX export's side graphs)")
     parser.set_defaults(handler=_run_export)
 
 
@@ -45,6 +49,16 @@ def _run_export(args: argparse.Namespace) -> int:
     except BundleError as error:
         return usage_error("avsr export", error)
     model, tokenizer = loaded.network, loaded.tokenizer
+    if not args.overwrite:
+        from avsr.models.onnx import graph_paths  # the side graphs' names (no onnx import)
+
+        targets = list(graph_paths(args.output, model.modes).values()) if onnx else [Path(args.output)]
+        existing = [path for path in targets if path.exists() or path.is_symlink()]
+        if existing:
+            return usage_error("avsr export", f"{existing[0]}: exists"
+                               + (f" (an ONNX export of {len(model.modes)} graphs writes {', '.join(map(str, targets))})"
+                                  if onnx and len(targets) > 1 else "")
+                               + "; pass --overwrite to replace it, or choose another OUT")
     if not onnx:
         save_bundle(args.output, model, tokenizer, {"checkpoint": args.checkpoint, "note": args.note}, half=args.half)
         print(f"bundle -> {args.output}")
@@ -63,7 +77,9 @@ def _run_export(args: argparse.Namespace) -> int:
 
 
 def add_evaluate(subparsers) -> None:
-    from avsr.evaluation.options import FACE_GAP_PLACES, EvaluateOptions, Perturbation
+    from avsr.evaluation.options import (FACE_GAP_PLACES, MAX_FACE_GAP_S, MAX_OFFSET_MS, MAX_PAD_S, ROOM_TONE_DBFS,
+                                         SNR_DB_RANGE, EvaluateOptions, Perturbation)
+    from avsr.inference.options import MAX_BEAM
 
     defaults, perturb = EvaluateOptions(), Perturbation()
     parser = subparsers.add_parser(
@@ -83,13 +99,15 @@ def add_evaluate(subparsers) -> None:
                         help="a prepared manifest (avsr prepare manifest), or a raw one (id, video, text per line, as "
                         "avsr synth writes), which is prepared first into DIR/prepared (with -o) or "
                         "<manifest>_prepared/ beside it, and reused when current")
-    parser.add_argument("--detect-every", type=positive_int, default=defaults.detect_every, metavar="K",
+    parser.add_argument("--detect-every", type=DETECT_EVERY_K, default=defaults.detect_every, metavar="K",
                         help=f"landmarker stride when a raw manifest is prepared (default {defaults.detect_every})")
     parser.add_argument("--modes", nargs="+", default=list(defaults.modes), choices=["av", "audio", "video"])
-    parser.add_argument("--snr-db", nargs="+", metavar="SNR",
+    parser.add_argument("--snr-db", nargs="+", metavar="SNR", type=Number(float, *SNR_DB_RANGE, {"clean": "clean"},
+                                                                          unit=" dB"),
                         default=["clean" if snr is None else f"{snr:g}" for snr in defaults.snrs],
                         help="SNRs in dB measured on the speech, or 'clean' (default: clean)")
-    parser.add_argument("--av-offset-ms", nargs="+", type=int, default=list(defaults.av_offsets_ms), metavar="MS",
+    parser.add_argument("--av-offset-ms", nargs="+", type=Number(int, -MAX_OFFSET_MS, MAX_OFFSET_MS, unit=" ms"),
+                        default=list(defaults.av_offsets_ms), metavar="MS",
                         help="shift the video against the audio by each offset (positive: the video lags; multiples "
                         "of 40 ms, one frame), combined with every SNR and noise: an offset axis in the sweep and "
                         "wer_vs_offset.png (default 0)")
@@ -97,15 +115,15 @@ def add_evaluate(subparsers) -> None:
                         help="attention: before an xattn model's av rows are scored, undo each utterance's offset as "
                         "its cross-attention reads it (as avsr transcribe does for a model taught where the lips are); "
                         "off: score the shifted video as it is (default)")
-    _add_perturbations(parser, perturb, FACE_GAP_PLACES)
-    parser.add_argument("--beam-size", type=positive_int, default=defaults.beam_size, metavar="N",
+    _add_perturbations(parser, perturb, FACE_GAP_PLACES, MAX_FACE_GAP_S, MAX_PAD_S, ROOM_TONE_DBFS)
+    parser.add_argument("--beam-size", type=Number(int, 1, MAX_BEAM), default=defaults.beam_size, metavar="N",
                         help="1 = greedy (default)")
     parser.add_argument("--lexicon", default=defaults.lexicon, metavar="FILE",
                         help="words allowed in the output (word list or manifest .jsonl); needs --beam-size > 1")
     parser.add_argument("--noise", nargs="+", default=list(defaults.noises), metavar="NOISE",
                         help="white, babble (other speakers of the manifest) and/or NAME=DIR (a folder "
                         "of noise recordings, e.g. music=musan/music); default white")
-    parser.add_argument("--seed", type=int, default=defaults.seed,
+    parser.add_argument("--seed", type=SEED, default=defaults.seed,
                         help=f"seeds the noise of every utterance (default {defaults.seed})")
     parser.add_argument("-o", "--output-dir", default=defaults.output_dir, metavar="DIR",
                         help="run a sweep over models x modes x noises x SNRs and write results.csv, results.md "
@@ -114,20 +132,22 @@ def add_evaluate(subparsers) -> None:
     parser.set_defaults(handler=_run_evaluate)
 
 
-def _add_perturbations(parser: argparse.ArgumentParser, perturb, places: tuple[str, ...]) -> None:
+def _add_perturbations(parser: argparse.ArgumentParser, perturb, places: tuple[str, ...], max_gap_s: float,
+                       max_pad_s: float, room_tone: tuple[float, float]) -> None:
     """The options that make every utterance harder: face gaps, a lead-in and a trail."""
-    parser.add_argument("--face-gap-s", type=float, default=perturb.face_gap_s, metavar="S",
+    parser.add_argument("--face-gap-s", type=Number(float, 0, max_gap_s), default=perturb.face_gap_s, metavar="S",
                         help="remove the face (black crops, no face found) for S seconds, whole 40 ms frames up to 1, "
                         f"at --face-gap-at (default {perturb.face_gap_s:g}: none)")
     parser.add_argument("--face-gap-at", default=perturb.face_gap_at, choices=places,
                         help="where the face gap is: the clip's start, middle or end, or the end of every second "
                         f"(default {perturb.face_gap_at})")
-    parser.add_argument("--lead-in-s", type=float, default=perturb.lead_in_s, metavar="S",
+    parser.add_argument("--lead-in-s", type=Number(float, 0, max_pad_s), default=perturb.lead_in_s, metavar="S",
                         help="lengthen each clip by S seconds at its start (whole 40 ms frames, up to 5): the "
                         f"first crop held, the sound room tone (default {perturb.lead_in_s:g})")
-    parser.add_argument("--trail-s", type=float, default=perturb.trail_s, metavar="S",
+    parser.add_argument("--trail-s", type=Number(float, 0, max_pad_s), default=perturb.trail_s, metavar="S",
                         help=f"the same after the speech, the last crop held (default {perturb.trail_s:g})")
     parser.add_argument("--room-tone-dbfs", default=None, metavar="DB|clip|zero",
+                        type=Number(float, *room_tone, {"clip": "clip", "zero": "zero"}, unit=" dBFS"),
                         help="the lead-in's and trail's sound: pink noise at DB dBFS RMS (-100 to -20), clip (the "
                         "clip's own quietest stretch, as an offset copy is padded; default) or zero (digital silence)")
 
@@ -137,12 +157,28 @@ def _model_name(name: str) -> str:
     return os.path.splitext(os.path.basename(name))[0]
 
 
+def _unique(values: list, option: str) -> list:
+    """``values`` without repeats (the first kept), with a note on stderr naming those dropped."""
+    kept = list(dict.fromkeys(values))
+    if len(kept) < len(values):
+        repeats = sorted({f"{v:g}" if isinstance(v, float) else str(v) for v in values if values.count(v) > 1})
+        print(f"note: {option} {' '.join(repeats)} given more than once; each is run once", file=sys.stderr)
+    return kept
+
+
 def _run_evaluate(args: argparse.Namespace) -> int:
     from avsr.evaluation.compare import format_paired
     from avsr.evaluation.options import EvaluateOptions, Perturbation, parse_room_tone, parse_snrs
     from avsr.evaluation.run import evaluate, format_table
     from avsr.models.loader import load_model
 
+    for option in ("model", "modes", "snr_db", "noise", "av_offset_ms"):
+        setattr(args, option, _unique(getattr(args, option), f"--{option.replace('_', '-')}"))
+    labels = {}
+    for name in args.model:
+        if labels.setdefault(_model_name(name), name) != name:
+            raise OptionError(f"--model {labels[_model_name(name)]} {name}: two models labelled "
+                              f"{_model_name(name)}; rename one of the files")
     room_tone = Perturbation.room_tone_dbfs if args.room_tone_dbfs is None else parse_room_tone(args.room_tone_dbfs)
     perturbation = Perturbation(face_gap_s=args.face_gap_s, face_gap_at=args.face_gap_at,
                                 lead_in_s=args.lead_in_s, trail_s=args.trail_s, room_tone_dbfs=room_tone)

@@ -5,8 +5,9 @@ from __future__ import annotations
 import argparse
 
 from avsr.errors import OptionError
-from avsr.cli.common import check_device, non_negative_int, positive_int, probability, report, usage_error
-from avsr.inference.options import DECODERS, MODES, TranscribeOptions
+from avsr.cli.common import (DETECT_EVERY_K, PROBABILITY, SEED, WORKERS, Number, check_device, report,
+                              usage_error)
+from avsr.inference.options import DECODERS, LM_WEIGHT_RANGE, MAX_BATCH, MAX_BEAM, MODES, TranscribeOptions
 from avsr.parallel import MAX_PREFETCH
 
 BEAM_HELP = ("hypotheses kept; default: the decoder's own (CTC: 1, greedy; joint: the model's, 40); a CTC beam "
@@ -19,6 +20,8 @@ TRANSCRIBE_DETECT_EVERY_HELP = (f"run the face landmarker on every K-th frame an
 # Measured on 2 cores (docs/history/2026-12-01.md, 3cb86a0…622ea5f): on 20 short clips 2 workers took 10.7 s, one
 # worker with the next file prepared in a thread (the default) 8.2 s; the workers' first file came after 4.7 s.
 TRANSCRIBE_WORKERS = 1
+BEAM = Number(int, 1, MAX_BEAM)
+MAX_DEMO_CLIPS = 100  # each clip is synthesised and transcribed: about 2 s of CPU time
 
 
 TRANSCRIBE_EXAMPLES = """examples:
@@ -52,17 +55,18 @@ def add_transcribe(subparsers) -> None:
     parser.add_argument("--decoder", default=TranscribeOptions.decoder, choices=DECODERS,
                         help="auto (default): the model's own (CTC for avsr's models; joint CTC/attention beam search "
                         "for an imported auto_avsr model, as its authors decode); ctc: the CTC head alone (faster)")
-    parser.add_argument("--beam-size", type=positive_int, default=TranscribeOptions.beam_size, metavar="N",
+    parser.add_argument("--beam-size", type=BEAM, default=TranscribeOptions.beam_size, metavar="N",
                         help=BEAM_HELP)
     parser.add_argument("--lexicon", default=None, metavar="FILE",
                         help="words allowed in the output: a word list, one per line, or a manifest .jsonl")
     parser.add_argument("--lm", default=None, metavar="ARPA", help="KenLM language model (.arpa or binary)")
-    parser.add_argument("--lm-weight", type=float, default=TranscribeOptions.lm_weight)
-    parser.add_argument("--workers", type=positive_int, default=TRANSCRIBE_WORKERS,
+    parser.add_argument("--lm-weight", type=Number(float, *LM_WEIGHT_RANGE), default=TranscribeOptions.lm_weight,
+                        metavar="W", help="the language model's weight (default %(default)s)")
+    parser.add_argument("--workers", type=WORKERS, default=TRANSCRIBE_WORKERS,
                         help=f"worker processes preparing inputs (default {TRANSCRIBE_WORKERS}, which prepares the "
                         "next file in a thread meanwhile; on 2 cores 2 workers were slower: "
                         "python -m bench.transcribe_speed)")
-    parser.add_argument("--prefetch", type=non_negative_int, default=None, metavar="N",
+    parser.add_argument("--prefetch", type=Number(int, 0, 16), default=None, metavar="N",
                         help="with one worker, files prepared ahead in threads while the model reads the current one "
                         f"(default: one per CPU core, at most {MAX_PREFETCH}; 0: one file at a time, which holds "
                         "one file's inputs in memory instead of N + 1)")
@@ -70,9 +74,10 @@ def add_transcribe(subparsers) -> None:
     parser.add_argument("--backend", default=None, choices=["torch", "onnx"],
                         help="torch (bundles), or onnx: ONNX Runtime on graphs from `avsr export MODEL model.onnx` "
                         "(pip install 'avsr[onnx]'); default: onnx for a .onnx --model, else torch")
-    parser.add_argument("--batch-size", type=positive_int, default=TranscribeOptions.batch_size, metavar="N",
+    parser.add_argument("--batch-size", type=Number(int, 1, MAX_BATCH), default=TranscribeOptions.batch_size,
+                        metavar="N",
                         help="30 s windows per forward pass")
-    parser.add_argument("--detect-every", type=positive_int, default=TranscribeOptions.detect_every, metavar="K",
+    parser.add_argument("--detect-every", type=DETECT_EVERY_K, default=TranscribeOptions.detect_every, metavar="K",
                         help=TRANSCRIBE_DETECT_EVERY_HELP)
     parser.add_argument("--av-sync", default=TranscribeOptions.av_sync, choices=["auto", "off"],
                         help="each file's audio-video offset is estimated (mouth opening against the speech "
@@ -82,7 +87,7 @@ def add_transcribe(subparsers) -> None:
                         help="read the whole file; by default the model reads only its speech regions (voice "
                         "activity from the audio, and from the lips where the audio is missing or drowned), so "
                         "quiet, music and noise give no words")
-    parser.add_argument("--vad-threshold", type=probability, default=TranscribeOptions.vad_threshold, metavar="P",
+    parser.add_argument("--vad-threshold", type=PROBABILITY, default=TranscribeOptions.vad_threshold, metavar="P",
                         help="speech probability from which a frame is speech (default %(default)s; lower finds "
                         "more, quieter speech)")
     parser.add_argument("--attention", action="store_true",
@@ -113,6 +118,12 @@ def _run_transcribe(args: argparse.Namespace) -> int:
     model = load_model(args.model, args.device, args.backend)
     if options.mode not in ("auto",) + model.network.modes:
         raise OptionError(f"--mode {options.mode}: {args.model} runs {', '.join(model.network.modes)} (or auto)")
+    if args.attention and getattr(getattr(model.network, "config", None), "fusion", None) != "xattn":
+        raise OptionError(f"--attention: {args.model} has no cross-attention between audio and lips (only an xattn "
+                          "model has); leave --attention out")
+    if args.attention and options.mode in ("audio", "video"):
+        raise OptionError(f"--attention with --mode {options.mode}: the attention is between audio and lips; use "
+                          "--mode av or auto")
     paths = expand_inputs(args.inputs)
     if not paths:
         return usage_error("avsr transcribe", "no media files found in the inputs given")
@@ -134,11 +145,12 @@ def add_render(subparsers) -> None:
                         help="a bundle file from `avsr export`, its .onnx export, or the embedded 'synth-grid-tiny' "
                         "(default)")
     parser.add_argument("--mode", default=TranscribeOptions.mode, choices=MODES)
-    parser.add_argument("--beam-size", type=positive_int, default=TranscribeOptions.beam_size, metavar="N",
+    parser.add_argument("--beam-size", type=BEAM, default=TranscribeOptions.beam_size, metavar="N",
                         help=BEAM_HELP)
-    parser.add_argument("--detect-every", type=positive_int, default=TranscribeOptions.detect_every, metavar="K",
+    parser.add_argument("--detect-every", type=DETECT_EVERY_K, default=TranscribeOptions.detect_every, metavar="K",
                         help=TRANSCRIBE_DETECT_EVERY_HELP)
     parser.add_argument("--device", default="cpu", help="cpu (default) or cuda")
+    parser.add_argument("--overwrite", action="store_true", help="replace an existing OUT.mp4")
     parser.set_defaults(handler=_run_render)
 
 
@@ -152,7 +164,7 @@ def _run_render(args: argparse.Namespace) -> int:
     transcriber = Transcriber(model.network, model.tokenizer, model.id,
                               TranscribeOptions(mode=args.mode, beam_size=args.beam_size,
                                                 detect_every=args.detect_every, attention=True), args.device)
-    transcript = render(args.video, args.output, transcriber)
+    transcript = render(args.video, args.output, transcriber, overwrite=args.overwrite)
     print(f"{args.output}: {transcript.text}")
     return 0
 
@@ -164,9 +176,10 @@ def add_demo(subparsers) -> None:
         "them with the embedded synth-grid-tiny model and print each transcript beside the truth. The model was "
         "trained on synthetic data only; `avsr transcribe --model` takes a real one.")
     parser.add_argument("-o", "--output-dir", default="avsr-demo", help="folder for the clips and transcripts")
-    parser.add_argument("--clips", type=int, default=4, help="how many clips (default 4)")
-    parser.add_argument("--seed", type=int, default=2026)
-    parser.add_argument("--beam-size", type=positive_int, default=TranscribeOptions.beam_size, metavar="N",
+    parser.add_argument("--clips", type=Number(int, 1, MAX_DEMO_CLIPS), default=4,
+                        help=f"how many clips (default 4, at most {MAX_DEMO_CLIPS})")
+    parser.add_argument("--seed", type=SEED, default=2026)
+    parser.add_argument("--beam-size", type=BEAM, default=TranscribeOptions.beam_size, metavar="N",
                         help=BEAM_HELP)
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
     parser.set_defaults(handler=_run_demo)

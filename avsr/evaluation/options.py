@@ -14,6 +14,9 @@ FACE_GAP_PLACES = ("start", "middle", "end", "every-second")
 MAX_FACE_GAP_S = 1.0  # a gap of a second in every second is a clip with no face at all
 MAX_PAD_S = 5.0  # the longest lead-in or trail
 ROOM_TONE_DBFS = (-100.0, -20.0)  # the levels a room tone may be given at, RMS in dB full scale
+SNR_DB_RANGE = (-40.0, 60.0)  # -40: the noise 10,000 times the speech's power; 60: no model tells it from clean
+MAX_OFFSET_MS = 2000  # 50 frames: past a short clip's length, the picture holds one frame throughout
+MAX_SEED = 2**32 - 1  # numpy's seeds are unsigned 32-bit numbers
 
 
 def offset_frames(offset_ms: int) -> int:
@@ -130,7 +133,15 @@ class EvaluateOptions:
         if self.av_sync not in ("off", "attention"):
             raise OptionError(f"--av-sync {self.av_sync}: use off or attention")
         for offset in self.av_offsets_ms:
+            if not -MAX_OFFSET_MS <= offset <= MAX_OFFSET_MS:
+                raise OptionError(f"--av-offset-ms {offset}: use -{MAX_OFFSET_MS} to {MAX_OFFSET_MS} ms")
             offset_frames(offset)
+        low, high = SNR_DB_RANGE
+        for snr in self.snrs:
+            if snr is not None and not low <= snr <= high:  # also false for NaN
+                raise OptionError(f"--snr-db {snr:g}: use a number from {low:g} to {high:g} dB, or clean")
+        if not 0 <= self.seed <= MAX_SEED:
+            raise OptionError(f"--seed {self.seed}: use a whole number from 0 to {MAX_SEED}")
         for noise in self.noises:
             name, _, folder = noise.partition("=")
             if folder and not Path(folder).is_dir():

@@ -14,7 +14,11 @@ if TYPE_CHECKING:
 
 MODES = ("auto",) + MODEL_MODES  # auto: chosen per file
 DECODERS = ("auto", "ctc", "joint")
-MAX_BEAM = 1000  # wider beams cost time and memory without a gain (the reference's is 40)
+# Joint decoding scores int(1.5 * beam) candidates of each of beam hypotheses over every frame of a region: memory
+# and time grow with the beam squared (beam 100, a 20 s region: 7.5 M scores a step; 1000: 750 M, gigabytes).
+MAX_BEAM = 100  # the reference decodes with 40
+MAX_BATCH = 64  # 30 s windows per forward pass
+LM_WEIGHT_RANGE = (0.0, 20.0)  # torchaudio's default is 2 (the LM's log-probability added per word, times this)
 
 
 @dataclass(frozen=True)
@@ -63,6 +67,11 @@ class TranscribeOptions:
             raise OptionError(f"decoder={self.decoder!r}; use one of {', '.join(DECODERS)}")
         if self.beam_size is not None and not 1 <= self.beam_size <= MAX_BEAM:
             raise OptionError(f"beam_size={self.beam_size}; use 1 (greedy) to {MAX_BEAM}")
+        low, high = LM_WEIGHT_RANGE
+        if not low <= self.lm_weight <= high:  # also false for NaN
+            raise OptionError(f"lm_weight={self.lm_weight}; use a number from {low:g} to {high:g}")
+        if not 1 <= self.batch_size <= MAX_BATCH:
+            raise OptionError(f"batch_size={self.batch_size}; use 1 to {MAX_BATCH}")
         if not 0 <= 2 * self.overlap_s < self.window_s:
             raise OptionError(f"overlap_s={self.overlap_s} must be under half of window_s={self.window_s}")
         if not 0.0 < self.vad_threshold < 1.0:

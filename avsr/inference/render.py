@@ -14,7 +14,7 @@ from av.video.reformatter import VideoReformatter
 
 from avsr.inference.prepare import PreparedInput, prepare_input
 from avsr.inference.transcribe import Transcriber, Transcript
-from avsr.io.inputs import check_outputs_spare_inputs, ensure_output_dir
+from avsr.io.inputs import OutputError, check_outputs_spare_inputs, ensure_output_dir
 from avsr.io.lip_roi import LipRoiOptions
 from avsr.io.frames import frame_to_rgb
 from avsr.io.media import MediaError, iter_video_frames
@@ -97,17 +97,20 @@ def draw_frame(image: np.ndarray, index: int, prepared: PreparedInput, transcrip
     return canvas
 
 
-def render(path: str | Path, out_path: str | Path, transcriber: Transcriber) -> Transcript:
+def render(path: str | Path, out_path: str | Path, transcriber: Transcriber, overwrite: bool = False) -> Transcript:
     """Transcribe ``path`` and write ``out_path`` (mp4, 25 fps, the input's audio): each frame with
     the mouth box, the gate's weights and the transcript so far. Written to a temporary name and
     renamed when complete.
 
     Raises:
-        OutputError: ``out_path`` is the input, or its folder cannot take it (checked before any work).
+        OutputError: ``out_path`` is the input, exists (without ``overwrite``), or its folder cannot take it
+            (checked before any work).
         MediaError: the input cannot be read, or has no video track.
     """
     check_outputs_spare_inputs([out_path], [path])
     ensure_output_dir(Path(out_path).parent, option="-o's folder")
+    if not overwrite and (Path(out_path).exists() or Path(out_path).is_symlink()):
+        raise OutputError(f"{out_path}: exists; pass --overwrite to replace it, or choose another -o")
     prepared = prepare_input(path, transcriber.options.detect_every, transcriber.options.crop_memory_mb,
                              transcriber.options.audio_memory_mb, landmarkers=landmarkers_per_file(1),
                              reader=transcriber.reader, roi_style=transcriber.model.preprocessing.roi_style)

@@ -15,7 +15,7 @@ from avsr.files import file_sha256, output_names
 from avsr.io.inputs import check_outputs_spare_inputs, ensure_output_dir
 from avsr.io.lip_roi import LipRoiOptions, extract_lip_roi
 from avsr.io.preview import save_contact_sheet
-from avsr.io.results import FileResult, Status
+from avsr.io.results import FileResult, Reason, Status
 from avsr.parallel import run_jobs
 
 # Bump when the crops computed for the same file and options change.
@@ -47,12 +47,39 @@ def stored_key(npz_path: Path) -> str | None:
         return None
 
 
+def foreign_output(output: Path, preview: bool) -> str | None:
+    """Why an input's outputs must not be written without ``--overwrite``: a file there that avsr lip-roi did
+    not write; or ``None``. A crop file of avsr's is its own, and so is a damaged zip (a crop file cut short
+    by a copy): both are rebuilt."""
+    npz_ours = output.exists() and (stored_key(output) is not None or _damaged_zip(output))
+    for existing in [output] + [output.with_suffix(".png")] * preview:
+        if existing.exists() and not npz_ours:
+            return (f"{existing} exists and was not written by avsr lip-roi; pass --overwrite to replace it, or "
+                    "choose another -o")
+    return None
+
+
+def _damaged_zip(path: Path) -> bool:
+    """A file that starts as a zip does and cannot be read whole as one."""
+    try:
+        with path.open("rb") as handle:
+            if handle.read(4) != b"PK\x03\x04":
+                return False
+        with zipfile.ZipFile(path) as archive:
+            return archive.testzip() is not None
+    except (OSError, zipfile.BadZipFile, EOFError, ValueError):
+        return True
+
+
 def _process_one(path: Path, output: Path, options: LipRoiOptions, preview: bool, overwrite: bool) -> FileResult:
     started = time.perf_counter()
     try:
         key = cache_key(path, options) if path.is_file() else ""
         if key and not overwrite and output.exists() and stored_key(output) == key:
             return FileResult(str(path), Status.SKIPPED, output=str(output), seconds=time.perf_counter() - started)
+        refusal = None if overwrite else foreign_output(output, preview)
+        if refusal:
+            return FileResult.failed(path, refusal, Reason.OUTPUT_EXISTS, seconds=time.perf_counter() - started)
         lip_roi = extract_lip_roi(path, options)
         lip_roi.save(output, cache_key=key, source=str(path), roi_style=options.roi_style)
         if preview:

@@ -8,6 +8,8 @@ from dataclasses import dataclass
 from avsr.errors import OptionError
 from avsr.synth import ENGLISH_VOICES, VARIETY_KINDS
 
+MAX_FRAME_SIZE = 1080  # a frame side; each worker holds an utterance's frames (1080: about 90 MB a second)
+
 
 @dataclass(frozen=True)
 class SynthOptions:
@@ -29,6 +31,12 @@ class SynthOptions:
     def __post_init__(self) -> None:
         if self.num_utterances < 1 or self.speakers < 1:
             raise OptionError("num_utterances and speakers must be >= 1")
+        if self.test_speakers < 0 or self.val_speakers < 0:
+            raise OptionError(f"--test-speakers {self.test_speakers} --val-speakers {self.val_speakers}: use 0 or more")
+        if not 0 <= self.seed < 2**32:
+            raise OptionError(f"--seed {self.seed}: use a whole number from 0 to {2**32 - 1}")
+        if self.workers < 1:
+            raise OptionError(f"--workers {self.workers}: use 1 or more")
         if self.test_speakers + self.val_speakers >= self.speakers:
             raise OptionError(f"{self.test_speakers} test + {self.val_speakers} val speakers leave no training "
                              f"speaker out of {self.speakers}; raise --speakers or lower --test-speakers")
@@ -36,5 +44,15 @@ class SynthOptions:
         if unknown:
             raise OptionError(f"unknown face variety {', '.join(sorted(unknown))}; "
                              f"choose from {', '.join(VARIETY_KINDS)}")
-        if self.frame_size < 96:
-            raise OptionError(f"frame_size={self.frame_size} is too small for a face; use >= 96")
+        if not 96 <= self.frame_size <= MAX_FRAME_SIZE:
+            raise OptionError(f"--frame-size {self.frame_size}: use 96 (the smallest that holds a face) to "
+                              f"{MAX_FRAME_SIZE} pixels")
+
+    @property
+    def empty_splits(self) -> tuple[str, ...]:
+        """The held-out splits that get speakers but no utterance: the speakers take turns (train first, then
+        val, then test), so fewer utterances than speakers leave the last ones none."""
+        first = {"val": self.speakers - self.test_speakers - self.val_speakers,
+                 "test": self.speakers - self.test_speakers}
+        counts = {"val": self.val_speakers, "test": self.test_speakers}
+        return tuple(split for split in ("val", "test") if counts[split] and self.num_utterances <= first[split])

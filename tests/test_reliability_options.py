@@ -1,0 +1,255 @@
+"""Issue 37, items 1 and 2: no command replaces a file it did not write, and no wrong result is reported as
+success: every number an option takes is checked against its range up front, options that would exhaust
+memory or time are bounded, repeats in a list of conditions are run once with a note, and options that cannot
+apply (``--attention`` without cross-attention) are refused. (Items 3-7 are in tests/test_reliability.py.)
+
+Each case checks the exit code, the one line naming the file or option, that no input changed and that no
+temporary file was left. Refusals made before any work run the console script's own function in this process
+(``avsr_main``); commands that do work run the installed ``avsr`` (marked slow).
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import math
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from tests.conftest import avsr_main, one_line
+
+AVSR = str(Path(sys.executable).with_name("avsr"))
+EMBEDDED = Path(__file__).resolve().parents[1] / "avsr" / "assets" / "synth-grid-tiny.pt"
+
+# Options whose values are text (paths, names, lists parsed later); every other option that takes a value has
+# choices or a Number type with its range. A new option must be one or the other: this list is the only
+# place an option escapes the range table below.
+TEXT_OPTIONS = {"inputs", "output_dir", "output", "landmarker_model", "faces", "voices", "text_file", "manifest",
+                "root", "shard", "val_ids", "labels", "checkpoint", "note", "model", "compare", "lexicon", "noise",
+                "formats", "lm", "device", "video", "audio"}
+
+
+def run(*args, cwd: Path | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run([AVSR, *map(str, args)], capture_output=True, text=True, timeout=900, cwd=cwd)
+
+
+def digest(folder: Path) -> dict[str, str]:
+    return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def leftovers(folder: Path) -> list[Path]:
+    return [p for p in folder.rglob("*") if ".tmp" in p.name or p.name.endswith(".partial")]
+
+
+def _commands() -> list[tuple[list[str], argparse.ArgumentParser]]:
+    """Every (sub)command's words and parser, walked from ``avsr``'s own parser."""
+    from avsr.cli import build_parser
+
+    found = []
+
+    def walk(parser, words):
+        subcommands = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+        if not subcommands:
+            found.append((words, parser))
+        for action in subcommands:
+            for name, sub in action.choices.items():
+                walk(sub, words + [name])
+
+    walk(build_parser(), [])
+    return found
+
+
+def _valued(parser) -> list[argparse.Action]:
+    """The actions of ``parser`` that take a value."""
+    return [a for a in parser._actions if a.nargs != 0 and not isinstance(a, argparse._SubParsersAction)]
+
+
+OPTIONS = [(words, action) for words, parser in _commands() for action in _valued(parser)]
+
+
+def _minimal(words: list[str], parser) -> list[str]:
+    """``words`` with a placeholder for each positional and required option: a command line that parses."""
+    line = list(words)
+    for action in _valued(parser):
+        if not action.option_strings:
+            line.append("x")
+        elif action.required:
+            line += [action.option_strings[0], "x"]
+    return line
+
+
+@pytest.mark.parametrize("words, action", OPTIONS, ids=[f"{' '.join(w)} {a.dest}" for w, a in OPTIONS])
+def test_every_option_taking_a_value_is_text_a_choice_or_a_number_with_its_range(words, action):
+    from avsr.cli.common import Number
+
+    if action.choices is not None:
+        return
+    if action.dest in TEXT_OPTIONS and action.type is None:
+        return
+    assert isinstance(action.type, Number), (
+        f"avsr {' '.join(words)} {action.option_strings or action.dest}: give it type=Number(kind, low, high) with "
+        "its valid range (avsr.cli.common), or list it in TEXT_OPTIONS if it takes text")
+    assert math.isfinite(action.type.maximum), f"{action.option_strings}: its range needs an upper bound"
+
+
+def _bad_values(number) -> list[str]:
+    bad = ["nan", "inf", "-inf", "1e300", "-1e300", "ten"]
+    if number.kind is int:
+        bad += ["1.5", str(int(number.minimum) - 1), str(int(number.maximum) + 1), "10" * 30]
+    else:
+        step = max(1.0, abs(number.maximum))
+        bad += [repr(number.maximum + step), repr(number.minimum - step)]
+        if number.above:
+            bad += [repr(number.minimum), repr(number.maximum)]
+    return bad
+
+
+RANGED = [(words, parser, action, value) for words, parser in _commands() for action in _valued(parser)
+          if action.type.__class__.__name__ == "Number" for value in _bad_values(action.type)]
+
+
+@pytest.mark.parametrize("words, parser, action, value", RANGED,
+                         ids=[f"{' '.join(w)} {a.option_strings[0]} {v}" for w, _, a, v in RANGED])
+def test_numbers_out_of_range_are_refused_with_the_option_and_its_range(words, parser, action, value, tmp_path):
+    option = action.option_strings[0]  # option=value: argparse takes "-inf" alone for an option of its own
+    line = one_line(avsr_main(*_minimal(words, parser), f"{option}={value}", cwd=tmp_path), 2, option, "use ",
+                    "whole number" if action.type.kind is int else "number")
+    low = f"{int(action.type.minimum)}" if action.type.kind is int else f"{action.type.minimum:g}"
+    assert low in line, line
+    assert not list(tmp_path.iterdir()), "nothing is written"
+
+
+@pytest.mark.parametrize("words, action", [(w, a) for w, a in OPTIONS if a.type.__class__.__name__ == "Number"],
+                         ids=[f"{' '.join(w)} {a.dest}" for w, a in OPTIONS if a.type.__class__.__name__ == "Number"])
+def test_each_range_takes_its_ends_and_its_default(words, action):
+    number = action.type
+    low, high = number.minimum, number.maximum
+    if number.above:
+        low, high = (low + high) / 2, (low + high) / 2
+    for value in (low, high):
+        assert number(str(int(value)) if number.kind is int else repr(value)) == value
+    defaults = action.default if isinstance(action.default, list) else [action.default]
+    for default in defaults:
+        if default is not None and default not in number.words.values():
+            assert number(str(default)) == default, (action.option_strings, default)
+
+
+def test_values_that_would_exhaust_memory_or_time_are_refused(tmp_path):
+    """``--beam-size 1000000000`` once set off the machine's out-of-memory killer after 56 s."""
+    one_line(avsr_main("transcribe", "x.mp4", "--beam-size", "1000000000"), 2, "--beam-size", "1 to 100")
+    one_line(avsr_main("synth", tmp_path / "c", "--frame-size", "100000"), 2, "--frame-size", "96 to 1080")
+    one_line(avsr_main("demo", "-o", tmp_path / "d", "--clips", "100000000"), 2, "--clips", "1 to 100")
+    one_line(avsr_main("transcribe", "x.mp4", "--workers", "100000"), 2, "--workers", "1 to 256")
+    assert not list(tmp_path.iterdir())
+
+
+def test_library_options_check_their_numbers_too():
+    """Python callers get the command line's protection: the option dataclasses refuse the same values."""
+    from avsr.errors import OptionError
+    from avsr.evaluation.options import EvaluateOptions
+    from avsr.inference.options import TranscribeOptions
+    from avsr.synth.options import SynthOptions
+
+    for bad in [dict(lm_weight=math.nan), dict(lm_weight=1e300), dict(beam_size=10**9), dict(batch_size=10**6)]:
+        with pytest.raises(OptionError):
+            TranscribeOptions(**bad)
+    for bad in [dict(snrs=(math.inf,)), dict(snrs=(math.nan,)), dict(snrs=(4000.0,)), dict(seed=-1),
+                dict(av_offsets_ms=(40_000,))]:
+        with pytest.raises(OptionError):
+            EvaluateOptions(**bad)
+    for bad in [dict(val_speakers=-1), dict(test_speakers=-1, speakers=3), dict(seed=-1), dict(frame_size=100_000)]:
+        with pytest.raises(OptionError):
+            SynthOptions(**bad)
+
+
+def test_synth_never_loses_its_test_split(tmp_path):
+    """Speakers take turns with the held-out ones last: fewer utterances than speakers would leave the test
+    (and validation) speakers none, and the corpus would come out without a test split."""
+    one_line(avsr_main("synth", tmp_path / "c", "--num-utterances", "3", "--speakers", "6", "--test-speakers", "2"),
+             2, "--num-utterances 3", "--speakers 6", "test speakers would get no utterance")
+    one_line(avsr_main("synth", tmp_path / "c", "--val-speakers", "-1"), 2, "--val-speakers", "from 0")
+    one_line(avsr_main("synth", tmp_path / "c", "--test-speakers", "-2"), 2, "--test-speakers", "from 0")
+    assert not list(tmp_path.iterdir())
+    from avsr.synth.options import SynthOptions
+
+    assert SynthOptions(num_utterances=5, speakers=6, test_speakers=1, val_speakers=1).empty_splits == ("test",)
+    assert SynthOptions(num_utterances=6, speakers=6, test_speakers=1, val_speakers=1).empty_splits == ()
+    assert SynthOptions(num_utterances=4, speakers=6, test_speakers=2, val_speakers=0).empty_splits == ("test",)
+
+
+def test_export_never_replaces_a_users_file_beside_its_output(tmp_path):
+    """``avsr export good.pt d/talk.onnx`` once replaced d/talk.audio.onnx and d/talk.video.onnx without a
+    word: each graph's path is checked, and so is a bundle's."""
+    folder = tmp_path / "d"
+    folder.mkdir()
+    (folder / "talk.audio.onnx").write_bytes(b"the user's own audio graph")
+    (folder / "talk.video.onnx").write_bytes(b"the user's own video graph")
+    (folder / "b.pt").write_bytes(b"the user's own bundle")
+    before = digest(folder)
+    one_line(avsr_main("export", EMBEDDED, folder / "talk.onnx"), 2, "talk.audio.onnx", "exists", "--overwrite")
+    one_line(avsr_main("export", EMBEDDED, folder / "b.pt"), 2, "b.pt", "exists", "--overwrite")
+    assert digest(folder) == before and not leftovers(folder)
+    done = avsr_main("export", EMBEDDED, folder / "b.pt", "--overwrite")
+    assert done.returncode == 0, done.stderr
+    from avsr.models.loader import load_model
+
+    assert load_model(folder / "b.pt").network.modes == load_model(EMBEDDED).network.modes
+    assert not leftovers(folder)
+
+
+def test_render_never_replaces_an_existing_file(synth_corpus, tmp_path):
+    video = Path(shutil.copy(synth_corpus.first(1)[0]["video"], tmp_path / "talk.mp4"))
+    out = tmp_path / "out.mp4"
+    out.write_bytes(b"the user's own video")
+    before = digest(tmp_path)
+    one_line(avsr_main("render", video, "-o", out), 2, "out.mp4", "exists", "--overwrite")
+    assert digest(tmp_path) == before and not leftovers(tmp_path)
+
+
+def test_lip_roi_never_replaces_a_file_it_did_not_write(synth_corpus, tmp_path):
+    """A user's own talk.npz (or talk.png, with --preview) where lip-roi's output would go fails that input with
+    its reason; avsr's own crop file is its cache (rebuilt when stale)."""
+    video = Path(shutil.copy(synth_corpus.first(1)[0]["video"], tmp_path / "talk.mp4"))
+    out = tmp_path / "rois"
+    out.mkdir()
+    np.savez(out / "talk.npz", weights=np.arange(3))
+    before = digest(tmp_path)
+    line = one_line(avsr_main("lip-roi", video, "-o", out, "--quiet"), 1, "talk.npz", "not written by avsr lip-roi",
+                    "--overwrite")
+    assert line.startswith("failed: ")
+    assert digest(tmp_path) == before and not leftovers(tmp_path)
+    (out / "talk.npz").unlink()
+    (out / "talk.png").write_bytes(b"the user's own picture")
+    before = digest(tmp_path)
+    one_line(avsr_main("lip-roi", video, "-o", out, "--quiet", "--preview"), 1, "talk.png", "--overwrite")
+    assert digest(tmp_path) == before and not leftovers(tmp_path)
+
+
+def test_attention_is_refused_for_a_model_without_cross_attention(synth_corpus, tmp_path):
+    """``--attention`` with a gated model once wrote empty arrays and reported success; with --mode audio or
+    video (no attention between the two) the same."""
+    import torch
+
+    from avsr.models.av_model import AVSRModel, ModelConfig
+    from avsr.models.bundle import save_bundle
+
+    torch.manual_seed(0)
+    models = tmp_path / "models"
+    models.mkdir()
+    gated = save_bundle(models / "gated.pt", AVSRModel(ModelConfig(dim=32, num_heads=2, ffn_dim=64, audio_layers=1,
+                                                                   video_layers=1, video_channels=(8, 16),
+                                                                   fusion="gate")))
+    video = Path(shutil.copy(synth_corpus.first(1)[0]["video"], tmp_path / "talk.mp4"))
+    before = digest(tmp_path)
+    one_line(avsr_main("transcribe", video, "-o", tmp_path / "out", "--attention", "--model", gated), 2,
+             "--attention", "gated.pt", "no cross-attention")
+    one_line(avsr_main("transcribe", video, "-o", tmp_path / "out", "--attention", "--mode", "audio"), 2,
+             "--attention", "--mode audio")
+    assert digest(tmp_path) == before and not (tmp_path / "out").exists()
