@@ -20,6 +20,18 @@ output the project's joint decoding (the same settings, CTC head included in the
 Both interpreters use ``--threads`` torch threads and run one after the other. Times are medians of
 the repeats, wall clock inside each process (model building, imports and file writing excluded).
 Random weights give junk transcripts; only speed and sameness are measured here.
+
+    python -m bench.import_speed --peer AUTO_AVSR_CHECKOUT --peer-python PEER_VENV/bin/python
+        --transcribe CLIP [--modalities video audio] [--detect-every 6]
+
+``--transcribe`` checks the whole path a user takes instead of timing decoding: per modality the
+reference (``python -m bench.peer transcribe``) makes its full-size random model, writes it as a
+``.pth`` and reads CLIP with its own ``ModelModule.forward`` (its default decoding, end detection
+included); the VSR reference is fed the crops of ``avsr lip-roi --roi-style auto-avsr`` at the same
+landmark stride as ``avsr transcribe``, the ASR reference the clip's 16 kHz audio. Then, as a user
+would: ``avsr import auto-avsr`` on that ``.pth`` and ``avsr transcribe --model IMPORTED --av-sync off``,
+once with ``--no-vad`` (the whole clip, as the reference reads it) and once at the defaults (the
+speech regions only). Printed: the texts and their character error rate against the reference's.
 """
 
 from __future__ import annotations
@@ -52,6 +64,9 @@ def arguments() -> argparse.Namespace:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--max-tokens", type=int, default=35)
+    parser.add_argument("--transcribe", metavar="CLIP", type=Path,
+                        help="instead of timing: the reference's transcript of CLIP against avsr transcribe's")
+    parser.add_argument("--detect-every", type=int, default=6, help="landmark stride of both (--transcribe)")
     return parser.parse_args()
 
 
@@ -113,9 +128,66 @@ def ours(args: argparse.Namespace, modality: str, folder: Path) -> dict:
             "greedy_token_errors": edit_distance(joint_tokens, greedy) / max(len(joint_tokens), 1)}
 
 
+def avsr_command(*arguments: str) -> None:
+    """Run ``avsr ARGUMENTS`` as a user does; its last stderr lines on failure."""
+    done = subprocess.run(["avsr", *arguments], capture_output=True, text=True, cwd=ROOT)
+    if done.returncode:
+        raise RuntimeError(f"avsr {arguments[0]} failed: {done.stderr.strip().splitlines()[-3:]}")
+
+
+def transcribed(clip: Path, bundle: Path, folder: Path, *options: str) -> str:
+    """The text of ``avsr transcribe`` with ``bundle`` on ``clip`` (its .json)."""
+    avsr_command("transcribe", str(clip), "--model", str(bundle), "--av-sync", "off", "-o", str(folder),
+                 "-f", "json", "--quiet", *options)
+    return json.loads((folder / f"{clip.stem}.json").read_text())["text"]
+
+
+def compare_transcripts(args: argparse.Namespace) -> None:
+    """``--transcribe``: the reference's text of one clip against the project's, per modality."""
+    from avsr.io.lip_roi import LipRoi
+    from avsr.io.media import load_media
+    from avsr.text import char_errors
+
+    rows = []
+    for modality in args.modalities:
+        with tempfile.TemporaryDirectory(prefix="import_transcribe_") as tmp:
+            folder = Path(tmp)
+            if modality == "video":
+                avsr_command("lip-roi", str(args.transcribe), "--roi-style", "auto-avsr", "--detect-every",
+                             str(args.detect_every), "-o", str(folder / "roi"), "--quiet")
+                np.save(folder / "input.npy", LipRoi.load(folder / "roi" / f"{args.transcribe.stem}.npz").roi)
+            else:
+                np.save(folder / "input.npy", load_media(args.transcribe, video=False).audio)
+            command = [args.peer_python, "-m", "bench.peer", "transcribe", "--modality", modality, "--folder",
+                       str(folder), "--input", str(folder / "input.npy"), "--threads", str(args.threads)]
+            done = subprocess.run(command, capture_output=True, text=True, cwd=ROOT,
+                                  env=os.environ | {"PYTHONPATH": str(args.peer.resolve())})
+            if done.returncode:
+                raise RuntimeError(f"the reference's side failed: {done.stderr.strip().splitlines()[-3:]}")
+            peer = json.loads(done.stdout.strip().splitlines()[-1])
+            avsr_command("import", "auto-avsr", str(folder / "model.pth"), "-o", str(folder / "imported.pt"))
+            stride = ("--detect-every", str(args.detect_every))
+            whole = transcribed(args.transcribe, folder / "imported.pt", folder / "whole", "--no-vad", *stride)
+            regions = transcribed(args.transcribe, folder / "imported.pt", folder / "regions", *stride)
+        reference = peer["text"]
+        rows.append((modality, reference, whole, regions))
+        print(json.dumps({"modality": modality, "reference": peer, "avsr --no-vad": whole, "avsr": regions}),
+              flush=True)
+    print(f"\n{args.transcribe.name}, full-size random models, landmarks every {args.detect_every} frames")
+    print("| model | reference characters | CER, avsr --no-vad | CER, avsr defaults |")
+    print("|---|---:|---:|---:|")
+    for modality, reference, whole, regions in rows:
+        length = max(len(reference.strip()), 1)
+        print(f"| {modality} | {length} | {char_errors(reference, whole) / length:.1%} | "
+              f"{char_errors(reference, regions) / length:.1%} |")
+
+
 def main() -> None:
     args = arguments()
     torch.set_num_threads(args.threads)
+    if args.transcribe:
+        compare_transcripts(args)
+        return
     rows = []
     for modality in args.modalities:
         with tempfile.TemporaryDirectory(prefix="import_speed_") as tmp:

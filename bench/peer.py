@@ -4,6 +4,8 @@ bench that compares it with this project's.
     PYTHONPATH=PEER_PREPARATION_DIR PEER_PYTHON -m bench.peer lip-roi CLIP [CLIP ...]
     PYTHONPATH=AUTO_AVSR_CHECKOUT PEER_PYTHON -m bench.peer joint-decode --modality video --folder DIR
         [--seconds 10] [--threads 2] [--repeats 1] [--seed 0] [--logit-scale 8] [--max-tokens 35]
+    PYTHONPATH=AUTO_AVSR_CHECKOUT PEER_PYTHON -m bench.peer transcribe --modality video --folder DIR
+        --input CROPS.npy [--threads 2] [--seed 0] [--logit-scale 8]
 
 Nothing of the peer is copied here: its modules are imported from the folder on ``PYTHONPATH`` and
 called as its own code calls them, inside this script's timing loops. Only the standard library,
@@ -39,6 +41,14 @@ speech), which differs from the default only in ending at that length instead of
 Writes to ``--folder``: ``model.pth`` (the state dict, as the model zoo stores it), ``input.npy``,
 ``encoder_out.npy`` ``(T, 768)``; prints the encoder's seconds, the decoding's seconds per repeat, the
 best hypothesis's token ids (``<eos>`` included) and score.
+
+``transcribe`` (``python -m bench.import_speed --transcribe CLIP`` runs it and compares): the same
+random model (written to ``--folder`` as ``model.pth``) loaded by the reference's ``ModelModule``
+(``pretrained_model_path``) and its ``forward`` called on one clip, as its ``InferencePipeline`` calls
+it: the clip's 16 kHz audio ``(N,)`` from ``--input`` (``.npy``) through its test ``AudioTransform``,
+or its mouth crops ``(T, 96, 96) uint8`` through its test ``VideoTransform`` (centre crop 88,
+normalised). Its default decoding: ``BatchBeamSearch``, beam 40, CTC weight 0.1, end detection and a
+length limit of one token per frame. Prints the text, its seconds and the encoder frames.
 """
 
 from __future__ import annotations
@@ -67,6 +77,13 @@ def arguments() -> argparse.Namespace:
     decode.add_argument("--seed", type=int, default=0)
     decode.add_argument("--logit-scale", type=float, default=8.0)
     decode.add_argument("--max-tokens", type=int, default=35)
+    whole = jobs.add_parser("transcribe", help="auto_avsr's ModelModule.forward on a clip, random model")
+    whole.add_argument("--modality", choices=("video", "audio"), default="video")
+    whole.add_argument("--folder", type=Path, required=True)
+    whole.add_argument("--input", type=Path, required=True, help="audio (N,) float32 or crops (T, 96, 96) uint8")
+    whole.add_argument("--threads", type=int, default=2)
+    whole.add_argument("--seed", type=int, default=0)
+    whole.add_argument("--logit-scale", type=float, default=8.0)
     return parser.parse_args()
 
 
@@ -158,9 +175,35 @@ def joint_decode(args: argparse.Namespace) -> dict:
             "token_ids": best.yseq[1:].tolist(), "score": float(best.score), "frames": int(encoder_out.shape[0])}
 
 
+def transcribe(args: argparse.Namespace) -> dict:
+    import torch
+
+    torch.set_num_threads(args.threads)
+    try:
+        from datamodule.transforms import AudioTransform, VideoTransform
+        from lightning import ModelModule
+    except ModuleNotFoundError as error:
+        raise SystemExit(f"{error}: put an auto_avsr checkout on PYTHONPATH") from None
+    args.folder.mkdir(parents=True, exist_ok=True)
+    torch.save(make_model(args).state_dict(), args.folder / "model.pth")
+    module = ModelModule(argparse.Namespace(modality=args.modality,
+                                            pretrained_model_path=str(args.folder / "model.pth"))).eval()
+    data = torch.from_numpy(np.load(args.input))
+    if args.modality == "video":
+        sample = VideoTransform("test")(data[:, None].float())  # (T, 1, 88, 88)
+    else:
+        sample = AudioTransform("test")(data[:, None].float())  # (N, 1)
+    with torch.no_grad():
+        started = time.perf_counter()
+        text = module(sample)
+        seconds = time.perf_counter() - started
+    return {"text": text, "seconds": seconds}
+
+
 def main() -> None:
     args = arguments()
-    print(json.dumps({"lip-roi": lip_roi, "joint-decode": joint_decode}[args.job](args)))
+    jobs = {"lip-roi": lip_roi, "joint-decode": joint_decode, "transcribe": transcribe}
+    print(json.dumps(jobs[args.job](args)))
 
 
 if __name__ == "__main__":
