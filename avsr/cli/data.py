@@ -34,10 +34,7 @@ def add_lip_roi(subparsers) -> None:
                         metavar="PX",
                         help=f"downscale frames to this longer side for face detection; crops are cut from the full "
                         f"frame (default {DETECT_MAX_SIDE}; 0: full size)")
-    parser.add_argument("--roi-style", choices=ROI_STYLES, default=LipRoiOptions.roi_style,
-                        help=f"where the crop sits and how large: {ROI_STYLES[0]} (the mouth centred, its width a "
-                        "fixed share of the crop) or auto-avsr (auto_avsr's mean-face alignment, for its models) "
-                        f"(default {LipRoiOptions.roi_style})")
+    _add_roi_style(parser)
     parser.add_argument("--workers", type=WORKERS, default=None, help=WORKERS_HELP)
     parser.add_argument("--preview", action="store_true", help="also write <stem>.png, a contact sheet of the crops")
     parser.add_argument("--overwrite", action="store_true", help="recompute even when the cached output is current")
@@ -45,6 +42,15 @@ def add_lip_roi(subparsers) -> None:
                         help="another MediaPipe face_landmarker.task (default: the bundled one)")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     parser.set_defaults(handler=_run_lip_roi)
+
+
+def _add_roi_style(parser: argparse.ArgumentParser, prepared: bool = False) -> None:
+    parser.add_argument("--roi-style", choices=ROI_STYLES, default=LipRoiOptions.roi_style,
+                        help=f"where the crop sits and how large: {ROI_STYLES[0]} (the mouth centred, its width a "
+                        "fixed share of the crop) or auto-avsr (auto_avsr's mean-face alignment, for its models) "
+                        f"(default {LipRoiOptions.roi_style})" + ("; recorded in the prepared manifest, and avsr "
+                                                                 "evaluate checks it against the model's" if prepared
+                                                                 else ""))
 
 
 def _run_lip_roi(args: argparse.Namespace) -> int:
@@ -143,6 +149,7 @@ def add_prepare(subparsers) -> None:
     manifest.add_argument("--detect-every", type=DETECT_EVERY_K, default=DETECT_EVERY, metavar="K",
                           help=DETECT_EVERY_HELP)
     manifest.add_argument("--overwrite", action="store_true", help="recompute features even when they are current")
+    _add_roi_style(manifest, prepared=True)
     manifest.add_argument("--quiet", action="store_true")
     manifest.set_defaults(handler=_run_prepare_manifest)
     from avsr.data.recipes import RECIPES, RecipeOptions
@@ -178,6 +185,7 @@ def add_prepare(subparsers) -> None:
         if name == "vox2":
             recipe.add_argument("--labels", required=True, metavar="FILE",
                                 help="transcripts, '<path><TAB><text>' per line (path relative to ROOT)")
+        _add_roi_style(recipe, prepared=True)
         recipe.add_argument("--quiet", action="store_true")
         recipe.set_defaults(handler=_run_prepare_recipe, recipe=name)
     merge = recipes.add_parser("merge", help="join the shards of a sharded `avsr prepare RECIPE` run",
@@ -194,7 +202,7 @@ def _run_prepare_manifest(args: argparse.Namespace) -> int:
     from avsr.io.inputs import ensure_output_dir
 
     ensure_output_dir(args.output_dir, option="OUT_DIR")
-    lip_roi = LipRoiOptions(detect_every=args.detect_every)
+    lip_roi = LipRoiOptions(detect_every=args.detect_every, roi_style=args.roi_style)
     target, summary = prepare_manifest(args.manifest, args.output_dir, lip_roi, workers=default_workers(args.workers),
                                        progress=not args.quiet, overwrite=args.overwrite)
     return report(summary, "done", str(target))
@@ -217,7 +225,8 @@ def _run_prepare_recipe(args: argparse.Namespace) -> int:
     # Each recipe's parser has the options that apply to it; the others keep their defaults.
     options = RecipeOptions(**{f.name: getattr(args, f.name) for f in fields(RecipeOptions) if hasattr(args, f.name)})
     discovery = discover(args.root, tuple(args.splits), options)
-    stats, summary = prepare_recipe(discovery, args.output_dir, LipRoiOptions(detect_every=args.detect_every),
+    lip_roi = LipRoiOptions(detect_every=args.detect_every, roi_style=args.roi_style)
+    stats, summary = prepare_recipe(discovery, args.output_dir, lip_roi,
                                     default_workers(args.workers), shard, progress=not args.quiet)
     _print_stats(stats)
     where = args.output_dir if shard is None else f"{args.output_dir}/shards/{shard[0]}-of-{shard[1]}"

@@ -117,7 +117,14 @@ def add_evaluate(subparsers) -> None:
                         "off: score the shifted video as it is (default)")
     _add_perturbations(parser, perturb, FACE_GAP_PLACES, MAX_FACE_GAP_S, MAX_PAD_S, ROOM_TONE_DBFS)
     parser.add_argument("--beam-size", type=Number(int, 1, MAX_BEAM), default=defaults.beam_size, metavar="N",
-                        help="1 = greedy (default)")
+                        help="CTC: 1 = greedy (the default); joint: the model's beam (40) unless given")
+    parser.add_argument("--decoder", default=defaults.decoder, choices=["auto", "ctc", "joint"],
+                        help="auto: the model's own (CTC for avsr's models, joint CTC/attention beam search for an "
+                        "imported auto_avsr model, as avsr transcribe decodes); ctc; joint (default auto)")
+    parser.add_argument("--no-vad", dest="vad", action="store_false",
+                        help="read every clip whole, as avsr transcribe --no-vad does; by default a clip longer than "
+                        "the model reads, or given a lead-in or trail, is read through its speech regions as avsr "
+                        "transcribe reads a file (the tables' 'read as' column says which)")
     parser.add_argument("--lexicon", default=defaults.lexicon, metavar="FILE",
                         help="words allowed in the output (word list or manifest .jsonl); needs --beam-size > 1")
     parser.add_argument("--noise", nargs="+", default=list(defaults.noises), metavar="NOISE",
@@ -186,12 +193,12 @@ def _run_evaluate(args: argparse.Namespace) -> int:
                               seed=args.seed, beam_size=args.beam_size, lexicon=args.lexicon,
                               output_dir=args.output_dir, detect_every=args.detect_every,
                               av_offsets_ms=tuple(args.av_offset_ms), av_sync=args.av_sync,
-                              perturbation=perturbation)
-    models = {_model_name(name): load_model(name).network for name in args.model}
+                              perturbation=perturbation, decoder=args.decoder, vad=args.vad)
+    models = {_model_name(name): load_model(name) for name in args.model}  # each with its tokenizer and decoder
     compare = None
     if args.compare:
         label = _model_name(args.compare)
-        compare = (f"{label} (compared)" if label in models else label, load_model(args.compare).network)
+        compare = (f"{label} (compared)" if label in models else label, load_model(args.compare))
     result = evaluate(models, args.manifest, options, progress=bool(args.output_dir), compare=compare)
     if perturbation.describe():
         print(perturbation.describe())

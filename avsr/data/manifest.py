@@ -8,6 +8,7 @@ from pathlib import Path
 
 from avsr.errors import AvsrError
 from avsr.files import write_text_atomic
+from avsr.preprocessing import ROI_STYLES
 
 
 class ManifestError(AvsrError, ValueError):
@@ -70,6 +71,24 @@ def resolve(manifest: str | Path, relative: str) -> Path:
     """A path from a manifest, relative to the manifest's folder unless absolute."""
     candidate = Path(relative)
     return candidate if candidate.is_absolute() else Path(manifest).resolve().parent / candidate
+
+
+def roi_style(path: str | Path, records: list[dict]) -> str:
+    """The ROI style (:data:`~avsr.preprocessing.ROI_STYLES`) a prepared manifest's mouth crops were cut in, as its
+    lines record it (``roi_style``; lines prepared before it was recorded read as the default style).
+
+    Raises:
+        ManifestError: lines of different styles, or a style this avsr does not know.
+    """
+    styles = sorted({str(record.get("roi_style", ROI_STYLES[0])) for record in records})
+    unknown = [style for style in styles if style not in ROI_STYLES]
+    if unknown:
+        raise ManifestError(f"{path}: roi_style {unknown[0]!r} is a crop this avsr does not know (it cuts "
+                            f"{', '.join(ROI_STYLES)}); prepare it again with avsr prepare --roi-style")
+    if len(styles) > 1:
+        raise ManifestError(f"{path}: its lines hold crops of different ROI styles ({', '.join(styles)}); prepare it "
+                            "again with one --roi-style")
+    return styles[0] if styles else ROI_STYLES[0]
 
 
 def write_jsonl(path: str | Path, records: list[dict]) -> None:

@@ -2,8 +2,10 @@
 
 Input manifest lines: ``{"id", "video", "text"[, "audio"]}`` (other fields are kept). Output, in
 ``OUT_DIR``: ``features/<id>.npz`` (``roi (T, 96, 96) uint8``, ``face_found (T,)``, ``audio
-(640 T,) int16``), the prepared manifest ``<name>.jsonl`` (``id, text, features, num_frames,
-duration_s`` + kept fields) and ``prepare_summary.jsonl`` (one :class:`~avsr.io.results.FileResult`
+(640 T,) int16``, ``meta_roi_style``), the prepared manifest ``<name>.jsonl`` (``id, text, features,
+num_frames, duration_s, roi_style`` + kept fields; ``roi_style``: how the crops were cut,
+``LipRoiOptions.roi_style``, which ``avsr evaluate`` checks against a model's preprocessing) and
+``prepare_summary.jsonl`` (one :class:`~avsr.io.results.FileResult`
 per input: status; reason and error, or frames and timing).
 Re-running skips utterances whose features are current (same media content and options).
 """
@@ -57,11 +59,13 @@ def _piece_key(key: str, piece: Piece) -> str:
     return hashlib.sha256(f"{key}:{piece.start_frame}:{piece.end_frame}".encode()).hexdigest()
 
 
-def _save_features(path: Path, roi: np.ndarray, found: np.ndarray, samples: np.ndarray, key: str) -> None:
+def _save_features(path: Path, roi: np.ndarray, found: np.ndarray, samples: np.ndarray, key: str,
+                   roi_style: str) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     pcm = np.clip(np.round(samples * 32767), -32768, 32767).astype(np.int16)
     with atomic_path(path) as tmp:
-        np.savez(tmp, roi=roi, face_found=found, audio=pcm, meta_cache_key=np.array(key))
+        np.savez(tmp, roi=roi, face_found=found, audio=pcm, meta_cache_key=np.array(key),
+                 meta_roi_style=np.array(roi_style))
 
 
 def prepare_source(video: Path, audio: Path | None, pieces: list[Piece], options: LipRoiOptions,
@@ -95,7 +99,8 @@ def prepare_source(video: Path, audio: Path | None, pieces: list[Piece], options
                     continue
                 written[piece.id] = roi.face_found[start:stop]
                 _save_features(piece.output, roi.roi[start:stop], written[piece.id],
-                               samples[start * SAMPLES_PER_FRAME: stop * SAMPLES_PER_FRAME], piece_key)
+                               samples[start * SAMPLES_PER_FRAME: stop * SAMPLES_PER_FRAME], piece_key,
+                               options.roi_style)
         seconds = (time.perf_counter() - started) / max(len(pieces), 1)
         results = []
         for piece in pieces:
@@ -150,7 +155,7 @@ def prepare_manifest(manifest: str | Path, out_dir: str | Path, options: LipRoiO
             continue
         kept = {k: v for k, v in record.items() if k not in ("video", "audio")}
         prepared.append(kept | {"features": f"features/{record['id']}.npz", "num_frames": result.frames,
-                                "duration_s": result.frames / VIDEO_FPS})
+                                "duration_s": result.frames / VIDEO_FPS, "roi_style": options.roi_style})
     write_jsonl(target, prepared)
     write_jsonl(out_dir / "prepare_summary.jsonl", [r.to_json(SUMMARY_KEYS) for r in summary])
     return target, summary

@@ -13,6 +13,7 @@ from avsr.preprocessing import DETECT_EVERY, FRAME_S
 FACE_GAP_PLACES = ("start", "middle", "end", "every-second")
 MAX_FACE_GAP_S = 1.0  # a gap of a second in every second is a clip with no face at all
 MAX_PAD_S = 5.0  # the longest lead-in or trail
+DECODERS = ("auto", "ctc", "joint")  # as avsr transcribe's (avsr.inference.options)
 ROOM_TONE_DBFS = (-100.0, -20.0)  # the levels a room tone may be given at, RMS in dB full scale
 SNR_DB_RANGE = (-40.0, 60.0)  # -40: the noise 10,000 times the speech's power; 60: no model tells it from clean
 MAX_OFFSET_MS = 2000  # 50 frames: past a short clip's length, the picture holds one frame throughout
@@ -115,21 +116,30 @@ class EvaluateOptions:
     ``av_offsets_ms``: the video shifted against the audio by each (positive: it lags), in whole
     25 fps frames (multiples of 40 ms). ``av_sync``: ``attention`` undoes each utterance's offset as
     an ``xattn`` model's attention reads it, before its ``av`` rows are scored (``off``: as it is).
-    ``perturbation``: face gaps, lead-in and trail applied to every utterance."""
+    ``perturbation``: face gaps, lead-in and trail applied to every utterance. ``decoder``: ``auto`` (the
+    model's own: CTC for avsr's models, joint CTC/attention for an imported auto_avsr model), ``ctc`` or
+    ``joint``; ``beam_size`` None: the decoder's default (CTC: greedy; joint: the model's beam). ``vad``: a clip
+    longer than the model reads (``max_input_s``) or given a lead-in or trail is read through its speech regions
+    as ``avsr transcribe`` reads a file (:mod:`avsr.inference.regions`); off, it is read whole (a clip over the
+    model's longest input is still cut, at its least speech-like frames)."""
 
     snrs: tuple[float | None, ...] = (None,)
     noises: tuple[str, ...] = ("white",)
     modes: tuple[str, ...] = ("av", "audio", "video")
     seed: int = 0
-    beam_size: int = 1
+    beam_size: int | None = None
     lexicon: str | None = None
     output_dir: str | None = None
     detect_every: int = DETECT_EVERY
     av_offsets_ms: tuple[int, ...] = (0,)
     av_sync: str = "off"
     perturbation: Perturbation = field(default_factory=Perturbation)
+    decoder: str = "auto"
+    vad: bool = True
 
     def __post_init__(self) -> None:
+        if self.decoder not in DECODERS:
+            raise OptionError(f"--decoder {self.decoder}: use {', '.join(DECODERS)}")
         if self.av_sync not in ("off", "attention"):
             raise OptionError(f"--av-sync {self.av_sync}: use off or attention")
         for offset in self.av_offsets_ms:
@@ -149,7 +159,7 @@ class EvaluateOptions:
                                   "recordings")
             if not folder and name not in ("white", "babble"):
                 raise OptionError(f"--noise {noise}: use white, babble or NAME=DIR")
-        if self.beam_size < 1:
+        if self.beam_size is not None and self.beam_size < 1:
             raise OptionError(f"--beam-size {self.beam_size}: use 1 (greedy) or more")
 
 

@@ -31,8 +31,10 @@ from avsr.errors import OptionError
 from avsr.evaluation.figures import sweep_plots, utterance_figure
 from avsr.evaluation.options import Perturbation, offset_frames
 from avsr.evaluation.perturb import with_face_gaps, with_lead_in
+from avsr.evaluation.reading import reading
 from avsr.inference.sync import attention_offset, frames_to_undo
-from avsr.text import char_error_rate, word_error_rate, word_errors
+from avsr.io.vad import VadOptions
+from avsr.text import char_error_rate, normalise, word_error_rate, word_errors
 
 BABBLE_TALKERS = 4
 
@@ -52,6 +54,8 @@ class SweepRow:
     mean_audio_weight: float | None
     av_offset_ms: int = 0  # the video shifted against the audio (positive: the video lags)
     av_sync: str = "off"  # attention: each utterance's offset, read from the model's attention, undone first
+    segmentation: str = "whole"  # whole clips; vad: speech regions (as avsr transcribe); split: at the longest input
+    segmented: int = 0  # utterances read through their speech regions (or split) rather than whole
     errors: tuple[int, ...] = field(default=(), repr=False)  # word edits per utterance, in the manifest's order
 
 
@@ -93,7 +97,7 @@ def shifted_items(items: list[dict], offset_ms: int) -> list[dict]:
 
 def load_items(manifest: str, preprocessing: Preprocessing = Preprocessing()) -> tuple[list[dict], list[str]]:
     """Every utterance of a prepared manifest as evaluation items (centre crops), and its speakers."""
-    dataset = AVDataset(manifest, preprocessing=preprocessing)
+    dataset = AVDataset(manifest, preprocessing=preprocessing, normalise_text=True)  # as the references are
     if len(dataset) == 0:
         raise ManifestError(f"{manifest}: holds no utterance; nothing to evaluate (was every line of its source "
                             "manifest a failure? see prepare_summary.jsonl)")
@@ -123,10 +127,37 @@ def bootstrap_wer(errors: np.ndarray, words: np.ndarray, seed: int, rounds: int 
     return float(np.percentile(rates, 2.5)), float(np.percentile(rates, 97.5))
 
 
+def stretches(items: list[dict], spans: list[list[tuple[int, int]] | None]) -> tuple[list[dict], list[int]]:
+    """The pieces of ``items`` a model reads (``spans[i]``: frame ranges of item i, None: all of it) and the item
+    each piece belongs to."""
+    pieces, owners = [], []
+    for index, (item, ranges) in enumerate(zip(items, spans)):
+        if ranges is None:
+            pieces.append(item)
+            owners.append(index)
+            continue
+        step = len(item["audio"]) // max(len(item["video"]), 1)
+        for start, stop in ranges:
+            piece = item | {"video": item["video"][start:stop], "face_found": item["face_found"][start:stop],
+                            "audio": item["audio"][start * step: stop * step]}
+            if item.get("frame_snr") is not None:
+                piece["frame_snr"] = item["frame_snr"][start:stop]
+            pieces.append(piece)
+            owners.append(index)
+    return pieces, owners
+
+
 @torch.no_grad()
 def score(model, items: list[dict], mode: str, decoder: Callable, batch_size: int = 16,
-          av_sync: str = "off") -> tuple[list[str], float | None]:
+          av_sync: str = "off",
+          spans: list[list[tuple[int, int]] | None] | None = None) -> tuple[list[str], float | None]:
     """Hypotheses of ``items`` in ``mode`` and the gate's mean audio weight (None without one).
+
+    ``decoder``: ``(log_probs, lengths) -> texts``, or, with ``needs_encoder`` set
+    (:class:`~avsr.evaluation.reading.JointDecoder`), ``(log_probs, lengths, encoder_out) -> texts``. The texts
+    are normalised (:func:`~avsr.text.normalise`) as the references are, whatever the model's tokenizer writes.
+    ``spans``: the frame ranges read of each item (:func:`~avsr.evaluation.reading.reading`; None: whole items);
+    an item's hypothesis is the texts of its ranges in order, and nothing where it has none.
 
     ``av_sync="attention"``: an ``xattn`` model is run on each batch, each utterance's offset is read
     from where its audio frames looked (:func:`~avsr.inference.sync.attention_offset`), and where it
@@ -138,6 +169,8 @@ def score(model, items: list[dict], mode: str, decoder: Callable, batch_size: in
         batch = collate(chunk, model.preprocessing)
         return batch, model(batch.audio, batch.audio_lengths, batch.video, batch.video_lengths, batch.face_found, mode)
 
+    whole = items
+    items, owners = stretches(items, spans) if spans is not None else (items, list(range(len(items))))
     hypotheses, weights = [], []
     for start in range(0, len(items), batch_size):
         chunk = items[start:start + batch_size]
@@ -150,11 +183,17 @@ def score(model, items: list[dict], mode: str, decoder: Callable, batch_size: in
                 _, out = run([item | dict(zip(("video", "face_found"),
                                               shift_video(item["video"], item["face_found"], -shift)))
                               for item, shift in zip(chunk, shifts)])
-        hypotheses += decoder(out.log_probs, out.lengths)
+        if getattr(decoder, "needs_encoder", False):
+            hypotheses += decoder(out.log_probs, out.lengths, out.encoder_out)
+        else:
+            hypotheses += decoder(out.log_probs, out.lengths)
         if mode == "av" and out.audio_weight is not None:  # concat and sum fusion have no weights
             valid = torch.arange(out.audio_weight.shape[1])[None] < out.lengths[:, None]
             weights.append(out.audio_weight[valid])
-    return hypotheses, float(torch.cat(weights).mean()) if weights else None
+    texts = [[] for _ in whole]
+    for owner, text in zip(owners, hypotheses):
+        texts[owner].append(text)
+    return [normalise(" ".join(parts)) for parts in texts], float(torch.cat(weights).mean()) if weights else None
 
 
 def utterance_errors(references: list[str], hypotheses: list[str]) -> np.ndarray:
@@ -166,7 +205,8 @@ def sweep(models: dict[str, torch.nn.Module], manifest: str, snrs: list[float | 
           modes: list[str], seed: int = 0, decoder: Callable = greedy_decode,
           progress: bool = True, figure_path: str | Path | None = None,
           offsets_ms: list[int] = (0,), av_sync: str = "off",
-          perturbation: Perturbation = Perturbation()) -> list[SweepRow]:
+          perturbation: Perturbation = Perturbation(), decoders: dict[str, Callable] | None = None,
+          vad: VadOptions | None = VadOptions()) -> list[SweepRow]:
     """One row per model x mode x noise x SNR x offset (clean first, once per model x mode; modes a
     model cannot run, such as ``av`` for an audio-only model, are skipped, and so is ``audio`` mode at
     a non-zero offset, where its input is the same; ``video`` mode, whose input is the same under every
@@ -179,6 +219,11 @@ def sweep(models: dict[str, torch.nn.Module], manifest: str, snrs: list[float | 
     ``perturbation``: its lead-in and trail lengthen every utterance before the noise is mixed in;
     its face gaps are cut after the video is shifted (:mod:`avsr.evaluation.perturb`).
 
+    ``decoders``: a model's own decoder by its name (:func:`~avsr.evaluation.reading.model_decoder`; the others
+    run ``decoder``). ``vad``: how a clip longer than a model reads, or given a lead-in or trail, is cut into
+    the speech regions it reads (:func:`~avsr.evaluation.reading.reading`; None: read whole unless too long);
+    each row says which (``segmentation``, ``segmented``).
+
     ``figure_path``: also draw :func:`~avsr.evaluation.figures.utterance_figure` for the first
     utterance, clean and at the lowest SNR of the first noise, with the first model that runs ``av``.
     """
@@ -188,9 +233,10 @@ def sweep(models: dict[str, torch.nn.Module], manifest: str, snrs: list[float | 
     for offset in offsets_ms:
         offset_frames(offset)  # refused before any work
     clean, speakers = load_items(manifest, next(iter(models.values())).preprocessing)
-    references = [item["text"] for item in clean]
+    references = [normalise(item["text"]) for item in clean]
     sources = {noise: NoiseSource(noise, [item["audio"] for item in clean], speakers) for noise in noises}
     clean = with_lead_in(clean, perturbation, seed)
+    padded = bool(perturbation.lead_in_frames or perturbation.trail_frames)
     conditions = [("clean", None)] if None in snrs else []
     conditions += [(noise, snr) for noise in noises for snr in snrs if snr is not None]
     jobs = {offset: [(name, mode) for name in models for mode in runs[name] if not (offset and mode == "audio")]
@@ -205,15 +251,20 @@ def sweep(models: dict[str, torch.nn.Module], manifest: str, snrs: list[float | 
                 items = with_face_gaps(shifted_items(noisy, offset), perturbation)  # one copy of the set at a time
                 for name, mode in jobs[offset]:  # an audio-only model runs audio mode alone
                     if mode == "video" and (name, offset) in video_runs:  # it reads no audio: same under every noise
-                        hypotheses, weight = video_runs[name, offset]
+                        hypotheses, weight, read = video_runs[name, offset]
                     else:
-                        hypotheses, weight = score(models[name].eval(), items, mode, decoder, av_sync=av_sync)
+                        read = reading(items, mode, models[name], vad, padded)
+                        hypotheses, weight = score(models[name].eval(), items, mode,
+                                                   (decoders or {}).get(name, decoder), av_sync=av_sync,
+                                                   spans=read.spans)
                         if mode == "video":
-                            video_runs[name, offset] = hypotheses, weight
-                    synced = av_sync if mode == "av" and models[name].config.fusion == "xattn" else "off"
+                            video_runs[name, offset] = hypotheses, weight, read
+                    synced = av_sync if mode == "av" and getattr(models[name].config, "fusion", None) == "xattn" \
+                        else "off"
                     rows.append(_scored(references, hypotheses, seed, model=name, mode=mode, noise=label,
                                         snr_db=snr, achieved_snr_db=achieved, mean_audio_weight=weight,
-                                        av_offset_ms=offset, av_sync=synced))
+                                        av_offset_ms=offset, av_sync=synced, segmentation=read.segmentation,
+                                        segmented=read.segmented))
                     bar.update()
     if figure_path is not None:
         _utterance_figure(models, clean, sources, noises, snrs, seed, figure_path)
@@ -255,6 +306,12 @@ def _utterance_figure(models: dict, clean: list[dict], sources: dict, noises: li
         utterance_figure(av_models[0], clean[0], noisy[0], f"{sources[noises[0]].name} {lowest:g} dB", path)
 
 
+def read_as(row: SweepRow) -> str:
+    """How a row's utterances were read, for tables: ``whole``, or ``vad 3/6`` (3 of 6 through their speech
+    regions), ``split 3/6`` (cut at the model's longest input, segmentation off)."""
+    return "whole" if not row.segmented else f"{row.segmentation} {row.segmented}/{row.utterances}"
+
+
 def write_results(rows: list[SweepRow], out_dir: str | Path) -> list[Path]:
     """``results.csv``, ``results.md``, ``wer_vs_snr.png`` and ``gate_vs_snr.png`` in ``out_dir``."""
     out_dir = Path(out_dir)
@@ -270,8 +327,8 @@ def write_results(rows: list[SweepRow], out_dir: str | Path) -> list[Path]:
     write_text_atomic(csv_path, buffer.getvalue())
     offsets = any(r.av_offset_ms for r in rows)  # the offset column only in an offset sweep
     md = ["| model | mode | noise | SNR dB |" + (" offset ms |" if offsets else "") +
-          " achieved | WER % | 95 % CI | CER % | utts | audio weight |",
-          "|---|---|---|---|" + ("---|" if offsets else "") + "---|---|---|---|---|---|"]
+          " achieved | WER % | 95 % CI | CER % | utts | audio weight | read as |",
+          "|---|---|---|---|" + ("---|" if offsets else "") + "---|---|---|---|---|---|---|"]
     for r in rows:
         snr = "clean" if r.snr_db is None else f"{r.snr_db:g}"
         achieved = "" if r.achieved_snr_db is None else f"{r.achieved_snr_db:.2f}"
@@ -279,6 +336,6 @@ def write_results(rows: list[SweepRow], out_dir: str | Path) -> list[Path]:
         mode = r.mode if r.av_sync == "off" else f"{r.mode}, {r.av_sync} sync"
         md.append(f"| {r.model} | {mode} | {r.noise} | {snr} |" + (f" {r.av_offset_ms:+d} |" if offsets else "") +
                   f" {achieved} | {100 * r.wer:.1f} | {100 * r.wer_low:.1f}–{100 * r.wer_high:.1f} | "
-                  f"{100 * r.cer:.1f} | {r.utterances} | {weight} |")
+                  f"{100 * r.cer:.1f} | {r.utterances} | {weight} | {read_as(r)} |")
     write_text_atomic(out_dir / "results.md", "\n".join(md) + "\n")
     return [csv_path, out_dir / "results.md", *sweep_plots(rows, out_dir)]

@@ -86,12 +86,13 @@ def test_room_tone_is_at_the_level_asked_for_seeded_per_utterance_or_digital_sil
 
 
 def test_the_sweep_scores_the_perturbed_clips(manifest, items):
-    """With a lead-in and face gaps the sweep's rows are the WER of the clips so changed (no noise, no
-    offset); without any, they are the rows of the sweep as it was."""
+    """With a lead-in and face gaps the sweep's rows are the WER of the clips so changed, read whole (segmentation
+    off; no noise, no offset); without any, they are the rows of the sweep as it was."""
     torch.manual_seed(0)
     model = AVSRModel(ModelConfig(**SMALL)).eval()
     perturbation = Perturbation(face_gap_s=0.2, face_gap_at="start", lead_in_s=0.2, room_tone_dbfs=-60.0)
-    rows = sweep({"small": model}, manifest, [None], [], ["av"], seed=3, progress=False, perturbation=perturbation)
+    rows = sweep({"small": model}, manifest, [None], [], ["av"], seed=3, progress=False, perturbation=perturbation,
+                 vad=None)
     changed = with_face_gaps(with_lead_in(items, perturbation, seed=3), perturbation)
     hypotheses, weight = score(model, changed, "av", greedy_decode)
     from avsr.text import word_error_rate

@@ -198,7 +198,7 @@ def prepare_recipe(discovery: Discovery, out_dir: str | Path, lip_options: LipRo
                                 "split": utterance.split, "features": _relative_features(utterance.id),
                                 "num_frames": result.frames, "duration_s": result.frames / VIDEO_FPS,
                                 "face_found_rate": round(result.face_found_rate, 4),
-                                "source": str(source.video)})
+                                "source": str(source.video), "roi_style": lip_options.roi_style})
     target = out_dir if shard is None else out_dir / "shards" / f"{shard[0]}-of-{shard[1]}"
     return _write_outputs(target, out_dir, records, summary)
 
