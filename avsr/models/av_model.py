@@ -12,21 +12,34 @@ from torch import nn
 from avsr.errors import AvsrError
 from avsr.models.audio_encoder import AudioEncoder, frames_from_samples
 from avsr.models.conformer import Conformer
+from avsr.models.e2e_encoder import REL_POS_VARIANTS
 from avsr.models.fusion import ConcatFusion, CrossAttentionGate, ReliabilityGate, SumFusion, reliability_cues
+from avsr.models.imported_encoders import ImportedAudioEncoder, ImportedVideoEncoder, stream_config
 from avsr.models.video_encoder import VideoEncoder
 from avsr.preprocessing import Preprocessing
 
 MODES = ("av", "audio", "video")
 MODALITIES = MODES  # what a model is built for: both streams, or one of them alone
 FUSIONS = {"gate": ReliabilityGate, "xattn": CrossAttentionGate, "concat": ConcatFusion, "sum": SumFusion}
+# What the streams' encoders are (ModelConfig.encoders): "avsr", this package's own (log-mel and convolutions for
+# the audio, a light ResNet for the lips, then Conformer layers), or "auto-avsr", those of auto_avsr's published
+# models (avsr.models.imported_encoders: ResNet-18 frontends on the crops and on the raw waveform, Conformer blocks
+# with relative positions), filled from their checkpoints by `avsr import auto-avsr --audio ASR --video VSR`.
+ENCODERS = ("avsr", "auto-avsr")
 
 
 # The named sizes of ModelConfig's ``preset`` (see :func:`tiny` and :func:`base`): the only place they are written.
+# ``auto-avsr``: the gate on auto_avsr's published encoders (768 wide, 12 heads, 12 blocks of 3072 feed-forward
+# units and kernel 31 per stream, as `avsr import auto-avsr --audio --video` reads them from the LRS3 zoo's
+# checkpoints); its video_channels are unused (the encoders' ResNet-18 has fixed widths).
 PRESETS: dict[str, dict] = {
     "tiny": {"dim": 144, "num_heads": 4, "ffn_dim": 576, "kernel_size": 15, "audio_layers": 2, "video_layers": 2,
-             "fusion_layers": 1, "video_channels": (16, 32, 64)},
+             "fusion_layers": 1, "video_channels": (16, 32, 64), "encoders": "avsr"},
     "base": {"dim": 512, "num_heads": 8, "ffn_dim": 2048, "kernel_size": 31, "audio_layers": 12, "video_layers": 12,
-             "fusion_layers": 2, "video_channels": (64, 128, 256, 512)},
+             "fusion_layers": 2, "video_channels": (64, 128, 256, 512), "encoders": "avsr"},
+    "auto-avsr": {"dim": 768, "num_heads": 12, "ffn_dim": 3072, "kernel_size": 31, "audio_layers": 12,
+                  "video_layers": 12, "fusion_layers": 2, "video_channels": (64, 128, 256, 512),
+                  "encoders": "auto-avsr"},
 }
 
 
@@ -92,6 +105,9 @@ class ModelConfig:
     modalities: str = "av"  # av; audio (ASR) or video (VSR): one encoder and its CTC head alone
     video_pool: int = 1  # side of the spatial grid kept at the end of the video trunk (1: global average)
     video_downsample: int = 1  # crops average-pooled by this factor before the video stem
+    encoders: str | None = None  # avsr | auto-avsr (ENCODERS): whose stream encoders; auto-avsr: dim, num_heads,
+    # ffn_dim, kernel_size, audio_layers and video_layers are theirs, and the fusion works at their width
+    encoder_rel_pos: str = "latest"  # auto-avsr encoders: their relative-position attention (latest | legacy)
     preset: str | None = field(default=None, compare=False)  # tiny | base: fills the sizes left unset
 
     def __post_init__(self) -> None:
@@ -122,6 +138,17 @@ class ModelConfig:
                                    f"fusion={self.fusion!r} changes the streams first: use fusion gate")
         if self.dim % self.num_heads:
             raise ModelConfigError(f"dim={self.dim} must be divisible by num_heads={self.num_heads}")
+        if self.encoders not in ENCODERS:
+            raise ModelConfigError(f"encoders={self.encoders!r}; use one of {', '.join(ENCODERS)}")
+        if self.encoder_rel_pos not in REL_POS_VARIANTS:
+            raise ModelConfigError(f"encoder_rel_pos={self.encoder_rel_pos!r}; use one of "
+                                   f"{', '.join(REL_POS_VARIANTS)}")
+        if self.encoders == "auto-avsr" and (self.video_pool, self.video_downsample) != (1, 1):
+            raise ModelConfigError(f"video_pool={self.video_pool} and video_downsample={self.video_downsample} shape "
+                                   "avsr's own video encoder; auto-avsr encoders read 88x88 crops to one 512 vector "
+                                   "per frame: leave both at 1")
+        if self.encoders == "auto-avsr" and self.kernel_size % 2 == 0:
+            raise ModelConfigError(f"kernel_size={self.kernel_size} must be odd for auto-avsr encoders")
 
     def to_dict(self) -> dict:
         """Every field as a number (lists for tuples), without ``preset``: what bundles and checkpoints store."""
@@ -153,15 +180,18 @@ class AVSRModel(nn.Module):
         preprocessing.check_runnable()
         self.config, self.preprocessing = config, preprocessing
         c = config
+        imported = c.encoders == "auto-avsr"
         if c.modalities != "video":
-            self.audio_encoder = AudioEncoder(c.dim, c.audio_layers, c.num_heads, c.ffn_dim, kernel_size=c.kernel_size,
-                                              dropout=c.dropout)
+            self.audio_encoder = (ImportedAudioEncoder(_stream_config("audio", c)) if imported else
+                                  AudioEncoder(c.dim, c.audio_layers, c.num_heads, c.ffn_dim, kernel_size=c.kernel_size,
+                                               dropout=c.dropout))
         if c.modalities == "audio":
             self.audio_head = nn.Linear(c.dim, c.vocab_size)
             return
-        self.video_encoder = VideoEncoder(c.dim, c.video_channels, c.video_layers, c.num_heads, c.ffn_dim,
-                                          kernel_size=c.kernel_size, dropout=c.dropout, pool=c.video_pool,
-                                          downsample=c.video_downsample)
+        self.video_encoder = (ImportedVideoEncoder(_stream_config("video", c)) if imported else
+                              VideoEncoder(c.dim, c.video_channels, c.video_layers, c.num_heads, c.ffn_dim,
+                                           kernel_size=c.kernel_size, dropout=c.dropout, pool=c.video_pool,
+                                           downsample=c.video_downsample))
         if c.modalities == "video":
             self.video_head = nn.Linear(c.dim, c.vocab_size)
             return
@@ -223,6 +253,12 @@ class AVSRModel(nn.Module):
         shared = self.shared(fused, lengths)
         log_probs = nn.functional.log_softmax(self.head(shared).float(), dim=-1)
         return ModelOutput(log_probs, lengths, audio_weight, audio_log_probs, video_log_probs, attention)
+
+
+def _stream_config(modality: str, c: ModelConfig):
+    """The sizes of an auto-avsr stream encoder of ``c``."""
+    layers = c.audio_layers if modality == "audio" else c.video_layers
+    return stream_config(modality, c.dim, c.num_heads, c.ffn_dim, layers, c.kernel_size, c.encoder_rel_pos, c.dropout)
 
 
 def tiny(fusion: str = "gate", vocab_size: int = 29) -> ModelConfig:

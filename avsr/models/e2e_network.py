@@ -84,7 +84,7 @@ class E2ENetwork(nn.Module):
             face_found, mode: what the transcriber passes every network; this family reads its own modality.
         """
         modality = self.config.modality
-        heard = _layer_norm(audio, audio_lengths) if modality != "video" else None
+        heard = layer_norm_waveform(audio, audio_lengths) if modality != "video" else None
         seen = video if modality != "audio" else None
         out = self.model(heard, audio_lengths if heard is not None else None, seen,
                          video_lengths if seen is not None else None)
@@ -101,8 +101,9 @@ def auto_avsr_network(saved: dict, preprocessing: Preprocessing, source: str) ->
                           "checkpoint again with avsr import auto-avsr") from None
 
 
-def _layer_norm(audio: torch.Tensor, lengths: torch.Tensor, eps: float = 1e-8) -> torch.Tensor:
-    """Each row ``(B, N)`` standardised over its first ``lengths`` samples; the padding stays 0."""
+def layer_norm_waveform(audio: torch.Tensor, lengths: torch.Tensor, eps: float = 1e-8) -> torch.Tensor:
+    """Each row ``(B, N)`` standardised over its first ``lengths`` samples (how the family's audio encoders were
+    fed: the reference's layer norm over the clip); the padding stays 0."""
     valid = torch.arange(audio.shape[1], device=audio.device)[None] < lengths[:, None]  # (B, N)
     count = valid.sum(dim=1, keepdim=True).clamp(min=1)
     mean = (audio * valid).sum(dim=1, keepdim=True) / count

@@ -22,6 +22,7 @@ import torch
 from torch import nn
 
 from avsr.data.tokenizer import CharTokenizer
+from avsr.data.tokenizers import named_tokenizer
 from avsr.errors import AvsrError
 from avsr.models.av_model import AVSRModel, model_config
 from avsr.models.e2e_network import FAMILY as E2E_FAMILY
@@ -93,8 +94,11 @@ def checkpoint_contents(payload) -> SavedModel | None:
     hparams = payload["hyper_parameters"]
     spec = hparams.get("preprocessing")
     weights = {k.removeprefix("model."): v for k, v in payload.get("state_dict", {}).items() if k.startswith("model.")}
+    name = hparams.get("tokenizer", "characters")  # a name of avsr.data.tokenizers.TOKENIZERS
+    tokenizer = None if name == "characters" else named_tokenizer(name, "the checkpoint's tokenizer").to_dict()
     return SavedModel(DEFAULT_FAMILY, dict(hparams.get("model") or {}),  # None: the tiny preset's sizes
-                      spec.to_dict() if isinstance(spec, Preprocessing) else spec, weights, kind="checkpoint")
+                      spec.to_dict() if isinstance(spec, Preprocessing) else spec, weights, tokenizer,
+                      kind="checkpoint")
 
 
 READERS: tuple[Callable[[object], SavedModel | None], ...] = (bundle_contents, checkpoint_contents)

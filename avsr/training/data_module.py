@@ -10,6 +10,7 @@ from torch.utils.data import DataLoader
 from avsr.data.augment import AugmentOptions
 from avsr.data.dataset import AVDataset, BucketBatchSampler, collate
 from avsr.data.manifest import ManifestError
+from avsr.data.tokenizer import CharTokenizer
 from avsr.preprocessing import Preprocessing
 
 
@@ -35,10 +36,17 @@ class AVDataModule(L.LightningDataModule):
         module = self.trainer.lightning_module if self.trainer is not None else None
         return getattr(module, "preprocessing", Preprocessing())
 
+    @property
+    def tokenizer(self):
+        """The model's tokenizer: the transcripts become the units its CTC heads emit."""
+        module = self.trainer.lightning_module if self.trainer is not None else None
+        return getattr(module, "tokenizer", CharTokenizer())
+
     def setup(self, stage: str | None = None) -> None:
         h, spec = self.hparams, self.preprocessing
-        self.train_set = AVDataset(h.train_manifests, augment=self.augment, seed=h.seed, preprocessing=spec)
-        self.val_set = AVDataset(h.val_manifests, preprocessing=spec)
+        tokenizer = self.tokenizer
+        self.train_set = AVDataset(h.train_manifests, tokenizer, augment=self.augment, seed=h.seed, preprocessing=spec)
+        self.val_set = AVDataset(h.val_manifests, tokenizer, preprocessing=spec)
         for name, dataset, manifests in (("train", self.train_set, h.train_manifests),
                                          ("val", self.val_set, h.val_manifests)):
             if len(dataset) == 0:

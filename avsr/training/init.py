@@ -32,21 +32,32 @@ class InitOptions:
             recipes do.
         freeze_streams_steps: keep the initialised streams fixed for this many optimizer steps, so
             that the fusion learns to read them before they move.
+        freeze_encoders: keep the initialised streams' encoders fixed for the whole run (no gradient, batch-norm
+            statistics and dropout held): only the fusion, the layers after it and the CTC heads train. False:
+            every weight is fine-tuned (after ``freeze_streams_steps``). For a model on imported encoders
+            (``avsr import auto-avsr --audio --video``), whose 250 M-parameter encoders then cost no backward pass.
     """
 
     model: str | None = None
     audio: str | None = None
     video: str | None = None
     freeze_streams_steps: int = 0
+    freeze_encoders: bool = False
 
     def __post_init__(self) -> None:
         if self.freeze_streams_steps < 0:
             raise OptionError(f"freeze_streams_steps={self.freeze_streams_steps} must be 0 or more")
+        if self.freeze_encoders and not (self.model or self.audio or self.video):
+            raise OptionError("init.freeze_encoders holds the encoders that init.model, init.audio or init.video "
+                              "start; set one of them (frozen random encoders learn nothing)")
+        if self.freeze_encoders and self.freeze_streams_steps:
+            raise OptionError(f"init.freeze_encoders holds the encoders for the whole run; "
+                              f"freeze_streams_steps={self.freeze_streams_steps} holds them for a while: set one")
 
 
 def start_weights(model: AVSRModel, options: InitOptions) -> list[str]:
     """Copy into ``model`` the weights ``options`` name; returns the streams' encoders to hold for
-    ``freeze_streams_steps`` (none when it is 0).
+    ``freeze_streams_steps`` or, with ``freeze_encoders``, for the whole run (none when neither is set).
 
     Raises:
         ValueError: a source that does not fit ``model`` (see :func:`init_whole`, :func:`init_stream`).
@@ -61,7 +72,7 @@ def start_weights(model: AVSRModel, options: InitOptions) -> list[str]:
                 raise ValueError(f"init.{stream}={path}: this {model.config.modalities} model has no {stream} stream")
             init_stream(model, stream, path)
             held += [STREAMS[stream][0]] if STREAMS[stream][0] not in held else []
-    return held if options.freeze_streams_steps > 0 else []
+    return held if options.freeze_streams_steps > 0 or options.freeze_encoders else []
 
 
 # Where the training module's arguments of before 2026-12-07 (one flat list) now live.

@@ -12,10 +12,11 @@ import torch
 from torchmetrics import MeanMetric
 
 from avsr.data.dataset import Batch
-from avsr.data.tokenizer import CharTokenizer
+from avsr.data.tokenizers import named_tokenizer
 from avsr.decoding.greedy import greedy_decode
-from avsr.models.av_model import AVSRModel, ModelConfig, ModelOutput, model_config
+from avsr.models.av_model import AVSRModel, ModelConfig, ModelConfigError, ModelOutput, model_config
 from avsr.preprocessing import Preprocessing
+from avsr.text import normalise
 from avsr.training.init import InitOptions, read_checkpoint, start_weights
 from avsr.training.losses import LossOptions, training_loss
 from avsr.training.metrics import CorpusErrorRate
@@ -33,13 +34,17 @@ class AVSRLightning(L.LightningModule):
         warmup_steps: optimizer steps of the linear warm-up.
         losses: the loss weights (:class:`~avsr.training.losses.LossOptions`).
         init: the weights training starts from (:class:`~avsr.training.init.InitOptions`).
+        tokenizer: the units of the CTC heads (:data:`avsr.data.tokenizers.TOKENIZERS`): ``characters``, or
+            ``auto-avsr`` (auto_avsr's SentencePiece unigram 5000, 5,049 ids, for a model on its imported encoders);
+            ``model.vocab_size`` must be its size. A checkpoint stores the name, its bundle the tokenizer.
 
     Each argument that is a dataclass also takes a plain dict (as a checkpoint stores it).
     """
 
     def __init__(self, model: ModelConfig | None = None, preprocessing: Preprocessing = Preprocessing(),
                  learning_rate: float = 2e-3, weight_decay: float = 0.01, warmup_steps: int = 200,
-                 losses: LossOptions = LossOptions(), init: InitOptions = InitOptions()) -> None:
+                 losses: LossOptions = LossOptions(), init: InitOptions = InitOptions(),
+                 tokenizer: str = "characters") -> None:
         super().__init__()
         self.save_hyperparameters()
         if not isinstance(model, ModelConfig):  # None, or a plain dict from a checkpoint's hyperparameters
@@ -51,9 +56,12 @@ class AVSRLightning(L.LightningModule):
         # What checkpoints keep: plain data (the resolved sizes, not a preset's name), readable without this package.
         self.hparams.update(model=model.to_dict(), preprocessing=self.preprocessing.to_dict(),
                             losses=asdict(self.losses), init=asdict(self.init))
+        self.tokenizer = named_tokenizer(tokenizer, "model.tokenizer")
+        if model.vocab_size != self.tokenizer.vocab_size:
+            raise ModelConfigError(f"model.model.vocab_size={model.vocab_size} but model.tokenizer={tokenizer!r} has "
+                                   f"{self.tokenizer.vocab_size} ids; set vocab_size {self.tokenizer.vocab_size}")
         self.model = AVSRModel(model, self.preprocessing)
         self._frozen: list[str] = []
-        self.tokenizer = CharTokenizer()
         # Corpus error rates: errors and reference words are summed (across processes under DDP) before
         # dividing, so the validation WER is that of the whole validation set, not a mean of per-process rates.
         self.val_wer, self.val_cer = CorpusErrorRate("word"), CorpusErrorRate("char")
@@ -77,11 +85,14 @@ class AVSRLightning(L.LightningModule):
     def setup(self, stage: str) -> None:
         if stage == "fit":
             self._frozen = start_weights(self.model, self.init)
+            if self.init.freeze_encoders:  # set before DDP wraps the model, and kept for the whole run
+                for name in self._frozen:
+                    getattr(self.model, name).requires_grad_(False)
 
     def on_train_batch_start(self, batch: Batch, batch_index: int) -> None:
         # The held streams' learning rate is 0 (see configure_optimizers: gradients still flow, so DDP
         # sees the same parameters every step); here their batch-norm statistics are held too.
-        if self._frozen and self.global_step < self.init.freeze_streams_steps:
+        if self._frozen and (self.init.freeze_encoders or self.global_step < self.init.freeze_streams_steps):
             for name in self._frozen:
                 getattr(self.model, name).eval()
 
@@ -99,7 +110,7 @@ class AVSRLightning(L.LightningModule):
     def validation_step(self, batch: Batch, batch_index: int) -> None:
         loss, out = self._loss(batch)
         self.log("val/loss", loss, prog_bar=True, batch_size=len(batch.ids), sync_dist=True)
-        hypotheses = greedy_decode(out.log_probs, out.lengths, self.tokenizer)
+        hypotheses = [normalise(text) for text in greedy_decode(out.log_probs, out.lengths, self.tokenizer)]
         self.val_wer.update(hypotheses, batch.texts)
         self.val_cer.update(hypotheses, batch.texts)
         if out.audio_weight is not None and self.model.config.modalities == "av":
@@ -117,7 +128,10 @@ class AVSRLightning(L.LightningModule):
 
     def configure_optimizers(self):
         held = {id(p) for name in self._frozen for p in getattr(self.model, name).parameters()}
-        groups = [{"params": [p for p in self.parameters() if id(p) not in held]}]
+        trained = [p for p in self.parameters() if id(p) not in held]
+        if self.init.freeze_encoders:  # held for the whole run (no gradient): not in the optimizer at all
+            held = set()
+        groups = [{"params": trained}]
         if held:  # the initialised streams: their own group, at learning rate 0 for freeze_streams_steps
             groups.append({"params": [p for p in self.parameters() if id(p) in held]})
         optimizer = torch.optim.AdamW(groups, lr=self.hparams.learning_rate, weight_decay=self.hparams.weight_decay)

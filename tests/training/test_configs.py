@@ -168,7 +168,7 @@ def test_model_config_fills_only_the_unset_sizes_from_its_preset():
     assert replace(config, dim=512, fusion="gate") == base()
     assert ModelConfig() == tiny() and ModelConfig().video_channels == PRESETS["tiny"]["video_channels"]
     assert ModelConfig(video_channels=[8, 16]).video_channels == (8, 16)  # a list from YAML becomes a tuple
-    with pytest.raises(ValueError, match="preset='huge'; use one of tiny, base"):
+    with pytest.raises(ValueError, match="preset='huge'; use one of tiny, base, auto-avsr"):
         ModelConfig(preset="huge")
 
 
