@@ -22,6 +22,11 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     tmp = path.with_name(f".{path.name}.tmp{path.suffix}")
     try:
         yield tmp
+    except OSError as error:  # a full disk fails a write with no file name: the message names the file
+        tmp.unlink(missing_ok=True)
+        if error.filename is None:
+            raise OSError(error.errno, error.strerror, str(path)) from None
+        raise
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise

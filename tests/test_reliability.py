@@ -449,3 +449,73 @@ def test_audio_and_video_of_different_lengths_are_read_where_both_are(clips, tmp
     assert roi.returncode == 0 and roi.stdout.startswith("3 done"), roi.stdout + roi.stderr
     assert {len(np.load(p)["roi"]) for p in (tmp_path / "r").glob("*.npz")} == {52, 127}
     assert digest(tmp_path / "in") == before and leftovers(tmp_path) == [] and sorted(files) == sorted(before)
+
+
+def limited_file_size(limit_bytes: int):
+    """For ``preexec_fn``: no file of the process may grow past ``limit_bytes``, as on a full disk; a write
+    past it fails with EFBIG (SIGXFSZ ignored, so that it comes as an OSError, not a kill)."""
+    import resource
+    import signal
+
+    def limit() -> None:
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limit_bytes, limit_bytes))
+    return limit
+
+
+@pytest.mark.slow
+def test_a_write_that_fails_mid_batch_leaves_no_partial_outputs(clips, tmp_path):
+    """A batch whose second file's transcript cannot be written (RLIMIT_FSIZE: each file may hold 3000 bytes,
+    the .json of a 4 s clip needs more, as a disk that fills up mid-batch would refuse it): that file fails
+    with one line naming the file it could not write, none of its outputs stay, the first file's do, and the
+    summary is finalised."""
+    from avsr.io.media import load_media
+    from avsr.io.writer import write_video
+
+    (tmp_path / "in").mkdir()
+    short = copy_clip(clips[0], tmp_path / "in", "a_short.mp4")
+    first, second = load_media(clips[0]["video"]), load_media(clips[1]["video"])
+    long = write_video(tmp_path / "in" / "b_long.mp4", np.concatenate([first.video, second.video]), 25,
+                       np.concatenate([first.audio, second.audio]))
+    before = digest(tmp_path / "in")
+    out = tmp_path / "out"
+    result = subprocess.run([AVSR, "transcribe", short, long, "-o", out, "--quiet"], capture_output=True, text=True,
+                            timeout=600, preexec_fn=limited_file_size(3000))
+    line = one_line(result, 1, "b_long.mp4", str(out / "b_long.json"), "File too large", "free space")
+    assert line.startswith("failed:") and "Errno" not in line
+    assert json.loads((out / "a_short.json").read_text())["text"] == clips[0]["text"]
+    assert sorted(p.name for p in out.iterdir()) == [".avsr_outputs.jsonl", "a_short.json", "a_short.srt",
+                                                     "a_short.txt", "a_short.vtt", "transcribe_summary.jsonl"]
+    summary = [json.loads(x) for x in (out / "transcribe_summary.jsonl").read_text().splitlines()]
+    assert [(r["input"], r["status"], r.get("reason")) for r in summary] == [(str(short), "done", None),
+                                                                           (str(long), "failed", "io_error")]
+    assert digest(tmp_path / "in") == before and leftovers(tmp_path) == []
+
+
+@pytest.mark.slow
+def test_sigterm_stops_a_batch_as_ctrl_c_does(clips, tmp_path):
+    """Containers, SLURM and systemd stop a job with SIGTERM: the summary is finalised with the files done, the
+    lock goes, the one line says how to resume, and running the command again does the rest."""
+    import signal
+
+    folder = tmp_path / "in"
+    for i in range(6):
+        copy_clip(clips[i], folder, f"clip{i}.mp4")
+    before = digest(folder)
+    out = tmp_path / "out"
+    process = subprocess.Popen([AVSR, "transcribe", folder, "-o", out, "--quiet"], stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True)
+    partial = out / ".transcribe_summary.jsonl.partial"
+    wait_for(lambda: partial.exists() and partial.read_text().count("\n") >= 2, 300, "two files transcribed")
+    process.send_signal(signal.SIGTERM)
+    stopped = subprocess.CompletedProcess(process.args, *((process.wait(120),) + process.communicate()))
+    line = one_line(stopped, 143, "terminated", "running the same command again resumes")
+    assert line.startswith("avsr transcribe: terminated")
+    done = [json.loads(x) for x in (out / "transcribe_summary.jsonl").read_text().splitlines()]
+    assert len(done) >= 2 and {r["status"] for r in done} == {"done"}
+    assert not partial.exists() and not (out / ".avsr.lock").exists() and leftovers(tmp_path) == []
+    again = run("transcribe", folder, "-o", out, "--quiet")
+    assert again.returncode == 0 and f"{len(done)} skipped" in again.stdout, again.stdout + again.stderr
+    assert sorted(p.name for p in out.glob("*.json")) == [f"clip{i}.json" for i in range(6)]
+    assert digest(folder) == before
+

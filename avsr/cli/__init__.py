@@ -7,7 +7,10 @@ errors answer at once (tested)."""
 from __future__ import annotations
 
 import argparse
+import contextlib
+import signal
 import sys
+import threading
 import traceback
 import warnings
 
@@ -32,6 +35,28 @@ def _one_line_warnings() -> None:
         tqdm.write(warnings.formatwarning(message, category, filename, lineno).rstrip("\n"), file=file or sys.stderr)
 
     warnings.showwarning = show
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (containers, SLURM and systemd stop jobs with it), raised where Ctrl-C raises KeyboardInterrupt,
+    so that it is handled alike: the summary finalised, the lock and temporary files removed."""
+
+
+@contextlib.contextmanager
+def _sigterm_as_interrupt():
+    """SIGTERM raises :class:`Terminated` in the main thread for the block (the handler before is put back)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def terminate(signum, frame):
+        raise Terminated()
+
+    before = signal.signal(signal.SIGTERM, terminate)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, before)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -65,14 +90,16 @@ def main(argv: list[str] | None = None) -> int:
     keep_python_stderr()  # MediaPipe's set-up lines are silenced on descriptor 2, not our messages
     command = args.command
     try:
-        return args.handler(args)
+        with _sigterm_as_interrupt():
+            return args.handler(args)
     except AvsrError as error:
         print(f"{command}: error: {error}", file=sys.stderr)
         return error.exit_code
-    except KeyboardInterrupt:
-        print(f"{command}: interrupted; finished outputs are kept, and running the same command again resumes "
+    except KeyboardInterrupt as stop:
+        how = "terminated (SIGTERM)" if isinstance(stop, Terminated) else "interrupted"
+        print(f"{command}: {how}; finished outputs are kept, and running the same command again resumes "
               "where it stopped", file=sys.stderr)
-        return 130
+        return 143 if isinstance(stop, Terminated) else 130
     except OSError as error:  # a full disk, a folder that vanished...
         where = f"{error.filename}: " if error.filename else ""
         print(f"{command}: error: {where}{error.strerror or error}; free space or fix the folder, then run the "

@@ -184,13 +184,25 @@ def transcribe_batch(paths: list[Path], model: LoadedModel, out_dir: str | Path,
 
 def _transcribe_locked(paths, model, out_dir, formats, options, workers, device, overwrite, progress, prefetch,
                        echo):
-    from tqdm import tqdm
-
     formats = tuple(dict.fromkeys(formats + ("json",)))  # the .json marks a finished input
     transcriber = Transcriber(model.network, model.tokenizer, model.id, options, device)
     stems = [out_dir / name for name in output_names(paths)]
     summary, todo = _triage(paths, stems, formats, model.id, read_ledger(out_dir), overwrite)
     partial = out_dir / f".{SUMMARY_NAME}.partial"  # what a killed run got through
+    try:
+        _run_todo(paths, out_dir, formats, options, workers, prefetch, echo, progress, transcriber, model, stems,
+                  summary, todo, partial)
+    finally:  # also when stopped (Ctrl-C, SIGTERM) or a write failed: the summary says what was done
+        write_jsonl(out_dir / SUMMARY_NAME, merge_summary(out_dir, [r for r in summary if r is not None]))
+        partial.unlink(missing_ok=True)
+    return summary
+
+
+def _run_todo(paths, out_dir, formats, options, workers, prefetch, echo, progress, transcriber, model, stems, summary,
+              todo, partial) -> None:
+    """Transcribe the inputs at ``todo``, each result put in ``summary`` and logged to ``partial`` as it comes."""
+    from tqdm import tqdm
+
     with tqdm(total=len(paths), initial=len(paths) - len(todo), unit="file", disable=not progress,
               dynamic_ncols=True) as bar, partial.open("a", encoding="utf-8") as log, \
             (out_dir / LEDGER_NAME).open("a", encoding="utf-8") as entries:
@@ -228,9 +240,6 @@ def _transcribe_locked(paths, model, out_dir, formats, options, workers, device,
                 log.write(json.dumps(result.to_json(SUMMARY_KEYS)) + "\n")
                 log.flush()
                 bar.update()
-    write_jsonl(out_dir / SUMMARY_NAME, merge_summary(out_dir, summary))
-    partial.unlink()
-    return summary
 
 
 def _triage(paths: list[Path], stems: list[Path], formats: tuple[str, ...], model_id: str, ledger: dict[str, str],

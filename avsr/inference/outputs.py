@@ -89,10 +89,15 @@ def render(transcript: Transcript, fmt: str) -> str:
 
 def write_outputs(transcript: Transcript, stem: Path, formats: tuple[str, ...]) -> list[Path]:
     """Write ``<stem>.<fmt>`` for each format, each atomically; the ``.json`` goes last, as it marks the
-    set complete for a resumed batch."""
+    set complete for a resumed batch. If one cannot be written (a full disk), those written before it go too."""
     paths = []
-    for fmt in sorted(formats, key=lambda f: f == "json"):
-        path = stem.with_name(f"{stem.name}.{fmt}")
-        write_text_atomic(path, render(transcript, fmt))
-        paths.append(path)
+    try:
+        for fmt in sorted(formats, key=lambda f: f == "json"):
+            path = stem.with_name(f"{stem.name}.{fmt}")
+            write_text_atomic(path, render(transcript, fmt))
+            paths.append(path)
+    except BaseException:
+        for path in paths:
+            path.unlink(missing_ok=True)
+        raise
     return paths

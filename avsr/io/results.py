@@ -79,6 +79,9 @@ def failure_message(path: str | os.PathLike, error: BaseException | str) -> str:
     """The one line a batch reports for a failed input: the message's first line, prefixed by
     ``path`` unless it already names it. An exception of an unexpected kind (a bug, not the file)
     keeps its class name and asks for a report."""
+    if isinstance(error, OSError) and error.strerror:  # never a raw "[Errno 28] ..."
+        where = f"{error.filename}: " if error.filename and str(error.filename) != str(path) else ""
+        error = f"{where}{error.strerror}; free space or fix the folder, then run the same command again"
     text = str(error).splitlines()[0] if str(error) else ""
     if isinstance(error, BaseException) and reason_of(error) is Reason.UNEXPECTED:
         return f"{path}: {error.__class__.__name__}: {text}; please report this with the file"
