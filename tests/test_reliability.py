@@ -519,3 +519,23 @@ def test_sigterm_stops_a_batch_as_ctrl_c_does(clips, tmp_path):
     assert sorted(p.name for p in out.glob("*.json")) == [f"clip{i}.json" for i in range(6)]
     assert digest(folder) == before
 
+
+def test_bundles_are_named_for_what_is_wrong_with_them(clips, tmp_path):
+    """A bundle cut short is damaged (truncated), not "not a safe bundle"; one whose tokenizer is shorter than
+    its network's outputs is refused when it is loaded, before any file is read."""
+    import torch
+
+    from avsr.models.bundle import EMBEDDED_MODELS
+
+    data = EMBEDDED_MODELS["synth-grid-tiny"].read_bytes()
+    for share in (0.5, 0.99):
+        (tmp_path / f"cut{share}.pt").write_bytes(data[: int(len(data) * share)])
+        line = one_line(avsr_main("transcribe", clips[0]["video"], "--model", tmp_path / f"cut{share}.pt", "-o",
+                                  tmp_path / "out"), 2, f"cut{share}.pt", "damaged (truncated)", "download it again")
+        assert "not a safe" not in line
+    payload = torch.load(EMBEDDED_MODELS["synth-grid-tiny"], weights_only=True)
+    torch.save(payload | {"tokenizer": payload["tokenizer"][:-3]}, tmp_path / "short.pt")
+    one_line(avsr_main("transcribe", clips[0]["video"], "--model", tmp_path / "short.pt", "-o", tmp_path / "out"), 2,
+             "short.pt", "tokenizer has 25 characters", "outputs 29", "re-export it")
+    assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
+    assert leftovers(tmp_path) == []

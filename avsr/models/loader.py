@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import hashlib
 import pathlib
+import pickle
+import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -119,6 +121,10 @@ def read_saved(path: Path) -> SavedModel:
         with torch.serialization.safe_globals(SAFE_GLOBALS):
             payload = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as error:  # weights_only refuses pickled code with an UnpicklingError
+        damage = _damage(path, error)
+        if damage:
+            raise BundleError(f"{path}: the {'checkpoint' if checkpoint else 'model bundle'} is damaged ({damage}); "
+                              "copy or download it again") from None
         if checkpoint:
             raise BundleError(f"{path}: not a training checkpoint of avsr ({error.__class__.__name__}); pass a "
                               ".ckpt written by python train.py fit") from None
@@ -134,6 +140,17 @@ def read_saved(path: Path) -> SavedModel:
                           "by python train.py fit")
     raise BundleError(f"{path}: not an avsr bundle (format {found}); export one from a training checkpoint with "
                       "avsr export")
+
+
+def _damage(path: Path, error: Exception) -> str | None:
+    """What is wrong with a file ``torch.load`` could not read, if it was one ``torch.save`` wrote (a zip
+    archive) that lost bytes: "truncated" without its directory (which a zip keeps at its end); else None."""
+    if isinstance(error, pickle.UnpicklingError):  # read whole, but holds what weights_only refuses
+        return None
+    with path.open("rb") as handle:
+        if handle.read(4) != b"PK\x03\x04":
+            return None
+    return "truncated" if not zipfile.is_zipfile(path) else f"{error.__class__.__name__}, unreadable entries"
 
 
 def build_network(saved: SavedModel, path: Path) -> nn.Module:
@@ -199,7 +216,13 @@ def make_tokenizer(stored: str | dict | None, network: nn.Module, path: Path):
         except AvsrError as error:
             raise BundleError(f"{path}: {error}") from None
         return tokenizer
-    return CharTokenizer() if stored is None else CharTokenizer(stored)
+    tokenizer = CharTokenizer() if stored is None else CharTokenizer(stored)
+    vocab_size = getattr(getattr(network, "config", None), "vocab_size", None)
+    if isinstance(vocab_size, int) and tokenizer.vocab_size != vocab_size:  # else every file would fail on its own
+        raise BundleError(f"{path}: its tokenizer has {len(tokenizer.characters)} characters (+ blank: "
+                          f"{tokenizer.vocab_size} tokens) but its network outputs {vocab_size}; the file is damaged "
+                          "or mismatched: re-export it with avsr export from its checkpoint")
+    return tokenizer
 
 
 def load_bundle(path: str | Path, device: str = "cpu") -> tuple[nn.Module, CharTokenizer, dict]:
