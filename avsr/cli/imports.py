@@ -26,7 +26,7 @@ def add_import(subparsers) -> None:
         "configs/lrs3_import_av.yaml. Checkpoints are read without running any pickled code.",
         epilog="examples:\n  avsr import auto-avsr vsr_trlrs2lrs3vox2avsp_base.pth -o lrs3-vsr.pt\n"
         "  avsr transcribe talk.mp4 --model lrs3-vsr.pt\n"
-        "  avsr import auto-avsr --audio asr_trlrs3vox2_base.pth --video vsr_trlrs3vox2_base.pth -o av.pt",
+        "  avsr import auto-avsr --audio asr_trlrs3vox2_base.pth --video vsr_trlrs2lrs3vox2avsp_base.pth -o av.pt",
         formatter_class=argparse.RawDescriptionHelpFormatter)
     auto.add_argument("checkpoint", metavar="CKPT.pth", nargs="?", help="a VSR, ASR or v1.0.0 AV checkpoint")
     auto.add_argument("--audio", metavar="ASR.pth", help="with --video: the ASR checkpoint whose encoder the gated "
