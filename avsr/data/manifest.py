@@ -20,8 +20,15 @@ def read_jsonl(path: str | Path, required: tuple[str, ...] = ("id",)) -> list[di
     path = Path(path)
     if not path.is_file():
         raise ManifestError(f"{path}: manifest not found; check the path")
+    data = path.read_bytes()
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as error:
+        number = data[: error.start].count(b"\n") + 1
+        raise ManifestError(f"{path}:{number}: not UTF-8 text (byte 0x{data[error.start]:02x}; latin-1 or another "
+                            f"encoding?); convert it: iconv -f latin1 -t utf-8 {path} > utf8.jsonl") from None
     records = []
-    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+    for number, line in enumerate(text.splitlines(), 1):
         if not line.strip():
             continue
         try:

@@ -23,6 +23,7 @@ import numpy as np
 
 from avsr.data.manifest import write_jsonl
 from avsr.files import write_text_atomic
+from avsr.io.inputs import ensure_output_dir
 from avsr.synth.options import SynthOptions  # noqa: F401 (also imported from here)
 from avsr.synth.face_look import FaceLook
 from avsr.synth.face_rig import FaceImageError, FaceRig, build_rig, find_faces, read_photo
@@ -200,7 +201,7 @@ def synthesize_corpus(out_dir: str | Path, options: SynthOptions = SynthOptions(
     faces = load_faces(options.faces_dir)
     speakers = make_speakers(options, faces)
     jobs = make_jobs(options, speakers)
-    out_dir.mkdir(parents=True, exist_ok=True)
+    ensure_output_dir(out_dir, "OUT_DIR")  # a file, or under one: one line naming it
     face_rigs = {s.id: speaker_rig(faces, s, options.frame_size) for s in speakers}
     bar = tqdm(total=len(jobs), unit="utt", disable=not progress, dynamic_ncols=True)
     records: list[dict] = []
