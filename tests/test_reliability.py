@@ -539,3 +539,32 @@ def test_bundles_are_named_for_what_is_wrong_with_them(clips, tmp_path):
              "short.pt", "tokenizer has 25 characters", "outputs 29", "re-export it")
     assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
     assert leftovers(tmp_path) == []
+
+
+def test_messages_name_the_file_or_option_and_the_fix(clips, tmp_path):
+    """Issue 37, item 6: each of these is refused in one line naming its file or option and the fix."""
+    video = copy_clip(clips[0], tmp_path / "in", "talk.mp4")
+    dashed = copy_clip(clips[0], tmp_path / "in", "-x.mp4")
+    latin = tmp_path / "latin.jsonl"
+    latin.write_bytes(("{" + f'"id": "a", "video": "{video}", "text": "caf\xe9"' + "}\n").encode("latin-1"))
+    (tmp_path / "taken").mkdir()
+    a_file = tmp_path / "a_file"
+    a_file.write_text("mine")
+    before = digest(tmp_path)
+    cases = [
+        (("evaluate", "--manifest", latin, "--modes", "audio"), ["latin.jsonl:1", "not UTF-8", "iconv"]),
+        (("prepare", "manifest", latin, tmp_path / "prep"), ["latin.jsonl:1", "not UTF-8", "iconv"]),
+        (("render", video, "-o", tmp_path / "taken"), ["taken", "-o is a folder", "talk.render.mp4"]),
+        (("synth", a_file, "--num-utterances", "12"), ["a_file", "OUT_DIR is a file", "name a folder"]),
+        (("transcribe", dashed.name), ["-x.mp4", "avsr transcribe -- -x.mp4"]),
+        (("transcribe", video, dashed.name), ["-x.mp4", "avsr transcribe -- -x.mp4"]),
+        (("transcribe", video, "--bem-size", "3"), ["--bem-size", "did you mean --beam-size?"]),
+        (("lip-roi", video, "-o", tmp_path / "r", "--qiet"), ["--qiet", "did you mean --quiet?"]),
+        (("transcribe", video, "--detect-every", "1000000"), ["--detect-every", "1000000", "from 1 to"]),
+        (("lip-roi", video, "-o", tmp_path / "r", "--detect-max-side", "-5"), ["--detect-max-side", "-5", "or 0"]),
+    ]
+    for args, names in cases:
+        line = one_line(avsr_main(*args, cwd=tmp_path / "in"), 2, *names)
+        assert "max_gap_frames" not in line and "or None" not in line and "Errno" not in line, line
+    assert digest(tmp_path) == before and leftovers(tmp_path) == []
+    assert not list(tmp_path.glob("prep/**/*.*")) and not (tmp_path / "r").exists()

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import os
 import sys
 from typing import TYPE_CHECKING
 
@@ -34,9 +35,32 @@ class OneLineParser(argparse.ArgumentParser):
     def parse_known_args(self, args=None, namespace=None):
         namespace = namespace if namespace is not None else argparse.Namespace()
         namespace.command = self.prog  # a subcommand's parser runs later and overwrites it with its own name
-        return super().parse_known_args(args, namespace)
+        self._given = list(sys.argv[1:] if args is None else args)
+        namespace, extras = super().parse_known_args(args, namespace)
+        unknown = [arg for arg in extras if arg.startswith("-") and arg != "-"]
+        if unknown and not self._subparsers:  # the command's own parser, which knows its options, says it
+            self.error(f"unrecognized option {unknown[0]}{self._hint(unknown[0])}")
+        return namespace, extras
+
+    def _hint(self, given: str) -> str:
+        """How to fix an option that is none: the nearest option's name (difflib, as argparse does from Python
+        3.14), or ``--`` before a file whose name starts with a dash."""
+        import difflib
+        from pathlib import Path
+
+        name = given.split("=", 1)[0]
+        if "." in name or Path(given).exists():
+            return f" (a file named {given}? put -- before it: {self.prog} -- {given})"
+        options = [option for action in self._actions for option in action.option_strings if option.startswith("--")]
+        nearest = difflib.get_close_matches(name, options, n=1, cutoff=0.6)
+        return f" (did you mean {nearest[0]}?)" if nearest else ""
 
     def error(self, message: str):
+        dashed = [arg for arg in getattr(self, "_given", []) if arg.startswith("-") and arg != "-"
+                  and ("." in arg or os.path.exists(arg))]
+        if dashed and message.startswith("the following arguments are required"):
+            message += f" ({dashed[0]} was read as an option: put -- before a file whose name starts with a dash, " \
+                       f"{self.prog} -- {dashed[0]})"
         self.exit(2, f"{self.prog}: error: {message}; see {self.prog} --help\n")
 
 

@@ -108,6 +108,9 @@ def render(path: str | Path, out_path: str | Path, transcriber: Transcriber, ove
         MediaError: the input cannot be read, or has no video track.
     """
     check_outputs_spare_inputs([out_path], [path])
+    if Path(out_path).is_dir():
+        raise OutputError(f"{out_path}: -o is a folder; render writes one video: name the file, -o "
+                          f"{Path(out_path) / (Path(path).stem + '.render.mp4')}")
     ensure_output_dir(Path(out_path).parent, option="-o's folder")
     if not overwrite and (Path(out_path).exists() or Path(out_path).is_symlink()):
         raise OutputError(f"{out_path}: exists; pass --overwrite to replace it, or choose another -o")
