@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from avsr.errors import OptionError
+from avsr.inference.options import MAX_BEAM
 from avsr.preprocessing import DETECT_EVERY, FRAME_S
 
 FACE_GAP_PLACES = ("start", "middle", "end", "every-second")
@@ -159,8 +160,8 @@ class EvaluateOptions:
                                   "recordings")
             if not folder and name not in ("white", "babble"):
                 raise OptionError(f"--noise {noise}: use white, babble or NAME=DIR")
-        if self.beam_size is not None and self.beam_size < 1:
-            raise OptionError(f"--beam-size {self.beam_size}: use 1 (greedy) or more")
+        if self.beam_size is not None and not 1 <= self.beam_size <= MAX_BEAM:
+            raise OptionError(f"--beam-size {self.beam_size}: use 1 (greedy) to {MAX_BEAM}")
 
 
 def parse_snrs(values: list[str]) -> tuple[float | None, ...]:

@@ -8,6 +8,7 @@ from __future__ import annotations
 import csv
 import json
 import math
+import re
 
 import numpy as np
 import pytest
@@ -136,3 +137,18 @@ def test_a_clip_longer_than_the_model_reads_is_cut_at_its_pauses(clips, bundles)
     assert reading(items, "audio", network, VadOptions(), padded=False).segmented == 0  # short clips: read whole
     off = reading(long, "audio", network, None, padded=False)  # --no-vad: still cut, at the least speech-like frames
     assert off.segmentation == "split" and sum(b - a for a, b in off.spans[0]) == frames
+
+
+def test_decoder_options_are_refused_in_one_line_before_any_work(bundles, tmp_path):
+    from avsr.errors import OptionError
+    from avsr.evaluation.options import EvaluateOptions
+
+    for bad, message in [(dict(decoder="beam"), "--decoder beam: use auto, ctc, joint"),
+                         (dict(beam_size=101), "--beam-size 101: use 1 (greedy) to 100")]:
+        with pytest.raises(OptionError, match=re.escape(message)):
+            EvaluateOptions(**bad)
+    loaded = load_model(bundles["vsr"])
+    words = tmp_path / "words.txt"
+    words.write_text("bin\nblue\n")
+    with pytest.raises(OptionError, match="--lexicon applies to CTC beam search"):
+        model_decoder(loaded.network, loaded.tokenizer, lexicon=str(words))
