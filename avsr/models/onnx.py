@@ -76,8 +76,13 @@ def export_onnx(model: AVSRModel, path: str | Path, tokenizer: CharTokenizer = C
     """Write ``model``'s graphs (see the module's docstring); returns ``{mode: path}``. Float32 weights.
 
     Raises:
-        OnnxError: onnx / onnxscript are not installed.
+        OnnxError: onnx / onnxscript are not installed, or the model's tokenizer is not characters (the graphs'
+            metadata stores characters only: a model of SentencePiece units runs from its bundle).
     """
+    if not isinstance(tokenizer, CharTokenizer):
+        raise OnnxError(f"the ONNX export stores a character tokenizer, and this model's is a "
+                        f"{type(tokenizer).__name__} of {tokenizer.vocab_size} ids; run its bundle with the torch "
+                        "backend")
     _require("onnx")
     _require("onnxscript")
     import onnx

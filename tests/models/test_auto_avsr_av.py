@@ -138,3 +138,10 @@ def test_the_preset_holds_the_published_sizes():
     assert (config.dim, config.num_heads, config.ffn_dim, config.kernel_size) == (768, 12, 3072, 31)
     assert (config.audio_layers, config.video_layers, config.encoders) == (12, 12, "auto-avsr")
     assert ModelConfig().encoders == "avsr" and ModelConfig(**ModelConfig(preset="base").to_dict()).encoders == "avsr"
+
+
+def test_its_onnx_export_is_refused_in_one_line(bundle, tmp_path):
+    """The ONNX graphs' metadata holds a character tokenizer; a model of SentencePiece units runs from its bundle."""
+    target = tmp_path / "av.onnx"
+    one_line(avsr_main("export", bundle, target), 2, "character tokenizer", "SentencePieceTokenizer of 5049 ids")
+    assert not list(tmp_path.glob("av*.onnx"))
