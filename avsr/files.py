@@ -12,6 +12,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+NAME_MAX = 255  # bytes in one file name: ext4, XFS, btrfs, tmpfs (os.pathconf PC_NAME_MAX)
+
 
 @contextmanager
 def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
@@ -20,6 +22,8 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     fails (a full disk, Ctrl-C): ``path`` is never half-written."""
     path = Path(path)
     tmp = path.with_name(f".{path.name}.tmp{path.suffix}")
+    if len(tmp.name.encode()) > NAME_MAX:  # a name near the file system's limit: a shorter temporary one
+        tmp = path.with_name(f".{hashlib.sha256(path.name.encode()).hexdigest()[:16]}.tmp{path.suffix[:16]}")
     try:
         yield tmp
     except OSError as error:  # a full disk fails a write with no file name: the message names the file
@@ -31,6 +35,15 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
         tmp.unlink(missing_ok=True)
         raise
     os.replace(tmp, path)
+
+
+def name_too_long(path: str | os.PathLike) -> str | None:
+    """Why the file name of ``path`` cannot be made (longer than the file system allows), or None."""
+    size = len(Path(path).name.encode())
+    if size <= NAME_MAX:
+        return None
+    return (f"its output name {Path(path).name[:40]}... is {size} bytes, past the file system's limit of {NAME_MAX}; "
+            "give the input a shorter name")
 
 
 def write_text_atomic(path: str | os.PathLike, text: str) -> None:

@@ -253,9 +253,9 @@ def test_output_folders_that_cannot_be_folders_get_one_line(clips, tmp_path):
 
 
 @pytest.mark.parametrize("args, names", [
-    (("lip-roi", "x.mp4", "-o", "out", "--detect-every", "0"), ["--detect-every", "0 must be 1 or more"]),
+    (("lip-roi", "x.mp4", "-o", "out", "--detect-every", "0"), ["--detect-every", "0: out of range; use a whole number from 1 to 13"]),
     (("transcribe", "x.mp4", "--batch-size", "0"), ["--batch-size"]),
-    (("transcribe", "x.mp4", "--workers", "two"), ["--workers", "'two' is not a whole number"]),
+    (("transcribe", "x.mp4", "--workers", "two"), ["--workers", "'two': use a whole number from 1 to 256"]),
     (("evaluate", "--manifest", "m.jsonl", "--beam-size", "0"), ["--beam-size"]),
     (("transcribe", "x.mp4", "--device", "cuda"), ["--device cuda", "no CUDA GPU"]),
     (("transcribe", "x.mp4", "--device", "gpu7"), ["--device gpu7", "not a device name"]),
@@ -568,3 +568,24 @@ def test_messages_name_the_file_or_option_and_the_fix(clips, tmp_path):
         assert "max_gap_frames" not in line and "or None" not in line and "Errno" not in line, line
     assert digest(tmp_path) == before and leftovers(tmp_path) == []
     assert not list(tmp_path.glob("prep/**/*.*")) and not (tmp_path / "r").exists()
+
+
+@pytest.mark.slow
+def test_names_near_the_file_systems_limit_and_deep_output_paths(clips, tmp_path):
+    """Issue 37, item 7: an input whose outputs' names fit in 255 bytes works (their temporary names are
+    shortened), also into a 3400-byte deep -o; one whose output name cannot be made fails alone, in one
+    line, without a raw errno."""
+    folder = tmp_path / "in"
+    fits = copy_clip(clips[0], folder, "a" * 250 + ".mp4")  # a250.json is 255 bytes
+    over = copy_clip(clips[0], folder, "b" * 252 + ".ts")  # b252.json and b252.npz: 257 and 256 bytes
+    before = digest(folder)
+    deep = tmp_path.joinpath(*["d" * 200] * 17)  # 3400 bytes: with a 255-byte name, within PATH_MAX (4096)
+    result = run("transcribe", folder, "-o", deep, "--quiet")
+    line = one_line(result, 1, str(over), "is 257 bytes", "limit of 255", "shorter name")
+    assert line.startswith("failed:") and "Errno" not in line
+    assert json.loads((deep / ("a" * 250 + ".json")).read_text())["text"] == clips[0]["text"]
+    assert sorted(p.name[:3] for p in deep.iterdir()) == [".av", "aaa", "aaa", "aaa", "aaa", "tra"]
+    roi = run("lip-roi", folder, "-o", tmp_path / "r", "--quiet")
+    line = one_line(roi, 1, str(over), "File name too long", "shorter name")
+    assert "Errno" not in line and [p.name for p in (tmp_path / "r").iterdir()] == ["a" * 250 + ".npz"]
+    assert digest(folder) == before and fits.exists() and leftovers(tmp_path) == []

@@ -29,7 +29,7 @@ from avsr.inference.prepare import PreparedInput, prepare_input
 from avsr.inference.transcribe import TranscribeOptions, Transcriber
 from avsr.io.inputs import check_outputs_spare_inputs, ensure_output_dir
 from avsr.io.results import FileResult, Reason, Status
-from avsr.files import file_sha256, output_names
+from avsr.files import file_sha256, name_too_long, output_names
 from avsr.models.loader import LoadedModel
 from avsr.parallel import default_prefetch, imap_jobs, landmarkers_per_file, model_threads
 
@@ -249,6 +249,9 @@ def _triage(paths: list[Path], stems: list[Path], formats: tuple[str, ...], mode
     summary: list[FileResult | None] = [None] * len(paths)
     todo = []
     for index, (path, stem) in enumerate(zip(paths, stems)):
+        if problem := name_too_long(f"{stem}.{max(formats, key=len)}"):
+            summary[index] = FileResult.failed(path, f"{path}: {problem}", Reason.INVALID)
+            continue
         # The input is hashed (once) only where outputs of its name already exist.
         exists = any(stem.with_name(f"{stem.name}.{fmt}").exists() for fmt in formats)
         sha256 = file_sha256(path) if exists and path.is_file() else ""

@@ -8,6 +8,7 @@ files hold them as JSON lines (:meth:`FileResult.to_json`), which read back with
 
 from __future__ import annotations
 
+import errno
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
@@ -81,7 +82,9 @@ def failure_message(path: str | os.PathLike, error: BaseException | str) -> str:
     keeps its class name and asks for a report."""
     if isinstance(error, OSError) and error.strerror:  # never a raw "[Errno 28] ..."
         where = f"{error.filename}: " if error.filename and str(error.filename) != str(path) else ""
-        error = f"{where}{error.strerror}; free space or fix the folder, then run the same command again"
+        fix = ("give the input a shorter name" if error.errno == errno.ENAMETOOLONG
+               else "free space or fix the folder, then run the same command again")
+        error = f"{where}{error.strerror}; {fix}"
     text = str(error).splitlines()[0] if str(error) else ""
     if isinstance(error, BaseException) and reason_of(error) is Reason.UNEXPECTED:
         return f"{path}: {error.__class__.__name__}: {text}; please report this with the file"
