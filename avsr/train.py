@@ -10,18 +10,26 @@ configuration and the checkpoints name every size (``--print_config`` shows the 
 as null).
 
 A manifest or feature file that cannot be read ends the run with one line naming it (exit 1),
-not a traceback from a data-loading process.
+not a traceback from a data-loading process; so does a manifest line whose text is empty or holds characters
+the tokenizer cannot encode (checked when the data are set up, before the first step).
+
+Resuming (``--ckpt_path``) with a model or data configuration other than the checkpoint's is refused, naming
+the keys that differ, unless ``--force_config`` is given: the checkpoint's optimizer state and the new model
+would otherwise disagree without a word (a new learning rate is overwritten by the restored one). The
+trainer's settings (``--trainer.max_epochs`` to train on) may change freely.
 """
 
 from __future__ import annotations
 
 import sys
+from dataclasses import asdict, is_dataclass
 
 from jsonargparse import Namespace
 from lightning.pytorch.cli import LightningCLI
 
 from avsr.data.dataset import FeatureFileError
 from avsr.data.manifest import ManifestError
+from avsr.errors import AvsrError
 from avsr.models.av_model import ModelConfig
 from avsr.training.data_module import AVDataModule
 from avsr.training.lightning_module import AVSRLightning
@@ -35,12 +43,79 @@ class AVSRCLI(LightningCLI):
         kwargs.setdefault("save_config_kwargs", {"overwrite": True})
         super().__init__(AVSRLightning, AVDataModule, args=args, run=run, **kwargs)
 
+    def add_arguments_to_parser(self, parser) -> None:
+        parser.add_argument("--force_config", action="store_true",
+                            help="resume from --ckpt_path even where the model or data configuration differs from the "
+                            "checkpoint's (the new one is used)")
+
+    def _parse_ckpt_path(self) -> None:
+        """LightningCLI replaces the model's configuration by the checkpoint's when resuming, without a word:
+        keep the one given (resolved as :meth:`before_instantiate_classes` does) to compare in :meth:`before_fit`,
+        and with ``--force_config`` keep it for the run."""
+        subcommand = self.config.get("subcommand")
+        config = self.config[subcommand] if subcommand else None
+        if config is None or not config.get("ckpt_path"):
+            return
+        if config.get("force_config"):
+            return  # the new configuration is used, not the checkpoint's
+        given = config.model.as_dict()
+        given["model"] = ModelConfig(**(given.get("model") or {})).to_dict()
+        self._given_model = given
+        super()._parse_ckpt_path()
+
+    def before_fit(self) -> None:
+        """Refuse to resume from a checkpoint whose model or data configuration differs from this run's."""
+        config = self.config[self.subcommand]
+        if config.get("ckpt_path") and not config.get("force_config"):
+            check_resume(config.ckpt_path, getattr(self, "_given_model", self.model.hparams), self.datamodule)
+
     def before_instantiate_classes(self) -> None:
         """Replace the model's preset and overrides by every size it resolves to (the preset's name kept)."""
         config = self.config[self.subcommand] if self.subcommand else self.config
         given = config.model.model
         given = given.as_dict() if given is not None else {}
         config.model.model = Namespace(ModelConfig(**given).to_dict() | {"preset": given.get("preset")})
+
+
+class ResumeError(AvsrError):
+    """A checkpoint to resume from whose configuration is not this run's."""
+
+
+def _flat(value, prefix: str) -> dict[str, object]:
+    """Nested hyperparameters (dicts, dataclasses) as ``{"model.model.dim": 144, ...}`` (Lightning's own
+    ``_instantiator`` and the like left out)."""
+    if is_dataclass(value) and not isinstance(value, type):
+        value = asdict(value)
+    if isinstance(value, dict):
+        return {key: leaf for name, inner in value.items() if not str(name).startswith("_")
+                for key, leaf in _flat(inner, f"{prefix}.{name}").items()}
+    return {prefix: list(value) if isinstance(value, tuple) else value}
+
+
+def config_differences(saved: dict, current: dict, prefix: str) -> list[str]:
+    """``key: saved -> current`` for each key whose value differs (or is on one side only)."""
+    old, new = _flat(dict(saved), prefix), _flat(dict(current), prefix)
+    return [f"{key}: {old.get(key, '(none)')!r} -> {new.get(key, '(none)')!r}"
+            for key in sorted(old.keys() | new.keys()) if old.get(key) != new.get(key)]
+
+
+def check_resume(ckpt_path: str, model: dict, datamodule) -> None:
+    """Raise :class:`ResumeError` naming the keys whose values in this run's model configuration (``model``, as
+    given) and data configuration (``datamodule``'s) differ from those saved in ``ckpt_path``."""
+    import torch
+
+    try:
+        checkpoint = torch.load(ckpt_path, map_location="cpu", weights_only=False)  # Lightning's own checkpoint
+    except (OSError, RuntimeError, EOFError, ValueError) as error:
+        raise ResumeError(f"--ckpt_path {ckpt_path}: cannot be read ({error}); check the path") from None
+    differences = config_differences(checkpoint.get("hyper_parameters", {}), model, "model")
+    if datamodule is not None and "datamodule_hyper_parameters" in checkpoint:
+        differences += config_differences(checkpoint["datamodule_hyper_parameters"], datamodule.hparams, "data")
+    if differences:
+        shown = "; ".join(differences[:6]) + (f" (and {len(differences) - 6} more)" if len(differences) > 6 else "")
+        raise ResumeError(f"--ckpt_path {ckpt_path}: this run's configuration differs from the checkpoint's: {shown}; "
+                          "resume with the checkpoint's configuration (its config.yaml), or pass --force_config to "
+                          "use the new one")
 
 
 def _last_line(error: Exception) -> str:
@@ -55,7 +130,7 @@ def _last_line(error: Exception) -> str:
 def main(argv: list[str] | None = None) -> int:
     try:
         AVSRCLI(argv)
-    except (FeatureFileError, ManifestError) as error:
+    except (FeatureFileError, ManifestError, ResumeError) as error:
         print(f"train: error: {_last_line(error)}", file=sys.stderr)
         return 1
     return 0

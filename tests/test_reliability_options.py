@@ -253,3 +253,168 @@ def test_attention_is_refused_for_a_model_without_cross_attention(synth_corpus, 
     one_line(avsr_main("transcribe", video, "-o", tmp_path / "out", "--attention", "--mode", "audio"), 2,
              "--attention", "--mode audio")
     assert digest(tmp_path) == before and not (tmp_path / "out").exists()
+
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _manifest(path: Path, rows: list[tuple[str, Path, str]]) -> Path:
+    path.write_text("".join(json.dumps({"id": i, "video": str(v), "text": t}) + "\n" for i, v, t in rows))
+    return path
+
+
+def test_prepare_refuses_text_it_cannot_train_on_with_file_and_line(synth_corpus, tmp_path):
+    """Empty or blank text, and characters the tokenizer cannot encode once normalised, are refused before any
+    work, each named by file:line."""
+    video = synth_corpus.first(1)[0]["video"]
+    manifest = _manifest(tmp_path / "m.jsonl", [("a", video, "Bin blue, at F two now!"), ("b", video, ""),
+                                                ("c", video, "   "), ("d", video, "café au lait at 3")])
+    before = digest(tmp_path)
+    line = one_line(avsr_main("prepare", "manifest", manifest, tmp_path / "out", "--quiet"), 2, f"{manifest}:2",
+                    f"{manifest}:3", f"{manifest}:4", "empty text", "'3é'", "tokenizer cannot encode")
+    assert "numbers as words" in line
+    assert digest(tmp_path) == before and not list((tmp_path / "out").rglob("*.npz")) and not leftovers(tmp_path)
+
+
+@pytest.fixture(scope="module")
+def prepared(synth_corpus, tmp_path_factory) -> Path:
+    """Three clips prepared, the first with upper case and punctuation (normalised by prepare)."""
+    folder = tmp_path_factory.mktemp("prepared")
+    clips = synth_corpus.first(3)
+    rows = [(f"u{i}", c["video"], c["text"].upper() + "!" if i == 0 else c["text"]) for i, c in enumerate(clips)]
+    done = run("prepare", "manifest", _manifest(folder / "m.jsonl", rows), folder / "prep", "--quiet")
+    assert done.returncode == 0, done.stderr
+    return folder / "prep" / "m.jsonl"
+
+
+def _tiny_config(path: Path, manifest: Path, run_dir: Path, **model) -> Path:
+    path.write_text(json.dumps({
+        "trainer": {"max_steps": 2, "default_root_dir": str(run_dir), "enable_progress_bar": False, "logger": False,
+                    "enable_model_summary": False},
+        "model": {"model": {"dim": 32, "num_heads": 2, "ffn_dim": 64, "audio_layers": 1, "video_layers": 1,
+                            "video_channels": [8, 16]}} | ({"learning_rate": model["lr"]} if model else {}),
+        "data": {"train_manifests": [str(manifest)], "val_manifests": [str(manifest)], "max_frames": 200}}))
+    return path
+
+
+def _train(*args) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, str(ROOT / "train.py"), "fit", "--config",
+                           str(ROOT / "configs" / "synth_grid_tiny.yaml"), *map(str, args)],
+                          capture_output=True, text=True, timeout=900)
+
+
+def _last_line(result: subprocess.CompletedProcess) -> str:
+    return [line for line in result.stderr.splitlines() if line.strip()][-1]
+
+
+@pytest.mark.slow
+def test_prepare_normalises_text_and_training_and_evaluation_refuse_bad_text_at_setup(prepared, synth_corpus,
+                                                                                      tmp_path):
+    lines = [json.loads(line) for line in prepared.read_text().splitlines()]
+    assert lines[0]["text"] == synth_corpus.first(1)[0]["text"]  # upper case and "!" normalised away
+    bad = tmp_path / "bad.jsonl"
+    features = prepared.parent / "features"
+    bad.write_text("".join(json.dumps(row | {"features": str(features / f"{row['id']}.npz"),
+                                             "text": {1: "3 blue", 2: " "}.get(i, row["text"])}) + "\n"
+                           for i, row in enumerate(lines)))
+    before = digest(prepared.parent)
+    trained = _train("--config", _tiny_config(tmp_path / "tiny.yaml", bad, tmp_path / "run"))
+    assert trained.returncode == 1, trained.stderr[-2000:]
+    last = _last_line(trained)
+    assert last.startswith("train: error: ") and f"{bad}:2" in last and f"{bad}:3" in last, last
+    assert "tokenizer cannot encode" in last and "empty text" in last and not list(tmp_path.rglob("*.ckpt"))
+    line = one_line(run("evaluate", "--manifest", bad, "--modes", "audio"), 2, f"{bad}:2", f"{bad}:3")
+    assert "avsr.text" not in line and "normalise(" not in line  # the fix in words, not a Python function
+    assert digest(prepared.parent) == before and not leftovers(tmp_path)
+
+
+@pytest.mark.slow
+def test_resuming_with_another_configuration_names_the_keys_unless_forced(prepared, tmp_path):
+    first = _train("--config", _tiny_config(tmp_path / "a.yaml", prepared, tmp_path / "run"))
+    assert first.returncode == 0, first.stderr[-2000:]
+    checkpoint = sorted((tmp_path / "run").rglob("*.ckpt"))[-1]
+    before = digest(tmp_path / "run")
+    changed = _tiny_config(tmp_path / "b.yaml", prepared, tmp_path / "run2", lr=0.01)
+    refused = _train("--config", changed, "--ckpt_path", checkpoint, "--trainer.max_steps", "4")
+    assert refused.returncode == 1, refused.stderr[-2000:]
+    last = _last_line(refused)
+    assert last.startswith("train: error: --ckpt_path ") and "model.learning_rate: 0.002 -> 0.01" in last, last
+    assert "--force_config" in last and "Traceback" not in refused.stderr
+    assert not (tmp_path / "run2").exists() and digest(tmp_path / "run") == before
+    same = _train("--config", _tiny_config(tmp_path / "c.yaml", prepared, tmp_path / "run3"), "--ckpt_path",
+                  checkpoint, "--trainer.max_steps", "4")
+    assert same.returncode == 0, same.stderr[-2000:]  # the trainer's settings may change
+    forced = _train("--config", changed, "--ckpt_path", checkpoint, "--trainer.max_steps", "4", "--force_config")
+    assert forced.returncode == 0, forced.stderr[-2000:]
+
+
+@pytest.mark.slow
+def test_evaluate_runs_repeated_conditions_once_with_a_note(prepared, tmp_path):
+    done = run("evaluate", "--manifest", prepared, "--modes", "audio", "audio", "--snr-db", "0", "0", "clean")
+    assert done.returncode == 0, done.stderr
+    notes = [line for line in done.stderr.splitlines() if line.startswith("note: ")]
+    assert notes == ["note: --modes audio given more than once; each is run once",
+                     "note: --snr-db 0 given more than once; each is run once"], done.stderr
+    rows = [line.split()[:2] for line in done.stdout.splitlines() if line.split()[1:2] == ["audio"]]
+    assert rows == [["clean", "audio"], ["0", "audio"]], done.stdout
+
+
+def test_an_audio_only_model_fails_a_file_without_audio_and_transcribes_the_rest(tmp_path):
+    """A mode that cannot apply fails that file with its reason (no words made up from silence); the batch
+    goes on."""
+    import torch
+
+    from avsr.models.av_model import AVSRModel, ModelConfig
+    from avsr.models.bundle import save_bundle
+    from tests.conftest import CARPHONE, SPEECH
+
+    torch.manual_seed(0)
+    folder = tmp_path / "in"
+    folder.mkdir()
+    ears = save_bundle(tmp_path / "ears.pt", AVSRModel(ModelConfig(dim=32, num_heads=2, ffn_dim=64, audio_layers=1,
+                                                                   video_layers=1, video_channels=(8, 16),
+                                                                   modalities="audio")))
+    silent, speech = shutil.copy(CARPHONE, folder / "silent.mp4"), shutil.copy(SPEECH, folder / "speech.wav")
+    before = digest(folder)
+    out = tmp_path / "out"
+    line = one_line(avsr_main("transcribe", silent, speech, "--model", ears, "-o", out, "--quiet"), 1, "silent.mp4",
+                    "has no audio track", "reads audio alone")
+    assert line.startswith("failed: ")
+    assert digest(folder) == before and not leftovers(tmp_path)
+    assert not list(out.glob("silent.*")) and (out / "speech.json").exists()
+    summary = {r["input"]: r for r in map(json.loads, (out / "transcribe_summary.jsonl").read_text().splitlines())}
+    assert summary[str(silent)]["reason"] == "no_audio" and summary[str(speech)]["status"] == "done"
+
+
+def test_prepare_never_replaces_a_file_it_did_not_write(synth_corpus, tmp_path):
+    """OUT_DIR/<manifest name>, prepare_summary.jsonl and features/<id>.npz: a user's file of that name is
+    refused before any work, unless --overwrite."""
+    video = synth_corpus.first(1)[0]["video"]
+    manifest = _manifest(tmp_path / "m.jsonl", [("a", video, "bin blue at f two now")])
+    out = tmp_path / "out"
+    (out / "features").mkdir(parents=True)
+    for name, content in (("m.jsonl", "my own notes\n"), ("prepare_summary.jsonl", '{"mine": 1}\n'),
+                          ("features/a.npz", None)):
+        if content is None:
+            np.savez(out / name, mine=np.arange(3))
+        else:
+            (out / name).write_text(content)
+        before = digest(tmp_path)
+        one_line(avsr_main("prepare", "manifest", manifest, out, "--quiet"), 2, str(out / name),
+                 "not written by avsr prepare", "--overwrite")
+        assert digest(tmp_path) == before and not leftovers(tmp_path)
+        (out / name).unlink()
+
+
+def test_synth_never_replaces_a_manifest_it_did_not_write(tmp_path):
+    out = tmp_path / "corpus"
+    out.mkdir()
+    (out / "train.jsonl").write_text('{"my": "own list"}\n')
+    before = digest(tmp_path)
+    one_line(avsr_main("synth", out, "--num-utterances", "6"), 2, "train.jsonl", "not written by avsr synth",
+             "--overwrite")
+    (out / "train.jsonl").unlink()
+    (out / "speakers.json").write_text("my notes")
+    before = digest(tmp_path)
+    one_line(avsr_main("synth", out, "--num-utterances", "6"), 2, "speakers.json", "--overwrite")
+    assert digest(tmp_path) == before and not leftovers(tmp_path)

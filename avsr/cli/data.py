@@ -112,6 +112,9 @@ def add_synth(subparsers) -> None:
                         choices=[*VARIETY_KINDS, "none"],
                         metavar="KIND", help="identity variety given to training speakers' faces: "
                         f"{', '.join(VARIETY_KINDS)}, or none (default: all)")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="replace manifests (<split>.jsonl) and a speakers.json in OUT_DIR that avsr synth did "
+                        "not write")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     parser.set_defaults(handler=_run_synth)
 
@@ -128,7 +131,7 @@ def _run_synth(args: argparse.Namespace) -> int:
         raise OptionError(f"--num-utterances {options.num_utterances} with --speakers {options.speakers}: the "
                           f"{' and '.join(options.empty_splits)} speakers would get no utterance (the speakers take "
                           "turns, held-out ones last); raise --num-utterances to at least --speakers")
-    splits = synthesize_corpus(args.output_dir, options, progress=not args.quiet)
+    splits = synthesize_corpus(args.output_dir, options, progress=not args.quiet, overwrite=args.overwrite)
     counts = ", ".join(f"{len(rows)} {split}" for split, rows in splits.items())
     hours = sum(r["duration_s"] for rows in splits.values() for r in rows) / 3600
     print(f"{counts} utterances ({hours * 60:.1f} min) -> {args.output_dir}")

@@ -11,7 +11,7 @@ from torch.utils.data import Dataset, Sampler
 
 from avsr.errors import AvsrError, OptionError
 from avsr.data.augment import Augmenter, AugmentOptions
-from avsr.data.manifest import read_jsonl, resolve
+from avsr.data.manifest import check_texts, read_jsonl, resolve
 from avsr.data.noise import babble_talkers
 from avsr.data.tokenizer import CharTokenizer
 from avsr.preprocessing import Preprocessing
@@ -43,15 +43,22 @@ class AVDataset(Dataset):
     Items: ``dict(id, video (T, crop, crop) uint8, face_found (T,), audio (samples_per_frame T,), frame_snr (T,),
     av_offset, tokens (L,))`` (``frame_snr``: each frame's SNR in dB under the mixed-in noise, see
     :func:`~avsr.data.augment.frame_snr_db`; ``av_offset``: the frames the video was moved later),
-    cropped as ``preprocessing`` says (at random when augmenting).
+    cropped as ``preprocessing`` says (at random when augmenting). ``normalise_text``: texts are normalised as
+    ``avsr prepare`` does (for scoring a manifest whose text was not); either way a line whose text is empty,
+    or has characters the tokenizer cannot encode, is refused with its ``file:line`` when the set is made.
     """
 
     def __init__(self, manifests: str | list[str], tokenizer: CharTokenizer = CharTokenizer(),
                  augment: AugmentOptions | None = None, seed: int = 0,
-                 preprocessing: Preprocessing = Preprocessing()) -> None:
+                 preprocessing: Preprocessing = Preprocessing(), normalise_text: bool = False) -> None:
         manifests = [manifests] if isinstance(manifests, (str, Path)) else manifests
-        self.records = [r | {"features": str(resolve(m, r["features"]))}
-                        for m in manifests for r in read_jsonl(m, required=("id", "text", "features", "num_frames"))]
+        self.records = []
+        for manifest in manifests:
+            records = read_jsonl(manifest, required=("id", "text", "features", "num_frames"))
+            # Every line's text is checked here, when the data is set up, not met hours into a run.
+            texts = check_texts(manifest, records, getattr(tokenizer, "characters", None), normalise_text)
+            self.records += [r | {"features": str(resolve(manifest, r["features"])), "text": text}
+                             for r, text in zip(records, texts)]
         self.tokenizer = tokenizer
         self.augment = Augmenter(augment or AugmentOptions.evaluation(), preprocessing)
         # Babble is drawn from other speakers' utterances; without a speaker field each utterance is its own.

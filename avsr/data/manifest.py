@@ -101,3 +101,39 @@ def roi_style(path: str | Path, records: list[dict]) -> str:
 def write_jsonl(path: str | Path, records: list[dict]) -> None:
     """Write records atomically, one JSON object per line."""
     write_text_atomic(path, "".join(json.dumps(r) + "\n" for r in records))
+
+
+def check_texts(path: str | Path, records: list[dict], characters: str | None = None,
+                normalised: bool = False) -> list[str]:
+    """Each record's ``text``, as it is trained or scored on: refuse, before any work, empty text and (with
+    ``characters``, a character tokenizer's) characters outside them, each with the manifest's ``file:line``.
+    ``normalised``: the texts are first normalised as ``avsr prepare`` does (:func:`avsr.text.normalise`:
+    lower case, hyphens to spaces, punctuation dropped), and the normalised texts are returned.
+
+    Raises:
+        ManifestError: ``<file>:<line>: ...`` for the first lines at fault, and the fix.
+    """
+    from avsr.data.tokenizer import CHARACTERS
+    from avsr.text import normalise
+
+    problems, texts = [], []
+    for number, record in zip(line_numbers(path), records):
+        text = record.get("text")
+        if not isinstance(text, str):
+            problems.append(f"{path}:{number}: text is {type(text).__name__}, not a string")
+            texts.append("")
+            continue
+        text = normalise(text) if normalised else text
+        texts.append(text)
+        if not text.strip():
+            problems.append(f"{path}:{number}: empty text" + (" (after normalising)" if normalised else ""))
+        elif characters is not None and (unknown := sorted(set(text) - set(characters))):
+            problems.append(f"{path}:{number}: text {text!r} has {''.join(unknown)!r}, which the tokenizer cannot "
+                            "encode")
+    if problems:
+        more = f" (and {len(problems) - 3} more lines)" if len(problems) > 3 else ""
+        letters = "a-z, space and apostrophe" if characters and set(characters) == set(CHARACTERS) else characters
+        fix = (f"write its words in the tokenizer's characters ({letters}; numbers as words)" if characters
+               else "give each line its transcript")
+        raise ManifestError(f"{'; '.join(problems[:3])}{more}; {fix}, or remove the line")
+    return texts

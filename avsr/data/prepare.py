@@ -20,13 +20,14 @@ from pathlib import Path
 
 import numpy as np
 
-from avsr.data.manifest import check_ids, read_jsonl, resolve, write_jsonl
-from avsr.io.inputs import check_outputs_spare_inputs
+from avsr.data.manifest import check_ids, check_texts, read_jsonl, resolve, write_jsonl
+from avsr.data.tokenizer import CHARACTERS
+from avsr.io.inputs import OutputError, check_outputs_spare_inputs
 from avsr.io.lip_roi import LipRoiOptions, extract_lip_roi
 from avsr.io.media import MediaError, check_file, load_media
 from avsr.io.results import FileResult, Reason, Status
 from avsr.files import atomic_path, file_sha256
-from avsr.io.roi_batch import cache_key, stored_key
+from avsr.io.roi_batch import cache_key, foreign_output, stored_key
 from avsr.parallel import run_jobs
 from avsr.preprocessing import SAMPLES_PER_FRAME, VIDEO_FPS
 
@@ -125,17 +126,51 @@ def crashed_source(job: tuple) -> list[FileResult]:
     return [FileResult.crashed(video, id=piece.id) for piece in pieces]
 
 
+def _jsonl_with(path: Path, keys: tuple[str, ...]) -> bool:
+    """Whether every line of ``path`` is a JSON object with ``keys`` (as avsr prepare writes its files)."""
+    try:
+        lines = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    except (OSError, ValueError):
+        return False
+    return all(isinstance(line, dict) and all(key in line for key in keys) for line in lines)
+
+
+def refuse_foreign_outputs(manifest: Path, summary: Path, features: list[Path]) -> None:
+    """Refuse, before any work, to write over a file avsr prepare did not write: a prepared manifest (every
+    line with its features), a summary (every line with its status) and feature files (avsr's crops, or a
+    damaged zip: a cache, rebuilt) are its own.
+
+    Raises:
+        OutputError: naming the first such file and the fix (``--overwrite``, or another OUT_DIR).
+    """
+    for path, keys in ((manifest, ("id", "features", "num_frames")), (summary, ("status",))):
+        if (path.exists() or path.is_symlink()) and not _jsonl_with(path, keys):
+            raise OutputError(f"{path}: exists and was not written by avsr prepare; pass --overwrite to replace it, "
+                              "or choose another OUT_DIR")
+    for path in features:
+        if path.exists() and foreign_output(path, preview=False):
+            raise OutputError(f"{path}: exists and was not written by avsr prepare; pass --overwrite to replace it, "
+                              "or choose another OUT_DIR")
+
+
 def prepare_manifest(manifest: str | Path, out_dir: str | Path, options: LipRoiOptions = LipRoiOptions(),
                      workers: int = 1, progress: bool = True,
                      overwrite: bool = False) -> tuple[Path, list[FileResult]]:
-    """Prepare every line of ``manifest``; returns the prepared manifest's path and the summary.
+    """Prepare every line of ``manifest``; returns the prepared manifest's path and the summary. Its text is
+    written normalised (:func:`avsr.text.normalise`: lower case, hyphens to spaces, punctuation dropped).
 
     Raises:
-        ManifestError: unreadable lines, or ids that repeat or leave ``out_dir`` (checked first).
-        OutputError: an output would replace an input (e.g. ``out_dir`` is the manifest's folder).
+        ManifestError: unreadable lines, ids that repeat or leave ``out_dir``, or text that is empty or holds
+            characters the character tokenizer cannot encode once normalised (checked first, ``file:line``).
+        OutputError: an output would replace an input (e.g. ``out_dir`` is the manifest's folder), or (without
+            ``overwrite``) a file avsr prepare did not write.
     """
     records = read_jsonl(manifest, required=("id", "video", "text"))
     check_ids(manifest, records)
+    # The text as training reads it: normalised (avsr.text.normalise), never empty, in the characters of the
+    # character tokenizer (a-z, space, apostrophe), each line checked before any work.
+    texts = check_texts(manifest, records, CHARACTERS, normalised=True)
+    records = [record | {"text": text} for record, text in zip(records, texts)]
     out_dir = Path(out_dir)
     target = out_dir / Path(manifest).name
     jobs = []
@@ -146,6 +181,8 @@ def prepare_manifest(manifest: str | Path, out_dir: str | Path, options: LipRoiO
     check_outputs_spare_inputs([target, out_dir / "prepare_summary.jsonl"] + [job[2][0].output for job in jobs],
                                [manifest] + [job[0] for job in jobs] + [job[1] for job in jobs if job[1]],
                                option="OUT_DIR")
+    if not overwrite:
+        refuse_foreign_outputs(target, out_dir / "prepare_summary.jsonl", [job[2][0].output for job in jobs])
     (out_dir / "features").mkdir(parents=True, exist_ok=True)
     summary = [results[0] for results in run_jobs(prepare_source, jobs, workers, crashed_source, progress=progress,
                                                   unit="utt")]

@@ -181,20 +181,44 @@ def _run_job(job: UtteranceJob) -> dict:
     return render_utterance(job, animators[job.speaker.id], _WORKER["synthesizer"], _WORKER["out_dir"])
 
 
+def foreign_corpus_file(out_dir: Path) -> Path | None:
+    """The first of the corpus's own files (``<split>.jsonl``, ``speakers.json``) in ``out_dir`` that avsr synth
+    did not write (a manifest whose lines lack a split, speaker or video; a list of speakers without their
+    voices), or None."""
+    for path in [out_dir / f"{split}.jsonl" for split in SPLITS] + [out_dir / "speakers.json"]:
+        if not (path.exists() or path.is_symlink()):
+            continue
+        try:
+            text = path.read_text(encoding="utf-8")
+            rows = json.loads(text) if path.suffix == ".json" else [json.loads(x) for x in text.splitlines() if x]
+        except (OSError, ValueError):
+            return path
+        keys = ("id", "voice") if path.suffix == ".json" else ("id", "video", "text", "speaker", "split")
+        if not isinstance(rows, list) or not all(isinstance(r, dict) and all(k in r for k in keys) for r in rows):
+            return path
+    return None
+
+
 def synthesize_corpus(out_dir: str | Path, options: SynthOptions = SynthOptions(),
-                      progress: bool = True) -> dict[str, list[dict]]:
+                      progress: bool = True, overwrite: bool = False) -> dict[str, list[dict]]:
     """Make the corpus in ``out_dir``; returns the manifest records per split.
 
-    Utterances already on disk (mp4 + json) are kept, so an interrupted run resumes.
+    Utterances already on disk (mp4 + json) are kept, so an interrupted run resumes. A manifest or
+    speakers.json there that avsr synth did not write is refused (before any work) unless ``overwrite``.
 
     Raises:
         FaceImageError, VoiceError, TextError, ValueError: unusable faces, voices, text or options.
+        OutputError: a file of the corpus's names that avsr synth did not write.
     """
     from tqdm import tqdm
 
+    from avsr.io.inputs import OutputError
     from avsr.synth.tts import Synthesizer
 
     out_dir = Path(out_dir)
+    if not overwrite and (foreign := foreign_corpus_file(out_dir)):
+        raise OutputError(f"{foreign}: exists and was not written by avsr synth; pass --overwrite to replace it, or "
+                          "choose another OUT_DIR")
     synthesizer = Synthesizer()  # also checks every voice before any work starts
     for name in options.voices:
         synthesizer.check_voice(Voice(name))
