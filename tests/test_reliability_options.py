@@ -418,3 +418,42 @@ def test_synth_never_replaces_a_manifest_it_did_not_write(tmp_path):
     before = digest(tmp_path)
     one_line(avsr_main("synth", out, "--num-utterances", "6"), 2, "speakers.json", "--overwrite")
     assert digest(tmp_path) == before and not leftovers(tmp_path)
+
+
+def test_evaluate_never_replaces_a_table_it_did_not_write(tmp_path):
+    out = tmp_path / "sweep"
+    out.mkdir()
+    (out / "results.md").write_text("# my own results\n")
+    before = digest(tmp_path)
+    one_line(avsr_main("evaluate", "--manifest", tmp_path / "m.jsonl", "-o", out), 2, "results.md",
+             "not written by avsr evaluate", "--overwrite")
+    (out / "results.csv").write_text("model,mode,noise,snr_db\n")  # a sweep's own table: its folder is avsr's
+    assert "not written" not in avsr_main("evaluate", "--manifest", tmp_path / "m.jsonl", "-o", out).stderr
+    assert digest(tmp_path) == before | {"sweep/results.csv": digest(tmp_path)["sweep/results.csv"]}
+
+
+def test_a_recipe_never_replaces_or_deletes_a_manifest_it_did_not_write(synth_corpus, tmp_path):
+    """``avsr prepare lrs3 ROOT OUT``: a user's test.jsonl (or stats.json) in OUT is refused before any work; a
+    user's other .jsonl there is kept (it was deleted as a split of an earlier run)."""
+    from avsr.text import Word
+    from tests.data.test_recipes import lrs_label
+
+    clip = synth_corpus.first(1)[0]
+    root = tmp_path / "lrs3"
+    (root / "test" / "spkT").mkdir(parents=True)
+    shutil.copy(clip["video"], root / "test" / "spkT" / "00001.mp4")
+    words = [Word(w["text"], w["start_s"], w["end_s"]) for w in clip["words"]]
+    (root / "test" / "spkT" / "00001.txt").write_text(lrs_label(clip["text"], words))
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "notes.jsonl").write_text('{"my": "notes"}\n')
+    for name in ("test.jsonl", "stats.json"):
+        (out / name).write_text("mine\n")
+        before = digest(tmp_path)
+        one_line(avsr_main("prepare", "lrs3", root, out, "--splits", "test", "--quiet"), 2, str(out / name),
+                 "not written by avsr prepare")
+        assert digest(tmp_path) == before and not (out / "features").exists() and not leftovers(tmp_path)
+        (out / name).unlink()
+    done = run("prepare", "lrs3", root, out, "--splits", "test", "--quiet")
+    assert done.returncode == 0, done.stderr
+    assert (out / "notes.jsonl").read_text() == '{"my": "notes"}\n' and (out / "test.jsonl").exists()

@@ -136,6 +136,8 @@ def add_evaluate(subparsers) -> None:
                         help="run a sweep over models x modes x noises x SNRs and write results.csv, results.md "
                         "(WER with bootstrap 95%% intervals, achieved SNR, gate weight), PNG plots and one utterance's "
                         "spectrogram / mouth crops / gate weight (utterance.png) here")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="replace tables and plots of those names in -o DIR that avsr evaluate did not write")
     parser.set_defaults(handler=_run_evaluate)
 
 
@@ -164,6 +166,22 @@ def _model_name(name: str) -> str:
     return os.path.splitext(os.path.basename(name))[0]
 
 
+# What a sweep writes into -o DIR (avsr.evaluation.sweep, figures, compare).
+EVALUATE_OUTPUTS = ("results.csv", "results.md", "wer_vs_snr.png", "gate_vs_snr.png", "wer_vs_offset.png",
+                    "utterance.png", "compare.csv", "compare.md")
+
+
+def _foreign_evaluate_output(out: Path) -> Path | None:
+    """The first of a sweep's file names in ``out`` that avsr evaluate did not write, or None: its files are
+    those beside a results.csv whose header is a sweep's (model, mode, noise, ...)."""
+    existing = [out / name for name in EVALUATE_OUTPUTS if (out / name).exists() or (out / name).is_symlink()]
+    try:
+        header = (out / "results.csv").read_text(encoding="utf-8").split("\n", 1)[0].split(",")
+    except (OSError, UnicodeDecodeError):
+        header = []
+    return existing[0] if existing and header[:3] != ["model", "mode", "noise"] else None
+
+
 def _unique(values: list, option: str) -> list:
     """``values`` without repeats (the first kept), with a note on stderr naming those dropped."""
     kept = list(dict.fromkeys(values))
@@ -179,6 +197,11 @@ def _run_evaluate(args: argparse.Namespace) -> int:
     from avsr.evaluation.run import evaluate, format_table
     from avsr.models.loader import load_model
 
+    if args.output_dir and not args.overwrite and (foreign := _foreign_evaluate_output(Path(args.output_dir))):
+        from avsr.io.inputs import OutputError
+
+        raise OutputError(f"{foreign}: exists and was not written by avsr evaluate; pass --overwrite to replace it, or "
+                          "choose another -o")
     for option in ("model", "modes", "snr_db", "noise", "av_offset_ms"):
         setattr(args, option, _unique(getattr(args, option), f"--{option.replace('_', '-')}"))
     labels = {}

@@ -126,7 +126,10 @@ def crashed_source(job: tuple) -> list[FileResult]:
     return [FileResult.crashed(video, id=piece.id) for piece in pieces]
 
 
-def _jsonl_with(path: Path, keys: tuple[str, ...]) -> bool:
+PREPARED_KEYS = ("id", "features", "num_frames")  # on every line of a prepared manifest
+
+
+def jsonl_with(path: Path, keys: tuple[str, ...]) -> bool:
     """Whether every line of ``path`` is a JSON object with ``keys`` (as avsr prepare writes its files)."""
     try:
         lines = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
@@ -143,8 +146,8 @@ def refuse_foreign_outputs(manifest: Path, summary: Path, features: list[Path]) 
     Raises:
         OutputError: naming the first such file and the fix (``--overwrite``, or another OUT_DIR).
     """
-    for path, keys in ((manifest, ("id", "features", "num_frames")), (summary, ("status",))):
-        if (path.exists() or path.is_symlink()) and not _jsonl_with(path, keys):
+    for path, keys in ((manifest, PREPARED_KEYS), (summary, ("status",))):
+        if (path.exists() or path.is_symlink()) and not jsonl_with(path, keys):
             raise OutputError(f"{path}: exists and was not written by avsr prepare; pass --overwrite to replace it, "
                               "or choose another OUT_DIR")
     for path in features:

@@ -26,6 +26,7 @@ from avsr.errors import AvsrError, OptionError
 from avsr.data.manifest import read_jsonl, write_jsonl
 from avsr.files import write_text_atomic
 from avsr.data.tokenizer import CHARACTERS
+from avsr.io.inputs import OutputError
 from avsr.io.results import FileResult, Reason, Status
 from avsr.preprocessing import VIDEO_FPS
 from avsr.text import Word, normalise
@@ -182,6 +183,9 @@ def prepare_recipe(discovery: Discovery, out_dir: str | Path, lip_options: LipRo
         sources = sources[index::count]
         owner = _problem_shards(discovery, count)
         problems = [p for p in problems if owner[p.input] == index]
+    target = out_dir if shard is None else out_dir / "shards" / f"{shard[0]}-of-{shard[1]}"
+    splits = {u.split for source in sources for u in source.utterances} | {p.extra.get("split") for p in problems}
+    _refuse_foreign_outputs(target, sorted(split for split in splits if split))
     jobs = []
     for source in sources:
         pieces = [Piece(u.id, out_dir / _relative_features(u.id),
@@ -199,8 +203,24 @@ def prepare_recipe(discovery: Discovery, out_dir: str | Path, lip_options: LipRo
                                 "num_frames": result.frames, "duration_s": result.frames / VIDEO_FPS,
                                 "face_found_rate": round(result.face_found_rate, 4),
                                 "source": str(source.video), "roi_style": lip_options.roi_style})
-    target = out_dir if shard is None else out_dir / "shards" / f"{shard[0]}-of-{shard[1]}"
     return _write_outputs(target, out_dir, records, summary)
+
+
+def _refuse_foreign_outputs(target: Path, splits: list[str]) -> None:
+    """Refuse, before any work, a ``<split>.jsonl``, summary or stats.json in ``target`` that avsr prepare did
+    not write (it would be replaced), and say to move it."""
+    from avsr.data.prepare import refuse_foreign_outputs
+
+    for split in splits:
+        refuse_foreign_outputs(target / f"{split}.jsonl", target / "prepare_summary.jsonl", [])
+    stats = target / "stats.json"
+    try:
+        ours = not stats.exists() or "splits" in json.loads(stats.read_text(encoding="utf-8"))
+    except (OSError, ValueError, TypeError):
+        ours = False
+    if not ours:
+        raise OutputError(f"{stats}: exists and was not written by avsr prepare; move it away, or choose another "
+                          "OUT_DIR")
 
 
 def _problem_shards(discovery: Discovery, count: int) -> dict[str, int]:
@@ -216,8 +236,10 @@ def _write_outputs(target: Path, out_dir: Path, records: list[dict],
     records = sorted(records, key=lambda r: r["id"])
     summary = sorted(summary, key=lambda s: (s.id, s.input))
     splits = {r["split"] for r in records} | {s.extra["split"] for s in summary if s.extra.get("split")}
-    for stale in target.glob("*.jsonl"):  # a split of an earlier run with other --splits
-        if stale.stem not in splits and stale.name != "prepare_summary.jsonl":
+    from avsr.data.prepare import PREPARED_KEYS, jsonl_with
+
+    for stale in target.glob("*.jsonl"):  # a split of an earlier run with other --splits (never a user's file)
+        if stale.stem not in splits and stale.name != "prepare_summary.jsonl" and jsonl_with(stale, PREPARED_KEYS):
             stale.unlink()
     (target / "stats.json").unlink(missing_ok=True)  # written last: a shard without it is incomplete
     for split in sorted(splits):
