@@ -24,7 +24,8 @@ def add_lip_roi(subparsers) -> None:
     parser = subparsers.add_parser(
         "lip-roi", help="cut 25 fps mouth crops (96x96 grayscale) from videos into .npz files",
         description="Track the face with MediaPipe, align it and cut a steady mouth crop per 25 fps frame. "
-        "Writes OUT_DIR/<stem>.npz with arrays roi, face_found, timestamps_s, mouth_landmarks, fps.",
+        "Writes OUT_DIR/<stem>.npz with arrays roi, face_found, timestamps_s, mouth_landmarks, boxes, fps; with several "
+        "faces in view, one track per face id (roi (F, T, 96, 96), face_found (F, T), boxes (F, T, 4) ...).",
         epilog=LIP_ROI_EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("inputs", nargs="+", metavar="VIDEO", help="files, folders (recursive), globs or @list.txt")
     parser.add_argument("-o", "--output-dir", required=True, help="folder for the .npz (and .png) outputs")
@@ -34,6 +35,9 @@ def add_lip_roi(subparsers) -> None:
                         metavar="PX",
                         help=f"downscale frames to this longer side for face detection; crops are cut from the full "
                         f"frame (default {DETECT_MAX_SIDE}; 0: full size)")
+    parser.add_argument("--max-faces", type=Number(int, 1, 16), default=LipRoiOptions.max_faces, metavar="N",
+                        help="follow up to N faces at a time, each with its own crops and id "
+                        f"(default {LipRoiOptions.max_faces})")
     _add_roi_style(parser)
     parser.add_argument("--workers", type=WORKERS, default=None, help=WORKERS_HELP)
     parser.add_argument("--preview", action="store_true", help="also write <stem>.png, a contact sheet of the crops")
@@ -60,7 +64,8 @@ def _run_lip_roi(args: argparse.Namespace) -> int:
     from avsr.io.face_mesh import check_model
 
     options = LipRoiOptions(detect_every=args.detect_every, detect_max_side=args.detect_max_side or None,
-                            landmarker_model=args.landmarker_model, roi_style=args.roi_style)
+                            landmarker_model=args.landmarker_model, roi_style=args.roi_style,
+                            max_faces=args.max_faces)
     if args.landmarker_model:
         check_model(args.landmarker_model)
     paths = expand_inputs(args.inputs)

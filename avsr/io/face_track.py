@@ -16,6 +16,7 @@ import cv2
 import numpy as np
 from av.video.reformatter import VideoReformatter
 
+from avsr.io.face_ids import FaceIdTracker
 from avsr.io.face_mesh import KEPT_POINTS, borrowed_tracker, detection_size
 from avsr.io.frames import frame_to_gray, frame_to_rgb
 from avsr.io.media import iter_video_frames
@@ -76,9 +77,25 @@ def _frames(source: str | os.PathLike | np.ndarray, rgb_gray: bool = False) -> I
         yield wrapped
 
 
-def tracked_frames(source, options: LipRoiOptions, landmarkers: int = 1) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+def _next_stride(options: LipRoiOptions, stride: int, points: np.ndarray | None, previous: np.ndarray | None,
+                 frames: int) -> int:
+    """:meth:`LipRoiOptions.next_stride` for one face ``(P, 2)``, or for faces by id ``(K, P, 2)``: the
+    shortest of those found in both calls."""
+    if points is None or previous is None or points.ndim == 2:
+        return options.next_stride(stride, points, previous, frames)
+    strides = [options.next_stride(stride, now, before, frames) for now, before in zip(points, previous)
+               if not (np.isnan(now[0, 0]) or np.isnan(before[0, 0]))]
+    return min(strides, default=options.detect_every)
+
+
+def tracked_frames(source, options: LipRoiOptions, landmarkers: int = 1,
+                   every_face: bool = False) -> Iterator[tuple[np.ndarray, np.ndarray]]:
     """Per 25 fps frame, in order: the kept face points ``(P, 2)`` (NaN where the landmarker did not
     run or found no face) and the grayscale frame.
+
+    ``every_face``: instead, every face by its id (:class:`~avsr.io.face_ids.FaceIdTracker`): points
+    ``(K, P, 2)`` for the ``K`` ids given up to a landmarker call's frame (NaN for an id not found
+    there), ``(0, P, 2)`` for the frames between calls.
 
     The landmarker runs in threads of its own and its results are taken in order, so the face
     followed is chosen as if it were called in line. With a fixed stride the next call's frame is
@@ -94,6 +111,9 @@ def tracked_frames(source, options: LipRoiOptions, landmarkers: int = 1) -> Iter
     if options.detect_every_max is not None or options.max_faces == 1:
         landmarkers = 1
     missing = np.full((len(KEPT_POINTS), 2), np.nan, np.float32)
+    ids = FaceIdTracker(options.max_gap_frames) if every_face else None
+    if every_face:
+        missing = np.full((0, len(KEPT_POINTS), 2), np.nan, np.float32)
     reacquire = max(1, options.max_gap_frames // options.longest_stride)
     with contextlib.ExitStack() as stack:  # on leaving: the calls in flight end, then the landmarkers go back
         trackers = [stack.enter_context(borrowed_tracker(options.landmarker_model, options.max_faces,
@@ -112,8 +132,11 @@ def tracked_frames(source, options: LipRoiOptions, landmarkers: int = 1) -> Iter
             nonlocal stride, due, previous, previous_index
             call, held = pending.popleft()
             ready = [(missing, gray) for _, gray in held]
-            points, index = follower.follow(call.result()), held[0][0]
-            stride = options.next_stride(stride, points, previous, index - previous_index)
+            index = held[0][0]
+            points = follower.follow(call.result()) if ids is None else ids.follow(call.result(), index)
+            if ids is not None and np.isnan(points[:, 0, 0]).all():
+                points = None  # no face found: the frame is as those between calls
+            stride = _next_stride(options, stride, points, previous, index - previous_index)
             if options.detect_every_max is not None:
                 due = index + stride
             if points is not None:

@@ -33,7 +33,7 @@ import ctypes
 import os
 import threading
 from collections.abc import Callable, Iterator
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 
 import cv2
@@ -42,6 +42,7 @@ import numpy as np
 from avsr.files import atomic_path
 from avsr.io.face_align import (CANONICAL_EYE_CENTRE_DISTANCE, CANONICAL_MOUTH_WIDTH, apply_affine, crop_transforms,
                                 fill_gaps)
+from avsr.io.face_ids import face_box
 from avsr.io.face_mesh import KEPT_POINTS, LIPS_SLICE
 from avsr.io.face_track import tracked_frames
 from avsr.io.mean_face import MEAN_FACE_POINTS, SMOOTH_RADIUS, mean_face_transforms
@@ -64,6 +65,8 @@ class LipRoi:
         timestamps_s: start time of each frame ``(T,) float64``.
         transforms: image-to-crop affine matrices ``(T, 2, 3) float32``; NaN where no face.
         fps: frames per second (25).
+        boxes: the face's box ``[x0, y0, x1, y1]`` in image pixels ``(T, 4) float32`` (the face oval's,
+            gap-filled as the crops are); NaN where no face. None in files written before 2026-12-07.
     """
 
     roi: np.ndarray
@@ -72,6 +75,7 @@ class LipRoi:
     timestamps_s: np.ndarray
     transforms: np.ndarray
     fps: float = VIDEO_FPS
+    boxes: np.ndarray | None = None
 
     def __len__(self) -> int:
         return len(self.roi)
@@ -81,13 +85,18 @@ class LipRoi:
         path = Path(path)
         extra = {f"meta_{k}": np.array(v) for k, v in metadata.items()}
         with atomic_path(path) as tmp:
-            np.savez_compressed(tmp, **{k: np.asarray(v) for k, v in asdict(self).items()}, **extra)
+            np.savez_compressed(tmp, **{k: np.asarray(v) for k, v in asdict(self).items() if v is not None}, **extra)
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> "LipRoi":
+        """A file of several faces (:mod:`avsr.io.face_rois`) gives the face found in the most frames."""
+        names = {field.name for field in fields(cls)}
         with np.load(path) as data:
-            return cls(**{k: data[k] for k in data.files if not k.startswith("meta_")}
-                       | {"fps": float(data["fps"])})
+            arrays = {k: data[k] for k in data.files if k in names} | {"fps": float(data["fps"])}
+        if arrays["roi"].ndim == 4:  # (F, T, S, S)
+            face = int(np.argmax(arrays["face_found"].sum(axis=1)))
+            arrays |= {k: arrays[k][face] for k in ("roi", "face_found", "mouth_landmarks", "transforms", "boxes")}
+        return cls(**arrays)
 
 
 def _smoothing_reach(sigma: float) -> int:
@@ -134,6 +143,17 @@ def iter_lip_roi(source: str | os.PathLike | np.ndarray, options: LipRoiOptions 
     the calls in turn, in threads (for one long file on several cores; the same crops as one
     landmarker with one face in view, see :func:`~avsr.io.face_track.tracked_frames`).
     """
+    for faces in iter_face_pieces(source, options, piece_frames, cancel, landmarkers):
+        yield faces[0]
+
+
+def iter_face_pieces(source: str | os.PathLike | np.ndarray, options: LipRoiOptions = LipRoiOptions(),
+                     piece_frames: int = PIECE_FRAMES, cancel: threading.Event | None = None,
+                     landmarkers: int = 1, every_face: bool = False) -> Iterator[list[LipRoi]]:
+    """:func:`iter_lip_roi`'s pieces, per face: the crops of each face id given up to the piece's end
+    (and its margin). Without ``every_face``: one face, the one followed
+    (the largest at first); with it, every face the landmarker finds, by id
+    (:class:`~avsr.io.face_ids.FaceIdTracker`; a piece may have fewer ids than a later one)."""
     if piece_frames < 1:
         raise ValueError(f"piece_frames={piece_frames} must be >= 1")
     if landmarkers < 1:
@@ -141,15 +161,13 @@ def iter_lip_roi(source: str | os.PathLike | np.ndarray, options: LipRoiOptions 
     margin, size = stream_margin(options), options.crop_size
     # Outside the frame: its edge repeated, or black as auto_avsr's warp leaves it.
     border = cv2.BORDER_CONSTANT if options.roi_style == "auto-avsr" else cv2.BORDER_REPLICATE
-    points: list[np.ndarray] = []  # the track from frame max(0, first - margin) on: what is still read
+    points: list[np.ndarray] = []  # the track from frame max(0, first - margin) on, (K, P, 2) a frame
     grays: list[np.ndarray] = []  # the frames from `first` on, not cut yet
     first = 0
 
-    def cut(stop: int, ends: bool) -> LipRoi:
-        """Crops of frames ``first .. stop``; ``ends``: the clip ends with the last tracked frame."""
-        lo = max(0, first - margin)
-        hi = lo + len(points) if ends else stop + margin
-        track, found = fill_gaps(np.stack(points[: hi - lo]), options.max_gap_frames)
+    def cut_face(track: np.ndarray, lo: int, stop: int) -> LipRoi:
+        """One face's crops of frames ``first .. stop`` from its track ``(T, P, 2)`` from frame ``lo``."""
+        track, found = fill_gaps(track, options.max_gap_frames)
         transforms = roi_transforms(track, found, options)[first - lo: stop - lo]
         track, found = track[first - lo: stop - lo], found[first - lo: stop - lo]
         crops = np.zeros((stop - first, size, size), np.uint8)
@@ -158,7 +176,22 @@ def iter_lip_roi(source: str | os.PathLike | np.ndarray, options: LipRoiOptions 
                                         borderMode=border)
         return LipRoi(roi=crops, face_found=found,
                       mouth_landmarks=apply_affine(transforms, track[:, LIPS_SLICE]).astype(np.float32),
-                      timestamps_s=np.arange(first, stop) / VIDEO_FPS, transforms=transforms.astype(np.float32))
+                      timestamps_s=np.arange(first, stop) / VIDEO_FPS, transforms=transforms.astype(np.float32),
+                      boxes=face_box(track).astype(np.float32))
+
+    def cut(stop: int, ends: bool) -> list[LipRoi]:
+        """Crops of frames ``first .. stop``; ``ends``: the clip ends with the last tracked frame."""
+        lo = max(0, first - margin)
+        hi = lo + len(points) if ends else stop + margin
+        window = points[: hi - lo]
+        if not every_face:
+            tracks = np.stack(window)  # (T, 1, P, 2)
+        else:
+            faces = max(1, max(len(p) for p in window))  # one, never found, before the first face
+            tracks = np.full((len(window), faces, *window[0].shape[1:]), np.nan, np.float32)
+            for row, frame_points in enumerate(window):
+                tracks[row, :len(frame_points)] = frame_points
+        return [cut_face(tracks[:, face], lo, stop) for face in range(tracks.shape[1])]
 
     def advance() -> None:
         nonlocal first
@@ -168,11 +201,11 @@ def iter_lip_roi(source: str | os.PathLike | np.ndarray, options: LipRoiOptions 
 
     # Closing the iteration early (or an error) closes the landmarkers; a clip that ends leaves them
     # for the next (avsr.io.face_mesh.borrowed_tracker).
-    with contextlib.closing(tracked_frames(source, options, landmarkers)) as tracked:
+    with contextlib.closing(tracked_frames(source, options, landmarkers, every_face)) as tracked:
         for frame_points, gray in tracked:
             if cancel is not None and cancel.is_set():
                 raise Cancelled(f"{source}: stopped before its lip ROIs were cut")
-            points.append(frame_points)
+            points.append(frame_points if every_face else frame_points[None])
             grays.append(gray)
             if max(0, first - margin) + len(points) >= first + piece_frames + margin:
                 yield cut(first + piece_frames, ends=False)
@@ -281,6 +314,7 @@ def extract_lip_roi(source: str | os.PathLike | np.ndarray, options: LipRoiOptio
         mouth_landmarks=joined("mouth_landmarks", (len(KEPT_POINTS[LIPS_SLICE]), 2), np.float32),
         timestamps_s=joined("timestamps_s", (), np.float64),
         transforms=joined("transforms", (2, 3), np.float32),
+        boxes=joined("boxes", (4,), np.float32),
     )
 
 

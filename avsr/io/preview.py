@@ -36,9 +36,11 @@ def contact_sheet(lip_roi: LipRoi, columns: int = 10, max_tiles: int = 40, landm
     return np.concatenate([np.concatenate(tiles[r * columns:(r + 1) * columns], axis=1) for r in range(rows)])
 
 
-def save_contact_sheet(lip_roi: LipRoi, path: str | os.PathLike, **kwargs) -> None:
-    """Write :func:`contact_sheet` as a PNG, atomically."""
+def save_contact_sheet(lip_roi: LipRoi | list[LipRoi], path: str | os.PathLike, **kwargs) -> None:
+    """Write :func:`contact_sheet` as a PNG, atomically; for several faces, their sheets one below the other."""
     path = Path(path)
+    sheet = np.concatenate([contact_sheet(face, **kwargs) for face in
+                            (lip_roi if isinstance(lip_roi, list) else [lip_roi])])
     with atomic_path(path) as tmp:
-        if not cv2.imwrite(str(tmp), cv2.cvtColor(contact_sheet(lip_roi, **kwargs), cv2.COLOR_RGB2BGR)):
+        if not cv2.imwrite(str(tmp), cv2.cvtColor(sheet, cv2.COLOR_RGB2BGR)):
             raise OSError(f"{path}: could not write the PNG; check that the folder is writable")

@@ -13,7 +13,8 @@ import numpy as np
 
 from avsr.files import file_sha256, output_names
 from avsr.io.inputs import check_outputs_spare_inputs, ensure_output_dir
-from avsr.io.lip_roi import LipRoiOptions, extract_lip_roi
+from avsr.io.face_rois import extract_face_rois
+from avsr.io.lip_roi import LipRoiOptions
 from avsr.io.preview import save_contact_sheet
 from avsr.io.results import FileResult, Reason, Status
 from avsr.parallel import run_jobs
@@ -22,9 +23,12 @@ from avsr.parallel import run_jobs
 ROI_FORMAT_VERSION = "1"
 
 
-def cache_key(path: str | Path, options: LipRoiOptions) -> str:
-    """Content hash of the file plus every option that changes the crops."""
+def cache_key(path: str | Path, options: LipRoiOptions, every_face: bool = False) -> str:
+    """Content hash of the file plus every option that changes the crops (``every_face``: the crops of
+    every face, :func:`~avsr.io.face_rois.extract_face_rois`, as ``avsr lip-roi`` writes them)."""
     settings = asdict(options)
+    if every_face:
+        settings["faces"] = "every"
     if options.roi_style == LipRoiOptions.roi_style:  # caches made before there were styles stay current
         del settings["roi_style"]
     if options.landmarker_model is not None:
@@ -74,20 +78,20 @@ def _damaged_zip(path: Path) -> bool:
 def _process_one(path: Path, output: Path, options: LipRoiOptions, preview: bool, overwrite: bool) -> FileResult:
     started = time.perf_counter()
     try:
-        key = cache_key(path, options) if path.is_file() else ""
+        key = cache_key(path, options, every_face=True) if path.is_file() else ""
         if key and not overwrite and output.exists() and stored_key(output) == key:
             return FileResult(str(path), Status.SKIPPED, output=str(output), seconds=time.perf_counter() - started)
         refusal = None if overwrite else foreign_output(output, preview)
         if refusal:
             return FileResult.failed(path, refusal, Reason.OUTPUT_EXISTS, seconds=time.perf_counter() - started)
-        lip_roi = extract_lip_roi(path, options)
-        lip_roi.save(output, cache_key=key, source=str(path), roi_style=options.roi_style)
+        rois = extract_face_rois(path, options)
+        rois.save(output, cache_key=key, source=str(path), roi_style=options.roi_style)
         if preview:
-            save_contact_sheet(lip_roi, output.with_suffix(".png"))
+            save_contact_sheet([rois.face(face) for face in range(rois.faces)], output.with_suffix(".png"))
     except Exception as error:  # one file's failure, expected or not, must not end the batch
         return FileResult.failed(path, error, seconds=time.perf_counter() - started)
-    return FileResult(str(path), Status.DONE, output=str(output), frames=len(lip_roi),
-                      face_found_rate=float(lip_roi.face_found.mean()), seconds=time.perf_counter() - started)
+    return FileResult(str(path), Status.DONE, output=str(output), frames=len(rois),
+                      face_found_rate=float(rois.face_found.any(axis=0).mean()), seconds=time.perf_counter() - started)
 
 
 def run_lip_roi(
@@ -99,7 +103,8 @@ def run_lip_roi(
     overwrite: bool = False,
     progress: bool = True,
 ) -> list[FileResult]:
-    """Write ``out_dir/<stem>.npz`` (and ``<stem>.png`` with ``preview``) for each input.
+    """Write ``out_dir/<stem>.npz`` (and ``<stem>.png`` with ``preview``) for each input: the crops of
+    every face (:class:`~avsr.io.face_rois.FaceRois`; one face in :class:`~avsr.io.lip_roi.LipRoi`'s shapes).
 
     Inputs whose output holds the same cache key (file content + options) are skipped. A failing
     input is reported in its :class:`~avsr.io.results.FileResult` (reason and one-line error) and

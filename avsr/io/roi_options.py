@@ -32,7 +32,9 @@ class LipRoiOptions:
     still_motion: float = 0.005  # "still": the stable points moved less than this x the face width a frame
     # Frames are downscaled to this longer side for detection (None: full size); crops come from the full frame.
     detect_max_side: int | None = DETECT_MAX_SIDE
-    max_faces: int = 4  # faces MediaPipe may report per frame (the largest one is followed)
+    # Faces MediaPipe may report per frame: avsr lip-roi cuts a track for each (avsr.io.face_rois),
+    # the single-face track (extract_lip_roi) follows the largest.
+    max_faces: int = 4
     max_gap_frames: int = 12  # longer runs without a face are face_found=False (12 = 0.48 s)
     smooth_sigma_frames: float = 2.5  # Gaussian smoothing of the head pose over time, frames
     mouth_smooth_sigma_frames: float = 4.0  # smoothing of the mouth position in the face, frames
@@ -43,6 +45,8 @@ class LipRoiOptions:
             raise OptionError(f"roi_style={self.roi_style!r}; use one of {', '.join(ROI_STYLES)}")
         if self.crop_size < 16:
             raise OptionError(f"crop_size={self.crop_size} is too small; use at least 16")
+        if self.max_faces < 1:
+            raise OptionError(f"max_faces={self.max_faces} must be >= 1")
         if self.detect_every < 1:
             raise OptionError(f"detect_every={self.detect_every} must be >= 1")
         if self.still_motion <= 0:
