@@ -1,0 +1,80 @@
+"""Who speaks: per face and 25 Hz frame, how likely that face is the one speaking (issue 35, item 2).
+
+A face speaks where its mouth moves (:func:`~avsr.inference.sync.lip_activity` of its
+:func:`~avsr.inference.sync.mouth_signal`) and, where the sound is usable, where that movement goes
+with the speech envelope: their correlation over :data:`SYNC_WINDOW_S` around the frame raises a moving
+mouth's score by up to half again, so that a mouth chewing or mouthing out of step with the voice
+scores below one that speaks it. Without usable audio (none, silent, or one level throughout:
+drowned) the score is the mouth's motion alone. The score is averaged over :data:`SMOOTH_S` (about a
+word), so that the speaker chosen does not flicker within a word.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from avsr.inference.sync import lip_activity, mouth_opening, mouth_signal, speech_envelope
+from avsr.io.face_rois import FaceRois
+from avsr.preprocessing import VIDEO_FPS
+
+SYNC_WINDOW_S = 1.0  # the mouth and the envelope are correlated over this window around each frame
+SMOOTH_S = 0.4  # scores are averaged over this window (a word)
+USABLE_RANGE_DB = 20.0  # audio whose envelope spans less than this (5th to 95th percentile) is not used
+MIN_SPEAKER_SCORE = 0.3  # below this nobody in view is taken for the speaker
+
+
+def _window_sum(values: np.ndarray, frames: int) -> np.ndarray:
+    return np.convolve(values, np.ones(2 * (frames // 2) + 1), "same")
+
+
+def windowed_correlation(x: np.ndarray, y: np.ndarray, frames: int) -> np.ndarray:
+    """Pearson correlation of ``x`` and ``y`` ``(T,)`` over ``frames`` around each frame ``(T,)``; 0 where
+    either is flat or NaN."""
+    valid = np.isfinite(x) & np.isfinite(y)
+    x, y = np.where(valid, x, 0.0), np.where(valid, y, 0.0)
+    count = np.maximum(_window_sum(valid.astype(np.float64), frames), 1)
+    mx, my = _window_sum(x, frames) / count, _window_sum(y, frames) / count
+    cov = _window_sum(x * y, frames) / count - mx * my
+    vx = _window_sum(x * x, frames) / count - mx ** 2
+    vy = _window_sum(y * y, frames) / count - my ** 2
+    scale = np.sqrt(np.maximum(vx, 0) * np.maximum(vy, 0))
+    return np.where(scale > 1e-9, cov / np.maximum(scale, 1e-9), 0.0)
+
+
+def usable_envelope(audio, frames: int) -> np.ndarray | None:
+    """The speech envelope ``(T,)`` dB of 16 kHz ``audio``, or None where it cannot tell speech (no
+    audio, or a level that hardly varies: silence, or speech drowned by steady noise)."""
+    if audio is None or len(audio) == 0:
+        return None
+    envelope = speech_envelope(audio)[:frames]
+    envelope = np.pad(envelope, (0, frames - len(envelope)), constant_values=envelope.min() if len(envelope) else -100)
+    low, high = np.percentile(envelope, [5, 95])
+    return envelope if high - low >= USABLE_RANGE_DB and high > -60 else None
+
+
+def speaker_scores(rois: FaceRois, audio=None) -> np.ndarray:
+    """How likely each face is speaking at each frame ``(F, T)`` in [0, 1] (0 where the face is not
+    found). ``audio``: 16 kHz samples ``(640 T,)`` on the crops' clock, or None."""
+    frames = len(rois)
+    envelope = usable_envelope(audio, frames)
+    scores = np.zeros((rois.faces, frames), np.float32)
+    for face in range(rois.faces):
+        found = rois.face_found[face]
+        signal = mouth_signal(rois.roi[face], found, mouth_opening(rois.mouth_landmarks[face]))
+        score = lip_activity(signal, found).astype(np.float64)
+        if envelope is not None:
+            agreement = windowed_correlation(signal, envelope, round(SYNC_WINDOW_S * VIDEO_FPS))
+            score = np.minimum(score * (1.0 + 0.5 * np.clip(agreement, 0.0, 1.0)), 1.0)
+        smooth = round(SMOOTH_S * VIDEO_FPS)
+        scores[face] = np.where(found, _window_sum(score, smooth) / np.maximum(
+            _window_sum(np.ones(frames), smooth), 1), 0.0)
+    return scores
+
+
+def active_face(scores: np.ndarray, min_score: float = MIN_SPEAKER_SCORE) -> np.ndarray:
+    """The speaking face's id per frame ``(T,) int`` from :func:`speaker_scores` ``(F, T)``: the best
+    scored, -1 where none reaches ``min_score`` (nobody in view speaks)."""
+    if len(scores) == 0:
+        return np.full(scores.shape[1], -1)
+    best = scores.argmax(axis=0)
+    return np.where(scores.max(axis=0) >= min_score, best, -1)
