@@ -32,6 +32,14 @@ landmark stride as ``avsr transcribe``, the ASR reference the clip's 16 kHz audi
 would: ``avsr import auto-avsr`` on that ``.pth`` and ``avsr transcribe --model IMPORTED --av-sync off``,
 once with ``--no-vad`` (the whole clip, as the reference reads it) and once at the defaults (the
 speech regions only). Printed: the texts and their character error rate against the reference's.
+
+    python -m bench.import_speed --peer ... --peer-python ... --memory-minutes 10 [--modalities video audio]
+
+``--memory-minutes`` measures peak memory instead: synthetic clips joined into one file of that length,
+and per modality the reference's full-size random model (``bench.peer model``) imported and run by
+``avsr transcribe --decoder ctc`` at its defaults otherwise, in a process of its own (peak RSS from
+``getrusage`` of the child). CTC because a random model never ends a joint search before its length
+limit in any speech region; the encoder, the crops and the region cutting are the same either way.
 """
 
 from __future__ import annotations
@@ -41,6 +49,7 @@ import json
 import os
 import statistics
 import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -67,6 +76,7 @@ def arguments() -> argparse.Namespace:
     parser.add_argument("--transcribe", metavar="CLIP", type=Path,
                         help="instead of timing: the reference's transcript of CLIP against avsr transcribe's")
     parser.add_argument("--detect-every", type=int, default=6, help="landmark stride of both (--transcribe)")
+    parser.add_argument("--memory-minutes", type=float, help="instead of timing: peak memory on a file this long")
     return parser.parse_args()
 
 
@@ -182,9 +192,44 @@ def compare_transcripts(args: argparse.Namespace) -> None:
               f"{char_errors(reference, regions) / length:.1%} |")
 
 
+def peak_memory(args: argparse.Namespace) -> None:
+    """``--memory-minutes``: ``avsr transcribe`` with each imported full-size model on one long file."""
+    from bench.common import make_clips, make_long_file
+
+    peak_rss = ("import resource, subprocess, sys; code = subprocess.run(sys.argv[1:]).returncode; "
+                "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss); sys.exit(code)")
+    with tempfile.TemporaryDirectory(prefix="import_memory_") as tmp:
+        folder = Path(tmp)
+        clips, _ = make_clips(folder / "clips", 8)
+        long_file = folder / "long.mp4"
+        duration = make_long_file(clips, long_file, args.memory_minutes)
+        for modality in args.modalities:
+            done = subprocess.run([args.peer_python, "-m", "bench.peer", "model", "--modality", modality,
+                                   "--folder", str(folder / modality)], capture_output=True, text=True, cwd=ROOT,
+                                  env=os.environ | {"PYTHONPATH": str(args.peer.resolve())})
+            if done.returncode:
+                raise RuntimeError(f"the reference's side failed: {done.stderr.strip().splitlines()[-3:]}")
+            bundle = folder / modality / "imported.pt"
+            avsr_command("import", "auto-avsr", str(folder / modality / "model.pth"), "-o", str(bundle))
+            (folder / modality / "model.pth").unlink()
+            started = time.perf_counter()
+            result = subprocess.run([sys.executable, "-c", peak_rss, str(Path(sys.executable).with_name("avsr")),
+                                     "transcribe", str(long_file), "--model", str(bundle), "--decoder", "ctc",
+                                     "-o", str(folder / f"out_{modality}"), "--quiet"], capture_output=True, text=True)
+            wall = time.perf_counter() - started
+            if result.returncode:
+                raise RuntimeError(f"avsr transcribe failed: {result.stderr.strip().splitlines()[-3:]}")
+            peak_mb = int(result.stdout.split()[-1]) / 1024
+            print(f"{modality}: one file of {duration / 60:.1f} min, full-size imported model, --decoder ctc: "
+                  f"peak RSS {peak_mb:.0f} MB, {wall:.0f} s wall (RTF {wall / duration:.3f})", flush=True)
+
+
 def main() -> None:
     args = arguments()
     torch.set_num_threads(args.threads)
+    if args.memory_minutes:
+        peak_memory(args)
+        return
     if args.transcribe:
         compare_transcripts(args)
         return

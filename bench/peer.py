@@ -6,6 +6,7 @@ bench that compares it with this project's.
         [--seconds 10] [--threads 2] [--repeats 1] [--seed 0] [--logit-scale 8] [--max-tokens 35]
     PYTHONPATH=AUTO_AVSR_CHECKOUT PEER_PYTHON -m bench.peer transcribe --modality video --folder DIR
         --input CROPS.npy [--threads 2] [--seed 0] [--logit-scale 8]
+    PYTHONPATH=AUTO_AVSR_CHECKOUT PEER_PYTHON -m bench.peer model --modality video --folder DIR
 
 Nothing of the peer is copied here: its modules are imported from the folder on ``PYTHONPATH`` and
 called as its own code calls them, inside this script's timing loops. Only the standard library,
@@ -48,7 +49,8 @@ random model (written to ``--folder`` as ``model.pth``) loaded by the reference'
 it: the clip's 16 kHz audio ``(N,)`` from ``--input`` (``.npy``) through its test ``AudioTransform``,
 or its mouth crops ``(T, 96, 96) uint8`` through its test ``VideoTransform`` (centre crop 88,
 normalised). Its default decoding: ``BatchBeamSearch``, beam 40, CTC weight 0.1, end detection and a
-length limit of one token per frame. Prints the text, its seconds and the encoder frames.
+length limit of one token per frame. Prints the text and its seconds. ``model`` only writes that
+model (``python -m bench.import_speed --memory-minutes`` imports it).
 """
 
 from __future__ import annotations
@@ -77,6 +79,11 @@ def arguments() -> argparse.Namespace:
     decode.add_argument("--seed", type=int, default=0)
     decode.add_argument("--logit-scale", type=float, default=8.0)
     decode.add_argument("--max-tokens", type=int, default=35)
+    model = jobs.add_parser("model", help="only write the full-size random model of joint-decode as a .pth")
+    model.add_argument("--modality", choices=("video", "audio"), default="video")
+    model.add_argument("--folder", type=Path, required=True)
+    model.add_argument("--seed", type=int, default=0)
+    model.add_argument("--logit-scale", type=float, default=8.0)
     whole = jobs.add_parser("transcribe", help="auto_avsr's ModelModule.forward on a clip, random model")
     whole.add_argument("--modality", choices=("video", "audio"), default="video")
     whole.add_argument("--folder", type=Path, required=True)
@@ -200,9 +207,17 @@ def transcribe(args: argparse.Namespace) -> dict:
     return {"text": text, "seconds": seconds}
 
 
+def write_model(args: argparse.Namespace) -> dict:
+    import torch
+
+    args.folder.mkdir(parents=True, exist_ok=True)
+    torch.save(make_model(args).state_dict(), args.folder / "model.pth")
+    return {"model": str(args.folder / "model.pth")}
+
+
 def main() -> None:
     args = arguments()
-    jobs = {"lip-roi": lip_roi, "joint-decode": joint_decode, "transcribe": transcribe}
+    jobs = {"lip-roi": lip_roi, "joint-decode": joint_decode, "transcribe": transcribe, "model": write_model}
     print(json.dumps(jobs[args.job](args)))
 
 
