@@ -5,7 +5,10 @@ The same as ``python -m avsr.train``; see :mod:`avsr.train` for the options.
 
 import sys
 
-from avsr.train import main
+from avsr.tmp import run_folder
 
 if __name__ == "__main__":
-    sys.exit(main())
+    with run_folder():  # before Lightning's import, which imports ONNX Runtime: its .ses file goes in the folder
+        from avsr.train import main
+
+        sys.exit(main())

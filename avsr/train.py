@@ -128,8 +128,11 @@ def _last_line(error: Exception) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from avsr.tmp import run_folder
+
     try:
-        AVSRCLI(argv)
+        with run_folder():  # the run's temporary files in one folder, removed at the end (train.py opens it earlier)
+            AVSRCLI(argv)
     except (FeatureFileError, ManifestError, ResumeError) as error:
         print(f"train: error: {_last_line(error)}", file=sys.stderr)
         return 1

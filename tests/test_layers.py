@@ -2,7 +2,7 @@
 no modules import each other in a cycle.
 
 io → data (synth beside it) → models → decoding → training / evaluation / inference → cli. The
-shared helpers at the top of the package (files, text, parallel, preprocessing) sit below them all.
+shared helpers at the top of the package (files, tmp, text, parallel, preprocessing) sit below them all.
 Imports inside functions count as much as those at the top of a module.
 """
 
@@ -15,7 +15,7 @@ from pathlib import Path
 PACKAGE = Path(__file__).resolve().parent.parent / "avsr"
 
 LAYERS = {
-    "avsr.errors": 0, "avsr.files": 0, "avsr.text": 0, "avsr.parallel": 0, "avsr.preprocessing": 0,
+    "avsr.errors": 0, "avsr.files": 0, "avsr.tmp": 0, "avsr.text": 0, "avsr.parallel": 0, "avsr.preprocessing": 0,
     "avsr.io": 1,
     "avsr.data": 2,
     "avsr.synth": 2.5,  # beside data: it writes manifests with data's helpers, data never uses it

@@ -589,3 +589,115 @@ def test_names_near_the_file_systems_limit_and_deep_output_paths(clips, tmp_path
     line = one_line(roi, 1, str(over), "File name too long", "shorter name")
     assert "Errno" not in line and [p.name for p in (tmp_path / "r").iterdir()] == ["a" * 250 + ".npz"]
     assert digest(folder) == before and fits.exists() and leftovers(tmp_path) == []
+
+
+# issue 37 item 4: temporary folders. Each command runs in one folder, <TMPDIR>/avsr-<pid>-<random> (avsr.tmp), that
+# holds the temporary files of the run and of its child processes (ONNX Runtime's .ses, the synthesiser's library
+# copy, spooled crops); it is removed at exit, and swept by the next command when a kill left it.
+
+def run_in(tmp: Path, *args: str, **popen) -> subprocess.CompletedProcess | subprocess.Popen:
+    """``avsr ARGS`` with ``TMPDIR`` at ``tmp``: run to its end, or started (``popen``: Popen's arguments)."""
+    import os
+
+    tmp.mkdir(exist_ok=True)
+    env = os.environ | {"TMPDIR": str(tmp)}
+    if popen:
+        return subprocess.Popen([AVSR, *map(str, args)], env=env, **popen)
+    return subprocess.run([AVSR, *map(str, args)], capture_output=True, text=True, timeout=600, env=env)
+
+
+SYNTH_TWO = ("--num-utterances", "2", "--speakers", "2", "--test-speakers", "1", "--val-speakers", "0", "--quiet")
+
+
+@pytest.mark.slow
+def test_commands_leave_no_temporary_files(tmp_path):
+    """A command whose voice activity detector runs through ONNX Runtime (which writes a .ses file into TMPDIR
+    when imported), and a synthesis whose two workers each copy espeak-ng's library into a temporary folder,
+    leave TMPDIR as they found it."""
+    from tests.conftest import SPEECH
+
+    tmp = tmp_path / "tmp"
+    result = run_in(tmp, "transcribe", SPEECH, "-o", tmp_path / "t", "--quiet")
+    assert result.returncode == 0 and json.loads((tmp_path / "t" / f"{SPEECH.stem}.json").read_text())["text"]
+    assert list(tmp.iterdir()) == []
+    result = run_in(tmp, "synth", tmp_path / "s", *SYNTH_TWO, "--workers", "2")
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert len(list((tmp_path / "s").rglob("*.mp4"))) == 2 and list(tmp.iterdir()) == []
+
+
+@pytest.mark.slow
+def test_a_killed_commands_folder_is_swept_by_the_next_and_a_live_ones_is_kept(tmp_path):
+    import os
+    import signal
+
+    from avsr.tmp import MARKER, start_time
+
+    tmp = tmp_path / "tmp"
+    process = run_in(tmp, "synth", tmp_path / "s", *SYNTH_TWO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    marker = wait_for(lambda: next(tmp.glob(f"avsr-{process.pid}-*/{MARKER}"), None), 120, "the run's folder")
+    process.send_signal(signal.SIGKILL)
+    process.wait(60)
+    killed = marker.parent
+    assert killed.is_dir() and marker.read_text().split()[0] == str(process.pid)
+    # Folders of this (live) process: one with its marker, one made before its marker; one whose pid was
+    # recycled (the marker's start time is not the process's); a folder of another program.
+    me = os.getpid()
+    live, unmarked, recycled, other = (tmp / f"avsr-{me}-live", tmp / f"avsr-{me}-unmarked", tmp / f"avsr-{me}-old",
+                                       tmp / "avsr-espeak-other")
+    for folder in (live, unmarked, recycled, other):
+        folder.mkdir()
+        (folder / "held").write_text("x")
+    (live / MARKER).write_text(f"{me} {start_time(me)}\n")
+    (recycled / MARKER).write_text(f"{me} 1\n")
+
+    result = run_in(tmp, "transcribe", tmp_path / "missing.mp4", "-o", tmp_path / "t", "--quiet")
+    assert result.returncode != 0 and "missing.mp4" in result.stderr
+    assert sorted(p.name for p in tmp.iterdir()) == sorted([live.name, unmarked.name, other.name])
+    assert all((folder / "held").exists() for folder in (live, unmarked, other))
+
+
+def test_an_interruption_landing_in_a_finaliser_is_not_dropped(tmp_path):
+    """A SIGTERM or Ctrl-C handled while the main thread runs a __del__ would be printed with a traceback and
+    dropped, and the command would go on (Python drops exceptions raised in finalisers): it stops the command."""
+    import signal
+
+    script = tmp_path / "finaliser.py"
+    script.write_text('''import os, signal, sys, time
+from avsr.cli import _sigterm_as_interrupt
+
+class Finaliser:
+    def __del__(self):
+        os.kill(os.getpid(), getattr(signal, sys.argv[1]))
+        for _ in range(100000):  # the handler runs here, inside __del__
+            pass
+
+try:
+    with _sigterm_as_interrupt():
+        Finaliser()  # dropped at once: the signal lands in its __del__
+        for _ in range(1000):
+            time.sleep(0.01)
+        print("not stopped")
+except KeyboardInterrupt as stop:
+    print("stopped by", type(stop).__name__)
+''')
+    for name, stopped in (("SIGTERM", "Terminated"), ("SIGINT", "KeyboardInterrupt")):
+        result = subprocess.run([sys.executable, script, name], capture_output=True, text=True, timeout=120,
+                                cwd=ROOT, preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+        assert result.stdout.strip() == f"stopped by {stopped}" and result.stderr == "", result.stdout + result.stderr
+
+
+def test_the_synthesiser_outlives_a_runs_temporary_folder(monkeypatch):
+    """The synthesiser's library copy, made in a run's folder, goes with it; a later run (the command called
+    twice in one process) makes a new copy, and the speech is the same."""
+    from avsr.synth.tts import Synthesizer
+    from avsr.tmp import run_folder
+
+    monkeypatch.setattr(Synthesizer, "_instance", None)  # made afresh in the run (the process's one is put back)
+    with run_folder() as folder:
+        first = Synthesizer().synthesize("bin blue at f two now")
+        assert Path(Synthesizer()._library_path).is_relative_to(folder)
+    assert not folder.exists()
+    with run_folder() as folder:
+        again = Synthesizer().synthesize("bin blue at f two now")
+        assert Path(Synthesizer()._library_path).is_relative_to(folder)
+    assert np.array_equal(first.audio, again.audio)

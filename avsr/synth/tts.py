@@ -8,6 +8,7 @@ known to the sample. espeak-ng keeps global state: use one :class:`Synthesizer` 
 from __future__ import annotations
 
 import ctypes
+import os
 import zlib
 from dataclasses import dataclass, field
 
@@ -108,15 +109,9 @@ class Synthesizer:
         return cls._instance
 
     def _setup(self) -> None:
-        import atexit
-        import shutil
-        import tempfile
-
         import espeakng_loader
 
-        folder = tempfile.mkdtemp(prefix="avsr-espeak-")
-        atexit.register(shutil.rmtree, folder, True)
-        self._library_path = shutil.copy(espeakng_loader.get_library_path(), folder)
+        self._library_path = ""
         self._data_path = espeakng_loader.get_data_path().encode()
         self._callback = _CALLBACK(self._collect)  # kept alive: the library holds the pointer
         self._lib = None
@@ -131,6 +126,8 @@ class Synthesizer:
         if self._lib is not None:
             self._lib.espeak_Terminate()
             _ctypes.dlclose(self._lib._handle)
+        if not os.path.exists(self._library_path):  # the first time, or its folder went with a run's (avsr.tmp)
+            self._library_path = self._copy_library()
         lib = ctypes.CDLL(self._library_path)
         lib.espeak_Initialize.restype = ctypes.c_int
         lib.espeak_Initialize.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_char_p, ctypes.c_int]
@@ -144,6 +141,19 @@ class Synthesizer:
             raise RuntimeError(f"espeak-ng failed to initialise with data at {self._data_path.decode()}")
         lib.espeak_SetSynthCallback(self._callback)
         self._lib = lib
+
+    @staticmethod
+    def _copy_library() -> str:
+        """A private copy of the library, in a temporary folder removed at exit."""
+        import atexit
+        import shutil
+        import tempfile
+
+        import espeakng_loader
+
+        folder = tempfile.mkdtemp(prefix="avsr-espeak-")
+        atexit.register(shutil.rmtree, folder, True)
+        return shutil.copy(espeakng_loader.get_library_path(), folder)
 
     def _collect(self, wav, count: int, events) -> int:
         if count > 0:
