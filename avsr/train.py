@@ -21,6 +21,7 @@ trainer's settings (``--trainer.max_epochs`` to train on) may change freely.
 
 from __future__ import annotations
 
+import math
 import sys
 from dataclasses import asdict, is_dataclass
 
@@ -29,7 +30,7 @@ from lightning.pytorch.cli import LightningCLI
 
 from avsr.data.dataset import FeatureFileError
 from avsr.data.manifest import ManifestError
-from avsr.errors import AvsrError
+from avsr.errors import AvsrError, OptionError
 from avsr.models.av_model import ModelConfig
 from avsr.training.data_module import AVDataModule
 from avsr.training.lightning_module import AVSRLightning
@@ -75,6 +76,36 @@ class AVSRCLI(LightningCLI):
         given = config.model.model
         given = given.as_dict() if given is not None else {}
         config.model.model = Namespace(ModelConfig(**given).to_dict() | {"preset": given.get("preset")})
+        check_numbers({"model": config.model.as_dict(), "data": config.data.as_dict()})
+
+
+# The valid range of the numbers a run is most often given; every other number of the model's and the data's
+# configuration must be finite (a NaN learning rate, or a size of 10^9, is refused before anything is built).
+TRAIN_RANGES = {
+    "model.learning_rate": (1e-8, 1.0), "model.weight_decay": (0.0, 1.0), "model.warmup_steps": (0, 10_000_000),
+    "model.model.dim": (8, 4096), "model.model.num_heads": (1, 64), "model.model.ffn_dim": (8, 32768),
+    "model.model.audio_layers": (0, 64), "model.model.video_layers": (0, 64), "model.model.fusion_layers": (0, 64),
+    "model.model.kernel_size": (1, 255), "model.model.xattn_window": (0, 250), "model.model.dropout": (0.0, 0.9),
+    "data.max_frames": (1, 100_000), "data.num_workers": (0, 256), "data.seed": (0, 2**32 - 1),
+}
+
+
+def check_numbers(config: dict) -> None:
+    """Refuse a number of the model's or the data's configuration that is not finite, or outside its range in
+    :data:`TRAIN_RANGES`, naming its key (``model.learning_rate``) and the range.
+
+    Raises:
+        OptionError: the first such number.
+    """
+    for key, value in _flat(config, "").items():
+        key = key.lstrip(".")
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            continue
+        low, high = TRAIN_RANGES.get(key, (-math.inf, math.inf))
+        if not (math.isfinite(value) and low <= value <= high):
+            ends = [f"{end}" if isinstance(end, int) else f"{end:g}" for end in (low, high)]
+            where = f"a number from {ends[0]} to {ends[1]}" if key in TRAIN_RANGES else "a finite number"
+            raise OptionError(f"--{key} {value}: use {where}")
 
 
 class ResumeError(AvsrError):
@@ -133,7 +164,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         with run_folder():  # the run's temporary files in one folder, removed at the end (train.py opens it earlier)
             AVSRCLI(argv)
-    except (FeatureFileError, ManifestError, ResumeError) as error:
+    except (FeatureFileError, ManifestError, OptionError, ResumeError) as error:
         print(f"train: error: {_last_line(error)}", file=sys.stderr)
         return 1
     return 0

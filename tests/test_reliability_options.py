@@ -457,3 +457,20 @@ def test_a_recipe_never_replaces_or_deletes_a_manifest_it_did_not_write(synth_co
     done = run("prepare", "lrs3", root, out, "--splits", "test", "--quiet")
     assert done.returncode == 0, done.stderr
     assert (out / "notes.jsonl").read_text() == '{"my": "notes"}\n' and (out / "test.jsonl").exists()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("option, value, names", [
+    ("--model.learning_rate", "1e300", ["--model.learning_rate 1e+300", "from 1e-08 to 1"]),
+    ("--model.model.dim", "1000000", ["--model.model.dim 1000000", "from 8 to 4096"]),
+    ("--data.max_frames", "100000000", ["--data.max_frames", "from 1 to 100000"]),
+    ("--data.seed", "-1", ["--data.seed -1", "from 0 to 4294967295"]),
+    ("--model.learning_rate", "nan", ['"model.learning_rate"', "nan"]),  # jsonargparse's own refusal
+])
+def test_training_refuses_absurd_numbers_before_anything_is_built(option, value, names, tmp_path):
+    trained = _train("--trainer.default_root_dir", tmp_path / "run", f"{option}={value}")
+    assert trained.returncode in (1, 2) and "Traceback" not in trained.stderr, trained.stderr[-2000:]
+    last = " ".join([line for line in trained.stderr.splitlines() if line.strip()][-2:])
+    for name in names:
+        assert name in last, (name, last)
+    assert not (tmp_path / "run").exists()
