@@ -79,7 +79,9 @@ def sweep(parent: str | os.PathLike | None = None) -> list[Path]:
         return removed
     for folder in candidates:
         try:
-            if not folder.is_dir() or folder.is_symlink() or folder.stat().st_uid != os.getuid():
+            if not folder.is_dir() or folder.is_symlink():
+                continue
+            if hasattr(os, "getuid") and folder.stat().st_uid != os.getuid():  # another user's
                 continue
         except OSError:
             continue
