@@ -131,4 +131,4 @@ def test_the_command_reads_its_defaults_from_the_options_and_refuses_in_one_line
     one_line(avsr_main("evaluate", "--manifest", manifest, "--face-gap-s", "0.48", "--face-gap-at", "every-second",
                        "--lead-in-s", "0.1"), 2, "--lead-in-s 0.1", "multiples of 0.04 s")
     one_line(avsr_main("evaluate", "--manifest", manifest, "--room-tone-dbfs", "loud"), 2,
-             "--room-tone-dbfs loud", "clip or zero")
+             "--room-tone-dbfs", "'loud'", "or clip, or zero")
