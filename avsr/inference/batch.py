@@ -125,11 +125,11 @@ def merge_summary(out_dir: Path, results: list[FileResult]) -> list[dict]:
 
 def _prepare_job(path: Path, detect_every: int, roi_style: str, crop_memory_mb: float | None,
                  audio_memory_mb: float | None, landmarkers: int = 1, cancel: threading.Event | None = None,
-                 reader: Transcriber | None = None) -> PreparedInput | FileResult:
+                 reader: Transcriber | None = None, every_face: bool = True) -> PreparedInput | FileResult:
     """Worker side: the decoded input, or the failure that explains why it cannot be used."""
     try:
         return prepare_input(path, detect_every, crop_memory_mb, audio_memory_mb, cancel, landmarkers, reader,
-                             roi_style)
+                             roi_style, every_face)
     except Exception as error:  # one file's failure, expected or not, must not end the batch
         return FileResult.failed(path, error)
 
@@ -214,7 +214,8 @@ def _run_todo(paths, out_dir, formats, options, workers, prefetch, echo, progres
         # In this process, the model reads a file's windows while the rest of the file is cut (EarlyForward).
         reader = transcriber.reader if workers <= 1 else None
         jobs = [(paths[i], options.detect_every, model.network.preprocessing.roi_style, options.crop_memory_mb,
-                 options.audio_memory_mb, landmarkers_per_file(at_once)) + ((cancel, reader) if workers <= 1 else ())
+                 options.audio_memory_mb, landmarkers_per_file(at_once))
+                + ((cancel, reader) if workers <= 1 else (None, None)) + (options.every_face,)
                 for i in todo]
         if workers > 1:  # preparations running beside the model
             beside = workers

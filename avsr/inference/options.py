@@ -57,6 +57,8 @@ class TranscribeOptions:
     read_while_cutting: bool | None = None
     vad: bool = True  # read only the speech regions (avsr.io.vad); off: the whole file, speech or not
     vad_threshold: float = VAD_THRESHOLD  # a frame whose speech probability reaches this is speech
+    # Track every face and read the one speaking in each frame (avsr.inference.speaker); off: the largest face.
+    every_face: bool = True
 
     def __post_init__(self) -> None:
         if self.mode not in MODES:

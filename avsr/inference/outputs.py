@@ -1,13 +1,15 @@
 """A transcript as files: ``.txt``, ``.json``, ``.srt`` and ``.vtt``, each written atomically.
 
 Subtitle cues follow the words: a cue ends at a pause, or before it would run past ``max_cue_s``
-seconds or ``max_cue_chars`` characters (two lines of about 42, the usual broadcast limit).
+seconds or ``max_cue_chars`` characters (two lines of about 42, the usual broadcast limit), and where
+the face speaking changes. With several faces speaking, a cue whose face is not the previous cue's
+starts with ``[face N]``.
 """
 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -25,6 +27,12 @@ class Cue:
     start_s: float
     end_s: float
     text: str
+    face: int | None = None  # the id of the face speaking it (None: no face read)
+
+
+def _face(word: Word) -> int | None:
+    face = getattr(word, "face", None)
+    return None if face is None else face["id"]
 
 
 def subtitle_cues(transcript: Transcript, max_cue_s: float = 5.0, max_cue_chars: int = 84,
@@ -36,14 +44,27 @@ def subtitle_cues(transcript: Transcript, max_cue_s: float = 5.0, max_cue_chars:
         for word in segment.words:
             if current:
                 text = " ".join(w.word for w in current + [word])
+                faces = _face(word), _face(current[-1])
                 if (word.start_s - current[-1].end_s >= pause_s or word.end_s - current[0].start_s > max_cue_s
-                        or len(text) > max_cue_chars):
-                    cues.append(Cue(current[0].start_s, current[-1].end_s, " ".join(w.word for w in current)))
+                        or len(text) > max_cue_chars or None not in faces and faces[0] != faces[1]):
+                    cues.append(_cue(current))
                     current = []
             current.append(word)
         if current:
-            cues.append(Cue(current[0].start_s, current[-1].end_s, " ".join(w.word for w in current)))
+            cues.append(_cue(current))
+    if len({cue.face for cue in cues} - {None}) > 1:  # several faces speak: say who at each change
+        speaker = None
+        for index, cue in enumerate(cues):
+            if cue.face is not None and cue.face != speaker:
+                cues[index] = replace(cue, text=f"[face {cue.face}] {cue.text}")
+                speaker = cue.face
     return cues
+
+
+def _cue(words: list[Word]) -> Cue:
+    faces = [face for face in map(_face, words) if face is not None]
+    return Cue(words[0].start_s, words[-1].end_s, " ".join(w.word for w in words),
+               max(set(faces), key=faces.count) if faces else None)
 
 
 def _clock(seconds: float, separator: str) -> str:

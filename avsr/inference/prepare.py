@@ -13,16 +13,18 @@ from __future__ import annotations
 import threading
 import time
 import warnings
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
 
 from avsr.files import file_sha256
 from avsr.inference.chunks import Window
+from avsr.inference.speaker import active_face, speaker_scores, speaking_track
 from avsr.inference.stream import EarlyForward, WindowReader
 from avsr.inference.sync import mouth_opening, mouth_signal
-from avsr.io.lip_roi import LipRoiOptions, extract_lip_roi, header_frames
+from avsr.io.face_rois import PER_FACE, FaceRois, faces_of_pieces
+from avsr.io.lip_roi import LipRoi, LipRoiOptions, extract_lip_roi, header_frames
 from avsr.io.media import (MediaError, MediaWarning, MissingStreamWarning, load_media, probe_video, read_audio_into,
                            stream_ends)
 from avsr.io.spool import FrameSpool
@@ -51,6 +53,10 @@ class PreparedInput:
     mouth_signal: np.ndarray | None = None
     early_mode: str | None = None  # the mode the model read windows in while the file was cut ...
     early: dict[tuple[Window, ...], list] | None = None  # ... and their outputs (avsr.inference.stream)
+    # (T,) the id of the face whose crops are read in each frame, -1 where none (lost, or nobody in view
+    # speaks); its boxes and every other face's: (F, T, 4) [x0, y0, x1, y1] source pixels, NaN where not found.
+    face_ids: np.ndarray | None = None
+    face_boxes: np.ndarray | None = None
 
     @property
     def frames(self) -> int:
@@ -71,12 +77,15 @@ class _Video:
     transforms: np.ndarray | None = None
     opening: np.ndarray | None = None
     early: tuple[str, dict] | None = None
+    boxes: np.ndarray | None = None  # (T, 4) the face's box
+    faces: FaceRois | None = None  # several faces: every one (read from the speaking one once the audio is in)
+    ids: np.ndarray | None = None  # (T,) with several faces: the one read in each frame, -1 none
 
 
 def prepare_input(path: str | Path, detect_every: int = TRANSCRIBE_DETECT_EVERY, crop_memory_mb: float | None = None,
                   audio_memory_mb: float | None = None, cancel: threading.Event | None = None,
                   landmarkers: int = 1, reader: WindowReader | None = None,
-                  roi_style: str = ROI_STYLES[0]) -> PreparedInput:
+                  roi_style: str = ROI_STYLES[0], every_face: bool = True) -> PreparedInput:
     """Decode ``path`` for transcription. Raises :class:`MediaError` for a file that cannot be used,
     :class:`~avsr.parallel.Cancelled` once ``cancel`` is set (checked at every video frame).
     ``landmarkers``: face landmarkers taking the frames in turn (:func:`~avsr.io.lip_roi.iter_lip_roi`).
@@ -86,7 +95,10 @@ def prepare_input(path: str | Path, detect_every: int = TRANSCRIBE_DETECT_EVERY,
     Crops that would take more than ``crop_memory_mb`` are spooled to a temporary file
     (:class:`~avsr.io.spool.FrameSpool`; None: kept in memory), and a video's audio beyond
     ``audio_memory_mb`` too; :meth:`PreparedInput.close` removes them. ``roi_style``: how the mouth crops
-    are cut (the model's ``preprocessing.roi_style``)."""
+    are cut (the model's ``preprocessing.roi_style``). ``every_face``: every face is tracked; where there
+    are several, each frame is read from the one speaking (:mod:`avsr.inference.speaker`), and not at
+    all (``face_found`` False) where nobody in view speaks. Off, or with one face, the largest face is
+    read throughout."""
     started = time.perf_counter()
     path = Path(path)
     sha256 = file_sha256(path) if path.is_file() else ""
@@ -103,11 +115,13 @@ def prepare_input(path: str | Path, detect_every: int = TRANSCRIBE_DETECT_EVERY,
             audio = None if hint == 0 else _read_audio(path, ahead, audio_memory_mb)
             if probe is not None:
                 video = _cut_video(path, audio, hint, LipRoiOptions(detect_every=detect_every, roi_style=roi_style),
-                                   crop_memory_mb, cancel, landmarkers, reader)
+                                   crop_memory_mb, cancel, landmarkers, reader, every_face)
                 if shared_s is not None:  # the audio ends well before the video: the part with both is read
                     video = _cut_to(video, max(round(shared_s * VIDEO_FPS), 1))
                 audio = _audio_of_length(path, audio, len(video.found) * SAMPLES_PER_FRAME, audio_memory_mb,
                                          read_ahead=hint != 0)
+                if video.faces is not None:
+                    video = _read_speaker(video, audio)
         notes = list(dict.fromkeys([str(w.message) for w in caught if issubclass(w.category, MediaWarning)]
                                    + ([lengths] if lengths else [])))
         for other in caught:  # recording catches every thread's warnings (batch prefetch): the rest go on, but
@@ -125,9 +139,11 @@ def prepare_input(path: str | Path, detect_every: int = TRANSCRIBE_DETECT_EVERY,
         _close_spool(None if video is None else video.crops)
         raise
     audio = _audio_on_frames(audio, len(video.found), has_video=probe is not None)
+    ids = np.where(video.found, 0, -1) if video.ids is None else video.ids  # one face: id 0 where found
+    boxes = video.faces.boxes if video.faces is not None else None if video.boxes is None else video.boxes[None]
     return PreparedInput(str(path), sha256, video.crops, video.found, audio, has_audio, probe is not None,
                          time.perf_counter() - started, video.transforms, notes, video.opening,
-                         *(video.early or (None, None)))
+                         *(video.early or (None, None)), face_ids=ids, face_boxes=boxes)
 
 
 def _read_audio(path: Path, samples: int | None, memory_mb: float | None) -> np.ndarray | FrameSpool | None:
@@ -164,33 +180,62 @@ def _cut_to(video: _Video, frames: int) -> _Video:
     """``video``'s first ``frames`` frames (the model's early outputs, read over all of them, are dropped)."""
     if frames >= len(video.found):
         return video
+    if video.faces is not None:  # several faces: none read yet
+        faces = FaceRois(**{name: getattr(video.faces, name)[:, :frames] for name in PER_FACE},
+                         timestamps_s=video.faces.timestamps_s[:frames], fps=video.faces.fps)
+        return _Video(None, video.found[:frames], faces=faces)
     if isinstance(video.crops, FrameSpool):
         video.crops.truncate(frames)
         crops = video.crops
     else:
         crops = video.crops[:frames]
     cut = [None if a is None else a[:frames] for a in (video.transforms, video.opening)]
-    return _Video(crops, video.found[:frames], *cut)
+    return _Video(crops, video.found[:frames], *cut, boxes=None if video.boxes is None else video.boxes[:frames])
 
 
 def _cut_video(path: Path, audio, frames_hint: int, options: LipRoiOptions, crop_memory_mb: float | None,
-               cancel: threading.Event | None, landmarkers: int, reader: WindowReader | None) -> _Video:
-    """The video's mouth crops, cut while ``reader`` (if given) reads the windows cut so far."""
+               cancel: threading.Event | None, landmarkers: int, reader: WindowReader | None,
+               every_face: bool = False) -> _Video:
+    """The video's mouth crops, cut while ``reader`` (if given) reads the windows cut so far; with
+    ``every_face`` and several faces found, every face's (``faces``), none read yet (:func:`_read_speaker`)."""
+    others: list[list[LipRoi]] | None = [] if every_face else None
     early = None if reader is None or audio is None else EarlyForward(reader, audio, frames_hint, has_audio=True)
     try:
         roi = extract_lip_roi(path, options, spool_above_mb=crop_memory_mb,
                               cancel=cancel, landmarkers=landmarkers,
-                              on_piece=None if early is None else early.feed, frames_hint=frames_hint)
+                              on_piece=None if early is None else early.feed, frames_hint=frames_hint,
+                              other_faces=others)
     finally:
         outputs = None if early is None else (early.mode, early.finish())
     try:
         if cancel is not None and cancel.is_set():
             raise Cancelled(f"{path}: stopped before its lip ROIs were cut")
+        faces = (faces_of_pieces(roi, others, options) if others else None) or [roi]  # none kept: face 0, lost
+        if len(faces) > 1 or faces[0] is not roi:  # into memory; the windows read early were face 0's: not used
+            spooled = roi.roi
+            faces = [replace(face, roi=np.asarray(face.roi[0:len(face.face_found)])) for face in faces]
+            _close_spool(spooled)
+            roi, outputs = faces[0], None
+        if len(faces) > 1:
+            rois = FaceRois.from_faces(faces)
+            return _Video(None, rois.face_found.any(axis=0), faces=rois)
         opening = mouth_signal(roi.roi, roi.face_found, mouth_opening(roi.mouth_landmarks))
     except BaseException:  # the crops' temporary file goes with the file's failure
         _close_spool(roi.roi)
         raise
-    return _Video(roi.roi, roi.face_found, roi.transforms, opening, outputs)
+    return _Video(roi.roi, roi.face_found, roi.transforms, opening, outputs, boxes=roi.boxes)
+
+
+def _read_speaker(video: _Video, audio) -> _Video:
+    """Several faces: the crops of the face speaking in each frame (:func:`~avsr.inference.speaker.active_face`
+    from their mouths and ``audio``), not found where nobody in view speaks, so that the gate leans on the audio."""
+    rois = video.faces
+    sound = None if audio is None else np.asarray(audio[0:len(audio)])
+    active = active_face(speaker_scores(rois, sound))
+    track = speaking_track(rois, active)
+    opening = mouth_signal(track.roi, track.face_found, mouth_opening(track.mouth_landmarks))
+    return _Video(track.roi, track.face_found, track.transforms, opening, faces=rois,
+                  ids=np.where(track.face_found, active, -1))
 
 
 def _check_content(path: Path, has_audio: bool, found: np.ndarray) -> None:

@@ -15,6 +15,7 @@ import numpy as np
 
 from avsr.inference.sync import lip_activity, mouth_opening, mouth_signal, speech_envelope
 from avsr.io.face_rois import FaceRois
+from avsr.io.lip_roi import LipRoi
 from avsr.preprocessing import VIDEO_FPS
 
 SYNC_WINDOW_S = 1.0  # the mouth and the envelope are correlated over this window around each frame
@@ -78,3 +79,29 @@ def active_face(scores: np.ndarray, min_score: float = MIN_SPEAKER_SCORE) -> np.
         return np.full(scores.shape[1], -1)
     best = scores.argmax(axis=0)
     return np.where(scores.max(axis=0) >= min_score, best, -1)
+
+
+def speaking_track(rois: FaceRois, active: np.ndarray) -> LipRoi:
+    """One crop track read from the face speaking in each frame (``active`` from :func:`active_face`),
+    switching faces where it changes: crops, landmarks, maps and box of that face; not found (zero
+    crops, NaN) where nobody in view speaks (-1) or the speaking face is lost."""
+    frames = np.arange(len(rois))
+    face = np.maximum(active, 0)
+    speaking = (active >= 0) & rois.face_found[face, frames]
+
+    def picked(values: np.ndarray, blank) -> np.ndarray:
+        chosen = values[face, frames]
+        return np.where(speaking.reshape(-1, *[1] * (chosen.ndim - 1)), chosen, blank).astype(values.dtype)
+
+    return LipRoi(roi=picked(rois.roi, 0), face_found=speaking, mouth_landmarks=picked(rois.mouth_landmarks, np.nan),
+                  timestamps_s=rois.timestamps_s, transforms=picked(rois.transforms, np.nan), fps=rois.fps,
+                  boxes=picked(rois.boxes, np.nan))
+
+
+def speaker_changes(ids: np.ndarray | None) -> list[int]:
+    """The frames where the face read (``ids (T,)``, -1 none) becomes another face than the last one read:
+    where the recording is cut, so that no chunk mixes two faces (the crops are normalised over a chunk)."""
+    if ids is None:
+        return []
+    read = np.flatnonzero(ids >= 0)
+    return [int(frame) for frame, before in zip(read[1:], read[:-1]) if ids[frame] != ids[before]]

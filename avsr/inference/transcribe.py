@@ -28,7 +28,8 @@ from avsr.inference.options import TranscribeOptions  # noqa: F401 (also importe
 from avsr.inference.prepare import PreparedInput, prepare_input
 from avsr.inference.regions import (find_regions, fit_to_speech, inside, no_speech_prob, region_cuts, speech_extent,
                                     speech_probability)
-from avsr.inference.transcript import Segment, Transcript, Word  # noqa: F401 (also imported from here)
+from avsr.inference.transcript import Segment, Transcript, Word, with_faces  # noqa: F401 (also imported from here)
+from avsr.inference.speaker import speaker_changes
 from avsr.inference.sync import SYNC_MS, SyncEstimate, attention_offset, estimate_offset, frames_to_undo
 from avsr.io.face_align import true_runs
 from avsr.io.results import FileError, Reason
@@ -133,7 +134,7 @@ class Transcriber:
     def __call__(self, path: str | Path) -> Transcript:
         prepared = prepare_input(path, self.options.detect_every, self.options.crop_memory_mb,
                                  self.options.audio_memory_mb, landmarkers=landmarkers_per_file(1), reader=self.reader,
-                                 roi_style=self.model.preprocessing.roi_style)
+                                 roi_style=self.model.preprocessing.roi_style, every_face=self.options.every_face)
         try:
             return self.recognise(prepared)
         finally:
@@ -206,6 +207,8 @@ class Transcriber:
         """Where chunks end: the regions' edges, and pauses in the audio inside them (not for a model that reads
         whole utterances)."""
         o, edges = self.options, region_cuts(regions, prepared.frames)
+        if mode != "audio":  # several faces: a chunk reads one (its crops are normalised over it)
+            edges = sorted(set(edges) | set(speaker_changes(prepared.face_ids)))
         if not prepared.has_audio or mode == "video" or getattr(self.model, "reads_utterances", False):
             return edges
         return sorted(set(edges) | set(pause_cuts(prepared.audio, round(o.cut_pause_s * VIDEO_FPS),
@@ -267,7 +270,9 @@ class Transcriber:
         notes += sync_notes
         if shift:  # the video frame that belongs to audio frame t is t + shift; the clip's ends are held
             prepared = replace(prepared, roi=ShiftedFrames(prepared.roi, -shift),
-                               face_found=ShiftedFrames(prepared.face_found, -shift)[:])
+                               face_found=ShiftedFrames(prepared.face_found, -shift)[:],
+                               face_ids=None if prepared.face_ids is None else
+                               ShiftedFrames(prepared.face_ids, -shift)[:])
             cuts, first = self._cuts(prepared, mode, regions), None
         log_probs, weights, attention, encoded = first or self._forward(prepared, mode, cuts, regions,
                                                                         None if shift else early)
@@ -278,6 +283,7 @@ class Transcriber:
             self._stretches(log_probs, cuts, regions)
         segments = [segment for start, stop in stretches
                     if (segment := self._segment(log_probs, start, stop, probability, encoded)) is not None]
+        segments = with_faces(segments, prepared.face_ids, prepared.face_boxes, shift)
         return Transcript(
             path=prepared.path, text=" ".join(s.text for s in segments), segments=segments, mode=mode,
             model_id=self.model_id, input_sha256=prepared.sha256, duration_s=prepared.frames * FRAME_S,

@@ -5,9 +5,18 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 
-from avsr.decoding.align import WordTiming
+import numpy as np
 
-Word = WordTiming  # a word with start_s, end_s and confidence
+from avsr.decoding.align import WordTiming
+from avsr.preprocessing import VIDEO_FPS
+
+
+@dataclass(frozen=True)
+class Word(WordTiming):
+    """A word with start_s, end_s, confidence and the face that spoke it: ``{"id": int, "box": [x0, y0, x1,
+    y1]}`` (source-frame pixels, at the word's middle frame), None where no face was read."""
+
+    face: dict | None = None
 
 
 @dataclass
@@ -19,6 +28,7 @@ class Segment:
     text: str
     words: list[Word]
     no_speech_prob: float = 0.0  # one minus the segment's mean speech probability (avsr.inference.regions)
+    face: dict | None = None  # the face of most of its words (its box at the segment's middle frame), as Word's
 
 
 @dataclass
@@ -77,4 +87,39 @@ class Transcript:
 
 def _rounded(word: dict) -> dict:
     return {**word, "start_s": round(word["start_s"], 3), "end_s": round(word["end_s"], 3),
-            "confidence": round(word["confidence"], 3)}
+            "confidence": round(word["confidence"], 3), "face": word.get("face")}
+
+
+def face_at(ids: np.ndarray | None, boxes: np.ndarray | None, start_s: float, end_s: float, shift: int = 0,
+            face: int | None = None) -> dict | None:
+    """The face read over ``[start_s, end_s)``: ``face`` if given, else the id read in most of its frames
+    (``ids (T,)``, -1 none), with its box in ``boxes (F, T, 4)`` at the middle frame (or the nearest
+    frame of the stretch where it was found); None where no face was read. ``shift``: the frames the
+    video was moved back by before recognition (the boxes are on the video's own clock)."""
+    if ids is None or boxes is None or len(ids) == 0:
+        return None
+    first = min(int(start_s * VIDEO_FPS), len(ids) - 1)
+    frames = np.arange(first, max(min(int(np.ceil(end_s * VIDEO_FPS)), len(ids)), first + 1))
+    if face is None:
+        read = ids[frames]
+        if not (read >= 0).any():
+            return None
+        face = int(np.bincount(read[read >= 0]).argmax())
+    middle = min(int((start_s + end_s) / 2 * VIDEO_FPS), len(ids) - 1)
+    frames = np.clip(frames[np.argsort(np.abs(frames - middle), kind="stable")] + shift, 0, boxes.shape[1] - 1)
+    found = [frame for frame in frames if np.isfinite(boxes[face, frame]).all()]
+    return None if not found else {"id": face, "box": [round(float(v)) for v in boxes[face, found[0]]]}
+
+
+def with_faces(segments: list[Segment], ids: np.ndarray | None, boxes: np.ndarray | None,
+               shift: int = 0) -> list[Segment]:
+    """``segments`` with the face of each word and segment (:func:`face_at`)."""
+    out = []
+    for segment in segments:
+        words = [Word(w.word, w.start_s, w.end_s, w.confidence, face_at(ids, boxes, w.start_s, w.end_s, shift))
+                 for w in segment.words]
+        spoken = [w.face["id"] for w in words if w.face is not None]
+        face = None if not spoken else face_at(ids, boxes, segment.start_s, segment.end_s, shift,
+                                               max(set(spoken), key=spoken.count))
+        out.append(Segment(segment.start_s, segment.end_s, segment.text, words, segment.no_speech_prob, face))
+    return out

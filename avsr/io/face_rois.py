@@ -133,3 +133,18 @@ def extract_face_rois(source: str | os.PathLike | np.ndarray, options: LipRoiOpt
         frames = sum(len(piece[0]) for piece in pieces)
         faces = [_empty_face(frames, options.crop_size, 0)]
     return FaceRois.from_faces(faces)
+
+
+def faces_of_pieces(first: LipRoi, others: list[list[LipRoi]],
+                    options: LipRoiOptions = LipRoiOptions()) -> list[LipRoi]:
+    """Every face of a clip as whole tracks over ``first``'s frames: ``first`` (face id 0, as
+    :func:`~avsr.io.lip_roi.extract_lip_roi` returned it) and the pieces it put in ``other_faces``, each
+    id's frames before it appeared not found. As in :func:`extract_face_rois`, a face found in fewer
+    than ``options.detect_every + 1`` frames is left out (the ids left keep their order)."""
+    frames, faces = len(first), [first]
+    for pieces in others:
+        start = int(round(pieces[0].timestamps_s[0] * VIDEO_FPS)) if len(pieces[0]) else 0
+        parts = ([_empty_face(start, options.crop_size, 0)] if start else []) + pieces
+        faces.append(LipRoi(**{name: np.concatenate([getattr(part, name) for part in parts])[:frames]
+                               for name in PER_FACE + ("timestamps_s",)}))
+    return [face for face in faces if face.face_found.sum() >= options.detect_every + 1]

@@ -244,7 +244,7 @@ def expected_frames(source: str | os.PathLike | np.ndarray) -> int:
 def extract_lip_roi(source: str | os.PathLike | np.ndarray, options: LipRoiOptions = LipRoiOptions(),
                     spool_above_mb: float | None = None, cancel: threading.Event | None = None,
                     landmarkers: int = 1, on_piece: Callable[[LipRoi], None] | None = None,
-                    frames_hint: int | None = None) -> LipRoi:
+                    frames_hint: int | None = None, other_faces: list[list[LipRoi]] | None = None) -> LipRoi:
     """Find, align and cut the mouth in every 25 fps frame of a clip (:func:`iter_lip_roi`'s pieces
     put together).
 
@@ -260,6 +260,10 @@ def extract_lip_roi(source: str | os.PathLike | np.ndarray, options: LipRoiOptio
             for a reader that starts on the crops before the clip is done.
         frames_hint: the clip's length in frames as its header gives it (:func:`header_frames`), where
             the caller has probed it already (None: the header is read here).
+        other_faces: a list to track every face in (``every_face`` of :func:`iter_face_pieces`): the result is
+            face id 0's crops (with one face in view, those of the single-face track), and the pieces of each
+            further id ``k`` are appended to ``other_faces[k - 1]`` (kept in memory; from the piece where the
+            id first appears).
 
     Raises:
         MediaError: ``source`` is a file that cannot be read or has no video stream.
@@ -278,7 +282,10 @@ def extract_lip_roi(source: str | os.PathLike | np.ndarray, options: LipRoiOptio
     pieces: list[LipRoi] = []
     count = 0
     try:
-        for piece in iter_lip_roi(source, options, cancel=cancel, landmarkers=landmarkers):
+        pieces_of_face = iter_lip_roi(source, options, cancel=cancel, landmarkers=landmarkers) if other_faces is None \
+            else _first_face(iter_face_pieces(source, options, cancel=cancel, landmarkers=landmarkers, every_face=True),
+                             other_faces)
+        for piece in pieces_of_face:
             if on_piece is not None:
                 on_piece(replace(piece))
             if isinstance(roi, np.ndarray) and limit is not None and (count + len(piece)) * size * size > limit:
@@ -316,6 +323,16 @@ def extract_lip_roi(source: str | os.PathLike | np.ndarray, options: LipRoiOptio
         transforms=joined("transforms", (2, 3), np.float32),
         boxes=joined("boxes", (4,), np.float32),
     )
+
+
+def _first_face(pieces: Iterator[list[LipRoi]], others: list[list[LipRoi]]) -> Iterator[LipRoi]:
+    """Face 0 of each piece; the pieces of the further faces go in ``others`` by id."""
+    for faces in pieces:
+        for face_id, face in enumerate(faces[1:]):
+            if face_id == len(others):
+                others.append([])
+            others[face_id].append(face)
+        yield faces[0]
 
 
 def crop_corners(transforms: np.ndarray, crop_size: int) -> np.ndarray:

@@ -1,0 +1,167 @@
+"""Several faces in ``avsr transcribe`` (issue 35, items 3 and 4): the speaking face is read, and each word
+says whose it is. Synthetic clips of the shared test corpus composed side by side, as in test_speaker.py."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+
+import cv2
+import numpy as np
+import pytest
+
+from avsr.inference.outputs import render, subtitle_cues
+from avsr.inference.prepare import prepare_input
+from avsr.inference.transcribe import TranscribeOptions, Transcriber
+from avsr.io.media import load_media
+from avsr.io.writer import write_video
+from avsr.preprocessing import SAMPLES_PER_FRAME
+from avsr.text import word_error_rate
+
+
+def _held(clip: dict, frames: int, scale: float = 1.0) -> np.ndarray:
+    """``clip``'s first frame held for ``frames`` frames, ``scale`` times its size."""
+    first = load_media(clip["video"], audio=False).video[0]
+    if scale != 1.0:
+        first = cv2.resize(first, None, fx=scale, fy=scale, interpolation=cv2.INTER_LINEAR)
+    return np.repeat(first[None], frames, axis=0)
+
+
+def _side_by_side(left: np.ndarray, right: np.ndarray) -> np.ndarray:
+    """Two clips of frames ``(T, H, W, 3)`` beside each other, the lower one centred on black."""
+    height = max(left.shape[1], right.shape[1])
+
+    def padded(frames: np.ndarray) -> np.ndarray:
+        top = (height - frames.shape[1]) // 2
+        return np.pad(frames, ((0, 0), (top, height - frames.shape[1] - top), (0, 0), (0, 0)))
+
+    joined = np.concatenate([padded(left), padded(right)], axis=2)
+    return joined[:, : height // 2 * 2, : joined.shape[2] // 2 * 2]  # 4:2:0 video needs even sides
+
+
+@pytest.fixture(scope="module")
+def faces_media(synth_corpus, tmp_path_factory) -> dict:
+    """Clips A and B (two test speakers) alone and composed, written as files:
+    ``single`` A alone; ``beside`` A beside a larger silent face (B's, held); ``turns`` A speaks on the
+    left while B's face holds still on the right, then B speaks while A holds, audio A then B;
+    ``nobody`` both faces held over room tone. Also each clip's left half width (``split``)."""
+    folder = tmp_path_factory.mktemp("faces")
+    test = synth_corpus.split("test")
+    a = test[0]
+    b = next(clip for clip in test if clip["speaker"] != a["speaker"])
+    media_a, media_b = load_media(a["video"]), load_media(b["video"])
+    ta, tb = len(media_a.video), len(media_b.video)
+    audio_a = media_a.audio[: ta * SAMPLES_PER_FRAME]
+    clips = {"single": (media_a.video, audio_a),
+             "beside": (_side_by_side(media_a.video, _held(b, ta, 1.4)), audio_a)}
+    left = np.concatenate([media_a.video, np.repeat(media_a.video[-1:], tb, axis=0)])
+    right = np.concatenate([_held(b, ta), media_b.video])
+    clips["turns"] = (_side_by_side(left, right),
+                      np.concatenate([audio_a, media_b.audio[: tb * SAMPLES_PER_FRAME]]))
+    rng = np.random.default_rng(0)
+    clips["nobody"] = (_side_by_side(_held(a, 50), _held(b, 50)),
+                       (0.003 * rng.standard_normal(50 * SAMPLES_PER_FRAME)).astype(np.float32))
+    paths = {name: write_video(folder / f"{name}.mp4", frames, audio=audio) for name, (frames, audio) in clips.items()}
+    words_b = [{**w, "start_s": w["start_s"] + ta / 25, "end_s": w["end_s"] + ta / 25} for w in b["words"]]
+    return {"paths": paths, "a": a, "b": b, "split": media_a.video.shape[2],
+            "turn_words": [(w, "left") for w in a["words"]] + [(w, "right") for w in words_b]}
+
+
+@pytest.fixture(scope="module")
+def transcripts(faces_media, model) -> dict:
+    transcriber = Transcriber(model.network, model.tokenizer, model.id, TranscribeOptions())
+    out = {name: transcriber(path) for name, path in faces_media["paths"].items() if name in ("single", "beside")}
+    for name in ("turns", "nobody"):  # what was read is checked too
+        out[f"{name}_prepared"] = prepare_input(faces_media["paths"][name])
+        out[name] = transcriber.recognise(out[f"{name}_prepared"])
+    one_face = Transcriber(model.network, model.tokenizer, model.id, TranscribeOptions(every_face=False))
+    out["single_one_face"] = one_face(faces_media["paths"]["single"])
+    return out
+
+
+def _side(face: dict | None, split: int) -> str | None:
+    if face is None:
+        return None
+    x0, _, x1, _ = face["box"]
+    return "left" if (x0 + x1) / 2 < split else "right"
+
+
+def test_a_single_face_file_gives_the_outputs_of_the_single_face_path(transcripts):
+    """Tracking every face changes nothing where there is one: the same .json, byte for byte (the
+    seconds each stage took aside), and every word on face 0."""
+    every, one = (replace(transcripts[name], timings_s={}) for name in ("single", "single_one_face"))
+    assert render(every, "json") == render(one, "json")
+    words = json.loads(render(every, "json"))["words"]
+    assert words and all(w["face"]["id"] == 0 and len(w["face"]["box"]) == 4 for w in words)
+    assert "[face" not in render(every, "srt")
+
+
+def test_the_speaking_face_is_read_beside_a_larger_silent_one(faces_media, transcripts):
+    truth = faces_media["a"]["text"]
+    beside, single = transcripts["beside"], transcripts["single"]
+    wer_beside, wer_single = word_error_rate([truth], [beside.text]), word_error_rate([truth], [single.text])
+    print(f"WER one face {wer_single:.3f}, beside a larger silent face {wer_beside:.3f}")
+    assert wer_beside <= wer_single + 0.05, (truth, beside.text, single.text)
+    faces = [w.face for w in beside.words]
+    assert faces and all(_side(face, faces_media["split"]) == "left" for face in faces), faces
+    assert len({face["id"] for face in faces}) == 1
+    assert all(_side(s.face, faces_media["split"]) == "left" for s in beside.segments)
+
+
+def test_the_crops_read_follow_the_speaking_face(faces_media, transcripts):
+    """Frame by frame, the model reads the speaking face's crops, and nobody's where nobody speaks."""
+    prepared = transcripts["turns_prepared"]
+    assert prepared.face_boxes.shape[:2] == (2, prepared.frames)
+    centres = np.nanmean(prepared.face_boxes[:, :, [0, 2]], axis=(1, 2))
+    left = int(np.argmin(centres))
+    assert centres[left] < faces_media["split"] < centres[1 - left]
+    ids = prepared.face_ids
+    np.testing.assert_array_equal(prepared.face_found, ids >= 0)
+    for (word, side) in faces_media["turn_words"]:  # the middle of each spoken word
+        frame = int((word["start_s"] + word["end_s"]) / 2 * 25)
+        assert ids[frame] == (left if side == "left" else 1 - left), (word, side, ids[frame])
+    assert (prepared.roi[~prepared.face_found] == 0).all()
+    assert not transcripts["nobody_prepared"].face_found.any()
+
+
+def test_two_speakers_taking_turns_each_word_on_its_face(faces_media, transcripts):
+    turns, truth = transcripts["turns"], faces_media["turn_words"]
+    right = 0
+    for word in turns.words:  # the true word it overlaps most says whose it is
+        overlap = [min(word.end_s, w["end_s"]) - max(word.start_s, w["start_s"]) for w, _ in truth]
+        right += _side(word.face, faces_media["split"]) == truth[int(np.argmax(overlap))][1]
+    share = right / max(len(turns.words), 1)
+    reference = f"{faces_media['a']['text']} {faces_media['b']['text']}"
+    print(f"turns: {right}/{len(turns.words)} words on their face ({share:.1%}); "
+          f"WER {word_error_rate([reference], [turns.text]):.3f}")
+    assert len(turns.words) >= 0.8 * len(truth) and share >= 0.95
+    cues = subtitle_cues(turns)
+    srt = render(turns, "srt")
+    changes = [cue.face for cue in cues]
+    expected = 1 + sum(x != y for x, y in zip(changes, changes[1:]))
+    assert srt.count("[face ") == expected >= 2, srt
+    assert render(turns, "vtt").count("[face ") == expected
+
+
+def test_nobody_speaking_gives_no_words(transcripts):
+    assert transcripts["nobody"].words == [] and transcripts["nobody"].text == ""
+
+
+
+def test_from_the_lips_alone_the_speaking_face_is_read(faces_media, model):
+    """Lips alone (video mode), where the face read is all there is: beside a larger silent face, the
+    speaker's words as from its clip alone (the largest face read gives nothing); taking turns, each
+    speaker's words (the first face read throughout gives the first speaker's alone)."""
+    paths, a, b = faces_media["paths"], faces_media["a"]["text"], faces_media["b"]["text"]
+
+    def wer(every_face: bool, name: str, truth: str) -> float:
+        transcriber = Transcriber(model.network, model.tokenizer, model.id,
+                                  TranscribeOptions(mode="video", every_face=every_face))
+        return word_error_rate([truth], [transcriber(paths[name]).text])
+
+    single, beside, beside_one = wer(True, "single", a), wer(True, "beside", a), wer(False, "beside", a)
+    turns, turns_one = wer(True, "turns", f"{a} {b}"), wer(False, "turns", f"{a} {b}")
+    print(f"lips alone: WER one face {single:.3f}, beside a larger silent face {beside:.3f} (largest face read: "
+          f"{beside_one:.3f}), turns {turns:.3f} (first face read: {turns_one:.3f})")
+    assert beside <= single + 0.05 and beside_one >= 0.5
+    assert turns <= 0.35 and turns < turns_one
