@@ -1,7 +1,8 @@
 """``avsr render``: the input video with what the model saw and did, frame by frame — the mouth
 box it read, a strip that is green in the speech regions (what the model read), a bar of the gate's
 audio/video weights (with an xattn model, beside it the offset of the lip frame the audio attended to),
-and the transcript as it is spoken."""
+and the transcript as it is spoken. With several faces, a box on each, the speaking one's highlighted, and
+the words labelled with the face that spoke them."""
 
 from __future__ import annotations
 
@@ -27,6 +28,8 @@ SPEECH_COLOUR = (80, 200, 120)  # the strip above the bar, in a speech region (w
 VIDEO_COLOUR = (60, 140, 255)  # the video (lips) share
 BOX_COLOUR = (40, 220, 90)  # the mouth crop's outline
 PANEL_COLOUR = (24, 24, 24)
+FACE_COLOUR = (160, 160, 160)  # with several faces: each face's box ...
+SPEAKER_COLOUR = (255, 210, 0)  # ... and the speaking one's
 
 
 def panel_height(width: int) -> int:
@@ -50,8 +53,18 @@ def bar_split(width: int, audio_weight: float) -> int:
 
 
 def spoken_text(transcript: Transcript, time_s: float, max_chars: int) -> str:
-    """The words whose start has passed at ``time_s``, the last ``max_chars`` characters of them."""
-    words = [w.word for segment in transcript.segments for w in segment.words if w.start_s <= time_s]
+    """The words whose start has passed at ``time_s``, the last ``max_chars`` characters of them; with
+    several faces speaking, ``[face N]`` before each change of speaker."""
+    faces = [None if getattr(w, "face", None) is None else w.face["id"] for w in transcript.words]
+    several = len(set(faces) - {None}) > 1
+    words, speaker = [], None
+    for word, face in zip(transcript.words, faces):
+        if word.start_s > time_s:
+            break
+        if several and face is not None and face != speaker:
+            words.append(f"[face {face}]")
+            speaker = face
+        words.append(word.word)
     text = " ".join(words)
     return text if len(text) <= max_chars else "..." + text[-max_chars + 3:]  # OpenCV's fonts are ASCII
 
@@ -70,6 +83,7 @@ def draw_frame(image: np.ndarray, index: int, prepared: PreparedInput, transcrip
     if box is not None:
         cv2.polylines(canvas, [box.round().astype(np.int32)], True, BOX_COLOUR, max(2, width // 200),
                       cv2.LINE_AA)
+    draw_faces(canvas[:height], frame, prepared)
     bar_top, bar_bottom = height + panel // 8, height + panel // 2 - panel // 16
     scale = panel / 110
     speaking = any(a <= index * FRAME_S < b for a, b in transcript.speech_regions)
@@ -97,6 +111,25 @@ def draw_frame(image: np.ndarray, index: int, prepared: PreparedInput, transcrip
     return canvas
 
 
+def draw_faces(image: np.ndarray, frame: int, prepared: PreparedInput) -> None:
+    """With several faces: a box on each face found at ``frame``, labelled with its id, the one read
+    (speaking) thicker in SPEAKER_COLOUR (drawn on ``image`` in place)."""
+    boxes = prepared.face_boxes
+    if boxes is None or len(boxes) < 2:
+        return
+    width = image.shape[1]
+    speaking = -1 if prepared.face_ids is None else int(prepared.face_ids[frame])
+    for face, box in enumerate(boxes[:, frame]):
+        if not np.isfinite(box).all():
+            continue
+        x0, y0, x1, y1 = np.round(box).astype(int)
+        colour = SPEAKER_COLOUR if face == speaking else FACE_COLOUR
+        thickness = max(3, width // 150) if face == speaking else max(1, width // 300)
+        cv2.rectangle(image, (x0, y0), (x1, y1), colour, thickness, cv2.LINE_AA)
+        cv2.putText(image, f"face {face}" + (" (speaking)" if face == speaking else ""), (x0 + 2, max(y0 - 5, 12)),
+                    cv2.FONT_HERSHEY_SIMPLEX, max(0.4, width / 900), colour, 1, cv2.LINE_AA)
+
+
 def render(path: str | Path, out_path: str | Path, transcriber: Transcriber, overwrite: bool = False) -> Transcript:
     """Transcribe ``path`` and write ``out_path`` (mp4, 25 fps, the input's audio): each frame with
     the mouth box, the gate's weights and the transcript so far. Written to a temporary name and
@@ -116,7 +149,8 @@ def render(path: str | Path, out_path: str | Path, transcriber: Transcriber, ove
         raise OutputError(f"{out_path}: exists; pass --overwrite to replace it, or choose another -o")
     prepared = prepare_input(path, transcriber.options.detect_every, transcriber.options.crop_memory_mb,
                              transcriber.options.audio_memory_mb, landmarkers=landmarkers_per_file(1),
-                             reader=transcriber.reader, roi_style=transcriber.model.preprocessing.roi_style)
+                             reader=transcriber.reader, roi_style=transcriber.model.preprocessing.roi_style,
+                             every_face=transcriber.options.every_face)
     try:
         if not prepared.has_video:
             raise MediaError(path, "no_video", "has no video track to draw on; use avsr transcribe for audio files")

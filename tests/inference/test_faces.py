@@ -165,3 +165,22 @@ def test_from_the_lips_alone_the_speaking_face_is_read(faces_media, model):
           f"{beside_one:.3f}), turns {turns:.3f} (first face read: {turns_one:.3f})")
     assert beside <= single + 0.05 and beside_one >= 0.5
     assert turns <= 0.35 and turns < turns_one
+
+
+def test_render_boxes_every_face_and_highlights_the_speaker(faces_media, transcripts):
+    """``avsr render``'s frame: a box on each face, the speaking one's in SPEAKER_COLOUR, the other's in
+    FACE_COLOUR, and the running transcript labelled with the faces."""
+    from avsr.inference.render import FACE_COLOUR, SPEAKER_COLOUR, draw_frame, spoken_text
+
+    prepared, turns = transcripts["turns_prepared"], transcripts["turns"]
+    frames = load_media(faces_media["paths"]["turns"], audio=False).video
+    for word, _ in faces_media["turn_words"][1:2] + faces_media["turn_words"][-2:-1]:  # one word of each speaker
+        frame = int((word["start_s"] + word["end_s"]) / 2 * 25)
+        drawn = draw_frame(frames[frame], frame, prepared, turns).astype(float)
+        speaking = int(prepared.face_ids[frame])
+        for face, colour in ((speaking, SPEAKER_COLOUR), (1 - speaking, FACE_COLOUR)):
+            x0, y0, x1, y1 = np.round(prepared.face_boxes[face, frame]).astype(int)
+            edge = drawn[y0 - 1: y0 + 2, (x0 + x1) // 2 - 3: (x0 + x1) // 2 + 4].reshape(-1, 3)
+            assert np.linalg.norm(edge - colour, axis=1).min() < 40, (face, colour)
+    text = spoken_text(turns, turns.duration_s, 500)
+    assert text.startswith("[face ") and text.count("[face ") == 2, text
