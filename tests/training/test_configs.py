@@ -7,6 +7,7 @@ LightningCLI, without building a model or reading data."""
 from __future__ import annotations
 
 import functools
+import re
 import runpy
 import sys
 import warnings
@@ -73,8 +74,10 @@ def test_config_files_parse(config):
 def test_stage_configs_parse_on_their_base(stage):
     """The three-stage recipes (synthetic corpus and LRS3), each on its base config."""
     base = ROOT / "configs" / ("lrs3_base.yaml" if stage.name.startswith("lrs3") else "synth_grid_tiny.yaml")
-    if stage.stem.endswith("_tune"):  # a fine-tune of the stage it names, on top of it
-        resolved = printed(base, stage.with_name(stage.name.replace("_tune", "")), stage)["model"]
+    if stage.stem.endswith("_tune"):  # a fine-tune, on top of the configs its header's command names
+        layered = re.findall(r"--config (configs/\S+\.yaml)", stage.read_text().split("\ntrainer:")[0])
+        assert layered[-1] == f"configs/stages/{stage.name}" and len(layered) > 2, "the header's command"
+        resolved = printed(*(ROOT / path for path in layered))["model"]
         assert resolved["init"]["model"] and not resolved["init"]["audio"] and not resolved["init"]["video"]
         return
     resolved = printed(base, stage)["model"]
