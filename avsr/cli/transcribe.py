@@ -15,6 +15,8 @@ BEAM_HELP = ("hypotheses kept; default: the decoder's own (CTC: 1, greedy; joint
 TRANSCRIBE_DETECT_EVERY_HELP = (f"run the face landmarker on every K-th frame and interpolate between (default "
                                 f"{TranscribeOptions.detect_every}; 3: the crops follow a moving head more closely, "
                                 "about 1.4x the CPU time)")
+LARGEST_FACE_HELP = ("read the largest face throughout; by default every face is tracked and, where there are "
+                     "several, each frame is read from the one speaking, and each word in the .json names its face")
 
 
 # Measured on 2 cores (docs/history/2026-12-01.md, 3cb86a0…622ea5f): on 20 short clips 2 workers took 10.7 s, one
@@ -92,6 +94,7 @@ def add_transcribe(subparsers) -> None:
                         "more, quieter speech)")
     parser.add_argument("--attention", action="store_true",
                         help="write an xattn model's attention per frame to the .json (attended offset, peak)")
+    parser.add_argument("--largest-face", dest="every_face", action="store_false", help=LARGEST_FACE_HELP)
     parser.add_argument("--overwrite", action="store_true",
                         help="redo inputs whose outputs are current, and replace files of the same name that avsr "
                         "did not write for them")
@@ -113,7 +116,7 @@ def _run_transcribe(args: argparse.Namespace) -> int:
                                 lexicon=args.lexicon, lm=args.lm,
                                 lm_weight=args.lm_weight, batch_size=args.batch_size, detect_every=args.detect_every,
                                 av_sync=args.av_sync, attention=args.attention, vad=args.vad,
-                                vad_threshold=args.vad_threshold)
+                                vad_threshold=args.vad_threshold, every_face=args.every_face)
     check_device(args.device)
     model = load_model(args.model, args.device, args.backend)
     if options.mode not in ("auto",) + model.network.modes:
@@ -150,6 +153,7 @@ def add_render(subparsers) -> None:
     parser.add_argument("--detect-every", type=DETECT_EVERY_K, default=TranscribeOptions.detect_every, metavar="K",
                         help=TRANSCRIBE_DETECT_EVERY_HELP)
     parser.add_argument("--device", default="cpu", help="cpu (default) or cuda")
+    parser.add_argument("--largest-face", dest="every_face", action="store_false", help=LARGEST_FACE_HELP)
     parser.add_argument("--overwrite", action="store_true", help="replace an existing OUT.mp4")
     parser.set_defaults(handler=_run_render)
 
@@ -163,7 +167,8 @@ def _run_render(args: argparse.Namespace) -> int:
     model = load_model(args.model, args.device)
     transcriber = Transcriber(model.network, model.tokenizer, model.id,
                               TranscribeOptions(mode=args.mode, beam_size=args.beam_size,
-                                                detect_every=args.detect_every, attention=True), args.device)
+                                                detect_every=args.detect_every, attention=True,
+                                                every_face=args.every_face), args.device)
     transcript = render(args.video, args.output, transcriber, overwrite=args.overwrite)
     print(f"{args.output}: {transcript.text}")
     return 0

@@ -17,6 +17,7 @@ from avsr.io.media import load_media
 from avsr.io.writer import write_video
 from avsr.preprocessing import SAMPLES_PER_FRAME
 from avsr.text import word_error_rate
+from tests.conftest import avsr_main
 
 
 def _held(clip: dict, frames: int, scale: float = 1.0) -> np.ndarray:
@@ -184,3 +185,14 @@ def test_render_boxes_every_face_and_highlights_the_speaker(faces_media, transcr
             assert np.linalg.norm(edge - colour, axis=1).min() < 40, (face, colour)
     text = spoken_text(turns, turns.duration_s, 500)
     assert text.startswith("[face ") and text.count("[face ") == 2, text
+
+
+def test_the_command_names_the_faces_and_reads_the_largest_with_largest_face(faces_media, tmp_path):
+    turns = faces_media["paths"]["turns"]
+    for flag, out in (((), tmp_path / "every"), (("--largest-face",), tmp_path / "largest")):
+        result = avsr_main("transcribe", turns, "-o", out, "--quiet", *flag)
+        assert result.returncode == 0, result.stderr[-2000:]
+    largest = (tmp_path / "largest" / "turns.srt").read_text()
+    assert (tmp_path / "every" / "turns.srt").read_text().count("[face ") >= 2 and "[face" not in largest
+    words = json.loads((tmp_path / "largest" / "turns.json").read_text())["words"]
+    assert {w["face"]["id"] for w in words if w["face"]} == {0}
