@@ -233,7 +233,10 @@ def _read_speaker(video: _Video, audio) -> _Video:
     sound = None if audio is None else np.asarray(audio[0:len(audio)])
     active = active_face(speaker_scores(rois, sound))
     track = speaking_track(rois, active)
-    opening = mouth_signal(track.roi, track.face_found, mouth_opening(track.mouth_landmarks))
+    # Each face's lips' movement (its crops' principal component: over two faces it would be their difference).
+    signals = np.stack([mouth_signal(rois.roi[face], rois.face_found[face], mouth_opening(rois.mouth_landmarks[face]))
+                        for face in range(rois.faces)])
+    opening = np.where(track.face_found, signals[np.maximum(active, 0), np.arange(len(active))], np.nan)
     return _Video(track.roi, track.face_found, track.transforms, opening, faces=rois,
                   ids=np.where(track.face_found, active, -1))
 
