@@ -196,3 +196,37 @@ def test_the_command_names_the_faces_and_reads_the_largest_with_largest_face(fac
     assert (tmp_path / "every" / "turns.srt").read_text().count("[face ") >= 2 and "[face" not in largest
     words = json.loads((tmp_path / "largest" / "turns.json").read_text())["words"]
     assert {w["face"]["id"] for w in words if w["face"]} == {0}
+
+
+def test_each_word_takes_the_face_read_in_most_of_its_frames_with_that_faces_box():
+    """``face_at``: the face read in most of a word's frames, its box at the middle frame (or the nearest
+    frame of the word where it was found), None where no face was read; a video moved back by ``shift``
+    frames takes its boxes that much later."""
+    from avsr.inference.transcript import face_at
+
+    ids = np.array([-1] * 10 + [0] * 10 + [1] * 10)
+    boxes = np.full((2, 30, 4), np.nan, np.float32)
+    boxes[0, 10:20] = [1, 2, 3, 4]
+    boxes[1, :] = np.arange(30)[:, None] + np.array([0, 0, 10, 10])
+    assert face_at(ids, boxes, 0.0, 0.4) is None  # frames 0-9: nobody read
+    assert face_at(ids, boxes, 0.3, 0.7) == {"id": 0, "box": [1, 2, 3, 4]}  # frames 7-17: face 0 most
+    assert face_at(ids, boxes, 0.64, 1.2) == {"id": 1, "box": [23, 23, 33, 33]}  # frames 16-29, middle 23
+    assert face_at(ids, boxes, 0.64, 1.2, shift=3)["box"][0] == 26
+    assert face_at(ids, boxes, 0.64, 1.2, face=0) == {"id": 0, "box": [1, 2, 3, 4]}  # nearest found: frame 19
+    assert face_at(None, None, 0.0, 1.0) is None
+
+
+def test_cues_part_where_the_face_changes_and_say_whose_they_are():
+    from avsr.inference.transcript import Segment, Transcript, Word
+
+    def transcript(faces: list[int | None]) -> Transcript:
+        words = [Word(f"w{i}", 0.3 * i, 0.3 * i + 0.25, 0.9, None if f is None else {"id": f, "box": [0, 0, 1, 1]})
+                 for i, f in enumerate(faces)]
+        return Transcript("x.mp4", "", [Segment(0.0, words[-1].end_s, "", words)], "av", "m", "", 3.0, 1.0, [])
+
+    cues = subtitle_cues(transcript([0, 0, 1, 1, None, 1, 0]))
+    assert [c.text for c in cues] == ["[face 0] w0 w1", "[face 1] w2 w3 w4 w5", "[face 0] w6"]
+    one = subtitle_cues(transcript([0, 0, None, 0]))
+    assert [c.text for c in one] == ["w0 w1 w2 w3"]  # one face: no labels, no cuts (as before)
+    words = json.loads(render(transcript([None, 1]), "json"))["words"]
+    assert words[0]["face"] is None and words[1]["face"] == {"id": 1, "box": [0, 0, 1, 1]}
