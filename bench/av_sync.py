@@ -1,10 +1,12 @@
 """Audio-video offset: how well ``avsr transcribe`` estimates it, and what undoing it buys; or, with
-``--mouth-signals``, which reading of the mouth gives the best estimate, at which landmark stride.
+``--mouth-signals``, which reading of the mouth gives the best estimate, at which landmark stride; or,
+with ``--faces``, how well it reads the face speaking among several and says whose each word is.
 
     python -m bench.av_sync MANIFEST.jsonl [--clips 40] [--offsets-ms -200 -120 -40 0 40 120 200]
         [--model synth-grid-tiny] [--detect-every K] [--signal pixels|opening] [--work DIR]
     python -m bench.av_sync MANIFEST.jsonl --mouth-signals [--clips 20] [--strides 1 3]
         [--thresholds 0.1 0.15 0.2]
+    python -m bench.av_sync MANIFEST.jsonl --faces [--clips 8] [--snr-db clean 0]
 
 For every clip of a raw manifest (``avsr synth``'s ``test.jsonl``; the first ``--clips``, taken
 evenly over its speakers) and every offset, a copy of the clip is written with the picture moved
@@ -29,27 +31,38 @@ and the offset estimated (:func:`avsr.inference.sync.estimate_offset`) from thre
 Printed per signal and stride: the median absolute error, the share within 40 ms and beyond 80 ms,
 and for each confidence threshold (``SYNC_MIN_CONFIDENCE`` is the one transcription acts on) the
 share of copies with a confident estimate and the share with a confident estimate beyond 80 ms.
+
+``--faces`` (issue 35): clips of two speakers composed side by side: each clip alone (``single``);
+each beside the other speaker's first frame held, 1.4x larger (``beside``); and the two taking turns
+(``turns``: the first speaks on the left while the other's face holds still, then the other speaks
+while the first holds, audio one after the other). At each ``--snr-db`` (white noise; ``clean``:
+none), each is recognised in av and video mode, with every face tracked (the default) and with
+``--largest-face``. Printed: WER per row, and with every face the share of words whose face (its
+box's centre) is the speaker's, and of speech frames (inside the synthesiser's words) read from the
+speaker's face.
 """
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
+import json
 import statistics
 import tempfile
 from collections import defaultdict
 from pathlib import Path
 
+import cv2
 import numpy as np
 
 from avsr.inference.prepare import prepare_input
 from avsr.inference.sync import SYNC_MIN_CONFIDENCE, estimate_offset, mouth_opening, mouth_signal
 from avsr.inference.transcribe import TranscribeOptions, Transcriber
 from avsr.io.lip_roi import LipRoiOptions, extract_lip_roi
-from avsr.io.media import read_audio_into
-from avsr.io.writer import write_offset_copy
+from avsr.io.media import load_media, read_audio_into
+from avsr.io.writer import write_offset_copy, write_video
 from avsr.models.loader import load_model
-from avsr.preprocessing import SAMPLES_PER_FRAME
+from avsr.preprocessing import SAMPLES_PER_FRAME, VIDEO_FPS
 from avsr.text import word_error_rate
 from bench.common import pick_clips
 
@@ -76,9 +89,13 @@ def arguments() -> argparse.Namespace:
                         help="with --mouth-signals: landmarker strides to decode with")
     parser.add_argument("--thresholds", type=float, nargs="+", default=[SYNC_MIN_CONFIDENCE, 0.15, 0.2],
                         help="with --mouth-signals: confidence thresholds to count estimates acted on")
+    parser.add_argument("--faces", action="store_true",
+                        help="several faces: read the one speaking, and whose each word is (pairs of clips composed)")
+    parser.add_argument("--snr-db", nargs="+", default=["clean", "0"],
+                        help="with --faces: white noise at these SNRs (dB); clean: none")
     args = parser.parse_args()
     if args.clips is None:
-        args.clips = 20 if args.mouth_signals else 40
+        args.clips = 20 if args.mouth_signals else 8 if args.faces else 40
     return args
 
 
@@ -173,12 +190,96 @@ def compare_signals(args: argparse.Namespace, clips: list[dict], work: Path) -> 
               f"{100 * np.mean(error > 80):>12.0f}%   {acted}")
 
 
+def _held(path: Path, frames: int, scale: float = 1.0) -> np.ndarray:
+    """The first frame of ``path`` held ``frames`` frames, ``scale`` times its size."""
+    first = load_media(path, audio=False).video[0]
+    first = first if scale == 1.0 else cv2.resize(first, None, fx=scale, fy=scale, interpolation=cv2.INTER_LINEAR)
+    return np.repeat(first[None], frames, axis=0)
+
+
+def _beside(left: np.ndarray, right: np.ndarray) -> np.ndarray:
+    """Two clips ``(T, H, W, 3)`` side by side, the lower one centred on black, even sides."""
+    height = max(left.shape[1], right.shape[1])
+    tops = [(height - x.shape[1]) // 2 for x in (left, right)]
+    joined = np.concatenate([np.pad(x, ((0, 0), (top, height - x.shape[1] - top), (0, 0), (0, 0)))
+                             for x, top in zip((left, right), tops)], axis=2)
+    return joined[:, : height // 2 * 2, : joined.shape[2] // 2 * 2]
+
+
+def composed(args: argparse.Namespace, a: dict, b: dict) -> dict:
+    """name -> (frames, audio, text, [(true word, side)]) of clips a and b (see --faces)."""
+    path_a, path_b = (args.manifest.parent / clip["video"] for clip in (a, b))
+    media = [load_media(path) for path in (path_a, path_b)]
+    words = [json.loads(path.with_suffix(".json").read_text())["words"] for path in (path_a, path_b)]
+    audio = [m.audio[: len(m.video) * SAMPLES_PER_FRAME] for m in media]
+    made = {}
+    for x, y in ((0, 1), (1, 0)):
+        truth = [(w, "left") for w in words[x]]
+        text, frames = (a, b)[x]["text"], media[x].video
+        made[f"single {(a, b)[x]['id']}"] = (frames, audio[x], text, truth)
+        made[f"beside {(a, b)[x]['id']}"] = (_beside(frames, _held((path_a, path_b)[y], len(frames), 1.4)), audio[x],
+                                             text, truth)
+    ta, tb = len(media[0].video), len(media[1].video)
+    left = np.concatenate([media[0].video, np.repeat(media[0].video[-1:], tb, axis=0)])
+    later = [{**w, "start_s": w["start_s"] + ta / VIDEO_FPS, "end_s": w["end_s"] + ta / VIDEO_FPS} for w in words[1]]
+    made[f"turns {a['id']}"] = (_beside(left, np.concatenate([_held(path_b, ta), media[1].video])),
+                                np.concatenate(audio), f"{a['text']} {b['text']}",
+                                [(w, "left") for w in words[0]] + [(w, "right") for w in later])
+    return made
+
+
+def read_faces(args: argparse.Namespace, clips: list[dict], work: Path) -> None:
+    model, rng = load_model(args.model), np.random.default_rng(0)
+    pairs = [(a, next(b for b in clips[i + 1:] + clips[:i] if b["speaker"] != a["speaker"]))
+             for i, a in enumerate(clips[::2])]
+    print(f"{len(pairs)} pairs of {args.manifest}, model {args.model}")
+    print(f"{'SNR':>5} {'clips':>7} {'faces':>8} {'WER % av':>9} {'WER % video':>12} {'words on speaker':>17} "
+          f"{'speech frames on speaker':>25}")
+    for snr in args.snr_db:
+        rows = defaultdict(lambda: defaultdict(list))  # (kind, every) -> what -> values
+        for a, b in pairs:
+            for name, (frames, audio, text, truth) in composed(args, a, b).items():
+                if snr != "clean":
+                    noise = rng.standard_normal(len(audio)).astype(np.float32)
+                    audio = audio + noise * np.sqrt(np.mean(audio ** 2) / np.mean(noise ** 2) / 10 ** (float(snr) / 10))
+                path = write_video(work / "faces.mp4", frames, audio=audio)
+                split, kind = frames.shape[2] / 2 if not name.startswith("single") else np.inf, name.split()[0]
+                for every in (True, False):
+                    prepared = prepare_input(path, every_face=every)
+                    row = rows[(kind, every)]
+                    for mode in ("av", "video"):
+                        transcript = Transcriber(model.network, model.tokenizer, model.id, TranscribeOptions(
+                            mode=mode, every_face=every)).recognise(prepared)
+                        row[mode].append((text, transcript.text))
+                        if mode == "av" and every and kind != "single":
+                            for word in transcript.words:  # whose is the true word it overlaps most
+                                overlap = [min(word.end_s, w["end_s"]) - max(word.start_s, w["start_s"])
+                                           for w, _ in truth]
+                                side = None if word.face is None else \
+                                    "left" if (word.face["box"][0] + word.face["box"][2]) / 2 < split else "right"
+                                row["words"].append(side == truth[int(np.argmax(overlap))][1])
+                            centres = np.nanmean(prepared.face_boxes[:, :, [0, 2]], axis=(1, 2))
+                            for w, side in truth:
+                                for frame in range(int(w["start_s"] * VIDEO_FPS), int(w["end_s"] * VIDEO_FPS)):
+                                    read = prepared.face_ids[min(frame, prepared.frames - 1)]
+                                    row["frames"].append(read >= 0 and (centres[read] < split) == (side == "left"))
+                    prepared.close()
+        for (kind, every), row in rows.items():
+            wer = {mode: 100 * word_error_rate(*zip(*row[mode])) for mode in ("av", "video")}
+            share = {what: f"{100 * np.mean(row[what]):.1f} %" if row[what] else "" for what in ("words", "frames")}
+            print(f"{snr:>5} {kind:>7} {'every' if every else 'largest':>8} {wer['av']:>9.1f} {wer['video']:>12.1f} "
+                  f"{share['words']:>17} {share['frames']:>25}")
+
+
 def main() -> None:
     args = arguments()
     clips = pick_clips(args.manifest, args.clips)
     with tempfile.TemporaryDirectory() as scratch:
         work = args.work or Path(scratch)
         work.mkdir(parents=True, exist_ok=True)
+        if args.faces:
+            read_faces(args, clips, work)
+            return
         if args.mouth_signals:
             compare_signals(args, clips, work)
             return
