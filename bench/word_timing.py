@@ -10,7 +10,9 @@ held first/last picture over white room tone at -60 dBFS (``avsr.io.writer.write
 - words per minute written on non-speech: the music recording of tests/fixtures (8 s, looped to 60 s),
   a still face over room tone (60 s) and white noise at -20 dBFS (60 s);
 - with ``--no-vad`` the same with the segmentation off (the model reads the whole file), as a baseline in
-  the same run.
+  the same run;
+- ``--refine off on``: the word boundaries as aligned, and moved onto the audio's energy envelope
+  (``TranscribeOptions.refine_words``, :mod:`avsr.decoding.boundaries`), side by side in one run.
 
 With ``--vad-choice``, first the voice activity detectors side by side on real recordings (the LibriVox
 reading and the music of tests/fixtures, white noise at -20 dBFS and room tone at -60 dBFS, 30 s each at most):
@@ -20,6 +22,7 @@ the share of 32 ms / 30 ms frames each flags as speech, and its time per second 
     python -m bench.word_timing                    # 40 utterances, lead-ins 0 and 3 s, trail 2 s
     python -m bench.word_timing --utterances 80 --lead-s 0 1 3 10
     python -m bench.word_timing --vad-choice --utterances 0
+    python -m bench.word_timing --refine off on    # word boundaries as aligned and moved onto the audio
 """
 
 from __future__ import annotations
@@ -130,6 +133,8 @@ def main() -> None:
     parser.add_argument("--utterances", type=int, default=40, help="corpus size (about a third are held out)")
     parser.add_argument("--lead-s", type=float, nargs="+", default=[0.0, 3.0])
     parser.add_argument("--trail-s", type=float, default=2.0)
+    parser.add_argument("--refine", nargs="+", choices=("on", "off"), default=["on"],
+                        help="word boundaries moved onto the audio's energy envelope (on, the default) or not")
     parser.add_argument("--vad-choice", action="store_true", help="first compare Silero's and WebRTC's VAD")
     args = parser.parse_args()
     if args.vad_choice:
@@ -143,8 +148,9 @@ def main() -> None:
     from avsr.text import word_error_rate
 
     model = load_model("synth-grid-tiny")
-    readers = {"vad (default)": Transcriber(model.network, model.tokenizer, model.id),
-               "--no-vad": Transcriber(model.network, model.tokenizer, model.id, TranscribeOptions(vad=False))}
+    readers = {f"vad, refine {r}" + (" (default)" if r == "on" else ""): Transcriber(
+        model.network, model.tokenizer, model.id, TranscribeOptions(refine_words=r == "on")) for r in args.refine}
+    readers["--no-vad"] = Transcriber(model.network, model.tokenizer, model.id, TranscribeOptions(vad=False))
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
         clips = held_out_clips(folder / "corpus", args.utterances)
@@ -163,10 +169,11 @@ def main() -> None:
                       f"{e['start median ms']:.0f} ms | {100 * e['start within 50 ms']:.0f} / "
                       f"{100 * e['start within 100 ms']:.0f} % | {e['end median ms']:.0f} ms | "
                       f"{100 * e['last end within 100 ms']:.0f} % |", flush=True)
-        print("\n| non-speech (60 s) | words, vad (default) | words, --no-vad |\n|---|---|---|")
+        print("\n| non-speech (60 s) | " + " | ".join(f"words, {label}" for label in readers) + " |\n|---|"
+              + "---|" * len(readers))
         for name, path in nonspeech_files(folder, clips[0]["video"]).items():
             counts = [len(reader(path).words) for reader in readers.values()]
-            print(f"| {name} | {counts[0]} | {counts[1]} |", flush=True)
+            print(f"| {name} | " + " | ".join(map(str, counts)) + " |", flush=True)
 
 
 if __name__ == "__main__":

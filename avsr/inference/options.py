@@ -57,6 +57,8 @@ class TranscribeOptions:
     read_while_cutting: bool | None = None
     vad: bool = True  # read only the speech regions (avsr.io.vad); off: the whole file, speech or not
     vad_threshold: float = VAD_THRESHOLD  # a frame whose speech probability reaches this is speech
+    # Word starts and ends moved onto the audio's energy envelope (avsr.decoding.boundaries; not in video mode).
+    refine_words: bool = True
     # Track every face and read the one speaking in each frame (avsr.inference.speaker); off: the largest face.
     every_face: bool = True
 

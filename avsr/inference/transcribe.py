@@ -20,6 +20,7 @@ import torch
 
 from avsr.data.tokenizer import CharTokenizer
 from avsr.decoding.align import align_words
+from avsr.decoding.boundaries import refine_boundaries
 from avsr.decoding.joint import joint_beam_search
 from avsr.inference.chunks import Window, chunk_plan, pause_cuts
 from avsr.errors import OptionError
@@ -40,7 +41,7 @@ from avsr.models.av_model import AVSRModel
 from avsr.models.fusion import attention_summary
 from avsr.models.loader import LoadedModel, load_model
 from avsr.parallel import landmarkers_per_file
-from avsr.preprocessing import FRAME_S, VIDEO_FPS
+from avsr.preprocessing import FRAME_S, SAMPLES_PER_FRAME, VIDEO_FPS
 
 
 
@@ -281,8 +282,9 @@ class Transcriber:
                             f"damaged: re-export the bundle ({self.model_id})")
         stretches = self._chunks(cuts, regions, len(log_probs)) if self.joint else \
             self._stretches(log_probs, cuts, regions)
+        heard = prepared.audio if self.options.refine_words and prepared.has_audio and mode != "video" else None
         segments = [segment for start, stop in stretches
-                    if (segment := self._segment(log_probs, start, stop, probability, encoded)) is not None]
+                    if (segment := self._segment(log_probs, start, stop, probability, encoded, heard)) is not None]
         segments = with_faces(segments, prepared.face_ids, prepared.face_boxes, shift)
         return Transcript(
             path=prepared.path, text=" ".join(s.text for s in segments), segments=segments, mode=mode,
@@ -317,9 +319,10 @@ class Transcriber:
         return [(a, b) for a, b in zip(bounds, bounds[1:]) if inside((a, b), regions)]
 
     def _segment(self, log_probs: torch.Tensor, start: int, stop: int, probability,
-                 encoded: torch.Tensor | None = None) -> Segment | None:
+                 encoded: torch.Tensor | None = None, audio=None) -> Segment | None:
         """Frames ``[start, stop)`` decoded, their words timed; None where they read as nothing. With the
-        segmentation on, the words are kept inside the segment's speech (:func:`fit_to_speech`)."""
+        segmentation on, the words are kept inside the segment's speech (:func:`fit_to_speech`); given the
+        ``audio`` (16 kHz samples of the file), their boundaries are moved onto it (:func:`refine_boundaries`)."""
         text = self._decode(log_probs[start:stop], None if encoded is None else encoded[start:stop])
         if not text:
             return None
@@ -327,6 +330,9 @@ class Transcriber:
         if self.options.vad:
             onset, offset = speech_extent(probability, start, stop, self.options.vad_threshold)
             words = fit_to_speech(words, onset * FRAME_S, offset * FRAME_S)
+        if audio is not None:
+            step = SAMPLES_PER_FRAME
+            words = refine_boundaries(words, audio[start * step: stop * step], start * FRAME_S)
         return Segment(words[0].start_s, words[-1].end_s, text, words, no_speech_prob(probability, start, stop))
 
     def _attention_fields(self, attention: torch.Tensor | None) -> dict:

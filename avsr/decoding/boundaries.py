@@ -1,0 +1,160 @@
+"""Word boundaries moved onto the audio: the recognised words laid over one stretch of speech by its
+energy envelope and spectral change.
+
+The CTC alignment (:mod:`avsr.decoding.align`) gives the words and their order, but its spikes lag the
+speech, more along an utterance (up to 0.4 s on a GRID sentence), so its times are a poor guide. Here the
+stretch is cut into the words again from the audio alone, at 10 ms:
+
+- its speech is the frames loud enough (``loud_fraction`` of the way from the stretch's floor to its
+  peak, and no more than ``range_db`` below the peak); the first word starts at the first, the last ends
+  at the last;
+- a boundary is likely where the energy dips between two louder sides and where the spectrum changes
+  (log-mel distance of the 30 ms before and after);
+- a dynamic programme over the words in order picks the boundaries: each word's share of the speech
+  should be close to its share of the spoken length (its letters; a one-letter word is its
+  name, "w" long, "e" short; the stretch's last word ``final_lengthening`` longer), at a squared
+  log-ratio cost, against the boundary scores; words keep their order and ``min_word_s``, and each
+  boundary stays within ``window_s`` of the alignment's;
+- a quiet run of at least ``pause_s`` at a word's edge is a pause: the word is trimmed off it.
+
+Only the audio, the recognised words and (as that loose window) the alignment's times are used. Measured in docs/history/2026-12-07.md ("Word timing
+from the energy envelope", ``python -m bench.word_timing --refine off on``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+import numpy as np
+
+from avsr.preprocessing import SAMPLE_RATE
+
+HOP_S = 0.01  # the envelope's frame step
+WINDOW_S = 0.025  # ... and its frame length
+# How long a one-letter word is said, in letters' worth (its name: "e" is one sound, "w" six).
+LETTER_LENGTH = {**dict.fromkeys("abcdgijklmnoprtvy", 2), "e": 1, "f": 3, "h": 3, "q": 3, "s": 3, "u": 3,
+                 "w": 6, "x": 3, "z": 3}
+
+
+@dataclass(frozen=True)
+class BoundaryOptions:
+    loud_fraction: float = 0.3  # a frame is speech this far from the stretch's floor (5th percentile) to its peak
+    range_db: float = 25.0  # ... and at most this far below the peak
+    final_lengthening: float = 1.5  # the last word of a stretch is said this much longer (phrase-final lengthening)
+    duration_weight: float = 4.0  # cost per squared log-ratio of a word's frames to its expected share
+    min_word_s: float = 0.05  # no word shorter
+    window_s: float = 0.5  # a boundary stays this close to the alignment's (end of one word, start of the next)
+    pause_s: float = 0.12  # a quiet run this long at a word's edge is a pause, not the word
+    change_s: float = 0.03  # the spectral change compares this much audio either side of a frame
+    dip_s: float = 0.06  # the energy dip compares a frame with the loudest this far either side
+
+
+def spoken_length(word: str) -> float:
+    """How long ``word`` is said, in letters' worth (a lone letter is said as its name)."""
+    letters = [c for c in word.lower() if c.isalpha()] or ["a"]
+    return float(LETTER_LENGTH.get(letters[0], 2)) if len(letters) == 1 else float(len(letters))
+
+
+def envelope(audio: np.ndarray, sample_rate: int = SAMPLE_RATE) -> tuple[np.ndarray, np.ndarray]:
+    """``(F,)`` energy in dB and ``(40, F)`` log-mel spectra of ``audio`` ``(N,)``, a frame every ``HOP_S``
+    (frame ``f`` is centred at ``f * HOP_S + WINDOW_S / 2``)."""
+    import librosa
+
+    hop, length = round(HOP_S * sample_rate), round(WINDOW_S * sample_rate)
+    audio = np.asarray(audio, np.float32)
+    if len(audio) < length:
+        audio = np.pad(audio, (0, length - len(audio)))
+    frames = np.lib.stride_tricks.sliding_window_view(audio, length)[::hop].astype(np.float64)  # (F, length)
+    energy_db = 10 * np.log10((frames ** 2).mean(1) + 1e-10)
+    n_fft = 1 << (length - 1).bit_length()
+    power = np.abs(np.fft.rfft(frames * np.hanning(length), n_fft)) ** 2  # (F, n_fft / 2 + 1)
+    mel = librosa.filters.mel(sr=sample_rate, n_fft=n_fft, n_mels=40) @ power.T  # (40, F)
+    return energy_db, np.log(mel + 1e-8)
+
+
+def boundary_score(energy_db: np.ndarray, log_mel: np.ndarray, options: BoundaryOptions) -> np.ndarray:
+    """``(F,)`` how likely a word boundary is at each frame: the energy dip below both sides plus the
+    spectral change, each scaled by its 99th percentile."""
+    frames, side = len(energy_db), max(1, round(options.dip_s / HOP_S))
+    padded = np.pad(energy_db, side, mode="edge")
+    left = np.lib.stride_tricks.sliding_window_view(padded[:frames + side], side + 1).max(1)
+    right = np.lib.stride_tricks.sliding_window_view(padded[side:], side + 1).max(1)
+    dip = np.minimum(left, right) - energy_db
+    k = max(1, round(options.change_s / HOP_S))
+    cumulative = np.concatenate([np.zeros((log_mel.shape[0], 1)), np.cumsum(log_mel, 1)], 1)
+    change = np.zeros(frames)
+    if frames > 2 * k:
+        t = np.arange(k, frames - k + 1)
+        before = (cumulative[:, t] - cumulative[:, t - k]) / k
+        after = (cumulative[:, t + k] - cumulative[:, t]) / k
+        change[t[t < frames]] = np.linalg.norm(before - after, axis=0)[t < frames]
+    return sum(x / (np.percentile(x, 99) + 1e-9) for x in (dip, change))
+
+
+def _cut(expected: np.ndarray, score: np.ndarray, windows: list[tuple[int, int]],
+         options: BoundaryOptions) -> list[int] | None:
+    """The boundaries ``[0, b_1, ..., F]`` of the words over frames ``[0, F)``: the dynamic programme of the
+    module docstring (None where the words cannot fit)."""
+    frames, words = len(score), len(expected)
+    shortest = max(1, round(options.min_word_s / HOP_S))
+    share = expected / expected.sum() * frames  # each word's expected frames
+    cost = np.full((words + 1, frames + 1), np.inf)
+    back = np.zeros((words + 1, frames + 1), int)
+    cost[0, 0] = 0.0
+    for i in range(1, words + 1):
+        lo, hi = (windows[i - 1] if i < words else (frames, frames))
+        for t in range(max(lo, i * shortest), min(hi, frames - (words - i) * shortest) + 1):
+            s = np.arange(0, t - shortest + 1)
+            s = s[np.isfinite(cost[i - 1, s])]
+            if not len(s):
+                continue
+            said = t - s
+            total = cost[i - 1, s] + options.duration_weight * np.log(said / share[i - 1]) ** 2
+            best = int(np.argmin(total))
+            cost[i, t] = total[best] - (score[t] if i < words else 0.0)
+            back[i, t] = s[best]
+    if not np.isfinite(cost[words, frames]):
+        return None
+    cuts = [frames]
+    for i in range(words, 0, -1):
+        cuts.append(int(back[i, cuts[-1]]))
+    return cuts[::-1]
+
+
+def refine_boundaries(words: list, audio: np.ndarray, offset_s: float = 0.0, sample_rate: int = SAMPLE_RATE,
+                      options: BoundaryOptions = BoundaryOptions()) -> list:
+    """``words`` (:class:`~avsr.decoding.align.WordTiming`, in order, times in the recording) with their
+    start and end moved onto ``audio`` ``(N,)``, the samples of their stretch, which starts at ``offset_s``.
+    Words are left as they are where the stretch has no speech or is too short for them."""
+    if not words:
+        return words
+    energy_db, log_mel = envelope(audio, sample_rate)
+    floor, peak = np.percentile(energy_db, 5), energy_db.max()
+    loud = energy_db >= max(floor + options.loud_fraction * (peak - floor), peak - options.range_db)
+    if peak - floor < 6.0 or not loud.any():  # no speech to go by
+        return words
+    first, last = int(np.flatnonzero(loud)[0]), int(np.flatnonzero(loud)[-1]) + 1
+    shortest = max(1, round(options.min_word_s / HOP_S))
+    if last - first < len(words) * shortest:
+        return words
+    begin_s = offset_s + WINDOW_S / 2 + first * HOP_S  # a boundary at frame f of the speech: its window's centre
+    reach = round(options.window_s / HOP_S)
+    windows = [(round((a.end_s - begin_s) / HOP_S) - reach, round((b.start_s - begin_s) / HOP_S) + reach)
+               for a, b in zip(words, words[1:])]
+    score = boundary_score(energy_db, log_mel, options)[first:last]
+    expected = np.array([spoken_length(w.word) for w in words])
+    expected[-1] *= options.final_lengthening
+    cuts = _cut(expected, score, windows, options)
+    if cuts is None:
+        return words
+    quiet, pause = ~loud[first:last], round(options.pause_s / HOP_S)
+    out = []
+    for word, a, b in zip(words, cuts, cuts[1:]):
+        lead = int(np.argmin(quiet[a:b])) if not quiet[a:b].all() else 0  # quiet frames at the word's start
+        tail = int(np.argmin(quiet[a:b][::-1])) if not quiet[a:b].all() else 0  # ... and at its end
+        start = a + lead if lead >= pause else a
+        end = b - tail if tail >= pause else b
+        if end - start < shortest:
+            start, end = a, b
+        out.append(replace(word, start_s=begin_s + start * HOP_S, end_s=begin_s + end * HOP_S))
+    return out
