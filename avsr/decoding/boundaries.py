@@ -72,9 +72,11 @@ def envelope(audio: np.ndarray, sample_rate: int = SAMPLE_RATE) -> tuple[np.ndar
     return energy_db, np.log(mel + 1e-8)
 
 
-def boundary_score(energy_db: np.ndarray, log_mel: np.ndarray, options: BoundaryOptions) -> np.ndarray:
-    """``(F,)`` how likely a word boundary is at each frame: the energy dip below both sides plus the
-    spectral change, each scaled by its 99th percentile."""
+def boundary_score(energy_db: np.ndarray, log_mel: np.ndarray, options: BoundaryOptions, first: int = 0,
+                   last: int | None = None) -> np.ndarray:
+    """``(last - first,)`` how likely a word boundary is at each frame of ``[first, last)`` (the speech): the
+    energy dip below both sides plus the spectral change, each scaled by its 99th percentile there (so that
+    the quiet around the speech, and its onset, do not change the scale)."""
     frames, side = len(energy_db), max(1, round(options.dip_s / HOP_S))
     padded = np.pad(energy_db, side, mode="edge")
     left = np.lib.stride_tricks.sliding_window_view(padded[:frames + side], side + 1).max(1)
@@ -88,7 +90,8 @@ def boundary_score(energy_db: np.ndarray, log_mel: np.ndarray, options: Boundary
         before = (cumulative[:, t] - cumulative[:, t - k]) / k
         after = (cumulative[:, t + k] - cumulative[:, t]) / k
         change[t[t < frames]] = np.linalg.norm(before - after, axis=0)[t < frames]
-    return sum(x / (np.percentile(x, 99) + 1e-9) for x in (dip, change))
+    span = slice(first, frames if last is None else last)
+    return sum(x[span] / (np.percentile(x[span], 99) + 1e-9) for x in (dip, change))
 
 
 def _cut(expected: np.ndarray, score: np.ndarray, windows: list[tuple[int, int]],
@@ -141,7 +144,7 @@ def refine_boundaries(words: list, audio: np.ndarray, offset_s: float = 0.0, sam
     reach = round(options.window_s / HOP_S)
     windows = [(round((a.end_s - begin_s) / HOP_S) - reach, round((b.start_s - begin_s) / HOP_S) + reach)
                for a, b in zip(words, words[1:])]
-    score = boundary_score(energy_db, log_mel, options)[first:last]
+    score = boundary_score(energy_db, log_mel, options, first, last)
     expected = np.array([spoken_length(w.word) for w in words])
     expected[-1] *= options.final_lengthening
     cuts = _cut(expected, score, windows, options)
