@@ -11,10 +11,10 @@ stretch is cut into the words again from the audio alone, at 10 ms:
 - a boundary is likely where the energy dips between two louder sides and where the spectrum changes
   (log-mel distance of the 30 ms before and after);
 - a dynamic programme over the words in order picks the boundaries: each word's share of the speech
-  should be close to its share of the spoken length (its letters; a one-letter word is its
-  name, "w" long, "e" short; the stretch's last word ``final_lengthening`` longer), at a squared
-  log-ratio cost, against the boundary scores; words keep their order and ``min_word_s``, and each
-  boundary stays within ``window_s`` of the alignment's;
+  should be close to its share of the spoken length (its sounds, guessed from the spelling; a
+  one-letter word is its name, "w" long, "e" short; the stretch's last word ``final_lengthening``
+  longer), at a squared log-ratio cost, against the boundary scores; words keep their order and
+  ``min_word_s``, and each boundary stays within ``window_s`` of the alignment's;
 - a quiet run of at least ``pause_s`` at a word's edge is a pause: the word is trimmed off it.
 
 Only the audio, the recognised words and (as that loose window) the alignment's times are used. Measured in docs/history/2026-12-07.md ("Word timing
@@ -31,7 +31,10 @@ from avsr.preprocessing import SAMPLE_RATE
 
 HOP_S = 0.01  # the envelope's frame step
 WINDOW_S = 0.025  # ... and its frame length
-# How long a one-letter word is said, in letters' worth (its name: "e" is one sound, "w" six).
+# Pairs of letters said as one sound (vowels, then consonants), and how long a one-letter word is said, in
+# sounds (its name: "e" is one, "w" six).
+DIGRAPHS = frozenset(("ee", "ea", "ai", "ay", "oo", "ou", "ow", "oa", "ei", "ey", "ie", "ue", "oi", "oy", "au", "aw",
+                      "th", "sh", "ch", "ph", "ck", "ng", "wh", "gh", "qu"))
 LETTER_LENGTH = {**dict.fromkeys("abcdgijklmnoprtvy", 2), "e": 1, "f": 3, "h": 3, "q": 3, "s": 3, "u": 3,
                  "w": 6, "x": 3, "z": 3}
 
@@ -50,9 +53,21 @@ class BoundaryOptions:
 
 
 def spoken_length(word: str) -> float:
-    """How long ``word`` is said, in letters' worth (a lone letter is said as its name)."""
-    letters = [c for c in word.lower() if c.isalpha()] or ["a"]
-    return float(LETTER_LENGTH.get(letters[0], 2)) if len(letters) == 1 else float(len(letters))
+    """How long ``word`` is said, in sounds, guessed from its English spelling: a lone letter is said as its
+    name; otherwise a silent final e is dropped, a vowel or consonant digraph ("ee", "ou", "th", "ck") is one
+    sound, "gh" none, "x" two, any other letter one."""
+    letters = "".join(c for c in word.lower() if c.isalpha()) or "a"
+    if len(letters) == 1:
+        return float(LETTER_LENGTH.get(letters, 2))
+    if len(letters) > 3 and letters.endswith("e") and letters[-2] not in "aeiou":
+        letters = letters[:-1]
+    sounds, i = 0, 0
+    while i < len(letters):
+        if letters[i:i + 2] in DIGRAPHS:
+            sounds, i = sounds + (letters[i:i + 2] != "gh"), i + 2
+        else:
+            sounds, i = sounds + (2 if letters[i] == "x" else 1), i + 1
+    return float(max(sounds, 1))
 
 
 def envelope(audio: np.ndarray, sample_rate: int = SAMPLE_RATE) -> tuple[np.ndarray, np.ndarray]:

@@ -78,6 +78,7 @@ def test_a_stretch_without_speech_or_too_short_leaves_the_words():
     assert refine_boundaries([], quiet, 0.0) == []
 
 
-@pytest.mark.parametrize("word, length", [("seven", 5), ("e", 1), ("w", 6), ("q", 3), ("b", 2), ("it's", 3)])
-def test_a_lone_letter_is_as_long_as_its_name(word, length):
+@pytest.mark.parametrize("word, length", [("seven", 5), ("place", 4), ("green", 4), ("eight", 2), ("six", 4),
+                                          ("with", 3), ("e", 1), ("w", 6), ("q", 3), ("b", 2), ("it's", 3)])
+def test_a_word_is_as_long_as_its_sounds_and_a_lone_letter_as_its_name(word, length):
     assert spoken_length(word) == length
