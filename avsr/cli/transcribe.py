@@ -92,6 +92,9 @@ def add_transcribe(subparsers) -> None:
     parser.add_argument("--vad-threshold", type=PROBABILITY, default=TranscribeOptions.vad_threshold, metavar="P",
                         help="speech probability from which a frame is speech (default %(default)s; lower finds "
                         "more, quieter speech)")
+    parser.add_argument("--ctc-word-times", dest="refine_words", action="store_false",
+                        help="word times as the CTC alignment gives them; by default each word's start and end are "
+                        "moved onto the audio's energy envelope (avsr.decoding.boundaries; not in video mode)")
     parser.add_argument("--attention", action="store_true",
                         help="write an xattn model's attention per frame to the .json (attended offset, peak)")
     parser.add_argument("--largest-face", dest="every_face", action="store_false", help=LARGEST_FACE_HELP)
@@ -116,7 +119,8 @@ def _run_transcribe(args: argparse.Namespace) -> int:
                                 lexicon=args.lexicon, lm=args.lm,
                                 lm_weight=args.lm_weight, batch_size=args.batch_size, detect_every=args.detect_every,
                                 av_sync=args.av_sync, attention=args.attention, vad=args.vad,
-                                vad_threshold=args.vad_threshold, every_face=args.every_face)
+                                vad_threshold=args.vad_threshold, every_face=args.every_face,
+                                refine_words=args.refine_words)
     check_device(args.device)
     model = load_model(args.model, args.device, args.backend)
     if options.mode not in ("auto",) + model.network.modes:

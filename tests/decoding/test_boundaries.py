@@ -82,3 +82,21 @@ def test_a_stretch_without_speech_or_too_short_leaves_the_words():
                                           ("with", 3), ("e", 1), ("w", 6), ("q", 3), ("b", 2), ("it's", 3)])
 def test_a_word_is_as_long_as_its_sounds_and_a_lone_letter_as_its_name(word, length):
     assert spoken_length(word) == length
+
+
+def test_the_command_line_keeps_the_ctc_times_when_asked(synth_corpus, tmp_path):
+    import json
+    import subprocess
+
+    from tests.conftest import AVSR
+
+    clip = synth_corpus.split("test")[0]
+    words = {}
+    for name, flags in (("refined", ()), ("ctc", ("--ctc-word-times",))):
+        done = subprocess.run([AVSR, "transcribe", str(clip["video"]), "-o", str(tmp_path / name), "--quiet", *flags],
+                              capture_output=True, text=True, timeout=600)
+        assert done.returncode == 0, done.stderr
+        written = json.loads(next((tmp_path / name).glob("*.json")).read_text())["words"]
+        words[name] = [(w["word"], w["start_s"]) for w in written]
+    assert [w for w, _ in words["refined"]] == [w for w, _ in words["ctc"]]
+    assert [s for _, s in words["refined"]] != [s for _, s in words["ctc"]]
