@@ -272,6 +272,12 @@ def test_shards_then_merge_equal_one_run_and_bad_inputs_are_listed(clips, tmp_pa
                              timeout=300)
     assert refused.returncode == 2 and "1-of-2 did not finish" in refused.stderr
     stats.write_bytes(kept)
+    (tmp_path / "sharded" / "test.jsonl").write_text("mine\n")  # a user's file where the merge writes
+    refused = subprocess.run([AVSR, "prepare", "merge", str(tmp_path / "sharded")], capture_output=True, text=True,
+                             timeout=300)
+    assert refused.returncode == 2 and "test.jsonl" in refused.stderr and "not written by avsr prepare" in refused.stderr
+    assert (tmp_path / "sharded" / "test.jsonl").read_text() == "mine\n"
+    (tmp_path / "sharded" / "test.jsonl").unlink()
     merged = subprocess.run([AVSR, "prepare", "merge", str(tmp_path / "sharded")], capture_output=True, text=True,
                             timeout=300)
     assert merged.returncode == 0, merged.stderr

@@ -271,7 +271,8 @@ def statistics(records: list[dict], summary: list[FileResult]) -> dict:
 
 def merge_shards(out_dir: str | Path) -> tuple[dict, list[FileResult]]:
     """Join ``OUT_DIR/shards/*-of-N`` into the files an unsharded run writes; refuses a missing or
-    mixed set of shards. Returns the statistics and the summary."""
+    mixed set of shards, and a split manifest, summary or stats.json in OUT_DIR that avsr prepare did not
+    write. Returns the statistics and the summary."""
     from avsr.data.prepare import SUMMARY_KEYS
 
     out_dir = Path(out_dir)
@@ -297,4 +298,6 @@ def merge_shards(out_dir: str | Path) -> tuple[dict, list[FileResult]]:
         for manifest in sorted(folder.glob("*.jsonl")):
             if manifest.name != "prepare_summary.jsonl":
                 records += [r | {"features": r["features"].removeprefix("../../")} for r in read_jsonl(manifest)]
+    splits = {r["split"] for r in records} | {s.extra["split"] for s in summary if s.extra.get("split")}
+    _refuse_foreign_outputs(out_dir, sorted(splits))
     return _write_outputs(out_dir, out_dir, records, summary)
