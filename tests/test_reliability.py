@@ -465,8 +465,9 @@ def limited_file_size(limit_bytes: int):
 
 @pytest.mark.slow
 def test_a_write_that_fails_mid_batch_leaves_no_partial_outputs(clips, tmp_path):
-    """A batch whose second file's transcript cannot be written (RLIMIT_FSIZE: each file may hold 3000 bytes,
-    the .json of a 4 s clip needs more, as a disk that fills up mid-batch would refuse it): that file fails
+    """A batch whose second file's transcript cannot be written (RLIMIT_FSIZE: each file may hold 500 bytes more
+    than the first clip's largest output, the .json of the clip twice as long needs more, as a disk that fills up
+    mid-batch would refuse it): that file fails
     with one line naming the file it could not write, none of its outputs stay, the first file's do, and the
     summary is finalised."""
     from avsr.io.media import load_media
@@ -478,9 +479,13 @@ def test_a_write_that_fails_mid_batch_leaves_no_partial_outputs(clips, tmp_path)
     long = write_video(tmp_path / "in" / "b_long.mp4", np.concatenate([first.video, second.video]), 25,
                        np.concatenate([first.audio, second.audio]))
     before = digest(tmp_path / "in")
+    sizes = tmp_path / "sizes"  # the short clip's largest output, written without a limit, sets the limit
+    assert subprocess.run([AVSR, "transcribe", short, "-o", sizes, "--quiet"], capture_output=True).returncode == 0
+    limit = max(p.stat().st_size for p in sizes.glob("a_short.*")) + 500
+    shutil.rmtree(sizes)
     out = tmp_path / "out"
     result = subprocess.run([AVSR, "transcribe", short, long, "-o", out, "--quiet"], capture_output=True, text=True,
-                            timeout=600, preexec_fn=limited_file_size(3000))
+                            timeout=600, preexec_fn=limited_file_size(limit))
     line = one_line(result, 1, "b_long.mp4", str(out / "b_long.json"), "File too large", "free space")
     assert line.startswith("failed:") and "Errno" not in line
     assert json.loads((out / "a_short.json").read_text())["text"] == clips[0]["text"]

@@ -474,3 +474,21 @@ def test_training_refuses_absurd_numbers_before_anything_is_built(option, value,
     for name in names:
         assert name in last, (name, last)
     assert not (tmp_path / "run").exists()
+
+
+def test_transcribe_never_replaces_a_summary_it_did_not_write(tmp_path):
+    """A user's own ``transcribe_summary.jsonl`` in ``-o`` is refused before any work (the summary is rewritten at
+    the end of every run); ``--overwrite`` replaces it; a summary of an earlier run is kept and extended."""
+    from tests.conftest import SPEECH
+
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "transcribe_summary.jsonl").write_text("my notes\n")
+    before = digest(tmp_path)
+    one_line(avsr_main("transcribe", SPEECH, "-o", out, "--quiet"), 2, "transcribe_summary.jsonl",
+             "not written by avsr transcribe", "--overwrite")
+    assert digest(tmp_path) == before and not leftovers(tmp_path)
+    assert avsr_main("transcribe", SPEECH, "-o", out, "--quiet", "--overwrite").returncode == 0
+    lines = [json.loads(line) for line in (out / "transcribe_summary.jsonl").read_text().splitlines()]
+    assert [r["status"] for r in lines] == ["done"] and (out / f"{Path(SPEECH).stem}.json").exists()
+    assert avsr_main("transcribe", SPEECH, "-o", out, "--quiet").returncode == 0  # its own summary: no refusal

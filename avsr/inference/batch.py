@@ -27,7 +27,7 @@ from avsr.data.manifest import write_jsonl
 from avsr.inference.outputs import FORMATS, segment_lines, write_outputs
 from avsr.inference.prepare import PreparedInput, prepare_input
 from avsr.inference.transcribe import TranscribeOptions, Transcriber
-from avsr.io.inputs import check_outputs_spare_inputs, ensure_output_dir
+from avsr.io.inputs import OutputError, check_outputs_spare_inputs, ensure_output_dir
 from avsr.io.results import FileResult, Reason, Status
 from avsr.files import file_sha256, name_too_long, output_names
 from avsr.models.loader import LoadedModel
@@ -123,6 +123,27 @@ def merge_summary(out_dir: Path, results: list[FileResult]) -> list[dict]:
     return kept + [r.to_json(SUMMARY_KEYS) for r in results]
 
 
+def _check_summary_is_ours(path: Path, overwrite: bool) -> None:
+    """Refuse, before any work, a ``transcribe_summary.jsonl`` that avsr transcribe did not write (a line that is
+    not a JSON object with ``input`` and ``status``): the summary is rewritten at the end of every run."""
+    if overwrite:
+        return
+    try:
+        lines = [line for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    except FileNotFoundError:
+        return
+    except (OSError, UnicodeDecodeError):
+        lines = [""]
+    for line in lines:
+        try:
+            record = json.loads(line)
+        except ValueError:
+            record = None
+        if not (isinstance(record, dict) and "input" in record and "status" in record):
+            raise OutputError(f"{path}: exists and was not written by avsr transcribe; move it away, choose another "
+                              "-o, or give --overwrite")
+
+
 def _prepare_job(path: Path, detect_every: int, roi_style: str, crop_memory_mb: float | None,
                  audio_memory_mb: float | None, landmarkers: int = 1, cancel: threading.Event | None = None,
                  reader: Transcriber | None = None, every_face: bool = True) -> PreparedInput | FileResult:
@@ -177,6 +198,7 @@ def transcribe_batch(paths: list[Path], model: LoadedModel, out_dir: str | Path,
     out_dir = ensure_output_dir(out_dir)
     outputs = [out_dir / f"{name}.{fmt}" for name in output_names(paths) for fmt in set(formats) | {"json"}]
     check_outputs_spare_inputs(outputs + [out_dir / SUMMARY_NAME, out_dir / LEDGER_NAME], paths)
+    _check_summary_is_ours(out_dir / SUMMARY_NAME, overwrite)
     with folder_lock(out_dir):
         return _transcribe_locked(paths, model, out_dir, formats, options, workers, device, overwrite, progress,
                                   prefetch, echo)
