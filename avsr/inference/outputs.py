@@ -68,7 +68,7 @@ def _cue(words: list[Word]) -> Cue:
 
 
 def _clock(seconds: float, separator: str) -> str:
-    millis = max(round(seconds * 1000), 0)
+    millis = max(round(round(seconds, 3) * 1000), 0)  # the millisecond the .json states (round(x, 3))
     hours, millis = divmod(millis, 3_600_000)
     minutes, millis = divmod(millis, 60_000)
     secs, millis = divmod(millis, 1000)
