@@ -48,6 +48,15 @@ def leftovers(folder: Path) -> list[Path]:
     return [p for p in folder.rglob("*") if ".tmp" in p.name or p.name.endswith(".partial")]
 
 
+def small_bundle(path: Path, **config) -> Path:
+    """A random gated model of the smallest size, saved as a bundle at ``path``; ``config``: ModelConfig fields."""
+    from avsr.models.av_model import AVSRModel, ModelConfig
+    from avsr.models.bundle import save_bundle
+
+    return save_bundle(path, AVSRModel(ModelConfig(dim=32, num_heads=2, ffn_dim=64, audio_layers=1, video_layers=1,
+                                                   video_channels=(8, 16), **config)))
+
+
 def _commands() -> list[tuple[list[str], argparse.ArgumentParser]]:
     """Every (sub)command's words and parser, walked from ``avsr``'s own parser."""
     from avsr.cli import build_parser
@@ -237,15 +246,10 @@ def test_attention_is_refused_for_a_model_without_cross_attention(synth_corpus, 
     video (no attention between the two) the same."""
     import torch
 
-    from avsr.models.av_model import AVSRModel, ModelConfig
-    from avsr.models.bundle import save_bundle
-
     torch.manual_seed(0)
     models = tmp_path / "models"
     models.mkdir()
-    gated = save_bundle(models / "gated.pt", AVSRModel(ModelConfig(dim=32, num_heads=2, ffn_dim=64, audio_layers=1,
-                                                                   video_layers=1, video_channels=(8, 16),
-                                                                   fusion="gate")))
+    gated = small_bundle(models / "gated.pt", fusion="gate")
     video = Path(shutil.copy(synth_corpus.first(1)[0]["video"], tmp_path / "talk.mp4"))
     before = digest(tmp_path)
     one_line(avsr_main("transcribe", video, "-o", tmp_path / "out", "--attention", "--model", gated), 2,
@@ -364,16 +368,12 @@ def test_an_audio_only_model_fails_a_file_without_audio_and_transcribes_the_rest
     goes on."""
     import torch
 
-    from avsr.models.av_model import AVSRModel, ModelConfig
-    from avsr.models.bundle import save_bundle
     from tests.conftest import CARPHONE, SPEECH
 
     torch.manual_seed(0)
     folder = tmp_path / "in"
     folder.mkdir()
-    ears = save_bundle(tmp_path / "ears.pt", AVSRModel(ModelConfig(dim=32, num_heads=2, ffn_dim=64, audio_layers=1,
-                                                                   video_layers=1, video_channels=(8, 16),
-                                                                   modalities="audio")))
+    ears = small_bundle(tmp_path / "ears.pt", modalities="audio")
     silent, speech = shutil.copy(CARPHONE, folder / "silent.mp4"), shutil.copy(SPEECH, folder / "speech.wav")
     before = digest(folder)
     out = tmp_path / "out"
