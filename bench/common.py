@@ -15,6 +15,11 @@ CARPHONE = ROOT / "tests" / "fixtures" / "carphone_pristine.mp4"  # real, 176x14
 NTSC = Fraction(30000, 1001)
 
 
+# Runs a command and prints its peak RSS (KiB): each long file is measured in a process of its own.
+PEAK_RSS = ("import resource, subprocess, sys; code = subprocess.run(sys.argv[1:]).returncode; "
+            "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss); sys.exit(code)")
+
+
 def make_clips(folder: Path, count: int) -> tuple[list[Path], dict[str, str]]:
     """``count`` synthetic clips (``avsr synth``, 4 speakers, seed 5) in ``folder``, and their texts by
     file stem."""

@@ -80,11 +80,9 @@ def arguments() -> argparse.Namespace:
     return parser.parse_args()
 
 
-def run_peer(args: argparse.Namespace, modality: str, folder: Path) -> dict:
-    """The reference's side (``bench.peer joint-decode``); its JSON line."""
-    command = [args.peer_python, "-m", "bench.peer", "joint-decode", "--modality", modality, "--folder", str(folder),
-               "--seconds", str(args.seconds), "--threads", str(args.threads), "--repeats", str(args.repeats),
-               "--max-tokens", str(args.max_tokens)]
+def run_peer(args: argparse.Namespace, job: str, modality: str, folder: Path, *options: str) -> dict:
+    """The reference's side, ``python -m bench.peer JOB`` in its own interpreter; its JSON line."""
+    command = [args.peer_python, "-m", "bench.peer", job, "--modality", modality, "--folder", str(folder), *options]
     done = subprocess.run(command, capture_output=True, text=True, cwd=ROOT,
                           env=os.environ | {"PYTHONPATH": str(args.peer.resolve())})
     if done.returncode:
@@ -168,13 +166,8 @@ def compare_transcripts(args: argparse.Namespace) -> None:
                 np.save(folder / "input.npy", LipRoi.load(folder / "roi" / f"{args.transcribe.stem}.npz").roi)
             else:
                 np.save(folder / "input.npy", load_media(args.transcribe, video=False).audio)
-            command = [args.peer_python, "-m", "bench.peer", "transcribe", "--modality", modality, "--folder",
-                       str(folder), "--input", str(folder / "input.npy"), "--threads", str(args.threads)]
-            done = subprocess.run(command, capture_output=True, text=True, cwd=ROOT,
-                                  env=os.environ | {"PYTHONPATH": str(args.peer.resolve())})
-            if done.returncode:
-                raise RuntimeError(f"the reference's side failed: {done.stderr.strip().splitlines()[-3:]}")
-            peer = json.loads(done.stdout.strip().splitlines()[-1])
+            peer = run_peer(args, "transcribe", modality, folder, "--input", str(folder / "input.npy"),
+                            "--threads", str(args.threads))
             avsr_command("import", "auto-avsr", str(folder / "model.pth"), "-o", str(folder / "imported.pt"))
             stride = ("--detect-every", str(args.detect_every))
             whole = transcribed(args.transcribe, folder / "imported.pt", folder / "whole", "--no-vad", *stride)
@@ -194,26 +187,19 @@ def compare_transcripts(args: argparse.Namespace) -> None:
 
 def peak_memory(args: argparse.Namespace) -> None:
     """``--memory-minutes``: ``avsr transcribe`` with each imported full-size model on one long file."""
-    from bench.common import make_clips, make_long_file
-
-    peak_rss = ("import resource, subprocess, sys; code = subprocess.run(sys.argv[1:]).returncode; "
-                "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss); sys.exit(code)")
+    from bench.common import PEAK_RSS, make_clips, make_long_file
     with tempfile.TemporaryDirectory(prefix="import_memory_") as tmp:
         folder = Path(tmp)
         clips, _ = make_clips(folder / "clips", 8)
         long_file = folder / "long.mp4"
         duration = make_long_file(clips, long_file, args.memory_minutes)
         for modality in args.modalities:
-            done = subprocess.run([args.peer_python, "-m", "bench.peer", "model", "--modality", modality,
-                                   "--folder", str(folder / modality)], capture_output=True, text=True, cwd=ROOT,
-                                  env=os.environ | {"PYTHONPATH": str(args.peer.resolve())})
-            if done.returncode:
-                raise RuntimeError(f"the reference's side failed: {done.stderr.strip().splitlines()[-3:]}")
+            run_peer(args, "model", modality, folder / modality)
             bundle = folder / modality / "imported.pt"
             avsr_command("import", "auto-avsr", str(folder / modality / "model.pth"), "-o", str(bundle))
             (folder / modality / "model.pth").unlink()
             started = time.perf_counter()
-            result = subprocess.run([sys.executable, "-c", peak_rss, str(Path(sys.executable).with_name("avsr")),
+            result = subprocess.run([sys.executable, "-c", PEAK_RSS, str(Path(sys.executable).with_name("avsr")),
                                      "transcribe", str(long_file), "--model", str(bundle), "--decoder", "ctc",
                                      "-o", str(folder / f"out_{modality}"), "--quiet"], capture_output=True, text=True)
             wall = time.perf_counter() - started
@@ -236,7 +222,8 @@ def main() -> None:
     rows = []
     for modality in args.modalities:
         with tempfile.TemporaryDirectory(prefix="import_speed_") as tmp:
-            peer = run_peer(args, modality, Path(tmp))
+            peer = run_peer(args, "joint-decode", modality, Path(tmp), "--seconds", str(args.seconds), "--threads",
+                            str(args.threads), "--repeats", str(args.repeats), "--max-tokens", str(args.max_tokens))
             mine = ours(args, modality, Path(tmp))
         peer_decode = statistics.median(peer["decode_seconds"])
         rows.append((modality, peer, mine, peer_decode))

@@ -191,8 +191,7 @@ def transcribe(args: argparse.Namespace) -> dict:
         from lightning import ModelModule
     except ModuleNotFoundError as error:
         raise SystemExit(f"{error}: put an auto_avsr checkout on PYTHONPATH") from None
-    args.folder.mkdir(parents=True, exist_ok=True)
-    torch.save(make_model(args).state_dict(), args.folder / "model.pth")
+    write_model(args)
     module = ModelModule(argparse.Namespace(modality=args.modality,
                                             pretrained_model_path=str(args.folder / "model.pth"))).eval()
     data = torch.from_numpy(np.load(args.input))

@@ -52,7 +52,7 @@ from avsr.inference.transcribe import TranscribeOptions
 from avsr.parallel import default_prefetch
 from avsr.io.media import load_media
 from avsr.text import word_error_rate
-from bench.common import make_clips, make_long_file
+from bench.common import PEAK_RSS, make_clips, make_long_file
 
 
 def timed_batch(paths, model, out: Path, options: TranscribeOptions, workers: int,
@@ -229,9 +229,6 @@ def main() -> None:
             long_file_figures(clips, minutes, tmp, args.early_rounds)
 
 
-# Runs a command and prints its peak RSS (KiB): each long file is measured in a process of its own.
-PEAK_RSS = ("import resource, subprocess, sys; code = subprocess.run(sys.argv[1:]).returncode; "
-            "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss); sys.exit(code)")
 
 
 # One batch of one file in a process of its own: wall seconds (after loading the model) and peak RSS (KiB), read
