@@ -119,10 +119,12 @@ def _cut(expected: np.ndarray, score: np.ndarray, windows: list[tuple[int, int]]
     cost = np.full((words + 1, frames + 1), np.inf)
     back = np.zeros((words + 1, frames + 1), int)
     cost[0, 0] = 0.0
+    reached = (0, 0)  # the frames of the row before that were computed (elsewhere its cost is infinite)
     for i in range(1, words + 1):
         lo, hi = (windows[i - 1] if i < words else (frames, frames))
-        for t in range(max(lo, i * shortest), min(hi, frames - (words - i) * shortest) + 1):
-            s = np.arange(0, t - shortest + 1)
+        first, last = max(lo, i * shortest), min(hi, frames - (words - i) * shortest)
+        for t in range(first, last + 1):
+            s = np.arange(reached[0], min(reached[1], t - shortest) + 1)
             s = s[np.isfinite(cost[i - 1, s])]
             if not len(s):
                 continue
@@ -131,6 +133,7 @@ def _cut(expected: np.ndarray, score: np.ndarray, windows: list[tuple[int, int]]
             best = int(np.argmin(total))
             cost[i, t] = total[best] - (score[t] if i < words else 0.0)
             back[i, t] = s[best]
+        reached = (first, last)
     if not np.isfinite(cost[words, frames]):
         return None
     cuts = [frames]

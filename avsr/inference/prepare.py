@@ -20,7 +20,7 @@ import numpy as np
 
 from avsr.files import file_sha256
 from avsr.inference.chunks import Window
-from avsr.inference.speaker import active_face, speaker_scores, speaking_track
+from avsr.inference.speaker import active_face, face_signals, speaker_scores, speaking_track
 from avsr.inference.stream import EarlyForward, WindowReader
 from avsr.inference.sync import mouth_opening, mouth_signal
 from avsr.io.face_rois import PER_FACE, FaceRois, faces_of_pieces
@@ -230,12 +230,9 @@ def _read_speaker(video: _Video, audio) -> _Video:
     """Several faces: the crops of the face speaking in each frame (:func:`~avsr.inference.speaker.active_face`
     from their mouths and ``audio``), not found where nobody in view speaks, so that the gate leans on the audio."""
     rois = video.faces
-    sound = None if audio is None else np.asarray(audio[0:len(audio)])
-    active = active_face(speaker_scores(rois, sound))
+    signals = face_signals(rois)
+    active = active_face(speaker_scores(rois, audio, signals))
     track = speaking_track(rois, active)
-    # Each face's lips' movement (its crops' principal component: over two faces it would be their difference).
-    signals = np.stack([mouth_signal(rois.roi[face], rois.face_found[face], mouth_opening(rois.mouth_landmarks[face]))
-                        for face in range(rois.faces)])
     opening = np.where(track.face_found, signals[np.maximum(active, 0), np.arange(len(active))], np.nan)
     return _Video(track.roi, track.face_found, track.transforms, opening, faces=rois,
                   ids=np.where(track.face_found, active, -1))

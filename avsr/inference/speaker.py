@@ -53,15 +53,23 @@ def usable_envelope(audio, frames: int) -> np.ndarray | None:
     return envelope if high - low >= USABLE_RANGE_DB and high > -60 else None
 
 
-def speaker_scores(rois: FaceRois, audio=None) -> np.ndarray:
+def face_signals(rois: FaceRois) -> np.ndarray:
+    """Each face's lips' movement ``(F, T)``: :func:`~avsr.inference.sync.mouth_signal` of its own crops (over
+    several faces' crops together the principal component would be their difference)."""
+    return np.stack([mouth_signal(rois.roi[face], rois.face_found[face], mouth_opening(rois.mouth_landmarks[face]))
+                     for face in range(rois.faces)])
+
+
+def speaker_scores(rois: FaceRois, audio=None, signals: np.ndarray | None = None) -> np.ndarray:
     """How likely each face is speaking at each frame ``(F, T)`` in [0, 1] (0 where the face is not
-    found). ``audio``: 16 kHz samples ``(640 T,)`` on the crops' clock, or None."""
+    found). ``audio``: 16 kHz samples ``(640 T,)`` on the crops' clock (an array or a FrameSpool), or None;
+    ``signals``: :func:`face_signals` of ``rois`` if the caller has them."""
     frames = len(rois)
     envelope = usable_envelope(audio, frames)
+    signals = face_signals(rois) if signals is None else signals
     scores = np.zeros((rois.faces, frames), np.float32)
     for face in range(rois.faces):
-        found = rois.face_found[face]
-        signal = mouth_signal(rois.roi[face], found, mouth_opening(rois.mouth_landmarks[face]))
+        found, signal = rois.face_found[face], signals[face]
         score = lip_activity(signal, found).astype(np.float64)
         if envelope is not None:
             agreement = windowed_correlation(signal, envelope, round(SYNC_WINDOW_S * VIDEO_FPS))
