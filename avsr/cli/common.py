@@ -110,22 +110,6 @@ SEED = Number(int, 0, MAX_SEED)
 DETECT_EVERY_K = Number(int, 1, LipRoiOptions.max_gap_frames + 1)
 
 
-def positive_int(text: str) -> int:
-    """An argparse type: a whole number >= 1 (no upper bound: an option of it fails
-    tests/test_reliability_options.py; use a :class:`Number` with its range)."""
-    return Number(int, 1, math.inf)(text)
-
-
-def non_negative_int(text: str) -> int:
-    """An argparse type: a whole number >= 0 (no upper bound; see :func:`positive_int`)."""
-    return Number(int, 0, math.inf)(text)
-
-
-def probability(text: str) -> float:
-    """An argparse type: a number strictly between 0 and 1."""
-    return PROBABILITY(text)
-
-
 PROBABILITY = Number(float, 0.0, 1.0, above=True)
 
 

@@ -9,7 +9,6 @@ The checkpoint is read with ``torch.load(weights_only=True)``: no pickled code r
 
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 
 import torch
@@ -17,6 +16,7 @@ import torch
 from avsr.data.spm_tokenizer import SentencePieceTokenizer
 from avsr.data.tokenizers import auto_avsr_tokenizer
 from avsr.errors import AvsrError
+from avsr.files import file_sha256
 from avsr.models.av_model import AVSRModel, ModelConfig
 from avsr.models.bundle import save_bundle
 from avsr.models.e2e import CheckpointLayoutError, E2EConfig, convert_auto_avsr
@@ -65,7 +65,7 @@ def import_auto_avsr(checkpoint: str | Path, output: str | Path, rel_pos: str = 
     tokenizer.check_vocab_size(config.vocab_size, str(checkpoint))
     network = E2ENetwork(config, auto_avsr_preprocessing(), decoding)
     network.model.load_state_dict(state_dict)
-    digest = hashlib.sha256(Path(checkpoint).read_bytes()).hexdigest()
+    digest = file_sha256(checkpoint)
     save_bundle(output, network, tokenizer, half=half,
                 metadata={"source": Path(checkpoint).name, "source_sha256": digest, "rel_pos": rel_pos,
                           "imported_from": "auto_avsr (github.com/mpc001/auto_avsr)"})
@@ -134,7 +134,7 @@ def import_auto_avsr_av(audio: str | Path, video: str | Path, output: str | Path
     assert not [k for k in missing if k.startswith(("audio_encoder.", "video_encoder.")) and ".logmel." not in k]
     metadata = {"imported_from": "auto_avsr (github.com/mpc001/auto_avsr)", "rel_pos": rel_pos}
     for stream, path in sources.items():
-        digest = hashlib.sha256(path.read_bytes()).hexdigest()
+        digest = file_sha256(path)
         metadata |= {f"{stream}_source": path.name, f"{stream}_source_sha256": digest}
     save_bundle(output, model, tokenizer, metadata=metadata, half=half)
     return model.eval()
