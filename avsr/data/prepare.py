@@ -138,15 +138,15 @@ def jsonl_with(path: Path, keys: tuple[str, ...]) -> bool:
     return all(isinstance(line, dict) and all(key in line for key in keys) for line in lines)
 
 
-def refuse_foreign_outputs(manifest: Path, summary: Path, features: list[Path]) -> None:
-    """Refuse, before any work, to write over a file avsr prepare did not write: a prepared manifest (every
+def refuse_foreign_outputs(manifests: list[Path], summary: Path, features: list[Path]) -> None:
+    """Refuse, before any work, to write over a file avsr prepare did not write: prepared manifests (every
     line with its features), a summary (every line with its status) and feature files (avsr's crops, or a
     damaged zip: a cache, rebuilt) are its own.
 
     Raises:
         OutputError: naming the first such file and the fix (``--overwrite``, or another OUT_DIR).
     """
-    for path, keys in ((manifest, PREPARED_KEYS), (summary, ("status",))):
+    for path, keys in [(manifest, PREPARED_KEYS) for manifest in manifests] + [(summary, ("status",))]:
         if (path.exists() or path.is_symlink()) and not jsonl_with(path, keys):
             raise OutputError(f"{path}: exists and was not written by avsr prepare; pass --overwrite to replace it, "
                               "or choose another OUT_DIR")
@@ -185,7 +185,7 @@ def prepare_manifest(manifest: str | Path, out_dir: str | Path, options: LipRoiO
                                [manifest] + [job[0] for job in jobs] + [job[1] for job in jobs if job[1]],
                                option="OUT_DIR")
     if not overwrite:
-        refuse_foreign_outputs(target, out_dir / "prepare_summary.jsonl", [job[2][0].output for job in jobs])
+        refuse_foreign_outputs([target], out_dir / "prepare_summary.jsonl", [job[2][0].output for job in jobs])
     (out_dir / "features").mkdir(parents=True, exist_ok=True)
     summary = [results[0] for results in run_jobs(prepare_source, jobs, workers, crashed_source, progress=progress,
                                                   unit="utt")]

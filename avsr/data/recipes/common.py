@@ -211,8 +211,7 @@ def _refuse_foreign_outputs(target: Path, splits: list[str]) -> None:
     not write (it would be replaced), and say to move it."""
     from avsr.data.prepare import refuse_foreign_outputs
 
-    for split in splits:
-        refuse_foreign_outputs(target / f"{split}.jsonl", target / "prepare_summary.jsonl", [])
+    refuse_foreign_outputs([target / f"{split}.jsonl" for split in splits], target / "prepare_summary.jsonl", [])
     stats = target / "stats.json"
     try:
         ours = not stats.exists() or "splits" in json.loads(stats.read_text(encoding="utf-8"))
