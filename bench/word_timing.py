@@ -23,6 +23,7 @@ the share of 32 ms / 30 ms frames each flags as speech, and its time per second 
     python -m bench.word_timing --utterances 80 --lead-s 0 1 3 10
     python -m bench.word_timing --vad-choice --utterances 0
     python -m bench.word_timing --refine off on    # word boundaries as aligned and moved onto the audio
+    python -m bench.word_timing --utterances 300 --seed 12 --lead-s 0 --true-lengths   # the lengths probe
 """
 
 from __future__ import annotations
@@ -38,14 +39,14 @@ from bench.common import ROOT
 MUSIC = ROOT / "tests" / "fixtures" / "music_morning_coffee_8k_20-28s.wav"
 
 
-def held_out_clips(folder: Path, utterances: int) -> list[dict]:
+def held_out_clips(folder: Path, utterances: int, seed: int = 11) -> list[dict]:
     """The test split of a fresh synthetic corpus: records with ``video`` (absolute), ``text`` and ``words``."""
     import json
 
     from avsr.synth.corpus import SynthOptions, synthesize_corpus
 
     records = synthesize_corpus(folder, SynthOptions(num_utterances=utterances, speakers=6, test_speakers=2,
-                                                     val_speakers=1, seed=11), progress=False)["test"]
+                                                     val_speakers=1, seed=seed), progress=False)["test"]
     out = []
     for record in records:
         video = folder / record["video"]
@@ -54,20 +55,52 @@ def held_out_clips(folder: Path, utterances: int) -> list[dict]:
     return out
 
 
-def timing_errors(clips: list[dict], transcripts: list, lead_s: float) -> dict:
-    """Start/end errors (s) of the words of exactly recognised clips, and last-word end errors."""
+def timing_errors(clips: list[dict], transcripts: list, lead_s: float, show_misses: bool = False) -> dict:
+    """Start/end errors (s) of the words of exactly recognised clips, and last-word end errors; with
+    ``show_misses``, each start more than 100 ms off is printed with its clip and neighbours."""
     starts, ends, last = [], [], []
     for clip, transcript in zip(clips, transcripts):
         if [w.word for w in transcript.words] != [w["text"] for w in clip["words"]]:
             continue
-        for ours, truth in zip(transcript.words, clip["words"]):
+        for i, (ours, truth) in enumerate(zip(transcript.words, clip["words"])):
             starts.append(ours.start_s - (truth["start_s"] + lead_s))
             ends.append(ours.end_s - (truth["end_s"] + lead_s))
+            if show_misses and abs(starts[-1]) > 0.1:
+                context = " ".join(w["text"] for w in clip["words"][max(0, i - 1):i + 2])
+                print(f"  miss: {clip['video'].name} word {i} {truth['text']!r} ({context}): start "
+                      f"{1000 * starts[-1]:+.0f} ms, end {1000 * ends[-1]:+.0f} ms")
         last.append(transcript.words[-1].end_s - (clip["words"][-1]["end_s"] + lead_s))
     starts, ends, last = (np.abs(np.array(x)) if x else np.array([np.nan]) for x in (starts, ends, last))
     return {"exact clips": len(last), "start median ms": 1000 * np.median(starts),
             "start within 50 ms": np.mean(starts <= 0.05), "start within 100 ms": np.mean(starts <= 0.1),
             "end median ms": 1000 * np.median(ends), "last end within 100 ms": np.mean(last <= 0.1)}
+
+
+class TrueLengths:
+    """A probe of the word-boundary refinement: ``avsr transcribe``'s Transcriber at its defaults, but each
+    segment's refinement is given the true durations of its words (the synthesiser's) as their spoken lengths.
+    How far this is above the default says how much of the remaining error is the guessed lengths, with the
+    same boundary evidence; words of a clip not read exactly keep the guess."""
+
+    def __init__(self, model, clips: list[dict]) -> None:
+        import avsr.inference.transcribe as transcribe
+
+        self.module, self.refine, self.truth = transcribe, transcribe.refine_boundaries, None
+        self.reader = transcribe.Transcriber(model.network, model.tokenizer, model.id, transcribe.TranscribeOptions())
+
+    def _refine(self, words: list, audio: np.ndarray, offset_s: float):
+        truth, self.truth = self.truth[:len(words)], self.truth[len(words):]
+        lengths = None
+        if [w.word for w in words] == [t["text"] for t in truth]:
+            lengths = np.array([t["end_s"] - t["start_s"] for t in truth])
+        return self.refine(words, audio, offset_s, lengths=lengths)
+
+    def __call__(self, path: Path, clip: dict):
+        self.truth, self.module.refine_boundaries = list(clip["words"]), self._refine
+        try:
+            return self.reader(path)
+        finally:
+            self.module.refine_boundaries = self.refine
 
 
 def nonspeech_files(folder: Path, face_clip: Path) -> dict[str, Path]:
@@ -136,6 +169,11 @@ def main() -> None:
     parser.add_argument("--refine", nargs="+", choices=("on", "off"), default=["on"],
                         help="word boundaries moved onto the audio's energy envelope (on, the default) or not")
     parser.add_argument("--vad-choice", action="store_true", help="first compare Silero's and WebRTC's VAD")
+    parser.add_argument("--seed", type=int, default=11, help="the corpus's seed (11: the one the refinement was tuned on)")
+    parser.add_argument("--show-misses", action="store_true", help="print every word start more than 100 ms off")
+    parser.add_argument("--true-lengths", action="store_true",
+                        help="a probe: one more reader whose refinement is given each word's true duration (the "
+                             "synthesiser's) instead of the one guessed from its spelling")
     args = parser.parse_args()
     if args.vad_choice:
         vad_choice()
@@ -153,7 +191,9 @@ def main() -> None:
     readers["--no-vad"] = Transcriber(model.network, model.tokenizer, model.id, TranscribeOptions(vad=False))
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
-        clips = held_out_clips(folder / "corpus", args.utterances)
+        clips = held_out_clips(folder / "corpus", args.utterances, args.seed)
+        if args.true_lengths:
+            readers["vad, refine with true lengths (probe)"] = TrueLengths(model, clips)
         print(f"{len(clips)} held-out clips; embedded model synth-grid-tiny\n")
         print("| segmentation | lead-in / trail | WER % | exact clips | word start error, median | start within "
               "50 / 100 ms | end error, median | last end within 100 ms |\n|---|---|---|---|---|---|---|---|")
@@ -162,13 +202,15 @@ def main() -> None:
             inputs = [write_padded_copy(c["video"], folder / f"lead{lead}_{i}.mp4", lead, trail) if lead else c["video"]
                       for i, c in enumerate(clips)]
             for label, reader in readers.items():
-                transcripts = [reader(path) for path in inputs]
+                transcripts = [reader(path, clip) if isinstance(reader, TrueLengths) else reader(path)
+                               for path, clip in zip(inputs, clips)]
                 wer = 100 * word_error_rate([c["text"] for c in clips], [t.text for t in transcripts])
-                e = timing_errors(clips, transcripts, lead)
+                e = timing_errors(clips, transcripts, lead, args.show_misses)
                 print(f"| {label} | {lead:g} s / {trail:g} s | {wer:.1f} | {e['exact clips']} | "
                       f"{e['start median ms']:.0f} ms | {100 * e['start within 50 ms']:.0f} / "
                       f"{100 * e['start within 100 ms']:.0f} % | {e['end median ms']:.0f} ms | "
                       f"{100 * e['last end within 100 ms']:.0f} % |", flush=True)
+        readers.pop("vad, refine with true lengths (probe)", None)
         print("\n| non-speech (60 s) | " + " | ".join(f"words, {label}" for label in readers) + " |\n|---|"
               + "---|" * len(readers))
         for name, path in nonspeech_files(folder, clips[0]["video"]).items():

@@ -143,10 +143,15 @@ def _cut(expected: np.ndarray, score: np.ndarray, windows: list[tuple[int, int]]
 
 
 def refine_boundaries(words: list, audio: np.ndarray, offset_s: float = 0.0, sample_rate: int = SAMPLE_RATE,
-                      options: BoundaryOptions = BoundaryOptions()) -> list:
+                      options: BoundaryOptions = BoundaryOptions(), lengths: np.ndarray | None = None) -> list:
     """``words`` (:class:`~avsr.decoding.align.WordTiming`, in order, times in the recording) with their
     start and end moved onto ``audio`` ``(N,)``, the samples of their stretch, which starts at ``offset_s``.
-    Words are left as they are where the stretch has no speech or is too short for them."""
+    ``lengths`` (one per word, any unit) are how long each word is said where that is known (a synthesiser's
+    own timing); by default they are guessed from the spelling (:func:`spoken_length`, the last word
+    ``final_lengthening`` longer). Words are left as they are where the stretch has no speech or is too short
+    for them."""
+    if lengths is not None and len(lengths) != len(words):
+        raise ValueError(f"{len(lengths)} lengths for {len(words)} words")
     if not words:
         return words
     energy_db, log_mel = envelope(audio, sample_rate)
@@ -163,8 +168,11 @@ def refine_boundaries(words: list, audio: np.ndarray, offset_s: float = 0.0, sam
     windows = [(round((a.end_s - begin_s) / HOP_S) - reach, round((b.start_s - begin_s) / HOP_S) + reach)
                for a, b in zip(words, words[1:])]
     score = boundary_score(energy_db, log_mel, options, first, last)
-    expected = np.array([spoken_length(w.word) for w in words])
-    expected[-1] *= options.final_lengthening
+    if lengths is None:
+        expected = np.array([spoken_length(w.word) for w in words])
+        expected[-1] *= options.final_lengthening
+    else:
+        expected = np.asarray(lengths, float)
     cuts = _cut(expected, score, windows, options)
     if cuts is None:
         return words

@@ -71,6 +71,22 @@ def test_a_pause_between_two_bursts_separates_their_words():
         assert abs(word.start_s - begin) <= 0.02 and abs(word.end_s - end) <= 0.03, refined
 
 
+def test_known_lengths_place_the_cuts_where_the_audio_marks_none():
+    rng = np.random.default_rng(0)
+    audio = np.concatenate([1e-3 * rng.standard_normal(SAMPLE_RATE // 10), 0.2 * rng.standard_normal(SAMPLE_RATE),
+                            1e-3 * rng.standard_normal(SAMPLE_RATE // 10)]).astype(np.float32)  # 1 s of even noise
+    aligned = [WordTiming(w, 0.1 + i / 3, 0.1 + (i + 1) / 3, 1.0) for i, w in enumerate(("bin", "bin", "bin"))]
+    guessed = refine_boundaries(aligned, audio, 0.0)
+    given = refine_boundaries(aligned, audio, 0.0, lengths=np.array([1.0, 3.0, 1.0]))
+    assert [w.word for w in given] == ["bin"] * 3
+    duration = [w.end_s - w.start_s for w in given]
+    assert duration[1] > 2.5 * max(duration[0], duration[2]), given  # the cuts follow the lengths given ...
+    assert abs(given[1].start_s - 0.3) <= 0.05 and abs(given[1].end_s - 0.9) <= 0.05, given
+    assert abs(guessed[1].end_s - guessed[1].start_s - 1 / 3) <= 0.1, guessed  # ... not the spelling's guess
+    with pytest.raises(ValueError, match="2 lengths for 3 words"):
+        refine_boundaries(aligned, audio, 0.0, lengths=np.ones(2))
+
+
 def test_a_stretch_without_speech_or_too_short_leaves_the_words():
     words = [WordTiming("bin", 0.0, 0.1, 1.0), WordTiming("blue", 0.1, 0.2, 1.0)]
     quiet = 1e-3 * np.random.default_rng(0).standard_normal(SAMPLE_RATE).astype(np.float32)
