@@ -7,6 +7,7 @@ with ``--faces``, how well it reads the face speaking among several and says who
     python -m bench.av_sync MANIFEST.jsonl --mouth-signals [--clips 20] [--strides 1 3]
         [--thresholds 0.1 0.15 0.2]
     python -m bench.av_sync MANIFEST.jsonl --faces [--clips 8] [--snr-db clean 0]
+    python -m bench.av_sync CONVERSATIONS.jsonl --conversations [--clips N]
 
 For every clip of a raw manifest (``avsr synth``'s ``test.jsonl``; the first ``--clips``, taken
 evenly over its speakers) and every offset, a copy of the clip is written with the picture moved
@@ -40,6 +41,16 @@ none), each is recognised in av and video mode, with every face tracked (the def
 ``--largest-face``. Printed: WER per row, and with every face the share of words whose face (its
 box's centre) is the speaker's, and of speech frames (inside the synthesiser's words) read from the
 speaker's face.
+
+``--conversations`` (issue 35, item 5): the clips of ``avsr synth --faces-per-clip 2`` (all, or the first
+``--clips``) read in av, video and audio mode three ways: each turn's utterance alone with its own face (the
+corpus's ``<split>_alone.jsonl``); the conversation with every face cut once (``extract_face_rois``, landmarks
+on every 6th frame as transcribe) and the speaker decided from the sound (``speaker decided``: what ``avsr
+transcribe`` and ``avsr evaluate`` do); and the same crops read from the face the truth says speaks (``true
+speaker``), which takes the speaker decision out. Printed per group of clips (with an overlap of turns, without,
+all): WER per mode and reading (alone over the same turns), and for the speaker decided the active-speaker
+frame accuracy (all frames, speech frames), mAP (:mod:`avsr.evaluation.speakers`) and the share of recognised
+words whose face is the speaker of the true word they overlap most.
 """
 
 from __future__ import annotations
@@ -52,7 +63,6 @@ import tempfile
 from collections import defaultdict
 from pathlib import Path
 
-import cv2
 import numpy as np
 
 from avsr.inference.prepare import prepare_input
@@ -63,6 +73,7 @@ from avsr.io.media import load_media, read_audio_into
 from avsr.io.writer import write_offset_copy, write_video
 from avsr.models.loader import load_model
 from avsr.preprocessing import SAMPLES_PER_FRAME, VIDEO_FPS
+from avsr.synth.conversation import held_frames, side_by_side
 from avsr.text import word_error_rate
 from bench.common import pick_clips
 
@@ -91,10 +102,13 @@ def arguments() -> argparse.Namespace:
                         help="with --mouth-signals: confidence thresholds to count estimates acted on")
     parser.add_argument("--faces", action="store_true",
                         help="several faces: read the one speaking, and whose each word is (pairs of clips composed)")
+    parser.add_argument("--conversations", action="store_true",
+                        help="conversation clips (avsr synth --faces-per-clip 2): WER against the turns alone, with the "
+                        "speaker decided and the true speaker, and the active-speaker scores")
     parser.add_argument("--snr-db", nargs="+", default=["clean", "0"],
                         help="with --faces: white noise at these SNRs (dB); clean: none")
     args = parser.parse_args()
-    if args.clips is None:
+    if args.clips is None and not args.conversations:  # conversations: every clip
         args.clips = 20 if args.mouth_signals else 8 if args.faces else 40
     return args
 
@@ -190,22 +204,6 @@ def compare_signals(args: argparse.Namespace, clips: list[dict], work: Path) -> 
               f"{100 * np.mean(error > 80):>12.0f}%   {acted}")
 
 
-def _held(path: Path, frames: int, scale: float = 1.0) -> np.ndarray:
-    """The first frame of ``path`` held ``frames`` frames, ``scale`` times its size."""
-    first = load_media(path, audio=False).video[0]
-    first = first if scale == 1.0 else cv2.resize(first, None, fx=scale, fy=scale, interpolation=cv2.INTER_LINEAR)
-    return np.repeat(first[None], frames, axis=0)
-
-
-def _beside(left: np.ndarray, right: np.ndarray) -> np.ndarray:
-    """Two clips ``(T, H, W, 3)`` side by side, the lower one centred on black, even sides."""
-    height = max(left.shape[1], right.shape[1])
-    tops = [(height - x.shape[1]) // 2 for x in (left, right)]
-    joined = np.concatenate([np.pad(x, ((0, 0), (top, height - x.shape[1] - top), (0, 0), (0, 0)))
-                             for x, top in zip((left, right), tops)], axis=2)
-    return joined[:, : height // 2 * 2, : joined.shape[2] // 2 * 2]
-
-
 def composed(args: argparse.Namespace, a: dict, b: dict) -> dict:
     """name -> (frames, audio, text, [(true word, side)]) of clips a and b (see --faces)."""
     path_a, path_b = (args.manifest.parent / clip["video"] for clip in (a, b))
@@ -217,12 +215,12 @@ def composed(args: argparse.Namespace, a: dict, b: dict) -> dict:
         truth = [(w, "left") for w in words[x]]
         text, frames = (a, b)[x]["text"], media[x].video
         made[f"single {(a, b)[x]['id']}"] = (frames, audio[x], text, truth)
-        made[f"beside {(a, b)[x]['id']}"] = (_beside(frames, _held((path_a, path_b)[y], len(frames), 1.4)), audio[x],
-                                             text, truth)
+        made[f"beside {(a, b)[x]['id']}"] = (side_by_side([frames, held_frames((path_a, path_b)[y], len(frames), 1.4)]),
+                                             audio[x], text, truth)
     ta, tb = len(media[0].video), len(media[1].video)
     left = np.concatenate([media[0].video, np.repeat(media[0].video[-1:], tb, axis=0)])
     later = [{**w, "start_s": w["start_s"] + ta / VIDEO_FPS, "end_s": w["end_s"] + ta / VIDEO_FPS} for w in words[1]]
-    made[f"turns {a['id']}"] = (_beside(left, np.concatenate([_held(path_b, ta), media[1].video])),
+    made[f"turns {a['id']}"] = (side_by_side([left, np.concatenate([held_frames(path_b, ta), media[1].video])]),
                                 np.concatenate(audio), f"{a['text']} {b['text']}",
                                 [(w, "left") for w in words[0]] + [(w, "right") for w in later])
     return made
@@ -271,8 +269,89 @@ def read_faces(args: argparse.Namespace, clips: list[dict], work: Path) -> None:
                   f"{share['words']:>17} {share['frames']:>25}")
 
 
+def _overlapping(turns: list[dict]) -> bool:
+    ordered = sorted(turns, key=lambda t: t["start_s"])
+    return any(a["end_s"] > b["start_s"] for a, b in zip(ordered, ordered[1:]))
+
+
+def read_conversations(args: argparse.Namespace) -> None:
+    from avsr.data.manifest import read_jsonl
+    from avsr.evaluation.speakers import (average_precision, face_frame_scores, frames_right, match_faces,
+                                          read_speaker_truth)
+    from avsr.inference.prepare import prepared_from_faces
+    from avsr.inference.speaker import face_signals, speaker_scores
+    from avsr.io.face_rois import extract_face_rois
+    from avsr.preprocessing import TRANSCRIBE_DETECT_EVERY
+
+    records = read_jsonl(args.manifest)[: args.clips]
+    alone = {r["id"]: r for r in read_jsonl(args.manifest.with_name(f"{args.manifest.stem}_alone.jsonl"))}
+    model, modes = load_model(args.model), ("av", "video", "audio")
+    readers = {mode: Transcriber(model.network, model.tokenizer, model.id, TranscribeOptions(mode=mode))
+               for mode in modes}
+    rows = defaultdict(lambda: defaultdict(list))  # (group, reading) -> mode or score -> values
+    overlapping = 0
+    for record in records:
+        path = args.manifest.parent / record["video"]
+        side = json.loads(path.with_suffix(".json").read_text())
+        truth = read_speaker_truth(path.with_suffix(".json"))
+        group = "overlap" if _overlapping(side["turns"]) else "no overlap"
+        overlapping += group == "overlap"
+        rois = extract_face_rois(path, LipRoiOptions(detect_every=TRANSCRIBE_DETECT_EVERY))
+        audio, _ = read_audio_into(path, len(rois) * SAMPLES_PER_FRAME)
+        signals, matched = face_signals(rois), match_faces(rois.boxes, truth.tiles)
+        tracked = {int(target): face for face, target in enumerate(matched) if target >= 0}
+        true_ids = np.array([tracked.get(int(a), -1) for a in truth.active[: len(rois)]]
+                            + [-1] * max(len(rois) - len(truth.active), 0))
+        for reading, active in (("speaker decided", None), ("true speaker", true_ids)):
+            prepared = prepared_from_faces(path, rois, audio, signals, active)
+            row = rows[group, reading]
+            for mode in modes:
+                transcript = readers[mode].recognise(prepared)
+                row[mode].append((record["text"], transcript.text))
+                if mode == "av" and active is None:
+                    row["frames"] += frames_right(prepared.face_ids, matched, truth).tolist()
+                    row["speech"] += (truth.active[: len(prepared.face_ids)] >= 0).tolist()
+                    scores, labels = face_frame_scores(speaker_scores(rois, audio, signals), rois.face_found,
+                                                       matched, truth)
+                    row["scores"] += scores.tolist()
+                    row["labels"] += labels.tolist()
+                    for word in transcript.words:  # whose is the true word it overlaps most
+                        overlap = [min(word.end_s, w["end_s"]) - max(word.start_s, w["start_s"]) for w in side["words"]]
+                        face = -1 if word.face is None else int(matched[word.face["id"]])
+                        row["words"].append(face == side["words"][int(np.argmax(overlap))]["face"])
+        for turn in side["turns"]:
+            utterance = alone[turn["utterance"]]
+            prepared = prepare_input(args.manifest.parent / utterance["video"])
+            for mode in modes:
+                rows[group, "alone"][mode].append((utterance["text"], readers[mode].recognise(prepared).text))
+            prepared.close()
+    groups = sorted({group for group, _ in rows}) + ["all"]
+    print(f"{len(records)} conversations of {args.manifest} ({overlapping} with overlapping turns), model {args.model}")
+    print(f"{'clips':>11} {'read':>16} {'WER % av':>9} {'video':>7} {'audio':>7} {'speaker frames %':>17} "
+          f"{'in speech %':>12} {'mAP %':>7} {'words on speaker %':>19}")
+    for group in groups:
+        for reading in ("alone", "speaker decided", "true speaker"):
+            keys = [(g, reading) for g in groups[:-1]] if group == "all" else [(group, reading)]
+            merged = defaultdict(list)
+            for key in keys:
+                for what, values in rows[key].items():
+                    merged[what] += values
+            wer = [f"{100 * word_error_rate(*zip(*merged[mode])):.1f}" if merged[mode] else "" for mode in modes]
+            right, speech = np.array(merged["frames"], bool), np.array(merged["speech"], bool)
+            speaker = ["", "", "", ""]
+            if len(right):
+                speaker = [f"{100 * right.mean():.1f}", f"{100 * right[speech].mean():.1f}",
+                           f"{100 * average_precision(np.array(merged['scores']), np.array(merged['labels'], bool)):.1f}",
+                           f"{100 * np.mean(merged['words']):.1f}"]
+            print(f"{group:>11} {reading:>16} {wer[0]:>9} {wer[1]:>7} {wer[2]:>7} {speaker[0]:>17} {speaker[1]:>12} "
+                  f"{speaker[2]:>7} {speaker[3]:>19}")
+
+
 def main() -> None:
     args = arguments()
+    if args.conversations:
+        read_conversations(args)
+        return
     clips = pick_clips(args.manifest, args.clips)
     with tempfile.TemporaryDirectory() as scratch:
         work = args.work or Path(scratch)

@@ -171,6 +171,18 @@ def synth_corpus(tmp_path_factory) -> SynthCorpus:
 
 
 @pytest.fixture(scope="session")
+def conversation_corpus(synth_corpus) -> Path:
+    """``avsr synth --faces-per-clip 2 --from`` the shared test corpus, its test split (s05 and s06 taking turns):
+    the folder holding test.jsonl, test_alone.jsonl and the clips with their truth."""
+    from avsr.synth.conversation import compose_conversations
+    from avsr.synth.options import ConversationOptions
+
+    out = synth_corpus.folder.parent / "conversation_corpus"
+    compose_conversations(synth_corpus.folder, out, ConversationOptions(splits=("test",)), progress=False)
+    return out
+
+
+@pytest.fixture(scope="session")
 def prepared_corpus(synth_corpus) -> Path:
     """``avsr prepare manifest`` of the shared test corpus's three splits (``--detect-every 2``): the folder
     holding train.jsonl, val.jsonl and test.jsonl and their features."""

@@ -80,12 +80,13 @@ def _run_lip_roi(args: argparse.Namespace) -> int:
 SYNTH_EXAMPLES = """examples:
   avsr synth corpus/ --num-utterances 200 --speakers 6 --test-speakers 2
   avsr synth corpus/ --text-file sentences.txt --faces my_photos/ --voices en-us en-gb-x-rp --workers 2
+  avsr synth talks/ --faces-per-clip 2 --from corpus/ --splits test   # conversations of corpus/'s test speakers
 """
 
 
 def add_synth(subparsers) -> None:
     from avsr.synth import ENGLISH_VOICES, VARIETY_KINDS
-    from avsr.synth.options import MAX_FRAME_SIZE, SynthOptions
+    from avsr.synth.options import MAX_FACES_PER_CLIP, MAX_FRAME_SIZE, SPLITS, SynthOptions
 
     parser = subparsers.add_parser(
         "synth", help="make a synthetic audio-visual speech corpus (real faces, espeak-ng speech)",
@@ -117,6 +118,16 @@ def add_synth(subparsers) -> None:
                         choices=[*VARIETY_KINDS, "none"],
                         metavar="KIND", help="identity variety given to training speakers' faces: "
                         f"{', '.join(VARIETY_KINDS)}, or none (default: all)")
+    parser.add_argument("--faces-per-clip", type=Number(int, 1, MAX_FACES_PER_CLIP), default=1, metavar="N",
+                        help="N > 1: conversations: N speakers of a split side by side in each clip, taking turns "
+                        "(pauses, now and then an overlap; listeners blink and move), with who speaks in each frame "
+                        "and whose each word is in its side file; the utterances are made in OUT_DIR/utterances "
+                        "(or taken from --from) (default 1: one speaker per clip)")
+    parser.add_argument("--from", dest="source", default=None, metavar="DIR",
+                        help="with --faces-per-clip: compose the utterances of a corpus avsr synth made in DIR (its "
+                        "speakers, their faces and looks) rather than making new ones")
+    parser.add_argument("--splits", nargs="+", default=list(SPLITS), choices=list(SPLITS), metavar="SPLIT",
+                        help="with --faces-per-clip: the splits made into conversations (default: all)")
     parser.add_argument("--overwrite", action="store_true",
                         help="replace manifests (<split>.jsonl) and a speakers.json in OUT_DIR that avsr synth did "
                         "not write")
@@ -125,8 +136,20 @@ def add_synth(subparsers) -> None:
 
 
 def _run_synth(args: argparse.Namespace) -> int:
-    from avsr.synth.corpus import SynthOptions, synthesize_corpus
+    from pathlib import Path
 
+    from avsr.synth.corpus import SynthOptions, synthesize_corpus
+    from avsr.synth.options import ConversationOptions, SPLITS
+
+    conversations = None
+    if args.faces_per_clip > 1:
+        conversations = ConversationOptions(faces_per_clip=args.faces_per_clip, splits=tuple(args.splits),
+                                            seed=args.seed, workers=args.workers)
+    elif args.source or tuple(args.splits) != SPLITS:
+        raise OptionError(f"{'--from' if args.source else '--splits'} composes conversations; give it with "
+                          "--faces-per-clip 2 (or more)")
+    if conversations and args.source:
+        return _compose(args, Path(args.source), conversations)
     options = SynthOptions(num_utterances=args.num_utterances, speakers=args.speakers,
                            test_speakers=args.test_speakers, val_speakers=args.val_speakers, faces_dir=args.faces,
                            voices=tuple(args.voices), text_file=args.text_file, seed=args.seed,
@@ -136,10 +159,22 @@ def _run_synth(args: argparse.Namespace) -> int:
         raise OptionError(f"--num-utterances {options.num_utterances} with --speakers {options.speakers}: the "
                           f"{' and '.join(options.empty_splits)} speakers would get no utterance (the speakers take "
                           "turns, held-out ones last); raise --num-utterances to at least --speakers")
-    splits = synthesize_corpus(args.output_dir, options, progress=not args.quiet, overwrite=args.overwrite)
+    target = Path(args.output_dir) / "utterances" if conversations else Path(args.output_dir)
+    splits = synthesize_corpus(target, options, progress=not args.quiet, overwrite=args.overwrite)
     counts = ", ".join(f"{len(rows)} {split}" for split, rows in splits.items())
     hours = sum(r["duration_s"] for rows in splits.values() for r in rows) / 3600
-    print(f"{counts} utterances ({hours * 60:.1f} min) -> {args.output_dir}")
+    print(f"{counts} utterances ({hours * 60:.1f} min) -> {target}")
+    return _compose(args, target, conversations) if conversations else 0
+
+
+def _compose(args: argparse.Namespace, source, options) -> int:
+    from avsr.synth.conversation import compose_conversations
+
+    splits = compose_conversations(source, args.output_dir, options, faces_dir=args.faces, progress=not args.quiet,
+                                   overwrite=args.overwrite)
+    counts = ", ".join(f"{len(rows)} {split}" for split, rows in splits.items())
+    minutes = sum(r["duration_s"] for rows in splits.values() for r in rows) / 60
+    print(f"{counts} conversations of {options.faces_per_clip} faces ({minutes:.1f} min) -> {args.output_dir}")
     return 0
 
 

@@ -15,7 +15,8 @@ from avsr.errors import OptionError
 from avsr.evaluation.compare import PairedRow, paired_rows, write_paired
 from avsr.evaluation.options import EvaluateOptions
 from avsr.evaluation.reading import model_decoder
-from avsr.evaluation.sweep import SweepRow, read_as, sweep, write_results
+from avsr.evaluation.speakers import evaluate_speakers, has_speaker_truth
+from avsr.evaluation.sweep import SweepRow, read_as, speaker_cells, speaker_columns, sweep, write_results
 from avsr.io.vad import VadOptions
 from avsr.preprocessing import DETECT_EVERY, ROI_STYLES
 
@@ -105,6 +106,17 @@ def evaluate(models: dict, manifest: str | Path, options: EvaluateOptions = Eval
                 for name, (network, tokenizer) in parts.items()}
     style = video_style(networks, options.modes)
     out = Path(options.output_dir) if options.output_dir else None
+    if has_speaker_truth(manifest):  # several faces: read as avsr transcribe reads them, scored for the speaker too
+        rows = evaluate_speakers(parts, manifest, options, progress)
+        if out is not None:
+            out.mkdir(parents=True, exist_ok=True)
+            for earlier in (out / "utterance.png", out / "compare.csv", out / "compare.md"):  # an earlier sweep's
+                earlier.unlink(missing_ok=True)
+            write_results(rows, out)
+        paired = paired_rows(rows, compare[0], options.seed) if compare else []
+        if out is not None and compare:
+            write_paired(paired, out)
+        return Evaluation(rows, paired)
     cache = (out / "prepared") if out else Path(manifest).with_name(f"{Path(manifest).stem}_prepared")
     manifest = prepared_manifest(manifest, cache, options.detect_every, progress, style or ROI_STYLES[0])
     check_roi_style(manifest, networks, options.modes)
@@ -128,13 +140,16 @@ def evaluate(models: dict, manifest: str | Path, options: EvaluateOptions = Eval
 
 def format_table(rows: list[SweepRow]) -> str:
     """One model's rows as the plain table ``avsr evaluate`` prints without ``-o``."""
-    offsets = any(r.av_offset_ms for r in rows)
+    offsets, speakers = any(r.av_offset_ms for r in rows), speaker_columns(rows)
     lines = [f"{'SNR dB':>7}  " + (f"{'offset ms':>9}  " if offsets else "") +
-             f"{'mode':<6}{'WER %':>8}{'CER %':>8}{'utts':>6}{'audio weight':>14}  read as"]
+             f"{'mode':<6}{'WER %':>8}{'CER %':>8}{'utts':>6}{'audio weight':>14}  read as" +
+             (f"{'':<3}{'speaker frames %':>16}{'in speech %':>13}{'speaker mAP %':>15}" if speakers else "")]
     for r in rows:
         weight = "" if r.mean_audio_weight is None else f"{r.mean_audio_weight:.3f}"
         label = "clean" if r.snr_db is None else f"{r.snr_db:g}"
         offset = f"{r.av_offset_ms:>+9d}  " if offsets else ""
+        read = f"{read_as(r):<10}" + "".join(f"{cell:>{width}}" for cell, width in zip(speaker_cells(r), (16, 13, 15))) \
+            if speakers else read_as(r)
         lines.append(f"{label:>7}  {offset}{r.mode:<6}{100 * r.wer:>8.2f}{100 * r.cer:>8.2f}{r.utterances:>6}"
-                     f"{weight:>14}  {read_as(r)}")
+                     f"{weight:>14}  {read}")
     return "\n".join(lines) + "\n"

@@ -57,6 +57,24 @@ class SweepRow:
     segmentation: str = "whole"  # whole clips; vad: speech regions (as avsr transcribe); split: at the longest input
     segmented: int = 0  # utterances read through their speech regions (or split) rather than whole
     errors: tuple[int, ...] = field(default=(), repr=False)  # word edits per utterance, in the manifest's order
+    # Clips with several faces and speaker truth (avsr.evaluation.speakers), rows that read a face; else None:
+    speaker_accuracy: float | None = None  # share of frames whose face read is the one speaking (-1: nobody)
+    speaker_speech_accuracy: float | None = None  # the same over the frames where someone speaks
+    speaker_map: float | None = None  # average precision of "speaking" over (face, frame) pairs, as AVA's mAP
+
+
+SPEAKER_COLUMNS = ("speaker_accuracy", "speaker_speech_accuracy", "speaker_map")  # only in tables of such rows
+
+
+def speaker_columns(rows: list[SweepRow]) -> bool:
+    """Whether the tables of ``rows`` carry the active-speaker columns (some row was scored for the speaker)."""
+    return any(r.speaker_accuracy is not None for r in rows)
+
+
+def speaker_cells(row: SweepRow) -> tuple[str, str, str]:
+    """Frame accuracy (all frames / speech frames) and mAP of a row in per cent, blank where not scored."""
+    return tuple("" if value is None else f"{100 * value:.1f}"
+                 for value in (row.speaker_accuracy, row.speaker_speech_accuracy, row.speaker_map))
 
 
 class NoiseSource:
@@ -317,7 +335,9 @@ def write_results(rows: list[SweepRow], out_dir: str | Path) -> list[Path]:
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     buffer = io.StringIO()
-    columns = [f.name for f in fields(SweepRow) if f.name != "errors"]  # per utterance: not a column
+    speakers = speaker_columns(rows)
+    columns = [f.name for f in fields(SweepRow) if f.name != "errors"  # per utterance: not a column
+               and (speakers or f.name not in SPEAKER_COLUMNS)]
     writer = csv.DictWriter(buffer, fieldnames=columns, lineterminator="\n", extrasaction="ignore")
     writer.writeheader()
     for row in rows:
@@ -327,8 +347,9 @@ def write_results(rows: list[SweepRow], out_dir: str | Path) -> list[Path]:
     write_text_atomic(csv_path, buffer.getvalue())
     offsets = any(r.av_offset_ms for r in rows)  # the offset column only in an offset sweep
     md = ["| model | mode | noise | SNR dB |" + (" offset ms |" if offsets else "") +
-          " achieved | WER % | 95 % CI | CER % | utts | audio weight | read as |",
-          "|---|---|---|---|" + ("---|" if offsets else "") + "---|---|---|---|---|---|---|"]
+          " achieved | WER % | 95 % CI | CER % | utts | audio weight | read as |" +
+          (" speaker frames % | in speech % | speaker mAP % |" if speakers else ""),
+          "|---|---|---|---|" + ("---|" if offsets else "") + "---|---|---|---|---|---|---|" + "---|" * 3 * speakers]
     for r in rows:
         snr = "clean" if r.snr_db is None else f"{r.snr_db:g}"
         achieved = "" if r.achieved_snr_db is None else f"{r.achieved_snr_db:.2f}"
@@ -336,6 +357,7 @@ def write_results(rows: list[SweepRow], out_dir: str | Path) -> list[Path]:
         mode = r.mode if r.av_sync == "off" else f"{r.mode}, {r.av_sync} sync"
         md.append(f"| {r.model} | {mode} | {r.noise} | {snr} |" + (f" {r.av_offset_ms:+d} |" if offsets else "") +
                   f" {achieved} | {100 * r.wer:.1f} | {100 * r.wer_low:.1f}–{100 * r.wer_high:.1f} | "
-                  f"{100 * r.cer:.1f} | {r.utterances} | {weight} | {read_as(r)} |")
+                  f"{100 * r.cer:.1f} | {r.utterances} | {weight} | {read_as(r)} |" +
+                  ("".join(f" {cell} |" for cell in speaker_cells(r)) if speakers else ""))
     write_text_atomic(out_dir / "results.md", "\n".join(md) + "\n")
     return [csv_path, out_dir / "results.md", *sweep_plots(rows, out_dir)]

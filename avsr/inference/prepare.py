@@ -226,12 +226,37 @@ def _cut_video(path: Path, audio, frames_hint: int, options: LipRoiOptions, crop
     return _Video(roi.roi, roi.face_found, roi.transforms, opening, outputs, boxes=roi.boxes)
 
 
-def _read_speaker(video: _Video, audio) -> _Video:
+def prepared_from_faces(path: str | Path, rois: FaceRois, audio: np.ndarray, signals: np.ndarray | None = None,
+                        active: np.ndarray | None = None) -> PreparedInput:
+    """A video already cut into every face's crops (``rois``, e.g. :func:`~avsr.io.face_rois.extract_face_rois`)
+    with its 16 kHz ``audio`` ``(640 T,)``, prepared as :func:`prepare_input` prepares a file: with several faces,
+    each frame read from the face speaking (:func:`_read_speaker`); with one, that face throughout. For reading
+    one clip under several sounds (noise mixed in: who speaks is decided on the sound given) without cutting its
+    crops again. ``signals``: :func:`~avsr.inference.speaker.face_signals` of ``rois`` if the caller has them;
+    ``active`` ``(T,)``: with several faces, the face to read in each frame (-1 none) where it is known (a bench's
+    truth), in place of the one decided."""
+    frames = len(rois)
+    audio = np.pad(audio[: frames * SAMPLES_PER_FRAME], (0, max(frames * SAMPLES_PER_FRAME - len(audio), 0)))
+    if rois.faces > 1:
+        video = _read_speaker(_Video(None, rois.face_found.any(axis=0), faces=rois), audio, signals, active)
+        ids = video.ids
+    else:
+        face = rois.face(0)
+        opening = mouth_signal(face.roi, face.face_found, mouth_opening(face.mouth_landmarks)) if signals is None \
+            else signals[0]
+        video = _Video(face.roi, face.face_found, face.transforms, opening)
+        ids = np.where(face.face_found, 0, -1)
+    return PreparedInput(str(path), "", video.crops, video.found, audio.astype(np.float32, copy=False), True, True,
+                         0.0, video.transforms, [], video.opening, face_ids=ids, face_boxes=rois.boxes)
+
+
+def _read_speaker(video: _Video, audio, signals: np.ndarray | None = None, active: np.ndarray | None = None) -> _Video:
     """Several faces: the crops of the face speaking in each frame (:func:`~avsr.inference.speaker.active_face`
-    from their mouths and ``audio``), not found where nobody in view speaks, so that the gate leans on the audio."""
+    from their mouths and ``audio``; or ``active``, given), not found where nobody in view speaks, so that the
+    gate leans on the audio."""
     rois = video.faces
-    signals = face_signals(rois)
-    active = active_face(speaker_scores(rois, audio, signals))
+    signals = face_signals(rois) if signals is None else signals
+    active = active_face(speaker_scores(rois, audio, signals)) if active is None else active
     track = speaking_track(rois, active)
     opening = np.where(track.face_found, signals[np.maximum(active, 0), np.arange(len(active))], np.nan)
     return _Video(track.roi, track.face_found, track.transforms, opening, faces=rois,

@@ -24,7 +24,7 @@ import numpy as np
 from avsr.data.manifest import write_jsonl
 from avsr.files import write_text_atomic
 from avsr.io.inputs import ensure_output_dir
-from avsr.synth.options import SynthOptions  # noqa: F401 (also imported from here)
+from avsr.synth.options import SPLITS, SynthOptions  # noqa: F401 (also imported from here)
 from avsr.synth.face_look import FaceLook
 from avsr.synth.face_rig import FaceImageError, FaceRig, build_rig, find_faces, read_photo
 from avsr.synth.text import grid_sentence, read_sentences
@@ -32,7 +32,6 @@ from avsr.synth.tts import VARIANTS, Voice
 
 DEFAULT_FACES_DIR = Path(__file__).resolve().parent.parent / "assets" / "faces"
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp"}
-SPLITS = ("train", "val", "test")
 
 
 @dataclass(frozen=True)

@@ -35,6 +35,7 @@ class FaceRig:
         mouth_centre: ``(2,)``; mouth_width: corner-to-corner distance in pixels.
         down: unit vector pointing from the eyes to the mouth ``(2,)``.
         source: the photo's file name and face index, for the manifest.
+        eyes: each eye's two corners in frame pixels ``(2, 2, 2)`` (the blinks'; None: no blinks).
     """
 
     image: np.ndarray
@@ -44,6 +45,7 @@ class FaceRig:
     down: np.ndarray
     source: str
     look: FaceLook = field(default_factory=lambda: FaceLook())
+    eyes: np.ndarray | None = None
 
     @property
     def size(self) -> int:
@@ -123,7 +125,7 @@ def build_rig(photo: np.ndarray, points: np.ndarray, frame_size: int = 224, sour
     if look.hair != "none" and look.hair_density > 0:
         image = grow_hair(image, lips, moved[OVAL_SLICE], down, width, look)
     return FaceRig(image=image, lips=lips, mouth_centre=mouth_centre, mouth_width=width, down=down,
-                   source=source, look=look)
+                   source=source, look=look, eyes=stable[:4].reshape(2, 2, 2).astype(np.float32))
 
 
 def _sigmoid(x: np.ndarray) -> np.ndarray:
@@ -258,14 +260,77 @@ class HeadMotion:
         return self.gain * wobble + self._noise(2, frame_count, 0.004)
 
 
-def render_clip(animator: MouthAnimator, mouth: np.ndarray, motion: HeadMotion) -> np.ndarray:
-    """Frames ``(T, S, S, 3) uint8`` for mouth parameters ``(T, 2)`` (open, spread)."""
+BLINK_SHAPE = (0.45, 0.9, 1.0, 0.75, 0.4, 0.12)  # the eyelids' closure over a blink's frames at 25 fps (240 ms)
+
+
+def blink_track(frame_count: int, rng: np.random.Generator, fps: float = 25.0,
+                every_s: tuple[float, float] = (2.0, 6.0)) -> np.ndarray:
+    """The eyelids' closure per frame ``(T,)`` in 0..1: blinks of :data:`BLINK_SHAPE`, the first within
+    ``every_s[1]`` seconds and each next one ``every_s`` seconds (drawn uniformly) after the last."""
+    closure = np.zeros(frame_count, np.float32)
+    at_s = float(rng.uniform(0.0, every_s[1]))
+    while (start := int(at_s * fps)) < frame_count:
+        shape = np.asarray(BLINK_SHAPE[: frame_count - start], np.float32)
+        closure[start:start + len(shape)] = np.maximum(closure[start:start + len(shape)], shape)
+        at_s += float(rng.uniform(*every_s))
+    return closure
+
+
+def close_eyes(frame: np.ndarray, rig: FaceRig, closure: float) -> None:
+    """Lower the upper eyelids of ``frame`` (the rig's face before head motion, ``(S, S, 3) uint8``) over the eyes
+    by ``closure`` (0 open, 1 shut), in place: the skin just above each eye is drawn down to the lid's edge,
+    with a dark line of lashes along it. Nothing without the rig's eye corners."""
+    if rig.eyes is None or closure <= 0.02:
+        return
+    size = frame.shape[0]
+    for corner_a, corner_b in rig.eyes:
+        centre, width = (corner_a + corner_b) / 2, float(np.linalg.norm(corner_b - corner_a))
+        if width < 2:
+            continue
+        along = (corner_b - corner_a) / width
+        normal = rig.down - float(rig.down @ along) * along  # towards the mouth, across the eye
+        normal = normal / np.linalg.norm(normal)
+        half = 0.2 * width  # the eye's half opening
+        u = np.linspace(-0.55, 0.55, 15) * width
+        arc = np.sqrt(np.clip(1 - (u / (0.55 * width)) ** 2, 0, 1))
+        top, bottom = -(1.25 * arc + 0.1) * half, 0.75 * arc * half
+        edge = top + closure * (bottom - top)
+        upper = centre + u[:, None] * along + top[:, None] * normal  # (15, 2)
+        lid = centre + u[:, None] * along + edge[:, None] * normal
+        above = np.round(centre - 2.2 * half * normal).astype(int)
+        reach = max(2, int(0.12 * width))
+        patch = frame[max(above[1] - reach, 0): above[1] + reach + 1, max(above[0] - reach, 0): above[0] + reach + 1]
+        if patch.size == 0:
+            continue
+        skin = patch.reshape(-1, 3).mean(axis=0) * 0.93  # the lid a shade darker than the brow's skin
+        x0, y0 = np.clip(np.floor(np.minimum(upper.min(0), lid.min(0))).astype(int) - 3, 0, size)
+        x1, y1 = np.clip(np.ceil(np.maximum(upper.max(0), lid.max(0))).astype(int) + 4, 0, size)
+        box = frame[y0:y1, x0:x1]
+        offset = np.array([x0, y0], np.float32)
+        mask = np.zeros(box.shape[:2], np.uint8)
+        cv2.fillPoly(mask, [np.round((np.concatenate([upper, lid[::-1]]) - offset) * 16).astype(np.int32)], 255,
+                     cv2.LINE_AA, shift=4)
+        lashes = np.zeros_like(mask)
+        cv2.polylines(lashes, [np.round((lid - offset) * 16).astype(np.int32)], False, 255,
+                      max(1, round(width / 14)), cv2.LINE_AA, shift=4)
+        cover = cv2.GaussianBlur(mask, (3, 3), 0).astype(np.float32)[..., None] / 255
+        dark = lashes.astype(np.float32)[..., None] / 255 * min(1.0, 1.5 * closure)
+        painted = box * (1 - cover) + skin * cover
+        box[:] = np.clip(painted * (1 - dark) + np.array([35, 25, 25], np.float32) * dark, 0, 255).astype(np.uint8)
+
+
+def render_clip(animator: MouthAnimator, mouth: np.ndarray, motion: HeadMotion,
+                blinks: np.ndarray | None = None) -> np.ndarray:
+    """Frames ``(T, S, S, 3) uint8`` for mouth parameters ``(T, 2)`` (open, spread); ``blinks``: the eyelids'
+    closure per frame ``(T,)`` (:func:`blink_track`; None: the eyes stay open)."""
     size = animator.rig.size
     matrices = motion.matrices(len(mouth), size)
     gains = motion.gains(len(mouth))
     frames = np.empty((len(mouth), size, size, 3), np.uint8)
     for t, (open_, spread) in enumerate(mouth):
         face = animator.mouth_frame(float(open_), float(spread))
+        if blinks is not None:
+            close_eyes(face, animator.rig, float(blinks[t]))
         moved = cv2.warpAffine(face, matrices[t], (size, size), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT)
         frames[t] = cv2.convertScaleAbs(moved, alpha=float(gains[t]))
     return frames

@@ -56,3 +56,42 @@ class SynthOptions:
                  "test": self.speakers - self.test_speakers}
         counts = {"val": self.val_speakers, "test": self.test_speakers}
         return tuple(split for split in ("val", "test") if counts[split] and self.num_utterances <= first[split])
+
+
+SPLITS = ("train", "val", "test")
+MAX_FACES_PER_CLIP = 4  # as many faces as avsr lip-roi and avsr transcribe follow by default
+
+
+@dataclass(frozen=True)
+class ConversationOptions:
+    """How ``avsr synth --faces-per-clip N`` lays a corpus's utterances out as conversations
+    (:mod:`avsr.synth.conversation`). Ranges are drawn uniformly per clip or turn."""
+
+    faces_per_clip: int = 2  # speakers in view, side by side, each a different speaker of the clip's split
+    splits: tuple[str, ...] = SPLITS  # the splits made into conversations
+    turns: tuple[int, int] = (2, 4)  # turns per clip (speakers alternate; a turn is one utterance)
+    pause_s: tuple[float, float] = (0.15, 0.8)  # quiet between one turn's last word and the next turn's first ...
+    overlap_share: float = 0.2  # ... except in this share of turns, which start before the last has ended ...
+    overlap_s: tuple[float, float] = (0.1, 0.4)  # ... by this much (at most half of the turn before)
+    edge_s: float = 0.4  # quiet before the first turn and after the last
+    scale: tuple[float, float] = (0.8, 1.15)  # each face's size against the utterances' frames
+    seed: int = 0
+    workers: int = 1
+
+    def __post_init__(self) -> None:
+        if not 2 <= self.faces_per_clip <= MAX_FACES_PER_CLIP:
+            raise OptionError(f"--faces-per-clip {self.faces_per_clip}: use 2 to {MAX_FACES_PER_CLIP} (1: avsr synth "
+                              "without it)")
+        unknown = [split for split in self.splits if split not in SPLITS]
+        if unknown or not self.splits:
+            raise OptionError(f"--splits {' '.join(self.splits)}: use one or more of {', '.join(SPLITS)}")
+        if not 1 <= self.turns[0] <= self.turns[1]:
+            raise OptionError(f"turns {self.turns}: use a range of 1 or more")
+        if not 0 <= self.overlap_share <= 1 or min(self.pause_s + self.overlap_s + (self.edge_s,)) < 0:
+            raise OptionError("pause_s, overlap_s and edge_s must be 0 or more, overlap_share from 0 to 1")
+        if not 0 < self.scale[0] <= self.scale[1] <= 2:
+            raise OptionError(f"scale {self.scale}: use sizes from above 0 to 2")
+        if not 0 <= self.seed < 2**32:
+            raise OptionError(f"--seed {self.seed}: use a whole number from 0 to {2**32 - 1}")
+        if self.workers < 1:
+            raise OptionError(f"--workers {self.workers}: use 1 or more")

@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 from dataclasses import replace
 
-import cv2
 import numpy as np
 import pytest
 
@@ -16,28 +15,17 @@ from avsr.inference.transcribe import TranscribeOptions, Transcriber
 from avsr.io.media import load_media
 from avsr.io.writer import write_video
 from avsr.preprocessing import SAMPLES_PER_FRAME
+from avsr.synth.conversation import held_frames, side_by_side
 from avsr.text import word_error_rate
 from tests.conftest import avsr_main
 
 
 def _held(clip: dict, frames: int, scale: float = 1.0) -> np.ndarray:
-    """``clip``'s first frame held for ``frames`` frames, ``scale`` times its size."""
-    first = load_media(clip["video"], audio=False).video[0]
-    if scale != 1.0:
-        first = cv2.resize(first, None, fx=scale, fy=scale, interpolation=cv2.INTER_LINEAR)
-    return np.repeat(first[None], frames, axis=0)
+    return held_frames(clip["video"], frames, scale)
 
 
 def _side_by_side(left: np.ndarray, right: np.ndarray) -> np.ndarray:
-    """Two clips of frames ``(T, H, W, 3)`` beside each other, the lower one centred on black."""
-    height = max(left.shape[1], right.shape[1])
-
-    def padded(frames: np.ndarray) -> np.ndarray:
-        top = (height - frames.shape[1]) // 2
-        return np.pad(frames, ((0, 0), (top, height - frames.shape[1] - top), (0, 0), (0, 0)))
-
-    joined = np.concatenate([padded(left), padded(right)], axis=2)
-    return joined[:, : height // 2 * 2, : joined.shape[2] // 2 * 2]  # 4:2:0 video needs even sides
+    return side_by_side([left, right])
 
 
 @pytest.fixture(scope="module")
