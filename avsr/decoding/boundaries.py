@@ -10,15 +10,20 @@ stretch is cut into the words again from the audio alone, at 10 ms:
   at the last;
 - a boundary is likely where the energy dips between two louder sides and where the spectrum changes
   (log-mel distance of the 30 ms before and after);
+- the syllable nuclei are the peaks of the voiced band's energy (at least ``nucleus_prominence_db`` above
+  the dips beside them, ``nucleus_gap_s`` apart);
 - a dynamic programme over the words in order picks the boundaries: each word's share of the speech
   should be close to its share of the spoken length (its sounds, guessed from the spelling; a
   one-letter word is its name, "w" long, "e" short; the stretch's last word ``final_lengthening``
-  longer), at a squared log-ratio cost, against the boundary scores; words keep their order and
-  ``min_word_s``, and each boundary stays within ``window_s`` of the alignment's;
+  longer), at a squared log-ratio cost, and hold as many nuclei as it has syllables (guessed from the
+  spelling too), at ``syllable_weight`` per nucleus too many or too few, against the boundary scores;
+  words keep their order and ``min_word_s``, and each boundary stays within ``window_s`` of the
+  alignment's;
 - a quiet run of at least ``pause_s`` at a word's edge is a pause: the word is trimmed off it.
 
-Only the audio, the recognised words and (as that loose window) the alignment's times are used. Measured in docs/history/2026-12-07.md ("Word timing
-from the energy envelope", ``python -m bench.word_timing --refine off on``).
+Only the audio, the recognised words and (as that loose window) the alignment's times are used. Measured in
+docs/history/2026-12-07.md ("Word timing from the energy envelope" and "Syllable nuclei";
+``python -m bench.word_timing --refine off on``).
 """
 
 from __future__ import annotations
@@ -50,6 +55,9 @@ class BoundaryOptions:
     pause_s: float = 0.12  # a quiet run this long at a word's edge is a pause, not the word
     change_s: float = 0.03  # the spectral change compares this much audio either side of a frame
     dip_s: float = 0.06  # the energy dip compares a frame with the loudest this far either side
+    syllable_weight: float = 1.0  # cost per syllable nucleus more or fewer in a word than its syllables
+    nucleus_prominence_db: float = 6.0  # a syllable nucleus stands this far above the dips either side of it
+    nucleus_gap_s: float = 0.08  # ... and this far from the next
 
 
 def spoken_length(word: str) -> float:
@@ -68,6 +76,36 @@ def spoken_length(word: str) -> float:
         else:
             sounds, i = sounds + (2 if letters[i] == "x" else 1), i + 1
     return float(max(sounds, 1))
+
+
+def syllables(word: str) -> int:
+    """How many syllables ``word`` has, guessed from its English spelling: a lone letter is said as its name
+    (one syllable, "w" three); otherwise the runs of vowel letters ("y" one of them), a silent final e
+    aside ("one", "place"; but "table" keeps its "-le")."""
+    letters = "".join(c for c in word.lower() if c.isalpha()) or "a"
+    if len(letters) == 1:
+        return 3 if letters == "w" else 1
+    syllabic_le = len(letters) > 3 and letters.endswith("le") and letters[-3] not in "aeiouy"
+    if len(letters) > 2 and letters.endswith("e") and letters[-2] not in "aeiouy":
+        letters = letters[:-1]
+    vowel = np.array([c in "aeiouy" for c in letters])
+    return max(1, int(vowel[0]) + int((vowel[1:] & ~vowel[:-1]).sum()) + syllabic_le)
+
+
+def nucleus_counts(log_mel: np.ndarray, options: BoundaryOptions, first: int = 0, last: int | None = None,
+                   ) -> np.ndarray:
+    """``(last - first + 1,)`` how many syllable nuclei lie before each frame of ``[first, last]``: the peaks of
+    the energy of the voiced band (mel bands 2-19, about 100-1,300 Hz), smoothed over 70 ms."""
+    from scipy.signal import find_peaks
+
+    voiced = np.log(np.exp(log_mel[2:20]).sum(0) + 1e-8)
+    kernel = np.hanning(7)
+    smooth = np.convolve(voiced, kernel / kernel.sum(), mode="same")[first:last]
+    peaks, _ = find_peaks(smooth, prominence=options.nucleus_prominence_db / (10 / np.log(10)),
+                          distance=max(1, round(options.nucleus_gap_s / HOP_S)))
+    counts = np.zeros(len(smooth) + 1)
+    counts[peaks + 1] = 1
+    return np.cumsum(counts)
 
 
 def envelope(audio: np.ndarray, sample_rate: int = SAMPLE_RATE) -> tuple[np.ndarray, np.ndarray]:
@@ -109,10 +147,12 @@ def boundary_score(energy_db: np.ndarray, log_mel: np.ndarray, options: Boundary
     return sum(x[span] / (np.percentile(x[span], 99) + 1e-9) for x in (dip, change))
 
 
-def _cut(expected: np.ndarray, score: np.ndarray, windows: list[tuple[int, int]],
-         options: BoundaryOptions) -> list[int] | None:
+def _cut(expected: np.ndarray, score: np.ndarray, windows: list[tuple[int, int]], options: BoundaryOptions,
+         said_syllables: np.ndarray | None = None, nuclei: np.ndarray | None = None) -> list[int] | None:
     """The boundaries ``[0, b_1, ..., F]`` of the words over frames ``[0, F)``: the dynamic programme of the
-    module docstring (None where the words cannot fit)."""
+    module docstring (None where the words cannot fit). ``said_syllables`` are the words' syllables and
+    ``nuclei`` ``(F + 1,)`` the nuclei before each frame (:func:`nucleus_counts`); without them, no syllable
+    cost."""
     frames, words = len(score), len(expected)
     shortest = max(1, round(options.min_word_s / HOP_S))
     share = expected / expected.sum() * frames  # each word's expected frames
@@ -130,6 +170,8 @@ def _cut(expected: np.ndarray, score: np.ndarray, windows: list[tuple[int, int]]
                 continue
             said = t - s
             total = cost[i - 1, s] + options.duration_weight * np.log(said / share[i - 1]) ** 2
+            if nuclei is not None:
+                total = total + options.syllable_weight * np.abs(nuclei[t] - nuclei[s] - said_syllables[i - 1])
             best = int(np.argmin(total))
             cost[i, t] = total[best] - (score[t] if i < words else 0.0)
             back[i, t] = s[best]
@@ -173,7 +215,8 @@ def refine_boundaries(words: list, audio: np.ndarray, offset_s: float = 0.0, sam
         expected[-1] *= options.final_lengthening
     else:
         expected = np.asarray(lengths, float)
-    cuts = _cut(expected, score, windows, options)
+    cuts = _cut(expected, score, windows, options, np.array([syllables(w.word) for w in words]),
+                nucleus_counts(log_mel, options, first, last) if options.syllable_weight else None)
     if cuts is None:
         return words
     quiet, pause = ~loud[first:last], round(options.pause_s / HOP_S)

@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 
 from avsr.decoding.align import WordTiming
-from avsr.decoding.boundaries import BoundaryOptions, refine_boundaries, spoken_length
+from avsr.decoding.boundaries import (BoundaryOptions, envelope, nucleus_counts, refine_boundaries, spoken_length,
+                                      syllables)
 from avsr.inference.transcribe import TranscribeOptions, Transcriber
 from avsr.models.loader import load_model
 from avsr.preprocessing import SAMPLE_RATE
@@ -98,6 +99,26 @@ def test_a_stretch_without_speech_or_too_short_leaves_the_words():
                                           ("with", 3), ("e", 1), ("w", 6), ("q", 3), ("b", 2), ("it's", 3)])
 def test_a_word_is_as_long_as_its_sounds_and_a_lone_letter_as_its_name(word, length):
     assert spoken_length(word) == length
+
+
+@pytest.mark.parametrize("word, count", [("seven", 2), ("one", 1), ("place", 1), ("again", 2), ("table", 2),
+                                         ("w", 3), ("x", 1), ("zero", 2), ("please", 1), ("the", 1)])
+def test_a_word_has_its_syllables_and_a_lone_letter_its_names(word, count):
+    assert syllables(word) == count
+
+
+def test_each_loud_voiced_burst_is_one_syllable_nucleus():
+    rng = np.random.default_rng(0)
+    t = np.arange(SAMPLE_RATE) / SAMPLE_RATE
+    audio = 1e-3 * rng.standard_normal(SAMPLE_RATE)
+    for centre in (0.2, 0.45, 0.75):  # three vowels, each rising and falling over 160 ms, and quieter between
+        audio += 0.3 * np.exp(-0.5 * ((t - centre) / 0.04) ** 2) * np.sin(2 * np.pi * 180 * t)
+    audio += 0.03 * np.sin(2 * np.pi * 180 * t)  # voicing goes on between them, as it does across "seven"
+    _, log_mel = envelope(audio.astype(np.float32))
+    counts = nucleus_counts(log_mel, BoundaryOptions())
+    assert counts[-1] == 3
+    assert counts[32] == 1 and counts[60] == 2  # frames at 0.32 and 0.6 s: one nucleus in each burst, none between
+    assert nucleus_counts(log_mel, BoundaryOptions(nucleus_prominence_db=40.0))[-1] == 0
 
 
 def test_the_command_line_keeps_the_ctc_times_when_asked(synth_corpus, tmp_path):
