@@ -66,11 +66,19 @@ def pause_runs(level: np.ndarray, min_pause_frames: int) -> list[tuple[int, int]
     frames = len(level)
     if frames < 2 * min_pause_frames:
         return []
+    quiet = quiet_frames(level)
+    if quiet is None:
+        return []
+    return [(int(a), int(b)) for a, b in true_runs(quiet) if b - a >= min_pause_frames and 0 < a and b < frames]
+
+
+def quiet_frames(level: np.ndarray) -> np.ndarray | None:
+    """Which frames ``(T,) bool`` of a recording's levels ``level`` (dB) are quiet, as :func:`pause_runs` judges
+    them; None for a recording without a clear floor."""
     floor, peak = np.percentile(level, [5, 95])
     if peak - floor < 15:
-        return []
-    quiet = level < max(floor + 6.0, peak - 25.0)
-    return [(int(a), int(b)) for a, b in true_runs(quiet) if b - a >= min_pause_frames and 0 < a and b < frames]
+        return None
+    return level < max(floor + 6.0, peak - 25.0)
 
 
 def cut_threshold(change: np.ndarray) -> float:
@@ -106,9 +114,12 @@ def pause_cuts(audio: np.ndarray, min_pause_frames: int, roi: np.ndarray | None 
 
 def picture_changes(roi: np.ndarray, block: int = 256) -> np.ndarray:
     """Mean absolute grey-level change from each crop to the next ``(T - 1,)``, computed a block of
-    frames at a time (an hour of crops as float32 at once would be 3.3 GB)."""
+    frames at a time (an hour of crops as float32 at once would be 3.3 GB); 0 for a step into or out of a
+    blank crop (no face read there: the face lost, or with several faces nobody speaking)."""
     out = np.empty(len(roi) - 1, np.float32)
     for start in range(0, len(roi) - 1, block):
         piece = roi[start: start + block + 1].astype(np.int16)
-        out[start: start + len(piece) - 1] = np.abs(np.diff(piece, axis=0)).mean(axis=(1, 2))
+        blank = piece.max(axis=(1, 2)) == 0  # no face read: its loss or return is not another picture
+        out[start: start + len(piece) - 1] = np.where(blank[1:] | blank[:-1], 0.0,
+                                                      np.abs(np.diff(piece, axis=0)).mean(axis=(1, 2)))
     return out

@@ -20,7 +20,7 @@ import numpy as np
 
 from avsr.files import file_sha256
 from avsr.inference.chunks import Window
-from avsr.inference.speaker import active_face, face_signals, speaker_scores, speaking_track
+from avsr.inference.speaker import active_face, face_signals, held_through_pauses, speaker_scores, speaking_track
 from avsr.inference.stream import EarlyForward, WindowReader
 from avsr.inference.sync import mouth_opening, mouth_signal
 from avsr.io.face_rois import PER_FACE, FaceRois, faces_of_pieces
@@ -53,8 +53,9 @@ class PreparedInput:
     mouth_signal: np.ndarray | None = None
     early_mode: str | None = None  # the mode the model read windows in while the file was cut ...
     early: dict[tuple[Window, ...], list] | None = None  # ... and their outputs (avsr.inference.stream)
-    # (T,) the id of the face whose crops are read in each frame, -1 where none (lost, or nobody in view
-    # speaks); its boxes and every other face's: (F, T, 4) [x0, y0, x1, y1] source pixels, NaN where not found.
+    # (T,) the id of the face speaking in each frame, whose crops are read, -1 where none (lost, or nobody in view
+    # speaks; through a short pause the crops read stay the speaker's, speaker.held_through_pauses); its boxes and
+    # every other face's: (F, T, 4) [x0, y0, x1, y1] source pixels, NaN where not found.
     face_ids: np.ndarray | None = None
     face_boxes: np.ndarray | None = None
 
@@ -252,15 +253,17 @@ def prepared_from_faces(path: str | Path, rois: FaceRois, audio: np.ndarray, sig
 
 def _read_speaker(video: _Video, audio, signals: np.ndarray | None = None, active: np.ndarray | None = None) -> _Video:
     """Several faces: the crops of the face speaking in each frame (:func:`~avsr.inference.speaker.active_face`
-    from their mouths and ``audio``; or ``active``, given), not found where nobody in view speaks, so that the
-    gate leans on the audio."""
+    from their mouths and ``audio``; or ``active``, given), held on it through a short pause
+    (:func:`~avsr.inference.speaker.held_through_pauses`), not found where nobody in view speaks for longer, so
+    that the gate leans on the audio. ``ids``: the face speaking (-1 in the pauses too)."""
     rois = video.faces
     signals = face_signals(rois) if signals is None else signals
     active = active_face(speaker_scores(rois, audio, signals)) if active is None else active
-    track = speaking_track(rois, active)
-    opening = np.where(track.face_found, signals[np.maximum(active, 0), np.arange(len(active))], np.nan)
+    read = held_through_pauses(active)
+    track = speaking_track(rois, read)
+    opening = np.where(track.face_found, signals[np.maximum(read, 0), np.arange(len(read))], np.nan)
     return _Video(track.roi, track.face_found, track.transforms, opening, faces=rois,
-                  ids=np.where(track.face_found, active, -1))
+                  ids=np.where(track.face_found & (active >= 0), active, -1))
 
 
 def _check_content(path: Path, has_audio: bool, found: np.ndarray) -> None:

@@ -6,14 +6,17 @@ with the speech envelope: their correlation over :data:`SYNC_WINDOW_S` around th
 mouth's score by up to half again, so that a mouth chewing or mouthing out of step with the voice
 scores below one that speaks it. Without usable audio (none, silent, or one level throughout:
 drowned) the score is the mouth's motion alone. The score is averaged over :data:`SMOOTH_S` (about a
-word), so that the speaker chosen does not flicker within a word.
+word), so that the speaker chosen does not flicker within a word; with usable audio it is then 0 where
+the sound is quiet (:func:`voiced_frames`): nobody speaks in a pause, however the lips moved around it.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
+from avsr.inference.chunks import quiet_frames
 from avsr.inference.sync import lip_activity, mouth_opening, mouth_signal, speech_envelope
+from avsr.io.face_align import true_runs
 from avsr.io.face_rois import FaceRois
 from avsr.io.lip_roi import LipRoi
 from avsr.preprocessing import VIDEO_FPS
@@ -22,6 +25,8 @@ SYNC_WINDOW_S = 1.0  # the mouth and the envelope are correlated over this windo
 SMOOTH_S = 0.4  # scores are averaged over this window (a word)
 USABLE_RANGE_DB = 20.0  # audio whose envelope spans less than this (5th to 95th percentile) is not used
 MIN_SPEAKER_SCORE = 0.3  # below this nobody in view is taken for the speaker
+VOICE_BRIDGE_S = 0.2  # quiet stretches inside speech shorter than this (stops, breaths) are voiced
+HOLD_S = 1.0  # the crops read are held on a speaker's face through a pause this short (and at the ends)
 
 
 def _window_sum(values: np.ndarray, frames: int) -> np.ndarray:
@@ -53,6 +58,20 @@ def usable_envelope(audio, frames: int) -> np.ndarray | None:
     return envelope if high - low >= USABLE_RANGE_DB and high > -60 else None
 
 
+def voiced_frames(envelope: np.ndarray) -> np.ndarray:
+    """Where the sound is speech ``(T,) bool``, from its envelope (dB): the frames not quiet as a pause is judged
+    (:func:`~avsr.inference.chunks.quiet_frames`), quiet stretches shorter than :data:`VOICE_BRIDGE_S` bridged,
+    and a frame more at either end (an onset or a fading last sound). All voiced without a clear floor."""
+    quiet = quiet_frames(envelope)
+    if quiet is None:
+        return np.ones(len(envelope), bool)
+    voiced = ~quiet
+    for start, stop in true_runs(quiet):
+        if stop - start < round(VOICE_BRIDGE_S * VIDEO_FPS) and start > 0 and stop < len(quiet):
+            voiced[start:stop] = True
+    return voiced | np.r_[voiced[1:], False] | np.r_[False, voiced[:-1]]
+
+
 def face_signals(rois: FaceRois) -> np.ndarray:
     """Each face's lips' movement ``(F, T)``: :func:`~avsr.inference.sync.mouth_signal` of its own crops (over
     several faces' crops together the principal component would be their difference)."""
@@ -67,6 +86,7 @@ def speaker_scores(rois: FaceRois, audio=None, signals: np.ndarray | None = None
     frames = len(rois)
     envelope = usable_envelope(audio, frames)
     signals = face_signals(rois) if signals is None else signals
+    voiced = np.ones(frames, bool) if envelope is None else voiced_frames(envelope)
     scores = np.zeros((rois.faces, frames), np.float32)
     for face in range(rois.faces):
         found, signal = rois.face_found[face], signals[face]
@@ -75,7 +95,7 @@ def speaker_scores(rois: FaceRois, audio=None, signals: np.ndarray | None = None
             agreement = windowed_correlation(signal, envelope, round(SYNC_WINDOW_S * VIDEO_FPS))
             score = np.minimum(score * (1.0 + 0.5 * np.clip(agreement, 0.0, 1.0)), 1.0)
         smooth = round(SMOOTH_S * VIDEO_FPS)
-        scores[face] = np.where(found, _window_sum(score, smooth) / np.maximum(
+        scores[face] = np.where(found & voiced, _window_sum(score, smooth) / np.maximum(
             _window_sum(np.ones(frames), smooth), 1), 0.0)
     return scores
 
@@ -87,6 +107,27 @@ def active_face(scores: np.ndarray, min_score: float = MIN_SPEAKER_SCORE) -> np.
         return np.full(scores.shape[1], -1)
     best = scores.argmax(axis=0)
     return np.where(scores.max(axis=0) >= min_score, best, -1)
+
+
+def held_through_pauses(active: np.ndarray, max_frames: int = round(HOLD_S * VIDEO_FPS)) -> np.ndarray:
+    """The face to read in each frame ``(T,)``: ``active`` (:func:`active_face`, -1 nobody) with each stretch of
+    nobody up to ``max_frames`` long filled, between two turns the first half with the face before and the
+    second with the face after (where :func:`speaker_changes` cuts), before the first and after the last with
+    that face. A lip reader reads a speaker's still face through a pause as it does in a clip of one face; a
+    longer silence is not read."""
+    out = np.asarray(active).copy()
+    read = np.flatnonzero(out >= 0)
+    if not len(read):
+        return out
+    if read[0] <= max_frames:
+        out[: read[0]] = out[read[0]]
+    if len(out) - 1 - read[-1] <= max_frames:
+        out[read[-1] + 1:] = out[read[-1]]
+    for before, after in zip(read[:-1], read[1:]):
+        if 1 < after - before <= max_frames + 1:
+            middle = (before + 1 + after) // 2
+            out[before + 1: middle], out[middle: after] = out[before], out[after]
+    return out
 
 
 def speaking_track(rois: FaceRois, active: np.ndarray) -> LipRoi:
@@ -107,9 +148,11 @@ def speaking_track(rois: FaceRois, active: np.ndarray) -> LipRoi:
 
 
 def speaker_changes(ids: np.ndarray | None) -> list[int]:
-    """The frames where the face read (``ids (T,)``, -1 none) becomes another face than the last one read:
-    where the recording is cut, so that no chunk mixes two faces (the crops are normalised over a chunk)."""
+    """Where the face read (``ids (T,)``, -1 none) becomes another face than the last one read: where the
+    recording is cut, so that no chunk mixes two faces (the crops are normalised over a chunk). The cut is in
+    the middle of the frames read from neither (a pause between two turns), not at the new face's first frame,
+    which is its first sound: a chunk that starts on a word loses it."""
     if ids is None:
         return []
     read = np.flatnonzero(ids >= 0)
-    return [int(frame) for frame, before in zip(read[1:], read[:-1]) if ids[frame] != ids[before]]
+    return [int(before + 1 + frame) // 2 for frame, before in zip(read[1:], read[:-1]) if ids[frame] != ids[before]]

@@ -32,3 +32,29 @@ def test_the_speaking_face_scores_higher_in_its_speech(two_faces):
         scores = speaker_scores(rois, sound)
         assert (scores[left, speech] > scores[1 - left, speech]).mean() >= 0.95
         assert (active_face(scores)[speech] == left).mean() >= 0.9
+
+
+def test_nobody_speaks_in_a_pause_and_the_face_read_is_held_through_it(conversation_corpus):
+    """A conversation of the test speakers: where the sound is quiet (before the first turn, between turns) no face
+    scores, though the lips moved just before; the crops read stay on a speaker's face through a short pause,
+    switching in its middle, where the recording is cut."""
+    import json
+
+    from avsr.inference.speaker import held_through_pauses, speaker_changes, voiced_frames
+
+    record = json.loads((conversation_corpus / "test.jsonl").read_text().splitlines()[0])
+    path = conversation_corpus / record["video"]
+    truth = json.loads(path.with_suffix(".json").read_text())
+    rois, audio = extract_face_rois(path), load_media(path, video=False).audio
+    scores = speaker_scores(rois, audio)
+    frames = min(len(truth["active_face"]), scores.shape[1])
+    nobody = np.asarray(truth["active_face"][:frames]) < 0
+    voiced = voiced_frames(speech_envelope(audio)[:frames])
+    assert (scores[:, :frames][:, ~voiced] == 0).all() and (~voiced & nobody).sum() >= 0.5 * nobody.sum()
+    assert (scores.max(axis=0)[:frames][~nobody] > 0).mean() >= 0.95  # the speech frames do score
+    active = np.array([-1, -1, 0, 0, -1, -1, -1, -1, 1, 1, -1, -1])
+    read = held_through_pauses(active, max_frames=4)
+    assert read.tolist() == [0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1]
+    assert speaker_changes(active) == [6] and speaker_changes(np.array([0, 1])) == [1]
+    assert held_through_pauses(np.array([0, -1, -1, -1, 1]), max_frames=2).tolist() == [0, -1, -1, -1, 1]
+    assert held_through_pauses(np.full(5, -1)).tolist() == [-1] * 5  # nobody speaking: nothing read
