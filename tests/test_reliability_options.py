@@ -32,7 +32,7 @@ EMBEDDED = Path(__file__).resolve().parents[1] / "avsr" / "assets" / "synth-grid
 # place an option escapes the range table below.
 TEXT_OPTIONS = {"inputs", "output_dir", "output", "landmarker_model", "faces", "voices", "text_file", "manifest",
                 "root", "shard", "val_ids", "labels", "checkpoint", "note", "model", "compare", "lexicon", "noise",
-                "formats", "lm", "device", "video", "audio"}
+                "formats", "lm", "device", "video", "audio", "source"}
 
 
 def run(*args, cwd: Path | None = None) -> subprocess.CompletedProcess:
