@@ -50,7 +50,8 @@ transcribe`` and ``avsr evaluate`` do); and the same crops read from the face th
 speaker``), which takes the speaker decision out. Printed per group of clips (with an overlap of turns, without,
 all): WER per mode and reading (alone over the same turns), and for the speaker decided the active-speaker
 frame accuracy (all frames, speech frames), mAP (:mod:`avsr.evaluation.speakers`) and the share of recognised
-words whose face is the speaker of the true word they overlap most.
+words whose face is the speaker of the true word they overlap most; then WER of the first turn of each clip
+(after the clip's quiet lead-in) and of the later turns, each recognised word given to the turn it falls in.
 """
 
 from __future__ import annotations
@@ -274,6 +275,17 @@ def _overlapping(turns: list[dict]) -> bool:
     return any(a["end_s"] > b["start_s"] for a, b in zip(ordered, ordered[1:]))
 
 
+def _turn_texts(transcript, turns: list[dict]) -> list[str]:
+    """The recognised words of each turn (in turn order): each word goes to the turn its middle falls in, the
+    turns parted halfway between one's last word and the next one's first."""
+    bounds = [(a["end_s"] + b["start_s"]) / 2 for a, b in zip(turns, turns[1:])]
+    texts = [[] for _ in turns]
+    for segment in transcript.segments:
+        for word in segment.words:
+            texts[int(np.searchsorted(bounds, (word.start_s + word.end_s) / 2))].append(word.word)
+    return [" ".join(words) for words in texts]
+
+
 def read_conversations(args: argparse.Namespace) -> None:
     from avsr.data.manifest import read_jsonl
     from avsr.evaluation.speakers import (average_precision, face_frame_scores, frames_right, match_faces,
@@ -308,6 +320,8 @@ def read_conversations(args: argparse.Namespace) -> None:
             for mode in modes:
                 transcript = readers[mode].recognise(prepared)
                 row[mode].append((record["text"], transcript.text))
+                for index, text in enumerate(_turn_texts(transcript, side["turns"])):
+                    row[f"{mode} {'first' if index == 0 else 'later'}"].append((side["turns"][index]["text"], text))
                 if mode == "av" and active is None:
                     row["frames"] += frames_right(prepared.face_ids, matched, truth).tolist()
                     row["speech"] += (truth.active[: len(prepared.face_ids)] >= 0).tolist()
@@ -319,13 +333,15 @@ def read_conversations(args: argparse.Namespace) -> None:
                         overlap = [min(word.end_s, w["end_s"]) - max(word.start_s, w["start_s"]) for w in side["words"]]
                         face = -1 if word.face is None else int(matched[word.face["id"]])
                         row["words"].append(face == side["words"][int(np.argmax(overlap))]["face"])
-        for turn in side["turns"]:
+        for index, turn in enumerate(side["turns"]):
             utterance = alone[turn["utterance"]]
             prepared = prepare_input(args.manifest.parent / utterance["video"])
             for mode in modes:
-                rows[group, "alone"][mode].append((utterance["text"], readers[mode].recognise(prepared).text))
+                pair = (utterance["text"], readers[mode].recognise(prepared).text)
+                rows[group, "alone"][mode].append(pair)
+                rows[group, "alone"][f"{mode} {'first' if index == 0 else 'later'}"].append(pair)
             prepared.close()
-    groups = sorted({group for group, _ in rows}) + ["all"]
+    groups, turns = sorted({group for group, _ in rows}) + ["all"], {}
     print(f"{len(records)} conversations of {args.manifest} ({overlapping} with overlapping turns), model {args.model}")
     print(f"{'clips':>11} {'read':>16} {'WER % av':>9} {'video':>7} {'audio':>7} {'speaker frames %':>17} "
           f"{'in speech %':>12} {'mAP %':>7} {'words on speaker %':>19}")
@@ -345,6 +361,13 @@ def read_conversations(args: argparse.Namespace) -> None:
                            f"{100 * np.mean(merged['words']):.1f}"]
             print(f"{group:>11} {reading:>16} {wer[0]:>9} {wer[1]:>7} {wer[2]:>7} {speaker[0]:>17} {speaker[1]:>12} "
                   f"{speaker[2]:>7} {speaker[3]:>19}")
+            turns[group, reading] = [f"{100 * word_error_rate(*zip(*merged[f'{mode} {which}'])):.1f}"
+                                     for which in ("first", "later") for mode in modes]
+    print("\nWER % by turn (the first turn follows the clip's quiet lead-in; words go to the turn they fall in):")
+    print(f"{'clips':>11} {'read':>16} " + " ".join(f"{which + ' ' + mode:>12}" for which in ("first", "later")
+                                                     for mode in modes))
+    for (group, reading), cells in turns.items():
+        print(f"{group:>11} {reading:>16} " + " ".join(f"{cell:>12}" for cell in cells))
 
 
 def main() -> None:
