@@ -6,7 +6,7 @@ with ``--faces``, how well it reads the face speaking among several and says who
         [--model synth-grid-tiny] [--detect-every K] [--signal pixels|opening] [--work DIR]
     python -m bench.av_sync MANIFEST.jsonl --mouth-signals [--clips 20] [--strides 1 3]
         [--thresholds 0.1 0.15 0.2]
-    python -m bench.av_sync MANIFEST.jsonl --faces [--clips 8] [--snr-db clean 0]
+    python -m bench.av_sync MANIFEST.jsonl --faces [--clips 8] [--snr-db clean 0] [--cost REPEATS]
     python -m bench.av_sync CONVERSATIONS.jsonl --conversations [--clips N]
 
 For every clip of a raw manifest (``avsr synth``'s ``test.jsonl``; the first ``--clips``, taken
@@ -41,6 +41,15 @@ none), each is recognised in av and video mode, with every face tracked (the def
 ``--largest-face``. Printed: WER per row, and with every face the share of words whose face (its
 box's centre) is the speaker's, and of speech frames (inside the synthesiser's words) read from the
 speaker's face.
+
+``--faces --cost REPEATS`` (issue 35, item 6) times the reading instead, end to end in this process
+(``prepare_input``: decoding, landmarks on every 6th frame, crops; then ``Transcriber.recognise``, av, clean): every
+``single`` clip with ``--largest-face`` (the one-face path as it was before several faces were tracked) and with
+every face tracked (the default), the same beside black as wide as the other face's tile (the two-face picture's
+size, one face), and every ``beside`` clip (two faces in view) with every face tracked. Each
+setting reads all its files once per round (after one untimed read of a file each), the order of the settings
+reversed every other round; printed: the
+median over rounds of the seconds per clip, and its ratio to the first setting's.
 
 ``--conversations`` (issue 35, item 5): the clips of ``avsr synth --faces-per-clip 2`` (all, or the first
 ``--clips``) read in av, video and audio mode three ways: each turn's utterance alone with its own face (the
@@ -106,6 +115,8 @@ def arguments() -> argparse.Namespace:
     parser.add_argument("--conversations", action="store_true",
                         help="conversation clips (avsr synth --faces-per-clip 2): WER against the turns alone, with the "
                         "speaker decided and the true speaker, and the active-speaker scores")
+    parser.add_argument("--cost", type=int, default=0, metavar="REPEATS",
+                        help="with --faces: time the reading instead, this many rounds (see the module's docstring)")
     parser.add_argument("--snr-db", nargs="+", default=["clean", "0"],
                         help="with --faces: white noise at these SNRs (dB); clean: none")
     args = parser.parse_args()
@@ -370,6 +381,50 @@ def read_conversations(args: argparse.Namespace) -> None:
         print(f"{group:>11} {reading:>16} " + " ".join(f"{cell:>12}" for cell in cells))
 
 
+def face_cost(args: argparse.Namespace, clips: list[dict], work: Path) -> None:
+    """The seconds per clip of one face read as before, one face read with every face tracked, and two faces
+    (see --faces --cost)."""
+    import time
+
+    model = load_model(args.model)
+    pairs = [(a, next(b for b in clips[i + 1:] + clips[:i] if b["speaker"] != a["speaker"]))
+             for i, a in enumerate(clips[::2])]
+    files = defaultdict(list)
+    for i, (a, b) in enumerate(pairs):
+        made = composed(args, a, b)
+        for kind, name in (("one face", "single"), ("two faces", "beside")):
+            frames, audio, _, _ = made[f"{name} {a['id']}"]
+            files[kind].append(write_video(work / f"{name}_{i}.mp4", frames, audio=audio))
+        frames, audio, _, _ = made[f"single {a['id']}"]  # the same picture beside a black one of the other's size
+        other = np.zeros_like(held_frames(work / f"beside_{i}.mp4", 1))[:, :, frames.shape[2]:]
+        files["one face, two-face picture"].append(write_video(
+            work / f"wide_{i}.mp4", side_by_side([frames, np.repeat(other, len(frames), axis=0)]), audio=audio))
+    settings = [("one face", "--largest-face", False), ("one face", "every face (default)", True),
+                ("one face, two-face picture", "every face (default)", True),
+                ("two faces", "every face (default)", True)]
+    seconds = defaultdict(list)
+    for kind, _, every in settings:  # warm-up, not timed: the landmarker and the model's first calls
+        prepared = prepare_input(files[kind][0], every_face=every)
+        Transcriber(model.network, model.tokenizer, model.id, TranscribeOptions(every_face=every)).recognise(prepared)
+        prepared.close()
+    for round_ in range(args.cost):
+        for kind, label, every in settings if round_ % 2 == 0 else settings[::-1]:
+            reader = Transcriber(model.network, model.tokenizer, model.id, TranscribeOptions(every_face=every))
+            started = time.perf_counter()
+            for path in files[kind]:
+                prepared = prepare_input(path, every_face=every)
+                reader.recognise(prepared)
+                prepared.close()
+            seconds[(kind, label)].append((time.perf_counter() - started) / len(files[kind]))
+    print(f"{len(pairs)} clips of {args.manifest} each way, model {args.model}, {args.cost} rounds")
+    print("| faces in view | reading | s per clip (median of rounds) | against one face, --largest-face |\n"
+          "|---|---|---|---|")
+    base = statistics.median(seconds[settings[0][:2]])
+    for kind, label, _ in settings:
+        median = statistics.median(seconds[(kind, label)])
+        print(f"| {kind} | {label} | {median:.2f} | {median / base:.2f}x |")
+
+
 def main() -> None:
     args = arguments()
     if args.conversations:
@@ -380,7 +435,7 @@ def main() -> None:
         work = args.work or Path(scratch)
         work.mkdir(parents=True, exist_ok=True)
         if args.faces:
-            read_faces(args, clips, work)
+            (face_cost if args.cost else read_faces)(args, clips, work)
             return
         if args.mouth_signals:
             compare_signals(args, clips, work)
