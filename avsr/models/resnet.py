@@ -22,6 +22,10 @@ STAGE_CHANNELS = (64, 128, 256, 512)  # ResNet-18: two residual blocks per stage
 STAGE_STRIDES = (1, 2, 2, 2)
 FEATURE_DIM = STAGE_CHANNELS[-1]  # what each frontend gives per frame
 AUDIO_STEM_STRIDE = 4
+FRAMES_PER_PASS = 128  # frames (over the batch) through a ResNet at once: 60 MB of video stem output
+# Frames read on either side of a piece of waveform: its convolutions reach 252 samples past a frame (the stem
+# 80 taps at stride 4, then 3-wide ones at strides 4 to 32), well inside one frame of 640.
+AUDIO_CONTEXT_FRAMES = 1
 # Positions of the last audio stage averaged into one frame: 20, so that 4 * 2 * 2 * 2 * 20 = 640 samples.
 AUDIO_POOL = SAMPLES_PER_FRAME // (AUDIO_STEM_STRIDE * 2 ** STAGE_STRIDES.count(2))
 
@@ -80,13 +84,27 @@ class VideoResNet(nn.Module):
         self.trunk = ResNetTrunk(dims=2)
 
     def forward(self, video: torch.Tensor) -> torch.Tensor:
+        """A few frames at a time (:data:`FRAMES_PER_PASS` over the batch), each piece of the stem given the
+        frames its 5-frame kernel reads on either side (zeros beyond the clip, as the stem's own padding):
+        the same output as the whole clip at once, without its 64 planes of 44 x 44 per frame held three
+        times over (2.7 GB for four 18 s windows, RESULTS.md)."""
         batch, frames = video.shape[:2]
-        x = self.stem_conv(video[:, None])  # (B, 64, T, H/2, W/2)
+        step = max(1, FRAMES_PER_PASS // max(batch, 1))
+        return torch.cat([self._frames(video, start, min(start + step, frames))
+                          for start in range(0, frames, step) or [0]], dim=1)  # (B, T, 512)
+
+    def _frames(self, video: torch.Tensor, start: int, stop: int) -> torch.Tensor:
+        """``(B, stop - start, 512)``: frames ``[start, stop)`` of ``video`` ``(B, T, H, W)``."""
+        reach = self.stem_conv.padding[0]  # frames the stem's kernel reads before and after its own
+        first, last = max(start - reach, 0), min(stop + reach, video.shape[1])
+        x = nn.functional.pad(video[:, None, first:last], (0, 0, 0, 0, reach - (start - first), reach - (last - stop)))
+        x = nn.functional.conv3d(x, self.stem_conv.weight, self.stem_conv.bias, self.stem_conv.stride,
+                                 (0,) + self.stem_conv.padding[1:])  # (B, 64, t, H/2, W/2)
         x = nn.functional.silu(self.stem_norm(x))
-        x = nn.functional.max_pool3d(x, (1, 3, 3), stride=(1, 2, 2), padding=(0, 1, 1))  # (B, 64, T, H/4, W/4)
-        x = x.transpose(1, 2).flatten(0, 1)  # (B * T, 64, H/4, W/4)
-        x = self.trunk(x).mean(dim=(2, 3))  # (B * T, 512)
-        return x.reshape(batch, frames, -1)  # (B, T, 512)
+        x = nn.functional.max_pool3d(x, (1, 3, 3), stride=(1, 2, 2), padding=(0, 1, 1))  # (B, 64, t, H/4, W/4)
+        x = x.transpose(1, 2).flatten(0, 1)  # (B * t, 64, H/4, W/4)
+        x = self.trunk(x).mean(dim=(2, 3))  # (B * t, 512)
+        return x.reshape(video.shape[0], stop - start, -1)  # (B, t, 512)
 
 
 class AudioResNet(nn.Module):
@@ -101,8 +119,20 @@ class AudioResNet(nn.Module):
         self.trunk = ResNetTrunk(dims=1)
 
     def forward(self, audio: torch.Tensor) -> torch.Tensor:
-        samples = audio.shape[1] // SAMPLES_PER_FRAME * SAMPLES_PER_FRAME
-        x = self.stem_conv(audio[:, None, :samples])  # (B, 64, N / 4)
-        x = self.trunk(nn.functional.silu(self.stem_norm(x)))  # (B, 512, N / 32)
-        x = nn.functional.avg_pool1d(x, AUDIO_POOL)  # (B, 512, N / 640)
-        return x.transpose(1, 2)  # (B, T, 512)
+        """A few frames at a time (:data:`FRAMES_PER_PASS` over the batch), each piece read with
+        :data:`AUDIO_CONTEXT_FRAMES` on either side, whose outputs are dropped: the same output as the whole
+        waveform at once, without its 64-channel planes at 4 kHz held several times over (450 MB for four 16 s
+        windows, RESULTS.md)."""
+        batch, frames = audio.shape[0], audio.shape[1] // SAMPLES_PER_FRAME
+        step = max(1, FRAMES_PER_PASS // max(batch, 1))
+        return torch.cat([self._frames(audio, start, min(start + step, frames))
+                          for start in range(0, frames, step) or [0]], dim=1)  # (B, T, 512)
+
+    def _frames(self, audio: torch.Tensor, start: int, stop: int) -> torch.Tensor:
+        """``(B, stop - start, 512)``: frames ``[start, stop)`` of ``audio`` ``(B, N)``."""
+        first, last = max(start - AUDIO_CONTEXT_FRAMES, 0), min(stop + AUDIO_CONTEXT_FRAMES,
+                                                                 audio.shape[1] // SAMPLES_PER_FRAME)
+        x = self.stem_conv(audio[:, None, first * SAMPLES_PER_FRAME: last * SAMPLES_PER_FRAME])  # (B, 64, n / 4)
+        x = self.trunk(nn.functional.silu(self.stem_norm(x)))  # (B, 512, n / 32)
+        x = nn.functional.avg_pool1d(x, AUDIO_POOL)  # (B, 512, n / 640)
+        return x[:, :, start - first: stop - first].transpose(1, 2)  # (B, t, 512)
