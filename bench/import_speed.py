@@ -33,13 +33,16 @@ would: ``avsr import auto-avsr`` on that ``.pth`` and ``avsr transcribe --model 
 once with ``--no-vad`` (the whole clip, as the reference reads it) and once at the defaults (the
 speech regions only). Printed: the texts and their character error rate against the reference's.
 
-    python -m bench.import_speed --peer ... --peer-python ... --memory-minutes 10 [--modalities video audio]
+    python -m bench.import_speed --peer ... --peer-python ... --memory-minutes 10 [1 3] [--modalities video audio]
 
-``--memory-minutes`` measures peak memory instead: synthetic clips joined into one file of that length,
+``--memory-minutes`` measures peak memory instead: synthetic clips joined into one file of each length,
 and per modality the reference's full-size random model (``bench.peer model``) imported and run by
 ``avsr transcribe --decoder ctc`` at its defaults otherwise, in a process of its own (peak RSS from
 ``getrusage`` of the child). CTC because a random model never ends a joint search before its length
 limit in any speech region; the encoder, the crops and the region cutting are the same either way.
+The child samples its own resident set every 20 ms (:data:`STAGES`): printed are the imports alone
+and the peak of each stage (the model's loading, the file's preparation, the forward passes over
+groups of windows, the rest of recognition), and the resident set before each forward pass.
 """
 
 from __future__ import annotations
@@ -76,7 +79,8 @@ def arguments() -> argparse.Namespace:
     parser.add_argument("--transcribe", metavar="CLIP", type=Path,
                         help="instead of timing: the reference's transcript of CLIP against avsr transcribe's")
     parser.add_argument("--detect-every", type=int, default=6, help="landmark stride of both (--transcribe)")
-    parser.add_argument("--memory-minutes", type=float, help="instead of timing: peak memory on a file this long")
+    parser.add_argument("--memory-minutes", type=float, nargs="+",
+                        help="instead of timing: peak memory on a file of each of these lengths")
     return parser.parse_args()
 
 
@@ -185,29 +189,83 @@ def compare_transcripts(args: argparse.Namespace) -> None:
               f"{char_errors(reference, regions) / length:.1%} |")
 
 
+# The child of --memory-minutes: `avsr ARGS` run in this interpreter while a thread samples its resident set every
+# 20 ms and books it to the stage under way ("other" outside them); one JSON line: the RSS with the imports alone,
+# each stage's peak, the RSS before each forward pass, and the process's peak (VmHWM).
+STAGES = """
+import json, sys, threading, time
+import avsr.inference.batch as batch, avsr.inference.transcribe as transcribe, avsr.models.loader as loader
+from avsr.cli import main
+
+def rss(field="VmRSS"):
+    return int(next(line for line in open("/proc/self/status") if line.startswith(field)).split()[1]) // 1024
+
+imports, stage, peaks, before = rss(), ["other"], {}, []
+
+def sample():
+    while True:
+        peaks[stage[-1]] = max(peaks.get(stage[-1], 0), rss())
+        time.sleep(0.02)
+
+def staged(name, function, log=None):
+    def run(*args, **kwargs):
+        if log is not None:
+            log.append(rss())
+        stage.append(name)
+        try:
+            return function(*args, **kwargs)
+        finally:
+            stage.pop()
+    return run
+
+loader.load_model = staged("load", loader.load_model)
+batch._prepare_job = staged("prepare", batch._prepare_job)
+transcribe.Transcriber.recognise = staged("recognition", transcribe.Transcriber.recognise)
+transcribe.Transcriber.forward_group = staged("forward", transcribe.Transcriber.forward_group, before)
+threading.Thread(target=sample, daemon=True).start()
+code = main(sys.argv[1:])
+print(json.dumps({"imports": imports, "stages": peaks, "before_forward": before, "peak": rss("VmHWM")}))
+sys.exit(code)
+"""
+
+
 def peak_memory(args: argparse.Namespace) -> None:
-    """``--memory-minutes``: ``avsr transcribe`` with each imported full-size model on one long file."""
-    from bench.common import PEAK_RSS, make_clips, make_long_file
+    """``--memory-minutes``: ``avsr transcribe`` with each imported full-size model on long files."""
+    from bench.common import make_clips, make_long_file
     with tempfile.TemporaryDirectory(prefix="import_memory_") as tmp:
         folder = Path(tmp)
         clips, _ = make_clips(folder / "clips", 8)
-        long_file = folder / "long.mp4"
-        duration = make_long_file(clips, long_file, args.memory_minutes)
         for modality in args.modalities:
             run_peer(args, "model", modality, folder / modality)
             bundle = folder / modality / "imported.pt"
             avsr_command("import", "auto-avsr", str(folder / modality / "model.pth"), "-o", str(bundle))
             (folder / modality / "model.pth").unlink()
-            started = time.perf_counter()
-            result = subprocess.run([sys.executable, "-c", PEAK_RSS, str(Path(sys.executable).with_name("avsr")),
-                                     "transcribe", str(long_file), "--model", str(bundle), "--decoder", "ctc",
-                                     "-o", str(folder / f"out_{modality}"), "--quiet"], capture_output=True, text=True)
-            wall = time.perf_counter() - started
-            if result.returncode:
-                raise RuntimeError(f"avsr transcribe failed: {result.stderr.strip().splitlines()[-3:]}")
-            peak_mb = int(result.stdout.split()[-1]) / 1024
-            print(f"{modality}: one file of {duration / 60:.1f} min, full-size imported model, --decoder ctc: "
-                  f"peak RSS {peak_mb:.0f} MB, {wall:.0f} s wall (RTF {wall / duration:.3f})", flush=True)
+        for minutes in args.memory_minutes:
+            long_file = folder / f"long_{minutes:g}.mp4"
+            duration = make_long_file(clips, long_file, minutes)
+            for modality in args.modalities:
+                stages_mb(folder, long_file, duration, modality)
+            long_file.unlink()
+
+
+def stages_mb(folder: Path, long_file: Path, duration: float, modality: str) -> None:
+    """One ``avsr transcribe`` of ``long_file`` with the imported ``modality`` model (:data:`STAGES`); its line."""
+    out = folder / f"out_{modality}_{long_file.stem}"
+    started = time.perf_counter()
+    result = subprocess.run([sys.executable, "-c", STAGES, "transcribe", str(long_file), "--model",
+                             str(folder / modality / "imported.pt"), "--decoder", "ctc", "-o", str(out), "--quiet"],
+                            capture_output=True, text=True, cwd=ROOT)
+    wall = time.perf_counter() - started
+    if result.returncode:
+        raise RuntimeError(f"avsr transcribe failed: {result.stderr.strip().splitlines()[-3:]}")
+    report = json.loads(result.stdout.strip().splitlines()[-1])
+    stages, before = report["stages"], report["before_forward"]
+    parts = ", ".join(f"{name} {stages[name]:,}" for name in ("load", "prepare", "forward", "recognition")
+                      if name in stages)
+    print(f"{modality}: one file of {duration / 60:.1f} min, full-size imported model, --decoder ctc: "
+          f"peak RSS {report['peak']:,} MB, {wall:.0f} s wall (RTF {wall / duration:.3f}); imports alone "
+          f"{report['imports']:,} MB; stage peaks (MB): {parts}; before each of {len(before)} forward passes "
+          f"{min(before, default=0):,}-{max(before, default=0):,} MB", flush=True)
 
 
 def main() -> None:
