@@ -26,10 +26,8 @@ from __future__ import annotations
 
 import json
 import math
-import multiprocessing
 import os
 import warnings
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -360,6 +358,7 @@ def compose_conversations(source_dir: str | Path, out_dir: str | Path, options: 
     from tqdm import tqdm
 
     from avsr.io.inputs import OutputError, ensure_output_dir
+    from avsr.synth.corpus import run_jobs
 
     source_dir, out_dir = Path(source_dir), Path(out_dir)
     if source_dir.resolve() == out_dir.resolve():
@@ -398,21 +397,9 @@ def compose_conversations(source_dir: str | Path, out_dir: str | Path, options: 
     used = {s for job in jobs for s in job.speakers}
     rigs = speaker_rigs(speakers, used, faces_dir, frame_size)
     floors = {s["id"]: (s.get("floor_db") or 200.0, s.get("floor_exponent", 1.0)) for s in speakers if s["id"] in used}
-    args = (rigs, str(source_dir), str(out_dir), floors)
-    records = []
     with tqdm(total=len(jobs), unit="clip", disable=not progress, dynamic_ncols=True) as bar:
-        if options.workers <= 1:
-            _init_worker(*args)
-            for job in jobs:
-                records.append(_run_job(job))
-                bar.update()
-        else:
-            context = multiprocessing.get_context("spawn")
-            with ProcessPoolExecutor(options.workers, mp_context=context, initializer=_init_worker,
-                                     initargs=args) as pool:
-                for record in pool.map(_run_job, jobs, chunksize=2):
-                    records.append(record)
-                    bar.update()
+        records = run_jobs(jobs, _run_job, _init_worker, (rigs, str(source_dir), str(out_dir), floors),
+                           options.workers, bar, chunksize=2)
     by_split = {split: [r for r in records if r["split"] == split] for split in options.splits}
     for split, rows in by_split.items():
         write_jsonl(out_dir / f"{split}.jsonl", rows)

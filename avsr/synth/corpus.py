@@ -13,6 +13,7 @@ Everything is drawn from ``seed``: the same options give the same files.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 import multiprocessing
 import warnings
 from concurrent.futures import ProcessPoolExecutor
@@ -161,6 +162,18 @@ def make_jobs(options: SynthOptions, speakers: list[Speaker]) -> list[UtteranceJ
 _WORKER: dict = {}
 
 
+def run_jobs(jobs: list, run: Callable, init: Callable, init_args: tuple, workers: int, bar, chunksize: int = 1,
+             ) -> list:
+    """``run(job)`` for every job, in order, after ``init(*init_args)``: here with one worker, else in ``workers``
+    spawned processes (each initialised once); ``bar`` (tqdm) moves on as each finishes."""
+    if workers <= 1:
+        init(*init_args)
+        return [(run(job), bar.update())[0] for job in jobs]
+    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"), initializer=init,
+                             initargs=init_args) as pool:
+        return [(record, bar.update())[0] for record in pool.map(run, jobs, chunksize=chunksize)]
+
+
 def _init_worker(rigs: dict[str, FaceRig], out_dir: str) -> None:
     import warnings as _warnings
 
@@ -226,21 +239,8 @@ def synthesize_corpus(out_dir: str | Path, options: SynthOptions = SynthOptions(
     jobs = make_jobs(options, speakers)
     ensure_output_dir(out_dir, "OUT_DIR")  # a file, or under one: one line naming it
     face_rigs = {s.id: speaker_rig(faces, s, options.frame_size) for s in speakers}
-    bar = tqdm(total=len(jobs), unit="utt", disable=not progress, dynamic_ncols=True)
-    records: list[dict] = []
-    if options.workers <= 1:
-        _init_worker(face_rigs, str(out_dir))
-        for job in jobs:
-            records.append(_run_job(job))
-            bar.update()
-    else:
-        context = multiprocessing.get_context("spawn")
-        with ProcessPoolExecutor(options.workers, mp_context=context, initializer=_init_worker,
-                                 initargs=(face_rigs, str(out_dir))) as pool:
-            for record in pool.map(_run_job, jobs, chunksize=4):
-                records.append(record)
-                bar.update()
-    bar.close()
+    with tqdm(total=len(jobs), unit="utt", disable=not progress, dynamic_ncols=True) as bar:
+        records = run_jobs(jobs, _run_job, _init_worker, (face_rigs, str(out_dir)), options.workers, bar, chunksize=4)
     by_split = {split: [r for r in records if r["split"] == split] for split in SPLITS}
     for split, rows in by_split.items():
         write_jsonl(out_dir / f"{split}.jsonl", rows)
