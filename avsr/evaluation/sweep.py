@@ -23,7 +23,7 @@ import torch
 from avsr.data.augment import frame_snr_db, shift_video
 from avsr.data.dataset import AVDataset, collate
 from avsr.data.manifest import ManifestError
-from avsr.preprocessing import Preprocessing
+from avsr.preprocessing import VIDEO_FPS, Preprocessing
 from avsr.files import write_text_atomic
 from avsr.data.noise import NoiseFolder, babble, babble_talkers, measured_snr_db, mix_at_snr, white_noise
 from avsr.decoding.greedy import greedy_decode
@@ -32,6 +32,7 @@ from avsr.evaluation.figures import sweep_plots, utterance_figure
 from avsr.evaluation.options import Perturbation, offset_frames
 from avsr.evaluation.perturb import with_face_gaps, with_lead_in
 from avsr.evaluation.reading import reading
+from avsr.inference.options import TranscribeOptions
 from avsr.inference.sync import attention_offset, frames_to_undo
 from avsr.io.vad import VadOptions
 from avsr.text import char_error_rate, normalise, word_error_rate, word_errors
@@ -145,9 +146,12 @@ def bootstrap_wer(errors: np.ndarray, words: np.ndarray, seed: int, rounds: int 
     return float(np.percentile(rates, 2.5)), float(np.percentile(rates, 97.5))
 
 
-def stretches(items: list[dict], spans: list[list[tuple[int, int]] | None]) -> tuple[list[dict], list[int]]:
+def stretches(items: list[dict], spans: list[list[tuple[int, int]] | None],
+              tail: int = 0) -> tuple[list[dict], list[int]]:
     """The pieces of ``items`` a model reads (``spans[i]``: frame ranges of item i, None: all of it) and the item
-    each piece belongs to."""
+    each piece belongs to. Each piece is read with ``tail`` frames of quiet after it, as ``avsr transcribe``
+    reads each chunk (:attr:`~avsr.inference.transcribe.Transcriber.tail_frames`): digital silence, the last crop
+    held."""
     pieces, owners = [], []
     for index, (item, ranges) in enumerate(zip(items, spans)):
         if ranges is None:
@@ -156,10 +160,13 @@ def stretches(items: list[dict], spans: list[list[tuple[int, int]] | None]) -> t
             continue
         step = len(item["audio"]) // max(len(item["video"]), 1)
         for start, stop in ranges:
-            piece = item | {"video": item["video"][start:stop], "face_found": item["face_found"][start:stop],
-                            "audio": item["audio"][start * step: stop * step]}
+            held = ((0, tail),)
+            piece = item | {"video": np.pad(item["video"][start:stop], held + ((0, 0),) * (item["video"].ndim - 1),
+                                            mode="edge"),
+                            "face_found": np.pad(np.asarray(item["face_found"][start:stop]), held, mode="edge"),
+                            "audio": np.pad(item["audio"][start * step: stop * step], (0, tail * step))}
             if item.get("frame_snr") is not None:
-                piece["frame_snr"] = item["frame_snr"][start:stop]
+                piece["frame_snr"] = np.pad(np.asarray(item["frame_snr"][start:stop]), held, mode="edge")
             pieces.append(piece)
             owners.append(index)
     return pieces, owners
@@ -188,7 +195,8 @@ def score(model, items: list[dict], mode: str, decoder: Callable, batch_size: in
         return batch, model(batch.audio, batch.audio_lengths, batch.video, batch.video_lengths, batch.face_found, mode)
 
     whole = items
-    items, owners = stretches(items, spans) if spans is not None else (items, list(range(len(items))))
+    tail = 0 if getattr(model, "reads_utterances", False) else round(TranscribeOptions().tail_s * VIDEO_FPS)
+    items, owners = stretches(items, spans, tail) if spans is not None else (items, list(range(len(items))))
     hypotheses, weights = [], []
     for start in range(0, len(items), batch_size):
         chunk = items[start:start + batch_size]

@@ -45,6 +45,13 @@ class TranscribeOptions:
     window_s: float = 30.0  # ... and a chunk longer than this runs in windows this long ...
     overlap_s: float = 2.0  # ... overlapping by this much; each keeps the frames far from its edges
     batch_size: int = 4  # windows per forward pass
+    # Each chunk ends with at least this much quiet, topped up with digital silence and its last crop held, as the
+    # recipe's clips end (0.24 s or more after the last word): the model's CTC spikes come up to ~0.3 s after the
+    # sound, and a chunk cut soon after its last word lost it. Each is read from lead_s before its first speech
+    # frame (with vad): the quiet before a turn, a face waiting to speak, cost its first word. Not for imported
+    # models, which read utterances. docs/history/2026-12-07.md, "Quiet around each chunk".
+    tail_s: float = 0.24
+    lead_s: float = 0.04
     pause_s: float = 0.4  # a pause this long splits speech into segments
     max_segment_s: float = 20.0  # longer speech is cut at its longest pause
     detect_every: int = TRANSCRIBE_DETECT_EVERY  # run the face landmarker on every k-th frame (see there)
@@ -71,6 +78,10 @@ class TranscribeOptions:
             raise OptionError(f"decoder={self.decoder!r}; use one of {', '.join(DECODERS)}")
         if self.beam_size is not None and not 1 <= self.beam_size <= MAX_BEAM:
             raise OptionError(f"beam_size={self.beam_size}; use 1 (greedy) to {MAX_BEAM}")
+        if not 0 <= self.tail_s <= 2:  # also false for NaN
+            raise OptionError(f"tail_s={self.tail_s}; use 0 (none) to 2 seconds")
+        if not 0 <= self.lead_s <= 10:
+            raise OptionError(f"lead_s={self.lead_s}; use 0 to 10 seconds")
         low, high = LM_WEIGHT_RANGE
         if not low <= self.lm_weight <= high:  # also false for NaN
             raise OptionError(f"lm_weight={self.lm_weight}; use a number from {low:g} to {high:g}")

@@ -14,17 +14,18 @@ from __future__ import annotations
 
 import bisect
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import replace
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from avsr.data.tokenizer import CharTokenizer
 from avsr.decoding.align import align_words
 from avsr.decoding.boundaries import refine_boundaries
 from avsr.decoding.joint import joint_beam_search
-from avsr.inference.chunks import Window, chunk_plan, pause_cuts
+from avsr.inference.chunks import Window, chunk_plan, pause_cuts, quiet_frames
 from avsr.errors import OptionError
 from avsr.inference.decoders import joint_options, make_ctc_decoder
 from avsr.inference.options import TranscribeOptions  # noqa: F401 (also imported from here)
@@ -33,7 +34,8 @@ from avsr.inference.regions import (find_regions, fit_to_speech, inside, no_spee
                                     speech_probability)
 from avsr.inference.transcript import Segment, Transcript, Word, with_faces  # noqa: F401 (also imported from here)
 from avsr.inference.speaker import speaker_changes
-from avsr.inference.sync import SYNC_MS, SyncEstimate, attention_offset, estimate_offset, frames_to_undo
+from avsr.inference.sync import (SYNC_MS, SyncEstimate, attention_offset, estimate_offset, frames_to_undo,
+                                 speech_envelope)
 from avsr.io.face_align import true_runs
 from avsr.io.lip_roi import release_free_heap
 from avsr.io.results import FileError, Reason
@@ -47,7 +49,8 @@ from avsr.parallel import landmarkers_per_file
 from avsr.preprocessing import FRAME_S, SAMPLES_PER_FRAME, VIDEO_FPS
 
 # One chunk's outputs (Transcriber._read): start, stop, log_probs, audio_weight, attention, encoder_out
-Chunk = tuple[int, int, torch.Tensor, torch.Tensor | None, torch.Tensor | None, torch.Tensor | None]
+Chunk = tuple[int, int, torch.Tensor, torch.Tensor | None, torch.Tensor | None, torch.Tensor | None,
+              torch.Tensor | None]
 
 
 def choose_mode(prepared: PreparedInput, requested: str, modes: tuple[str, ...] = MODEL_MODES,
@@ -94,15 +97,21 @@ def choose_mode(prepared: PreparedInput, requested: str, modes: tuple[str, ...] 
     return mode, notes
 
 
-def speech_segments(log_probs: torch.Tensor, blank: int, pause_frames: int, max_frames: int) -> list[tuple[int, int]]:
+def speech_segments(log_probs: torch.Tensor, blank: int, pause_frames: int, max_frames: int,
+                    word_break: Callable[[int, int], bool] | None = None) -> list[tuple[int, int]]:
     """Split ``(T, V)`` CTC output into ``[start, stop)`` stretches of speech at pauses (runs of frames
-    whose most likely token is blank, at least ``pause_frames`` long); stretches over ``max_frames``
-    are cut in the middle of their longest inner pause (or in half without one)."""
-    silent = (log_probs.argmax(-1) == blank).numpy()
+    whose most likely token is blank, at least ``pause_frames`` long) that fall between words: given
+    ``word_break(a, b)`` (whether the tokens ``a`` then ``b`` have a word boundary between them), a pause
+    inside a word (a model that gives a word's first letter, then the rest late) does not split it;
+    stretches over ``max_frames`` are cut in the middle of their longest inner pause (or in half without
+    one)."""
+    best = log_probs.argmax(-1).numpy()
+    silent = best == blank
     speech = ~silent
     for start, stop in true_runs(silent):
-        if stop - start < pause_frames and start > 0 and stop < len(silent):
-            speech[start:stop] = True  # a short pause stays inside the segment
+        if start > 0 and stop < len(silent) and (stop - start < pause_frames or (
+                word_break is not None and not word_break(int(best[start - 1]), int(best[stop])))):
+            speech[start:stop] = True  # a short pause, or one inside a word, stays inside the segment
     segments = []
     todo = [(int(a), int(b)) for a, b in true_runs(speech)]
     while todo:
@@ -151,8 +160,9 @@ class Transcriber:
               early: dict | None = None) -> Iterator[Chunk]:
         """Each chunk of the recording in the ``regions`` (the frames between two of ``cuts``, which hold the
         regions' edges), in order, as soon as its last window is read: ``(start, stop, log_probs (n, V),
-        audio_weight (n,), attention (n, 2W + 1), encoder_out (n, D))`` with n = stop - start (None where the
-        model gives none). A file's outputs are never held whole (an imported model's CTC scores over ten
+        audio_weight (n,), attention (n, 2W + 1), encoder_out (n, D), tail (m, V))`` with n = stop - start (None
+        where the model gives none); ``tail``: the CTC scores of the quiet read after the chunk (see
+        :meth:`forward_group`). A file's outputs are never held whole (an imported model's CTC scores over ten
         minutes are 300 MB). ``early``: outputs of groups of windows already run (:class:`EarlyForward`)."""
         o, frames, spec = self.options, prepared.frames, self.model.preprocessing
         spec.check_roi(prepared.roi, str(prepared.path))
@@ -168,30 +178,37 @@ class Transcriber:
                 kept = self.forward_group(group, prepared.roi, prepared.face_found, prepared.audio, mode)
             for (_, _, keep_from, keep_to), outputs in zip(group, kept):
                 begin = keep_from if not parts else begin
-                parts.append(outputs)
+                parts.append(outputs[:4])
                 if keep_to == bounds[bisect.bisect_right(bounds, keep_from)]:  # the end of the window's chunk
                     yield (begin, keep_to, *(None if pieces[0] is None else torch.cat(pieces)
-                                             for pieces in zip(*parts)))
+                                             for pieces in zip(*parts)), outputs[4])
                     parts = []
 
     @torch.no_grad()
     def forward_group(self, group: tuple[Window, ...], roi, face_found, audio,
-                      mode: str) -> list[tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None]]:
+                      mode: str) -> list[tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None,
+                                               torch.Tensor | None, torch.Tensor | None]]:
         """One forward pass over the windows of ``group`` (padded to the longest), and per window the
         outputs on its kept frames: ``log_probs (K, V)``, ``audio_weight (K,)``, ``attention
-        (K, 2W + 1)`` and ``encoder_out (K, D)`` (None where the model gives none). ``roi``, ``face_found`` and ``audio`` are
-        read by ranges of frames (samples): arrays, spools, or what :class:`EarlyForward` holds."""
+        (K, 2W + 1)`` and ``encoder_out (K, D)`` (None where the model gives none), and ``tail (m, V)``: a window
+        that ends its chunk is read with quiet after it (:meth:`tail_after`; digital silence, its last crop held),
+        whose CTC scores these are (None for the others). ``roi``, ``face_found`` and ``audio`` are read by ranges
+        of frames (samples): arrays, spools, or what :class:`EarlyForward` holds."""
         spec = self.model.preprocessing
         step, (rows, columns) = spec.samples_per_frame, spec.crop_box()
-        length = max(stop - start for start, stop, _, _ in group)
+        tails = [self.tail_after(audio, start, stop) if keep_to == stop else 0 for start, stop, _, keep_to in group]
+        length = max(stop - start + tail for (start, stop, _, _), tail in zip(group, tails))
         video = torch.zeros(len(group), length, spec.crop_size, spec.crop_size, dtype=torch.uint8)
         found = torch.zeros(len(group), length, dtype=torch.bool)
         samples = torch.zeros(len(group), length * step)
-        lengths = torch.tensor([stop - start for start, stop, _, _ in group])
-        for row, (start, stop, _, _) in enumerate(group):
+        lengths = torch.tensor([stop - start + tail for (start, stop, _, _), tail in zip(group, tails)])
+        for row, ((start, stop, _, _), tail) in enumerate(zip(group, tails)):
             video[row, : stop - start] = torch.from_numpy(roi[start:stop, rows, columns])
             found[row, : stop - start] = torch.from_numpy(face_found[start:stop])
             samples[row, : (stop - start) * step] = torch.from_numpy(audio[start * step: stop * step])
+            if tail:  # the last crop held, as the recipe's pads hold a clip's edge crops; the sound stays silent
+                video[row, stop - start: stop - start + tail] = video[row, stop - start - 1]
+                found[row, stop - start: stop - start + tail] = found[row, stop - start - 1]
         video = spec.normalise_video(video, found, lengths)
         out = self.model(samples.to(self.device), (lengths * step).to(self.device), video.to(self.device),
                          lengths.to(self.device), found.to(self.device), mode)
@@ -201,19 +218,62 @@ class Transcriber:
 
         encoded = getattr(out, "encoder_out", None)
         return [(kept(out.log_probs, row, span), kept(out.audio_weight, row, span), kept(out.attention, row, span),
-                 kept(encoded, row, span)) for row, span in enumerate(slice(kf - start, kt - start)
-                                                                       for start, _, kf, kt in group)]
+                 kept(encoded, row, span), kept(out.log_probs, row, slice(stop - start, stop - start + tail)) if tail
+                 else None) for row, ((start, stop, _, _), span, tail) in enumerate(
+                     zip(group, (slice(kf - start, kt - start) for start, _, kf, kt in group), tails))]
+
+    @property
+    def tail_frames(self) -> int:
+        """Frames of quiet each chunk ends with (``options.tail_s``; none for a model that reads utterances)."""
+        if getattr(self.model, "reads_utterances", False):
+            return 0
+        return round(self.options.tail_s * self.model.preprocessing.fps)
+
+    def tail_after(self, audio, start: int, stop: int) -> int:
+        """Frames of quiet to read after frames ``[start, stop)`` of ``audio``, the end of a chunk: what its own
+        quiet end (:func:`~avsr.inference.chunks.quiet_frames`) lacks of :attr:`tail_frames`. A chunk that ends
+        long after its speech gets none: 0.4 s added to every chunk cost single-face clips words in av mode (5.6 ->
+        7.2 % WER, docs/history/2026-12-07.md)."""
+        wanted = self.tail_frames
+        if not wanted:
+            return 0
+        step = self.model.preprocessing.samples_per_frame
+        quiet = quiet_frames(speech_envelope(audio[start * step: stop * step]))
+        if quiet is None:  # no speech and floor to tell apart
+            return wanted
+        loud = np.flatnonzero(~quiet)
+        return max(wanted - (len(quiet) - (loud[-1] + 1 if len(loud) else 0)), 0)
+
+    def _plan(self, prepared: PreparedInput, mode: str, regions: list[tuple[int, int]],
+              probability: np.ndarray) -> tuple[list[int], list[tuple[int, int]]]:
+        """Where chunks end (:meth:`_cuts`) and the stretches read: each chunk from ``options.lead_s`` before its
+        first speech frame on (with the segmentation on; its whole region without). The quiet before a turn, with
+        the face waiting to speak, cost a model trained on tightly cut clips its first word (av mode, conversations:
+        18.8 % WER read from the pause's middle, 10.6 % from a frame before the speech; docs/history/2026-12-07.md)."""
+        cuts = self._cuts(prepared, mode, regions)
+        if not self.options.vad or getattr(self.model, "reads_utterances", False):
+            return cuts, regions
+        lead, bounds, spans = round(self.options.lead_s * VIDEO_FPS), sorted(set(cuts)), []
+        for start, stop in regions:
+            inner = [cut for cut in bounds if start < cut < stop]
+            for a, b in zip([start] + inner, inner + [stop]):
+                onset, _ = speech_extent(probability, a, b, self.options.vad_threshold)
+                spans.append((max(a, onset - lead), b))
+        return sorted(set(cuts) | {a for a, _ in spans}), spans
 
     def _cuts(self, prepared: PreparedInput, mode: str, regions: list[tuple[int, int]]) -> list[int]:
         """Where chunks end: the regions' edges, and pauses in the audio inside them (not for a model that reads
         whole utterances)."""
-        o, edges = self.options, region_cuts(regions, prepared.frames)
-        if mode != "audio":  # several faces: a chunk reads one (its crops are normalised over it)
-            edges = sorted(set(edges) | set(speaker_changes(prepared.face_ids)))
-        if not prepared.has_audio or mode == "video" or getattr(self.model, "reads_utterances", False):
-            return edges
-        return sorted(set(edges) | set(pause_cuts(prepared.audio, round(o.cut_pause_s * VIDEO_FPS),
-                                                  prepared.roi if prepared.has_video else None)))
+        edges, pause = region_cuts(regions, prepared.frames), round(self.options.cut_pause_s * VIDEO_FPS)
+        # Several faces: a chunk reads one (its crops are normalised over it).
+        cuts = speaker_changes(prepared.face_ids) if mode != "audio" else []
+        if prepared.has_audio and mode != "video" and not getattr(self.model, "reads_utterances", False):
+            cuts += pause_cuts(prepared.audio, pause, prepared.roi if prepared.has_video else None)
+        return sorted(set(edges) | set(apart(sorted(set(cuts)), edges, prepared.frames, pause)))
+
+    def _word_break(self, before: int, after: int) -> bool:
+        """Whether the tokens ``before`` then ``after`` end one word and start another."""
+        return " " in self.tokenizer.decode([before, after])
 
     def _decode(self, log_probs: torch.Tensor, encoded: torch.Tensor | None = None) -> str:
         """The text of one stretch: joint CTC/attention beam search over its encoder output, or the CTC decoder."""
@@ -261,11 +321,11 @@ class Transcriber:
         probability = speech_probability(mode, prepared.audio, prepared.has_audio, prepared.mouth_signal,
                                          prepared.face_found)
         regions = find_regions(probability, o.vad_options, getattr(self.model, "max_input_s", None))
-        cuts = self._cuts(prepared, mode, regions)
+        cuts, spans = self._plan(prepared, mode, regions, probability)
         # The windows read while the file was cut, if they were read in this mode (and the video is not moved).
         early = prepared.early if prepared.early_mode == mode else None
         # An xattn model is run first as the file is: where its audio frames looked is the offset estimate.
-        first = list(self._read(prepared, mode, cuts, regions, early)) \
+        first = list(self._read(prepared, mode, cuts, spans, early)) \
             if mode == "av" and getattr(self.model.config, "fusion", None) == "xattn" else None
         estimate, shift, sync_notes = self._sync(prepared, mode, None if first is None else
                                                  _whole(first, 4, prepared.frames, 0.0))
@@ -275,8 +335,8 @@ class Transcriber:
                                face_found=ShiftedFrames(prepared.face_found, -shift)[:],
                                face_ids=None if prepared.face_ids is None else
                                ShiftedFrames(prepared.face_ids, -shift)[:])
-            cuts, first = self._cuts(prepared, mode, regions), None
-        chunks = first if first is not None else self._read(prepared, mode, cuts, regions, None if shift else early)
+            (cuts, spans), first = self._plan(prepared, mode, regions, probability), None
+        chunks = first if first is not None else self._read(prepared, mode, cuts, spans, None if shift else early)
         heard = prepared.audio if self.options.refine_words and prepared.has_audio and mode != "video" else None
         segments, read = self._decode_chunks(chunks, prepared, probability, heard)
         weights, attention = _whole(read, 3, prepared.frames, float("nan")), _whole(read, 4, prepared.frames, 0.0)
@@ -302,28 +362,34 @@ class Transcriber:
         large outputs (the CTC scores, the encoder's), for the transcript's audio weights and attention."""
         o, segments, read = self.options, [], []
         for chunk in chunks:
-            start, stop, log_probs, _, _, encoded = chunk
+            start, stop, log_probs, _, _, encoded, tail = chunk
+            if tail is not None:  # the words the model gives in the quiet after the chunk are the chunk's
+                log_probs = torch.cat([log_probs, tail])
             if not torch.isfinite(log_probs).all():
                 raise FileError(prepared.path, Reason.INVALID, f"the model gave NaN or infinite scores; its weights "
                                 f"are damaged: re-export the bundle ({self.model_id})")
-            read.append((start, stop, None, *chunk[3:5], None))
-            spans = [(0, stop - start)] if self.joint else speech_segments(
-                log_probs, self.tokenizer.blank, round(o.pause_s * VIDEO_FPS), round(o.max_segment_s * VIDEO_FPS))
+            read.append((start, stop, None, *chunk[3:5], None, None))
+            spans = [(0, stop - start)] if self.joint else in_chunk(speech_segments(
+                log_probs, self.tokenizer.blank, round(o.pause_s * VIDEO_FPS), round(o.max_segment_s * VIDEO_FPS),
+                self._word_break), stop - start)
             segments += [segment for a, b in spans if (segment := self._segment(
-                log_probs[a:b], start + a, probability, None if encoded is None else encoded[a:b], heard)) is not None]
+                log_probs[a:b], start + a, probability, None if encoded is None else encoded[a:b], heard,
+                stop)) is not None]
         return segments, read
 
     def _segment(self, log_probs: torch.Tensor, start: int, probability, encoded: torch.Tensor | None = None,
-                 audio=None) -> Segment | None:
+                 audio=None, chunk_stop: int | None = None) -> Segment | None:
         """The frames of ``log_probs`` ``(n, V)`` (and ``encoded`` ``(n, D)``), the file's from frame ``start`` on,
-        decoded and their words timed; None where they read as nothing. With the segmentation on, the words are
+        decoded and their words timed; None where they read as nothing. The frames past ``chunk_stop`` are the
+        quiet read after the chunk: the words are kept before it. With the segmentation on, the words are
         kept inside the segment's speech (:func:`fit_to_speech`); given the ``audio`` (16 kHz samples of the
         file), their boundaries are moved onto it (:func:`refine_boundaries`)."""
-        stop = start + len(log_probs)
+        stop = start + len(log_probs) if chunk_stop is None else min(start + len(log_probs), chunk_stop)
         text = self._decode(log_probs, encoded)
         if not text:
             return None
-        words = align_words(log_probs, text, self.tokenizer, offset_s=start * FRAME_S)
+        words = fit_to_speech(align_words(log_probs, text, self.tokenizer, offset_s=start * FRAME_S),
+                              start * FRAME_S, stop * FRAME_S)
         if self.options.vad:
             onset, offset = speech_extent(probability, start, stop, self.options.vad_threshold)
             words = fit_to_speech(words, onset * FRAME_S, offset * FRAME_S)
@@ -339,6 +405,33 @@ class Transcriber:
             return {"attention_offset_frames": [], "attention_peak": []}
         offset, peak = attention_summary(attention)
         return {"attention_offset_frames": offset.tolist(), "attention_peak": peak.tolist()}
+
+
+def apart(cuts: list[int], edges: list[int], frames: int, shortest: int) -> list[int]:
+    """The ``cuts`` (sorted) that leave no chunk shorter than ``shortest`` frames between them and the regions'
+    ``edges`` (kept all): a pause in a region's padding, or a speaker decision that flickers for a few frames, would
+    cut off a sliver, read as words once quiet is read after each chunk. Earlier cuts are kept first."""
+    kept: list[int] = []
+    for cut in cuts:
+        before = max([0] + [e for e in edges if e <= cut] + kept[-1:])
+        after = min([frames] + [e for e in edges if e >= cut])
+        if cut - before >= shortest and after - cut >= shortest:
+            kept.append(cut)
+    return kept
+
+
+def in_chunk(spans: list[tuple[int, int]], frames: int) -> list[tuple[int, int]]:
+    """Speech ``spans`` of a chunk's CTC scores read with quiet after its ``frames``: a span that starts in the
+    quiet (the chunk's last word, given late) joins the one before it, or starts on the chunk's last frame."""
+    out: list[tuple[int, int]] = []
+    for a, b in spans:
+        if a < frames:
+            out.append((a, b))
+        elif out:
+            out[-1] = (out[-1][0], b)
+        else:
+            out.append((max(frames - 1, 0), b))
+    return out
 
 
 def _whole(chunks: list[Chunk], field: int, frames: int, fill: float) -> torch.Tensor | None:

@@ -10,7 +10,8 @@ import torch
 
 import avsr
 from avsr.inference.prepare import prepare_input
-from avsr.inference.transcribe import TranscribeOptions, Transcriber, speech_segments
+from avsr.errors import OptionError
+from avsr.inference.transcribe import TranscribeOptions, Transcriber, in_chunk, speech_segments
 from avsr.io.media import load_media
 from avsr.io.writer import write_video
 from avsr.text import word_error_rate
@@ -101,6 +102,87 @@ def test_speech_segments_split_at_pauses_and_respect_the_maximum():
     segments = speech_segments(frames, blank=0, pause_frames=5, max_frames=40)
     # [5, 30) keeps its 2-frame pause; [50, 95) is too long and has no pause: cut in half, not widened there.
     assert segments == [(3, 32), (48, 72), (72, 97)]
+
+
+def test_a_pause_inside_a_word_does_not_split_the_segment():
+    """A model that gives a word's first letter, then the rest after a long blank (as the embedded one does at
+    a chunk's end): the pause splits segments only where the tokens on either side part two words."""
+    import torch
+
+    frames = torch.full((40, 4), -10.0)
+    frames[:, 0] = 0.0
+    for at, token in ((2, 2), (20, 3), (22, 1), (24, 3)):  # "a" ... 17 blanks ... "b", " ", "b" (1: space)
+        frames[at, 0], frames[at, token] = -10.0, 0.0
+
+    def word_break(a: int, b: int) -> bool:
+        return 1 in (a, b)
+
+    assert speech_segments(frames, 0, 5, 100) == [(0, 5), (18, 27)]  # pauses alone split "a" from "b"
+    assert speech_segments(frames, 0, 5, 100, word_break) == [(0, 27)]
+    frames[20, 3], frames[20, 1] = -10.0, 0.0  # now a space after the pause: a word boundary
+    assert speech_segments(frames, 0, 5, 100, word_break) == [(0, 5), (18, 27)]
+
+
+def test_no_cut_leaves_a_sliver():
+    from avsr.inference.transcribe import apart
+
+    # a pause cut 2 frames before a region's end, a speaker flickering at 40 and 42: only 20 and 40 stay
+    assert apart([20, 40, 42, 58], [10, 60], 100, 5) == [20, 40]
+    assert apart([3, 97], [], 100, 5) == []  # nor at the file's ends
+
+
+def test_speech_given_in_the_quiet_after_a_chunk_is_the_chunks():
+    assert in_chunk([(0, 8), (12, 15)], 10) == [(0, 15)]  # the late last word joins the segment before it
+    assert in_chunk([(0, 8), (9, 15)], 10) == [(0, 8), (9, 15)]
+    assert in_chunk([(11, 14)], 10) == [(9, 14)]  # nothing before the quiet: from the chunk's last frame
+    with pytest.raises(OptionError, match="tail_s"):
+        TranscribeOptions(tail_s=-0.1)
+
+
+def test_a_chunk_that_ends_soon_after_its_last_word_keeps_it(corpus, model, tmp_path):
+    """Clips cut 0.1 s after their last word, as a cut in a short pause leaves a turn of a conversation. The model's
+    CTC spikes come up to ~0.3 s after the sound: read as cut, the last words are lost; read ending with the
+    default 0.24 s of quiet (TranscribeOptions.tail_s), they are kept, and timed inside the file."""
+    clips = []
+    for clip in corpus:
+        media = load_media(clip["video"])
+        frames = int(np.ceil((clip["words"][-1]["end_s"] + 0.1) * 25))
+        clips.append(write_video(tmp_path / f"{clip['id']}.mp4", media.video[:frames],
+                                 audio=media.audio[: frames * 640]))
+    truth = [c["text"] for c in corpus]
+    tight = [avsr.transcribe(model, path, TranscribeOptions(tail_s=0.0)) for path in clips]
+    kept = [avsr.transcribe(model, path) for path in clips]
+    tight_wer = word_error_rate(truth, [t.text for t in tight])
+    kept_wer = word_error_rate(truth, [t.text for t in kept])
+    assert kept_wer <= 0.15 and kept_wer < tight_wer - 0.1, (tight_wer, kept_wer)
+    assert all(w.end_s <= t.duration_s + 1e-6 for t in kept for w in t.words)
+
+
+def test_each_turn_is_read_from_just_before_its_speech(conversation_corpus, model):
+    """Conversations of the shared test corpus: the quiet before each turn (a face waiting to speak) is not read
+    beyond ``lead_s`` before the speech the voice activity finds there (its frames carry no audio weight), and
+    the turns still read whole, against the truth and against reading each region from its padded start."""
+    from avsr.data.manifest import read_jsonl
+    from avsr.inference.regions import speech_probability
+
+    records = read_jsonl(conversation_corpus / "test.jsonl")
+    padded = Transcriber(model.network, model.tokenizer, model.id, TranscribeOptions(lead_s=0.2))
+    tight = Transcriber(model.network, model.tokenizer, model.id, TranscribeOptions())
+    texts = {"padded": [], "tight": []}
+    for record in records:
+        prepared = prepare_input(conversation_corpus / record["video"])
+        probability = speech_probability("av", prepared.audio, True, prepared.mouth_signal, prepared.face_found)
+        transcript = tight.recognise(prepared)
+        texts["tight"].append(transcript.text)
+        texts["padded"].append(padded.recognise(prepared).text)
+        read = ~np.isnan(np.array(transcript.audio_weight))
+        speech = probability >= tight.options.vad_threshold
+        for start in np.flatnonzero(read[1:] & ~read[:-1]) + 1:  # where each stretch read begins
+            assert speech[start: start + 2].any() or not speech[start:].any(), (record["id"], start)
+        prepared.close()
+    truth = [r["text"] for r in records]
+    tight_wer, padded_wer = word_error_rate(truth, texts["tight"]), word_error_rate(truth, texts["padded"])
+    assert tight_wer <= 0.25 and tight_wer <= padded_wer, (tight_wer, padded_wer)
 
 
 @pytest.mark.slow
