@@ -27,6 +27,7 @@ USABLE_RANGE_DB = 20.0  # audio whose envelope spans less than this (5th to 95th
 MIN_SPEAKER_SCORE = 0.3  # below this nobody in view is taken for the speaker
 VOICE_BRIDGE_S = 0.2  # quiet stretches inside speech shorter than this (stops, breaths) are voiced
 HOLD_S = 1.0  # the crops read are held on a speaker's face through a pause this short (and at the ends)
+MIN_TURN_S = 0.4  # another face taken for less than this inside a speaker's stretch is that speaker's
 
 
 def _window_sum(values: np.ndarray, frames: int) -> np.ndarray:
@@ -100,13 +101,23 @@ def speaker_scores(rois: FaceRois, audio=None, signals: np.ndarray | None = None
     return scores
 
 
-def active_face(scores: np.ndarray, min_score: float = MIN_SPEAKER_SCORE) -> np.ndarray:
+def active_face(scores: np.ndarray, min_score: float = MIN_SPEAKER_SCORE,
+                min_frames: int = round(MIN_TURN_S * VIDEO_FPS)) -> np.ndarray:
     """The speaking face's id per frame ``(T,) int`` from :func:`speaker_scores` ``(F, T)``: the best
-    scored, -1 where none reaches ``min_score`` (nobody in view speaks)."""
+    scored, -1 where none reaches ``min_score`` (nobody in view speaks). A face taken for fewer than
+    ``min_frames`` between two stretches of the same other face is that face's: a turn is longer than that, and
+    the flicker cut a speaker's turn in two."""
     if len(scores) == 0:
         return np.full(scores.shape[1], -1)
     best = scores.argmax(axis=0)
-    return np.where(scores.max(axis=0) >= min_score, best, -1)
+    active = np.where(scores.max(axis=0) >= min_score, best, -1)
+    changes = np.flatnonzero(np.diff(active)) + 1
+    starts, stops = np.r_[0, changes], np.r_[changes, len(active)]
+    for i in range(1, len(starts) - 1):
+        before, run, after = active[starts[i - 1]], active[starts[i]], active[starts[i + 1]]
+        if run >= 0 and before == after >= 0 and before != run and stops[i] - starts[i] < min_frames:
+            active[starts[i]: stops[i]] = before
+    return active
 
 
 def held_through_pauses(active: np.ndarray, max_frames: int = round(HOLD_S * VIDEO_FPS)) -> np.ndarray:

@@ -58,3 +58,17 @@ def test_nobody_speaks_in_a_pause_and_the_face_read_is_held_through_it(conversat
     assert speaker_changes(active) == [6] and speaker_changes(np.array([0, 1])) == [1]
     assert held_through_pauses(np.array([0, -1, -1, -1, 1]), max_frames=2).tolist() == [0, -1, -1, -1, 1]
     assert held_through_pauses(np.full(5, -1)).tolist() == [-1] * 5  # nobody speaking: nothing read
+
+
+def test_a_face_taken_for_a_moment_inside_anothers_turn_is_that_speakers():
+    """The best score flickers to the other face for 0.16 s inside face 0's speech (it cut a turn in two and cost its
+    words in the test conversations); a real change of speaker, and a flicker to nobody, are kept."""
+    scores = np.zeros((2, 60), np.float32)
+    scores[0, :30] = 0.8
+    scores[1, 12:16] = 0.9  # 4 frames: a flicker
+    scores[1, 30:] = 0.8  # the other face's turn
+    scores[0, 40:42] = 0.0
+    scores[1, 40:42] = 0.0  # 2 frames of nobody speaking
+    active = active_face(scores)
+    assert (active[:30] == 0).all() and (active[30:40] == 1).all() and (active[40:42] == -1).all()
+    assert (active_face(scores, min_frames=1)[12:16] == 1).all()  # without the rule, as the scores say
