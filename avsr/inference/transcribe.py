@@ -48,7 +48,8 @@ from avsr.models.loader import LoadedModel, load_model
 from avsr.parallel import landmarkers_per_file
 from avsr.preprocessing import FRAME_S, SAMPLES_PER_FRAME, VIDEO_FPS
 
-# One chunk's outputs (Transcriber._read): start, stop, log_probs, audio_weight, attention, encoder_out
+# One chunk's outputs (Transcriber._read): start, stop, log_probs, audio_weight, attention, encoder_out, and the CTC
+# scores of the quiet read after it
 Chunk = tuple[int, int, torch.Tensor, torch.Tensor | None, torch.Tensor | None, torch.Tensor | None,
               torch.Tensor | None]
 
@@ -262,8 +263,9 @@ class Transcriber:
         return sorted(set(cuts) | {a for a, _ in spans}), spans
 
     def _cuts(self, prepared: PreparedInput, mode: str, regions: list[tuple[int, int]]) -> list[int]:
-        """Where chunks end: the regions' edges, and pauses in the audio inside them (not for a model that reads
-        whole utterances)."""
+        """Where chunks end: the regions' edges, where the face read changes, and pauses in the audio inside the
+        regions (not for a model that reads whole utterances), none of the last two within a pause's length
+        (``cut_pause_s``) of another cut or an edge (:func:`apart`)."""
         edges, pause = region_cuts(regions, prepared.frames), round(self.options.cut_pause_s * VIDEO_FPS)
         # Several faces: a chunk reads one (its crops are normalised over it).
         cuts = speaker_changes(prepared.face_ids) if mode != "audio" else []
