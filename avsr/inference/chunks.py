@@ -123,3 +123,16 @@ def picture_changes(roi: np.ndarray, block: int = 256) -> np.ndarray:
         out[start: start + len(piece) - 1] = np.where(blank[1:] | blank[:-1], 0.0,
                                                       np.abs(np.diff(piece, axis=0)).mean(axis=(1, 2)))
     return out
+
+
+def apart(cuts: list[int], edges: list[int], frames: int, shortest: int) -> list[int]:
+    """The ``cuts`` (sorted) that leave no chunk shorter than ``shortest`` frames between them and the regions'
+    ``edges`` (kept all): a pause in a region's padding, or a speaker decision that flickers for a few frames, would
+    cut off a sliver, read as words once quiet is read after each chunk. Earlier cuts are kept first."""
+    kept: list[int] = []
+    for cut in cuts:
+        before = max([0] + [e for e in edges if e <= cut] + kept[-1:])
+        after = min([frames] + [e for e in edges if e >= cut])
+        if cut - before >= shortest and after - cut >= shortest:
+            kept.append(cut)
+    return kept

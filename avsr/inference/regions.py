@@ -67,6 +67,29 @@ def no_speech_prob(probability: np.ndarray, start: int, stop: int) -> float:
     return round(1.0 - float(np.mean(probability[start:stop])) if stop > start else 1.0, 3)
 
 
+def heard_or_loud(audio, frames: int) -> np.ndarray:
+    """``(T,)`` 1 where a frame of ``audio`` is loud (over :data:`DROWNED_DB`), else the audio's speech probability:
+    where :func:`read_spans` may start a chunk late. A frame that is loud or heard as speech is never left
+    unread; it needs the audio alone, so that windows read while the file is still being cut
+    (:mod:`avsr.inference.stream`) are those recognition reads."""
+    loud = speech_envelope(audio)[:frames] > DROWNED_DB
+    return np.where(loud, 1.0, audio_speech_probability(audio, frames)).astype(np.float32)
+
+
+def read_spans(regions: list[tuple[int, int]], cuts: list[int], probability: np.ndarray, threshold: float,
+               lead: int) -> list[tuple[int, int]]:
+    """The stretches of ``regions`` read: each chunk (a region's piece between two of ``cuts``) from ``lead``
+    frames before its first frame whose ``probability`` (:func:`heard_or_loud`) reaches ``threshold`` (the whole
+    chunk without one)."""
+    bounds, spans = sorted(set(cuts)), []
+    for start, stop in regions:
+        inner = [cut for cut in bounds if start < cut < stop]
+        for a, b in zip([start] + inner, inner + [stop]):
+            onset, _ = speech_extent(probability, a, b, threshold)
+            spans.append((max(a, onset - lead), b))
+    return spans
+
+
 def speech_extent(probability: np.ndarray, start: int, stop: int, threshold: float) -> tuple[int, int]:
     """``[first, last + 1)``: the frames of ``[start, stop)`` from the first to the last whose speech probability
     reaches ``threshold`` (the region without its padding); the whole range if none does."""

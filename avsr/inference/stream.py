@@ -26,8 +26,9 @@ from typing import Any, Protocol
 import numpy as np
 import torch
 
-from avsr.inference.chunks import Window, chunk_plan, cut_threshold, first_windows, moved, pause_runs, place_cut
-from avsr.inference.regions import find_regions, inside, region_cuts
+from avsr.inference.chunks import (Window, apart, chunk_plan, cut_threshold, first_windows, moved, pause_runs,
+                                   place_cut)
+from avsr.inference.regions import find_regions, heard_or_loud, inside, read_spans, region_cuts
 from avsr.inference.sync import speech_envelope
 from avsr.io.vad import audio_speech_probability
 from avsr.io.spool import read_frames
@@ -116,6 +117,10 @@ class EarlyForward:
         self.regions = find_regions(heard, o.vad_options if cut else None,
                                     getattr(transcriber.model, "max_input_s", None))
         self.edges = region_cuts(self.regions, frames_hint)
+        self.frames_hint, self.pause = frames_hint, round(o.cut_pause_s * VIDEO_FPS)
+        # Each chunk is read from lead_s before its speech, as recognition reads it (Transcriber._plan).
+        self.heard = heard_or_loud(audio, frames_hint) if cut and o.vad and not whole else None
+        self.lead, self.threshold = round(o.lead_s * VIDEO_FPS), o.vad_threshold
         self.cuts: list[int] = []  # one per run of self.runs[: len(self.cuts)]
         self.roi, self.found = _Recent(), _Recent()
         self.change: list[np.ndarray] = []  # crop-to-crop changes (frame t -> t + 1) of the frames seen
@@ -176,12 +181,17 @@ class EarlyForward:
         # The chunks up to the last cut known (a pause's, or a region's edge before the next pause) are
         # settled; the one after it ends at the next pause (or the file's end) at the earliest.
         upcoming = self.runs[len(self.cuts)][0] if len(self.cuts) < len(self.runs) else None
-        cuts = sorted(set(self.cuts) | {e for e in self.edges if upcoming is None or e < upcoming})
+        cuts = sorted(set(apart(self.cuts, self.edges, self.frames_hint, self.pause))
+                      | {e for e in self.edges if upcoming is None or e < upcoming})
+        spans = self.regions
+        if self.heard is not None:  # the chunk still open is read from its first speech on, as it will be
+            spans = read_spans(self.regions, cuts, self.heard, self.threshold, self.lead)
+            cuts = sorted(set(cuts) | {a for a, _ in spans if upcoming is None or a < upcoming})
         open_from = cuts[-1] if cuts else 0
         plan = chunk_plan(open_from, cuts, self.window, self.overlap) if cuts else []
         at_least = (upcoming if upcoming is not None else seen) - open_from
         opened = moved(first_windows(at_least, self.window, self.overlap), open_from)
-        plan = [window for window in plan + opened if inside(window, self.regions)]
+        plan = [window for window in plan + opened if inside(window, spans)]
         return plan, opened[-1][0] if opened else open_from
 
     def _run_ready(self) -> None:

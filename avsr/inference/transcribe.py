@@ -25,12 +25,13 @@ from avsr.data.tokenizer import CharTokenizer
 from avsr.decoding.align import align_words
 from avsr.decoding.boundaries import refine_boundaries
 from avsr.decoding.joint import joint_beam_search
-from avsr.inference.chunks import Window, chunk_plan, pause_cuts, quiet_frames
+from avsr.inference.chunks import Window, apart, chunk_plan, pause_cuts, quiet_frames
 from avsr.errors import OptionError
 from avsr.inference.decoders import joint_options, make_ctc_decoder
 from avsr.inference.options import TranscribeOptions  # noqa: F401 (also imported from here)
 from avsr.inference.prepare import PreparedInput, prepare_input
-from avsr.inference.regions import (find_regions, fit_to_speech, inside, no_speech_prob, region_cuts, speech_extent,
+from avsr.inference.regions import (find_regions, fit_to_speech, heard_or_loud, inside, no_speech_prob, read_spans,
+                                    region_cuts, speech_extent,
                                     speech_probability)
 from avsr.inference.transcript import Segment, Transcript, Word, with_faces  # noqa: F401 (also imported from here)
 from avsr.inference.speaker import speaker_changes
@@ -245,21 +246,19 @@ class Transcriber:
         loud = np.flatnonzero(~quiet)
         return max(wanted - (len(quiet) - (loud[-1] + 1 if len(loud) else 0)), 0)
 
-    def _plan(self, prepared: PreparedInput, mode: str, regions: list[tuple[int, int]],
-              probability: np.ndarray) -> tuple[list[int], list[tuple[int, int]]]:
+    def _plan(self, prepared: PreparedInput, mode: str,
+              regions: list[tuple[int, int]]) -> tuple[list[int], list[tuple[int, int]]]:
         """Where chunks end (:meth:`_cuts`) and the stretches read: each chunk from ``options.lead_s`` before its
-        first speech frame on (with the segmentation on; its whole region without). The quiet before a turn, with
+        first frame loud or heard as speech (:func:`heard_or_loud`; with the segmentation on and audio; its whole
+        region without). The quiet before a turn, with
         the face waiting to speak, cost a model trained on tightly cut clips its first word (av mode, conversations:
         18.8 % WER read from the pause's middle, 10.6 % from a frame before the speech; docs/history/2026-12-07.md)."""
         cuts = self._cuts(prepared, mode, regions)
-        if not self.options.vad or getattr(self.model, "reads_utterances", False):
+        if not self.options.vad or not prepared.has_audio or mode == "video" or \
+                getattr(self.model, "reads_utterances", False):
             return cuts, regions
-        lead, bounds, spans = round(self.options.lead_s * VIDEO_FPS), sorted(set(cuts)), []
-        for start, stop in regions:
-            inner = [cut for cut in bounds if start < cut < stop]
-            for a, b in zip([start] + inner, inner + [stop]):
-                onset, _ = speech_extent(probability, a, b, self.options.vad_threshold)
-                spans.append((max(a, onset - lead), b))
+        spans = read_spans(regions, cuts, heard_or_loud(prepared.audio, prepared.frames), self.options.vad_threshold,
+                           round(self.options.lead_s * VIDEO_FPS))
         return sorted(set(cuts) | {a for a, _ in spans}), spans
 
     def _cuts(self, prepared: PreparedInput, mode: str, regions: list[tuple[int, int]]) -> list[int]:
@@ -323,7 +322,7 @@ class Transcriber:
         probability = speech_probability(mode, prepared.audio, prepared.has_audio, prepared.mouth_signal,
                                          prepared.face_found)
         regions = find_regions(probability, o.vad_options, getattr(self.model, "max_input_s", None))
-        cuts, spans = self._plan(prepared, mode, regions, probability)
+        cuts, spans = self._plan(prepared, mode, regions)
         # The windows read while the file was cut, if they were read in this mode (and the video is not moved).
         early = prepared.early if prepared.early_mode == mode else None
         # An xattn model is run first as the file is: where its audio frames looked is the offset estimate.
@@ -337,7 +336,7 @@ class Transcriber:
                                face_found=ShiftedFrames(prepared.face_found, -shift)[:],
                                face_ids=None if prepared.face_ids is None else
                                ShiftedFrames(prepared.face_ids, -shift)[:])
-            (cuts, spans), first = self._plan(prepared, mode, regions, probability), None
+            (cuts, spans), first = self._plan(prepared, mode, regions), None
         chunks = first if first is not None else self._read(prepared, mode, cuts, spans, None if shift else early)
         heard = prepared.audio if self.options.refine_words and prepared.has_audio and mode != "video" else None
         segments, read = self._decode_chunks(chunks, prepared, probability, heard)
@@ -407,19 +406,6 @@ class Transcriber:
             return {"attention_offset_frames": [], "attention_peak": []}
         offset, peak = attention_summary(attention)
         return {"attention_offset_frames": offset.tolist(), "attention_peak": peak.tolist()}
-
-
-def apart(cuts: list[int], edges: list[int], frames: int, shortest: int) -> list[int]:
-    """The ``cuts`` (sorted) that leave no chunk shorter than ``shortest`` frames between them and the regions'
-    ``edges`` (kept all): a pause in a region's padding, or a speaker decision that flickers for a few frames, would
-    cut off a sliver, read as words once quiet is read after each chunk. Earlier cuts are kept first."""
-    kept: list[int] = []
-    for cut in cuts:
-        before = max([0] + [e for e in edges if e <= cut] + kept[-1:])
-        after = min([frames] + [e for e in edges if e >= cut])
-        if cut - before >= shortest and after - cut >= shortest:
-            kept.append(cut)
-    return kept
 
 
 def in_chunk(spans: list[tuple[int, int]], frames: int) -> list[tuple[int, int]]:

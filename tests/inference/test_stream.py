@@ -41,10 +41,9 @@ def groups_of(transcriber: Transcriber, prepared) -> list[tuple]:
     o, spec = transcriber.options, transcriber.model.preprocessing
     probability = speech_probability("av", prepared.audio, prepared.has_audio, prepared.mouth_signal,
                                      prepared.face_found)
-    regions = find_regions(probability, o.vad_options)
-    plan = [window for window in chunk_plan(prepared.frames, transcriber._cuts(prepared, "av", regions),
-                                            round(o.window_s * spec.fps), round(o.overlap_s * spec.fps))
-            if inside(window, regions)]
+    cuts, spans = transcriber._plan(prepared, "av", find_regions(probability, o.vad_options))
+    plan = [window for window in chunk_plan(prepared.frames, cuts, round(o.window_s * spec.fps),
+                                            round(o.overlap_s * spec.fps)) if inside(window, spans)]
     return [tuple(plan[i: i + o.batch_size]) for i in range(0, len(plan), o.batch_size)]
 
 

@@ -124,7 +124,7 @@ def test_a_pause_inside_a_word_does_not_split_the_segment():
 
 
 def test_no_cut_leaves_a_sliver():
-    from avsr.inference.transcribe import apart
+    from avsr.inference.chunks import apart
 
     # a pause cut 2 frames before a region's end, a speaker flickering at 40 and 42: only 20 and 40 stay
     assert apart([20, 40, 42, 58], [10, 60], 100, 5) == [20, 40]
