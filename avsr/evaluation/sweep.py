@@ -32,6 +32,7 @@ from avsr.evaluation.figures import sweep_plots, utterance_figure
 from avsr.evaluation.options import Perturbation, offset_frames
 from avsr.evaluation.perturb import with_face_gaps, with_lead_in
 from avsr.evaluation.reading import reading
+from avsr.inference.chunks import quiet_lacking
 from avsr.inference.options import TranscribeOptions
 from avsr.inference.sync import attention_offset, frames_to_undo
 from avsr.io.vad import VadOptions
@@ -149,9 +150,9 @@ def bootstrap_wer(errors: np.ndarray, words: np.ndarray, seed: int, rounds: int 
 def stretches(items: list[dict], spans: list[list[tuple[int, int]] | None],
               tail: int = 0) -> tuple[list[dict], list[int]]:
     """The pieces of ``items`` a model reads (``spans[i]``: frame ranges of item i, None: all of it) and the item
-    each piece belongs to. Each piece is read with ``tail`` frames of quiet after it, as ``avsr transcribe``
-    reads each chunk (:attr:`~avsr.inference.transcribe.Transcriber.tail_frames`): digital silence, the last crop
-    held."""
+    each piece belongs to. Each piece ends with ``tail`` frames of quiet, what it lacks added
+    (:func:`~avsr.inference.chunks.quiet_lacking`: digital silence, the last crop held), as ``avsr transcribe``
+    reads each chunk."""
     pieces, owners = [], []
     for index, (item, ranges) in enumerate(zip(items, spans)):
         if ranges is None:
@@ -160,11 +161,12 @@ def stretches(items: list[dict], spans: list[list[tuple[int, int]] | None],
             continue
         step = len(item["audio"]) // max(len(item["video"]), 1)
         for start, stop in ranges:
-            held = ((0, tail),)
+            added = quiet_lacking(item["audio"][start * step: stop * step], tail) if tail else 0
+            held = ((0, added),)
             piece = item | {"video": np.pad(item["video"][start:stop], held + ((0, 0),) * (item["video"].ndim - 1),
                                             mode="edge"),
                             "face_found": np.pad(np.asarray(item["face_found"][start:stop]), held, mode="edge"),
-                            "audio": np.pad(item["audio"][start * step: stop * step], (0, tail * step))}
+                            "audio": np.pad(item["audio"][start * step: stop * step], (0, added * step))}
             if item.get("frame_snr") is not None:
                 piece["frame_snr"] = np.pad(np.asarray(item["frame_snr"][start:stop]), held, mode="edge")
             pieces.append(piece)

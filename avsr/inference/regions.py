@@ -67,13 +67,14 @@ def no_speech_prob(probability: np.ndarray, start: int, stop: int) -> float:
     return round(1.0 - float(np.mean(probability[start:stop])) if stop > start else 1.0, 3)
 
 
-def heard_or_loud(audio, frames: int) -> np.ndarray:
-    """``(T,)`` 1 where a frame of ``audio`` is loud (over :data:`DROWNED_DB`), else the audio's speech probability:
-    where :func:`read_spans` may start a chunk late. A frame that is loud or heard as speech is never left
-    unread; it needs the audio alone, so that windows read while the file is still being cut
-    (:mod:`avsr.inference.stream`) are those recognition reads."""
-    loud = speech_envelope(audio)[:frames] > DROWNED_DB
-    return np.where(loud, 1.0, audio_speech_probability(audio, frames)).astype(np.float32)
+def heard_or_loud(audio, probability: np.ndarray) -> np.ndarray:
+    """``(T,)`` 1 where a frame of ``audio`` is loud (over :data:`DROWNED_DB`), else ``probability``: where
+    :func:`read_spans` may start a chunk late. ``probability``: the audio's speech probability, or
+    :func:`speech_probability` in audio or av mode, which differs from it only in loud frames; so the result needs
+    the audio alone, and windows read while the file is still being cut (:mod:`avsr.inference.stream`) are those
+    recognition reads. A frame that is loud or heard as speech is never left unread."""
+    loud = speech_envelope(audio)[: len(probability)] > DROWNED_DB
+    return np.where(loud, 1.0, probability).astype(np.float32)
 
 
 def read_spans(regions: list[tuple[int, int]], cuts: list[int], probability: np.ndarray, threshold: float,

@@ -119,7 +119,7 @@ class EarlyForward:
         self.edges = region_cuts(self.regions, frames_hint)
         self.frames_hint, self.pause = frames_hint, round(o.cut_pause_s * VIDEO_FPS)
         # Each chunk is read from lead_s before its speech, as recognition reads it (Transcriber._plan).
-        self.heard = heard_or_loud(audio, frames_hint) if cut and o.vad and not whole else None
+        self.heard = heard_or_loud(audio, heard) if cut and o.vad and not whole else None
         self.lead, self.threshold = round(o.lead_s * VIDEO_FPS), o.vad_threshold
         self.cuts: list[int] = []  # one per run of self.runs[: len(self.cuts)]
         self.roi, self.found = _Recent(), _Recent()

@@ -25,7 +25,7 @@ from avsr.data.tokenizer import CharTokenizer
 from avsr.decoding.align import align_words
 from avsr.decoding.boundaries import refine_boundaries
 from avsr.decoding.joint import joint_beam_search
-from avsr.inference.chunks import Window, apart, chunk_plan, pause_cuts, quiet_frames
+from avsr.inference.chunks import Window, apart, chunk_plan, pause_cuts, quiet_lacking
 from avsr.errors import OptionError
 from avsr.inference.decoders import joint_options, make_ctc_decoder
 from avsr.inference.options import TranscribeOptions  # noqa: F401 (also imported from here)
@@ -35,8 +35,7 @@ from avsr.inference.regions import (find_regions, fit_to_speech, heard_or_loud, 
                                     speech_probability)
 from avsr.inference.transcript import Segment, Transcript, Word, with_faces  # noqa: F401 (also imported from here)
 from avsr.inference.speaker import speaker_changes
-from avsr.inference.sync import (SYNC_MS, SyncEstimate, attention_offset, estimate_offset, frames_to_undo,
-                                 speech_envelope)
+from avsr.inference.sync import SYNC_MS, SyncEstimate, attention_offset, estimate_offset, frames_to_undo
 from avsr.io.face_align import true_runs
 from avsr.io.lip_roi import release_free_heap
 from avsr.io.results import FileError, Reason
@@ -232,22 +231,13 @@ class Transcriber:
         return round(self.options.tail_s * self.model.preprocessing.fps)
 
     def tail_after(self, audio, start: int, stop: int) -> int:
-        """Frames of quiet to read after frames ``[start, stop)`` of ``audio``, the end of a chunk: what its own
-        quiet end (:func:`~avsr.inference.chunks.quiet_frames`) lacks of :attr:`tail_frames`. A chunk that ends
-        long after its speech gets none: 0.4 s added to every chunk cost single-face clips words in av mode (5.6 ->
-        7.2 % WER, docs/history/2026-12-07.md)."""
-        wanted = self.tail_frames
-        if not wanted:
-            return 0
+        """Frames of quiet to read after frames ``[start, stop)`` of ``audio``, the end of a chunk
+        (:func:`~avsr.inference.chunks.quiet_lacking` of :attr:`tail_frames`)."""
         step = self.model.preprocessing.samples_per_frame
-        quiet = quiet_frames(speech_envelope(audio[start * step: stop * step]))
-        if quiet is None:  # no speech and floor to tell apart
-            return wanted
-        loud = np.flatnonzero(~quiet)
-        return max(wanted - (len(quiet) - (loud[-1] + 1 if len(loud) else 0)), 0)
+        return quiet_lacking(audio[start * step: stop * step], self.tail_frames) if self.tail_frames else 0
 
-    def _plan(self, prepared: PreparedInput, mode: str,
-              regions: list[tuple[int, int]]) -> tuple[list[int], list[tuple[int, int]]]:
+    def _plan(self, prepared: PreparedInput, mode: str, regions: list[tuple[int, int]],
+              probability: np.ndarray) -> tuple[list[int], list[tuple[int, int]]]:
         """Where chunks end (:meth:`_cuts`) and the stretches read: each chunk from ``options.lead_s`` before its
         first frame loud or heard as speech (:func:`heard_or_loud`; with the segmentation on and audio; its whole
         region without). The quiet before a turn, with
@@ -257,7 +247,7 @@ class Transcriber:
         if not self.options.vad or not prepared.has_audio or mode == "video" or \
                 getattr(self.model, "reads_utterances", False):
             return cuts, regions
-        spans = read_spans(regions, cuts, heard_or_loud(prepared.audio, prepared.frames), self.options.vad_threshold,
+        spans = read_spans(regions, cuts, heard_or_loud(prepared.audio, probability), self.options.vad_threshold,
                            round(self.options.lead_s * VIDEO_FPS))
         return sorted(set(cuts) | {a for a, _ in spans}), spans
 
@@ -322,7 +312,7 @@ class Transcriber:
         probability = speech_probability(mode, prepared.audio, prepared.has_audio, prepared.mouth_signal,
                                          prepared.face_found)
         regions = find_regions(probability, o.vad_options, getattr(self.model, "max_input_s", None))
-        cuts, spans = self._plan(prepared, mode, regions)
+        cuts, spans = self._plan(prepared, mode, regions, probability)
         # The windows read while the file was cut, if they were read in this mode (and the video is not moved).
         early = prepared.early if prepared.early_mode == mode else None
         # An xattn model is run first as the file is: where its audio frames looked is the offset estimate.
@@ -336,7 +326,7 @@ class Transcriber:
                                face_found=ShiftedFrames(prepared.face_found, -shift)[:],
                                face_ids=None if prepared.face_ids is None else
                                ShiftedFrames(prepared.face_ids, -shift)[:])
-            (cuts, spans), first = self._plan(prepared, mode, regions), None
+            (cuts, spans), first = self._plan(prepared, mode, regions, probability), None
         chunks = first if first is not None else self._read(prepared, mode, cuts, spans, None if shift else early)
         heard = prepared.audio if self.options.refine_words and prepared.has_audio and mode != "video" else None
         segments, read = self._decode_chunks(chunks, prepared, probability, heard)

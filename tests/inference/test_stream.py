@@ -41,7 +41,7 @@ def groups_of(transcriber: Transcriber, prepared) -> list[tuple]:
     o, spec = transcriber.options, transcriber.model.preprocessing
     probability = speech_probability("av", prepared.audio, prepared.has_audio, prepared.mouth_signal,
                                      prepared.face_found)
-    cuts, spans = transcriber._plan(prepared, "av", find_regions(probability, o.vad_options))
+    cuts, spans = transcriber._plan(prepared, "av", find_regions(probability, o.vad_options), probability)
     plan = [window for window in chunk_plan(prepared.frames, cuts, round(o.window_s * spec.fps),
                                             round(o.overlap_s * spec.fps)) if inside(window, spans)]
     return [tuple(plan[i: i + o.batch_size]) for i in range(0, len(plan), o.batch_size)]
