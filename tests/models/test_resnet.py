@@ -24,32 +24,33 @@ def with_statistics(frontend: nn.Module) -> nn.Module:
     return frontend.eval()
 
 
+def _in_pieces_as_whole(monkeypatch, frontend, inputs: torch.Tensor, frames_per_pass: int) -> torch.Tensor:
+    """``frontend``'s output on ``inputs`` read ``frames_per_pass`` frames at a time, checked equal to its output
+    on the whole."""
+    with torch.no_grad():
+        whole = frontend(inputs)
+        monkeypatch.setattr(resnet, "FRAMES_PER_PASS", frames_per_pass)
+        pieces = frontend(inputs)
+    assert torch.equal(pieces, whole)
+    return pieces
+
+
 @pytest.mark.parametrize("frames_per_pass", [1, 3, 8, 40])
 def test_the_video_frontend_in_pieces_gives_the_whole_clips_output(monkeypatch, frames_per_pass: int) -> None:
     torch.manual_seed(0)
-    frontend = with_statistics(VideoResNet())
     video = torch.randn(2, 13, 88, 88)  # (B, T, H, W)
     video[1, 9:] = 0  # a padded row
-    with torch.no_grad():
-        whole = frontend(video)
-        monkeypatch.setattr(resnet, "FRAMES_PER_PASS", frames_per_pass)
-        pieces = frontend(video)
+    pieces = _in_pieces_as_whole(monkeypatch, with_statistics(VideoResNet()), video, frames_per_pass)
     assert pieces.shape == (2, 13, 512)
-    assert torch.equal(pieces, whole)
 
 
 @pytest.mark.parametrize("frames_per_pass", [1, 3, 8, 40])
 def test_the_audio_frontend_in_pieces_gives_the_whole_waveforms_output(monkeypatch, frames_per_pass: int) -> None:
     torch.manual_seed(0)
-    frontend = with_statistics(AudioResNet())
     audio = torch.randn(2, 11 * 640 + 300)  # (B, N): the last 300 samples make no frame
     audio[1, 7 * 640 + 17:] = 0  # a padded row
-    with torch.no_grad():
-        whole = frontend(audio)
-        monkeypatch.setattr(resnet, "FRAMES_PER_PASS", frames_per_pass)
-        pieces = frontend(audio)
+    pieces = _in_pieces_as_whole(monkeypatch, with_statistics(AudioResNet()), audio, frames_per_pass)
     assert pieces.shape == (2, 11, 512)
-    assert torch.equal(pieces, whole)
 
 
 def test_a_sample_moves_no_audio_frame_beyond_the_context() -> None:
