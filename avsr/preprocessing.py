@@ -52,9 +52,12 @@ VAD_THRESHOLD = 0.5  # Silero speech probability from which a frame is speech (a
 MODEL_MODES = ("av", "audio", "video")  # what a model reads: both streams, the audio alone, the lips alone
 # Grey-level mean and standard deviation (/255) of mouth crops: the LRS3 values used by auto_avsr.
 PIXEL_MEAN, PIXEL_STD = 0.421, 0.165
-VIDEO_NORMS = ("global", "utterance", "utterance_rms")
+VIDEO_NORMS = ("global", "utterance", "utterance_rms", "utterance_moving")
 # Floor of an utterance's motion RMS under ``utterance_rms``: a still mouth is not blown up to a moving one.
 MIN_MOTION_RMS = 0.02
+# Weight of a frame that does not change at all under ``utterance_moving``; a speaking mouth's frames step by
+# about 0.05-0.2 (mean absolute change of standardised grey levels).
+MIN_STEP_WEIGHT = 1e-6
 
 
 class PreprocessingError(AvsrError, ValueError):
@@ -77,6 +80,10 @@ class Preprocessing:
             ``utterance_rms``: as ``utterance``, then the motion left is scaled to an RMS of
             ``motion_rms`` (CMVN's variance step): a face whose lips move half as many pixels (a
             narrow mouth, a smaller crop of it) gives the same input amplitude as the faces trained on.
+            ``utterance_moving``: as ``utterance_rms``, but each frame counts in the mean image and the RMS
+            by how much the crop changes into and out of it (the mean absolute step to its neighbours),
+            so a face held still (a lead-in or trail of quiet, a frozen picture) does not move the
+            statistics of the frames that speak; with no change at all, every frame counts the same.
         motion_rms: the RMS of the motion under ``utterance_rms``. 0.26 is the median of the
             synthetic corpus's training speakers under ``utterance``, so a model trained with
             ``utterance`` sees the input range it knows.
@@ -171,6 +178,8 @@ class Preprocessing:
         # the same, operation for operation.
         valid = torch.arange(video.shape[1], device=video.device)[None] < lengths.to(video.device)[:, None]
         x = video.to(torch.float32, copy=True).div_(255).sub_(self.pixel_mean).div_(self.pixel_std)  # never the input
+        if self.video_norm == "utterance_moving":
+            return self._normalise_moving(x, face_found & valid)
         if self.video_norm in ("utterance", "utterance_rms"):
             face = (face_found & valid)[..., None, None]
             frames = face.sum(dim=1, keepdim=True).clamp(min=1)
@@ -181,3 +190,21 @@ class Preprocessing:
                 x.mul_(self.motion_rms / rms.clamp(min=MIN_MOTION_RMS))
             return x
         return x.masked_fill_(~valid[..., None, None], 0.0)
+
+    def _normalise_moving(self, x, face):
+        """``utterance_moving`` in place on ``x`` ``(B, T, H, W)`` (standardised grey levels), ``face``
+        ``(B, T)`` the valid frames with a face."""
+        import torch
+
+        weight = torch.zeros(face.shape, dtype=x.dtype, device=x.device)
+        for row in range(len(x)):  # one utterance's steps at a time: the temporary stays small
+            step = (x[row, 1:] - x[row, :-1]).abs_().mean(dim=(1, 2)) * (face[row, 1:] & face[row, :-1])
+            weight[row, 1:] += step / 2
+            weight[row, :-1] += step / 2
+        weight += MIN_STEP_WEIGHT * face  # a face that never moves: every frame the same weight
+        weight = weight.masked_fill_(~face, 0.0)[..., None, None]
+        total = weight.sum(dim=1, keepdim=True).clamp(min=MIN_STEP_WEIGHT)
+        x.masked_fill_(~face[..., None, None], 0.0)
+        x.sub_((x * weight).sum(dim=1, keepdim=True) / total).masked_fill_(~face[..., None, None], 0.0)
+        rms = ((x.square() * weight).sum(dim=(1, 2, 3), keepdim=True) / (total * x.shape[2] * x.shape[3])).sqrt()
+        return x.mul_(self.motion_rms / rms.clamp(min=MIN_MOTION_RMS))

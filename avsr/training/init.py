@@ -4,6 +4,7 @@ head) of an audio-only, video-only or AV model; and reading the training checkpo
 
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass, fields
 from pathlib import Path
 
@@ -117,10 +118,17 @@ def load_stream_model(path: str | Path) -> AVSRModel:
 
 def check_crops(source: AVSRModel, model: AVSRModel, path: str | Path, what: str) -> None:
     """A ValueError naming both when ``source`` (at ``path``) was trained on crops prepared otherwise
-    than ``model`` is set to read them."""
-    if source.preprocessing != model.preprocessing:
+    than ``model`` is set to read them. How an utterance's crops are normalised (``video_norm``,
+    ``motion_rms``) may differ: the weights then learn the new input (a fine-tune to another norm)."""
+    renormalised = ("video_norm", "motion_rms")
+    theirs, ours = source.preprocessing.to_dict(), model.preprocessing.to_dict()
+    if any(theirs[key] != ours[key] for key in theirs if key not in renormalised):
         raise ValueError(f"{path}: {what} was trained on crops prepared as {source.preprocessing}, this model is set "
                          f"to {model.preprocessing}; set model.preprocessing to match")
+    if theirs != ours:
+        print(f"warning: {path}: {what} was trained with video_norm={theirs['video_norm']}, motion_rms="
+              f"{theirs['motion_rms']}; this model normalises its crops with video_norm={ours['video_norm']}, "
+              f"motion_rms={ours['motion_rms']}", file=sys.stderr)
 
 
 def init_stream(model: AVSRModel, stream: str, path: str | Path) -> list[str]:

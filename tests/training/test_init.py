@@ -49,7 +49,7 @@ def test_av_training_starts_from_stream_models_and_refuses_ones_that_do_not_fit(
     with pytest.raises(ValueError, match=r"wide\.pt: its video stream does not fit this model .*\(8, 24|24"):
         AVSRLightning(config, init=InitOptions(video=str(wide))).setup("fit")
     with pytest.raises(ValueError, match=r"video\.pt: its video stream was trained on crops prepared as"):
-        AVSRLightning(config, preprocessing=Preprocessing(video_norm="utterance"),
+        AVSRLightning(config, preprocessing=Preprocessing(crop_size=80),
                       init=InitOptions(video=str(video))).setup("fit")
     with pytest.raises(ValueError, match=r"init\.video=.*video\.pt: this audio model has no video stream"):
         AVSRLightning(ModelConfig(**SMALL, modalities="audio"), init=InitOptions(video=str(video))).setup("fit")
@@ -69,8 +69,23 @@ def test_fine_tuning_starts_from_every_weight_of_a_model_with_the_same_settings(
     with pytest.raises(ValueError, match=r"trained\.pt: that model is not this one \(fusion='xattn' there, 'gate' here"):
         AVSRLightning(ModelConfig(**SMALL), init=InitOptions(model=str(trained))).setup("fit")
     with pytest.raises(ValueError, match=r"trained\.pt: it was trained on crops prepared as"):
-        AVSRLightning(config, preprocessing=Preprocessing(video_norm="utterance"),
+        AVSRLightning(config, preprocessing=Preprocessing(crop_size=80),
                       init=InitOptions(model=str(trained))).setup("fit")
+
+
+def test_a_fine_tune_may_normalise_the_crops_otherwise_and_says_so(tmp_path, capsys):
+    """Crops cut the same way but normalised otherwise (video_norm): the weights are copied and the
+    change is printed, so a fine-tune can move a model to another normalisation."""
+    config = ModelConfig(**SMALL)
+    trained = stream_bundle(tmp_path / "trained.pt", "av", seed=4)
+    module = AVSRLightning(config, preprocessing=Preprocessing(video_norm="utterance_moving"),
+                           init=InitOptions(model=str(trained)))
+    module.setup("fit")
+    source = load_bundle(trained)[0].state_dict()
+    assert all(torch.equal(module.model.state_dict()[k], v) for k, v in source.items())
+    assert module.model.preprocessing.video_norm == "utterance_moving"
+    warning = capsys.readouterr().err
+    assert "trained.pt: it was trained with video_norm=global" in warning and "video_norm=utterance_moving" in warning
 
 
 def cli_checkpoint(tmp_path: Path) -> Path:
