@@ -121,3 +121,27 @@ def test_utterance_rms_gives_a_small_and_a_large_movement_the_same_amplitude():
     still = spec.normalise_video(torch.full((1, 8, 6, 6), 120.0) + motion * 0.01,
                                  face[:1], lengths[:1])
     assert still.square().mean().sqrt() < 0.05
+
+
+def test_a_face_held_still_around_the_speech_leaves_the_speaking_frames_as_they_were(prepared_corpus):
+    """utterance_moving: 3 s of the first crop held before a real clip's speech and 2 s of its last after
+    (``avsr evaluate --lead-in-s 3 --trail-s 2``) leave the speaking frames' input as it was; under
+    utterance_rms the still frames pull the mean image towards them and shrink the motion's scale."""
+    import numpy as np
+
+    from avsr.evaluation.perturb import lengthened
+    from avsr.evaluation.sweep import load_items
+
+    (item, *_), _ = load_items(str(prepared_corpus / "test.jsonl"))
+    long = lengthened(item, 75, 50, -60.0, np.random.default_rng(0))
+    frames = len(item["video"])
+
+    def normalised(norm, clip):
+        video, face = torch.from_numpy(clip["video"])[None], torch.from_numpy(clip["face_found"])[None]
+        return Preprocessing(video_norm=norm).normalise_video(video, face, torch.tensor([len(clip["video"])]))[0]
+
+    for norm, close in (("utterance_rms", False), ("utterance_moving", True)):
+        tight, held = normalised(norm, item), normalised(norm, long)
+        assert torch.allclose(held[75:75 + frames], tight, atol=1e-3) is close, norm
+    assert torch.equal(held[:75], held[75].expand(75, -1, -1))  # the held face: its first frame, still
+    assert (held[:75] - tight[0]).abs().max() < 1e-3
