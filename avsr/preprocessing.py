@@ -201,10 +201,8 @@ class Preprocessing:
             step = (x[row, 1:] - x[row, :-1]).abs_().mean(dim=(1, 2)) * (face[row, 1:] & face[row, :-1])
             weight[row, 1:] += step / 2
             weight[row, :-1] += step / 2
-        weight += MIN_STEP_WEIGHT * face  # a face that never moves: every frame the same weight
-        weight = weight.masked_fill_(~face, 0.0)[..., None, None]
+        weight = (weight + MIN_STEP_WEIGHT * face)[..., None, None]  # 0 without a face; a still face: all alike
         total = weight.sum(dim=1, keepdim=True).clamp(min=MIN_STEP_WEIGHT)
-        x.masked_fill_(~face[..., None, None], 0.0)
         x.sub_((x * weight).sum(dim=1, keepdim=True) / total).masked_fill_(~face[..., None, None], 0.0)
         rms = ((x.square() * weight).sum(dim=(1, 2, 3), keepdim=True) / (total * x.shape[2] * x.shape[3])).sqrt()
         return x.mul_(self.motion_rms / rms.clamp(min=MIN_MOTION_RMS))

@@ -23,7 +23,7 @@ import torch
 from avsr.data.augment import frame_snr_db, shift_video
 from avsr.data.dataset import AVDataset, collate
 from avsr.data.manifest import ManifestError
-from avsr.preprocessing import VIDEO_FPS, Preprocessing
+from avsr.preprocessing import Preprocessing
 from avsr.files import write_text_atomic
 from avsr.data.noise import NoiseFolder, babble, babble_talkers, measured_snr_db, mix_at_snr, white_noise
 from avsr.decoding.greedy import greedy_decode
@@ -32,7 +32,7 @@ from avsr.evaluation.figures import sweep_plots, utterance_figure
 from avsr.evaluation.options import Perturbation, offset_frames
 from avsr.evaluation.perturb import with_face_gaps, with_lead_in
 from avsr.evaluation.reading import reading
-from avsr.inference.chunks import quiet_lacking
+from avsr.inference.chunks import quiet_lacking, tail_frames
 from avsr.inference.options import TranscribeOptions
 from avsr.inference.sync import attention_offset, frames_to_undo
 from avsr.io.vad import VadOptions
@@ -197,7 +197,7 @@ def score(model, items: list[dict], mode: str, decoder: Callable, batch_size: in
         return batch, model(batch.audio, batch.audio_lengths, batch.video, batch.video_lengths, batch.face_found, mode)
 
     whole = items
-    tail = 0 if getattr(model, "reads_utterances", False) else round(TranscribeOptions().tail_s * VIDEO_FPS)
+    tail = tail_frames(model, TranscribeOptions().tail_s)
     items, owners = stretches(items, spans, tail) if spans is not None else (items, list(range(len(items))))
     hypotheses, weights = [], []
     for start in range(0, len(items), batch_size):

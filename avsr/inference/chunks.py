@@ -138,6 +138,12 @@ def apart(cuts: list[int], edges: list[int], frames: int, shortest: int) -> list
     return kept
 
 
+def tail_frames(model, tail_s: float) -> int:
+    """Frames of quiet each chunk ``model`` reads ends with (``TranscribeOptions.tail_s``); none for a model that
+    reads whole utterances (an imported one)."""
+    return 0 if getattr(model, "reads_utterances", False) else round(tail_s * model.preprocessing.fps)
+
+
 def quiet_lacking(audio, frames: int) -> int:
     """Frames of quiet to add after ``audio`` (16 kHz samples, the end of a chunk) so that it ends with ``frames``
     of quiet: what its own quiet end (:func:`quiet_frames`) lacks; all of them where speech and floor cannot be

@@ -25,7 +25,7 @@ from avsr.data.tokenizer import CharTokenizer
 from avsr.decoding.align import align_words
 from avsr.decoding.boundaries import refine_boundaries
 from avsr.decoding.joint import joint_beam_search
-from avsr.inference.chunks import Window, apart, chunk_plan, pause_cuts, quiet_lacking
+from avsr.inference.chunks import Window, apart, chunk_plan, pause_cuts, quiet_lacking, tail_frames
 from avsr.errors import OptionError
 from avsr.inference.decoders import joint_options, make_ctc_decoder
 from avsr.inference.options import TranscribeOptions  # noqa: F401 (also imported from here)
@@ -226,9 +226,7 @@ class Transcriber:
     @property
     def tail_frames(self) -> int:
         """Frames of quiet each chunk ends with (``options.tail_s``; none for a model that reads utterances)."""
-        if getattr(self.model, "reads_utterances", False):
-            return 0
-        return round(self.options.tail_s * self.model.preprocessing.fps)
+        return tail_frames(self.model, self.options.tail_s)
 
     def tail_after(self, audio, start: int, stop: int) -> int:
         """Frames of quiet to read after frames ``[start, stop)`` of ``audio``, the end of a chunk
